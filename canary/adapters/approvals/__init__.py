@@ -1,0 +1,1 @@
+"""approvals — see DESIGN.md §4."""

@@ -1,0 +1,1 @@
+"""notifiers — see DESIGN.md §4."""

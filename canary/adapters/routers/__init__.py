@@ -1,0 +1,1 @@
+"""routers — see DESIGN.md §4."""

@@ -1,0 +1,1 @@
+"""api — see DESIGN.md §4."""

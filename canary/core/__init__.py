@@ -1,0 +1,1 @@
+"""The pure decision core: steps, judge, machine. No I/O, no clock, no logging."""

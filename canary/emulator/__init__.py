@@ -1,0 +1,1 @@
+"""emulator — see DESIGN.md §4."""

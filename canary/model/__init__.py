@@ -1,0 +1,1 @@
+"""pydantic v2 models of canary's resources and their status. No I/O."""

@@ -1,0 +1,236 @@
+"""The release policy: service, traffic router, steps, analysis, approvals, notifications.
+
+A ``RolloutPolicy`` holds it once per app; a ``Rollout`` may inline any of its fields to
+override the referenced policy (see ``canary.model.rollout.resolve``). Every field is optional
+here because either object may leave it to the other; ``resolve`` fills the defaults.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from canary.model.base import Duration, ServiceName, Wire
+
+Weight = Annotated[int, Field(ge=0, le=100, description="Percent of requests sent to the canary.")]
+
+ROUTE_VERSIONS: dict[str, tuple[str, ...]] = {
+    "HTTPRoute": (
+        "gateway.networking.k8s.io/v1",
+        "gateway.networking.k8s.io/v1beta1",
+        "policy.linkerd.io/v1beta3",
+    ),
+    "TrafficSplit": ("split.smi-spec.io/v1alpha2", "split.smi-spec.io/v1alpha1"),
+}
+
+
+class ServiceRef(Wire):
+    """The apex Service that clients call; canary adds ``<name>-stable`` and ``<name>-canary``."""
+
+    name: ServiceName
+    port: int = Field(ge=1, le=65535, description="The Service port the route applies to.")
+
+
+class Traffic(Wire):
+    """How traffic is split between stable and canary."""
+
+    router: Literal["HTTPRoute", "TrafficSplit"] | None = Field(
+        default=None, description="HTTPRoute (Gateway API, default) or TrafficSplit (SMI)."
+    )
+    api_version: (
+        Literal[
+            "gateway.networking.k8s.io/v1",
+            "gateway.networking.k8s.io/v1beta1",
+            "policy.linkerd.io/v1beta3",
+            "split.smi-spec.io/v1alpha2",
+            "split.smi-spec.io/v1alpha1",
+        ]
+        | None
+    ) = Field(default=None, description="API version of the route object; the newest by default.")
+    route_name: ServiceName | None = Field(
+        default=None, description="Name of the route object; the apex Service's name by default."
+    )
+
+    @model_validator(mode="after")
+    def _version_matches_router(self) -> Traffic:
+        router = self.router or "HTTPRoute"
+        if self.api_version is not None and self.api_version not in ROUTE_VERSIONS[router]:
+            allowed = ", ".join(ROUTE_VERSIONS[router])
+            raise ValueError(f"apiVersion {self.api_version} does not serve {router}; use {allowed}")
+        return self
+
+
+class Pause(Wire):
+    """Hold the rollout: for a duration, or (without one) until someone approves."""
+
+    duration: Duration | None = Field(
+        default=None, description="How long to hold; without it the step waits for an approval."
+    )
+    timeout: Duration | None = Field(
+        default=None, description="For an approval pause: how long to wait before onTimeout."
+    )
+    on_timeout: Literal["Rollback", "Continue"] | None = Field(
+        default=None, description="What an approval pause does when its timeout passes."
+    )
+
+
+class Step(Wire):
+    """One step of the rollout: exactly one of setWeight or pause."""
+
+    set_weight: Weight | None = None
+    pause: Pause | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Step:
+        if (self.set_weight is None) == (self.pause is None):
+            raise ValueError("a step has exactly one of setWeight or pause")
+        return self
+
+
+class SuccessRate(Wire):
+    """Absolute floor on the canary's success rate."""
+
+    min: float = Field(ge=0, le=100, description="Lowest acceptable success rate, in percent.")
+
+
+class Latency(Wire):
+    """Absolute ceiling on a latency percentile of the canary."""
+
+    percentile: float = Field(default=99, gt=0, lt=100, description="Which percentile, e.g. 99.")
+    max_ms: int = Field(ge=1, description="Highest acceptable value of that percentile, in ms.")
+
+
+class CompareWithStable(Wire):
+    """The sequential canary-versus-stable test (see docs/analysis.md)."""
+
+    enabled: bool = True
+    false_rollback_rate: float | None = Field(
+        default=None,
+        gt=0,
+        lt=0.5,
+        description="Chance of rolling back a release that is as good as stable (default 0.01).",
+    )
+    error_rate_tolerance: float | None = Field(
+        default=None,
+        ge=0,
+        description="How much worse the canary's error rate may be, as a ratio over stable "
+        "(0.5 accepts up to 1.5× stable's rate).",
+    )
+    latency_tolerance: float | None = Field(
+        default=None,
+        ge=0,
+        description="How much slower the canary may be, as a ratio (0.2 accepts up to 20% slower).",
+    )
+
+
+class NoData(Wire):
+    """What to do while a step has no canary traffic to judge."""
+
+    action: Literal["Hold"] = Field(default="Hold", description="Hold: keep the current weight.")
+    timeout: Duration | None = Field(default=None, description="How long to hold; default 10m.")
+    on_timeout: Literal["Rollback", "Hold"] | None = Field(
+        default=None, description="What to do once the timeout passes; default Rollback."
+    )
+
+
+class CustomMetric(Wire):
+    """An extra PromQL check. ``{{namespace}}``, ``{{target}}``, ``{{canary}}`` and
+    ``{{interval}}`` are replaced before the query runs; the result must be one number."""
+
+    name: ServiceName
+    query: str = Field(min_length=1)
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _has_bound(self) -> CustomMetric:
+        if self.min is None and self.max is None:
+            raise ValueError("a metric check needs min, max, or both")
+        return self
+
+
+class Analysis(Wire):
+    """How each step is judged."""
+
+    interval: Duration | None = Field(default=None, description="Evaluation tick; default 15s.")
+    min_requests_per_step: int | None = Field(
+        default=None, ge=0, description="Canary requests a step needs before it may pass."
+    )
+    success_rate: SuccessRate | None = None
+    latency: Latency | None = None
+    compare_with_stable: CompareWithStable | None = None
+    no_data: NoData | None = None
+    metrics: list[CustomMetric] | None = None
+
+
+class ApprovalGate(Wire):
+    """A point where a person must approve before the rollout goes on."""
+
+    required: bool = True
+    timeout: Duration | None = Field(default=None, description="How long to wait; forever if unset.")
+    on_timeout: Literal["Rollback", "Promote"] | None = Field(
+        default=None, description="What happens when the timeout passes; default Rollback."
+    )
+
+
+class Approvals(Wire):
+    """Approval gates around the rollout."""
+
+    before_start: bool | None = Field(default=None, description="Wait for an approval to start.")
+    before_promotion: ApprovalGate | None = None
+
+
+class SecretKeyRef(Wire):
+    """A key in a Secret in the Rollout's namespace."""
+
+    name: ServiceName
+    key: str = Field(min_length=1)
+
+
+class Notification(Wire):
+    """Where to tell people about the rollout."""
+
+    type: Literal["slack", "msteams", "webhook"]
+    url: str | None = Field(default=None, pattern=r"^https?://")
+    url_from: SecretKeyRef | None = Field(default=None, description="Read the URL from a Secret.")
+
+    @model_validator(mode="after")
+    def _has_url(self) -> Notification:
+        if (self.url is None) == (self.url_from is None):
+            raise ValueError("a notification has exactly one of url or urlFrom")
+        return self
+
+
+class PolicyFields(Wire):
+    """Every field a RolloutPolicy holds and a Rollout may override."""
+
+    service: ServiceRef | None = None
+    traffic: Traffic | None = None
+    steps: list[Step] | None = Field(default=None, min_length=1)
+    step_weight: int | None = Field(
+        default=None, ge=1, le=100, description="Shorthand for steps: raise by this much..."
+    )
+    max_weight: int | None = Field(
+        default=None, ge=1, le=100, description="...up to this weight, then promote."
+    )
+    analysis: Analysis | None = None
+    approvals: Approvals | None = None
+    notifications: list[Notification] | None = None
+
+    @model_validator(mode="after")
+    def _steps_or_shorthand(self) -> PolicyFields:
+        if self.steps is not None and (self.step_weight is not None or self.max_weight is not None):
+            raise ValueError("use either steps or stepWeight/maxWeight, not both")
+        return self
+
+
+class RolloutPolicySpec(PolicyFields):
+    """Spec of a RolloutPolicy."""
+
+
+DEFAULT_INTERVAL = timedelta(seconds=15)
+DEFAULT_MIN_REQUESTS = 200
+DEFAULT_NO_DATA_TIMEOUT = timedelta(minutes=10)
+DEFAULT_STEPS = (5, 10, 20, 50, 100)

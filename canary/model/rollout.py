@@ -1,0 +1,123 @@
+"""The Rollout (one per release) and RolloutPolicy resources, and how the two combine.
+
+Pure: parsing and merging only. The CRDs in ``crds/`` are generated from these classes
+(``canary.model.crdgen``), so the schema and the models cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field, model_validator
+
+from canary.model.base import Name, Wire
+from canary.model.policy import PolicyFields, RolloutPolicySpec
+from canary.model.status import RolloutStatus
+
+GROUP = "canary.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+
+class ObjectMeta(Wire):
+    """The parts of Kubernetes object metadata canary reads."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: Name
+    namespace: str = "default"
+    uid: str | None = None
+    generation: int | None = None
+    resource_version: str | None = None
+    creation_timestamp: datetime | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class TargetRef(Wire):
+    """The stable workload this release changes."""
+
+    kind: Literal["Deployment"] = "Deployment"
+    name: Name
+
+
+class Release(Wire):
+    """What this release changes in the stable pod template."""
+
+    images: dict[str, str] | None = Field(
+        default=None, description="New image per container name."
+    )
+    template_patch: dict[str, Any] | None = Field(
+        default=None,
+        description="Strategic-merge patch of the pod template, for env or config changes.",
+    )
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> Release:
+        if not self.images and not self.template_patch:
+            raise ValueError("a release changes something: set images, templatePatch, or both")
+        return self
+
+
+class PolicyRef(Wire):
+    """A RolloutPolicy in the Rollout's namespace."""
+
+    name: Name
+
+
+class RolloutSpec(PolicyFields):
+    """Spec of a Rollout: the target, the release, and policy fields that override the policy."""
+
+    target_ref: TargetRef
+    release: Release
+    policy_ref: PolicyRef | None = None
+
+
+class Rollout(Wire):
+    """One release of one workload."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    api_version: Literal["canary.dev/v1alpha1"] = API_VERSION
+    kind: Literal["Rollout"] = "Rollout"
+    metadata: ObjectMeta
+    spec: RolloutSpec
+    status: RolloutStatus = Field(default_factory=RolloutStatus)
+
+
+class RolloutPolicy(Wire):
+    """The reusable release policy of one app."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    api_version: Literal["canary.dev/v1alpha1"] = API_VERSION
+    kind: Literal["RolloutPolicy"] = "RolloutPolicy"
+    metadata: ObjectMeta
+    spec: RolloutPolicySpec
+
+
+_ROLLOUT_ONLY = frozenset({"targetRef", "release", "policyRef"})
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def merge_policy(spec: RolloutSpec, policy: RolloutPolicySpec | None) -> PolicyFields:
+    """The policy the Rollout runs with: the referenced policy, overridden field by field by
+    whatever the Rollout inlines. Objects merge deeply; lists (steps, metrics) replace whole.
+    A Rollout's ``steps`` also replaces the policy's ``stepWeight/maxWeight`` and vice versa."""
+    base = policy.wire() if policy is not None else {}
+    own = {k: v for k, v in spec.wire().items() if k not in _ROLLOUT_ONLY}
+    if "steps" in own:
+        base = {k: v for k, v in base.items() if k not in ("stepWeight", "maxWeight")}
+    if "stepWeight" in own or "maxWeight" in own:
+        base = {k: v for k, v in base.items() if k != "steps"}
+    return PolicyFields.model_validate(_deep_merge(base, own))

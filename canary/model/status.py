@@ -1,0 +1,108 @@
+"""Status of a Rollout: everything the controller needs to resume after a crash lives here.
+
+Written only by the controller (through the status subresource); read by the CLI and dashboard.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from canary.model.base import Wire
+
+Phase = Literal[
+    "Pending",
+    "Initializing",
+    "Progressing",
+    "Paused",
+    "WaitingApproval",
+    "Promoting",
+    "Succeeded",
+    "RollingBack",
+    "RolledBack",
+    "Failed",
+    "Superseded",
+    "Aborted",
+]
+TERMINAL_PHASES: frozenset[str] = frozenset(
+    {"Succeeded", "RolledBack", "Failed", "Superseded", "Aborted"}
+)
+
+StepVerdict = Literal["Running", "Passed", "Failed", "NoData", "Skipped"]
+CheckVerdict = Literal["Pass", "Fail", "NoData", "Inconclusive"]
+
+
+class Condition(Wire):
+    """A Kubernetes-style condition (type, status, reason, message, lastTransitionTime)."""
+
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str = Field(pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
+    message: str = ""
+    last_transition_time: datetime
+    observed_generation: int | None = None
+
+
+class ArmStats(Wire):
+    """What was measured for one arm (canary or stable) during a step."""
+
+    requests: int = Field(default=0, ge=0)
+    failures: int = Field(default=0, ge=0)
+    latency_buckets: list[int] = Field(
+        default_factory=list, description="Requests per Linkerd latency bucket (not cumulative)."
+    )
+    success_rate: float | None = Field(default=None, description="Percent, for people to read.")
+    latency_ms: float | None = Field(default=None, description="The configured percentile.")
+
+
+class CheckResult(Wire):
+    """The outcome of one check during a step, with the figure behind it."""
+
+    name: str
+    verdict: CheckVerdict
+    value: float | None = None
+    limit: float | None = None
+    message: str = ""
+
+
+class StepStatus(Wire):
+    """The record of one step: its weight, its timing, what was measured and the verdict."""
+
+    index: int = Field(ge=0)
+    weight: int | None = Field(default=None, ge=0, le=100)
+    started_at: datetime
+    finished_at: datetime | None = None
+    verdict: StepVerdict = "Running"
+    canary: ArmStats = Field(default_factory=ArmStats)
+    stable: ArmStats = Field(default_factory=ArmStats)
+    checks: list[CheckResult] = Field(default_factory=list)
+    no_data_since: datetime | None = None
+    message: str = ""
+
+
+class ApprovalRecord(Wire):
+    """A person's decision at a gate, or a command they gave."""
+
+    gate: str
+    decision: Literal["Approved", "Promoted", "Aborted", "Retried", "TimedOut"]
+    actor: str = ""
+    at: datetime
+    comment: str = ""
+
+
+class RolloutStatus(Wire):
+    """The controller's durable record of a rollout."""
+
+    phase: Phase = "Pending"
+    phase_since: datetime | None = None
+    current_step_index: int = Field(default=0, ge=0)
+    canary_weight: int = Field(default=0, ge=0, le=100)
+    observed_generation: int | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    message: str = ""
+    steps: list[StepStatus] = Field(default_factory=list)
+    approvals: list[ApprovalRecord] = Field(default_factory=list)

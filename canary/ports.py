@@ -1,0 +1,1 @@
+"""The small Protocols through which the runtime talks to the world (filled in by adapters)."""
