@@ -10,13 +10,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 from canary.model.linkerd import LATENCY_BUCKETS_MS
 from canary.model.status import CheckResult
 
 
-class Verdict(str, Enum):
+class Verdict(StrEnum):
     """The outcome of judging a step (or one check of it)."""
 
     PASS = "Pass"

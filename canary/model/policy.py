@@ -58,7 +58,9 @@ class Traffic(Wire):
         router = self.router or "HTTPRoute"
         if self.api_version is not None and self.api_version not in ROUTE_VERSIONS[router]:
             allowed = ", ".join(ROUTE_VERSIONS[router])
-            raise ValueError(f"apiVersion {self.api_version} does not serve {router}; use {allowed}")
+            raise ValueError(
+                f"apiVersion {self.api_version} does not serve {router}; use {allowed}"
+            )
         return self
 
 
@@ -169,7 +171,9 @@ class ApprovalGate(Wire):
     """A point where a person must approve before the rollout goes on."""
 
     required: bool = True
-    timeout: Duration | None = Field(default=None, description="How long to wait; forever if unset.")
+    timeout: Duration | None = Field(
+        default=None, description="How long to wait; forever if unset."
+    )
     on_timeout: Literal["Rollback", "Promote"] | None = Field(
         default=None, description="What happens when the timeout passes; default Rollback."
     )

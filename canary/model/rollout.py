@@ -45,9 +45,7 @@ class TargetRef(Wire):
 class Release(Wire):
     """What this release changes in the stable pod template."""
 
-    images: dict[str, str] | None = Field(
-        default=None, description="New image per container name."
-    )
+    images: dict[str, str] | None = Field(default=None, description="New image per container name.")
     template_patch: dict[str, Any] | None = Field(
         default=None,
         description="Strategic-merge patch of the pod template, for env or config changes.",
@@ -79,7 +77,7 @@ class Rollout(Wire):
 
     model_config = ConfigDict(extra="ignore")
 
-    api_version: Literal["canary.dev/v1alpha1"] = API_VERSION
+    api_version: Literal["canary.dev/v1alpha1"] = "canary.dev/v1alpha1"
     kind: Literal["Rollout"] = "Rollout"
     metadata: ObjectMeta
     spec: RolloutSpec
@@ -91,7 +89,7 @@ class RolloutPolicy(Wire):
 
     model_config = ConfigDict(extra="ignore")
 
-    api_version: Literal["canary.dev/v1alpha1"] = API_VERSION
+    api_version: Literal["canary.dev/v1alpha1"] = "canary.dev/v1alpha1"
     kind: Literal["RolloutPolicy"] = "RolloutPolicy"
     metadata: ObjectMeta
     spec: RolloutPolicySpec
