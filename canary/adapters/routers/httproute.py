@@ -1,0 +1,1 @@
+"""HTTPRoute router (Gateway API / Linkerd policy): sets stable and canary backend weights."""

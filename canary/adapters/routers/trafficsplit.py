@@ -1,0 +1,1 @@
+"""TrafficSplit router (SMI, linkerd-smi): sets stable and canary backend weights."""
