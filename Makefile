@@ -73,7 +73,7 @@ dev-down: ## stop everything dev-up started
 
 .PHONY: dev-status
 dev-status: ## show what the dev environment runs
-	$(DEVENV) status
+	@$(DEVENV) status || true
 
 .PHONY: test
 test: lint dev-tools ## install everything and run the whole suite with branch coverage

@@ -231,6 +231,10 @@ class DevEnv:
             apiserver = spawn("kube-apiserver", self._apiserver_argv(toolset, keys, ports))
             wait_for("kube-apiserver", api.ready, READY_TIMEOUT, apiserver.log, apiserver)
         serving = tls_context(keys.ca.cert)
+        # Nodes first: kwok takes up the Nodes it finds at start at once, while newly created
+        # ones may wait for its next pass.
+        for node in FAKE_NODES:
+            api.request("POST", "/api/v1/nodes", _node(node))
         with self._step("controller-manager, scheduler, kwok started"):
             controllers = {
                 "kube-controller-manager": spawn(
@@ -245,8 +249,6 @@ class DevEnv:
         with self._step("CRDs applied and Established"):
             self._install_crds(toolset)
         with self._step(f"{len(FAKE_NODES)} kwok Nodes Ready"):
-            for node in FAKE_NODES:
-                api.request("POST", "/api/v1/nodes", _node(node))
             wait_for("kwok (Nodes Ready)", lambda: _nodes_ready(api), READY_TIMEOUT, kwok.log, kwok)
         with self._step("controller-manager and scheduler healthy"):
             for name, process in controllers.items():
@@ -340,6 +342,13 @@ class DevEnv:
             f"--tls-cert-file={keys.serving.cert}",
             f"--tls-private-key-file={keys.serving.key}",
             f"--client-ca-file={keys.ca.cert}",
+            # No aggregated API servers run here, but the controller manager and scheduler
+            # read this CA from kube-system/extension-apiserver-authentication.
+            f"--requestheader-client-ca-file={keys.ca.cert}",
+            "--requestheader-allowed-names=front-proxy-client",
+            "--requestheader-username-headers=X-Remote-User",
+            "--requestheader-group-headers=X-Remote-Group",
+            "--requestheader-extra-headers-prefix=X-Remote-Extra-",
             "--authorization-mode=Node,RBAC",
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-account-key-file={keys.service_account_pub}",
@@ -393,12 +402,12 @@ class DevEnv:
         ports: dict[str, int],
         kubeconfigs: dict[str, tuple[Path, pki.KeyPair]],
     ) -> list[str]:
-        config = self.dir.pki / "kwok.yaml"
-        config.write_text(_KWOK_CONFIG)
+        # Naming the stage files also keeps kwok from reading a ~/.kwok/kwok.yaml.
+        stages = sorted(toolset.kwok_stages.glob("*.yaml"))
         return [
             str(toolset.kwok),
             f"--kubeconfig={kubeconfigs['kwok'][0]}",
-            f"--config={config}",
+            *(f"--config={stage}" for stage in stages),
             "--manage-all-nodes=true",
             f"--cidr={POD_CIDR}",
             "--node-ip=10.240.0.1",
@@ -451,13 +460,6 @@ class DevEnv:
         if state is None or name not in state.processes:
             raise DevEnvError(f"{name} is not part of a dev environment in {self.dir.root}")
         return state.processes[name]
-
-
-_KWOK_CONFIG = """\
-apiVersion: config.kwok.x-k8s.io/v1alpha1
-kind: KwokConfiguration
-options: {}
-"""
 
 
 def _component_flags(kubeconfig: Path, keys: pki.Pki, port: int) -> list[str]:

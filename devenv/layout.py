@@ -20,7 +20,9 @@ DEVENV_CRDS_DIR = PACKAGE_DIR / "crds"
 PROJECT_CRDS_DIR = REPO_ROOT / "crds"
 
 KWOK_VERSION = "v0.8.0"
-GATEWAY_API_VERSION = "v1.7.0"
+# The newest Gateway API release whose go.mod Go 1.26 accepts (v1.7.0 asks for Go 1.27); its
+# standard channel serves HTTPRoute v1.
+GATEWAY_API_VERSION = "v1.6.3"
 ETCD_PACKAGE = "etcd-server"
 PROMETHEUS_PACKAGE = "prometheus"
 
@@ -28,7 +30,7 @@ PROMETHEUS_PACKAGE = "prometheus"
 def kubernetes_version() -> str:
     """The k8s.io/kubernetes release the wrapper module builds (its go.mod is the only record)."""
     text = (K8S_MODULE_DIR / "go.mod").read_text()
-    match = re.search(r"^require k8s\.io/kubernetes (v\S+)$", text, re.MULTILINE)
+    match = re.search(r"^\s*(?:require\s+)?k8s\.io/kubernetes (v[0-9][^\s]*)", text, re.MULTILINE)
     if match is None:
         raise ValueError(f"{K8S_MODULE_DIR / 'go.mod'} does not require k8s.io/kubernetes")
     return match.group(1)

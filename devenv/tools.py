@@ -26,6 +26,8 @@ Report = Callable[[str], None]
 
 K8S_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
 COMPLETE_MARKER = ".complete"
+# Let an older local Go fetch the toolchain a module asks for (through the module proxy).
+GO_ENV = {"GOTOOLCHAIN": "auto", "CGO_ENABLED": "0"}
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class Toolset:
     kube_scheduler: Path
     kubectl: Path
     kwok: Path
+    kwok_stages: Path
     etcd: Path
     prometheus: Path
     gateway_api_crds: Path
@@ -68,7 +71,8 @@ def ensure(report: Report) -> Toolset:
         kube_controller_manager=k8s_bin / "kube-controller-manager",
         kube_scheduler=k8s_bin / "kube-scheduler",
         kubectl=k8s_bin / "kubectl",
-        kwok=kwok,
+        kwok=kwok / "bin" / "kwok",
+        kwok_stages=kwok / "stages",
         etcd=etcd,
         prometheus=prometheus,
         gateway_api_crds=gateway,
@@ -175,19 +179,42 @@ def _kubernetes(version: str) -> tuple[Path, bool]:
             ],
             log,
             cwd=layout.K8S_MODULE_DIR,
-            env={"CGO_ENABLED": "0"},
+            env=GO_ENV,
         )
 
     entry, built = _cache_entry(name, build)
     return entry / "bin", built
 
 
+# kwok's "fast" preset: Nodes become Ready at once and keep a Lease; pods become Running and
+# Ready at once, complete, and go away when deleted. Read from the kwok module, not copied.
+KWOK_STAGE_DIRS = ("node/fast", "node/heartbeat-with-lease", "pod/fast")
+
+
 def _kwok() -> tuple[Path, bool]:
-    name = f"kwok-{layout.KWOK_VERSION}"
+    """kwok's binary (`bin/kwok`) and the stage files it runs with (`stages/*.yaml`)."""
+    version = layout.KWOK_VERSION
+    name = f"kwok-{version}"
     log = _build_log(name)
 
     def build(tmp: Path) -> None:
         log.write_text("")
+        out = _run(
+            f"go mod download of sigs.k8s.io/kwok@{version}",
+            ["go", "mod", "download", "-json", f"sigs.k8s.io/kwok@{version}"],
+            log,
+            cwd=tmp,
+            env=GO_ENV,
+        )
+        stages = tmp / "stages"
+        stages.mkdir()
+        for directory in KWOK_STAGE_DIRS:
+            source = Path(json.loads(out)["Dir"]) / "kustomize" / "stage" / directory
+            for file in sorted(source.glob("*.yaml")):
+                if file.name != "kustomization.yaml":
+                    shutil.copyfile(file, stages / file.name)
+        if not any(stages.iterdir()):
+            raise DevEnvError(f"no kwok stages found in the kwok {version} module", log)
         _run(
             f"go install of kwok {layout.KWOK_VERSION}",
             [
@@ -199,11 +226,10 @@ def _kwok() -> tuple[Path, bool]:
             ],
             log,
             cwd=tmp,
-            env={"CGO_ENABLED": "0", "GOBIN": str(tmp / "bin")},
+            env={**GO_ENV, "GOBIN": str(tmp / "bin")},
         )
 
-    entry, built = _cache_entry(name, build)
-    return entry / "bin" / "kwok", built
+    return _cache_entry(name, build)
 
 
 def _gateway_api_crds() -> tuple[Path, bool]:
@@ -218,6 +244,7 @@ def _gateway_api_crds() -> tuple[Path, bool]:
             ["go", "mod", "download", "-json", f"sigs.k8s.io/gateway-api@{version}"],
             log,
             cwd=tmp,
+            env=GO_ENV,
         )
         standard = Path(json.loads(out)["Dir"]) / "config" / "crd" / "standard"
         files = sorted(standard.glob("*.yaml"))
