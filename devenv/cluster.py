@@ -9,6 +9,7 @@ fails half-way) stops exactly what was started, by process id, and nothing else.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import shutil
 import socket
@@ -126,16 +127,28 @@ class DevEnv:
                 result[name] = "stopped"
         return result
 
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """Serialises `up`, `down`, `stop` and `start` on one dev directory across processes."""
+        self.dir.root.mkdir(parents=True, exist_ok=True)
+        with (self.dir.root / ".lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
     # --- up ----------------------------------------------------------------------------------
 
     def up(self) -> bool:
         """Starts the environment and waits until it is ready; False if it already was."""
+        with self._exclusive():
+            return self._up()
+
+    def _up(self) -> bool:
         if self.is_up():
             self.report(f"dev environment already up ({self.dir.root}); nothing to do")
             return False
         if self.state() is not None:
             self.report("found a stopped or half-started environment: cleaning it up first")
-            self.down(quiet=True)
+            self._down(quiet=True)
         started = time.monotonic()
         with self._step("tools (build/fetch/cache)"):
             toolset = tools.ensure(lambda line: self.report(f"    {line}"))
@@ -143,7 +156,7 @@ class DevEnv:
             self._start(toolset)
         except BaseException:
             self.report("start failed: stopping what was started (logs are kept)")
-            self.down(quiet=True)
+            self._down(quiet=True)
             raise
         self.report(f"dev environment ready in {time.monotonic() - started:.1f}s")
         for line in self.dir.env_file.read_text().splitlines():
@@ -418,6 +431,10 @@ class DevEnv:
 
     def down(self, quiet: bool = False) -> list[str]:
         """Stops every recorded process (whole process groups); returns the names stopped."""
+        with self._exclusive():
+            return self._down(quiet)
+
+    def _down(self, quiet: bool) -> list[str]:
         state = self.state()
         stopped: list[str] = []
         if state is not None:
@@ -436,12 +453,17 @@ class DevEnv:
 
     def stop(self, name: str) -> None:
         """Stops one component and keeps its record, so `start` brings it back the same."""
-        process = self._record(name)
-        processes.stop(process)
+        with self._exclusive():
+            process = self._record(name)
+            processes.stop(process)
         self.report(f"stopped {name} (pid {process.pid})")
 
     def start(self, name: str) -> None:
         """Starts a stopped component again with the same command line (so port and data)."""
+        with self._exclusive():
+            self._start_again(name)
+
+    def _start_again(self, name: str) -> None:
         process = self._record(name)
         if processes.is_running(process):
             self.report(f"{name} is already running (pid {process.pid})")

@@ -71,11 +71,7 @@ def is_running(process: Process) -> bool:
     stat = _stat(process.pid)
     if stat is None or stat[0] in ("Z", "X"):
         return False
-    try:
-        exe = Path(f"/proc/{process.pid}/cmdline").read_bytes().split(b"\0")[0].decode()
-    except OSError:
-        return False
-    return exe == process.argv[0]
+    return _executable(process.pid) == process.argv[0]
 
 
 def exit_code(process: Process) -> int | None:
@@ -92,15 +88,25 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
-def _group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes in process group `pgid`."""
+def _executable(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+    except OSError:
+        return None
+
+
+def _group_members(pgid: int, executable: str | None = None) -> list[int]:
+    """Live (non-zombie) processes in process group `pgid` (running `executable`, if given)."""
     members = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
-        stat = _stat(int(entry.name))
-        if stat is not None and stat[1] == pgid and stat[0] not in ("Z", "X"):
-            members.append(int(entry.name))
+        pid = int(entry.name)
+        stat = _stat(pid)
+        if stat is None or stat[1] != pgid or stat[0] in ("Z", "X"):
+            continue
+        if executable is None or _executable(pid) == executable:
+            members.append(pid)
     return members
 
 
@@ -110,8 +116,9 @@ def stop(process: Process, grace: float = 15.0) -> bool:
     Returns False if the record was stale (the process had already gone).
     """
     if not is_running(process):
-        leftovers = _group_members(process.pid)
-        _signal_all(leftovers, signal.SIGKILL)
+        # The leader is gone; the pid may even belong to someone else's group by now, so only
+        # processes still running the recorded executable are ours.
+        _signal_all(_group_members(process.pid, process.argv[0]), signal.SIGKILL)
         return False
     _signal_group(process.pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
