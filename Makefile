@@ -38,6 +38,7 @@ lint: $(STAMP) ## ruff, mypy --strict, import contracts, CRDs in sync with the m
 	$(BIN)/ruff check canary devenv tests
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/python -m canary.crdgen --check crds
 
 .PHONY: crds
 crds: $(STAMP) ## regenerate crds/ from the models
