@@ -18,7 +18,8 @@ fails at the client's proxy with 503 and reaches no pod; with every weight zero 
 
 Counters are cumulative from the moment a pod is added (a replaced pod is a new name and starts
 from zero, like a restarted proxy). Inbound counters are per pod; outbound counters are per
-(client, backend) — what the load generator's own proxy would record.
+(client, backend, pod) — what the load generator's own proxy records per endpoint — with pod
+``""`` for requests that failed at the client and reached no pod.
 
 Speed comes from sampling in aggregate: per call, one Poisson draw for the count, one
 multinomial over backends, one over each backend's pods, one binomial for failures and one
@@ -63,6 +64,8 @@ NO_ROUTE_STATUS = 500
 """What a route answers when every backend's weight is zero (Gateway API)."""
 NO_BACKEND = ""
 """The backend key under which :data:`NO_ROUTE_STATUS` answers are recorded."""
+NO_POD = ""
+"""The pod key of outbound counters for requests that failed at the client."""
 
 _BOUNDS = LATENCY_BUCKETS_MS
 _N_BUCKETS = len(_BOUNDS)
@@ -288,7 +291,7 @@ class Mesh:
     def __init__(self, seed: int) -> None:
         self._rng = np.random.Generator(np.random.PCG64(seed))
         self._pods: dict[str, _Pod] = {}
-        self._outbound: dict[tuple[str, str], _Series] = {}
+        self._outbound: dict[tuple[str, str, str], _Series] = {}
 
     def set_pod(self, name: str, behaviour: Behaviour) -> None:
         """Add a pod (counters from zero) or change an existing pod's behaviour (counters kept)."""
@@ -337,29 +340,31 @@ class Mesh:
         if total <= 0:
             self._fail_at_client(client, NO_BACKEND, n, NO_ROUTE_STATUS)
             return n
-        shares = rng.multinomial(n, weights / total) if len(names) > 1 else (n,)
+        shares = rng.multinomial(n, weights / total).tolist() if len(names) > 1 else [n]
         for backend_name, count in zip(names, shares, strict=True):
             if count:
-                self._send(client, backend_name, backends[backend_name].pods, int(count))
+                self._send(client, backend_name, backends[backend_name].pods, count)
         return n
 
     def _send(self, client: str, backend: str, pods: Sequence[str], n: int) -> None:
         if not pods:
             self._fail_at_client(client, backend, n, UNAVAILABLE_STATUS)
             return
-        out = self._outbound_series(client, backend)
-        out.requests += n
-        per_pod = (
-            self._rng.multinomial(n, np.full(len(pods), 1.0 / len(pods))) if len(pods) > 1 else (n,)
-        )
+        per_pod: list[int]
+        if len(pods) > 1:
+            per_pod = self._rng.multinomial(n, np.full(len(pods), 1.0 / len(pods))).tolist()
+        else:
+            per_pod = [n]
         for name, count in zip(pods, per_pod, strict=True):
             if count:
-                self._serve(self._pods[name], int(count), out)
+                out = self._outbound_series(client, backend, name)
+                self._serve(self._pods[name], count, out)
 
     def _serve(self, pod: _Pod, n: int, out: _Series) -> None:
         rng = self._rng
         behaviour = pod.behaviour
         pod.inbound.requests += n
+        out.requests += n
         failed = int(rng.binomial(n, behaviour.error_rate)) if behaviour.error_rate > 0 else 0
         ok = n - failed
         if ok:
@@ -372,14 +377,14 @@ class Mesh:
             out.observe(behaviour.error_status, counts, pod.failure)
 
     def _fail_at_client(self, client: str, backend: str, n: int, status: int) -> None:
-        out = self._outbound_series(client, backend)
+        out = self._outbound_series(client, backend, NO_POD)
         out.requests += n
         counts = np.zeros(_N_BUCKETS, dtype=np.int64)
         counts[0] = n
         out.observe(status, counts, _constant(0.0))
 
-    def _outbound_series(self, client: str, backend: str) -> _Series:
-        key = (client, backend)
+    def _outbound_series(self, client: str, backend: str, pod: str) -> _Series:
+        key = (client, backend, pod)
         series = self._outbound.get(key)
         if series is None:
             series = self._outbound[key] = _Series()
@@ -393,6 +398,7 @@ class Mesh:
         """Cumulative inbound counters of every pod, by pod name."""
         return {name: pod.inbound.snapshot() for name, pod in self._pods.items()}
 
-    def outbound(self) -> dict[tuple[str, str], Counters]:
-        """Cumulative outbound counters by ``(client, backend)``, as the client's proxy counts."""
+    def outbound(self) -> dict[tuple[str, str, str], Counters]:
+        """Cumulative outbound counters by ``(client, backend, pod)``, as the client's proxy
+        counts them (pod :data:`NO_POD` for requests that failed at the client)."""
         return {key: series.snapshot() for key, series in self._outbound.items()}
