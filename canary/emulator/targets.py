@@ -1,0 +1,43 @@
+"""Prometheus file-based service discovery for the emulated proxies.
+
+Who calls it: ``canary.emulator.command`` whenever the set of proxies changes. Prometheus re-reads
+``<dir>/*.json`` on change; the file is written to a temporary name and renamed so it never sees
+half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+FILE_NAME = "canary-mesh-emulator.json"
+
+
+def write(directory: Path, groups: list[dict[str, Any]]) -> bool:
+    """Write the target groups atomically; return False (and write nothing) when unchanged."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / FILE_NAME
+    text = json.dumps(groups, indent=1, sort_keys=True) + "\n"
+    try:
+        if path.read_text() == text:
+            return False
+    except FileNotFoundError:
+        pass
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{FILE_NAME}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as file:
+            file.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return True
+
+
+def remove(directory: Path) -> None:
+    """Withdraw the targets (the emulator is stopping)."""
+    (directory / FILE_NAME).unlink(missing_ok=True)
