@@ -56,7 +56,8 @@ class Engine:
             self._topology = topology
             self._by_path = {p.metrics_path: p for p in topology.pods.values()}
             self._by_path.update({f.metrics_path: f for f in topology.flows})
-            self._cache = {k: v for k, v in self._cache.items() if k in self._by_path}
+            self._cache.clear()
+            self._generation += 1
 
     def tick(self, seconds: float) -> None:
         """Let ``seconds`` of traffic flow through every route."""
