@@ -13,15 +13,17 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Protocol
 
 import structlog
 
-from canary.adapters.kube.meshview import MeshView
+from canary.adapters.kube.meshview import MeshSnapshot, MeshView, RouteView
 from canary.emulator import targets, topology
 from canary.emulator.engine import Engine
 from canary.emulator.server import MetricsServer
@@ -67,17 +69,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class ClusterView(Protocol):
+    """What the emulator loop needs from the cluster (``MeshView`` in production)."""
+
+    changed: threading.Event
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def snapshot(self) -> MeshSnapshot: ...
+    def accept_route(self, route: RouteView) -> None: ...
+
+
 class Emulator:
     """The running process: cluster view, engine, HTTP server and target file, tied together."""
 
-    def __init__(self, args: argparse.Namespace) -> None:
-        if args.targets_dir is None:
-            raise SystemExit("--targets-dir (or $PROMETHEUS_TARGETS_DIR) is required")
-        self.targets_dir = Path(args.targets_dir)
-        self.tick_seconds = float(args.tick)
-        self.view = MeshView(kubeconfig=args.kubeconfig, context=args.context)
-        self.engine = Engine(seed=args.seed)
-        self.server = MetricsServer(self.engine, host=args.host, port=args.port)
+    def __init__(
+        self,
+        view: ClusterView,
+        targets_dir: Path,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 4191,
+        tick: float = 0.5,
+        seed: int = 0,
+    ) -> None:
+        self.view = view
+        self.targets_dir = targets_dir
+        self.tick_seconds = tick
+        self.engine = Engine(seed=seed)
+        self.server = MetricsServer(self.engine, host=host, port=port)
         self.stopping = threading.Event()
         self._reported: set[str] = set()
 
@@ -121,18 +141,26 @@ class Emulator:
                 log.warning("annotation_rejected", problem=text)
         self._reported = reported
         for route in current.routes_to_accept:
+            name = f"{route.namespace}/{route.name}"
             try:
                 self.view.accept_route(route)
-                log.info("route_accepted", route=f"{route.namespace}/{route.name}")
+                log.info("route_accepted", route=name, generation=route.generation)
             except CanaryError as exc:
-                log.warning(
-                    "route_accept_failed", route=f"{route.namespace}/{route.name}", error=str(exc)
-                )
+                log.warning("route_accept_failed", route=name, error=str(exc))
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the emulator until SIGINT/SIGTERM: the entry function for ``canary emulate``."""
-    emulator = Emulator(args)
+    if args.targets_dir is None:
+        raise SystemExit("--targets-dir (or $PROMETHEUS_TARGETS_DIR) is required")
+    emulator = Emulator(
+        MeshView(kubeconfig=args.kubeconfig, context=args.context),
+        Path(args.targets_dir),
+        host=args.host,
+        port=args.port,
+        tick=args.tick,
+        seed=args.seed,
+    )
 
     def stop(signum: int, frame: FrameType | None) -> None:
         emulator.stopping.set()
@@ -143,5 +171,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m canary.emulator``; returns the exit code."""
-    return run(build_parser().parse_args(argv))
+    """Entry point of ``python -m canary.emulator``; returns the exit code. Logs go to stderr."""
+    args = build_parser().parse_args(argv)
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+    return run(args)
