@@ -57,6 +57,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--tick", type=float, default=0.5, help="seconds between traffic-model advances"
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed of the traffic model")
+    parser.add_argument(
+        "--namespace",
+        action="append",
+        default=[],
+        help="emulate proxies only in this namespace (repeatable; default: every namespace)",
+    )
+    parser.add_argument(
+        "--targets-file",
+        default=targets.FILE_NAME,
+        help=f"file name of the targets in --targets-dir (default: {targets.FILE_NAME})",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,9 +103,13 @@ class Emulator:
         port: int = 4191,
         tick: float = 0.5,
         seed: int = 0,
+        namespaces: Sequence[str] = (),
+        targets_file: str = targets.FILE_NAME,
     ) -> None:
         self.view = view
         self.targets_dir = targets_dir
+        self.targets_file = targets_file
+        self.namespaces = frozenset(namespaces)
         self.tick_seconds = tick
         self.engine = Engine(seed=seed)
         self.server = MetricsServer(self.engine, host=host, port=port)
@@ -120,7 +135,7 @@ class Emulator:
                 last = now
                 self.stopping.wait(max(0.0, self.tick_seconds - (time.monotonic() - now)))
         finally:
-            targets.remove(self.targets_dir)
+            targets.remove(self.targets_dir, self.targets_file)
             self.server.shutdown()
             self.server.server_close()
             self.view.stop()
@@ -129,9 +144,10 @@ class Emulator:
 
     def sync(self) -> None:
         """Rebuild the topology from the cluster and publish what changed."""
-        current = topology.build(self.view.snapshot())
+        current = topology.build(self.view.snapshot(), self.namespaces)
         self.engine.apply(current)
-        if targets.write(self.targets_dir, self.engine.targets(self.server.address)):
+        groups = self.engine.targets(self.server.address)
+        if targets.write(self.targets_dir, groups, self.targets_file):
             log.info("targets_written", proxies=len(current.pods) + len(current.flows))
         reported = set()
         for problem in current.problems:
@@ -160,6 +176,8 @@ def run(args: argparse.Namespace) -> int:
         port=args.port,
         tick=args.tick,
         seed=args.seed,
+        namespaces=args.namespace,
+        targets_file=args.targets_file,
     )
 
     def stop(signum: int, frame: FrameType | None) -> None:

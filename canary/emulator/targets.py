@@ -16,17 +16,18 @@ from typing import Any
 FILE_NAME = "canary-mesh-emulator.json"
 
 
-def write(directory: Path, groups: list[dict[str, Any]]) -> bool:
+def write(directory: Path, groups: list[dict[str, Any]], name: str = FILE_NAME) -> bool:
     """Write the target groups atomically; return False (and write nothing) when unchanged."""
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / FILE_NAME
+    path = directory / name
     text = json.dumps(groups, indent=1, sort_keys=True) + "\n"
     try:
         if path.read_text() == text:
             return False
     except FileNotFoundError:
         pass
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{FILE_NAME}.", suffix=".tmp")
+    # The temporary name does not end in .json, so Prometheus never reads it.
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as file:
             file.write(text)
@@ -38,6 +39,6 @@ def write(directory: Path, groups: list[dict[str, Any]]) -> bool:
     return True
 
 
-def remove(directory: Path) -> None:
+def remove(directory: Path, name: str = FILE_NAME) -> None:
     """Withdraw the targets (the emulator is stopping)."""
-    (directory / FILE_NAME).unlink(missing_ok=True)
+    (directory / name).unlink(missing_ok=True)

@@ -137,8 +137,16 @@ def _port(pod: PodView, services: list[ServiceView]) -> int:
     return next((s.ports[0] for s in services if s.ports), DEFAULT_PORT)
 
 
-def build(snapshot: MeshSnapshot) -> Topology:
-    """What the emulated mesh looks like for this snapshot of the cluster."""
+def build(snapshot: MeshSnapshot, namespaces: frozenset[str] = frozenset()) -> Topology:
+    """What the emulated mesh looks like for this snapshot of the cluster (only ``namespaces``
+    when given: the rest of the cluster has no emulated proxies)."""
+    if namespaces:
+        snapshot = MeshSnapshot(
+            pods=tuple(p for p in snapshot.pods if p.namespace in namespaces),
+            services=tuple(s for s in snapshot.services if s.namespace in namespaces),
+            routes=tuple(r for r in snapshot.routes if r.namespace in namespaces),
+            replicaset_owners=snapshot.replicaset_owners,
+        )
     problems: list[AnnotationProblem] = []
     services = {(s.namespace, s.name): s for s in snapshot.services}
     by_namespace: dict[str, list[ServiceView]] = {}
