@@ -102,8 +102,8 @@ def percentile_ms(buckets: Sequence[int], percentile: float) -> float | None:
                 return lower
             return lower + (upper - lower) * (rank - seen) / count
         seen += count
-        lower = upper if not math.isinf(upper) else lower
-    return lower
+        lower = upper
+    raise ValueError(f"histogram has {len(buckets)} buckets; Linkerd has {len(LATENCY_BUCKETS_MS)}")
 
 
 def _check(name: str, value: float | None, lo: float | None, hi: float | None) -> CheckResult:
