@@ -207,10 +207,8 @@ def test_emulated_targets_carry_the_linkerd_viz_labels(cluster: Cluster, steady:
     assert labels["job"] == "linkerd-proxy"
     assert labels["control_plane_ns"] == "linkerd"
     assert labels["workload_ns"] == steady
-    assert labels["pod"].startswith("podinfo-")
-    assert labels["pod_template_hash"] and labels["pod"].startswith(
-        f"podinfo-{labels['pod_template_hash']}-"
-    )
+    assert labels["pod_template_hash"]
+    assert labels["pod"].startswith(f"podinfo-{labels['pod_template_hash']}-")
     assert labels["instance"] == f"{labels['target_ip']}:4191"
 
 
@@ -221,7 +219,9 @@ def _route(router: str, canary_weight: int) -> dict[str, Any]:
             "kind": "HTTPRoute",
             "metadata": {"name": "podinfo"},
             "spec": {
-                "parentRefs": [{"group": "core", "kind": "Service", "name": "podinfo", "port": 9898}],
+                "parentRefs": [
+                    {"group": "core", "kind": "Service", "name": "podinfo", "port": 9898}
+                ],
                 "rules": [
                     {
                         "backendRefs": [
