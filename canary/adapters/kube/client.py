@@ -67,4 +67,3 @@ def translated(what: str) -> Iterator[None]:
         raise ApiUnavailable(message) from error
     except (urllib3.exceptions.HTTPError, OSError) as error:
         raise ApiUnavailable(f"{what}: {error}") from error
-
