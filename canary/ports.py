@@ -110,3 +110,11 @@ class Clock(Protocol):
 
     def now(self) -> datetime:
         """Now, timezone-aware."""
+
+
+class Annotator(Protocol):
+    """Where people's commands are written: annotations on a Rollout (``canary.core.commands``
+    encodes them). Implemented by ``KubeRolloutStore``; used by the CLI and the HTTP API."""
+
+    def annotate(self, ref: Ref, key: str, value: str) -> None:
+        """Set one annotation on the Rollout, leaving the others as they are."""
