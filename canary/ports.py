@@ -7,9 +7,9 @@ against both the fake and the real adapter. Each port has at most four methods. 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from canary.core import judge
@@ -110,6 +110,43 @@ class Clock(Protocol):
 
     def now(self) -> datetime:
         """Now, timezone-aware."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """Something changed in the cluster: a Rollout, or a Deployment (maybe a target)."""
+
+    kind: str
+    namespace: str
+    name: str
+    labels: Mapping[str, str] | None = None
+
+
+class ChangeFeed(Protocol):
+    """Watches the cluster and reports changes as they happen."""
+
+    def run(self, on_change: Callable[[Change], None], stop: StopSignal) -> None:
+        """Report changes until ``stop`` is set; reconnects by itself. Blocks."""
+
+
+class StopSignal(Protocol):
+    """A flag another thread sets to ask a loop to stop (``threading.Event`` fits)."""
+
+    def is_set(self) -> bool:
+        """Whether the loop should stop."""
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Sleep until set or ``timeout`` seconds passed; True when set."""
+
+
+class LeaseLock(Protocol):
+    """A coordination.k8s.io Lease that at most one controller replica holds."""
+
+    def try_acquire(self, identity: str, ttl: timedelta) -> bool:
+        """Take or renew the lease for ``identity``; False while another holder's is valid."""
+
+    def release(self, identity: str) -> None:
+        """Give the lease up if ``identity`` holds it (on a clean shutdown)."""
 
 
 class Annotator(Protocol):

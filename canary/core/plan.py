@@ -20,6 +20,7 @@ from canary.model.policy import (
     DEFAULT_NO_DATA_TIMEOUT,
     ROUTE_VERSIONS,
     ApprovalGate,
+    CustomMetric,
     Notification,
     PolicyFields,
     ServiceRef,
@@ -49,6 +50,7 @@ class Plan:
     approve_before_start: bool
     before_promotion: ApprovalGate | None
     notifications: tuple[Notification, ...]
+    custom_metrics: tuple[CustomMetric, ...] = ()
 
     @property
     def stable_service(self) -> str:
@@ -177,4 +179,5 @@ def build(rollout: Rollout, policy: RolloutPolicy | None) -> Plan:
         approve_before_start=bool(approvals and approvals.before_start),
         before_promotion=gate if gate is not None and gate.required else None,
         notifications=tuple(fields.notifications or ()),
+        custom_metrics=tuple((analysis.metrics if analysis else None) or ()),
     )
