@@ -97,4 +97,3 @@ class KubeRolloutStore:
         body.pop("status", None)
         made = self._rollouts.create(rollout.metadata.namespace, body)
         return _parse_rollout(made)
-
