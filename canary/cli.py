@@ -231,7 +231,8 @@ def _watch(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-        time.sleep(args.interval)
+        left = None if deadline is None else deadline - time.monotonic()
+        time.sleep(args.interval if left is None else min(args.interval, left))
 
 
 def _actor(args: argparse.Namespace) -> str:
