@@ -41,7 +41,11 @@ def world(
     """A store, and how to put a new Rollout into the world behind it."""
     if request.param == "kube":
         real = KubeRolloutStore(kube)
-        return real, lambda r: None if real.create(r) else None
+
+        def create(rollout: Rollout) -> None:
+            real.create(rollout)
+
+        return real, create
     fake = MemoryRolloutStore()
 
     def put(rollout: Rollout) -> None:
