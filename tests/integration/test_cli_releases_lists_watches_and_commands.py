@@ -4,10 +4,13 @@ the commands write their annotations (or refuse), and watch exits with the phase
 from __future__ import annotations
 
 import json
+import socket
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client
 
 from canary import cli
@@ -157,3 +160,71 @@ def test_watch_times_out_with_exit_2(canary: Canary, namespace: str) -> None:
     assert code == 2
     assert "Pending" in out
     assert "timed out after 0.5s" in err
+
+
+@pytest.fixture
+def kubeconfig_in_namespace(cluster: Any, namespace: str, tmp_path: Path) -> Path:
+    """The cluster's kubeconfig with the test namespace set on every context."""
+    document = yaml.safe_load(Path(cluster.kubeconfig).read_text())
+    for context in document["contexts"]:
+        context["context"]["namespace"] = namespace
+    config_file = tmp_path / "kubeconfig"
+    config_file.write_text(yaml.safe_dump(document))
+    return config_file
+
+
+def test_namespace_and_actor_default_from_kubeconfig_and_user(
+    kubeconfig_in_namespace: Path,
+    kube: client.ApiClient,
+    namespace: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without -n the kubeconfig context's namespace is used; the actor is $USER@host."""
+    config_file = kubeconfig_in_namespace
+    monkeypatch.setenv("USER", "alice")
+    assert (
+        cli.main(
+            ["--kubeconfig", str(config_file), "release", "deploy/web", "--image", "web=web:2"]
+        )
+        == 0
+    )
+    _set_status(kube, namespace, "web-2", {"phase": "Progressing"})
+    assert cli.main(["--kubeconfig", str(config_file), "abort", "web-2"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "rollout.canary.dev/web-2 created",
+        "rollout.canary.dev/web-2 aborted",
+    ]
+    (command,) = commands.decode(_get(kube, namespace, "web-2")["metadata"]["annotations"])
+    assert command.actor == f"alice@{socket.gethostname()}"
+
+
+def test_invalid_releases_and_missing_rollouts_are_reported(canary: Canary) -> None:
+    """A release that changes nothing lists its problems; watching a missing rollout is NotFound."""
+    code, _, err = canary("release", "deploy/podinfo")
+    assert code == 1
+    assert err.splitlines()[0] == 'The Rollout "podinfo" is invalid:'
+    assert "* spec.release: a release changes something" in err
+    code, _, err = canary("watch", "nope")
+    assert (code, err) == (
+        1,
+        'Error from server (NotFound): rollouts.canary.dev "nope" not found\n',
+    )
+
+
+def test_an_unreachable_cluster_is_an_error_line_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], cluster: Any
+) -> None:
+    """When the API server cannot be reached, canary prints one error line and exits 1."""
+    document = yaml.safe_load(Path(cluster.kubeconfig).read_text())
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    for entry in document["clusters"]:
+        entry["cluster"]["server"] = f"https://127.0.0.1:{port}"
+    config_file = tmp_path / "kubeconfig"
+    config_file.write_text(yaml.safe_dump(document))
+    assert cli.main(["--kubeconfig", str(config_file), "-n", "x", "get"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: list rollouts: ")
+    assert len(err.splitlines()) == 1
