@@ -4,13 +4,10 @@ adapters into the runtime. Only this module knows every concrete class."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import socket
 import sys
-import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +17,10 @@ from canary import __version__
 from canary.adapters.kube import client as kube
 from canary.adapters.kube import kubeconfig
 from canary.adapters.kube.rollouts import KubeRolloutStore
-from canary.core import commands, lint, present, release
-from canary.core import plan as plan_mod
-from canary.core.machine import Command, CommandKind
-from canary.errors import CanaryError, Conflict, InvalidSpec, TransientError
-from canary.model.rollout import Rollout
-from canary.ports import Ref
+from canary.console import Console
+from canary.core import commands, lint, release
+from canary.core.machine import CommandKind
+from canary.errors import CanaryError
 
 
 def _version(_: argparse.Namespace) -> int:
@@ -68,174 +63,41 @@ def _lint(args: argparse.Namespace) -> int:
 
 # --- commands that talk to the cluster ----------------------------------------------------
 
-RESOURCE = "rollouts.canary.dev"
 
-
-def _store(args: argparse.Namespace) -> tuple[KubeRolloutStore, str]:
-    """The Rollout store of the chosen cluster and the namespace to work in."""
-    api = kube.connect(args.kubeconfig, args.context)
+def _console(args: argparse.Namespace) -> Console:
+    """A Console on the chosen cluster, in the chosen (or the kubeconfig's) namespace."""
+    store = KubeRolloutStore(kube.connect(args.kubeconfig, args.context))
     namespace = args.namespace or kubeconfig.namespace(args.kubeconfig, args.context)
-    return KubeRolloutStore(api), namespace
-
-
-def _not_found(name: str) -> int:
-    print(f'Error from server (NotFound): {RESOURCE} "{name}" not found', file=sys.stderr)
-    return 1
-
-
-def _invalid(name: str, error: InvalidSpec) -> int:
-    print(f'The Rollout "{name}" is invalid:', file=sys.stderr)
-    for problem in error.problems:
-        print(f"* {problem}", file=sys.stderr)
-    return 1
+    return Console(store=store, annotator=store, create=store.create, namespace=namespace)
 
 
 def _release(args: argparse.Namespace) -> int:
-    """Create the Rollout of one release of a Deployment."""
-    store, namespace = _store(args)
     env: dict[str, dict[str, str]] = {}
     for container, key, value in args.set_env:
         env.setdefault(container, {})[key] = value
-    try:
-        rollout = release.build(
-            namespace=namespace,
-            deployment=args.target,
-            images=dict(args.image),
-            env=env,
-            now=datetime.now(UTC),
-            name=args.name,
-            policy=args.policy,
-            step_weight=args.step_weight,
-            max_weight=args.max_weight,
-        )
-    except InvalidSpec as error:
-        return _invalid(args.name or args.target, error)
-    name = rollout.metadata.name
-    try:
-        store.create(rollout)
-    except Conflict:
-        print(
-            f'Error from server (AlreadyExists): {RESOURCE} "{name}" already exists; '
-            "pass --name to choose another",
-            file=sys.stderr,
-        )
-        return 1
-    except InvalidSpec as error:
-        return _invalid(name, error)
-    print(f"rollout.canary.dev/{name} created")
-    return 0
-
-
-class _Plans:
-    """Step counts and latency percentiles of rollouts, from their policies (read once)."""
-
-    def __init__(self, store: KubeRolloutStore) -> None:
-        self._store = store
-        self._policies: dict[Ref, Any] = {}
-
-    def plan(self, rollout: Rollout) -> plan_mod.Plan | None:
-        ref = rollout.spec.policy_ref
-        policy = None
-        if ref is not None:
-            key = Ref(rollout.metadata.namespace, ref.name)
-            if key not in self._policies:
-                try:
-                    self._policies[key] = self._store.policy(key)
-                except InvalidSpec:
-                    self._policies[key] = None
-            policy = self._policies[key]
-        try:
-            return plan_mod.build(rollout, policy)
-        except InvalidSpec:
-            return None
-
-    def total(self, rollout: Rollout) -> int | None:
-        found = self.plan(rollout)
-        return len(found.steps) if found is not None else None
-
-    def percentile(self, rollout: Rollout) -> float:
-        found = self.plan(rollout)
-        return found.thresholds.latency_percentile if found is not None else 99.0
-
-
-def _dump(document: Any, output: str) -> None:
-    if output == "json":
-        print(json.dumps(document, indent=2))
-    else:
-        print(yaml.safe_dump(document, sort_keys=False), end="")
+    return _console(args).release(
+        args.target,
+        dict(args.image),
+        env,
+        name=args.name,
+        policy=args.policy,
+        step_weight=args.step_weight,
+        max_weight=args.max_weight,
+    )
 
 
 def _get(args: argparse.Namespace) -> int:
-    """List Rollouts as a table, or print them as YAML or JSON."""
-    store, namespace = _store(args)
-    if args.name:
-        found = store.get(Ref(namespace, args.name))
-        if found is None:
-            return _not_found(args.name)
-        rollouts = [found]
-    else:
-        rollouts = store.list(None if args.all_namespaces else namespace)
-    if args.output in ("yaml", "json"):
-        items = [r.wire() for r in rollouts]
-        _dump(
-            items[0] if args.name else {"apiVersion": "v1", "kind": "List", "items": items},
-            args.output,
-        )
-        return 0
-    if not rollouts:
-        where = "" if args.all_namespaces else f" in {namespace} namespace"
-        print(f"No resources found{where}.", file=sys.stderr)
-        return 0
-    plans, now, wide = _Plans(store), datetime.now(UTC), args.output == "wide"
-    rows = [
-        present.row(r, now, plans.total(r), wide=wide, all_namespaces=args.all_namespaces)
-        for r in rollouts
-    ]
-    print(present.table(present.headers(wide=wide, all_namespaces=args.all_namespaces), rows))
-    return 0
+    return _console(args).get(args.name, all_namespaces=args.all_namespaces, output=args.output)
 
 
 def _watch(args: argparse.Namespace) -> int:
-    """Follow a Rollout until it finishes: 0 Succeeded, 1 another end, 2 timed out."""
-    store, namespace = _store(args)
-    ref = Ref(namespace, args.name)
-    plans = _Plans(store)
-    tty = sys.stdout.isatty()
-    deadline = None if args.timeout is None else time.monotonic() + args.timeout
-    last = ""
-    while True:
-        try:
-            rollout = store.get(ref)
-        except TransientError as error:
-            rollout, text = None, f"(retrying) {error}"
-        else:
-            if rollout is None:
-                return _not_found(args.name)
-            total, percentile = plans.total(rollout), plans.percentile(rollout)
-            if tty:
-                text = "\n".join(present.frame(rollout, total, percentile, datetime.now(UTC)))
-            else:
-                text = present.line(rollout, total, percentile)
-        if tty:
-            print("\x1b[H\x1b[J" + text, flush=True)
-        elif text != last:
-            print(f"{datetime.now(UTC):%H:%M:%S}  {text}", flush=True)
-        last = text
-        code = present.exit_code(rollout.status.phase) if rollout is not None else None
-        if code is not None:
-            return code
-        if deadline is not None and time.monotonic() >= deadline:
-            print(
-                f"error: timed out after {args.timeout:g}s waiting for rollout.canary.dev/"
-                f"{args.name} to finish",
-                file=sys.stderr,
-            )
-            return 2
-        left = None if deadline is None else deadline - time.monotonic()
-        time.sleep(args.interval if left is None else min(args.interval, left))
+    return _console(args).watch(
+        args.name, timeout=args.timeout, interval=args.interval, tty=sys.stdout.isatty()
+    )
 
 
 def _actor(args: argparse.Namespace) -> str:
+    """Who gives a command: --as-actor, else $USER@host, else the kubeconfig user."""
     if args.as_actor:
         return str(args.as_actor)
     person = os.environ.get("USER") or os.environ.get("LOGNAME")
@@ -246,22 +108,10 @@ def _actor(args: argparse.Namespace) -> str:
 
 def _command(kind: CommandKind) -> Callable[[argparse.Namespace], int]:
     def give(args: argparse.Namespace) -> int:
-        store, namespace = _store(args)
-        ref = Ref(namespace, args.name)
-        rollout = store.get(ref)
-        if rollout is None:
-            return _not_found(args.name)
-        reason = commands.refusal(kind, rollout.status.phase)
-        if reason is not None:
-            print(f"error: cannot {kind} rollout.canary.dev/{args.name}: {reason}", file=sys.stderr)
-            return 1
-        command = Command(kind, datetime.now(UTC), _actor(args), args.comment or "")
-        for key, value in commands.encode(command).items():
-            store.annotate(ref, key, value)
-        print(f"rollout.canary.dev/{args.name} {commands.PAST_TENSE[kind]}")
-        return 0
+        return _console(args).command(
+            kind, args.name, actor=_actor(args), comment=args.comment or ""
+        )
 
-    give.__doc__ = f"Write the {kind} command on a Rollout."
     return give
 
 
