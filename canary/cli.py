@@ -4,14 +4,23 @@ adapters into the runtime. Only this module knows every concrete class."""
 from __future__ import annotations
 
 import argparse
+import os
+import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from canary import __version__
-from canary.core import lint
+from canary.adapters.kube import client as kube
+from canary.adapters.kube import kubeconfig
+from canary.adapters.kube.rollouts import KubeRolloutStore
+from canary.console import Console
+from canary.core import commands, lint, release
+from canary.core.machine import CommandKind
+from canary.errors import CanaryError
 
 
 def _version(_: argparse.Namespace) -> int:
@@ -52,9 +61,159 @@ def _lint(args: argparse.Namespace) -> int:
     return 1 if total else 0
 
 
+# --- commands that talk to the cluster ----------------------------------------------------
+
+
+def _console(args: argparse.Namespace) -> Console:
+    """A Console on the chosen cluster, in the chosen (or the kubeconfig's) namespace."""
+    store = KubeRolloutStore(kube.connect(args.kubeconfig, args.context))
+    namespace = args.namespace or kubeconfig.namespace(args.kubeconfig, args.context)
+    return Console(store=store, annotator=store, create=store.create, namespace=namespace)
+
+
+def _release(args: argparse.Namespace) -> int:
+    env: dict[str, dict[str, str]] = {}
+    for container, key, value in args.set_env:
+        env.setdefault(container, {})[key] = value
+    return _console(args).release(
+        args.target,
+        dict(args.image),
+        env,
+        name=args.name,
+        policy=args.policy,
+        step_weight=args.step_weight,
+        max_weight=args.max_weight,
+    )
+
+
+def _get(args: argparse.Namespace) -> int:
+    return _console(args).get(args.name, all_namespaces=args.all_namespaces, output=args.output)
+
+
+def _watch(args: argparse.Namespace) -> int:
+    return _console(args).watch(
+        args.name, timeout=args.timeout, interval=args.interval, tty=sys.stdout.isatty()
+    )
+
+
+def _actor(args: argparse.Namespace) -> str:
+    """Who gives a command: --as-actor, else $USER@host, else the kubeconfig user."""
+    if args.as_actor:
+        return str(args.as_actor)
+    person = os.environ.get("USER") or os.environ.get("LOGNAME")
+    if person:
+        return f"{person}@{socket.gethostname()}"
+    return kubeconfig.user(args.kubeconfig, args.context) or "unknown"
+
+
+def _command(kind: CommandKind) -> Callable[[argparse.Namespace], int]:
+    def give(args: argparse.Namespace) -> int:
+        return _console(args).command(
+            kind, args.name, actor=_actor(args), comment=args.comment or ""
+        )
+
+    return give
+
+
+def _argument_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from error
+
+    return convert
+
+
+_COMMAND_HELP: dict[CommandKind, str] = {
+    "approve": "approve a rollout waiting for approval",
+    "promote": "skip the remaining steps and promote the release now",
+    "abort": "stop a rollout and send all traffic back to stable",
+    "retry": "start a rolled-back, aborted or failed rollout again",
+}
+
+
+def _cluster_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """-n/--kubeconfig/--context, accepted before or after the subcommand (like kubectl)."""
+    default: Any = None if top else argparse.SUPPRESS
+    parser.add_argument(
+        "-n",
+        "--namespace",
+        default=default,
+        help="namespace (default: the kubeconfig context's, else 'default')",
+    )
+    parser.add_argument("--kubeconfig", default=default, help="path to the kubeconfig file")
+    parser.add_argument("--context", default=default, help="kubeconfig context to use")
+
+
+def _add_cluster_commands(sub: Any) -> None:
+    cluster = argparse.ArgumentParser(add_help=False)
+    _cluster_options(cluster, top=False)
+
+    cmd = sub.add_parser(
+        "release",
+        parents=[cluster],
+        help="release a new version of a Deployment",
+        description="Create a Rollout that releases new images (and env) of a Deployment. "
+        "Example: canary release deploy/podinfo --image podinfo=ghcr.io/stefanprodan/podinfo:6.1.0",
+    )
+    cmd.add_argument("target", type=_argument_type(release.parse_target), metavar="deploy/NAME")
+    cmd.add_argument(
+        "--image",
+        action="append",
+        default=[],
+        metavar="CONTAINER=IMAGE",
+        type=_argument_type(release.parse_image),
+        help="new image (repeatable)",
+    )
+    cmd.add_argument(
+        "--set-env",
+        action="append",
+        default=[],
+        metavar="CONTAINER:NAME=VALUE",
+        type=_argument_type(release.parse_env),
+        help="set an env var (repeatable)",
+    )
+    cmd.add_argument("--policy", help="RolloutPolicy to follow (default: the Deployment's name)")
+    cmd.add_argument("--name", help="Rollout name (default: <deployment>-<image tag>)")
+    cmd.add_argument("--step-weight", type=int, help="raise the weight by this much each step")
+    cmd.add_argument("--max-weight", type=int, help="with --step-weight: the last weight")
+    cmd.set_defaults(func=_release)
+
+    cmd = sub.add_parser("get", parents=[cluster], help="list rollouts or show one")
+    cmd.add_argument("name", nargs="?", metavar="ROLLOUT")
+    cmd.add_argument("-A", "--all-namespaces", action="store_true", help="in every namespace")
+    cmd.add_argument("-o", "--output", choices=("wide", "yaml", "json"), help="output format")
+    cmd.set_defaults(func=_get)
+
+    cmd = sub.add_parser(
+        "watch",
+        parents=[cluster],
+        help="follow a rollout until it finishes",
+        description="Show a rollout's progress live. Exits 0 when it succeeds, 1 when it ends "
+        "otherwise (RolledBack, Aborted, Failed, Superseded), 2 on --timeout.",
+    )
+    cmd.add_argument("name", metavar="ROLLOUT")
+    cmd.add_argument("--timeout", type=float, help="give up after this many seconds (exit 2)")
+    cmd.add_argument("--interval", type=float, default=1.0, help=argparse.SUPPRESS)
+    cmd.set_defaults(func=_watch)
+
+    for kind in commands.KINDS:
+        cmd = sub.add_parser(kind, parents=[cluster], help=_COMMAND_HELP[kind])
+        cmd.add_argument("name", metavar="ROLLOUT")
+        cmd.add_argument("--comment", help="why (kept in status.approvals)")
+        cmd.add_argument(
+            "--as-actor",
+            metavar="WHO",
+            help="who gives the command (default: $USER@host, else the kubeconfig user)",
+        )
+        cmd.set_defaults(func=_command(kind))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line grammar of every subcommand."""
     parser = argparse.ArgumentParser(prog="canary", description="Canary releases for Kubernetes.")
+    _cluster_options(parser, top=True)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("version", help="print the version").set_defaults(func=_version)
     lint_cmd = sub.add_parser(
@@ -66,13 +225,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lint_cmd.add_argument("files", nargs="+", metavar="FILE", help="YAML files ('-' for stdin)")
     lint_cmd.set_defaults(func=_lint)
+    _add_cluster_commands(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console scripts; returns the process exit code."""
     args = build_parser().parse_args(argv)
-    code: int = args.func(args)
+    try:
+        code: int = args.func(args)
+    except CanaryError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     return code
 
 

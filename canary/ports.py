@@ -147,3 +147,11 @@ class LeaseLock(Protocol):
 
     def release(self, identity: str) -> None:
         """Give the lease up if ``identity`` holds it (on a clean shutdown)."""
+
+
+class Annotator(Protocol):
+    """Where people's commands are written: annotations on a Rollout (``canary.core.commands``
+    encodes them). Implemented by ``KubeRolloutStore``; used by the CLI and the HTTP API."""
+
+    def annotate(self, ref: Ref, key: str, value: str) -> None:
+        """Set one annotation on the Rollout, leaving the others as they are."""
