@@ -23,13 +23,13 @@ venv: $(STAMP) ## create or update the virtualenv in .venv
 
 .PHONY: fmt
 fmt: $(STAMP) ## format the code
-	$(BIN)/ruff format canary tests
-	$(BIN)/ruff check --fix canary tests
+	$(BIN)/ruff format canary tests bench
+	$(BIN)/ruff check --fix canary tests bench
 
 .PHONY: lint
 lint: $(STAMP) ## ruff, mypy --strict, import contracts, CRDs in sync with the models
-	$(BIN)/ruff format --check canary tests
-	$(BIN)/ruff check canary tests
+	$(BIN)/ruff format --check canary tests bench
+	$(BIN)/ruff check canary tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
@@ -40,6 +40,10 @@ crds: $(STAMP) ## regenerate crds/ from the models
 .PHONY: unit
 unit: $(STAMP) ## fast tests of the pure core (no cluster)
 	$(BIN)/pytest -q tests/unit
+
+.PHONY: bench-gates
+bench-gates: $(STAMP) ## gate-quality benchmark (BENCHMARK.md §1); writes docs/benchmarks.md
+	$(BIN)/python -m bench.gates $(BENCH_ARGS)
 
 .PHONY: test
 test: lint ## install everything and run the whole suite with branch coverage

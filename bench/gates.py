@@ -25,6 +25,7 @@ from typing import Protocol
 
 from bench.baselines import ArgoStyle, FlaggerStyle
 from bench.ours import Ours
+from bench.report import render, targets
 from bench.scenarios import BY_KEY, SCENARIOS, Scenario
 from bench.world import World
 
@@ -185,8 +186,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             tasks += [(scenario.key, gate, s, min(50, seeds - s)) for s in range(0, seeds, 50)]
     results: dict[tuple[str, str], list[Outcome]] = {}
     with multiprocessing.get_context("fork").Pool(max(1, min(args.workers, 2))) as pool:
-        for (key, gate, _, _), outcomes in zip(tasks, pool.imap(_task, tasks), strict=True):
+        finished = pool.imap(_task, tasks)
+        for done, ((key, gate, _, _), outcomes) in enumerate(zip(tasks, finished, strict=True), 1):
             results.setdefault((key, gate), []).extend(outcomes)
+            if done % 20 == 0 or done == len(tasks):
+                spent = time.monotonic() - started
+                print(f"{done}/{len(tasks)} tasks, {spent:.0f} s", file=sys.stderr, flush=True)
     rows: list[list[str]] = []
     for scenario in chosen:
         for gate in args.gates:
@@ -196,20 +201,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     table = markdown(rows)
     print(table)
     print(f"\n{len(tasks)} tasks, {elapsed:.0f} s", file=sys.stderr)
+    for line in targets(results, chosen):
+        print(line)
     if not args.no_write:
         command = "python -m bench.gates " + " ".join(argv if argv is not None else sys.argv[1:])
-        write(Path(args.out), table, chosen, command.strip(), elapsed)
+        seeds = {s.key: args.seeds or s.seeds for s in chosen}
+        machine = (
+            f"{platform.machine()}, {os.cpu_count()} cores (shared), "
+            f"Python {platform.python_version()}, {args.workers} worker processes"
+        )
+        when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        text = render(
+            table=table,
+            scenarios=chosen,
+            results=results,
+            command=command.strip(),
+            machine=machine,
+            when=when,
+            elapsed=elapsed,
+            seeds=seeds,
+        )
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text)
     return 0
-
-
-def write(path: Path, table: str, chosen: Sequence[Scenario], command: str, elapsed: float) -> None:
-    """Write docs/benchmarks.md: command, machine, date, table, scenarios and floors."""
-    from bench.report import render
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    path.write_text(render(table, chosen, command, machine, when, elapsed))
 
 
 if __name__ == "__main__":

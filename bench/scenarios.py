@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bench.floor import failed_requests_floor
 from canary.sim.traffic import Behaviour
 
 STABLE_P50_MS = 50.0
 STABLE_P99_MS = 250.0
 
 
-def behaviour(error_rate: float, p50: float = STABLE_P50_MS, p99: float = STABLE_P99_MS) -> Behaviour:
+def behaviour(
+    error_rate: float, p50: float = STABLE_P50_MS, p99: float = STABLE_P99_MS
+) -> Behaviour:
     """A pod with this error rate and a log-normal latency (median, p99)."""
     return Behaviour(error_rate=error_rate, latency_p50_ms=p50, latency_p99_ms=p99)
 
@@ -44,8 +47,6 @@ class Scenario:
     @property
     def floor(self) -> float | None:
         """``p1·kl(1−β‖α)/KL(p1‖p0)`` failed requests (α = β = 0.05), for error regressions."""
-        from bench.floor import failed_requests_floor
-
         p0, p1 = self.stable.error_rate, self.canary.error_rate
         if not self.bad or not self.canary_serves or p1 <= p0:
             return None
@@ -65,7 +66,9 @@ def _errors(key: str, base: float, factor: float) -> Scenario:
 HEALTHY = behaviour(0.001)
 
 SCENARIOS: tuple[Scenario, ...] = (
-    Scenario("S1", "healthy: canary = stable (0.1% errors)", HEALTHY, HEALTHY, bad=False, seeds=3000),
+    Scenario(
+        "S1", "healthy: canary = stable (0.1% errors)", HEALTHY, HEALTHY, bad=False, seeds=3000
+    ),
     Scenario("S2-errors", "canary 100% errors", HEALTHY, behaviour(1.0), bad=True, seeds=3000),
     Scenario(
         "S2-crash",
@@ -82,7 +85,9 @@ SCENARIOS: tuple[Scenario, ...] = (
     ),
     Scenario("S4-p50+20%", "canary median +20%", HEALTHY, behaviour(0.001, 60, 300), bad=True),
     Scenario("S4-p50+50%", "canary median +50%", HEALTHY, behaviour(0.001, 75, 375), bad=True),
-    Scenario("S4-p99x2", "canary p99 ×2 (same median)", HEALTHY, behaviour(0.001, 50, 500), bad=True),
+    Scenario(
+        "S4-p99x2", "canary p99 ×2 (same median)", HEALTHY, behaviour(0.001, 50, 500), bad=True
+    ),
     Scenario(
         "S4-fastfail",
         "canary fails fast: 2% errors answered in 2 ms",
@@ -95,8 +100,14 @@ SCENARIOS: tuple[Scenario, ...] = (
         for r in (0.5, 1.0, 5.0)
     ),
     *(
-        Scenario(f"S5-errors-{r:g}rps", f"canary 100% errors at R = {r:g} req/s", HEALTHY,
-                 behaviour(1.0), True, r)
+        Scenario(
+            f"S5-errors-{r:g}rps",
+            f"canary 100% errors at R = {r:g} req/s",
+            HEALTHY,
+            behaviour(1.0),
+            True,
+            r,
+        )
         for r in (0.5, 1.0, 5.0)
     ),
     Scenario(

@@ -39,7 +39,7 @@ class World:
         self.scenario = scenario
         self.mesh = Mesh(seed)
         self.rng = np.random.Generator(np.random.PCG64(seed + 7_777_777))
-        self.deployment = {p: STABLE for p in STABLE_PODS} | {p: CANARY for p in CANARY_PODS}
+        self.deployment = dict.fromkeys(STABLE_PODS, STABLE) | dict.fromkeys(CANARY_PODS, CANARY)
         for i, pod in enumerate(STABLE_PODS):
             bad = scenario.bad_stable_pod is not None and i == 0
             self.mesh.set_pod(pod, scenario.bad_stable_pod if bad else scenario.stable)  # type: ignore[arg-type]
@@ -144,8 +144,13 @@ def samples(pods: Mapping[str, Counters], deployment: Mapping[str, str]) -> list
         if counters.requests == 0:
             continue
         labels = {"namespace": NAMESPACE, "deployment": deployment[pod], "pod": pod}
-        for classification, value in (("success", counters.successes), ("failure", counters.failures)):
-            out.append({"metric": labels | {"classification": classification}, "value": [0, str(value)]})
+        for classification, value in (
+            ("success", counters.successes),
+            ("failure", counters.failures),
+        ):
+            out.append(
+                {"metric": labels | {"classification": classification}, "value": [0, str(value)]}
+            )
         for bound, value in zip(_LE, counters.latency_total.buckets, strict=True):
             out.append({"metric": labels | {"le": bound}, "value": [0, str(value)]})
     return out

@@ -1,4 +1,4 @@
-"""Per-tick evidence from raw proxy counters: Prometheus samples in, per-Deployment ``Arm`` deltas out.
+"""Per-tick evidence from raw proxy counters: Prometheus samples in, ``Arm`` deltas out.
 
 Who calls it: the controller's metrics adapter (and the gate benchmark, fed from simulated
 counters) once per tick. The adapter runs ONE instant query for every rollout at once::

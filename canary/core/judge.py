@@ -24,10 +24,14 @@ from enum import StrEnum
 
 from canary.core import latency, sequential
 from canary.model.linkerd import LATENCY_BUCKETS_MS
-from canary.model.status import CheckResult
+from canary.model.status import CheckResult, CheckVerdict
 
 ERRORS_WEIGHT = 4.0
 """The error comparison's share of the false-rollback budget, against 1 for every other check."""
+DESIGN_KAPPA = 2.0
+DESIGN_LATENCY_KAPPA = 1.25
+"""The regressions a step must be able to see before it stops holding: twice the tolerated error
+rate (or the rate limit), a quarter more slow (or fewer fast) responses than allowed."""
 MAX_REPORTED = 1e300
 """E-values beyond this are reported as this (they are far past any threshold anyway)."""
 
@@ -111,6 +115,8 @@ class _Sequential:
     message: str
     moving: bool = True
     """Whether the current step adds to this check (a check that cannot move does not hold)."""
+    information: float = 0.0
+    """What the current step's data could tell a design-size regression apart by (nats)."""
 
 
 def success_rate(arm: Arm) -> float | None:
@@ -173,7 +179,9 @@ def _errors(t: Thresholds, steps: Sequence[Evidence]) -> _Sequential:
         f"tolerance {t.error_rate_tolerance:g}"
     )
     moving = _comparing(now) and now.canary.requests > 0 and now.stable.requests > 0
-    return _Sequential("errors-vs-stable", log_e, ERRORS_WEIGHT, message, moving)
+    events, share = triples[-1][0] + triples[-1][1], triples[-1][2]
+    information = sequential.comparison_information(events, share, rho0, DESIGN_KAPPA)
+    return _Sequential("errors-vs-stable", log_e, ERRORS_WEIGHT, message, moving, information)
 
 
 def _latency_band(t: Thresholds, steps: Sequence[Evidence], band: latency.Band) -> _Sequential:
@@ -199,30 +207,42 @@ def _latency_band(t: Thresholds, steps: Sequence[Evidence], band: latency.Band) 
     log_e = sequential.comparison_log_e(slow, 1.0, sequential.SLOW_KAPPAS) + (
         sequential.comparison_log_e(fast, 1.0, sequential.FAST_KAPPAS)
     )
-    return _Sequential(band.name, log_e, 1.0, message, _comparing(steps[-1]) and counts is not None)
+    information = 0.0
+    if counts is not None:
+        kappa = 1.0 / DESIGN_LATENCY_KAPPA if counts.fast else DESIGN_LATENCY_KAPPA
+        events = counts.canary_events + counts.stable_events
+        information = sequential.comparison_information(events, counts.share, 1.0, kappa)
+    moving = _comparing(steps[-1]) and counts is not None
+    return _Sequential(band.name, log_e, 1.0, message, moving, information)
 
 
 def _success_floor(t: Thresholds, steps: Sequence[Evidence], floor: float) -> _Sequential:
     failed = sum(_failures(s.canary) for s in steps)
     served = sum(max(s.canary.requests, 0) for s in steps)
     log_e = sequential.rate_log_e(failed, served, 1.0 - floor / 100.0)
+    information = sequential.rate_information(
+        steps[-1].canary.requests, 1.0 - floor / 100.0, DESIGN_KAPPA
+    )
     rate = success_rate(Arm(served, failed))
     shown = "n/a" if rate is None else f"{rate:.2f}%"
     message = f"canary {shown} of {served} requests; floor {floor:g}%"
-    return _Sequential("success-rate", log_e, 1.0, message)
+    return _Sequential("success-rate", log_e, 1.0, message, information=information)
 
 
 def _latency_ceiling(t: Thresholds, steps: Sequence[Evidence], ceiling: float) -> _Sequential:
     slow = sum(latency.count_above(s.canary.buckets, ceiling) for s in steps)
     seen = sum(sum(s.canary.buckets) for s in steps)
     log_e = sequential.rate_log_e(slow, seen, 1.0 - t.latency_percentile / 100.0)
+    information = sequential.rate_information(
+        sum(steps[-1].canary.buckets), 1.0 - t.latency_percentile / 100.0, DESIGN_KAPPA
+    )
     p = percentile_ms(steps[-1].canary.buckets, t.latency_percentile)
     shown = "n/a" if p is None else f"{p:.0f} ms"
     message = (
         f"p{t.latency_percentile:g} {shown} this step; {slow}/{seen} canary requests "
         f"above {ceiling:g} ms"
     )
-    return _Sequential("latency", log_e, 1.0, message)
+    return _Sequential("latency", log_e, 1.0, message, information=information)
 
 
 def _traffic_share(steps: Sequence[Evidence]) -> _Sequential:
@@ -282,8 +302,8 @@ def evaluate(thresholds: Thresholds, evidence: Evidence) -> Judgement:
     for s in found:
         own_limit = limit * total / s.weight
         e = _e(s.log_e)
-        holding = s.moving and e > t.hold_above
-        verdict = "Fail" if e >= own_limit else "Inconclusive" if holding else "Pass"
+        holding = s.moving and e > t.hold_above and s.information < math.log(own_limit)
+        verdict: CheckVerdict = "Fail" if e >= own_limit else "Inconclusive" if holding else "Pass"
         checks.append(
             CheckResult(
                 name=s.name,

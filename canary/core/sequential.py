@@ -76,6 +76,33 @@ def comparison_log_e(
     return log_mean_exp(totals)
 
 
+def bernoulli_kl(p: float, q: float) -> float:
+    """``KL(Bernoulli(p) ‖ Bernoulli(q))`` in nats, for ``0 < q < 1``."""
+    total = 0.0
+    if p > 0.0:
+        total += p * math.log(p / q)
+    if p < 1.0:
+        total += (1.0 - p) * math.log((1.0 - p) / (1.0 - q))
+    return total
+
+
+def comparison_information(events: int, share: float, rho0: float, kappa: float) -> float:
+    """Expected log-likelihood ratio that ``events`` would carry if the canary were ``κ·ρ0``
+    times worse: how well a step's data can tell that alternative from the null."""
+    if not 0.0 < share < 1.0:
+        return 0.0
+    null = share * rho0 / (share * rho0 + 1.0 - share)
+    alternative = share * kappa * rho0 / (share * kappa * rho0 + 1.0 - share)
+    return events * bernoulli_kl(alternative, null)
+
+
+def rate_information(requests: int, limit: float, kappa: float) -> float:
+    """The same for the rate test: ``requests`` observations of ``κ·limit`` against ``limit``."""
+    if not 0.0 < limit < 1.0:
+        return 0.0
+    return requests * bernoulli_kl(min(kappa * limit, (1.0 + limit) / 2.0), limit)
+
+
 def rate_log_e(events: int, requests: int, limit: float) -> float:
     """Log e-value that the canary's event probability exceeds ``limit`` (events of requests).
 
