@@ -80,7 +80,10 @@ def test_nothing_listening_is_unavailable() -> None:
         ((200, b"<html>not prometheus</html>"), "did not answer like Prometheus"),
         ((200, b'{"status": "success", "data": {}}'), "did not answer like Prometheus"),
         ((200, b'{"status": "success", "data": {"result": {"a": 1}}}'), "not an instant vector"),
-        ((400, b'{"status":"error","errorType":"bad_data","error":"parse error"}'), "parse error"),
+        (
+            (400, b'{"status":"error","errorType":"bad_data","error":"parse error"}'),
+            r"answered HTTP Status Code 400: parse error$",
+        ),
         ((500, b"boom"), "answered HTTP Status Code 500"),
         ((503, b"overloaded"), "answered HTTP Status Code 503"),
     ],

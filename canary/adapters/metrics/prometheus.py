@@ -72,7 +72,7 @@ class PrometheusMetrics:
             yield
         except PrometheusApiClientException as error:
             raise MetricsUnavailable(
-                f"{what}: Prometheus at {self.url} answered {error}"
+                f"{what}: Prometheus at {self.url} answered {_reason(error)}"
             ) from error
         except (ValueError, KeyError, TypeError) as error:
             # Before OSError: requests' JSONDecodeError is both.
