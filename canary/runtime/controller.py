@@ -89,13 +89,16 @@ class Controller:
         store: RolloutStore,
         metrics: MetricProvider,
         clock: Clock,
+        *,
         namespace: str | None = None,
+        settle: timedelta = timedelta(seconds=12),
     ) -> None:
         self._reconciler = reconciler
         self._store = store
         self._metrics = metrics
         self._clock = clock
         self._namespace = namespace
+        self._settle = settle
         self.queue = WorkQueue(clock)
         self._lock = threading.Lock()
         self._judged: dict[Ref, Plan] = {}
@@ -103,7 +106,7 @@ class Controller:
         self._pending: dict[Ref, judge.Evidence] = {}
         self._last_judged: dict[Ref, datetime] = {}
         self._weights: dict[Ref, int] = {}
-        self._fresh: set[Ref] = set()
+        self._changed: dict[Ref, datetime] = {}
         self._baseline: evidence.Snapshot | None = None
         self.reconciles = 0
         self.queries = 0
@@ -151,7 +154,7 @@ class Controller:
                 self._targets[(ref.namespace, result.plan.canary_deployment)] = ref
             if result.plan is not None and result.phase in JUDGED_PHASES:
                 if ref not in self._judged:
-                    self._fresh.add(ref)
+                    self._changed[ref] = self._clock.now()
                 self._judged[ref] = result.plan
             else:
                 self._judged.pop(ref, None)
@@ -160,7 +163,7 @@ class Controller:
                 # Counts served at the old weight must not be credited to the new step.
                 self._weights[ref] = result.weight_set
                 self._pending.pop(ref, None)
-                self._fresh.add(ref)
+                self._changed[ref] = self._clock.now()
 
     # -- measuring -------------------------------------------------------------------------
 
@@ -187,10 +190,9 @@ class Controller:
         with self._lock:
             self._baseline, deltas = evidence.advance(self._baseline, snapshot)
             for ref, arm in arms.items():
-                if ref in self._fresh:
-                    # Its first snapshot since it began being judged (or since its weight
-                    # changed) only sets the baseline: the delta may span time before the step.
-                    self._fresh.discard(ref)
+                if now - self._changed.get(ref, now - self._settle) < self._settle:
+                    # Right after the weight changed (or judging began) the counters Prometheus
+                    # holds were scraped, in part, at the old weight: wait a scrape interval.
                     continue
                 tick = judge.Evidence(
                     canary=deltas.get((arm.namespace, arm.canary), judge.Arm()),

@@ -17,7 +17,14 @@ import structlog
 
 from canary.core import commands, judge, machine
 from canary.core import plan as plan_mod
-from canary.errors import ConfigError, InvalidSpec, Problem, TerminalError, TransientError
+from canary.errors import (
+    CanaryError,
+    ConfigError,
+    InvalidSpec,
+    Problem,
+    TerminalError,
+    TransientError,
+)
 from canary.model.rollout import Rollout
 from canary.model.status import TERMINAL_PHASES, RolloutStatus
 from canary.ports import Clock, EventRecorder, Ref, RolloutStore, TrafficRouter, Workloads
@@ -199,8 +206,13 @@ class Reconciler:
         decision = machine.with_generation(decision, rollout.metadata.generation)
         last_plan = self._plans.get(ref)
         if decision.actions and last_plan is not None:
-            # Traffic was shifted under the last valid plan: send it back with that plan.
-            self._act(rollout, last_plan, decision, bound)
+            # Traffic was shifted under the last valid plan: send it back with that plan, in
+            # order (route first); a later action failing must not keep the status unwritten.
+            try:
+                self._act(rollout, last_plan, decision, bound)
+            except CanaryError as error:
+                bound.error("rollback_incomplete", error=str(error))
+                self._write(rollout, decision.status)
         else:
             for event in decision.events:
                 self._events.record(rollout, event)
