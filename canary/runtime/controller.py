@@ -107,6 +107,7 @@ class Controller:
         self._last_judged: dict[Ref, datetime] = {}
         self._weights: dict[Ref, int] = {}
         self._changed: dict[Ref, datetime] = {}
+        self._canary_ready: dict[Ref, int] = {}
         self._baseline: evidence.Snapshot | None = None
         self.reconciles = 0
         self.queries = 0
@@ -149,6 +150,7 @@ class Controller:
 
     def _remember(self, ref: Ref, result: Result) -> None:
         with self._lock:
+            self._canary_ready[ref] = result.canary_ready
             if result.plan is not None:
                 self._targets[(ref.namespace, result.plan.target)] = ref
                 self._targets[(ref.namespace, result.plan.canary_deployment)] = ref
@@ -193,6 +195,11 @@ class Controller:
                 if now - self._changed.get(ref, now - self._settle) < self._settle:
                     # Right after the weight changed (or judging began) the counters Prometheus
                     # holds were scraped, in part, at the old weight: wait a scrape interval.
+                    continue
+                visible = sum(1 for key in snapshot if key.target == (arm.namespace, arm.canary))
+                if visible < self._canary_ready.get(ref, 0):
+                    # A ready canary pod Prometheus has not scraped yet: stable's counts alone
+                    # would look as if the canary got no traffic.
                     continue
                 tick = judge.Evidence(
                     canary=deltas.get((arm.namespace, arm.canary), judge.Arm()),
