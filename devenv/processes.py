@@ -74,6 +74,10 @@ def _stat(pid: int) -> tuple[str, int] | None:
 
 def is_running(process: Process) -> bool:
     """True while the pid is alive (not a zombie) and still runs the recorded executable."""
+    child = _children.get(process.pid)
+    if child is not None:
+        # Our own child: ask it, since between fork and exec its command line is still ours.
+        return child.poll() is None
     stat = _stat(process.pid)
     if stat is None or stat[0] in ("Z", "X"):
         return False
