@@ -107,7 +107,10 @@ class DevEnv:
             return False
         if not all(processes.is_running(p) for p in state.processes.values()):
             return False
-        return self._api().ready()
+        try:
+            return self._api().ready()
+        except OSError:  # certificates gone: not an environment that can be used
+            return False
 
     def status(self) -> dict[str, str]:
         """component → 'running (pid N)' or 'stopped'."""
