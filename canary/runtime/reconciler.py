@@ -52,6 +52,7 @@ class Result:
     plan: plan_mod.Plan | None = None
     phase: str | None = None
     weight_set: int | None = None
+    canary_ready: int = 0
 
 
 def superseded_by(rollout: Rollout, others: list[Rollout]) -> str | None:
@@ -139,7 +140,7 @@ class Reconciler:
             return self._invalid(rollout, list(error.problems), bound)
         self._plans[ref] = plan
         try:
-            decision = self._decide(rollout, plan, measurement)
+            decision, ready = self._decide(rollout, plan, measurement)
             weight = self._act(rollout, plan, decision, bound)
         except ConfigError as error:
             problems = (
@@ -148,11 +149,11 @@ class Reconciler:
                 else [Problem("", str(error))]
             )
             return self._invalid(rollout, problems, bound)
-        return Result(decision.requeue_after, plan, decision.status.phase, weight)
+        return Result(decision.requeue_after, plan, decision.status.phase, weight, ready)
 
     def _decide(
         self, rollout: Rollout, plan: plan_mod.Plan, measurement: Measurement | None
-    ) -> machine.Decision:
+    ) -> tuple[machine.Decision, int]:
         ns, name = rollout.metadata.namespace, rollout.metadata.name
         world = self._workloads.observe(ns, name, plan)
         route = self._routers[plan.router].observe(ns, plan)
@@ -169,7 +170,8 @@ class Reconciler:
             superseded_by=superseded_by(rollout, others),
         )
         decision = machine.decide(plan, rollout.status, obs, self._clock.now())
-        return machine.with_generation(decision, rollout.metadata.generation)
+        ready = world.canary.ready_replicas if world.canary is not None else 0
+        return machine.with_generation(decision, rollout.metadata.generation), ready
 
     def _act(
         self,
