@@ -42,7 +42,7 @@ lint: $(STAMP) ## ruff, mypy --strict, import contracts, CRDs in sync with the m
 
 .PHONY: crds
 crds: $(STAMP) ## regenerate crds/ from the models
-	$(BIN)/python -m canary.model.crdgen --write crds
+	$(BIN)/python -m canary.crdgen --write crds
 
 .PHONY: unit
 unit: $(STAMP) ## fast tests of the pure core (no cluster)
