@@ -21,6 +21,7 @@ from canary.console import Console
 from canary.core import commands, lint, release
 from canary.core.machine import CommandKind
 from canary.errors import CanaryError
+from canary.model.base import parse_duration
 
 
 def _version(_: argparse.Namespace) -> int:
@@ -115,6 +116,14 @@ def _command(kind: CommandKind) -> Callable[[argparse.Namespace], int]:
     return give
 
 
+def _seconds(text: str) -> float:
+    """A timeout written as Go-style duration (15m) or as seconds (900)."""
+    try:
+        return float(text)
+    except ValueError:
+        return parse_duration(text).total_seconds()
+
+
 def _argument_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     def convert(text: str) -> Any:
         try:
@@ -194,7 +203,12 @@ def _add_cluster_commands(sub: Any) -> None:
         "otherwise (RolledBack, Aborted, Failed, Superseded), 2 on --timeout.",
     )
     cmd.add_argument("name", metavar="ROLLOUT")
-    cmd.add_argument("--timeout", type=float, help="give up after this many seconds (exit 2)")
+    cmd.add_argument(
+        "--timeout",
+        type=_argument_type(_seconds),
+        metavar="DURATION",
+        help="give up after this long (exit 2): 90s, 15m, 1h30m, or plain seconds",
+    )
     cmd.add_argument("--interval", type=float, default=1.0, help=argparse.SUPPRESS)
     cmd.set_defaults(func=_watch)
 
