@@ -40,6 +40,10 @@ FAKE_NODES = ("kwok-node-0", "kwok-node-1")
 SERVICE_CIDR = "10.96.0.0/16"
 POD_CIDR = "10.244.0.0/16"
 READY_TIMEOUT = 90.0
+# client-go (kwok, controller-manager, scheduler) asks for WatchList streams by default; they
+# need etcd's RequestWatchProgress, which the Debian etcd 3.4 lacks, and the failing streams
+# stall their informers (kwok then stops heartbeating Nodes). Plain list+watch works.
+GO_CLIENT_ENV = {"KUBE_FEATURE_WatchListClient": "false"}
 
 
 @dataclass(frozen=True)
@@ -198,7 +202,7 @@ class DevEnv:
         self._save(state)
 
         def spawn(name: str, argv: list[str]) -> processes.Process:
-            process = processes.spawn(name, argv, self.dir.log(name))
+            process = processes.spawn(name, argv, self.dir.log(name), GO_CLIENT_ENV)
             state.processes[name] = process
             self._save(state)
             return process
@@ -341,6 +345,10 @@ class DevEnv:
             f"--initial-cluster=dev={peer}",
             "--logger=zap",
             "--log-level=warn",
+            # The API server's watch cache only advances on events or on etcd's progress
+            # notifications; without them a watch from a fresh list's resourceVersion on a quiet
+            # resource fails with "Too large resource version" (etcd 3.4 defaults to 10m).
+            "--experimental-watch-progress-notify-interval=1s",
         ]
 
     def _apiserver_argv(
@@ -394,6 +402,9 @@ class DevEnv:
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--cluster-name=canary-dev",
             "--controllers=*",
+            # kwok's fake Nodes have no kubelet: once a Node heartbeat is late the node lifecycle
+            # controller marks every pod on it NotReady, and nothing marks them Ready again.
+            "--node-monitor-grace-period=24h",
         ]
 
     def _scheduler_argv(

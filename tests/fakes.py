@@ -3,6 +3,9 @@
 - ``FakeRouter`` implements ``ports.TrafficRouter`` with a pretend mesh that accepts a route's
   generation when told to (or at once). ``test_routers_keep_the_router_contract.py`` (in
   tests/integration) runs one contract against it and the real routers on a real API server.
+- ``FakeMetrics`` implements ``ports.MetricProvider`` with counters and answers the test sets;
+  ``test_metrics_keep_the_metric_provider_contract.py`` runs one contract against it and
+  ``PrometheusMetrics`` on a real Prometheus.
 - ``InMemoryObjects`` is a tiny custom-object store with the API server's write rules that the
   routers rely on (resourceVersion guard, generation bumped by spec changes, Conflict on create
   of an existing name, JSON patch), so router logic runs in unit tests without a cluster.
@@ -11,13 +14,15 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from canary.core import weights
+from canary.core import evidence, promql, weights
 from canary.core.machine import RouteState
 from canary.core.plan import Plan
-from canary.errors import Conflict
+from canary.errors import Conflict, MetricsUnavailable
+from canary.ports import Arms
 
 Json = dict[str, Any]
 
@@ -66,6 +71,34 @@ class FakeRouter:
         """What the mesh does: accept the route's current generation."""
         route = self.routes[(namespace, plan.route_name)]
         route.accepted_generation = route.generation
+
+
+@dataclass
+class FakeMetrics:
+    """A ``MetricProvider`` whose pods' cumulative counters and query answers the test sets;
+    ``available = False`` plays Prometheus being down."""
+
+    pods: dict[evidence.PodKey, evidence.PodCounters] = field(default_factory=dict)
+    values: dict[str, float | None] = field(default_factory=dict)
+    available: bool = True
+
+    def _check(self) -> None:
+        if not self.available:
+            raise MetricsUnavailable("cannot reach Prometheus at fake://")
+
+    def snapshot(self, targets: Sequence[Arms]) -> evidence.Snapshot:
+        """The counters of the pods of every arm in ``targets``."""
+        pairs = {(a.namespace, name) for a in targets for name in (a.stable, a.canary)}
+        if not pairs:
+            return {}
+        promql.counters_query(sorted(pairs))  # the same InvalidSpec for a bad name
+        self._check()
+        return {key: pod for key, pod in self.pods.items() if key.target in pairs}
+
+    def value(self, query: str) -> float | None:
+        """The answer set for ``query``; None for any other."""
+        self._check()
+        return self.values.get(query)
 
 
 def _pointer(path: str) -> list[str]:

@@ -143,7 +143,7 @@ def percentile_ms(buckets: Sequence[int], percentile: float) -> float | None:
             return lower + (upper - lower) * (rank - seen) / count
         seen += count
         lower = upper
-    raise ValueError(f"histogram has {len(buckets)} buckets; Linkerd has {len(LATENCY_BUCKETS_MS)}")
+    return lower
 
 
 def _e(log_e: float) -> float:
