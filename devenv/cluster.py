@@ -422,6 +422,9 @@ class DevEnv:
             f"--kubeconfig={kubeconfigs['kwok'][0]}",
             *(f"--config={stage}" for stage in stages),
             "--manage-all-nodes=true",
+            # The heartbeat stage only renews node status every ~10 min and counts on Leases for
+            # liveness: without them the node controller marks Nodes (and pods) NotReady at ~40 s.
+            "--node-lease-duration-seconds=40",
             f"--cidr={POD_CIDR}",
             "--node-ip=10.240.0.1",
             f"--server-address=127.0.0.1:{ports['kwok']}",
