@@ -393,10 +393,7 @@ class DevEnv:
             f"--cluster-signing-key-file={keys.ca.key}",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--cluster-name=canary-dev",
-            # kwok's Nodes blip NotReady now and then (its heartbeat stage rewrites their status
-            # every ~10 min); the node lifecycle controller would then mark every pod NotReady for
-            # good, since no kubelet ever sets them Ready again. Fake nodes need no such care.
-            "--controllers=*,-node-lifecycle-controller",
+            "--controllers=*",
         ]
 
     def _scheduler_argv(
