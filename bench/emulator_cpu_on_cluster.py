@@ -3,7 +3,7 @@
 Run (with the dev environment up): ``set -a; . .dev/env; set +a;
 .venv/bin/python bench/emulator_cpu_on_cluster.py [--rps 1000] [--pods 20] [--seconds 60]``.
 It creates a namespace with an apex Service at ``--rps``, an HTTPRoute splitting 80/20 over
-stable and canary Deployments holding ``--pods`` pods between them, runs
+stable and canary Deployments holding ``--pods`` pods between them, waits for them to be Ready, runs
 ``python -m canary.emulator`` for that namespace (Prometheus scrapes it every 10 s), and reads the
 emulator's user+system CPU from /proc over a steady window after a warm-up. It deletes the
 namespace afterwards.
@@ -57,6 +57,16 @@ def service(name: str, app: str, annotations: dict[str, str] | None = None) -> c
     )
 
 
+def ready_pods(core: client.CoreV1Api, namespace: str) -> int:
+    """Pods of the namespace whose Ready condition is True."""
+    return sum(
+        1
+        for p in core.list_namespaced_pod(namespace).items
+        if p.status
+        and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
+    )
+
+
 def main() -> None:
     """Set up, measure, print the table, clean up."""
     parser = argparse.ArgumentParser()
@@ -92,6 +102,9 @@ def main() -> None:
                 },
             },
         )  # fmt: skip
+        deadline = time.monotonic() + 120
+        while ready_pods(core, ns) < args.pods and time.monotonic() < deadline:
+            time.sleep(1)
         emulator = subprocess.Popen(
             [sys.executable, "-m", "canary.emulator", "--namespace", ns, "--port", "0",
              "--targets-file", f"{ns}.json"],
@@ -105,11 +118,7 @@ def main() -> None:
         finally:
             emulator.send_signal(signal.SIGTERM)
             emulator.wait(timeout=30)
-        ready = sum(
-            1
-            for p in core.list_namespaced_pod(ns).items
-            if any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
-        )
+        ready = ready_pods(core, ns)
     finally:
         core.delete_namespace(ns)
     print(f"{'req/s':>7} {'pods':>5} {'ready':>6} {'wall s':>7} {'CPU s':>7} {'CPU %':>6}")
