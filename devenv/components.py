@@ -87,6 +87,10 @@ def kube_apiserver(setup: Setup) -> list[str]:
         "--endpoint-reconciler-type=none",
         "--allow-privileged=true",
         "--profiling=false",
+        # etcd 3.4 cannot serve watch-list streams (no RequestWatchProgress), so every client's
+        # streaming list failed and kwok's Lease renewals kept conflicting: Nodes, and for good
+        # every pod on them, went NotReady a few minutes in. Plain list+watch works.
+        "--feature-gates=WatchList=false",
     ]
 
 
