@@ -29,20 +29,20 @@ venv: $(STAMP) ## create or update the virtualenv in .venv
 
 .PHONY: fmt
 fmt: $(STAMP) ## format the code
-	$(BIN)/ruff format canary devenv tests
-	$(BIN)/ruff check --fix canary devenv tests
+	$(BIN)/ruff format canary devenv tests bench
+	$(BIN)/ruff check --fix canary devenv tests bench
 
 .PHONY: lint
 lint: $(STAMP) ## ruff, mypy --strict, import contracts, CRDs in sync with the models
-	$(BIN)/ruff format --check canary devenv tests
-	$(BIN)/ruff check canary devenv tests
+	$(BIN)/ruff format --check canary devenv tests bench
+	$(BIN)/ruff check canary devenv tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/python -m canary.crdgen --check crds
 
 .PHONY: crds
 crds: $(STAMP) ## regenerate crds/ from the models
-	$(BIN)/python -m canary.model.crdgen --write crds
+	$(BIN)/python -m canary.crdgen --write crds
 
 .PHONY: unit
 unit: $(STAMP) ## fast tests of the pure core (no cluster)
@@ -72,9 +72,17 @@ dev-up: dev-tools ## start the local control plane and Prometheus; writes .dev/k
 dev-down: ## stop everything dev-up started
 	$(DEVENV) down
 
+.PHONY: demo
+demo: $(STAMP) dev-up ## a healthy release promoted and a faulty one rolled back, live
+	$(BIN)/python -m devenv.demo
+
 .PHONY: dev-status
 dev-status: ## show what the dev environment runs
 	@$(DEVENV) status || true
+
+.PHONY: bench-gates
+bench-gates: $(STAMP) ## gate-quality benchmark (BENCHMARK.md §1); writes docs/benchmarks.md
+	$(BIN)/python -m bench.gates $(BENCH_ARGS)
 
 .PHONY: test
 test: lint dev-tools ## install everything and run the whole suite with branch coverage

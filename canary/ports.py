@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from canary.core import judge
+from canary.core import evidence
 from canary.core.machine import Action, CanaryState, Event, RouteState, TargetState
 from canary.core.plan import Plan
 from canary.model.rollout import Rollout, RolloutPolicy
@@ -90,9 +90,11 @@ class Arms:
 class MetricProvider(Protocol):
     """Prometheus, read the way the Linkerd proxies report."""
 
-    def counters(self, arms: Sequence[Arms]) -> Mapping[Arms, tuple[judge.Arm, judge.Arm]]:
-        """Cumulative (stable, canary) counters of every arm, from ONE query for all rollouts.
-        Raises MetricsUnavailable when Prometheus cannot answer."""
+    def snapshot(self, targets: Sequence[Arms]) -> evidence.Snapshot:
+        """Cumulative inbound counters of every pod of both arms of every rollout in
+        ``targets``, from ONE query (``evidence.advance`` turns two snapshots into per-tick
+        deltas). Raises MetricsUnavailable when Prometheus cannot answer, InvalidSpec for a
+        name that is not a Kubernetes name."""
 
     def value(self, query: str) -> float | None:
         """The single number a custom PromQL query returns, None when it returns nothing."""
@@ -147,3 +149,11 @@ class LeaseLock(Protocol):
 
     def release(self, identity: str) -> None:
         """Give the lease up if ``identity`` holds it (on a clean shutdown)."""
+
+
+class Annotator(Protocol):
+    """Where people's commands are written: annotations on a Rollout (``canary.core.commands``
+    encodes them). Implemented by ``KubeRolloutStore``; used by the CLI and the HTTP API."""
+
+    def annotate(self, ref: Ref, key: str, value: str) -> None:
+        """Set one annotation on the Rollout, leaving the others as they are."""

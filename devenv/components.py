@@ -56,6 +56,10 @@ def etcd(setup: Setup) -> list[str]:
         f"--initial-cluster=dev={peer}",
         "--logger=zap",
         "--log-level=warn",
+        # The API server's watch cache only advances on events or on etcd's progress
+        # notifications; without them a watch from a fresh list's resourceVersion on a quiet
+        # resource fails with "Too large resource version" (etcd 3.4 defaults to 10m).
+        "--experimental-watch-progress-notify-interval=1s",
     ]
 
 
@@ -108,6 +112,9 @@ def kube_controller_manager(setup: Setup) -> list[str]:
         f"--service-cluster-ip-range={SERVICE_CIDR}",
         "--cluster-name=canary-dev",
         "--controllers=*",
+        # kwok's fake Nodes have no kubelet: if a Node heartbeat is ever late the node lifecycle
+        # controller marks every pod on it NotReady, and nothing marks them Ready again.
+        "--node-monitor-grace-period=24h",
     ]
 
 

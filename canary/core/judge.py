@@ -1,19 +1,39 @@
-"""Turns the evidence measured during a step into a verdict: PASS, FAIL, NO_DATA, INCONCLUSIVE.
+"""Turns the evidence measured during a rollout into a verdict: PASS, FAIL, NO_DATA, INCONCLUSIVE.
 
-Called by ``canary.core.machine`` on every evaluation tick with the step's accumulated counts.
-Pure: it never queries anything and never raises for an SLO outcome; infrastructure trouble
-never reaches it (the machine holds instead of judging when metrics are unavailable).
+Called by ``canary.core.machine`` on every evaluation tick with the current step's accumulated
+counts (and, in ``Evidence.earlier``, those of the rollout's earlier steps). Pure: it never
+queries anything and never raises for an SLO outcome; infrastructure trouble never reaches it
+(the machine holds instead of judging when metrics are unavailable).
+
+Every statistical check is an anytime-valid e-value over the whole rollout (see
+``canary.core.sequential`` and docs/analysis.md): the canary's error rate and latency against
+the stable's, the success-rate floor, the latency ceiling, and whether the canary receives the
+traffic routed to it. Their weighted mean is compared with ``1 / false_rollback_rate``: reaching
+it is a FAIL at once, at any tick, and the chance of that happening to a canary that is as good as
+stable (within the tolerances) and meets its SLOs is at most ``false_rollback_rate`` per rollout.
+A step PASSes once it has ``min_requests`` canary requests, the custom checks pass, and no
+check's evidence against the canary is above ``hold_above``; otherwise it keeps collecting.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from canary.core import latency, sequential
 from canary.model.linkerd import LATENCY_BUCKETS_MS
-from canary.model.status import CheckResult
+from canary.model.status import CheckResult, CheckVerdict
+
+ERRORS_WEIGHT = 4.0
+"""The error comparison's share of the false-rollback budget, against 1 for every other check."""
+DESIGN_KAPPA = 2.0
+DESIGN_LATENCY_KAPPA = 1.25
+"""The regressions a step must be able to see before it stops holding: twice the tolerated error
+rate (or the rate limit), a quarter more slow (or fewer fast) responses than allowed."""
+MAX_REPORTED = 1e300
+"""E-values beyond this are reported as this (they are far past any threshold anyway)."""
 
 
 class Verdict(StrEnum):
@@ -47,7 +67,10 @@ class Arm:
 
 @dataclass(frozen=True)
 class Thresholds:
-    """The analysis settings the judge applies (defaults already filled in by the plan)."""
+    """The analysis settings the judge applies (defaults already filled in by the plan).
+
+    ``error_rate_tolerance`` and ``latency_tolerance`` are ratios: 0.2 lets the canary be 20%
+    worse than stable before the comparison counts it as a regression."""
 
     min_requests: int
     success_rate_min: float | None = None
@@ -56,18 +79,23 @@ class Thresholds:
     custom: Mapping[str, tuple[float | None, float | None]] = field(default_factory=dict)
     compare_with_stable: bool = True
     false_rollback_rate: float = 0.01
-    error_rate_tolerance: float = 0.5
+    error_rate_tolerance: float = 0.0
     latency_tolerance: float = 0.2
+    hold_above: float = 1.0
 
 
 @dataclass(frozen=True)
 class Evidence:
-    """Everything measured in the current step: both arms' accumulated counts and the latest
-    value of each custom metric (None when its query returned nothing)."""
+    """What was measured in a step: both arms' accumulated counts, the latest value of each
+    custom metric (None when its query returned nothing), the canary's route weight in percent
+    during the step (None when unknown), and the same for the rollout's earlier steps, oldest
+    first (their own ``earlier`` is ignored)."""
 
     canary: Arm
     stable: Arm
     custom: Mapping[str, float | None] = field(default_factory=dict)
+    canary_weight: float | None = None
+    earlier: tuple[Evidence, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -77,6 +105,18 @@ class Judgement:
     verdict: Verdict
     checks: tuple[CheckResult, ...]
     reason: str
+
+
+@dataclass(frozen=True)
+class _Sequential:
+    name: str
+    log_e: float
+    weight: float
+    message: str
+    moving: bool = True
+    """Whether the current step adds to this check (a check that cannot move does not hold)."""
+    information: float = 0.0
+    """What the current step's data could tell a design-size regression apart by (nats)."""
 
 
 def success_rate(arm: Arm) -> float | None:
@@ -103,10 +143,140 @@ def percentile_ms(buckets: Sequence[int], percentile: float) -> float | None:
             return lower + (upper - lower) * (rank - seen) / count
         seen += count
         lower = upper
-    raise ValueError(f"histogram has {len(buckets)} buckets; Linkerd has {len(LATENCY_BUCKETS_MS)}")
+    return lower
 
 
-def _check(name: str, value: float | None, lo: float | None, hi: float | None) -> CheckResult:
+def _e(log_e: float) -> float:
+    return min(math.exp(min(log_e, 700.0)), MAX_REPORTED)
+
+
+def _failures(arm: Arm) -> int:
+    return min(max(arm.failures, 0), arm.requests)
+
+
+def _share(canary: int, stable: int) -> float:
+    total = canary + stable
+    return canary / total if total > 0 else 0.0
+
+
+def _comparing(step: Evidence) -> bool:
+    """Whether the step can still add to a comparison: at full weight the stable's few requests
+    are leftovers from before the route changed."""
+    return step.canary_weight is None or step.canary_weight < 100.0
+
+
+def _errors(t: Thresholds, steps: Sequence[Evidence]) -> _Sequential:
+    triples = [
+        (_failures(s.canary), _failures(s.stable), _share(s.canary.requests, s.stable.requests))
+        for s in steps
+    ]
+    rho0 = 1.0 + t.error_rate_tolerance
+    log_e = sequential.comparison_log_e(triples, rho0, sequential.ERROR_KAPPAS)
+    now = steps[-1]
+    message = (
+        f"canary {_failures(now.canary)}/{now.canary.requests} failed, "
+        f"stable {_failures(now.stable)}/{now.stable.requests} this step; "
+        f"tolerance {t.error_rate_tolerance:g}"
+    )
+    moving = _comparing(now) and now.canary.requests > 0 and now.stable.requests > 0
+    events, share = triples[-1][0] + triples[-1][1], triples[-1][2]
+    information = sequential.comparison_information(events, share, rho0, DESIGN_KAPPA)
+    return _Sequential("errors-vs-stable", log_e, ERRORS_WEIGHT, message, moving, information)
+
+
+def _latency_band(t: Thresholds, steps: Sequence[Evidence], band: latency.Band) -> _Sequential:
+    slow: list[tuple[int, int, float]] = []
+    fast: list[tuple[int, int, float]] = []
+    message = "no stable histogram to compare with yet"
+    counts: latency.SlowCounts | None = None
+    for step in steps:
+        counts = latency.slow_counts(
+            step.canary.buckets, step.stable.buckets, band, t.latency_tolerance
+        )
+        if counts is None:
+            continue
+        (fast if counts.fast else slow).append(
+            (counts.canary_events, counts.stable_events, counts.share)
+        )
+        word = "at most" if counts.fast else "above"
+        message = (
+            f"canary {counts.canary_events}/{counts.canary_total} {word} "
+            f"{counts.canary_bound_ms:g} ms, stable {counts.stable_events}/{counts.stable_total} "
+            f"{word} {counts.stable_bound_ms:g} ms; tolerance {t.latency_tolerance:g}"
+        )
+    log_e = sequential.comparison_log_e(slow, 1.0, sequential.SLOW_KAPPAS) + (
+        sequential.comparison_log_e(fast, 1.0, sequential.FAST_KAPPAS)
+    )
+    information = 0.0
+    if counts is not None:
+        kappa = 1.0 / DESIGN_LATENCY_KAPPA if counts.fast else DESIGN_LATENCY_KAPPA
+        events = counts.canary_events + counts.stable_events
+        information = sequential.comparison_information(events, counts.share, 1.0, kappa)
+    moving = _comparing(steps[-1]) and counts is not None
+    return _Sequential(band.name, log_e, 1.0, message, moving, information)
+
+
+def _success_floor(t: Thresholds, steps: Sequence[Evidence], floor: float) -> _Sequential:
+    failed = sum(_failures(s.canary) for s in steps)
+    served = sum(max(s.canary.requests, 0) for s in steps)
+    log_e = sequential.rate_log_e(failed, served, 1.0 - floor / 100.0)
+    information = sequential.rate_information(
+        steps[-1].canary.requests, 1.0 - floor / 100.0, DESIGN_KAPPA
+    )
+    rate = success_rate(Arm(served, failed))
+    shown = "n/a" if rate is None else f"{rate:.2f}%"
+    message = f"canary {shown} of {served} requests; floor {floor:g}%"
+    return _Sequential("success-rate", log_e, 1.0, message, information=information)
+
+
+def _latency_ceiling(t: Thresholds, steps: Sequence[Evidence], ceiling: float) -> _Sequential:
+    slow = sum(latency.count_above(s.canary.buckets, ceiling) for s in steps)
+    seen = sum(sum(s.canary.buckets) for s in steps)
+    log_e = sequential.rate_log_e(slow, seen, 1.0 - t.latency_percentile / 100.0)
+    information = sequential.rate_information(
+        sum(steps[-1].canary.buckets), 1.0 - t.latency_percentile / 100.0, DESIGN_KAPPA
+    )
+    p = percentile_ms(steps[-1].canary.buckets, t.latency_percentile)
+    shown = "n/a" if p is None else f"{p:.0f} ms"
+    message = (
+        f"p{t.latency_percentile:g} {shown} this step; {slow}/{seen} canary requests "
+        f"above {ceiling:g} ms"
+    )
+    return _Sequential("latency", log_e, 1.0, message, information=information)
+
+
+def _traffic_share(steps: Sequence[Evidence]) -> _Sequential:
+    triples = [
+        (s.canary.requests, s.stable.requests, s.canary_weight / 100.0)
+        for s in steps
+        if s.canary_weight is not None
+    ]
+    now = steps[-1]
+    message = (
+        f"canary received {now.canary.requests} of "
+        f"{now.canary.requests + now.stable.requests} requests at weight {now.canary_weight}%"
+    )
+    return _Sequential("traffic-share", sequential.share_log_e(triples), 1.0, message)
+
+
+def _sequential_checks(t: Thresholds, steps: Sequence[Evidence]) -> list[_Sequential]:
+    makers: list[Callable[[], _Sequential]] = []
+    if t.compare_with_stable:
+        makers.append(lambda: _errors(t, steps))
+        makers.append(lambda: _latency_band(t, steps, latency.MEDIAN))
+        makers.append(lambda: _latency_band(t, steps, latency.TAIL))
+    if t.success_rate_min is not None:
+        floor = t.success_rate_min
+        makers.append(lambda: _success_floor(t, steps, floor))
+    if t.latency_max_ms is not None:
+        ceiling = t.latency_max_ms
+        makers.append(lambda: _latency_ceiling(t, steps, ceiling))
+    if steps[-1].canary_weight is not None:
+        makers.append(lambda: _traffic_share(steps))
+    return [make() for make in makers]
+
+
+def _point_check(name: str, value: float | None, lo: float | None, hi: float | None) -> CheckResult:
     if value is None or math.isnan(value):
         return CheckResult(name=name, verdict="NoData", message="no data")
     if lo is not None and value < lo:
@@ -117,29 +287,61 @@ def _check(name: str, value: float | None, lo: float | None, hi: float | None) -
 
 
 def evaluate(thresholds: Thresholds, evidence: Evidence) -> Judgement:
-    """Judge a step from its accumulated evidence.
+    """Judge the current step from the rollout's evidence so far.
 
-    No canary traffic is NO_DATA; fewer than ``min_requests`` canary requests is INCONCLUSIVE;
-    otherwise every absolute check must pass."""
+    FAIL as soon as the combined evidence against the canary reaches ``1/false_rollback_rate``
+    (or a custom metric is out of bounds once the step has its minimum requests); NO_DATA while
+    the canary has served nothing; INCONCLUSIVE until ``min_requests`` and while any check's
+    evidence is above ``hold_above``; PASS otherwise."""
+    t = thresholds
+    steps = (*evidence.earlier, evidence)
+    found = _sequential_checks(t, steps)
+    total = sum(s.weight for s in found)
+    limit = 1.0 / t.false_rollback_rate
+    checks: list[CheckResult] = []
+    for s in found:
+        own_limit = limit * total / s.weight
+        e = _e(s.log_e)
+        holding = s.moving and e > t.hold_above and s.information < math.log(own_limit)
+        verdict: CheckVerdict = "Fail" if e >= own_limit else "Inconclusive" if holding else "Pass"
+        checks.append(
+            CheckResult(
+                name=s.name,
+                verdict=verdict,
+                value=e,
+                limit=own_limit,
+                message=f"{s.message}; e-value {e:.3g} (fails at {own_limit:.3g})",
+            )
+        )
+    combined = (
+        sequential.log_mean_exp([s.log_e + math.log(s.weight * len(found) / total) for s in found])
+        if found
+        else 0.0
+    )
+    if found and combined >= math.log(limit):
+        worst = max(found, key=lambda s: s.log_e + math.log(s.weight))
+        reason = (
+            f"evidence against the canary {_e(combined):.3g} ≥ {limit:g} "
+            f"(mostly {worst.name}: {worst.message})"
+        )
+        return Judgement(Verdict.FAIL, tuple(checks), reason)
     canary = evidence.canary
     if canary.requests <= 0:
-        return Judgement(Verdict.NO_DATA, (), "no canary requests yet")
-    checks: list[CheckResult] = []
-    if thresholds.success_rate_min is not None:
-        checks.append(
-            _check("success-rate", success_rate(canary), thresholds.success_rate_min, None)
-        )
-    if thresholds.latency_max_ms is not None:
-        p = percentile_ms(canary.buckets, thresholds.latency_percentile)
-        checks.append(_check("latency", p, None, thresholds.latency_max_ms))
-    for name, (lo, hi) in sorted(thresholds.custom.items()):
-        checks.append(_check(name, evidence.custom.get(name), lo, hi))
-    if canary.requests < thresholds.min_requests:
-        reason = f"{canary.requests}/{thresholds.min_requests} canary requests so far"
+        return Judgement(Verdict.NO_DATA, tuple(checks), "no canary requests yet")
+    for name, (lo, hi) in sorted(t.custom.items()):
+        checks.append(_point_check(name, evidence.custom.get(name), lo, hi))
+    if canary.requests < t.min_requests:
+        reason = f"{canary.requests}/{t.min_requests} canary requests so far"
         return Judgement(Verdict.INCONCLUSIVE, tuple(checks), reason)
     failed = [c.name for c in checks if c.verdict == "Fail"]
     if failed:
         return Judgement(Verdict.FAIL, tuple(checks), "failed: " + ", ".join(failed))
     if any(c.verdict == "NoData" for c in checks):
         return Judgement(Verdict.NO_DATA, tuple(checks), "a check has no data")
+    held = [c.name for c in checks if c.verdict == "Inconclusive"]
+    if held:
+        reason = f"holding: evidence against the canary above {t.hold_above:g} in " + ", ".join(
+            held
+        )
+        return Judgement(Verdict.INCONCLUSIVE, tuple(checks), reason)
     return Judgement(Verdict.PASS, tuple(checks), "every check passed")

@@ -356,7 +356,17 @@ def _judge_step(t: _Tick) -> judge.Judgement | None:
     percentile = t.plan.thresholds.latency_percentile
     canary = _arm(record.canary) + obs.evidence.canary
     stable = _arm(record.stable) + obs.evidence.stable
-    verdict = judge.evaluate(t.plan.thresholds, judge.Evidence(canary, stable, obs.evidence.custom))
+    earlier = tuple(
+        judge.Evidence(_arm(s.canary), _arm(s.stable), canary_weight=s.weight)
+        for s in t.status.steps[:index]
+        if s.weight
+    )
+    verdict = judge.evaluate(
+        t.plan.thresholds,
+        judge.Evidence(
+            canary, stable, obs.evidence.custom, canary_weight=record.weight, earlier=earlier
+        ),
+    )
     no_data = verdict.verdict is judge.Verdict.NO_DATA
     no_data_since = (record.no_data_since or t.now) if no_data else None
     _replace_step(

@@ -105,25 +105,45 @@ class Latency(Wire):
 
 
 class CompareWithStable(Wire):
-    """The sequential canary-versus-stable test (see docs/analysis.md)."""
+    """The sequential canary-versus-stable test (see docs/analysis.md).
 
-    enabled: bool = True
+    It may be checked at every tick without raising the false-rollback rate: the evidence against
+    the canary is an e-value over the whole rollout, and the rollout fails once it reaches
+    1/falseRollbackRate."""
+
+    enabled: bool = Field(
+        default=True,
+        description="Compare the canary's error rate and latency with the stable's, live.",
+    )
     false_rollback_rate: float | None = Field(
         default=None,
         gt=0,
         lt=0.5,
-        description="Chance of rolling back a release that is as good as stable (default 0.01).",
+        description="Largest chance of rolling back a release that is as good as stable (within "
+        "the tolerances) and meets its SLOs, per rollout, however often it is checked "
+        "(default 0.01).",
     )
     error_rate_tolerance: float | None = Field(
         default=None,
         ge=0,
-        description="How much worse the canary's error rate may be, as a ratio over stable "
-        "(0.5 accepts up to 1.5× stable's rate).",
+        description="How much worse the canary's error rate may be, as a ratio over stable's, "
+        "before it counts as a regression (default 0: any sustained excess; 0.5 accepts up to "
+        "1.5× stable's rate).",
     )
     latency_tolerance: float | None = Field(
         default=None,
         ge=0,
-        description="How much slower the canary may be, as a ratio (0.2 accepts up to 20% slower).",
+        description="How much slower the canary may be, as a ratio (default 0.2: up to 20% "
+        "slower). Latency is compared on Linkerd's buckets, so the effective slack is the next "
+        "bucket bound at least this much above.",
+    )
+    hold_above: float | None = Field(
+        default=None,
+        gt=0,
+        description="A step that has its minimum requests still waits while any check's "
+        "evidence against the canary (an e-value) is above this (default 1: the data must not "
+        "favour 'worse' over 'as good'). Higher advances sooner; lower catches subtle "
+        "regressions more often at the cost of slower steps.",
     )
 
 

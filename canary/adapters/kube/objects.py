@@ -56,9 +56,17 @@ class CustomObjects:
 
     def patch(self, namespace: str, name: str, patch: Any) -> dict[str, Any]:
         """Apply a JSON patch (a list) or a JSON merge patch (a dict)."""
+        # The client sends every custom-object patch as a merge patch unless told otherwise.
+        kind = "json-patch" if isinstance(patch, list) else "merge-patch"
         with translated(f"patch {self.plural} {namespace}/{name}"):
             done = self._api.patch_namespaced_custom_object(
-                self.group, self.version, namespace, self.plural, name, patch
+                self.group,
+                self.version,
+                namespace,
+                self.plural,
+                name,
+                patch,
+                _content_type=f"application/{kind}+json",
             )
         return cast(dict[str, Any], done)
 

@@ -1,0 +1,1 @@
+"""Benchmarks: programs that print tables (BENCHMARK.md). Not part of the installed package."""

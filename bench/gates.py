@@ -1,0 +1,230 @@
+"""Gate quality benchmark (BENCHMARK.md §1): ``make bench-gates`` or ``python -m bench.gates``.
+
+Every gate sees the same seeded traffic (same seed → same mesh, scrapes and delays, until the
+gates' decisions make the runs differ). Prints the table and writes ``docs/benchmarks.md``.
+
+    python -m bench.gates                       # every scenario, default seeds (≥ 1000 per cell)
+    python -m bench.gates --only S1 S3-20x-0.1% --seeds 200 --no-write
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import multiprocessing
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+from bench.baselines import ArgoStyle, FlaggerStyle
+from bench.ours import Ours
+from bench.report import render, targets
+from bench.scenarios import BY_KEY, SCENARIOS, Scenario
+from bench.world import World
+
+MAX_S = 6 * 3600.0
+
+
+class Gate(Protocol):
+    """What the runner needs from a gate."""
+
+    name: str
+    interval_s: float
+
+    def start(self, world: World) -> None: ...
+
+    def tick(self, world: World) -> str | None: ...
+
+
+GATES: dict[str, Callable[[], Gate]] = {
+    "ours": Ours,
+    "flagger": FlaggerStyle,
+    "argo0": lambda: ArgoStyle(failure_limit=0),
+    "argo3": lambda: ArgoStyle(failure_limit=3),
+}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One run: how it ended, when, and how many users the canary failed."""
+
+    result: str
+    ended_s: float
+    full_s: float | None
+    failed: int
+
+
+def run(scenario: Scenario, gate_key: str, seed: int) -> Outcome:
+    """Simulate one rollout of ``scenario`` under one gate."""
+    world = World(scenario, seed)
+    world.run_until(0.0)
+    gate = GATES[gate_key]()
+    gate.start(world)
+    tick = gate.interval_s
+    result = "stuck"
+    while tick <= MAX_S:
+        world.run_until(tick)
+        decision = gate.tick(world)
+        if decision == "rollback":
+            world.set_weight(0)
+            result = "rolled_back"
+            break
+        if decision == "promote":
+            result = "promoted"
+            break
+        tick += gate.interval_s
+    while world.pending:
+        world.run_until(max(at for at, _ in world.pending))
+    return Outcome(result, world.now, world.full_at, world.canary_failures())
+
+
+def _task(args: tuple[str, str, int, int]) -> list[Outcome]:
+    key, gate, first, count = args
+    scenario = BY_KEY[key]
+    return [run(scenario, gate, seed) for seed in range(first, first + count)]
+
+
+def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval for a proportion."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def _quantiles(values: Sequence[float]) -> str:
+    if not values:
+        return "—"
+    ordered = sorted(values)
+    median = statistics.median(ordered)
+    p95 = ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)]
+    return f"{_fmt(median)} / {_fmt(p95)}"
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.0f}" if value >= 10 or value == int(value) else f"{value:.1f}"
+
+
+def _pct(k: int, n: int) -> str:
+    return f"{100 * k / n:.1f}%" if n else "—"
+
+
+def row(scenario: Scenario, gate_name: str, outcomes: Sequence[Outcome]) -> list[str]:
+    """One table row: the figures BENCHMARK.md §1 asks for."""
+    n = len(outcomes)
+    rolled = [o for o in outcomes if o.result == "rolled_back"]
+    promoted = [o for o in outcomes if o.result == "promoted"]
+    stuck = n - len(rolled) - len(promoted)
+    if scenario.bad:
+        verdict = f"missed {_pct(len(promoted) + stuck, n)}"
+        times = _quantiles([o.ended_s for o in rolled])
+        failed = _quantiles([o.failed for o in rolled])
+        to_full = "—"
+    else:
+        lo, hi = wilson(len(rolled), n)
+        verdict = f"false rollback {_pct(len(rolled), n)} [{100 * lo:.1f}–{100 * hi:.1f}]"
+        times = "—"
+        failed = "—"
+        to_full = _quantiles([o.full_s for o in promoted if o.full_s is not None])
+    floor = scenario.floor
+    return [
+        scenario.key,
+        gate_name,
+        str(n),
+        verdict + (f", stuck {stuck}" if stuck else ""),
+        to_full,
+        times,
+        failed,
+        "—" if floor is None or gate_name != "ours" else f"{floor:.1f}",
+    ]
+
+
+HEADER = [
+    "scenario",
+    "gate",
+    "seeds",
+    "outcome",
+    "time to 100% s (median / p95)",
+    "time to rollback s (median / p95)",
+    "failed requests before rollback (median / p95)",
+    "floor",
+]
+
+
+def markdown(rows: Sequence[Sequence[str]]) -> str:
+    """A Markdown table."""
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark and print (and write) the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="*", help="scenario keys (default: all)")
+    parser.add_argument("--gates", nargs="*", default=list(GATES), choices=list(GATES))
+    parser.add_argument("--seeds", type=int, help="seeds per cell (default: the scenario's)")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--no-write", action="store_true", help="do not write docs/benchmarks.md")
+    parser.add_argument("--out", default="docs/benchmarks.md")
+    args = parser.parse_args(argv)
+    chosen = [BY_KEY[k] for k in args.only] if args.only else list(SCENARIOS)
+    started = time.monotonic()
+    tasks: list[tuple[str, str, int, int]] = []
+    for scenario in chosen:
+        seeds = args.seeds or scenario.seeds
+        for gate in args.gates:
+            tasks += [(scenario.key, gate, s, min(50, seeds - s)) for s in range(0, seeds, 50)]
+    results: dict[tuple[str, str], list[Outcome]] = {}
+    with multiprocessing.get_context("fork").Pool(max(1, min(args.workers, 2))) as pool:
+        finished = pool.imap(_task, tasks)
+        for done, ((key, gate, _, _), outcomes) in enumerate(zip(tasks, finished, strict=True), 1):
+            results.setdefault((key, gate), []).extend(outcomes)
+            if done % 20 == 0 or done == len(tasks):
+                spent = time.monotonic() - started
+                print(f"{done}/{len(tasks)} tasks, {spent:.0f} s", file=sys.stderr, flush=True)
+    rows: list[list[str]] = []
+    for scenario in chosen:
+        for gate in args.gates:
+            name = GATES[gate]().name
+            rows.append(row(scenario, name, results[(scenario.key, gate)]))
+    elapsed = time.monotonic() - started
+    table = markdown(rows)
+    print(table)
+    print(f"\n{len(tasks)} tasks, {elapsed:.0f} s", file=sys.stderr)
+    for line in targets(results, chosen):
+        print(line)
+    if not args.no_write:
+        command = "python -m bench.gates " + " ".join(argv if argv is not None else sys.argv[1:])
+        seeds = {s.key: args.seeds or s.seeds for s in chosen}
+        machine = (
+            f"{platform.machine()}, {os.cpu_count()} cores (shared), "
+            f"Python {platform.python_version()}, {args.workers} worker processes"
+        )
+        when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        text = render(
+            table=table,
+            scenarios=chosen,
+            results=results,
+            command=command.strip(),
+            machine=machine,
+            when=when,
+            elapsed=elapsed,
+            seeds=seeds,
+        )
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,159 @@
+"""The simulated cluster a gate runs against: traffic model, route, Prometheus scrapes.
+
+Traffic comes from ``canary.sim.traffic.Mesh`` (Poisson arrivals split by the route's weights,
+per-pod behaviours, per-pod cumulative Linkerd counters). Prometheus scrapes every pod every
+10 s with a little jitter and occasionally loses a scrape; gates read only what was scraped.
+A weight change takes effect after an actuation delay of 1–3 s.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import replace
+
+import numpy as np
+
+from bench.scenarios import Scenario
+from canary.model.linkerd import LATENCY_BUCKETS_MS
+from canary.sim.traffic import NO_POD, Backend, Counters, Mesh
+
+NAMESPACE = "test"
+STABLE = "podinfo"
+CANARY = "podinfo-canary"
+STABLE_PODS = tuple(f"podinfo-7d9c8b-{c}" for c in ("a1", "b2", "c3"))
+CANARY_PODS = ("podinfo-canary-5f6e7d-x9",)
+SCRAPE_INTERVAL_S = 10.0
+SCRAPE_JITTER_S = 0.5
+LOST_SCRAPE = 0.02
+ACTUATION_S = (1.0, 3.0)
+WARMUP_S = 60.0
+
+Scrape = tuple[float, dict[str, Counters]]
+
+
+class World:
+    """One seeded run: the mesh, the route's effective weight, and the scrapes so far."""
+
+    def __init__(self, scenario: Scenario, seed: int) -> None:
+        self.scenario = scenario
+        self.mesh = Mesh(seed)
+        self.rng = np.random.Generator(np.random.PCG64(seed + 7_777_777))
+        self.deployment = dict.fromkeys(STABLE_PODS, STABLE) | dict.fromkeys(CANARY_PODS, CANARY)
+        for i, pod in enumerate(STABLE_PODS):
+            bad = scenario.bad_stable_pod is not None and i == 0
+            self.mesh.set_pod(pod, scenario.bad_stable_pod if bad else scenario.stable)  # type: ignore[arg-type]
+        for pod in CANARY_PODS:
+            self.mesh.set_pod(pod, scenario.canary)
+        self.now = -WARMUP_S
+        self.weight = 0.0
+        self.pending: list[tuple[float, float]] = []
+        self.scrapes: list[Scrape] = []
+        self.offset = float(self.rng.uniform(0, SCRAPE_INTERVAL_S))
+        self.next_scrape = self.now + self.offset
+        self.scrape_index = 0
+        self.full_at: float | None = None
+        self.flapping = False
+        self.next_flap = self.now if scenario.flap else math.inf
+
+    def rps(self) -> float:
+        s = self.scenario
+        if s.swing is not None and self.now >= s.swing_at_s:
+            return s.rps * s.swing
+        return s.rps
+
+    def set_weight(self, weight: float) -> float:
+        """Ask the router for a weight; returns when it takes effect."""
+        at = self.now + float(self.rng.uniform(*ACTUATION_S))
+        self.pending.append((at, weight))
+        return at
+
+    def _flap(self) -> None:
+        flap = self.scenario.flap
+        assert flap is not None
+        self.flapping = bool(self.rng.random() < flap.probability)
+        for pod in (*STABLE_PODS, *CANARY_PODS):
+            base = self.scenario.stable if self.deployment[pod] == STABLE else self.scenario.canary
+            rate = flap.error_rate if self.flapping else base.error_rate
+            self.mesh.set_pod(pod, replace(base, error_rate=max(rate, base.error_rate)))
+        self.next_flap = self.now + flap.segment_s
+
+    def run_until(self, end: float) -> None:
+        """Advance traffic, weight changes and scrapes up to ``end``."""
+        while self.now < end:
+            nxt = min(
+                [end, self.next_scrape, self.next_flap, *(at for at, _ in self.pending)]
+                + ([self.scenario.swing_at_s] if self.now < self.scenario.swing_at_s else [])
+            )
+            if nxt > self.now:
+                self._traffic(nxt - self.now)
+                self.now = nxt
+            for at, weight in [p for p in self.pending if p[0] <= self.now]:
+                self.pending.remove((at, weight))
+                self.weight = weight
+                if weight >= 100 and self.full_at is None:
+                    self.full_at = at
+            if self.next_flap <= self.now:
+                self._flap()
+            if self.next_scrape <= self.now:
+                if self.rng.random() >= LOST_SCRAPE:
+                    self.scrapes.append((self.now, self.mesh.inbound_all()))
+                self.scrape_index += 1
+                jitter = float(self.rng.uniform(-SCRAPE_JITTER_S, SCRAPE_JITTER_S))
+                planned = -WARMUP_S + self.offset + self.scrape_index * SCRAPE_INTERVAL_S
+                self.next_scrape = max(self.now + 1e-6, planned + jitter)
+
+    def _traffic(self, seconds: float) -> None:
+        canary_pods = CANARY_PODS if self.scenario.canary_serves else ()
+        self.mesh.advance(
+            seconds,
+            self.rps(),
+            {
+                STABLE: Backend(weight=100.0 - self.weight, pods=STABLE_PODS),
+                CANARY: Backend(weight=self.weight, pods=canary_pods),
+            },
+        )
+
+    def latest(self, at: float) -> Scrape | None:
+        """The newest scrape at or before ``at`` (what an instant query returns)."""
+        for scrape in reversed(self.scrapes):
+            if scrape[0] <= at:
+                return scrape
+        return None
+
+    def window(self, at: float, seconds: float) -> list[Scrape]:
+        """Scrapes in ``[at − seconds, at]`` (what a range selector sees)."""
+        return [s for s in self.scrapes if at - seconds <= s[0] <= at]
+
+    def canary_failures(self) -> int:
+        """Failed user requests that went to the canary: served by it, or failed on the way
+        because no canary pod was there to serve them."""
+        served = sum(self.mesh.inbound(p).failures for p in CANARY_PODS)
+        lost = sum(
+            c.failures
+            for (_, backend, pod), c in self.mesh.outbound().items()
+            if backend == CANARY and pod == NO_POD
+        )
+        return served + lost
+
+
+def samples(pods: Mapping[str, Counters], deployment: Mapping[str, str]) -> list[dict[str, object]]:
+    """The tick query's result for one scrape, in Prometheus' instant-vector JSON shape."""
+    out: list[dict[str, object]] = []
+    for pod, counters in pods.items():
+        if counters.requests == 0:
+            continue
+        labels = {"namespace": NAMESPACE, "deployment": deployment[pod], "pod": pod}
+        for classification, value in (
+            ("success", counters.successes),
+            ("failure", counters.failures),
+        ):
+            out.append(
+                {"metric": labels | {"classification": classification}, "value": [0, str(value)]}
+            )
+        for bound, value in zip(_LE, counters.latency_total.buckets, strict=True):
+            out.append({"metric": labels | {"le": bound}, "value": [0, str(value)]})
+    return out
+
+
+_LE = tuple("+Inf" if math.isinf(b) else str(int(b)) for b in LATENCY_BUCKETS_MS)

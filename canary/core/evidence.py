@@ -1,0 +1,192 @@
+"""Per-tick evidence from raw proxy counters: Prometheus samples in, ``Arm`` deltas out.
+
+Who calls it: the controller's metrics adapter (and the gate benchmark, fed from simulated
+counters) once per tick. The adapter runs ONE instant query for every rollout at once::
+
+    sum by (namespace, deployment, pod, classification) (response_total{direction="inbound"})
+    or
+    sum by (namespace, deployment, pod, le) (response_latency_ms_bucket{direction="inbound"})
+
+and hands the JSON ``result`` list (``[{"metric": {labels}, "value": [ts, "123"]}, ...]``) to
+:func:`parse`. :func:`advance` turns the previous tick's baseline and the new snapshot into the
+counts each Deployment served *between the two ticks*. The machine adds those to the current
+step's ``Arm``s.
+
+Why raw cumulative counters and not ``increase()``: ``increase()`` extrapolates to the window's
+edges and returns fractions, double-counts or loses requests at window boundaries, and hides
+resets inside its own heuristics. Differencing the counters ourselves counts every request
+exactly once, with these rules:
+
+- **Counter reset** (any counter of a pod went down: the proxy restarted): the pod's current
+  values are the delta (everything it counted since it restarted).
+- **New pod** (not in the baseline): everything it counted is new — except on the very first
+  snapshot after the controller starts (no baseline), which only sets the baseline.
+- **Vanished pod / scrape gap** (in the baseline, not in the snapshot): contributes nothing now;
+  its last values stay in the baseline so that when it reappears only the difference counts.
+  It is forgotten after :data:`KEEP_ABSENT` snapshots without it.
+- **NaN, infinite or negative sample values**, unknown ``le`` bounds, samples without the needed
+  labels: ignored. A pod whose ``response_total`` samples are all missing is treated as absent.
+
+Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+
+from canary.core.judge import Arm
+from canary.model.linkerd import LATENCY_BUCKETS_MS
+
+KEEP_ABSENT = 40
+"""Snapshots a vanished pod's counters are kept for (10 minutes at a 15 s tick: Linkerd's own
+idle-series expiry)."""
+
+_N = len(LATENCY_BUCKETS_MS)
+
+
+@dataclass(frozen=True, order=True)
+class PodKey:
+    """One meshed pod of one Deployment."""
+
+    namespace: str
+    deployment: str
+    pod: str
+
+    @property
+    def target(self) -> tuple[str, str]:
+        """``(namespace, deployment)``: what the deltas are summed by."""
+        return (self.namespace, self.deployment)
+
+
+@dataclass(frozen=True)
+class PodCounters:
+    """A pod's cumulative inbound counters: requests, failures, and cumulative ``le`` buckets
+    (``buckets[i]`` counts responses at most ``LATENCY_BUCKETS_MS[i]``; empty when unknown).
+    ``absent`` counts consecutive snapshots in which the pod was missing."""
+
+    requests: int = 0
+    failures: int = 0
+    buckets: tuple[int, ...] = ()
+    absent: int = 0
+
+    def went_down(self, earlier: PodCounters) -> bool:
+        """Whether any counter is below its earlier value (the proxy restarted)."""
+        if self.requests < earlier.requests or self.failures < earlier.failures:
+            return True
+        if len(self.buckets) == len(earlier.buckets):
+            return any(a < b for a, b in zip(self.buckets, earlier.buckets, strict=True))
+        return False
+
+
+Snapshot = Mapping[PodKey, PodCounters]
+
+
+def _value(sample: Mapping[str, object]) -> float | None:
+    pair = sample.get("value")
+    if not isinstance(pair, list | tuple) or len(pair) != 2:
+        return None
+    try:
+        number = float(str(pair[1]))
+    except ValueError:
+        return None
+    if not math.isfinite(number) or number < 0:
+        return None
+    return number
+
+
+def _bound_index(le: str) -> int | None:
+    try:
+        bound = float(le)
+    except ValueError:
+        return None
+    for i, known in enumerate(LATENCY_BUCKETS_MS):
+        if bound == known:
+            return i
+    return None
+
+
+def parse(result: Iterable[Mapping[str, object]]) -> dict[PodKey, PodCounters]:
+    """A snapshot from the samples of the tick's query (Prometheus' instant-vector ``result``)."""
+    successes: dict[PodKey, float] = {}
+    failures: dict[PodKey, float] = {}
+    buckets: dict[PodKey, list[float | None]] = {}
+    for sample in result:
+        labels = sample.get("metric")
+        value = _value(sample)
+        if not isinstance(labels, Mapping) or value is None:
+            continue
+        names = (labels.get("namespace"), labels.get("deployment"), labels.get("pod"))
+        if not all(isinstance(n, str) and n for n in names):
+            continue
+        key = PodKey(str(names[0]), str(names[1]), str(names[2]))
+        classification, le = labels.get("classification"), labels.get("le")
+        if classification == "failure":
+            failures[key] = failures.get(key, 0.0) + value
+        elif classification == "success":
+            successes[key] = successes.get(key, 0.0) + value
+        elif isinstance(le, str) and (index := _bound_index(le)) is not None:
+            buckets.setdefault(key, [None] * _N)[index] = value
+    snapshot: dict[PodKey, PodCounters] = {}
+    for key in successes.keys() | failures.keys():
+        failed = round(failures.get(key, 0.0))
+        snapshot[key] = PodCounters(
+            requests=round(successes.get(key, 0.0)) + failed,
+            failures=failed,
+            buckets=_cumulative(buckets.get(key)),
+        )
+    return snapshot
+
+
+def _cumulative(values: list[float | None] | None) -> tuple[int, ...]:
+    """Cumulative bucket counts with gaps filled from the bucket below, kept non-decreasing."""
+    if values is None:
+        return ()
+    out: list[int] = []
+    running = 0
+    for value in values:
+        if value is not None:
+            running = max(running, round(value))
+        out.append(running)
+    return tuple(out)
+
+
+def _delta(now: PodCounters, before: PodCounters | None) -> Arm:
+    if before is None or now.went_down(before):
+        return _arm(now.requests, now.failures, now.buckets)
+    cumulative = now.buckets
+    if len(before.buckets) == len(now.buckets):
+        cumulative = tuple(a - b for a, b in zip(now.buckets, before.buckets, strict=True))
+    return _arm(now.requests - before.requests, now.failures - before.failures, cumulative)
+
+
+def _arm(requests: int, failures: int, cumulative: tuple[int, ...]) -> Arm:
+    if not cumulative:
+        return Arm(requests=requests, failures=min(failures, requests))
+    per_bucket = tuple(
+        max(c - p, 0) for c, p in zip(cumulative, (0, *cumulative[:-1]), strict=True)
+    )
+    return Arm(requests=requests, failures=min(failures, requests), buckets=per_bucket)
+
+
+def advance(
+    baseline: Snapshot | None, current: Snapshot
+) -> tuple[dict[PodKey, PodCounters], dict[tuple[str, str], Arm]]:
+    """The next baseline, and what each ``(namespace, deployment)`` served since ``baseline``.
+
+    ``baseline`` is None on the first snapshot after the controller starts: it only becomes the
+    baseline, and every Deployment in it gets an empty ``Arm``."""
+    deltas: dict[tuple[str, str], Arm] = {}
+    for key in sorted(current):
+        now = current[key]
+        if baseline is None:
+            deltas.setdefault(key.target, Arm())
+            continue
+        arm = _delta(now, baseline.get(key))
+        deltas[key.target] = deltas[key.target] + arm if key.target in deltas else arm
+    kept = {key: replace(now, absent=0) for key, now in current.items()}
+    for key, before in (baseline or {}).items():
+        if key not in current and before.absent + 1 < KEEP_ABSENT:
+            kept[key] = replace(before, absent=before.absent + 1)
+    return kept, deltas

@@ -1,0 +1,133 @@
+"""Anytime-valid sequential tests on counts: the statistics behind ``canary.core.judge``.
+
+Called only by the judge, once per check per tick, with the counts accumulated in each step of
+the rollout so far. Pure arithmetic on integers: no state, no clock, no I/O. Every function
+returns the natural logarithm of an *e-value*: a number whose expectation is at most 1 when the
+canary is fine, at every tick. The product of likelihood ratios over steps (a test martingale)
+averaged over a fixed grid of alternatives is again one, so by Ville's inequality the chance that
+it *ever* reaches ``1/α`` — however often it is looked at — is at most ``α``.
+
+Two shapes of test:
+
+- **Comparison** (canary against stable, for failures or for slow requests). Given that an event
+  (a failure, a slow response) happened during a step, it came from the canary with probability
+  ``θ = sρ / (sρ + 1 − s)``, where ``s`` is the canary's share of the step's requests and ``ρ`` the
+  ratio of the canary's event rate to the stable's. Conditioning on the events removes the
+  stable's unknown rate — and any swing of it that both arms share — from the problem; small
+  counts are handled exactly. The null is ``ρ ≤ ρ0 = 1 + tolerance``; the alternatives are
+  ``κ·ρ0`` for ``κ`` in a fixed grid. (For an event the canary should not have *fewer* of — a
+  fast response — the null is ``ρ ≥ ρ0`` and the grid lies below 1.) Each step contributes
+  ``x_c·log κ + (x_c + x_s)·(log(sρ0 + 1 − s) − log(sκρ0 + 1 − s))``.
+- **Rate** (the canary alone against an absolute limit ``p0``: a success-rate floor, a latency
+  ceiling). Each request is an event with probability ``p ≤ p0`` under the null; alternatives
+  ``κ·p0``.
+- **Share** (is the canary receiving the traffic it is routed?). Under working routing each
+  request reaches the canary with probability at least ``SHARE_NULL`` of its weight; the
+  alternative is that almost nothing reaches it (its pods are not serving, requests fail before
+  they arrive and never show up in its counters).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+ERROR_KAPPAS: tuple[float, ...] = (1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0, 200.0)
+"""Alternatives for rare events (failures), as multiples of the null ratio; equally weighted."""
+SLOW_KAPPAS: tuple[float, ...] = (1.1, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0)
+"""Alternatives for slow responses, which may be common (up to half of the requests)."""
+FAST_KAPPAS: tuple[float, ...] = tuple(1.0 / k for k in SLOW_KAPPAS[:5])
+"""Alternatives for fast responses: the canary has *fewer* of them than the null allows."""
+
+SHARE_NULL = 0.1
+"""Routing counts as working while the canary gets at least this fraction of its weight."""
+SHARE_ALTERNATIVE = 0.001
+"""The 'canary is unreachable' alternative: this fraction of its weight reaches it."""
+
+
+def log_mean_exp(values: Sequence[float]) -> float:
+    """``log(mean(exp(v)))`` without overflow (``-inf`` entries allowed)."""
+    top = max(values)
+    if math.isinf(top):
+        return top
+    return top + math.log(sum(math.exp(v - top) for v in values) / len(values))
+
+
+def comparison_llr(x_c: int, x_s: int, share: float, rho0: float, kappa: float) -> float:
+    """Log-likelihood ratio of one step's events for alternative ``κ·ρ0`` against ``ρ0``.
+
+    ``x_c``/``x_s``: events on canary/stable; ``share``: the canary's share of the requests. A
+    step where one arm had no requests tells nothing about the comparison (0)."""
+    if not 0.0 < share < 1.0:
+        return 0.0
+    null = math.log1p(share * (rho0 - 1.0))
+    alternative = math.log1p(share * (kappa * rho0 - 1.0))
+    return x_c * math.log(kappa) + (x_c + x_s) * (null - alternative)
+
+
+def comparison_log_e(
+    steps: Iterable[tuple[int, int, float]], rho0: float, kappas: Sequence[float]
+) -> float:
+    """Log e-value over steps of ``(canary events, stable events, canary share of requests)``
+    that the canary's event rate exceeds ``ρ0`` times the stable's (``kappas`` above 1) — or,
+    with ``kappas`` below 1, that it falls short of ``ρ0`` times the stable's."""
+    steps = tuple(steps)
+    totals = [sum(comparison_llr(c, s, w, rho0, k) for c, s, w in steps) for k in kappas]
+    return log_mean_exp(totals)
+
+
+def bernoulli_kl(p: float, q: float) -> float:
+    """``KL(Bernoulli(p) ‖ Bernoulli(q))`` in nats, for ``0 < q < 1``."""
+    total = 0.0
+    if p > 0.0:
+        total += p * math.log(p / q)
+    if p < 1.0:
+        total += (1.0 - p) * math.log((1.0 - p) / (1.0 - q))
+    return total
+
+
+def comparison_information(events: int, share: float, rho0: float, kappa: float) -> float:
+    """Expected log-likelihood ratio that ``events`` would carry if the canary were ``κ·ρ0``
+    times worse: how well a step's data can tell that alternative from the null."""
+    if not 0.0 < share < 1.0:
+        return 0.0
+    null = share * rho0 / (share * rho0 + 1.0 - share)
+    alternative = share * kappa * rho0 / (share * kappa * rho0 + 1.0 - share)
+    return events * bernoulli_kl(alternative, null)
+
+
+def rate_information(requests: int, limit: float, kappa: float) -> float:
+    """The same for the rate test: ``requests`` observations of ``κ·limit`` against ``limit``."""
+    if not 0.0 < limit < 1.0:
+        return 0.0
+    return requests * bernoulli_kl(min(kappa * limit, (1.0 + limit) / 2.0), limit)
+
+
+def rate_log_e(events: int, requests: int, limit: float) -> float:
+    """Log e-value that the canary's event probability exceeds ``limit`` (events of requests).
+
+    With a limit of 0 any event is conclusive; with a limit of 1 nothing can exceed it."""
+    if limit >= 1.0 or requests <= 0:
+        return 0.0
+    if limit <= 0.0:
+        return math.inf if events > 0 else 0.0
+    totals: list[float] = []
+    for kappa in ERROR_KAPPAS:
+        p1 = min(kappa * limit, (1.0 + limit) / 2.0)
+        totals.append(
+            events * math.log(p1 / limit)
+            + (requests - events) * (math.log1p(-p1) - math.log1p(-limit))
+        )
+    return log_mean_exp(totals)
+
+
+def share_log_e(steps: Iterable[tuple[int, int, float]]) -> float:
+    """Log e-value that the canary receives (almost) none of the traffic routed to it, over steps
+    of ``(canary requests, stable requests, canary weight as a fraction)``."""
+    total = 0.0
+    for canary, stable, weight in steps:
+        if not 0.0 < weight <= 1.0:
+            continue
+        w0, w1 = SHARE_NULL * weight, SHARE_ALTERNATIVE * weight
+        total += canary * math.log(w1 / w0) + stable * (math.log1p(-w1) - math.log1p(-w0))
+    return total
