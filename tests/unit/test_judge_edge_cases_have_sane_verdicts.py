@@ -108,7 +108,7 @@ def test_full_weight_step_does_not_hold_on_frozen_comparisons() -> None:
 
 def test_ample_information_ends_the_hold() -> None:
     """A step that could have seen a doubled error rate stops holding on a small excess."""
-    small = judge.evaluate(DEFAULTS, Evidence(arm(1000, 5), arm(4000, 8), canary_weight=20))
+    small = judge.evaluate(DEFAULTS, Evidence(arm(1000, 6), arm(4000, 8), canary_weight=20))
     assert small.verdict == Verdict.INCONCLUSIVE
     ample = judge.evaluate(DEFAULTS, Evidence(arm(30_000, 66), arm(120_000, 180), canary_weight=20))
     assert ample.verdict == Verdict.PASS
