@@ -186,6 +186,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", help="scenario keys (default: all)")
     parser.add_argument("--gates", nargs="*", default=list(GATES), choices=list(GATES))
     parser.add_argument("--seeds", type=int, help="seeds per cell (default: the scenario's)")
+    parser.add_argument(
+        "--others",
+        type=int,
+        help="seeds per cell outside the key scenarios S1–S3 (default: the scenario's)",
+    )
+    parser.add_argument(
+        "--sensitive-seeds", type=int, help="seeds per cell for the sensitive setting"
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--no-write", action="store_true", help="do not write docs/benchmarks.md")
     parser.add_argument("--out", default="docs/benchmarks.md")
@@ -193,11 +201,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     chosen = [BY_KEY[k] for k in args.only] if args.only else list(SCENARIOS)
     started = time.monotonic()
     tasks: list[tuple[str, str, int, int]] = []
+    seeds_of: dict[tuple[str, str], int] = {}
     for scenario in chosen:
-        seeds = args.seeds or scenario.seeds
         for gate in args.gates:
             if not applies(gate, scenario):
                 continue
+            seeds = args.seeds or scenario.seeds
+            if args.others and not scenario.key.startswith(("S1", "S2", "S3")):
+                seeds = min(seeds, args.others)
+            if args.sensitive_seeds and gate == "ours-sensitive":
+                seeds = min(seeds, args.sensitive_seeds)
+            seeds_of[(scenario.key, gate)] = seeds
             tasks += [(scenario.key, gate, s, min(50, seeds - s)) for s in range(0, seeds, 50)]
     results: dict[tuple[str, str], list[Outcome]] = {}
     with multiprocessing.get_context("fork").Pool(max(1, min(args.workers, 2))) as pool:
@@ -222,7 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(line)
     if not args.no_write:
         command = "python -m bench.gates " + " ".join(argv if argv is not None else sys.argv[1:])
-        seeds = {s.key: args.seeds or s.seeds for s in chosen}
+        seeds = {s.key: seeds_of[(s.key, "ours")] for s in chosen if (s.key, "ours") in seeds_of}
         machine = (
             f"{platform.machine()}, {os.cpu_count()} cores (shared), "
             f"Python {platform.python_version()}, {args.workers} worker processes"

@@ -103,7 +103,7 @@ def render(
 ) -> str:
     """The whole of docs/benchmarks.md."""
     floors = [
-        f"| {s.key} | {s.title} | {seeds[s.key]} | "
+        f"| {s.key} | {s.title} | {seeds.get(s.key, 0) or '—'} | "
         + ("—" if s.floor is None else f"{s.floor:.2f}")
         + " |"
         for s in scenarios
