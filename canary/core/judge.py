@@ -12,7 +12,13 @@ traffic routed to it. Their weighted mean is compared with ``1 / false_rollback_
 it is a FAIL at once, at any tick, and the chance of that happening to a canary that is as good as
 stable (within the tolerances) and meets its SLOs is at most ``false_rollback_rate`` per rollout.
 A step PASSes once it has ``min_requests`` canary requests, the custom checks pass, and no
-check's evidence against the canary is above ``hold_above``; otherwise it keeps collecting.
+check *holds*: a check holds while its evidence against the canary is above ``hold_above``, the
+current step can still move it, and the step has not yet gathered enough data to tell a
+regression of twice the tolerated size from none. Otherwise the step keeps collecting.
+
+For the machine: pass the step's weight in ``Evidence.canary_weight`` and the rollout's earlier
+steps in ``Evidence.earlier`` (both from ``status.steps``); without them the judge still works,
+but sees only the current step and cannot notice a canary that receives no traffic.
 """
 
 from __future__ import annotations
