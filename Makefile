@@ -7,6 +7,12 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# The dev environment's orchestrator is standard-library Python: it needs no virtualenv.
+DEVENV := $(PYTHON) -m devenv
+# Debian packages the dev environment needs on PATH (etcd and Prometheus are unpacked into the
+# cache by devenv itself, without installing them as services).
+DEV_APT_PACKAGES := openssl ca-certificates
 
 .PHONY: help
 help: ## list the targets
@@ -23,30 +29,59 @@ venv: $(STAMP) ## create or update the virtualenv in .venv
 
 .PHONY: fmt
 fmt: $(STAMP) ## format the code
-	$(BIN)/ruff format canary tests bench
-	$(BIN)/ruff check --fix canary tests bench
+	$(BIN)/ruff format canary devenv tests bench
+	$(BIN)/ruff check --fix canary devenv tests bench
 
 .PHONY: lint
 lint: $(STAMP) ## ruff, mypy --strict, import contracts, CRDs in sync with the models
-	$(BIN)/ruff format --check canary tests bench
-	$(BIN)/ruff check canary tests bench
+	$(BIN)/ruff format --check canary devenv tests bench
+	$(BIN)/ruff check canary devenv tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/python -m canary.crdgen --check crds
 
 .PHONY: crds
 crds: $(STAMP) ## regenerate crds/ from the models
-	$(BIN)/python -m canary.model.crdgen --write crds
+	$(BIN)/python -m canary.crdgen --write crds
 
 .PHONY: unit
 unit: $(STAMP) ## fast tests of the pure core (no cluster)
 	$(BIN)/pytest -q tests/unit
+
+.PHONY: dev-system
+dev-system: ## install the Debian packages the dev environment needs (apt-get, once)
+	@missing=""; for pkg in $(DEV_APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' "$$pkg" 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	@command -v go >/dev/null || { echo "Go is not on PATH: install Go >= 1.22 (https://go.dev/doc/install)" >&2; exit 1; }
+
+.PHONY: dev-tools
+dev-tools: dev-system ## build/fetch etcd, Kubernetes, kwok, Prometheus into ~/.cache/canary (fast when cached)
+	$(DEVENV) tools
+
+.PHONY: dev-up
+dev-up: dev-tools ## start the local control plane and Prometheus; writes .dev/kubeconfig and .dev/env
+	$(DEVENV) up
+
+.PHONY: dev-down
+dev-down: ## stop everything dev-up started
+	$(DEVENV) down
+
+.PHONY: dev-status
+dev-status: ## show what the dev environment runs
+	@$(DEVENV) status || true
 
 .PHONY: bench-gates
 bench-gates: $(STAMP) ## gate-quality benchmark (BENCHMARK.md §1); writes docs/benchmarks.md
 	$(BIN)/python -m bench.gates $(BENCH_ARGS)
 
 .PHONY: test
-test: lint ## install everything and run the whole suite with branch coverage
+test: lint dev-tools ## install everything and run the whole suite with branch coverage
 	$(BIN)/coverage erase
 	$(BIN)/coverage run -m pytest
 	$(BIN)/coverage report --include='canary/core/*,canary/model/*' --fail-under=100

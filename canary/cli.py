@@ -4,10 +4,52 @@ adapters into the runtime. Only this module knows every concrete class."""
 from __future__ import annotations
 
 import argparse
+import functools
+import logging
+import os
+import signal
+import socket
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import structlog
+import yaml
 
 from canary import __version__
+from canary.adapters.kube import client as kube
+from canary.adapters.kube import kubeconfig
+from canary.adapters.kube.events import KubeEventRecorder
+from canary.adapters.kube.lease import KubeLease
+from canary.adapters.kube.objects import CustomObjects
+from canary.adapters.kube.rollouts import KubeRolloutStore
+from canary.adapters.kube.secrets import KubeSecrets
+from canary.adapters.kube.watch import KubeChangeFeed
+from canary.adapters.kube.workloads import KubeWorkloads
+from canary.adapters.metrics.prometheus import PrometheusMetrics
+from canary.adapters.notifiers.policy import PolicyNotifier
+from canary.adapters.routers.httproute import HTTPRouteRouter
+from canary.adapters.routers.trafficsplit import TrafficSplitRouter
+from canary.api import server as api_server
+from canary.api.metrics import Registry
+from canary.console import Console
+from canary.core import commands, lint, release
+from canary.core import plan as plan_mod
+from canary.core.machine import CommandKind, Event
+from canary.emulator import command as emulator_command
+from canary.errors import CanaryError
+from canary.model.base import parse_duration
+from canary.model.policy import Notification
+from canary.model.rollout import Rollout
+from canary.ports import Ref
+from canary.runtime import leader
+from canary.runtime.clock import SystemClock
+from canary.runtime.controller import Controller, start_thread
+from canary.runtime.reconciler import Reconciler
+from canary.runtime.scheduler import Scheduler
 
 
 def _version(_: argparse.Namespace) -> int:
@@ -15,18 +57,381 @@ def _version(_: argparse.Namespace) -> int:
     return 0
 
 
+def _lint(args: argparse.Namespace) -> int:
+    """Validate files offline; print each problem as FILE: KIND/NAME: PATH: MESSAGE (HINT).
+    All files are checked together, so a Rollout's policy may live in another file."""
+    documents: list[object] = []
+    origin: list[str] = []
+    unreadable = 0
+    for file in args.files:
+        try:
+            text = Path(file).read_text() if file != "-" else sys.stdin.read()
+            found = [d for d in yaml.safe_load_all(text) if d is not None]
+        except OSError as error:
+            print(f"{file}: cannot read: {error.strerror}", file=sys.stderr)
+            unreadable += 1
+            continue
+        except yaml.YAMLError as error:
+            print(f"{file}: not valid YAML: {error}", file=sys.stderr)
+            unreadable += 1
+            continue
+        documents.extend(found)
+        origin.extend([file] * len(found))
+    findings = lint.check(documents)
+    for finding in findings:
+        where = finding.kind and f"{finding.kind}/{finding.name}"
+        print(
+            f"{origin[finding.document]}: {where or f'document {finding.document + 1}'}: "
+            f"{finding.problem}"
+        )
+    total = len(findings) + unreadable
+    noun = "problem" if total == 1 else "problems"
+    print(f"{len(documents)} object(s) checked, {total} {noun}", file=sys.stderr)
+    return 1 if total else 0
+
+
+# --- commands that talk to the cluster ----------------------------------------------------
+
+
+def _console(args: argparse.Namespace) -> Console:
+    """A Console on the chosen cluster, in the chosen (or the kubeconfig's) namespace."""
+    store = KubeRolloutStore(kube.connect(args.kubeconfig, args.context))
+    namespace = args.namespace or kubeconfig.namespace(args.kubeconfig, args.context)
+    return Console(store=store, annotator=store, create=store.create, namespace=namespace)
+
+
+def _release(args: argparse.Namespace) -> int:
+    env: dict[str, dict[str, str]] = {}
+    for container, key, value in args.set_env:
+        env.setdefault(container, {})[key] = value
+    return _console(args).release(
+        args.target,
+        dict(args.image),
+        env,
+        name=args.name,
+        policy=args.policy,
+        step_weight=args.step_weight,
+        max_weight=args.max_weight,
+    )
+
+
+def _get(args: argparse.Namespace) -> int:
+    return _console(args).get(args.name, all_namespaces=args.all_namespaces, output=args.output)
+
+
+def _watch(args: argparse.Namespace) -> int:
+    return _console(args).watch(
+        args.name, timeout=args.timeout, interval=args.interval, tty=sys.stdout.isatty()
+    )
+
+
+def _actor(args: argparse.Namespace) -> str:
+    """Who gives a command: --as-actor, else $USER@host, else the kubeconfig user."""
+    if args.as_actor:
+        return str(args.as_actor)
+    person = os.environ.get("USER") or os.environ.get("LOGNAME")
+    if person:
+        return f"{person}@{socket.gethostname()}"
+    return kubeconfig.user(args.kubeconfig, args.context) or "unknown"
+
+
+def _command(kind: CommandKind) -> Callable[[argparse.Namespace], int]:
+    def give(args: argparse.Namespace) -> int:
+        return _console(args).command(
+            kind, args.name, actor=_actor(args), comment=args.comment or ""
+        )
+
+    return give
+
+
+def _argument_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from error
+
+    return convert
+
+
+_COMMAND_HELP: dict[CommandKind, str] = {
+    "approve": "approve a rollout waiting for approval",
+    "promote": "skip the remaining steps and promote the release now",
+    "abort": "stop a rollout and send all traffic back to stable",
+    "retry": "start a rolled-back, aborted or failed rollout again",
+}
+
+
+def _cluster_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """-n/--kubeconfig/--context, accepted before or after the subcommand (like kubectl)."""
+    default: Any = None if top else argparse.SUPPRESS
+    parser.add_argument(
+        "-n",
+        "--namespace",
+        default=default,
+        help="namespace (default: the kubeconfig context's, else 'default')",
+    )
+    parser.add_argument("--kubeconfig", default=default, help="path to the kubeconfig file")
+    parser.add_argument("--context", default=default, help="kubeconfig context to use")
+
+
+def _add_cluster_commands(sub: Any) -> None:
+    cluster = argparse.ArgumentParser(add_help=False)
+    _cluster_options(cluster, top=False)
+
+    cmd = sub.add_parser(
+        "release",
+        parents=[cluster],
+        help="release a new version of a Deployment",
+        description="Create a Rollout that releases new images (and env) of a Deployment. "
+        "Example: canary release deploy/podinfo --image podinfo=ghcr.io/stefanprodan/podinfo:6.1.0",
+    )
+    cmd.add_argument("target", type=_argument_type(release.parse_target), metavar="deploy/NAME")
+    cmd.add_argument(
+        "--image",
+        action="append",
+        default=[],
+        metavar="CONTAINER=IMAGE",
+        type=_argument_type(release.parse_image),
+        help="new image (repeatable)",
+    )
+    cmd.add_argument(
+        "--set-env",
+        action="append",
+        default=[],
+        metavar="CONTAINER:NAME=VALUE",
+        type=_argument_type(release.parse_env),
+        help="set an env var (repeatable)",
+    )
+    cmd.add_argument("--policy", help="RolloutPolicy to follow (default: the Deployment's name)")
+    cmd.add_argument("--name", help="Rollout name (default: <deployment>-<image tag>)")
+    cmd.add_argument("--step-weight", type=int, help="raise the weight by this much each step")
+    cmd.add_argument("--max-weight", type=int, help="with --step-weight: the last weight")
+    cmd.set_defaults(func=_release)
+
+    cmd = sub.add_parser("get", parents=[cluster], help="list rollouts or show one")
+    cmd.add_argument("name", nargs="?", metavar="ROLLOUT")
+    cmd.add_argument("-A", "--all-namespaces", action="store_true", help="in every namespace")
+    cmd.add_argument("-o", "--output", choices=("wide", "yaml", "json"), help="output format")
+    cmd.set_defaults(func=_get)
+
+    cmd = sub.add_parser(
+        "watch",
+        parents=[cluster],
+        help="follow a rollout until it finishes",
+        description="Show a rollout's progress live. Exits 0 when it succeeds, 1 when it ends "
+        "otherwise (RolledBack, Aborted, Failed, Superseded), 2 on --timeout.",
+    )
+    cmd.add_argument("name", metavar="ROLLOUT")
+    cmd.add_argument("--timeout", type=float, help="give up after this many seconds (exit 2)")
+    cmd.add_argument("--interval", type=float, default=1.0, help=argparse.SUPPRESS)
+    cmd.set_defaults(func=_watch)
+
+    for kind in commands.KINDS:
+        cmd = sub.add_parser(kind, parents=[cluster], help=_COMMAND_HELP[kind])
+        cmd.add_argument("name", metavar="ROLLOUT")
+        cmd.add_argument("--comment", help="why (kept in status.approvals)")
+        cmd.add_argument(
+            "--as-actor",
+            metavar="WHO",
+            help="who gives the command (default: $USER@host, else the kubeconfig user)",
+        )
+        cmd.set_defaults(func=_command(kind))
+
+
+# --- the controller ----------------------------------------------------------------------
+
+
+def _configure_logging(level: str) -> None:
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.dict_tracebacks,
+            structlog.processors.JSONRenderer(),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping()[level.upper()]
+        ),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+
+
+class _Events:
+    """Every event goes to Kubernetes Events and to the policy's notifications."""
+
+    def __init__(self, *recorders: Any) -> None:
+        self._recorders = recorders
+
+    def record(self, rollout: Rollout, event: Event) -> None:
+        for recorder in self._recorders:
+            recorder.record(rollout, event)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """`canary run`: the controller."""
+    _configure_logging(args.log_level)
+    log = structlog.get_logger("canary")
+    if not args.prometheus_url:
+        print("error: --prometheus-url (or PROMETHEUS_URL) is required", file=sys.stderr)
+        return 2
+    api = kube.connect(args.kubeconfig, args.context)
+    clock = SystemClock()
+    store = KubeRolloutStore(api)
+    objects = functools.partial(CustomObjects, api)
+
+    def notifications(rollout: Rollout) -> tuple[Notification, ...]:
+        ref = rollout.spec.policy_ref
+        policy = store.policy(Ref(rollout.metadata.namespace, ref.name)) if ref else None
+        return plan_mod.build(rollout, policy).notifications
+
+    token = os.environ.get("CANARY_API_TOKEN") or (
+        Path(args.api_token_file).read_text().strip() if args.api_token_file else None
+    )
+    events = _Events(
+        KubeEventRecorder(api),
+        PolicyNotifier(notifications, KubeSecrets(api).value, api_url=args.api_url),
+    )
+    reconciler = Reconciler(
+        store=store,
+        workloads=KubeWorkloads(api),
+        routers={
+            "HTTPRoute": HTTPRouteRouter(objects),
+            "TrafficSplit": TrafficSplitRouter(objects),
+        },
+        events=events,
+        clock=clock,
+    )
+    metrics = PrometheusMetrics(args.prometheus_url)
+    controller = Controller(reconciler, store, metrics, clock, args.watch_namespace)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    scheduler = Scheduler()
+    feed = KubeChangeFeed(api, args.watch_namespace)
+    leading = threading.Event()
+    registry = Registry()
+    server = api_server.start(
+        api_server.Api(
+            store=store,
+            annotator=store,
+            ready=lambda: leading.is_set() and feed.ready.is_set(),
+            registry=registry,
+            token=token,
+        ),
+        host=args.http_address,
+        port=args.http_port,
+    )
+
+    def start() -> None:
+        scheduler.every(args.tick, controller.measure, "measure")
+        scheduler.every(timedelta(seconds=60), controller.resync, "resync")
+        scheduler.start()
+        start_thread(lambda: feed.run(controller.on_change, stop), "watch")
+        start_thread(lambda: controller.run_worker(stop), "worker")
+        controller.resync()
+        leading.set()
+        log.info("controller_started", tick=str(args.tick), namespace=args.watch_namespace or "*")
+
+    try:
+        if args.leader_elect:
+            lease = KubeLease(api, args.lease_namespace)
+            lost = leader.lead(
+                lock=lease, me=leader.identity(), clock=clock, stop=stop, on_started=start
+            )
+            return 1 if lost else 0
+        start()
+        stop.wait()
+        return 0
+    finally:
+        stop.set()
+        scheduler.stop()
+        server.stop()
+        log.info("controller_stopped", reconciles=controller.reconciles)
+
+
+def _add_run_command(sub: Any) -> None:
+    cmd = sub.add_parser(
+        "run",
+        help="run the controller",
+        description="Run the canary controller: watch Rollouts, shift traffic, judge each step "
+        "on Prometheus, promote or roll back. Logs are JSON lines on stderr.",
+    )
+    cmd.add_argument("--kubeconfig", default=argparse.SUPPRESS, help="path to the kubeconfig")
+    cmd.add_argument("--context", default=argparse.SUPPRESS, help="kubeconfig context")
+    cmd.add_argument(
+        "--prometheus-url",
+        default=os.environ.get("PROMETHEUS_URL"),
+        help="Prometheus that scrapes the Linkerd proxies (default: $PROMETHEUS_URL)",
+    )
+    cmd.add_argument(
+        "--watch-namespace",
+        default=None,
+        help="act only on Rollouts in this namespace (default: every namespace)",
+    )
+    cmd.add_argument(
+        "--tick",
+        type=_argument_type(parse_duration),
+        default=timedelta(seconds=5),
+        help="how often to query Prometheus for every Rollout being judged (default 5s)",
+    )
+    cmd.add_argument(
+        "--no-leader-elect",
+        dest="leader_elect",
+        action="store_false",
+        help="act without taking the Lease (only when a single replica runs)",
+    )
+    cmd.add_argument(
+        "--lease-namespace",
+        default=os.environ.get("POD_NAMESPACE", "canary-system"),
+        help="namespace of the leader-election Lease (default: $POD_NAMESPACE or canary-system)",
+    )
+    cmd.add_argument("--http-address", default="0.0.0.0", help="address of the HTTP API")
+    cmd.add_argument("--http-port", type=int, default=8080, help="port of the HTTP API (0: any)")
+    cmd.add_argument("--api-token-file", help="bearer token for /api/ (or $CANARY_API_TOKEN)")
+    cmd.add_argument("--api-url", help="public URL of the HTTP API, for links in chat messages")
+    cmd.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    cmd.set_defaults(func=_run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line grammar of every subcommand."""
     parser = argparse.ArgumentParser(prog="canary", description="Canary releases for Kubernetes.")
+    _cluster_options(parser, top=True)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("version", help="print the version").set_defaults(func=_version)
+    lint_cmd = sub.add_parser(
+        "lint",
+        help="validate Rollout and RolloutPolicy files offline",
+        description="Check Rollouts and RolloutPolicies against the schema and the semantic "
+        "rules; a Rollout's referenced policy is merged in when it is among the files. "
+        "Exits 1 when anything is wrong.",
+    )
+    lint_cmd.add_argument("files", nargs="+", metavar="FILE", help="YAML files ('-' for stdin)")
+    lint_cmd.set_defaults(func=_lint)
+    _add_cluster_commands(sub)
+    _add_run_command(sub)
+    emulate = sub.add_parser(
+        "emulate",
+        help="play the Linkerd proxies for a local cluster (see docs/emulator.md)",
+        description="The mesh emulator: simulated traffic split by the live route weights, "
+        "served as Linkerd proxy metrics for Prometheus.",
+    )
+    emulator_command.add_arguments(emulate)
+    emulate.set_defaults(func=emulator_command.run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console scripts; returns the process exit code."""
     args = build_parser().parse_args(argv)
-    code: int = args.func(args)
+    try:
+        code: int = args.func(args)
+    except CanaryError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     return code
 
 

@@ -1,1 +1,159 @@
-"""The small Protocols through which the runtime talks to the world (filled in by adapters)."""
+"""The small Protocols through which the runtime talks to the world.
+
+Adapters implement them (``canary.adapters.*``); ``canary.cli`` wires adapters into the runtime;
+tests use fakes that implement the same Protocols, kept honest by contract tests that run
+against both the fake and the real adapter. Each port has at most four methods. No I/O here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from canary.core import evidence
+from canary.core.machine import Action, CanaryState, Event, RouteState, TargetState
+from canary.core.plan import Plan
+from canary.model.rollout import Rollout, RolloutPolicy
+from canary.model.status import RolloutStatus
+
+
+@dataclass(frozen=True, order=True)
+class Ref:
+    """A namespaced object name."""
+
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+class RolloutStore(Protocol):
+    """Rollouts and their policies in the cluster."""
+
+    def get(self, ref: Ref) -> Rollout | None:
+        """The Rollout, or None when it does not exist."""
+
+    def list(self, namespace: str | None = None) -> Sequence[Rollout]:
+        """Every Rollout (in one namespace, or in all)."""
+
+    def policy(self, ref: Ref) -> RolloutPolicy | None:
+        """The RolloutPolicy, or None when it does not exist."""
+
+    def write_status(self, rollout: Rollout, status: RolloutStatus) -> None:
+        """Replace the status, guarded by the Rollout's resourceVersion (raises Conflict)."""
+
+
+@dataclass(frozen=True)
+class WorkloadState:
+    """The workloads of one rollout as they are now."""
+
+    target: TargetState | None
+    apex_service: bool
+    canary: CanaryState | None
+    services_ready: bool
+
+
+class Workloads(Protocol):
+    """The stable and canary Deployments and the -stable/-canary Services."""
+
+    def observe(self, namespace: str, rollout: str, plan: Plan) -> WorkloadState:
+        """Read the target, the canary and the Services of ``plan``."""
+
+    def apply(self, namespace: str, rollout: str, plan: Plan, action: Action) -> None:
+        """Carry out one workload action (EnsureServices, EnsureCanary, PromoteStable,
+        ScaleCanaryToZero); idempotent. Raises InvalidSpec when the release cannot apply."""
+
+
+class TrafficRouter(Protocol):
+    """The object that splits traffic between stable and canary (HTTPRoute, TrafficSplit)."""
+
+    def observe(self, namespace: str, plan: Plan) -> RouteState | None:
+        """The live weights, or None when the route does not exist yet."""
+
+    def set_weights(self, namespace: str, plan: Plan, canary: int) -> None:
+        """Route ``canary`` percent to the canary, the rest to stable; create the route if
+        absent, otherwise change only the weights of canary's backends."""
+
+
+@dataclass(frozen=True)
+class Arms:
+    """Which Linkerd ``deployment`` label values are the two arms of a rollout."""
+
+    namespace: str
+    stable: str
+    canary: str
+
+
+class MetricProvider(Protocol):
+    """Prometheus, read the way the Linkerd proxies report."""
+
+    def snapshot(self, targets: Sequence[Arms]) -> evidence.Snapshot:
+        """Cumulative inbound counters of every pod of both arms of every rollout in
+        ``targets``, from ONE query (``evidence.advance`` turns two snapshots into per-tick
+        deltas). Raises MetricsUnavailable when Prometheus cannot answer, InvalidSpec for a
+        name that is not a Kubernetes name."""
+
+    def value(self, query: str) -> float | None:
+        """The single number a custom PromQL query returns, None when it returns nothing."""
+
+
+class EventRecorder(Protocol):
+    """Kubernetes Events on a Rollout, and anything else that listens (chat, webhooks)."""
+
+    def record(self, rollout: Rollout, event: Event) -> None:
+        """Record ``event`` about ``rollout``; never raises."""
+
+
+class Clock(Protocol):
+    """The current time (UTC)."""
+
+    def now(self) -> datetime:
+        """Now, timezone-aware."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """Something changed in the cluster: a Rollout, or a Deployment (maybe a target)."""
+
+    kind: str
+    namespace: str
+    name: str
+    labels: Mapping[str, str] | None = None
+
+
+class ChangeFeed(Protocol):
+    """Watches the cluster and reports changes as they happen."""
+
+    def run(self, on_change: Callable[[Change], None], stop: StopSignal) -> None:
+        """Report changes until ``stop`` is set; reconnects by itself. Blocks."""
+
+
+class StopSignal(Protocol):
+    """A flag another thread sets to ask a loop to stop (``threading.Event`` fits)."""
+
+    def is_set(self) -> bool:
+        """Whether the loop should stop."""
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Sleep until set or ``timeout`` seconds passed; True when set."""
+
+
+class LeaseLock(Protocol):
+    """A coordination.k8s.io Lease that at most one controller replica holds."""
+
+    def try_acquire(self, identity: str, ttl: timedelta) -> bool:
+        """Take or renew the lease for ``identity``; False while another holder's is valid."""
+
+    def release(self, identity: str) -> None:
+        """Give the lease up if ``identity`` holds it (on a clean shutdown)."""
+
+
+class Annotator(Protocol):
+    """Where people's commands are written: annotations on a Rollout (``canary.core.commands``
+    encodes them). Implemented by ``KubeRolloutStore``; used by the CLI and the HTTP API."""
+
+    def annotate(self, ref: Ref, key: str, value: str) -> None:
+        """Set one annotation on the Rollout, leaving the others as they are."""

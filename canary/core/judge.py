@@ -148,7 +148,7 @@ def percentile_ms(buckets: Sequence[int], percentile: float) -> float | None:
                 return lower
             return lower + (upper - lower) * (rank - seen) / count
         seen += count
-        lower = upper if not math.isinf(upper) else lower
+        lower = upper
     return lower
 
 

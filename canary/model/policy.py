@@ -234,10 +234,16 @@ class PolicyFields(Wire):
     traffic: Traffic | None = None
     steps: list[Step] | None = Field(default=None, min_length=1)
     step_weight: int | None = Field(
-        default=None, ge=1, le=100, description="Shorthand for steps: raise by this much..."
+        default=None,
+        ge=1,
+        le=100,
+        description="Shorthand for steps: raise the canary weight by this much each step.",
     )
     max_weight: int | None = Field(
-        default=None, ge=1, le=100, description="...up to this weight, then promote."
+        default=None,
+        ge=1,
+        le=100,
+        description="With stepWeight: the last weight before promotion (default 100).",
     )
     analysis: Analysis | None = None
     approvals: Approvals | None = None

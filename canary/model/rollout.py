@@ -108,12 +108,17 @@ def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any
     return merged
 
 
+def _set_fields(model: Wire) -> dict[str, Any]:
+    # Only what the author wrote: a default in the Rollout must not override the policy.
+    return model.model_dump(by_alias=True, exclude_unset=True, exclude_none=True, mode="json")
+
+
 def merge_policy(spec: RolloutSpec, policy: RolloutPolicySpec | None) -> PolicyFields:
     """The policy the Rollout runs with: the referenced policy, overridden field by field by
     whatever the Rollout inlines. Objects merge deeply; lists (steps, metrics) replace whole.
     A Rollout's ``steps`` also replaces the policy's ``stepWeight/maxWeight`` and vice versa."""
-    base = policy.wire() if policy is not None else {}
-    own = {k: v for k, v in spec.wire().items() if k not in _ROLLOUT_ONLY}
+    base = _set_fields(policy) if policy is not None else {}
+    own = {k: v for k, v in _set_fields(spec).items() if k not in _ROLLOUT_ONLY}
     if "steps" in own:
         base = {k: v for k, v in base.items() if k not in ("stepWeight", "maxWeight")}
     if "stepWeight" in own or "maxWeight" in own:

@@ -48,3 +48,8 @@ def test_format_duration_round_trips(value: timedelta, text: str) -> None:
     """Formatting gives the shortest Go-style text and parses back to the same value."""
     assert format_duration(value) == text
     assert parse_duration(text) == value
+
+
+def test_parse_duration_accepts_timedelta() -> None:
+    """A timedelta given directly (as from Python code) passes through unchanged."""
+    assert parse_duration(timedelta(seconds=3)) == timedelta(seconds=3)

@@ -1,1 +1,1 @@
-"""kube — see DESIGN.md §4."""
+"""The Kubernetes adapter: the only package that imports the ``kubernetes`` client."""

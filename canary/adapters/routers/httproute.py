@@ -1,1 +1,257 @@
-"""HTTPRoute router (Gateway API / Linkerd policy): sets stable and canary backend weights."""
+"""HTTPRoute router (Gateway API GAMMA, as Linkerd ≥ 2.14 reads it): stable/canary weights.
+
+Implements ``ports.TrafficRouter`` for the reconciler. Serves ``gateway.networking.k8s.io/v1``,
+``gateway.networking.k8s.io/v1beta1`` and ``policy.linkerd.io/v1beta3`` (``plan.api_version``).
+
+The route attaches to the apex Service (``parentRefs: [{group: core, kind: Service, name,
+port}]``: group and kind must be set, they default to a Gateway) and one rule sends traffic to
+``<apex>-stable`` and ``<apex>-canary`` by weight. canary creates that route when it is absent
+and labels it as its own. On a route that exists it changes only the ``weight`` of the backendRefs
+naming its two Services, in every rule that names either, adding the missing one of the pair to
+such a rule; it never removes or rewrites anything else, so the rules a user added (header
+matches, other backends, filters) survive every step. Writes are JSON patches that carry the
+resourceVersion they were computed from, so a concurrent edit makes them fail with ``Conflict``
+instead of being overwritten; a route that already has the weights is not written at all.
+
+Weights are trusted only once the mesh has accepted the route at its current generation
+(``status.parents[]`` for the apex Service: ``Accepted=True`` with ``observedGeneration ==
+metadata.generation``), which Linkerd's policy controller — and the local mesh emulator in its
+place — writes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from canary.adapters.routers import MANAGED_BY, ObjectsFactory, RouteObjects
+from canary.core import weights
+from canary.core.machine import RouteState
+from canary.core.plan import Plan
+from canary.errors import InvalidSpec, Problem
+
+VERSIONS = (
+    "gateway.networking.k8s.io/v1",
+    "gateway.networking.k8s.io/v1beta1",
+    "policy.linkerd.io/v1beta3",
+)
+PLURAL = "httproutes"
+
+Json = dict[str, Any]
+
+
+def _core(ref: Json) -> bool:
+    return ref.get("group", "") in ("", "core") and ref.get("kind", "Service") == "Service"
+
+
+def _names_apex(ref: Json, namespace: str, plan: Plan) -> bool:
+    """Whether a parentRef (or a parent status' parentRef) is the apex Service and port."""
+    return (
+        ref.get("kind") == "Service"
+        and ref.get("group") in ("", "core")
+        and ref.get("name") == plan.service.name
+        and ref.get("namespace", namespace) == namespace
+        and ref.get("port", plan.service.port) == plan.service.port
+    )
+
+
+def _ours(ref: Json, namespace: str, plan: Plan) -> str | None:
+    """``"stable"`` or ``"canary"`` when a backendRef names one of canary's Services."""
+    if not _core(ref) or ref.get("namespace", namespace) != namespace:
+        return None
+    name = ref.get("name")
+    if name == plan.stable_service:
+        return "stable"
+    return "canary" if name == plan.canary_service else None
+
+
+def _rules(route: Json) -> list[Json]:
+    rules = (route.get("spec") or {}).get("rules") or []
+    return [rule if isinstance(rule, dict) else {} for rule in rules]
+
+
+def _refs(rule: Json) -> list[Json]:
+    return [ref if isinstance(ref, dict) else {} for ref in rule.get("backendRefs") or []]
+
+
+def our_rules(route: Json, namespace: str, plan: Plan) -> list[int]:
+    """Indices of the rules that send traffic to the stable or the canary Service."""
+    return [
+        i
+        for i, rule in enumerate(_rules(route))
+        if any(_ours(ref, namespace, plan) for ref in _refs(rule))
+    ]
+
+
+def canary_weight(route: Json, namespace: str, plan: Plan) -> int:
+    """The canary's percent of the route's traffic to canary's Services. When several rules
+    split it and disagree (someone edited one), the highest: a rollback waits for all to be 0."""
+    shares = []
+    for i in our_rules(route, namespace, plan):
+        total = {"stable": 0, "canary": 0}
+        for ref in _refs(_rules(route)[i]):
+            side = _ours(ref, namespace, plan)
+            if side is not None:
+                # An unset weight is 1 (Gateway API default).
+                total[side] += int(ref.get("weight", 1))
+        shares.append(weights.percent(total["stable"], total["canary"]))
+    return max(shares, default=0)
+
+
+def accepted(route: Json, namespace: str, plan: Plan) -> bool:
+    """Whether the mesh accepted the route for the apex Service at its current generation (and
+    no controller reports it not accepted at that generation)."""
+    generation = (route.get("metadata") or {}).get("generation")
+    verdicts = [
+        condition.get("status") == "True"
+        for parent in (route.get("status") or {}).get("parents") or []
+        if _names_apex(parent.get("parentRef") or {}, namespace, plan)
+        for condition in parent.get("conditions") or []
+        if condition.get("type") == "Accepted" and condition.get("observedGeneration") == generation
+    ]
+    return bool(verdicts) and all(verdicts)
+
+
+def _backend(name: str, plan: Plan, weight: int) -> Json:
+    return {"name": name, "port": plan.service.port, "weight": weight}
+
+
+def new_route(namespace: str, plan: Plan, canary: int) -> Json:
+    """The route canary creates when there is none: apex parent, one weighted rule."""
+    stable, canary = weights.split(canary)
+    return {
+        "apiVersion": plan.api_version,
+        "kind": "HTTPRoute",
+        "metadata": {"name": plan.route_name, "namespace": namespace, "labels": dict(MANAGED_BY)},
+        "spec": {
+            "parentRefs": [
+                {
+                    "group": "core",
+                    "kind": "Service",
+                    "name": plan.service.name,
+                    "port": plan.service.port,
+                }
+            ],
+            "rules": [
+                {
+                    "backendRefs": [
+                        _backend(plan.stable_service, plan, stable),
+                        _backend(plan.canary_service, plan, canary),
+                    ]
+                }
+            ],
+        },
+    }
+
+
+def weight_patch(route: Json, namespace: str, plan: Plan, canary: int) -> list[Json]:
+    """The JSON patch operations that give ``route`` these weights: ``[]`` when it has them.
+
+    Raises InvalidSpec when the route is not one canary may steer: it does not attach to the
+    apex Service, or no rule names canary's Services and canary did not create it."""
+    stable_weight, canary_weight_ = weights.split(canary)
+    wanted = {"stable": stable_weight, "canary": canary_weight_}
+    where = f"HTTPRoute {namespace}/{plan.route_name}"
+    parents = (route.get("spec") or {}).get("parentRefs") or []
+    if not any(_names_apex(ref, namespace, plan) for ref in parents):
+        raise InvalidSpec(
+            [
+                Problem(
+                    "spec.traffic",
+                    f"{where} does not attach to Service {plan.service.name} "
+                    f"port {plan.service.port}",
+                    "add parentRefs {group: core, kind: Service, name, port} for the apex "
+                    "Service, or let canary create the route",
+                )
+            ]
+        )
+    rules = our_rules(route, namespace, plan)
+    if not rules:
+        labels = (route.get("metadata") or {}).get("labels") or {}
+        if not MANAGED_BY.items() <= labels.items():
+            raise InvalidSpec(
+                [
+                    Problem(
+                        "spec.traffic",
+                        f"{where} has no rule sending traffic to {plan.stable_service} "
+                        f"or {plan.canary_service}",
+                        f"add backendRefs {plan.stable_service} and {plan.canary_service} to "
+                        "the rule canary should steer",
+                    )
+                ]
+            )
+        rule = {
+            "backendRefs": [
+                _backend(plan.stable_service, plan, stable_weight),
+                _backend(plan.canary_service, plan, canary_weight_),
+            ]
+        }
+        if "rules" in (route.get("spec") or {}):
+            return [{"op": "add", "path": "/spec/rules/-", "value": rule}]
+        return [{"op": "add", "path": "/spec/rules", "value": [rule]}]
+    ops: list[Json] = []
+    for i in rules:
+        seen: set[str] = set()
+        for j, ref in enumerate(_refs(_rules(route)[i])):
+            side = _ours(ref, namespace, plan)
+            if side is None:
+                continue
+            # A second reference to the same Service would add to the first one's share.
+            weight = 0 if side in seen else wanted[side]
+            seen.add(side)
+            if ref.get("weight", 1) != weight:
+                path = f"/spec/rules/{i}/backendRefs/{j}/weight"
+                ops.append({"op": "add", "path": path, "value": weight})
+        for side, name in (("stable", plan.stable_service), ("canary", plan.canary_service)):
+            if side not in seen:
+                value = _backend(name, plan, wanted[side])
+                ops.append({"op": "add", "path": f"/spec/rules/{i}/backendRefs/-", "value": value})
+    return ops
+
+
+class HTTPRouteRouter:
+    """Steers traffic with an HTTPRoute whose parent is the apex Service."""
+
+    def __init__(self, objects: ObjectsFactory) -> None:
+        self._factory = objects
+        self._clients: dict[str, RouteObjects] = {}
+
+    def _objects(self, plan: Plan) -> RouteObjects:
+        if plan.api_version not in VERSIONS:
+            raise InvalidSpec(
+                [
+                    Problem(
+                        "spec.traffic.apiVersion",
+                        f"{plan.api_version} does not serve HTTPRoute",
+                        f"use one of {', '.join(VERSIONS)}",
+                    )
+                ]
+            )
+        if plan.api_version not in self._clients:
+            self._clients[plan.api_version] = self._factory(plan.api_version, PLURAL)
+        return self._clients[plan.api_version]
+
+    def observe(self, namespace: str, plan: Plan) -> RouteState | None:
+        """The live canary percent, and whether the mesh accepted this generation of the route;
+        None when the route does not exist."""
+        route = self._objects(plan).get(namespace, plan.route_name)
+        if route is None:
+            return None
+        return RouteState(
+            canary_weight=canary_weight(route, namespace, plan),
+            accepted=accepted(route, namespace, plan),
+        )
+
+    def set_weights(self, namespace: str, plan: Plan, canary: int) -> None:
+        """Send ``canary`` percent to the canary Service and the rest to stable: create the
+        route, or patch only the weights (raises Conflict when the route changed meanwhile)."""
+        objects = self._objects(plan)
+        route = objects.get(namespace, plan.route_name)
+        if route is None:
+            objects.create(namespace, new_route(namespace, plan, canary))
+            return
+        ops = weight_patch(route, namespace, plan, canary)
+        if not ops:
+            return
+        version = (route.get("metadata") or {}).get("resourceVersion", "")
+        guard = {"op": "replace", "path": "/metadata/resourceVersion", "value": version}
+        objects.patch(namespace, plan.route_name, [guard, *ops])

@@ -1,0 +1,69 @@
+"""Connecting to the API server and translating the client's exceptions into canary's errors.
+
+Every module in this package calls the API inside ``translated()``, so that the runtime only
+ever sees ``canary.errors`` (Conflict, ApiUnavailable, TerminalError, InvalidSpec).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import urllib3
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+
+from canary.errors import ApiUnavailable, Conflict, InvalidSpec, Problem, TerminalError
+
+
+def connect(kubeconfig: str | None = None, context: str | None = None) -> client.ApiClient:
+    """An API client from a kubeconfig file (or $KUBECONFIG, ~/.kube/config), else in-cluster."""
+    configuration = client.Configuration()
+    try:
+        if kubeconfig is not None:
+            config.load_kube_config(
+                config_file=kubeconfig, context=context, client_configuration=configuration
+            )
+        else:
+            try:
+                config.load_kube_config(context=context, client_configuration=configuration)
+            except (ConfigException, OSError):
+                config.load_incluster_config(client_configuration=configuration)
+    except (ConfigException, OSError) as error:
+        raise TerminalError(
+            f"cannot find a cluster: {error}; pass --kubeconfig or set KUBECONFIG"
+        ) from error
+    configuration.retries = urllib3.Retry(total=2, backoff_factor=0.2)
+    return client.ApiClient(configuration)
+
+
+def _message(error: ApiException) -> str:
+    try:
+        body: dict[str, Any] = json.loads(error.body or "{}")
+    except ValueError:
+        return str(error.reason)
+    return str(body.get("message") or error.reason)
+
+
+@contextmanager
+def translated(what: str) -> Iterator[None]:
+    """Run API calls, turning the client's exceptions into canary's error tree."""
+    try:
+        yield
+    except ApiException as error:
+        status = error.status or 0
+        message = f"{what}: {_message(error)}"
+        if status == 409:
+            raise Conflict(message) from error
+        if status == 422:
+            raise InvalidSpec([Problem("", message)]) from error
+        if status in (401, 403):
+            raise TerminalError(f"{message} (check canary's RBAC: deploy/rbac.yaml)") from error
+        if status == 404:
+            raise TerminalError(f"{message} (is the CRD installed?)") from error
+        raise ApiUnavailable(message) from error
+    except (urllib3.exceptions.HTTPError, OSError) as error:
+        raise ApiUnavailable(f"{what}: {error}") from error

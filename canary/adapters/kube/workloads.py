@@ -1,0 +1,276 @@
+"""The stable and canary Deployments and the ``-stable``/``-canary`` Services of a rollout.
+
+Implements ``ports.Workloads`` for the reconciler. Every action is absolute and idempotent.
+The canary's pod template is the stable template with the release applied by the API server
+itself (a server-side dry-run strategic-merge patch of the stable Deployment, so the merge
+semantics are exactly Kubernetes'), and its selector labels rewritten with a ``-canary`` suffix
+so that the apex Service never selects canary pods. The stable Deployment is written only by
+``PromoteStable``; a rollback never touches it.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from canary.adapters.kube.client import translated
+from canary.core.machine import (
+    Action,
+    CanaryState,
+    EnsureCanary,
+    EnsureServices,
+    PromoteStable,
+    ScaleCanaryToZero,
+    TargetState,
+)
+from canary.core.plan import Plan
+from canary.errors import InvalidSpec, Problem
+from canary.ports import WorkloadState
+
+RELEASE_ANNOTATION = "canary.dev/release"
+ROLLOUT_LABEL = "canary.dev/rollout"
+MANAGED = {"app.kubernetes.io/managed-by": "canary"}
+SUFFIX = "-canary"
+
+
+def release_id(rollout: str, plan: Plan) -> str:
+    """Names a release's template: the Rollout plus a digest of what it changes."""
+    change = json.dumps([plan.images, plan.template_patch], sort_keys=True)
+    return f"{rollout}.{hashlib.sha256(change.encode()).hexdigest()[:12]}"
+
+
+def release_patch(plan: Plan) -> dict[str, Any]:
+    """The strategic-merge patch of a Deployment that applies the release to its template."""
+    template = copy.deepcopy(plan.template_patch or {})
+    spec = template.setdefault("spec", {})
+    containers = {c["name"]: c for c in spec.get("containers", []) if isinstance(c, dict)}
+    for name, image in sorted(plan.images.items()):
+        containers.setdefault(name, {"name": name})["image"] = image
+    if containers:
+        spec["containers"] = list(containers.values())
+    return {"spec": {"template": template}}
+
+
+def canary_labels(labels: dict[str, str], keys: set[str]) -> dict[str, str]:
+    """Pod labels with every selector key's value suffixed, so stable selectors miss them."""
+    return {k: (f"{v}{SUFFIX}" if k in keys else v) for k, v in labels.items()}
+
+
+Obj = dict[str, Any]
+
+
+def _replicas(deployment: Obj) -> int:
+    wanted = deployment["spec"].get("replicas")
+    return 1 if wanted is None else int(wanted)
+
+
+def _rolled_out(deployment: Obj) -> bool:
+    status = deployment.get("status", {})
+    want = _replicas(deployment)
+    return status.get("observedGeneration", 0) >= deployment["metadata"].get(
+        "generation", 0
+    ) and all(
+        status.get(field, 0) == want
+        for field in ("updatedReplicas", "readyReplicas", "availableReplicas", "replicas")
+    )
+
+
+def _annotations(obj: Obj) -> dict[str, str]:
+    return dict(obj["metadata"].get("annotations") or {})
+
+
+class KubeWorkloads:
+    """Deployments and Services through the apps/v1 and core/v1 APIs."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        # Objects are handled as camelCase dicts, as on the wire; the typed client models
+        # would only add Optional checks on fields the API server always sets.
+        self._apps: Any = client.AppsV1Api(api)
+        self._core: Any = client.CoreV1Api(api)
+        self._api = api
+
+    def _dict(self, obj: object) -> Obj:
+        result: Obj = self._api.sanitize_for_serialization(obj)
+        return result
+
+    def _deployment(self, namespace: str, name: str) -> Obj | None:
+        with translated(f"get deployment {namespace}/{name}"):
+            try:
+                return self._dict(self._apps.read_namespaced_deployment(name, namespace))
+            except ApiException as error:
+                if error.status == 404:
+                    return None
+                raise
+
+    def _service(self, namespace: str, name: str) -> Obj | None:
+        with translated(f"get service {namespace}/{name}"):
+            try:
+                return self._dict(self._core.read_namespaced_service(name, namespace))
+            except ApiException as error:
+                if error.status == 404:
+                    return None
+                raise
+
+    def observe(self, namespace: str, rollout: str, plan: Plan) -> WorkloadState:
+        """Read the target, the apex Service, the canary Deployment and the two Services."""
+        wanted = release_id(rollout, plan)
+        stable = self._deployment(namespace, plan.target)
+        apex = self._service(namespace, plan.service.name)
+        target = None
+        if stable is not None:
+            target = TargetState(
+                replicas=_replicas(stable),
+                ready=_rolled_out(stable),
+                has_release=_annotations(stable).get(RELEASE_ANNOTATION) == wanted,
+            )
+        canary = self._deployment(namespace, plan.canary_deployment)
+        canary_state = None
+        if canary is not None:
+            status = canary.get("status", {})
+            generation_seen = status.get("observedGeneration", 0) >= canary["metadata"].get(
+                "generation", 0
+            )
+            # Ready pods of the newest template only: old pods of a superseded release may still
+            # be ready while the new ones start, so take the smaller of updated and ready.
+            fresh = min(status.get("updatedReplicas", 0), status.get("readyReplicas", 0))
+            canary_state = CanaryState(
+                replicas=int(canary["spec"].get("replicas") or 0),
+                ready_replicas=fresh if generation_seen else 0,
+                current=_annotations(canary).get(RELEASE_ANNOTATION) == wanted,
+            )
+        services_ready = apex is not None and all(
+            (found := self._service(namespace, name)) is not None
+            and (found["spec"].get("selector") or {}) == selector
+            for name, selector in self._service_selectors(apex).items()
+        )
+        return WorkloadState(
+            target=target,
+            apex_service=apex is not None,
+            canary=canary_state,
+            services_ready=services_ready,
+        )
+
+    def _service_selectors(self, apex: Obj) -> dict[str, dict[str, str]]:
+        selector = dict(apex["spec"].get("selector") or {})
+        name = apex["metadata"]["name"]
+        return {
+            f"{name}-stable": selector,
+            f"{name}-canary": canary_labels(selector, set(selector)),
+        }
+
+    def apply(self, namespace: str, rollout: str, plan: Plan, action: Action) -> None:
+        """Carry out one workload action."""
+        match action:
+            case EnsureServices():
+                self._ensure_services(namespace, plan)
+            case EnsureCanary(replicas=replicas):
+                self._ensure_canary(namespace, rollout, plan, replicas)
+            case PromoteStable():
+                self._promote(namespace, rollout, plan)
+            case ScaleCanaryToZero():
+                self._scale_canary(namespace, plan, 0)
+            case _:
+                raise TypeError(f"not a workload action: {action!r}")
+
+    def _ensure_services(self, namespace: str, plan: Plan) -> None:
+        apex = self._service(namespace, plan.service.name)
+        if apex is None:
+            raise InvalidSpec(
+                [Problem("spec.service.name", f"Service {plan.service.name} does not exist")]
+            )
+        ports = [
+            {k: v for k, v in port.items() if k != "nodePort"}
+            for port in apex["spec"].get("ports") or []
+        ]
+        for name, selector in self._service_selectors(apex).items():
+            existing = self._service(namespace, name)
+            with translated(f"write service {namespace}/{name}"):
+                if existing is None:
+                    body = {
+                        "metadata": {"name": name, "labels": dict(MANAGED)},
+                        "spec": {"selector": selector, "ports": ports},
+                    }
+                    self._core.create_namespaced_service(namespace, body)
+                elif (existing["spec"].get("selector") or {}) != selector:
+                    existing["spec"]["selector"] = selector  # a patch would merge old keys in
+                    self._core.replace_namespaced_service(name, namespace, existing)
+
+    def _release_template(self, namespace: str, stable: Obj, plan: Plan) -> Obj:
+        containers = {c["name"] for c in stable["spec"]["template"]["spec"]["containers"]}
+        missing = sorted(set(plan.images) - containers)
+        if missing:
+            raise InvalidSpec(
+                [
+                    Problem(
+                        f"spec.release.images.{name}",
+                        f"Deployment {plan.target} has no container {name!r}",
+                        f"containers are: {', '.join(sorted(containers))}",
+                    )
+                    for name in missing
+                ]
+            )
+        with translated(f"dry-run release patch of deployment {namespace}/{plan.target}"):
+            merged = self._apps.patch_namespaced_deployment(
+                plan.target, namespace, release_patch(plan), dry_run="All"
+            )
+        template: Obj = self._dict(merged)["spec"]["template"]
+        return template
+
+    def _ensure_canary(self, namespace: str, rollout: str, plan: Plan, replicas: int) -> None:
+        wanted = release_id(rollout, plan)
+        canary = self._deployment(namespace, plan.canary_deployment)
+        if canary is not None and _annotations(canary).get(RELEASE_ANNOTATION) == wanted:
+            if canary["spec"].get("replicas") != replicas:
+                self._scale_canary(namespace, plan, replicas)
+            return
+        stable = self._deployment(namespace, plan.target)
+        if stable is None:
+            raise InvalidSpec([Problem("spec.targetRef.name", f"{plan.target} does not exist")])
+        apex = self._service(namespace, plan.service.name)
+        stable_match = dict(stable["spec"]["selector"].get("matchLabels") or {})
+        keys = set(stable_match) | set((apex or {}).get("spec", {}).get("selector") or {})
+        template = self._release_template(namespace, stable, plan)
+        metadata = template.setdefault("metadata", {})
+        metadata["labels"] = canary_labels(metadata.get("labels") or {}, keys)
+        match = canary_labels(stable_match, keys)
+        body: Obj = {
+            "metadata": {
+                "name": plan.canary_deployment,
+                "labels": {**MANAGED, ROLLOUT_LABEL: rollout},
+                "annotations": {RELEASE_ANNOTATION: wanted},
+            },
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": match},
+                "template": template,
+            },
+        }
+        with translated(f"write deployment {namespace}/{plan.canary_deployment}"):
+            if canary is None:
+                self._apps.create_namespaced_deployment(namespace, body)
+            else:
+                body["metadata"]["resourceVersion"] = canary["metadata"]["resourceVersion"]
+                self._apps.replace_namespaced_deployment(plan.canary_deployment, namespace, body)
+
+    def _scale_canary(self, namespace: str, plan: Plan, replicas: int) -> None:
+        if self._deployment(namespace, plan.canary_deployment) is None:
+            return
+        with translated(f"scale deployment {namespace}/{plan.canary_deployment}"):
+            self._apps.patch_namespaced_deployment_scale(
+                plan.canary_deployment, namespace, {"spec": {"replicas": replicas}}
+            )
+
+    def _promote(self, namespace: str, rollout: str, plan: Plan) -> None:
+        stable = self._deployment(namespace, plan.target)
+        if stable is None:
+            raise InvalidSpec([Problem("spec.targetRef.name", f"{plan.target} does not exist")])
+        self._release_template(namespace, stable, plan)  # validates before changing anything
+        patch = release_patch(plan)
+        patch["metadata"] = {"annotations": {RELEASE_ANNOTATION: release_id(rollout, plan)}}
+        with translated(f"promote deployment {namespace}/{plan.target}"):
+            self._apps.patch_namespaced_deployment(plan.target, namespace, patch)

@@ -1,0 +1,127 @@
+"""Offline validation of Rollout and RolloutPolicy documents, for ``canary lint``.
+
+Checks each document three ways: the schema (the pydantic models, from which the CRDs are
+generated), the model's cross-field rules, and the semantic checks of ``plan.build`` — with the
+referenced policy merged in when it is among the documents. Pure: documents in, findings out;
+the CLI reads the files and prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from canary.core import plan
+from canary.errors import InvalidSpec, Problem
+from canary.model.rollout import API_VERSION, GROUP, Rollout, RolloutPolicy
+
+_HINTS = {
+    "missing": "add this field",
+    "extra_forbidden": "check the spelling; `kubectl explain rollouts.spec` lists the fields",
+    "string_pattern_mismatch": "use lower-case letters, digits and '-'",
+    "int_parsing": "write a whole number",
+    "int_type": "write a whole number",
+    "float_parsing": "write a number",
+    "bool_parsing": "write true or false",
+    "dict_type": "write a mapping (key: value)",
+    "list_type": "write a list (- item)",
+    "too_short": "add at least one item",
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A problem in one document of a file."""
+
+    document: int
+    kind: str
+    name: str
+    problem: Problem
+
+
+def field_path(loc: Sequence[int | str]) -> str:
+    """pydantic's error location as a field path: ('spec', 'steps', 0, 'x') → spec.steps[0].x."""
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else part)
+    return path
+
+
+def problems_of(error: ValidationError) -> list[Problem]:
+    """Each pydantic error as a Problem with a field path and a hint."""
+    problems = []
+    for detail in error.errors():
+        message = str(detail["msg"]).removeprefix("Value error, ")
+        if detail["type"] == "extra_forbidden":
+            message = "unknown field"
+        problems.append(Problem(field_path(detail["loc"]), message, _HINTS.get(detail["type"], "")))
+    return problems
+
+
+def _identity(doc: Mapping[str, Any]) -> tuple[str, str]:
+    metadata = doc.get("metadata")
+    name = metadata.get("name", "") if isinstance(metadata, Mapping) else ""
+    return str(doc.get("kind", "")), str(name)
+
+
+def check(documents: Sequence[Any]) -> list[Finding]:
+    """Findings for every canary document among ``documents`` (other kinds are skipped)."""
+    findings: list[Finding] = []
+    policies: dict[tuple[str, str], RolloutPolicy] = {}
+    rollouts: list[tuple[int, Rollout]] = []
+    for index, doc in enumerate(documents):
+        if not isinstance(doc, Mapping):
+            problem = Problem("", "not a Kubernetes object", "each YAML document is a mapping")
+            findings.append(Finding(index, "", "", problem))
+            continue
+        kind, name = _identity(doc)
+        api_version = str(doc.get("apiVersion", ""))
+        if not api_version.startswith(f"{GROUP}/"):
+            continue
+        if api_version != API_VERSION:
+            problem = Problem("apiVersion", f"{api_version} is not served", f"use {API_VERSION}")
+            findings.append(Finding(index, kind, name, problem))
+            continue
+        if kind not in ("Rollout", "RolloutPolicy"):
+            problem = Problem(
+                "kind", f"{kind!r} is not a canary kind", "use Rollout or RolloutPolicy"
+            )
+            findings.append(Finding(index, kind, name, problem))
+            continue
+        try:
+            parsed: Rollout | RolloutPolicy = (
+                Rollout.model_validate(doc)
+                if kind == "Rollout"
+                else RolloutPolicy.model_validate(doc)
+            )
+        except ValidationError as error:
+            findings.extend(Finding(index, kind, name, p) for p in problems_of(error))
+            continue
+        if isinstance(parsed, RolloutPolicy):
+            policies[(parsed.metadata.namespace, parsed.metadata.name)] = parsed
+        else:
+            rollouts.append((index, parsed))
+    for index, rollout in rollouts:
+        findings.extend(_semantic(index, rollout, policies))
+    return sorted(findings, key=lambda f: f.document)
+
+
+def _semantic(
+    index: int, rollout: Rollout, policies: Mapping[tuple[str, str], RolloutPolicy]
+) -> list[Finding]:
+    ref = rollout.spec.policy_ref
+    policy = policies.get((rollout.metadata.namespace, ref.name)) if ref else None
+    try:
+        plan.build(rollout, policy)
+    except InvalidSpec as error:
+        problems = [
+            p
+            for p in error.problems
+            # Without the referenced policy at hand, its fields cannot be judged missing.
+            if not (ref is not None and policy is None and p.path == "spec.service")
+        ]
+        return [Finding(index, "Rollout", rollout.metadata.name, p) for p in problems]
+    return []

@@ -1,0 +1,710 @@
+"""The rollout state machine: ``decide(plan, status, observation, now) -> Decision``.
+
+Called by the reconciler once per reconcile, after it has read the world. Pure and
+deterministic: the same inputs always give the same decision, so a tick replayed after a crash
+reaches the same outcome. Actions are absolute ("canary weight = 20"), never relative, so
+repeating them is harmless. The only durable state is the returned ``RolloutStatus``.
+
+Phases: Pending → Initializing → Progressing ⇄ Paused/WaitingApproval → Promoting → Succeeded,
+or → RollingBack → RolledBack (Aborted when a person stopped it), plus Superseded and Failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Literal
+
+from canary.core import judge
+from canary.core import steps as step_plan
+from canary.core.plan import Plan
+from canary.errors import Problem
+from canary.model.status import (
+    TERMINAL_PHASES,
+    ApprovalRecord,
+    ArmStats,
+    Condition,
+    Phase,
+    RolloutStatus,
+    StepStatus,
+)
+
+PROGRESS_DEADLINE = timedelta(minutes=10)
+"""How long canary pods may take to become ready before the release is rolled back."""
+WAIT = timedelta(seconds=2)
+"""How soon to look again while waiting for the cluster to catch up with an action."""
+RETRY_REFERENCES = timedelta(seconds=15)
+"""How soon to look again for a target, Service or policy that does not exist yet."""
+
+CommandKind = Literal["approve", "promote", "abort", "retry"]
+
+
+# --- what the shell observed -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TargetState:
+    """The stable Deployment."""
+
+    replicas: int
+    ready: bool
+    """Rolled out: its newest generation is observed and every replica is updated and ready."""
+    has_release: bool
+    """Its pod template already is this release's template (promotion has been applied)."""
+
+
+@dataclass(frozen=True)
+class CanaryState:
+    """The canary Deployment."""
+
+    replicas: int
+    ready_replicas: int
+    current: bool
+    """It runs this release's template (not an older Rollout's)."""
+
+
+@dataclass(frozen=True)
+class RouteState:
+    """The live route (the router is the truth for actual weights)."""
+
+    canary_weight: int
+    accepted: bool
+    """The mesh accepted the route at its current generation, so the weights are in effect."""
+
+
+@dataclass(frozen=True)
+class Command:
+    """A person's command, given through an annotation by the CLI, chat or the HTTP API."""
+
+    kind: CommandKind
+    at: datetime
+    actor: str = ""
+    comment: str = ""
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What the reconciler read this time. ``evidence`` is the tick's new counts (None when
+    this reconcile did not measure); ``metrics_error`` says why measuring failed."""
+
+    target: TargetState | None
+    apex_service: bool
+    canary: CanaryState | None = None
+    services_ready: bool = False
+    route: RouteState | None = None
+    evidence: judge.Evidence | None = None
+    metrics_error: str | None = None
+    commands: tuple[Command, ...] = ()
+    superseded_by: str | None = None
+
+
+# --- what to do ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EnsureServices:
+    """Create or correct the ``-stable`` and ``-canary`` Services."""
+
+
+@dataclass(frozen=True)
+class EnsureCanary:
+    """Create or update the canary Deployment (stable template + release) at this size."""
+
+    replicas: int
+
+
+@dataclass(frozen=True)
+class SetWeight:
+    """Route ``canary`` percent to the canary and the rest to stable (create the route)."""
+
+    canary: int
+
+
+@dataclass(frozen=True)
+class PromoteStable:
+    """Give the stable Deployment the release's pod template."""
+
+
+@dataclass(frozen=True)
+class ScaleCanaryToZero:
+    """Scale the canary Deployment to zero replicas, if it exists."""
+
+
+Action = EnsureServices | EnsureCanary | SetWeight | PromoteStable | ScaleCanaryToZero
+
+
+@dataclass(frozen=True)
+class Event:
+    """A Kubernetes Event to record on the Rollout."""
+
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of one tick: actions to apply in order, then the status to write."""
+
+    actions: tuple[Action, ...]
+    status: RolloutStatus
+    reason: str
+    requeue_after: timedelta | None
+    events: tuple[Event, ...] = ()
+
+
+# --- the machine ----------------------------------------------------------------------------
+
+
+@dataclass
+class _Tick:
+    """Working state of one ``decide`` call: accumulates actions and events."""
+
+    plan: Plan
+    obs: Observation
+    now: datetime
+    status: RolloutStatus
+    actions: list[Action] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    reason: str = ""
+    requeue: timedelta | None = None
+    evidence_used: bool = False
+
+    def act(self, action: Action) -> None:
+        # Actions are absolute: a later one of the same kind supersedes an earlier one.
+        self.actions = [a for a in self.actions if type(a) is not type(action)] + [action]
+
+    def event(self, reason: str, message: str, warning: bool = False) -> None:
+        self.events.append(Event("Warning" if warning else "Normal", reason, message))
+
+    def wait(self, reason: str, after: timedelta) -> bool:
+        self.reason = reason
+        self.requeue = after if self.requeue is None else min(self.requeue, after)
+        return False
+
+    def go(self, phase: Phase, reason: str, **changes: object) -> bool:
+        self.status = self.status.model_copy(
+            update={"phase": phase, "phase_since": self.now, "message": reason, **changes}
+        )
+        self.reason = reason
+        return True
+
+    def condition(self, type_: str, status: bool | None, reason: str, message: str = "") -> None:
+        self.status = self.status.model_copy(
+            update={
+                "conditions": set_condition(
+                    self.status.conditions,
+                    type_,
+                    status=status,
+                    reason=reason,
+                    message=message,
+                    now=self.now,
+                )
+            }
+        )
+
+
+def set_condition(
+    conditions: list[Condition],
+    type_: str,
+    *,
+    status: bool | None,
+    reason: str,
+    message: str,
+    now: datetime,
+) -> list[Condition]:
+    """Conditions with ``type_`` set; its lastTransitionTime moves only when its status does."""
+    value: Literal["True", "False", "Unknown"] = (
+        "Unknown" if status is None else ("True" if status else "False")
+    )
+    old = next((c for c in conditions if c.type == type_), None)
+    since = old.last_transition_time if old is not None and old.status == value else now
+    new = Condition(
+        type=type_, status=value, reason=reason, message=message, last_transition_time=since
+    )
+    return [new if c.type == type_ else c for c in conditions] if old else [*conditions, new]
+
+
+def _handled(status: RolloutStatus, command: Command) -> bool:
+    decision = {
+        "approve": "Approved",
+        "promote": "Promoted",
+        "abort": "Aborted",
+        "retry": "Retried",
+    }[command.kind]
+    return any(r.decision == decision and r.at == command.at for r in status.approvals)
+
+
+def _pending(t: _Tick, kind: CommandKind) -> Command | None:
+    return next(
+        (c for c in t.obs.commands if c.kind == kind and not _handled(t.status, c)),
+        None,
+    )
+
+
+def _record(t: _Tick, gate: str, decision: str, command: Command | None) -> None:
+    record = ApprovalRecord.model_validate(
+        {
+            "gate": gate,
+            "decision": decision,
+            "actor": command.actor if command else "canary",
+            "at": command.at if command else t.now,
+            "comment": command.comment if command else "",
+        }
+    )
+    t.status = t.status.model_copy(update={"approvals": [*t.status.approvals, record]})
+
+
+def gate_name(plan: Plan, status: RolloutStatus) -> str:
+    """The approval gate a rollout in WaitingApproval waits at."""
+    if not status.steps:
+        return "beforeStart"
+    if status.current_step_index >= len(plan.steps):
+        return "beforePromotion"
+    return f"step-{status.current_step_index}"
+
+
+def _aborted(status: RolloutStatus) -> bool:
+    stops = [r.decision for r in status.approvals if r.decision in ("Aborted", "Retried")]
+    return bool(stops) and stops[-1] == "Aborted"
+
+
+def _arm_stats(arm: judge.Arm, percentile: float) -> ArmStats:
+    return ArmStats(
+        requests=arm.requests,
+        failures=arm.failures,
+        latency_buckets=list(arm.buckets),
+        success_rate=judge.success_rate(arm),
+        latency_ms=judge.percentile_ms(arm.buckets, percentile),
+    )
+
+
+def _arm(stats: ArmStats) -> judge.Arm:
+    return judge.Arm(stats.requests, stats.failures, tuple(stats.latency_buckets))
+
+
+def _replace_step(t: _Tick, record: StepStatus) -> None:
+    steps = list(t.status.steps)
+    steps[record.index] = record
+    t.status = t.status.model_copy(update={"steps": steps})
+
+
+def _begin_step(t: _Tick, index: int) -> bool:
+    """Start step ``index`` (or the promotion gate after the last step)."""
+    plan = t.plan
+    if index >= len(plan.steps):
+        t.status = t.status.model_copy(update={"current_step_index": len(plan.steps)})
+        if plan.before_promotion is not None:
+            t.event("AwaitingApproval", "every step passed; waiting for approval to promote")
+            t.condition("Progressing", True, "AwaitingApproval", "waiting for approval")
+            return t.go("WaitingApproval", "every step passed; waiting for approval to promote")
+        return _start_promotion(t, "every step passed")
+    step = plan.steps[index]
+    record = StepStatus(
+        index=index, weight=step_plan.weight_at(plan.steps, index), started_at=t.now
+    )
+    steps = [s for s in t.status.steps if s.index < index] + [record]
+    t.status = t.status.model_copy(update={"current_step_index": index, "steps": steps})
+    if step.pause is None:
+        t.event("StepAdvanced", f"step {index + 1}/{len(plan.steps)}: weight {step.set_weight}%")
+        return t.go("Progressing", f"step {index + 1}: moving to {step.set_weight}%")
+    if step.pause.duration is not None:
+        return t.go("Paused", f"step {index + 1}: paused for {step.pause.duration}")
+    t.event("AwaitingApproval", f"step {index + 1}: waiting for approval")
+    t.condition("Progressing", True, "AwaitingApproval", f"step {index + 1} waits for approval")
+    return t.go("WaitingApproval", f"step {index + 1}: waiting for approval")
+
+
+def _finish_step(t: _Tick, verdict: Literal["Passed", "Skipped"], message: str) -> bool:
+    index = t.status.current_step_index
+    record = t.status.steps[index]
+    _replace_step(
+        t, record.model_copy(update={"verdict": verdict, "finished_at": t.now, "message": message})
+    )
+    return _begin_step(t, index + 1)
+
+
+def _start_rollback(t: _Tick, reason: str, event: str = "RollbackStarted") -> bool:
+    t.event(event, reason, warning=True)
+    t.condition("Progressing", True, "RollingBack", reason)
+    # Nothing that grows the canary or touches stable may follow a decision to roll back.
+    t.actions = [a for a in t.actions if not isinstance(a, EnsureCanary | PromoteStable)]
+    t.act(SetWeight(0))
+    return t.go("RollingBack", reason)
+
+
+def _start_promotion(t: _Tick, reason: str) -> bool:
+    t.event("PromotionStarted", reason)
+    return t.go("Promoting", f"promoting: {reason}")
+
+
+def _judge_step(t: _Tick) -> judge.Judgement | None:
+    """Add this tick's counts to the current step (only while the step's weight is live) and
+    judge the step. None when there was nothing new to judge."""
+    obs = t.obs
+    index = t.status.current_step_index
+    if t.evidence_used or index >= len(t.status.steps):
+        return None
+    record = t.status.steps[index]
+    live = obs.route is not None and obs.route.accepted
+    if obs.evidence is None or not live or obs.route is None:
+        return None
+    if obs.route.canary_weight != record.weight:
+        return None
+    t.evidence_used = True
+    percentile = t.plan.thresholds.latency_percentile
+    canary = _arm(record.canary) + obs.evidence.canary
+    stable = _arm(record.stable) + obs.evidence.stable
+    earlier = tuple(
+        judge.Evidence(_arm(s.canary), _arm(s.stable), canary_weight=s.weight)
+        for s in t.status.steps[:index]
+        if s.weight
+    )
+    verdict = judge.evaluate(
+        t.plan.thresholds,
+        judge.Evidence(
+            canary, stable, obs.evidence.custom, canary_weight=record.weight, earlier=earlier
+        ),
+    )
+    no_data = verdict.verdict is judge.Verdict.NO_DATA
+    no_data_since = (record.no_data_since or t.now) if no_data else None
+    _replace_step(
+        t,
+        record.model_copy(
+            update={
+                "canary": _arm_stats(canary, percentile),
+                "stable": _arm_stats(stable, percentile),
+                "checks": list(verdict.checks),
+                "no_data_since": no_data_since,
+                "message": verdict.reason,
+            }
+        ),
+    )
+    healthy = {judge.Verdict.PASS: True, judge.Verdict.FAIL: False}.get(verdict.verdict)
+    t.condition("Healthy", healthy, str(verdict.verdict), verdict.reason)
+    return verdict
+
+
+def _watch_health(t: _Tick) -> bool:
+    """While a step holds (pause, approval), keep judging: a FAIL still rolls back."""
+    verdict = _judge_step(t)
+    if verdict is not None and verdict.verdict is judge.Verdict.FAIL:
+        return _fail_step(t, verdict)
+    return False
+
+
+def _fail_step(t: _Tick, verdict: judge.Judgement) -> bool:
+    index = t.status.current_step_index
+    record = t.status.steps[index]
+    _replace_step(t, record.model_copy(update={"verdict": "Failed", "finished_at": t.now}))
+    return _start_rollback(
+        t, f"step {index + 1} failed analysis: {verdict.reason}", "AnalysisFailed"
+    )
+
+
+# --- phase handlers: each returns True when it changed phase (then the next one runs) ------
+
+
+def _pending_phase(t: _Tick) -> bool:
+    if t.obs.target is None:
+        t.condition("Valid", False, "TargetNotFound", f"Deployment {t.plan.target} does not exist")
+        return t.wait(f"waiting for Deployment {t.plan.target} to exist", RETRY_REFERENCES)
+    if not t.obs.apex_service:
+        name = t.plan.service.name
+        t.condition("Valid", False, "ServiceNotFound", f"Service {name} does not exist")
+        return t.wait(f"waiting for Service {name} to exist", RETRY_REFERENCES)
+    t.condition("Valid", True, "Resolved", "target, Service and policy found")
+    t.status = t.status.model_copy(update={"started_at": t.status.started_at or t.now})
+    if t.plan.approve_before_start and not any(
+        r.gate == "beforeStart" and r.decision == "Approved" for r in t.status.approvals
+    ):
+        t.event("AwaitingApproval", "waiting for approval to start")
+        t.condition("Progressing", True, "AwaitingApproval", "waiting for approval to start")
+        return t.go("WaitingApproval", "waiting for approval to start")
+    t.condition("Progressing", True, "Initializing", "starting the canary")
+    return t.go("Initializing", "starting the canary")
+
+
+def _initializing_phase(t: _Tick) -> bool:
+    obs, plan = t.obs, t.plan
+    assert obs.target is not None
+    first = next(s.set_weight for s in plan.steps if s.set_weight)  # plan.build ensures one
+    replicas = step_plan.canary_replicas(obs.target.replicas, first)
+    if obs.route is not None and obs.route.canary_weight != 0:
+        t.act(SetWeight(0))
+        return t.wait("moving leftover canary traffic back to stable", WAIT)
+    t.act(EnsureServices())
+    t.act(EnsureCanary(replicas))
+    t.act(SetWeight(0))
+    canary = obs.canary
+    ready = (
+        canary is not None
+        and canary.current
+        and canary.ready_replicas >= replicas
+        and obs.services_ready
+        and obs.route is not None
+        and obs.route.accepted
+    )
+    if not ready:
+        if t.status.phase_since and t.now - t.status.phase_since > PROGRESS_DEADLINE:
+            return _start_rollback(t, f"canary pods not ready after {PROGRESS_DEADLINE}")
+        return t.wait("waiting for the canary pods and the route", WAIT)
+    t.event("Initialized", f"canary {plan.canary_deployment} ready with {replicas} pod(s)")
+    return _begin_step(t, 0)
+
+
+def _progressing_phase(t: _Tick) -> bool:
+    obs, plan = t.obs, t.plan
+    assert obs.target is not None
+    index = t.status.current_step_index
+    record = t.status.steps[index]
+    weight = record.weight or 0
+    replicas = step_plan.canary_replicas(obs.target.replicas, weight)
+    t.act(EnsureCanary(replicas))
+    canary_ready = (
+        obs.canary is not None and obs.canary.current and obs.canary.ready_replicas >= replicas
+    )
+    if not canary_ready:
+        if t.now - record.started_at > PROGRESS_DEADLINE:
+            return _start_rollback(t, f"canary pods for {weight}% not ready in {PROGRESS_DEADLINE}")
+        return t.wait(f"waiting for {replicas} canary pod(s) before moving to {weight}%", WAIT)
+    t.act(SetWeight(weight))
+    if obs.metrics_error is not None:
+        t.condition("Healthy", None, "MetricsUnavailable", obs.metrics_error)
+        return t.wait(f"holding at {weight}%: metrics unavailable ({obs.metrics_error})", WAIT)
+    verdict = _judge_step(t)
+    if verdict is None:
+        return t.wait(f"step {index + 1} at {weight}%: measuring", plan.interval)
+    if verdict.verdict is judge.Verdict.FAIL:
+        return _fail_step(t, verdict)
+    if verdict.verdict is judge.Verdict.PASS:
+        return _finish_step(t, "Passed", verdict.reason)
+    current = t.status.steps[index]
+    if (
+        verdict.verdict is judge.Verdict.NO_DATA
+        and current.no_data_since is not None
+        and t.now - current.no_data_since >= plan.no_data_timeout
+        and plan.no_data_on_timeout == "Rollback"
+    ):
+        return _start_rollback(t, f"step {index + 1}: no data for {plan.no_data_timeout}")
+    return t.wait(f"step {index + 1} at {weight}%: {verdict.reason}", plan.interval)
+
+
+def _paused_phase(t: _Tick) -> bool:
+    index = t.status.current_step_index
+    record = t.status.steps[index]
+    pause = t.plan.steps[index].pause
+    assert pause is not None
+    assert pause.duration is not None
+    if _watch_health(t):
+        return True
+    until = record.started_at + pause.duration
+    if t.now >= until:
+        return _finish_step(t, "Passed", f"paused for {pause.duration}")
+    return t.wait(f"step {index + 1}: paused", min(until - t.now, t.plan.interval))
+
+
+def _waiting_phase(t: _Tick) -> bool:
+    plan = t.plan
+    gate = gate_name(plan, t.status)
+    if gate.startswith("step-") and _watch_health(t):
+        return True
+    approve = _pending(t, "approve")
+    if approve is not None:
+        _record(t, gate, "Approved", approve)
+        t.event("Approved", f"{gate} approved by {approve.actor or 'someone'}")
+        return _pass_gate(t, gate, "approved")
+    timeout, on_timeout = _gate_timeout(plan, gate, t.status)
+    since = t.status.phase_since or t.now
+    if timeout is not None:
+        if t.now - since >= timeout:
+            _record(t, gate, "TimedOut", None)
+            if on_timeout == "Rollback":
+                return _start_rollback(t, f"{gate}: no approval within {timeout}")
+            return _pass_gate(t, gate, f"no approval within {timeout}")
+        return t.wait(f"waiting for approval at {gate}", since + timeout - t.now)
+    return t.wait(f"waiting for approval at {gate}", plan.interval)
+
+
+def _gate_timeout(plan: Plan, gate: str, status: RolloutStatus) -> tuple[timedelta | None, str]:
+    if gate == "beforePromotion" and plan.before_promotion is not None:
+        return plan.before_promotion.timeout, plan.before_promotion.on_timeout or "Rollback"
+    if gate.startswith("step-"):
+        pause = plan.steps[status.current_step_index].pause
+        assert pause is not None  # only a pause step waits for approval
+        return pause.timeout, pause.on_timeout or "Rollback"
+    return None, "Rollback"
+
+
+def _pass_gate(t: _Tick, gate: str, why: str) -> bool:
+    if gate == "beforeStart":
+        t.condition("Progressing", True, "Initializing", "starting the canary")
+        return t.go("Initializing", f"starting the canary: {why}")
+    if gate == "beforePromotion":
+        return _start_promotion(t, why)
+    return _finish_step(t, "Passed", why)
+
+
+def _promoting_phase(t: _Tick) -> bool:
+    obs = t.obs
+    assert obs.target is not None
+    t.condition("Progressing", True, "Promoting", "moving the stable Deployment to the release")
+    if not obs.target.has_release:
+        t.act(PromoteStable())
+        return t.wait("updating the stable Deployment to the release", WAIT)
+    if not obs.target.ready:
+        return t.wait("waiting for the stable Deployment to roll out", WAIT)
+    if obs.route is not None and obs.route.canary_weight != 0:
+        t.act(SetWeight(0))
+        return t.wait("routing all traffic to the updated stable pods", WAIT)
+    if obs.canary is not None and obs.canary.replicas > 0:
+        t.act(ScaleCanaryToZero())
+        return t.wait("scaling the canary to zero", WAIT)
+    t.event("Promoted", f"{t.plan.target} promoted; all traffic on the updated stable pods")
+    t.condition("Progressing", False, "Succeeded", "the release is promoted")
+    return t.go("Succeeded", "promoted", finished_at=t.now)
+
+
+def _rolling_back_phase(t: _Tick) -> bool:
+    obs = t.obs
+    t.act(SetWeight(0))
+    if obs.route is not None and (obs.route.canary_weight != 0 or not obs.route.accepted):
+        return t.wait("routing all traffic back to stable", timedelta(seconds=1))
+    if obs.canary is not None and obs.canary.replicas > 0:
+        t.act(ScaleCanaryToZero())
+        return t.wait("scaling the canary to zero", timedelta(seconds=1))
+    final: Phase = "Aborted" if _aborted(t.status) else "RolledBack"
+    cause = next(c for c in t.status.conditions if c.type == "Progressing")
+    message = cause.message
+    t.event(final, f"all traffic on stable; canary scaled to zero ({message})", warning=True)
+    t.condition("Progressing", False, final, message)
+    t.status = t.status.model_copy(update={"finished_at": t.now, "phase": final})
+    t.reason = message
+    return False
+
+
+def _terminal_phase(t: _Tick) -> bool:
+    valid = next((c for c in t.status.conditions if c.type == "Valid"), None)
+    if t.status.phase == "Failed" and valid is not None and valid.reason == "InvalidSpec":
+        # decide() only runs with a plan, so the spec has been fixed: start over.
+        t.condition("Valid", True, "Resolved", "the spec is valid again")
+        return t.go("Pending", "the spec is valid again", finished_at=None)
+    retry = _pending(t, "retry")
+    if retry is None or t.status.phase in ("Succeeded", "Superseded"):
+        return t.wait(t.status.message or t.status.phase.lower(), timedelta.max)
+    _record(t, "retry", "Retried", retry)
+    t.event("Retried", f"retry requested by {retry.actor or 'someone'}")
+    return t.go(
+        "Pending",
+        "retrying",
+        current_step_index=0,
+        steps=[],
+        started_at=None,
+        finished_at=None,
+    )
+
+
+_HANDLERS: dict[str, Callable[[_Tick], bool]] = {
+    "Pending": _pending_phase,
+    "Initializing": _initializing_phase,
+    "Progressing": _progressing_phase,
+    "Paused": _paused_phase,
+    "WaitingApproval": _waiting_phase,
+    "Promoting": _promoting_phase,
+    "RollingBack": _rolling_back_phase,
+}
+
+
+def _commands(t: _Tick) -> None:
+    """Abort and promote apply in any active phase, before the phase's own logic."""
+    phase = t.status.phase
+    abort = _pending(t, "abort")
+    if abort is not None and phase != "RollingBack":
+        _record(t, gate_name(t.plan, t.status), "Aborted", abort)
+        _start_rollback(t, f"aborted by {abort.actor or 'someone'}", "Aborting")
+        return
+    promote = _pending(t, "promote")
+    if promote is not None and phase in (
+        "Initializing",
+        "Progressing",
+        "Paused",
+        "WaitingApproval",
+    ):
+        _record(t, gate_name(t.plan, t.status), "Promoted", promote)
+        _start_promotion(t, f"promoted by {promote.actor or 'someone'}")
+
+
+def decide(plan: Plan, status: RolloutStatus, obs: Observation, now: datetime) -> Decision:
+    """Decide what to do now. Pure and deterministic."""
+    t = _Tick(plan=plan, obs=obs, now=now, status=status)
+    if status.phase in TERMINAL_PHASES:
+        if _terminal_phase(t):
+            _run(t)
+        return _decision(t)
+    if obs.superseded_by is not None:
+        t.event("Superseded", f"Rollout {obs.superseded_by} took over {plan.target}")
+        t.condition("Progressing", False, "Superseded", f"superseded by {obs.superseded_by}")
+        t.go("Superseded", f"superseded by Rollout {obs.superseded_by}", finished_at=now)
+        return _decision(t)
+    if obs.target is None and status.phase != "Pending":
+        # The stable Deployment vanished mid-release: never leave traffic half-shifted.
+        t.condition("Valid", False, "TargetNotFound", f"Deployment {plan.target} was deleted")
+        _start_rollback(t, f"Deployment {plan.target} was deleted")
+        t.act(ScaleCanaryToZero())
+        t.go("Failed", f"Deployment {plan.target} was deleted", finished_at=now)
+        return _decision(t)
+    _commands(t)
+    _run(t)
+    return _decision(t)
+
+
+def _run(t: _Tick) -> None:
+    for _ in range(len(t.plan.steps) + 8):
+        handler = _HANDLERS.get(t.status.phase)
+        if handler is None or not handler(t):
+            return
+    t.wait(t.reason, WAIT)  # pragma: no cover - every path settles well within the bound
+
+
+def _decision(t: _Tick) -> Decision:
+    route = t.obs.route
+    weight = route.canary_weight if route is not None else 0
+    requeue = None if t.requeue == timedelta.max else t.requeue
+    if t.status.phase in ("Initializing", "Progressing", "RollingBack", "Promoting"):
+        requeue = requeue or WAIT
+    status = t.status.model_copy(
+        update={"canary_weight": weight, "message": t.reason or t.status.message}
+    )
+    return Decision(tuple(t.actions), status, t.reason, requeue, tuple(t.events))
+
+
+def invalid(status: RolloutStatus, problems: list[Problem], now: datetime) -> Decision:
+    """The decision for a Rollout whose spec cannot be planned: report it, act on nothing but
+    getting traffic back to stable if the release had already shifted some."""
+    message = "; ".join(str(p) for p in problems)
+    conditions = set_condition(
+        status.conditions, "Valid", status=False, reason="InvalidSpec", message=message, now=now
+    )
+    actions: tuple[Action, ...] = ()
+    if status.phase not in TERMINAL_PHASES and status.phase != "Pending":
+        actions = (SetWeight(0), ScaleCanaryToZero())
+    event = Event("Warning", "InvalidSpec", message)
+    new = status.model_copy(
+        update={
+            "phase": "Failed",
+            "phase_since": status.phase_since if status.phase == "Failed" else now,
+            "message": message,
+            "conditions": conditions,
+            "finished_at": status.finished_at or now,
+        }
+    )
+    events = () if status.phase == "Failed" and status.message == message else (event,)
+    return Decision(actions, new, message, None, events)
+
+
+def with_generation(decision: Decision, generation: int | None) -> Decision:
+    """The decision with ``observedGeneration`` stamped into its status."""
+    return replace(
+        decision, status=decision.status.model_copy(update={"observed_generation": generation})
+    )

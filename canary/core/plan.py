@@ -1,0 +1,183 @@
+"""The plan a rollout runs with: the Rollout merged over its RolloutPolicy, defaults filled in,
+and the semantic checks a schema cannot express.
+
+Called by the reconciler (each tick, from the objects it read) and by ``canary lint``.
+Pure: raises ``InvalidSpec`` with field paths and hints instead of returning a half-plan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Literal
+
+from canary.core import steps as step_plan
+from canary.core.judge import Thresholds
+from canary.errors import InvalidSpec, Problem
+from canary.model.policy import (
+    DEFAULT_INTERVAL,
+    DEFAULT_MIN_REQUESTS,
+    DEFAULT_NO_DATA_TIMEOUT,
+    ROUTE_VERSIONS,
+    ApprovalGate,
+    CustomMetric,
+    Notification,
+    PolicyFields,
+    ServiceRef,
+    Step,
+)
+from canary.model.rollout import Rollout, RolloutPolicy, merge_policy
+
+Router = Literal["HTTPRoute", "TrafficSplit"]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything the state machine needs to know about what to do, with no optional gaps."""
+
+    target: str
+    images: dict[str, str]
+    template_patch: dict[str, Any] | None
+    service: ServiceRef
+    router: Router
+    api_version: str
+    route_name: str
+    steps: tuple[Step, ...]
+    interval: timedelta
+    thresholds: Thresholds
+    no_data_timeout: timedelta
+    no_data_on_timeout: Literal["Rollback", "Hold"]
+    approve_before_start: bool
+    before_promotion: ApprovalGate | None
+    notifications: tuple[Notification, ...]
+    custom_metrics: tuple[CustomMetric, ...] = ()
+
+    @property
+    def stable_service(self) -> str:
+        """Name of the Service that selects only stable pods."""
+        return f"{self.service.name}-stable"
+
+    @property
+    def canary_service(self) -> str:
+        """Name of the Service that selects only canary pods."""
+        return f"{self.service.name}-canary"
+
+    @property
+    def canary_deployment(self) -> str:
+        """Name of the Deployment that runs the release beside the stable one."""
+        return f"{self.target}-canary"
+
+
+def _check_steps(steps: tuple[Step, ...], path: str) -> list[Problem]:
+    problems: list[Problem] = []
+    highest = 0
+    for i, step in enumerate(steps):
+        weight = step.set_weight
+        if weight is None:
+            continue
+        if weight < highest:
+            problems.append(
+                Problem(
+                    f"{path}[{i}].setWeight",
+                    f"{weight} is lower than the {highest} of an earlier step",
+                    "weights only go up; end the release with a rollback instead",
+                )
+            )
+        if weight == 0:
+            problems.append(
+                Problem(
+                    f"{path}[{i}].setWeight",
+                    "a step at weight 0 sends the canary no traffic to judge",
+                    "start at 1 or more",
+                )
+            )
+        highest = max(highest, weight)
+    if highest == 0:
+        problems.append(
+            Problem(path, "no step sends traffic to the canary", "add a setWeight step")
+        )
+    return problems
+
+
+def thresholds(fields: PolicyFields) -> Thresholds:
+    """The judge's settings from a policy's analysis section, defaults filled in."""
+    analysis = fields.analysis
+    success = analysis.success_rate if analysis else None
+    latency = analysis.latency if analysis else None
+    compare = analysis.compare_with_stable if analysis else None
+    metrics = (analysis.metrics if analysis else None) or []
+    minimum = analysis.min_requests_per_step if analysis else None
+    base = Thresholds(min_requests=DEFAULT_MIN_REQUESTS)
+    return Thresholds(
+        min_requests=DEFAULT_MIN_REQUESTS if minimum is None else minimum,
+        success_rate_min=success.min if success else None,
+        latency_percentile=latency.percentile if latency else base.latency_percentile,
+        latency_max_ms=latency.max_ms if latency else None,
+        custom={m.name: (m.min, m.max) for m in metrics},
+        compare_with_stable=compare.enabled if compare else True,
+        false_rollback_rate=(
+            compare.false_rollback_rate
+            if compare and compare.false_rollback_rate is not None
+            else base.false_rollback_rate
+        ),
+        error_rate_tolerance=(
+            compare.error_rate_tolerance
+            if compare and compare.error_rate_tolerance is not None
+            else base.error_rate_tolerance
+        ),
+        latency_tolerance=(
+            compare.latency_tolerance
+            if compare and compare.latency_tolerance is not None
+            else base.latency_tolerance
+        ),
+    )
+
+
+def build(rollout: Rollout, policy: RolloutPolicy | None) -> Plan:
+    """Merge ``rollout`` over ``policy`` and check what a schema cannot. The caller has already
+    resolved ``spec.policyRef`` (``policy`` is None when there is none)."""
+    spec = rollout.spec
+    fields = merge_policy(spec, policy.spec if policy is not None else None)
+    problems: list[Problem] = []
+    if fields.service is None:
+        problems.append(
+            Problem(
+                "spec.service",
+                "no apex Service: neither the Rollout nor its policy names one",
+                "set service: {name: <Service>, port: <port>} here or in the RolloutPolicy",
+            )
+        )
+    steps = step_plan.expand(fields)
+    steps_path = "spec.steps" if fields.steps is not None else "spec.stepWeight"
+    problems.extend(_check_steps(steps, steps_path))
+    metric_names = [m.name for m in (fields.analysis.metrics or [])] if fields.analysis else []
+    for name in sorted({n for n in metric_names if metric_names.count(n) > 1}):
+        problems.append(
+            Problem("spec.analysis.metrics", f"metric {name!r} is defined twice", "rename one")
+        )
+    if problems or fields.service is None:
+        raise InvalidSpec(problems)
+    traffic = fields.traffic
+    router: Router = traffic.router if traffic and traffic.router else "HTTPRoute"
+    analysis = fields.analysis
+    no_data = analysis.no_data if analysis else None
+    approvals = fields.approvals
+    gate = approvals.before_promotion if approvals else None
+    return Plan(
+        target=spec.target_ref.name,
+        images=dict(spec.release.images or {}),
+        template_patch=spec.release.template_patch,
+        service=fields.service,
+        router=router,
+        api_version=(traffic.api_version if traffic else None) or ROUTE_VERSIONS[router][0],
+        route_name=(traffic.route_name if traffic else None) or fields.service.name,
+        steps=steps,
+        interval=(analysis.interval if analysis else None) or DEFAULT_INTERVAL,
+        thresholds=thresholds(fields),
+        no_data_timeout=(no_data.timeout if no_data else None) or DEFAULT_NO_DATA_TIMEOUT,
+        no_data_on_timeout=(no_data.on_timeout if no_data else None) or "Rollback",
+        approve_before_start=bool(approvals and approvals.before_start),
+        before_promotion=gate if gate is not None and gate.required else None,
+        notifications=tuple(fields.notifications or ()),
+        custom_metrics=tuple((analysis.metrics if analysis else None) or ()),
+    )

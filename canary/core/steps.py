@@ -1,0 +1,49 @@
+"""The step plan of a rollout: expanding the ``stepWeight/maxWeight`` shorthand, the weight in
+effect at a step, and how many canary replicas a weight needs.
+
+Called by ``canary.core.plan`` and ``canary.core.machine``. Pure.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from canary.model.policy import DEFAULT_STEPS, PolicyFields, Step
+
+
+def expand(fields: PolicyFields) -> tuple[Step, ...]:
+    """The explicit steps of a policy. ``stepWeight: 10, maxWeight: 50`` becomes
+    10, 20, 30, 40, 50; no steps at all means the default 5, 10, 20, 50, 100."""
+    if fields.steps is not None:
+        return tuple(fields.steps)
+    if fields.step_weight is None and fields.max_weight is None:
+        return tuple(Step(set_weight=w) for w in DEFAULT_STEPS)
+    step = fields.step_weight or fields.max_weight or 1
+    top = fields.max_weight if fields.max_weight is not None else 100
+    weights = list(range(step, top + 1, step))
+    if not weights or weights[-1] != top:
+        weights.append(top)
+    return tuple(Step(set_weight=w) for w in weights)
+
+
+def weight_at(steps: Sequence[Step], index: int) -> int:
+    """The canary weight in effect while step ``index`` runs: the last ``setWeight`` at or
+    before it (0 before any)."""
+    for step in reversed(steps[: index + 1]):
+        if step.set_weight is not None:
+            return step.set_weight
+    return 0
+
+
+def next_weight(steps: Sequence[Step], index: int) -> int | None:
+    """The weight the step after ``index`` moves to, or None when no step raises it again."""
+    for step in steps[index + 1 :]:
+        if step.set_weight is not None:
+            return step.set_weight
+    return None
+
+
+def canary_replicas(stable_replicas: int, weight: int) -> int:
+    """Canary pods needed to carry ``weight`` percent: ceil(stable × weight / 100), at least 1."""
+    return max(1, math.ceil(stable_replicas * weight / 100))

@@ -1,0 +1,263 @@
+"""From a snapshot of the cluster to what the emulated mesh does: who is scraped, who sends what
+to whom, and with which labels.
+
+Who calls it: ``canary.emulator.engine`` whenever the cluster changed. It is a pure function of a
+:class:`~canary.adapters.kube.meshview.MeshSnapshot` (no I/O), so the rules below are tested on
+plain values:
+
+- A pod is *meshed* unless annotated ``linkerd.io/inject: disabled``; a meshed pod in phase
+  Pending/Running with an IP is scraped (as the linkerd-viz job keeps Pending/Running pods), and
+  only a Ready one receives traffic.
+- A Service annotated ``sim.canary.dev/rps`` gets that load from a load-generator "pod"
+  ``<service>-loadgen``. It is split by the first route for that Service (HTTPRoute with the
+  Service as a GAMMA parent, else TrafficSplit with it as ``spec.service``); a Service without a
+  route sends to its own pods. A backend's pods are the Ready pods its selector picks.
+- Scrape target labels are what the linkerd-viz ``linkerd-proxy`` job's relabelling produces:
+  ``namespace``, ``pod``, the proxy-injector's labels (``deployment`` from the owning
+  Deployment, ``control_plane_ns``, ``workload_ns``), every other pod label under its sanitized
+  name, ``job`` and ``instance="<podIP>:4191"``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from canary.adapters.kube.meshview import MeshSnapshot, PodView, RouteView, ServiceView
+from canary.emulator.annotations import AnnotationProblem, pod_behaviour, service_rps
+from canary.sim.exposition import Destination, Labels, identity, inbound_labels
+from canary.sim.traffic import Backend, Behaviour
+
+JOB = "linkerd-proxy"
+ADMIN_PORT = 4191
+CONTROL_PLANE_NS = "linkerd"
+LOADGEN_SERVICE_ACCOUNT = "loadgen"
+DEFAULT_PORT = 80
+SCRAPED_PHASES = ("Pending", "Running")
+
+_INVALID_LABEL_CHARS = re.compile(r"[^a-zA-Z0-9_]")
+
+
+@dataclass(frozen=True)
+class ScrapedPod:
+    """A pod whose proxy is emulated: its identity, scrape target and behaviour."""
+
+    key: str
+    namespace: str
+    name: str
+    ip: str
+    ready: bool
+    metrics_path: str
+    target_labels: Mapping[str, str]
+    inbound: Labels
+    behaviour: Behaviour
+    deployment: str
+    pod_template_hash: str
+    service_account: str
+
+
+@dataclass(frozen=True)
+class Flow:
+    """Load sent to one apex Service, split over its backends."""
+
+    client: str
+    namespace: str
+    service: str
+    rps: float
+    backends: Mapping[str, Backend]
+    ports: Mapping[str, int]
+    metrics_path: str
+    target_labels: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Everything the engine needs from one snapshot."""
+
+    pods: Mapping[str, ScrapedPod]
+    flows: tuple[Flow, ...]
+    routes_to_accept: tuple[RouteView, ...]
+    problems: tuple[AnnotationProblem, ...]
+
+
+def pod_key(pod: PodView) -> str:
+    """The traffic model's name for a pod: a recreated pod (new uid) starts from zero."""
+    return f"{pod.namespace}/{pod.name}/{pod.uid}"
+
+
+def sanitize(name: str) -> str:
+    """A Kubernetes label name as Prometheus' discovery exposes it (invalid characters → ``_``)."""
+    return _INVALID_LABEL_CHARS.sub("_", name)
+
+
+def proxy_labels(pod: PodView, deployment: str) -> dict[str, str]:
+    """The labels Linkerd's proxy injector adds to a meshed pod (kept if the pod has them)."""
+    injected = {
+        "linkerd.io/control-plane-ns": CONTROL_PLANE_NS,
+        "linkerd.io/workload-ns": pod.namespace,
+    }
+    if deployment:
+        injected["linkerd.io/proxy-deployment"] = deployment
+    return {**injected, **pod.labels}
+
+
+def viz_target_labels(pod: PodView, labels: Mapping[str, str]) -> dict[str, str]:
+    """The linkerd-viz scrape job's relabelling applied to a pod's labels."""
+    proxy, linkerd, ordinary = {}, {}, {}
+    for name, value in labels.items():
+        if name.startswith("linkerd.io/proxy-"):
+            proxy[sanitize(name.removeprefix("linkerd.io/proxy-"))] = value
+        elif name.startswith("linkerd.io/"):
+            linkerd[sanitize(name.removeprefix("linkerd.io/"))] = value
+        else:
+            ordinary[sanitize(name)] = value
+    result = {"namespace": pod.namespace, "pod": pod.name, **proxy, **linkerd, **ordinary}
+    result["job"] = JOB
+    result["instance"] = f"{pod.ip}:{ADMIN_PORT}"
+    # Prometheus drops labels whose value is empty.
+    return {name: value for name, value in result.items() if value}
+
+
+def _selects(service: ServiceView, pod: PodView) -> bool:
+    return (
+        bool(service.selector)
+        and service.namespace == pod.namespace
+        and all(pod.labels.get(k) == v for k, v in service.selector.items())
+    )
+
+
+def _meshed(pod: PodView) -> bool:
+    return pod.annotations.get("linkerd.io/inject") != "disabled"
+
+
+def _port(pod: PodView, services: list[ServiceView]) -> int:
+    if pod.container_ports:
+        return pod.container_ports[0]
+    return next((s.ports[0] for s in services if s.ports), DEFAULT_PORT)
+
+
+def build(snapshot: MeshSnapshot, namespaces: frozenset[str] = frozenset()) -> Topology:
+    """What the emulated mesh looks like for this snapshot of the cluster (only ``namespaces``
+    when given: the rest of the cluster has no emulated proxies)."""
+    if namespaces:
+        snapshot = MeshSnapshot(
+            pods=tuple(p for p in snapshot.pods if p.namespace in namespaces),
+            services=tuple(s for s in snapshot.services if s.namespace in namespaces),
+            routes=tuple(r for r in snapshot.routes if r.namespace in namespaces),
+            replicaset_owners=snapshot.replicaset_owners,
+        )
+    problems: list[AnnotationProblem] = []
+    services = {(s.namespace, s.name): s for s in snapshot.services}
+    by_namespace: dict[str, list[ServiceView]] = {}
+    for service in snapshot.services:
+        by_namespace.setdefault(service.namespace, []).append(service)
+
+    pods: dict[str, ScrapedPod] = {}
+    ready_by_service: dict[tuple[str, str], list[str]] = {}
+    for pod in sorted(snapshot.pods, key=lambda p: (p.namespace, p.name)):
+        if not (_meshed(pod) and pod.ip and pod.phase in SCRAPED_PHASES):
+            continue
+        selecting = [s for s in by_namespace.get(pod.namespace, []) if _selects(s, pod)]
+        deployment = snapshot.replicaset_owners.get((pod.namespace, pod.owner_replicaset), "")
+        behaviour, found = pod_behaviour(f"pod {pod.namespace}/{pod.name}", pod.annotations)
+        problems.extend(found)
+        labels = proxy_labels(pod, deployment)
+        key = pod_key(pod)
+        path = f"/pods/{pod.namespace}/{pod.name}/metrics"
+        port = _port(pod, selecting)
+        pods[key] = ScrapedPod(
+            key=key,
+            namespace=pod.namespace,
+            name=pod.name,
+            ip=pod.ip,
+            ready=pod.ready,
+            metrics_path=path,
+            target_labels={**viz_target_labels(pod, labels), "__metrics_path__": path},
+            inbound=inbound_labels(
+                pod_ip=pod.ip,
+                port=port,
+                client_id=identity(LOADGEN_SERVICE_ACCOUNT, pod.namespace),
+            ),
+            behaviour=behaviour,
+            deployment=labels.get("linkerd.io/proxy-deployment", ""),
+            pod_template_hash=pod.labels.get("pod-template-hash", ""),
+            service_account=pod.service_account,
+        )
+        if pod.ready:
+            for service in selecting:
+                ready_by_service.setdefault((service.namespace, service.name), []).append(key)
+
+    routes: dict[tuple[str, str], RouteView] = {}
+    for route in sorted(snapshot.routes, key=lambda r: (r.kind != "HTTPRoute", r.name)):
+        routes.setdefault((route.namespace, route.apex), route)
+
+    flows: list[Flow] = []
+    for service in sorted(snapshot.services, key=lambda s: (s.namespace, s.name)):
+        where = f"service {service.namespace}/{service.name}"
+        rps, found = service_rps(where, service.annotations)
+        problems.extend(found)
+        if rps <= 0:
+            continue
+        split = routes.get((service.namespace, service.name))
+        weights = split.backends if split else ((service.name, 1.0),)
+        backends = {
+            name: Backend(weight, tuple(ready_by_service.get((service.namespace, name), ())))
+            for name, weight in weights
+        }
+        ports = {
+            name: next(iter(services[(service.namespace, name)].ports), DEFAULT_PORT)
+            if (service.namespace, name) in services
+            else DEFAULT_PORT
+            for name, _ in weights
+        }
+        loadgen = f"{service.name}-loadgen"
+        path = f"/loadgen/{service.namespace}/{service.name}/metrics"
+        flows.append(
+            Flow(
+                client=f"{service.namespace}/{service.name}",
+                namespace=service.namespace,
+                service=service.name,
+                rps=rps,
+                backends=backends,
+                ports=ports,
+                metrics_path=path,
+                target_labels={
+                    "namespace": service.namespace,
+                    "pod": loadgen,
+                    "deployment": loadgen,
+                    "app": loadgen,
+                    "control_plane_ns": CONTROL_PLANE_NS,
+                    "workload_ns": service.namespace,
+                    "job": JOB,
+                    "instance": f"{loadgen}.{service.namespace}:{ADMIN_PORT}",
+                    "__metrics_path__": path,
+                },
+            )
+        )
+
+    to_accept = tuple(
+        r
+        for r in snapshot.routes
+        if r.kind == "HTTPRoute" and r.accepted_generation != r.generation
+    )
+    return Topology(
+        pods=pods, flows=tuple(flows), routes_to_accept=to_accept, problems=tuple(problems)
+    )
+
+
+def destination(flow: Flow, backend: str, pod: ScrapedPod | None) -> Destination:
+    """The ``dst_*`` view the load generator's proxy has of an endpoint of ``backend``."""
+    port = flow.ports.get(backend, DEFAULT_PORT)
+    if pod is None:
+        return Destination(namespace=flow.namespace, service=backend, port=port)
+    return Destination(
+        namespace=flow.namespace,
+        service=backend,
+        port=port,
+        pod=pod.name,
+        pod_ip=pod.ip,
+        deployment=pod.deployment,
+        pod_template_hash=pod.pod_template_hash,
+        service_account=pod.service_account,
+    )

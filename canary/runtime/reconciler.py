@@ -1,0 +1,228 @@
+"""One reconcile of one Rollout: read → observe → decide → act → write status.
+
+Called by ``canary.runtime.controller`` from its single worker thread, for a Rollout woken by a
+watch event, a requeue, or a measuring tick (then with the tick's evidence). Level-triggered:
+it never asks why it was woken; it reads everything, lets ``machine.decide`` choose, applies the
+absolute actions in order, and writes status last (guarded by resourceVersion). It never waits
+inside a tick. Talks to the world only through ``canary.ports``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
+import structlog
+
+from canary.core import commands, judge, machine
+from canary.core import plan as plan_mod
+from canary.errors import ConfigError, InvalidSpec, Problem, TerminalError, TransientError
+from canary.model.rollout import Rollout
+from canary.model.status import TERMINAL_PHASES, RolloutStatus
+from canary.ports import Clock, EventRecorder, Ref, RolloutStore, TrafficRouter, Workloads
+
+log = structlog.get_logger("canary.reconciler")
+
+RETRY_TRANSIENT = timedelta(seconds=2)
+RETRY_TERMINAL = timedelta(seconds=30)
+RETRY_REFERENCES = timedelta(seconds=15)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What a measuring tick found for one Rollout: new counts, or why there are none."""
+
+    evidence: judge.Evidence | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Result:
+    """When to reconcile this Rollout again (None: only on the next event)."""
+
+    requeue_after: timedelta | None
+    plan: plan_mod.Plan | None = None
+    phase: str | None = None
+    weight_set: int | None = None
+
+
+def superseded_by(rollout: Rollout, others: list[Rollout]) -> str | None:
+    """The newest other Rollout of the same target, when it is newer than ``rollout``."""
+    mine = (rollout.metadata.creation_timestamp, rollout.metadata.name)
+    newer = [
+        other
+        for other in others
+        if other.metadata.name != rollout.metadata.name
+        and other.spec.target_ref == rollout.spec.target_ref
+        and (other.metadata.creation_timestamp, other.metadata.name) > mine
+    ]
+    if not newer:
+        return None
+    newest = max(newer, key=lambda o: (o.metadata.creation_timestamp, o.metadata.name))
+    return newest.metadata.name
+
+
+class Reconciler:
+    """Wires the ports to the pure state machine."""
+
+    def __init__(
+        self,
+        store: RolloutStore,
+        workloads: Workloads,
+        routers: Mapping[str, TrafficRouter],
+        events: EventRecorder,
+        clock: Clock,
+    ) -> None:
+        self._store = store
+        self._workloads = workloads
+        self._routers = routers
+        self._events = events
+        self._clock = clock
+        self._plans: dict[Ref, plan_mod.Plan] = {}
+
+    def reconcile(self, ref: Ref, measurement: Measurement | None = None) -> Result:
+        """Reconcile one Rollout; transient trouble comes back as a short requeue."""
+        bound = log.bind(rollout=ref.name, namespace=ref.namespace)
+        try:
+            return self._reconcile(ref, measurement, bound)
+        except TransientError as error:
+            bound.warning("reconcile_retried", error=str(error))
+            return Result(RETRY_TRANSIENT)
+        except TerminalError as error:
+            bound.error("reconcile_failed", error=str(error))
+            return Result(RETRY_TERMINAL)
+
+    def _reconcile(
+        self,
+        ref: Ref,
+        measurement: Measurement | None,
+        bound: structlog.typing.FilteringBoundLogger,
+    ) -> Result:
+        rollout = self._store.get(ref)
+        if rollout is None:
+            self._plans.pop(ref, None)
+            return Result(None)
+        now = self._clock.now()
+        status = rollout.status
+        if status.phase in TERMINAL_PHASES and not _may_restart(rollout):
+            return Result(None, phase=status.phase)
+        policy = None
+        policy_ref = rollout.spec.policy_ref
+        if policy_ref is not None:
+            policy = self._store.policy(Ref(ref.namespace, policy_ref.name))
+            if policy is None:
+                message = f"RolloutPolicy {policy_ref.name} does not exist"
+                conditions = machine.set_condition(
+                    status.conditions,
+                    "Valid",
+                    status=False,
+                    reason="PolicyNotFound",
+                    message=message,
+                    now=now,
+                )
+                self._write(
+                    rollout,
+                    status.model_copy(update={"conditions": conditions, "message": message}),
+                )
+                return Result(RETRY_REFERENCES, phase=status.phase)
+        try:
+            plan = plan_mod.build(rollout, policy)
+        except InvalidSpec as error:
+            return self._invalid(rollout, list(error.problems), bound)
+        self._plans[ref] = plan
+        try:
+            decision = self._decide(rollout, plan, measurement)
+            weight = self._act(rollout, plan, decision, bound)
+        except ConfigError as error:
+            problems = (
+                list(error.problems)
+                if isinstance(error, InvalidSpec)
+                else [Problem("", str(error))]
+            )
+            return self._invalid(rollout, problems, bound)
+        return Result(decision.requeue_after, plan, decision.status.phase, weight)
+
+    def _decide(
+        self, rollout: Rollout, plan: plan_mod.Plan, measurement: Measurement | None
+    ) -> machine.Decision:
+        ns, name = rollout.metadata.namespace, rollout.metadata.name
+        world = self._workloads.observe(ns, name, plan)
+        route = self._routers[plan.router].observe(ns, plan)
+        others = [r for r in self._store.list(ns) if r.metadata.name != name]
+        obs = machine.Observation(
+            target=world.target,
+            apex_service=world.apex_service,
+            canary=world.canary,
+            services_ready=world.services_ready,
+            route=route,
+            evidence=measurement.evidence if measurement else None,
+            metrics_error=measurement.error if measurement else None,
+            commands=commands.decode(rollout.metadata.annotations),
+            superseded_by=superseded_by(rollout, others),
+        )
+        decision = machine.decide(plan, rollout.status, obs, self._clock.now())
+        return machine.with_generation(decision, rollout.metadata.generation)
+
+    def _act(
+        self,
+        rollout: Rollout,
+        plan: plan_mod.Plan,
+        decision: machine.Decision,
+        bound: structlog.typing.FilteringBoundLogger,
+    ) -> int | None:
+        ns, name = rollout.metadata.namespace, rollout.metadata.name
+        weight = None
+        for action in decision.actions:
+            if isinstance(action, machine.SetWeight):
+                self._routers[plan.router].set_weights(ns, plan, action.canary)
+                weight = action.canary
+            else:
+                self._workloads.apply(ns, name, plan, action)
+        for event in decision.events:
+            self._events.record(rollout, event)
+            bound.info(_log_name(event.reason), message=event.message)
+        if decision.status != rollout.status:
+            self._write(rollout, decision.status)
+            if decision.status.phase != rollout.status.phase:
+                bound.info("phase_changed", phase=decision.status.phase, reason=decision.reason)
+        return weight
+
+    def _invalid(
+        self,
+        rollout: Rollout,
+        problems: list[Problem],
+        bound: structlog.typing.FilteringBoundLogger,
+    ) -> Result:
+        ref = Ref(rollout.metadata.namespace, rollout.metadata.name)
+        decision = machine.invalid(rollout.status, problems, self._clock.now())
+        decision = machine.with_generation(decision, rollout.metadata.generation)
+        last_plan = self._plans.get(ref)
+        if decision.actions and last_plan is not None:
+            # Traffic was shifted under the last valid plan: send it back with that plan.
+            self._act(rollout, last_plan, decision, bound)
+        else:
+            for event in decision.events:
+                self._events.record(rollout, event)
+            if decision.status != rollout.status:
+                self._write(rollout, decision.status)
+        bound.warning("spec_invalid", problems=[str(p) for p in problems])
+        return Result(None, phase="Failed")
+
+    def _write(self, rollout: Rollout, status: RolloutStatus) -> None:
+        self._store.write_status(rollout, status)
+
+
+def _may_restart(rollout: Rollout) -> bool:
+    """A finished Rollout is looked at again only for a retry, or a fixed invalid spec."""
+    annotations = rollout.metadata.annotations
+    invalid = (
+        any(c.type == "Valid" and c.reason == "InvalidSpec" for c in rollout.status.conditions)
+        and rollout.status.observed_generation != rollout.metadata.generation
+    )
+    return invalid or any(k == f"{commands.PREFIX}retry" for k in annotations)
+
+
+def _log_name(reason: str) -> str:
+    """A Kubernetes Event reason as a snake_case log event: StepAdvanced → step_advanced."""
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in reason).lstrip("_")

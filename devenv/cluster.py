@@ -1,0 +1,565 @@
+"""One local control plane: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok
+and Prometheus as background processes on 127.0.0.1, described by `<devdir>/state.json`.
+
+Called by the CLI (`python -m devenv up|down|status|stop|start`), which `make dev-up` and the
+pytest fixture run. `up` is idempotent: a healthy environment is left alone. Every process runs
+in its own process group and is recorded as soon as it starts, so `down` (also run when `up`
+fails half-way) stops exactly what was started, by process id, and nothing else.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from devenv import layout, pki, processes, prometheus, tools
+from devenv.errors import DevEnvError
+from devenv.probes import KubeApi, get, tls_context, wait_for
+
+Report = Callable[[str], None]
+
+# Start order; `down` stops in reverse.
+COMPONENTS = (
+    "prometheus",
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kwok",
+)
+FAKE_NODES = ("kwok-node-0", "kwok-node-1")
+SERVICE_CIDR = "10.96.0.0/16"
+POD_CIDR = "10.244.0.0/16"
+READY_TIMEOUT = 90.0
+# client-go (kwok, controller-manager, scheduler) asks for WatchList streams by default; they
+# need etcd's RequestWatchProgress, which the Debian etcd 3.4 lacks, and the failing streams
+# stall their informers (kwok then stops heartbeating Nodes). Plain list+watch works.
+GO_CLIENT_ENV = {"KUBE_FEATURE_WatchListClient": "false"}
+
+
+@dataclass(frozen=True)
+class State:
+    """What `up` started, kept in `state.json` for `down`, `status` and restarts."""
+
+    ports: dict[str, int]
+    processes: dict[str, processes.Process]
+    kubernetes_version: str
+    kubectl: str
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "ports": self.ports,
+                "processes": {name: p.to_json() for name, p in self.processes.items()},
+                "kubernetesVersion": self.kubernetes_version,
+                "kubectl": self.kubectl,
+            },
+            indent=2,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> State:
+        data = json.loads(text)
+        return cls(
+            ports={str(k): int(v) for k, v in data["ports"].items()},
+            processes={
+                str(name): processes.Process.from_json(record)
+                for name, record in data["processes"].items()
+            },
+            kubernetes_version=str(data["kubernetesVersion"]),
+            kubectl=str(data["kubectl"]),
+        )
+
+
+class DevEnv:
+    """The dev environment rooted at one dev directory (`.dev/` by default)."""
+
+    def __init__(self, root: Path, report: Report = print) -> None:
+        self.dir = layout.DevDir(root.resolve())
+        self.report = report
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def state(self) -> State | None:
+        try:
+            return State.from_json(self.dir.state_file.read_text())
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def _save(self, state: State) -> None:
+        self.dir.state_file.write_text(state.to_json() + "\n")
+
+    def _api(self) -> KubeApi:
+        state = self.state()
+        if state is None:
+            raise DevEnvError(f"no dev environment in {self.dir.root}")
+        keys = self.dir.pki
+        context = tls_context(keys / "ca.crt", keys / "admin.crt", keys / "admin.key")
+        return KubeApi(f"https://127.0.0.1:{state.ports['kube-apiserver']}", context)
+
+    def is_up(self) -> bool:
+        """Every recorded process runs, the API server is ready and the env file is written."""
+        state = self.state()
+        if state is None or not self.dir.env_file.exists():
+            return False
+        if set(state.processes) != set(COMPONENTS):
+            return False
+        if not all(processes.is_running(p) for p in state.processes.values()):
+            return False
+        return self._api().ready()
+
+    def status(self) -> dict[str, str]:
+        """component → 'running (pid N)' or 'stopped'."""
+        state = self.state()
+        result: dict[str, str] = {}
+        for name in COMPONENTS:
+            process = state.processes.get(name) if state else None
+            if process is not None and processes.is_running(process):
+                port = state.ports.get(name) if state else None
+                where = f" on 127.0.0.1:{port}" if port else ""
+                result[name] = f"running (pid {process.pid}){where}"
+            else:
+                result[name] = "stopped"
+        return result
+
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """Serialises `up`, `down`, `stop` and `start` on one dev directory across processes."""
+        self.dir.root.mkdir(parents=True, exist_ok=True)
+        with (self.dir.root / ".lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    # --- up ----------------------------------------------------------------------------------
+
+    def up(self) -> bool:
+        """Starts the environment and waits until it is ready; False if it already was."""
+        with self._exclusive():
+            return self._up()
+
+    def _up(self) -> bool:
+        if self.is_up():
+            self.report(f"dev environment already up ({self.dir.root}); nothing to do")
+            return False
+        if self.state() is not None:
+            self.report("found a stopped or half-started environment: cleaning it up first")
+            self._down(quiet=True)
+        started = time.monotonic()
+        with self._step("tools (build/fetch/cache)"):
+            toolset = tools.ensure(lambda line: self.report(f"    {line}"))
+        try:
+            self._start(toolset)
+        except BaseException:
+            self.report("start failed: stopping what was started (logs are kept)")
+            self._down(quiet=True)
+            raise
+        self.report(f"dev environment ready in {time.monotonic() - started:.1f}s")
+        for line in self.dir.env_file.read_text().splitlines():
+            self.report(f"  {line}")
+        self.report(f"  (use it with: set -a; . {self.dir.env_file}; set +a)")
+        return True
+
+    @contextmanager
+    def _step(self, what: str) -> Iterator[None]:
+        started = time.monotonic()
+        yield
+        self.report(f"  {what:<44} {time.monotonic() - started:6.1f}s")
+
+    def _fresh_dir(self) -> None:
+        for path in (
+            self.dir.etcd_data,
+            self.dir.prometheus_dir,
+            self.dir.pki,
+            self.dir.logs,
+        ):
+            shutil.rmtree(path, ignore_errors=True)
+        for path in (self.dir.kubeconfig, self.dir.env_file, self.dir.state_file):
+            path.unlink(missing_ok=True)
+        for path in (self.dir.logs, self.dir.targets_dir, self.dir.prometheus_data):
+            path.mkdir(parents=True)
+
+    def _start(self, toolset: tools.Toolset) -> None:
+        self._fresh_dir()
+        ports = _free_ports(
+            "etcd",
+            "etcd-peer",
+            "kube-apiserver",
+            "kube-controller-manager",
+            "kube-scheduler",
+            "kwok",
+            "prometheus",
+        )
+        state = State(ports, {}, toolset.kubernetes_version, str(toolset.kubectl))
+        self._save(state)
+
+        def spawn(name: str, argv: list[str]) -> processes.Process:
+            process = processes.spawn(name, argv, self.dir.log(name), GO_CLIENT_ENV)
+            state.processes[name] = process
+            self._save(state)
+            return process
+
+        with self._step("certificates and kubeconfigs"):
+            keys = pki.create(self.dir.pki)
+            server = f"https://127.0.0.1:{ports['kube-apiserver']}"
+            kubeconfigs = {
+                "admin": (self.dir.kubeconfig, keys.admin),
+                "kube-controller-manager": (
+                    self.dir.pki / "controller-manager.kubeconfig",
+                    keys.controller_manager,
+                ),
+                "kube-scheduler": (self.dir.pki / "scheduler.kubeconfig", keys.scheduler),
+                "kwok": (self.dir.pki / "kwok.kubeconfig", keys.kwok),
+            }
+            for user, (path, pair) in kubeconfigs.items():
+                pki.write_kubeconfig(path, server, keys.ca.cert, pair, user)
+
+        self.dir.prometheus_config.write_text(
+            prometheus.config(self.dir.targets_dir, ports["prometheus"])
+        )
+        prom = spawn(
+            "prometheus",
+            prometheus.argv(
+                toolset.prometheus,
+                self.dir.prometheus_config,
+                self.dir.prometheus_data,
+                ports["prometheus"],
+            ),
+        )
+        with self._step(f"etcd ready on 127.0.0.1:{ports['etcd']}"):
+            etcd = spawn("etcd", self._etcd_argv(toolset, ports))
+            wait_for(
+                "etcd",
+                lambda: '"health":"true"' in get(f"http://127.0.0.1:{ports['etcd']}/health")[1],
+                READY_TIMEOUT,
+                etcd.log,
+                etcd,
+            )
+        api = KubeApi(server, tls_context(keys.ca.cert, keys.admin.cert, keys.admin.key))
+        with self._step(f"kube-apiserver {toolset.kubernetes_version} ready on {server}"):
+            apiserver = spawn("kube-apiserver", self._apiserver_argv(toolset, keys, ports))
+            wait_for("kube-apiserver", api.ready, READY_TIMEOUT, apiserver.log, apiserver)
+        serving = tls_context(keys.ca.cert)
+        # Nodes first: kwok takes up the Nodes it finds at start at once, while newly created
+        # ones may wait for its next pass.
+        for node in FAKE_NODES:
+            api.request("POST", "/api/v1/nodes", _node(node))
+        with self._step("controller-manager, scheduler, kwok started"):
+            controllers = {
+                "kube-controller-manager": spawn(
+                    "kube-controller-manager",
+                    self._controller_manager_argv(toolset, keys, ports, kubeconfigs),
+                ),
+                "kube-scheduler": spawn(
+                    "kube-scheduler", self._scheduler_argv(toolset, keys, ports, kubeconfigs)
+                ),
+            }
+            kwok = spawn("kwok", self._kwok_argv(toolset, ports, kubeconfigs))
+        with self._step("CRDs applied and Established"):
+            self._install_crds(toolset)
+        with self._step(f"{len(FAKE_NODES)} kwok Nodes Ready"):
+            wait_for("kwok (Nodes Ready)", lambda: _nodes_ready(api), READY_TIMEOUT, kwok.log, kwok)
+        with self._step("controller-manager and scheduler healthy"):
+            for name, process in controllers.items():
+                url = f"https://127.0.0.1:{ports[name]}/healthz"
+                wait_for(
+                    name,
+                    lambda url=url: get(url, serving)[0] == 200,  # type: ignore[misc]
+                    READY_TIMEOUT,
+                    process.log,
+                    process,
+                )
+            wait_for(
+                "kube-controller-manager (default ServiceAccount)",
+                lambda: _exists(api, "/api/v1/namespaces/default/serviceaccounts/default"),
+                READY_TIMEOUT,
+                controllers["kube-controller-manager"].log,
+                controllers["kube-controller-manager"],
+            )
+        with self._step(f"prometheus ready on 127.0.0.1:{ports['prometheus']}"):
+            self._wait_prometheus(prom, ports["prometheus"])
+        self._write_env(ports, toolset)
+
+    def _wait_prometheus(self, process: processes.Process, port: int) -> None:
+        wait_for(
+            "prometheus",
+            lambda: get(f"http://127.0.0.1:{port}/-/ready")[0] == 200,
+            READY_TIMEOUT,
+            process.log,
+            process,
+        )
+
+    def _write_env(self, ports: dict[str, int], toolset: tools.Toolset) -> None:
+        lines = [
+            f"KUBECONFIG={self.dir.kubeconfig}",
+            f"PROMETHEUS_URL=http://127.0.0.1:{ports['prometheus']}",
+            f"PROMETHEUS_TARGETS_DIR={self.dir.targets_dir}",
+            f"KUBECTL={toolset.kubectl}",
+        ]
+        self.dir.env_file.write_text("\n".join(lines) + "\n")
+
+    def _install_crds(self, toolset: tools.Toolset) -> None:
+        sources = [toolset.gateway_api_crds, layout.DEVENV_CRDS_DIR]
+        sources += sorted(layout.PROJECT_CRDS_DIR.glob("*.yaml"))
+        args = [arg for source in sources for arg in ("-f", str(source))]
+        self._kubectl("apply", "--server-side", "--force-conflicts", *args)
+        self._kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
+
+    def _kubectl(self, *args: str) -> None:
+        state = self.state()
+        assert state is not None
+        log = self.dir.log("kubectl")
+        with log.open("a") as out:
+            out.write(f"$ kubectl {' '.join(args)}\n")
+            out.flush()
+            proc = subprocess.run(
+                [state.kubectl, f"--kubeconfig={self.dir.kubeconfig}", *args],
+                stdout=out,
+                stderr=out,
+                check=False,
+            )
+        if proc.returncode != 0:
+            raise DevEnvError(f"kubectl {args[0]} failed (exit code {proc.returncode})", log)
+
+    # --- command lines -----------------------------------------------------------------------
+
+    def _etcd_argv(self, toolset: tools.Toolset, ports: dict[str, int]) -> list[str]:
+        client = f"http://127.0.0.1:{ports['etcd']}"
+        peer = f"http://127.0.0.1:{ports['etcd-peer']}"
+        return [
+            str(toolset.etcd),
+            "--name=dev",
+            f"--data-dir={self.dir.etcd_data}",
+            f"--listen-client-urls={client}",
+            f"--advertise-client-urls={client}",
+            f"--listen-peer-urls={peer}",
+            f"--initial-advertise-peer-urls={peer}",
+            f"--initial-cluster=dev={peer}",
+            "--logger=zap",
+            "--log-level=warn",
+            # The API server's watch cache only advances on events or on etcd's progress
+            # notifications; without them a watch from a fresh list's resourceVersion on a quiet
+            # resource fails with "Too large resource version" (etcd 3.4 defaults to 10m).
+            "--experimental-watch-progress-notify-interval=1s",
+        ]
+
+    def _apiserver_argv(
+        self, toolset: tools.Toolset, keys: pki.Pki, ports: dict[str, int]
+    ) -> list[str]:
+        return [
+            str(toolset.kube_apiserver),
+            f"--etcd-servers=http://127.0.0.1:{ports['etcd']}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={ports['kube-apiserver']}",
+            f"--tls-cert-file={keys.serving.cert}",
+            f"--tls-private-key-file={keys.serving.key}",
+            f"--client-ca-file={keys.ca.cert}",
+            # No aggregated API servers run here, but the controller manager and scheduler
+            # read this CA from kube-system/extension-apiserver-authentication.
+            f"--requestheader-client-ca-file={keys.ca.cert}",
+            "--requestheader-allowed-names=front-proxy-client",
+            "--requestheader-username-headers=X-Remote-User",
+            "--requestheader-group-headers=X-Remote-Group",
+            "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+            "--authorization-mode=Node,RBAC",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-account-key-file={keys.service_account_pub}",
+            f"--service-account-signing-key-file={keys.service_account_key}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            # The built-in endpoint reconciler would publish 127.0.0.1 as the endpoint of the
+            # `kubernetes` Service, which the API rejects (loopback); nothing here needs it.
+            "--endpoint-reconciler-type=none",
+            "--allow-privileged=true",
+            "--profiling=false",
+        ]
+
+    def _controller_manager_argv(
+        self,
+        toolset: tools.Toolset,
+        keys: pki.Pki,
+        ports: dict[str, int],
+        kubeconfigs: dict[str, tuple[Path, pki.KeyPair]],
+    ) -> list[str]:
+        kubeconfig = kubeconfigs["kube-controller-manager"][0]
+        return [
+            str(toolset.kube_controller_manager),
+            *_component_flags(kubeconfig, keys, ports["kube-controller-manager"]),
+            # Each controller acts with its own ServiceAccount's RBAC rights, as in kubeadm.
+            "--use-service-account-credentials=true",
+            f"--service-account-private-key-file={keys.service_account_key}",
+            f"--root-ca-file={keys.ca.cert}",
+            f"--cluster-signing-cert-file={keys.ca.cert}",
+            f"--cluster-signing-key-file={keys.ca.key}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--cluster-name=canary-dev",
+            "--controllers=*",
+            # kwok's fake Nodes have no kubelet: once a Node heartbeat is late the node lifecycle
+            # controller marks every pod on it NotReady, and nothing marks them Ready again.
+            "--node-monitor-grace-period=24h",
+        ]
+
+    def _scheduler_argv(
+        self,
+        toolset: tools.Toolset,
+        keys: pki.Pki,
+        ports: dict[str, int],
+        kubeconfigs: dict[str, tuple[Path, pki.KeyPair]],
+    ) -> list[str]:
+        kubeconfig = kubeconfigs["kube-scheduler"][0]
+        return [
+            str(toolset.kube_scheduler),
+            *_component_flags(kubeconfig, keys, ports["kube-scheduler"]),
+        ]
+
+    def _kwok_argv(
+        self,
+        toolset: tools.Toolset,
+        ports: dict[str, int],
+        kubeconfigs: dict[str, tuple[Path, pki.KeyPair]],
+    ) -> list[str]:
+        # Naming the stage files also keeps kwok from reading a ~/.kwok/kwok.yaml.
+        stages = sorted(toolset.kwok_stages.glob("*.yaml"))
+        return [
+            str(toolset.kwok),
+            f"--kubeconfig={kubeconfigs['kwok'][0]}",
+            *(f"--config={stage}" for stage in stages),
+            "--manage-all-nodes=true",
+            f"--cidr={POD_CIDR}",
+            "--node-ip=10.240.0.1",
+            f"--server-address=127.0.0.1:{ports['kwok']}",
+        ]
+
+    # --- down, stop, start -------------------------------------------------------------------
+
+    def down(self, quiet: bool = False) -> list[str]:
+        """Stops every recorded process (whole process groups); returns the names stopped."""
+        with self._exclusive():
+            return self._down(quiet)
+
+    def _down(self, quiet: bool) -> list[str]:
+        state = self.state()
+        stopped: list[str] = []
+        if state is not None:
+            for name in reversed(COMPONENTS):
+                process = state.processes.get(name)
+                if process is not None and processes.stop(process):
+                    stopped.append(name)
+        for path in (self.dir.env_file, self.dir.kubeconfig, self.dir.state_file):
+            path.unlink(missing_ok=True)
+        if not quiet:
+            if stopped:
+                self.report(f"stopped: {', '.join(stopped)} (logs kept in {self.dir.logs})")
+            else:
+                self.report("dev environment was not running")
+        return stopped
+
+    def stop(self, name: str) -> None:
+        """Stops one component and keeps its record, so `start` brings it back the same."""
+        with self._exclusive():
+            process = self._record(name)
+            processes.stop(process)
+        self.report(f"stopped {name} (pid {process.pid})")
+
+    def start(self, name: str) -> None:
+        """Starts a stopped component again with the same command line (so port and data)."""
+        with self._exclusive():
+            self._start_again(name)
+
+    def _start_again(self, name: str) -> None:
+        process = self._record(name)
+        if processes.is_running(process):
+            self.report(f"{name} is already running (pid {process.pid})")
+            return
+        state = self.state()
+        assert state is not None
+        restarted = processes.spawn(name, list(process.argv), process.log)
+        state.processes[name] = restarted
+        self._save(state)
+        if name == "prometheus":
+            self._wait_prometheus(restarted, state.ports["prometheus"])
+        self.report(f"started {name} (pid {restarted.pid})")
+
+    def _record(self, name: str) -> processes.Process:
+        state = self.state()
+        if state is None or name not in state.processes:
+            raise DevEnvError(f"{name} is not part of a dev environment in {self.dir.root}")
+        return state.processes[name]
+
+
+def _component_flags(kubeconfig: Path, keys: pki.Pki, port: int) -> list[str]:
+    """Flags kube-controller-manager and kube-scheduler share."""
+    return [
+        f"--kubeconfig={kubeconfig}",
+        f"--authentication-kubeconfig={kubeconfig}",
+        f"--authorization-kubeconfig={kubeconfig}",
+        "--bind-address=127.0.0.1",
+        f"--secure-port={port}",
+        f"--tls-cert-file={keys.serving.cert}",
+        f"--tls-private-key-file={keys.serving.key}",
+        # One instance of each: waiting for a leader lease would only slow the start.
+        "--leader-elect=false",
+    ]
+
+
+def _free_ports(*names: str) -> dict[str, int]:
+    """Distinct free TCP ports on 127.0.0.1 (all held open until every one is chosen)."""
+    sockets = []
+    try:
+        for _ in names:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return {name: sock.getsockname()[1] for name, sock in zip(names, sockets, strict=True)}
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _node(name: str) -> dict[str, Any]:
+    """A Node that kwok manages: plenty of room, so scheduling never depends on capacity."""
+    resources = {"cpu": "32", "memory": "256Gi", "pods": "250"}
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "labels": {
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+                "type": "kwok",
+            },
+            "annotations": {"kwok.x-k8s.io/node": "fake"},
+        },
+        "status": {"allocatable": resources, "capacity": resources},
+    }
+
+
+def _nodes_ready(api: KubeApi) -> bool:
+    nodes = api.request("GET", "/api/v1/nodes")["items"]
+    ready = [
+        node
+        for node in nodes
+        if any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in node.get("status", {}).get("conditions", [])
+        )
+    ]
+    return len(ready) == len(FAKE_NODES)
+
+
+def _exists(api: KubeApi, path: str) -> bool:
+    try:
+        api.request("GET", path)
+    except OSError:
+        return False
+    return True

@@ -1,0 +1,255 @@
+"""End-to-end fixtures: per test, a namespace with the podinfo app, a mesh emulator and a
+controller process (`canary run`) that both watch only that namespace, so tests never see each
+other's traffic and a test may kill its own controller.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from tests.integration.conftest import Cluster
+
+REPO = Path(__file__).resolve().parents[3]
+GROUP, VERSION = "canary.dev", "v1alpha1"
+
+
+@dataclass
+class Process:
+    """A background process of the test, with its log file."""
+
+    name: str
+    argv: list[str]
+    log: Path
+    popen: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start (again)."""
+        handle = self.log.open("ab")
+        self.popen = subprocess.Popen(
+            self.argv, stdout=handle, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True
+        )
+        handle.close()
+
+    def kill(self, sig: int = signal.SIGTERM) -> None:
+        """Signal the process and wait for it."""
+        if self.popen is not None and self.popen.poll() is None:
+            os.killpg(self.popen.pid, sig)
+            try:
+                self.popen.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait()
+
+    def tail(self, lines: int = 40) -> str:
+        """The end of the log, for failure messages."""
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+@dataclass
+class Release:
+    """A namespace with podinfo installed, and handles on the processes serving it."""
+
+    namespace: str
+    api: client.ApiClient
+    controller: Process
+    emulator: Process
+    router: str
+    logs: list[Process] = field(default_factory=list)
+
+    @property
+    def custom(self) -> Any:
+        return client.CustomObjectsApi(self.api)
+
+    def rollout(self, name: str) -> dict[str, Any]:
+        """The Rollout as stored."""
+        found: dict[str, Any] = self.custom.get_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, "rollouts", name
+        )
+        return found
+
+    def create(self, name: str, annotations: dict[str, str] | None = None, **spec: Any) -> None:
+        """Release podinfo:<name> with optional pod annotations (behaviour for the emulator)."""
+        release: dict[str, Any] = {"images": {"podinfo": f"ghcr.io/stefanprodan/podinfo:{name}"}}
+        if annotations:
+            release["templatePatch"] = {"metadata": {"annotations": annotations}}
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "Rollout",
+            "metadata": {"name": name, "namespace": self.namespace},
+            "spec": {
+                "targetRef": {"kind": "Deployment", "name": "podinfo"},
+                "release": release,
+                "policyRef": {"name": "podinfo"},
+                **spec,
+            },
+        }
+        self.custom.create_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, "rollouts", body
+        )
+
+    def wait(
+        self, name: str, phases: set[str], timeout: float = 240, since: float | None = None
+    ) -> dict[str, Any]:
+        """Wait until the Rollout reaches one of ``phases``; fail with logs otherwise."""
+        deadline = time.monotonic() + timeout
+        last: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            last = self.rollout(name)
+            if last.get("status", {}).get("phase") in phases:
+                return last
+            time.sleep(1)
+        pytest.fail(
+            f"{name} did not reach {sorted(phases)} in {timeout:.0f}s; status:\n"
+            f"{last.get('status')}\n--- controller log\n{self.controller.tail()}"
+            f"\n--- emulator log\n{self.emulator.tail(15)}",
+            pytrace=False,
+        )
+
+    def annotate(self, name: str, key: str, value: str) -> None:
+        """Set an annotation on the Rollout (how the CLI sends commands)."""
+        patch = {"metadata": {"annotations": {key: value}}}
+        self.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, "rollouts", name, patch
+        )
+
+    def canary_weight(self) -> int:
+        """The live canary weight from the route object itself."""
+        if self.router == "TrafficSplit":
+            split = self.custom.get_namespaced_custom_object(
+                "split.smi-spec.io", "v1alpha2", self.namespace, "trafficsplits", "podinfo"
+            )
+            weights = {b["service"]: int(b["weight"]) for b in split["spec"]["backends"]}
+        else:
+            route = self.custom.get_namespaced_custom_object(
+                "gateway.networking.k8s.io", "v1", self.namespace, "httproutes", "podinfo"
+            )
+            weights = {
+                b["name"]: int(b.get("weight", 1))
+                for rule in route["spec"]["rules"]
+                for b in rule["backendRefs"]
+            }
+        total = weights["podinfo-stable"] + weights["podinfo-canary"]
+        return round(100 * weights["podinfo-canary"] / total) if total else 0
+
+    def deployment(self, name: str) -> Any:
+        """A Deployment as stored (a client model)."""
+        apps: Any = client.AppsV1Api(self.api)
+        return apps.read_namespaced_deployment(name, self.namespace)
+
+
+def install_podinfo(api: client.ApiClient, namespace: str, router: str, rps: int) -> None:
+    """The podinfo Deployment (4 replicas), its apex Service with load, and a fast policy."""
+    apps: Any = client.AppsV1Api(api)
+    core: Any = client.CoreV1Api(api)
+    apps.create_namespaced_deployment(
+        namespace,
+        {
+            "metadata": {"name": "podinfo"},
+            "spec": {
+                "replicas": 4,
+                "selector": {"matchLabels": {"app": "podinfo"}},
+                "template": {
+                    "metadata": {
+                        "labels": {"app": "podinfo"},
+                        "annotations": {
+                            "sim.canary.dev/error-rate": "0.001",
+                            "sim.canary.dev/latency-p50-ms": "20",
+                            "sim.canary.dev/latency-p99-ms": "100",
+                        },
+                    },
+                    "spec": {
+                        "containers": [
+                            {"name": "podinfo", "image": "ghcr.io/stefanprodan/podinfo:6.0.0"}
+                        ]
+                    },
+                },
+            },
+        },
+    )
+    core.create_namespaced_service(
+        namespace,
+        {
+            "metadata": {"name": "podinfo", "annotations": {"sim.canary.dev/rps": str(rps)}},
+            "spec": {"selector": {"app": "podinfo"}, "ports": [{"name": "http", "port": 9898}]},
+        },
+    )
+    client.CustomObjectsApi(api).create_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        namespace,
+        "rolloutpolicies",
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "RolloutPolicy",
+            "metadata": {"name": "podinfo"},
+            "spec": {
+                "service": {"name": "podinfo", "port": 9898},
+                "traffic": {"router": router},
+                "steps": [{"setWeight": 20}, {"setWeight": 50}, {"setWeight": 100}],
+                "analysis": {
+                    "interval": "2s",
+                    "minRequestsPerStep": 60,
+                    "successRate": {"min": 98},
+                    "latency": {"percentile": 99, "maxMs": 400},
+                },
+            },
+        },
+    )
+
+
+@pytest.fixture
+def release_env(
+    cluster: Cluster, kube: client.ApiClient, namespace: str, tmp_path: Path, request: Any
+) -> Iterator[Callable[..., Release]]:
+    """Install podinfo in the test's namespace and start its emulator and controller."""
+    started: list[Process] = []
+
+    def make(router: str = "HTTPRoute", rps: int = 100) -> Release:
+        install_podinfo(kube, namespace, router, rps)
+        emulator = Process(
+            "emulator",
+            [
+                sys.executable, "-m", "canary.emulator",
+                "--kubeconfig", str(cluster.kubeconfig),
+                "--targets-dir", str(cluster.targets_dir),
+                "--targets-file", f"{namespace}.json",
+                "--namespace", namespace,
+                "--port", "0",
+            ],
+            tmp_path / "emulator.log",
+        )  # fmt: skip
+        controller = Process(
+            "controller",
+            [
+                sys.executable, "-m", "canary", "run",
+                "--kubeconfig", str(cluster.kubeconfig),
+                "--prometheus-url", cluster.prometheus_url,
+                "--watch-namespace", namespace,
+                "--tick", "2s",
+                "--no-leader-elect",
+                "--http-port", "0",
+            ],
+            tmp_path / "controller.log",
+        )  # fmt: skip
+        for process in (emulator, controller):
+            process.start()
+            started.append(process)
+        return Release(namespace, kube, controller, emulator, router)
+
+    try:
+        yield make
+    finally:
+        for process in reversed(started):
+            process.kill()

@@ -1,0 +1,126 @@
+"""The Rollout store contract, run against the real KubeRolloutStore and the in-memory fake the
+API tests use, so the fake stays honest: reads, guarded status writes, annotations."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from canary.adapters.kube.rollouts import KubeRolloutStore
+from canary.errors import Conflict
+from canary.model.rollout import Rollout
+from canary.model.status import RolloutStatus
+from canary.ports import Ref
+from tests.fake_store import MemoryRolloutStore
+
+pytestmark = pytest.mark.integration
+
+Store = KubeRolloutStore | MemoryRolloutStore
+
+
+def _rollout(namespace: str, name: str) -> Rollout:
+    return Rollout.model_validate(
+        {
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {
+                "targetRef": {"name": "podinfo"},
+                "release": {"images": {"podinfo": "podinfo:6.1.0"}},
+                "policyRef": {"name": "podinfo"},
+            },
+        }
+    )
+
+
+@pytest.fixture(params=["kube", "memory"])
+def world(
+    request: pytest.FixtureRequest, kube: client.ApiClient, namespace: str
+) -> tuple[Store, Callable[[Rollout], None]]:
+    """A store, and how to put a new Rollout into the world behind it."""
+    if request.param == "kube":
+        real = KubeRolloutStore(kube)
+
+        def create(rollout: Rollout) -> None:
+            real.create(rollout)
+
+        return real, create
+    fake = MemoryRolloutStore()
+
+    def put(rollout: Rollout) -> None:
+        meta = rollout.metadata.model_copy(update={"resource_version": "1"})
+        fake.rollouts[Ref(meta.namespace, meta.name)] = rollout.model_copy(
+            update={"metadata": meta}
+        )
+
+    return fake, put
+
+
+def test_reads_return_none_for_missing_objects(world: Any, namespace: str) -> None:
+    """get and policy of objects that do not exist are None; list of an empty namespace is []."""
+    store, _ = world
+    assert store.get(Ref(namespace, "nope")) is None
+    assert store.policy(Ref(namespace, "nope")) is None
+    assert store.list(namespace) == []
+
+
+def test_list_returns_the_namespace_rollouts_sorted(world: Any, namespace: str) -> None:
+    """Rollouts come back parsed, sorted by name, only from the namespace asked for."""
+    store, put = world
+    for name in ("web-b", "web-a"):
+        put(_rollout(namespace, name))
+    assert [r.metadata.name for r in store.list(namespace)] == ["web-a", "web-b"]
+    assert {r.metadata.name for r in store.list()} >= {"web-a", "web-b"}
+
+
+def test_status_writes_are_guarded_by_resource_version(world: Any, namespace: str) -> None:
+    """A write with the current resourceVersion lands; one with a stale version is Conflict."""
+    store, put = world
+    put(_rollout(namespace, "web-2"))
+    ref = Ref(namespace, "web-2")
+    read = store.get(ref)
+    store.write_status(read, RolloutStatus(phase="Progressing", canary_weight=20))
+    stored = store.get(ref)
+    assert (stored.status.phase, stored.status.canary_weight) == ("Progressing", 20)
+    assert stored.metadata.resource_version != read.metadata.resource_version
+    with pytest.raises(Conflict):
+        store.write_status(read, RolloutStatus(phase="Failed"))
+    assert store.get(ref).status.phase == "Progressing"
+
+
+def test_annotate_sets_one_annotation_and_keeps_the_others(world: Any, namespace: str) -> None:
+    """Each annotate call adds or replaces one key; earlier keys stay."""
+    store, put = world
+    put(_rollout(namespace, "web-2"))
+    ref = Ref(namespace, "web-2")
+    store.annotate(ref, "canary.dev/approve", "a")
+    store.annotate(ref, "canary.dev/abort", "b")
+    store.annotate(ref, "canary.dev/approve", "c")
+    assert store.get(ref).metadata.annotations == {
+        "canary.dev/approve": "c",
+        "canary.dev/abort": "b",
+    }
+
+
+def test_policies_are_read_as_models(kube: client.ApiClient, namespace: str) -> None:
+    """A stored RolloutPolicy comes back parsed, its durations and steps typed."""
+    body = {
+        "apiVersion": "canary.dev/v1alpha1",
+        "kind": "RolloutPolicy",
+        "metadata": {"name": "podinfo", "namespace": namespace},
+        "spec": {
+            "service": {"name": "podinfo", "port": 9898},
+            "stepWeight": 25,
+            "analysis": {"interval": "30s"},
+        },
+    }
+    client.CustomObjectsApi(kube).create_namespaced_custom_object(
+        "canary.dev", "v1alpha1", namespace, "rolloutpolicies", body
+    )
+    policy = KubeRolloutStore(kube).policy(Ref(namespace, "podinfo"))
+    assert policy is not None
+    assert policy.spec.step_weight == 25
+    assert policy.spec.analysis is not None
+    assert policy.spec.analysis.interval is not None
+    assert policy.spec.analysis.interval.total_seconds() == 30

@@ -1,0 +1,138 @@
+"""The emulator process loop: follows cluster changes, accepts routes, survives bad annotations,
+and withdraws its targets when stopped."""
+
+import json
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from canary.adapters.kube.meshview import MeshSnapshot, PodView, RouteView, ServiceView
+from canary.emulator.command import Emulator, build_parser
+
+
+class FakeView:
+    """A cluster whose snapshot the test replaces; records accepted routes."""
+
+    def __init__(self, snapshot: MeshSnapshot) -> None:
+        self.changed = threading.Event()
+        self.snapshot_value = snapshot
+        self.accepted: list[tuple[str, int]] = []
+        self.running = False
+
+    def start(self) -> None:
+        """Begin 'watching'."""
+        self.running = True
+
+    def stop(self) -> None:
+        """Stop 'watching'."""
+        self.running = False
+
+    def snapshot(self) -> MeshSnapshot:
+        """The current fake cluster."""
+        return self.snapshot_value
+
+    def accept_route(self, route: RouteView) -> None:
+        """Record the acceptance, as the policy controller's status write would."""
+        self.accepted.append((route.name, route.generation))
+
+    def replace(self, snapshot: MeshSnapshot) -> None:
+        """Change the cluster and signal it, as a watch event does."""
+        self.snapshot_value = snapshot
+        self.changed.set()
+
+
+def _pod(name: str, app: str, **annotations: str) -> PodView:
+    return PodView(
+        namespace="demo",
+        name=name,
+        uid=name,
+        ip="10.2.0.1",
+        phase="Running",
+        ready=True,
+        labels={"app": app},
+        annotations=annotations,
+        owner_replicaset="",
+        service_account="default",
+        container_ports=(8080,),
+    )
+
+
+def _cluster(canary_weight: int) -> MeshSnapshot:
+    return MeshSnapshot(
+        pods=(_pod("web-1", "web", **{"sim.canary.dev/error-rate": "many"}),
+              _pod("web-canary-1", "web-canary")),
+        services=(
+            ServiceView("demo", "web", {"app": "web"}, (80,), {"sim.canary.dev/rps": "400"}),
+            ServiceView("demo", "web-stable", {"app": "web"}, (80,), {}),
+            ServiceView("demo", "web-canary", {"app": "web-canary"}, (80,), {}),
+            ServiceView("elsewhere", "x", {"app": "x"}, (80,), {"sim.canary.dev/rps": "9"}),
+        ),
+        routes=(
+            RouteView("HTTPRoute", "demo", "web", "web",
+                      (("web-stable", 100 - canary_weight), ("web-canary", canary_weight)),
+                      generation=canary_weight + 1),
+        ),
+    )  # fmt: skip
+
+
+def _wait(condition: Callable[[], bool], seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+def _requests(address: str, path: str) -> int:
+    with urllib.request.urlopen(f"http://{address}{path}", timeout=5) as response:
+        text = response.read().decode()
+    return sum(
+        int(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("request_total{")
+    )
+
+
+def test_loop_follows_the_cluster_and_cleans_up(tmp_path: Path) -> None:
+    """Targets appear for the watched namespace only, weights follow the route, routes are
+    accepted at each generation, and stopping removes the targets file."""
+    view = FakeView(_cluster(0))
+    emulator = Emulator(
+        view, tmp_path, port=0, tick=0.05, namespaces=["demo"], targets_file="t.json"
+    )
+    thread = threading.Thread(target=emulator.run)
+    thread.start()
+    try:
+        target_file = tmp_path / "t.json"
+        _wait(target_file.exists)
+        groups = json.loads(target_file.read_text())
+        assert {g["labels"]["namespace"] for g in groups} == {"demo"}
+        address = emulator.server.address
+        _wait(lambda: _requests(address, "/pods/demo/web-1/metrics") > 100)
+        assert _requests(address, "/pods/demo/web-canary-1/metrics") == 0
+        view.replace(_cluster(50))
+        _wait(lambda: _requests(address, "/pods/demo/web-canary-1/metrics") > 100)
+        assert view.accepted == [("web", 1), ("web", 51)]
+        assert view.running
+    finally:
+        emulator.stopping.set()
+        thread.join(timeout=5)
+    assert not thread.is_alive()
+    assert not view.running
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_command_line_defaults_come_from_the_dev_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """--kubeconfig and --targets-dir default to $KUBECONFIG and $PROMETHEUS_TARGETS_DIR."""
+    monkeypatch.setenv("KUBECONFIG", "/k/config")
+    monkeypatch.setenv("PROMETHEUS_TARGETS_DIR", "/p/targets")
+    args = build_parser().parse_args(["--namespace", "a", "--namespace", "b", "--port", "0"])
+    assert args.kubeconfig == "/k/config"
+    assert str(args.targets_dir) == "/p/targets"
+    assert args.namespace == ["a", "b"]
+    assert args.port == 0
