@@ -26,7 +26,7 @@ from typing import Protocol
 
 from bench.baselines import ArgoStyle, FlaggerStyle
 from bench.ours import DEFAULT_THRESHOLDS, Ours
-from bench.report import render, targets
+from bench.report import render, splice, targets
 from bench.scenarios import BY_KEY, SCENARIOS, Scenario
 from bench.world import World
 
@@ -252,8 +252,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             elapsed=elapsed,
             seeds=seeds,
         )
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text)
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(splice(out.read_text() if out.exists() else "", text))
     return 0
 
 
