@@ -72,6 +72,10 @@ dev-up: dev-tools ## start the local control plane and Prometheus; writes .dev/k
 dev-down: ## stop everything dev-up started
 	$(DEVENV) down
 
+.PHONY: demo
+demo: $(STAMP) dev-up ## a healthy release promoted and a faulty one rolled back, live
+	$(BIN)/python -m devenv.demo
+
 .PHONY: dev-status
 dev-status: ## show what the dev environment runs
 	@$(DEVENV) status || true

@@ -305,7 +305,9 @@ def _run(args: argparse.Namespace) -> int:
         clock=clock,
     )
     metrics = PrometheusMetrics(args.prometheus_url)
-    controller = Controller(reconciler, store, metrics, clock, args.watch_namespace)
+    controller = Controller(
+        reconciler, store, metrics, clock, namespace=args.watch_namespace, settle=args.settle
+    )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -376,6 +378,13 @@ def _add_run_command(sub: Any) -> None:
         type=_argument_type(parse_duration),
         default=timedelta(seconds=5),
         help="how often to query Prometheus for every Rollout being judged (default 5s)",
+    )
+    cmd.add_argument(
+        "--settle",
+        type=_argument_type(parse_duration),
+        default=timedelta(seconds=12),
+        help="after a weight change, ignore counts for this long: Prometheus must scrape "
+        "traffic at the new weight first (default 12s; at least the scrape interval)",
     )
     cmd.add_argument(
         "--no-leader-elect",

@@ -6,6 +6,6 @@ kube-controller-manager, kube-scheduler, kwok and Prometheus on 127.0.0.1 and wr
 `~/.cache/canary/`. Standard library only: it runs before the project's virtualenv exists.
 
 Modules: `layout` (paths, versions), `tools` (build and cache), `pki` (certificates),
-`processes` (process groups), `probes` (health checks), `prometheus` (its config),
-`cluster` (the orchestration), `__main__` (the CLI).
+`processes` (process groups), `probes` (health checks), `prometheus` and `components` (command
+lines and configuration), `cluster` (the orchestration), `__main__` (the CLI).
 """

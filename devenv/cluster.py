@@ -19,9 +19,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from devenv import layout, pki, processes, prometheus, tools
+from devenv import components, layout, pki, processes, prometheus, tools
 from devenv.errors import DevEnvError
 from devenv.probes import KubeApi, get, tls_context, wait_for
 
@@ -36,14 +35,7 @@ COMPONENTS = (
     "kube-scheduler",
     "kwok",
 )
-FAKE_NODES = ("kwok-node-0", "kwok-node-1")
-SERVICE_CIDR = "10.96.0.0/16"
-POD_CIDR = "10.244.0.0/16"
 READY_TIMEOUT = 90.0
-# client-go (kwok, controller-manager, scheduler) asks for WatchList streams by default; they
-# need etcd's RequestWatchProgress, which the Debian etcd 3.4 lacks, and the failing streams
-# stall their informers (kwok then stops heartbeating Nodes). Plain list+watch works.
-GO_CLIENT_ENV = {"KUBE_FEATURE_WatchListClient": "false"}
 
 
 @dataclass(frozen=True)
@@ -115,7 +107,10 @@ class DevEnv:
             return False
         if not all(processes.is_running(p) for p in state.processes.values()):
             return False
-        return self._api().ready()
+        try:
+            return self._api().ready()
+        except OSError:  # certificates gone: not an environment that can be used
+            return False
 
     def status(self) -> dict[str, str]:
         """component → 'running (pid N)' or 'stopped'."""
@@ -202,25 +197,19 @@ class DevEnv:
         self._save(state)
 
         def spawn(name: str, argv: list[str]) -> processes.Process:
-            process = processes.spawn(name, argv, self.dir.log(name), GO_CLIENT_ENV)
+            process = processes.spawn(name, argv, self.dir.log(name))
             state.processes[name] = process
             self._save(state)
             return process
 
         with self._step("certificates and kubeconfigs"):
-            keys = pki.create(self.dir.pki)
+            setup = components.Setup(toolset, pki.create(self.dir.pki), ports, self.dir)
+            keys = setup.keys
             server = f"https://127.0.0.1:{ports['kube-apiserver']}"
-            kubeconfigs = {
-                "admin": (self.dir.kubeconfig, keys.admin),
-                "kube-controller-manager": (
-                    self.dir.pki / "controller-manager.kubeconfig",
-                    keys.controller_manager,
-                ),
-                "kube-scheduler": (self.dir.pki / "scheduler.kubeconfig", keys.scheduler),
-                "kwok": (self.dir.pki / "kwok.kubeconfig", keys.kwok),
-            }
-            for user, (path, pair) in kubeconfigs.items():
-                pki.write_kubeconfig(path, server, keys.ca.cert, pair, user)
+            for user in components.USERS:
+                pki.write_kubeconfig(
+                    setup.kubeconfig(user), server, keys.ca.cert, setup.identity(user), user
+                )
 
         self.dir.prometheus_config.write_text(
             prometheus.config(self.dir.targets_dir, ports["prometheus"])
@@ -235,7 +224,7 @@ class DevEnv:
             ),
         )
         with self._step(f"etcd ready on 127.0.0.1:{ports['etcd']}"):
-            etcd = spawn("etcd", self._etcd_argv(toolset, ports))
+            etcd = spawn("etcd", components.etcd(setup))
             wait_for(
                 "etcd",
                 lambda: '"health":"true"' in get(f"http://127.0.0.1:{ports['etcd']}/health")[1],
@@ -245,27 +234,24 @@ class DevEnv:
             )
         api = KubeApi(server, tls_context(keys.ca.cert, keys.admin.cert, keys.admin.key))
         with self._step(f"kube-apiserver {toolset.kubernetes_version} ready on {server}"):
-            apiserver = spawn("kube-apiserver", self._apiserver_argv(toolset, keys, ports))
+            apiserver = spawn("kube-apiserver", components.kube_apiserver(setup))
             wait_for("kube-apiserver", api.ready, READY_TIMEOUT, apiserver.log, apiserver)
         serving = tls_context(keys.ca.cert)
         # Nodes first: kwok takes up the Nodes it finds at start at once, while newly created
         # ones may wait for its next pass.
-        for node in FAKE_NODES:
-            api.request("POST", "/api/v1/nodes", _node(node))
+        for node in components.FAKE_NODES:
+            api.request("POST", "/api/v1/nodes", components.node(node))
         with self._step("controller-manager, scheduler, kwok started"):
             controllers = {
                 "kube-controller-manager": spawn(
-                    "kube-controller-manager",
-                    self._controller_manager_argv(toolset, keys, ports, kubeconfigs),
+                    "kube-controller-manager", components.kube_controller_manager(setup)
                 ),
-                "kube-scheduler": spawn(
-                    "kube-scheduler", self._scheduler_argv(toolset, keys, ports, kubeconfigs)
-                ),
+                "kube-scheduler": spawn("kube-scheduler", components.kube_scheduler(setup)),
             }
-            kwok = spawn("kwok", self._kwok_argv(toolset, ports, kubeconfigs))
+            kwok = spawn("kwok", components.kwok(setup))
         with self._step("CRDs applied and Established"):
             self._install_crds(toolset)
-        with self._step(f"{len(FAKE_NODES)} kwok Nodes Ready"):
+        with self._step(f"{len(components.FAKE_NODES)} kwok Nodes Ready"):
             wait_for("kwok (Nodes Ready)", lambda: _nodes_ready(api), READY_TIMEOUT, kwok.log, kwok)
         with self._step("controller-manager and scheduler healthy"):
             for name, process in controllers.items():
@@ -329,115 +315,6 @@ class DevEnv:
         if proc.returncode != 0:
             raise DevEnvError(f"kubectl {args[0]} failed (exit code {proc.returncode})", log)
 
-    # --- command lines -----------------------------------------------------------------------
-
-    def _etcd_argv(self, toolset: tools.Toolset, ports: dict[str, int]) -> list[str]:
-        client = f"http://127.0.0.1:{ports['etcd']}"
-        peer = f"http://127.0.0.1:{ports['etcd-peer']}"
-        return [
-            str(toolset.etcd),
-            "--name=dev",
-            f"--data-dir={self.dir.etcd_data}",
-            f"--listen-client-urls={client}",
-            f"--advertise-client-urls={client}",
-            f"--listen-peer-urls={peer}",
-            f"--initial-advertise-peer-urls={peer}",
-            f"--initial-cluster=dev={peer}",
-            "--logger=zap",
-            "--log-level=warn",
-            # The API server's watch cache only advances on events or on etcd's progress
-            # notifications; without them a watch from a fresh list's resourceVersion on a quiet
-            # resource fails with "Too large resource version" (etcd 3.4 defaults to 10m).
-            "--experimental-watch-progress-notify-interval=1s",
-        ]
-
-    def _apiserver_argv(
-        self, toolset: tools.Toolset, keys: pki.Pki, ports: dict[str, int]
-    ) -> list[str]:
-        return [
-            str(toolset.kube_apiserver),
-            f"--etcd-servers=http://127.0.0.1:{ports['etcd']}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
-            f"--secure-port={ports['kube-apiserver']}",
-            f"--tls-cert-file={keys.serving.cert}",
-            f"--tls-private-key-file={keys.serving.key}",
-            f"--client-ca-file={keys.ca.cert}",
-            # No aggregated API servers run here, but the controller manager and scheduler
-            # read this CA from kube-system/extension-apiserver-authentication.
-            f"--requestheader-client-ca-file={keys.ca.cert}",
-            "--requestheader-allowed-names=front-proxy-client",
-            "--requestheader-username-headers=X-Remote-User",
-            "--requestheader-group-headers=X-Remote-Group",
-            "--requestheader-extra-headers-prefix=X-Remote-Extra-",
-            "--authorization-mode=Node,RBAC",
-            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-            f"--service-account-key-file={keys.service_account_pub}",
-            f"--service-account-signing-key-file={keys.service_account_key}",
-            f"--service-cluster-ip-range={SERVICE_CIDR}",
-            # The built-in endpoint reconciler would publish 127.0.0.1 as the endpoint of the
-            # `kubernetes` Service, which the API rejects (loopback); nothing here needs it.
-            "--endpoint-reconciler-type=none",
-            "--allow-privileged=true",
-            "--profiling=false",
-        ]
-
-    def _controller_manager_argv(
-        self,
-        toolset: tools.Toolset,
-        keys: pki.Pki,
-        ports: dict[str, int],
-        kubeconfigs: dict[str, tuple[Path, pki.KeyPair]],
-    ) -> list[str]:
-        kubeconfig = kubeconfigs["kube-controller-manager"][0]
-        return [
-            str(toolset.kube_controller_manager),
-            *_component_flags(kubeconfig, keys, ports["kube-controller-manager"]),
-            # Each controller acts with its own ServiceAccount's RBAC rights, as in kubeadm.
-            "--use-service-account-credentials=true",
-            f"--service-account-private-key-file={keys.service_account_key}",
-            f"--root-ca-file={keys.ca.cert}",
-            f"--cluster-signing-cert-file={keys.ca.cert}",
-            f"--cluster-signing-key-file={keys.ca.key}",
-            f"--service-cluster-ip-range={SERVICE_CIDR}",
-            "--cluster-name=canary-dev",
-            "--controllers=*",
-            # kwok's fake Nodes have no kubelet: once a Node heartbeat is late the node lifecycle
-            # controller marks every pod on it NotReady, and nothing marks them Ready again.
-            "--node-monitor-grace-period=24h",
-        ]
-
-    def _scheduler_argv(
-        self,
-        toolset: tools.Toolset,
-        keys: pki.Pki,
-        ports: dict[str, int],
-        kubeconfigs: dict[str, tuple[Path, pki.KeyPair]],
-    ) -> list[str]:
-        kubeconfig = kubeconfigs["kube-scheduler"][0]
-        return [
-            str(toolset.kube_scheduler),
-            *_component_flags(kubeconfig, keys, ports["kube-scheduler"]),
-        ]
-
-    def _kwok_argv(
-        self,
-        toolset: tools.Toolset,
-        ports: dict[str, int],
-        kubeconfigs: dict[str, tuple[Path, pki.KeyPair]],
-    ) -> list[str]:
-        # Naming the stage files also keeps kwok from reading a ~/.kwok/kwok.yaml.
-        stages = sorted(toolset.kwok_stages.glob("*.yaml"))
-        return [
-            str(toolset.kwok),
-            f"--kubeconfig={kubeconfigs['kwok'][0]}",
-            *(f"--config={stage}" for stage in stages),
-            "--manage-all-nodes=true",
-            f"--cidr={POD_CIDR}",
-            "--node-ip=10.240.0.1",
-            f"--server-address=127.0.0.1:{ports['kwok']}",
-        ]
-
     # --- down, stop, start -------------------------------------------------------------------
 
     def down(self, quiet: bool = False) -> list[str]:
@@ -495,21 +372,6 @@ class DevEnv:
         return state.processes[name]
 
 
-def _component_flags(kubeconfig: Path, keys: pki.Pki, port: int) -> list[str]:
-    """Flags kube-controller-manager and kube-scheduler share."""
-    return [
-        f"--kubeconfig={kubeconfig}",
-        f"--authentication-kubeconfig={kubeconfig}",
-        f"--authorization-kubeconfig={kubeconfig}",
-        "--bind-address=127.0.0.1",
-        f"--secure-port={port}",
-        f"--tls-cert-file={keys.serving.cert}",
-        f"--tls-private-key-file={keys.serving.key}",
-        # One instance of each: waiting for a leader lease would only slow the start.
-        "--leader-elect=false",
-    ]
-
-
 def _free_ports(*names: str) -> dict[str, int]:
     """Distinct free TCP ports on 127.0.0.1 (all held open until every one is chosen)."""
     sockets = []
@@ -524,26 +386,6 @@ def _free_ports(*names: str) -> dict[str, int]:
             sock.close()
 
 
-def _node(name: str) -> dict[str, Any]:
-    """A Node that kwok manages: plenty of room, so scheduling never depends on capacity."""
-    resources = {"cpu": "32", "memory": "256Gi", "pods": "250"}
-    return {
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {
-            "name": name,
-            "labels": {
-                "kubernetes.io/hostname": name,
-                "kubernetes.io/os": "linux",
-                "kubernetes.io/arch": "amd64",
-                "type": "kwok",
-            },
-            "annotations": {"kwok.x-k8s.io/node": "fake"},
-        },
-        "status": {"allocatable": resources, "capacity": resources},
-    }
-
-
 def _nodes_ready(api: KubeApi) -> bool:
     nodes = api.request("GET", "/api/v1/nodes")["items"]
     ready = [
@@ -554,7 +396,7 @@ def _nodes_ready(api: KubeApi) -> bool:
             for c in node.get("status", {}).get("conditions", [])
         )
     ]
-    return len(ready) == len(FAKE_NODES)
+    return len(ready) == len(components.FAKE_NODES)
 
 
 def _exists(api: KubeApi, path: str) -> bool:

@@ -17,6 +17,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+# The Popen objects of the processes this Python process started. Kept so that an exit code can
+# be read (and a zombie reaped) and so that Python does not warn that a child it was asked to
+# leave running is "still running" when the object would otherwise be collected.
+_children: dict[int, subprocess.Popen[bytes]] = {}
+
 
 @dataclass(frozen=True)
 class Process:
@@ -53,6 +58,7 @@ def spawn(name: str, argv: list[str], log: Path, env: dict[str, str] | None = No
             start_new_session=True,
             env={**os.environ, **(env or {})},
         )
+    _children[proc.pid] = proc
     return Process(name, proc.pid, tuple(argv), log)
 
 
@@ -68,6 +74,10 @@ def _stat(pid: int) -> tuple[str, int] | None:
 
 def is_running(process: Process) -> bool:
     """True while the pid is alive (not a zombie) and still runs the recorded executable."""
+    child = _children.get(process.pid)
+    if child is not None:
+        # Our own child: ask it, since between fork and exec its command line is still ours.
+        return child.poll() is None
     stat = _stat(process.pid)
     if stat is None or stat[0] in ("Z", "X"):
         return False
@@ -76,16 +86,14 @@ def is_running(process: Process) -> bool:
 
 def exit_code(process: Process) -> int | None:
     """The exit code if this Python process started `process` and it has ended, else None."""
-    try:
-        pid, status = os.waitpid(process.pid, os.WNOHANG)
-    except ChildProcessError:
-        return None
-    return os.waitstatus_to_exitcode(status) if pid else None
+    child = _children.get(process.pid)
+    return child.poll() if child is not None else None
 
 
 def _reap(pid: int) -> None:
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
+    child = _children.pop(pid, None)
+    if child is not None and child.poll() is None:
+        _children[pid] = child
 
 
 def _executable(pid: int) -> str | None:
@@ -119,6 +127,7 @@ def stop(process: Process, grace: float = 15.0) -> bool:
         # The leader is gone; the pid may even belong to someone else's group by now, so only
         # processes still running the recorded executable are ours.
         _signal_all(_group_members(process.pid, process.argv[0]), signal.SIGKILL)
+        _reap(process.pid)
         return False
     _signal_group(process.pid, signal.SIGTERM)
     deadline = time.monotonic() + grace

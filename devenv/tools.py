@@ -52,13 +52,15 @@ def ensure(report: Report) -> Toolset:
         _require_command(command)
     version = layout.kubernetes_version()
     jobs: dict[str, Callable[[], tuple[Path, bool]]] = {
-        f"kubernetes {version}": lambda: _kubernetes(version),
-        f"kwok {layout.KWOK_VERSION}": _kwok,
-        "etcd (Debian etcd-server)": lambda: _debian_package(layout.ETCD_PACKAGE, "usr/bin/etcd"),
-        "prometheus (Debian prometheus)": lambda: _debian_package(
-            layout.PROMETHEUS_PACKAGE, "usr/bin/prometheus"
+        f"kubernetes {version}": lambda: _kubernetes(version, report),
+        f"kwok {layout.KWOK_VERSION}": lambda: _kwok(report),
+        "etcd (Debian etcd-server)": lambda: _debian_package(
+            layout.ETCD_PACKAGE, "usr/bin/etcd", report
         ),
-        f"Gateway API CRDs {layout.GATEWAY_API_VERSION}": _gateway_api_crds,
+        "prometheus (Debian prometheus)": lambda: _debian_package(
+            layout.PROMETHEUS_PACKAGE, "usr/bin/prometheus", report
+        ),
+        f"Gateway API CRDs {layout.GATEWAY_API_VERSION}": lambda: _gateway_api_crds(report),
     }
     with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
         futures = {name: pool.submit(_timed, job) for name, job in jobs.items()}
@@ -128,11 +130,14 @@ def _run(
     return proc.stdout
 
 
-def _cache_entry(name: str, build: Callable[[Path], None]) -> tuple[Path, bool]:
+def _cache_entry(
+    name: str, build: Callable[[Path], None], report: Report, note: str = ""
+) -> tuple[Path, bool]:
     """`<cache>/<name>` and whether it was built now, by `build(tmpdir)`, or found complete."""
     entry = layout.cache_root() / name
     if (entry / COMPLETE_MARKER).exists():
         return entry, False
+    report(f"building {name}{note} (log: {_build_log(name)})")
     tmp = entry.with_name(f"{name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -150,7 +155,7 @@ def _cache_entry(name: str, build: Callable[[Path], None]) -> tuple[Path, bool]:
     return entry, True
 
 
-def _kubernetes(version: str) -> tuple[Path, bool]:
+def _kubernetes(version: str, report: Report) -> tuple[Path, bool]:
     name = f"k8s-{version}"
     log = _build_log(name)
     major, minor = version.lstrip("v").split(".")[:2]
@@ -182,7 +187,9 @@ def _kubernetes(version: str) -> tuple[Path, bool]:
             env=GO_ENV,
         )
 
-    entry, built = _cache_entry(name, build)
+    entry, built = _cache_entry(
+        name, build, report, ", the first time takes 10-15 minutes on 2 cores"
+    )
     return entry / "bin", built
 
 
@@ -191,7 +198,7 @@ def _kubernetes(version: str) -> tuple[Path, bool]:
 KWOK_STAGE_DIRS = ("node/fast", "node/heartbeat-with-lease", "pod/fast")
 
 
-def _kwok() -> tuple[Path, bool]:
+def _kwok(report: Report) -> tuple[Path, bool]:
     """kwok's binary (`bin/kwok`) and the stage files it runs with (`stages/*.yaml`)."""
     version = layout.KWOK_VERSION
     name = f"kwok-{version}"
@@ -229,10 +236,10 @@ def _kwok() -> tuple[Path, bool]:
             env={**GO_ENV, "GOBIN": str(tmp / "bin")},
         )
 
-    return _cache_entry(name, build)
+    return _cache_entry(name, build, report)
 
 
-def _gateway_api_crds() -> tuple[Path, bool]:
+def _gateway_api_crds(report: Report) -> tuple[Path, bool]:
     version = layout.GATEWAY_API_VERSION
     name = f"gateway-api-{version}"
     log = _build_log(name)
@@ -254,11 +261,11 @@ def _gateway_api_crds() -> tuple[Path, bool]:
         for file in files:
             shutil.copyfile(file, tmp / "crds" / file.name)
 
-    entry, built = _cache_entry(name, build)
+    entry, built = _cache_entry(name, build, report)
     return entry / "crds", built
 
 
-def _debian_package(package: str, binary: str) -> tuple[Path, bool]:
+def _debian_package(package: str, binary: str, report: Report) -> tuple[Path, bool]:
     """`binary` from Debian's `package`, unpacked with `dpkg-deb -x` so no service starts."""
     cached = sorted(
         layout.cache_root().glob(f"{package}-[0-9]*/{COMPLETE_MARKER}"),
@@ -286,7 +293,7 @@ def _debian_package(package: str, binary: str) -> tuple[Path, bool]:
         if not (tmp / binary).is_file():
             raise DevEnvError(f"{package} {version} has no {binary}", log)
 
-    entry, built = _cache_entry(name, build)
+    entry, built = _cache_entry(name, build, report)
     return entry / binary, built
 
 

@@ -89,21 +89,25 @@ class Controller:
         store: RolloutStore,
         metrics: MetricProvider,
         clock: Clock,
+        *,
         namespace: str | None = None,
+        settle: timedelta = timedelta(seconds=12),
     ) -> None:
         self._reconciler = reconciler
         self._store = store
         self._metrics = metrics
         self._clock = clock
         self._namespace = namespace
+        self._settle = settle
         self.queue = WorkQueue(clock)
         self._lock = threading.Lock()
         self._judged: dict[Ref, Plan] = {}
         self._targets: dict[tuple[str, str], Ref] = {}
         self._pending: dict[Ref, judge.Evidence] = {}
-        self._last_judged: dict[Ref, datetime] = {}
+        self._window: dict[Ref, datetime] = {}
         self._weights: dict[Ref, int] = {}
-        self._fresh: set[Ref] = set()
+        self._changed: dict[Ref, datetime] = {}
+        self._canary_ready: dict[Ref, int] = {}
         self._baseline: evidence.Snapshot | None = None
         self.reconciles = 0
         self.queries = 0
@@ -146,21 +150,23 @@ class Controller:
 
     def _remember(self, ref: Ref, result: Result) -> None:
         with self._lock:
+            self._canary_ready[ref] = result.canary_ready
             if result.plan is not None:
                 self._targets[(ref.namespace, result.plan.target)] = ref
                 self._targets[(ref.namespace, result.plan.canary_deployment)] = ref
             if result.plan is not None and result.phase in JUDGED_PHASES:
                 if ref not in self._judged:
-                    self._fresh.add(ref)
+                    self._changed[ref] = self._clock.now()
                 self._judged[ref] = result.plan
             else:
                 self._judged.pop(ref, None)
                 self._pending.pop(ref, None)
+                self._window.pop(ref, None)
             if result.weight_set is not None and self._weights.get(ref) != result.weight_set:
                 # Counts served at the old weight must not be credited to the new step.
                 self._weights[ref] = result.weight_set
                 self._pending.pop(ref, None)
-                self._fresh.add(ref)
+                self._changed[ref] = self._clock.now()
 
     # -- measuring -------------------------------------------------------------------------
 
@@ -180,17 +186,17 @@ class Controller:
             snapshot = self._metrics.snapshot(sorted(set(arms.values()), key=str))
         except MetricsUnavailable as error:
             log.warning("metrics_unavailable", error=str(error))
-            for ref, plan in judged.items():
-                if self._due(ref, plan, now):
-                    self.queue.add(ref, measurement=Measurement(error=str(error)))
+            for ref in judged:
+                self.queue.add(ref, measurement=Measurement(error=str(error)))
             return
+        ready: list[Ref] = []
         with self._lock:
             self._baseline, deltas = evidence.advance(self._baseline, snapshot)
             for ref, arm in arms.items():
-                if ref in self._fresh:
-                    # Its first snapshot since it began being judged (or since its weight
-                    # changed) only sets the baseline: the delta may span time before the step.
-                    self._fresh.discard(ref)
+                if now - self._changed.get(ref, now - self._settle) < self._settle:
+                    # Right after the weight changed (or judging began) the counters Prometheus
+                    # holds were scraped, in part, at the old weight: wait a scrape interval.
+                    self._window[ref] = now
                     continue
                 tick = judge.Evidence(
                     canary=deltas.get((arm.namespace, arm.canary), judge.Arm()),
@@ -202,16 +208,17 @@ class Controller:
                     if before is None
                     else judge.Evidence(before.canary + tick.canary, before.stable + tick.stable)
                 )
-        for ref, plan in judged.items():
-            if self._due(ref, plan, now):
-                self._wake_measured(ref, plan)
-
-    def _due(self, ref: Ref, plan: Plan, now: datetime) -> bool:
-        last = self._last_judged.get(ref)
-        if last is not None and now - last < plan.interval - timedelta(milliseconds=500):
-            return False
-        self._last_judged[ref] = now
-        return True
+                # Prometheus scrapes each pod at its own moment: only a window at least one
+                # scrape interval long holds every pod's share, and only once every ready
+                # canary pod is scraped at all does stable's count have its counterpart.
+                visible = sum(1 for key in snapshot if key.target == (arm.namespace, arm.canary))
+                long_enough = max(judged[ref].interval, self._settle)
+                started = self._window.setdefault(ref, now)
+                if now - started >= long_enough and visible >= self._canary_ready.get(ref, 0):
+                    self._window[ref] = now
+                    ready.append(ref)
+        for ref in ready:
+            self._wake_measured(ref, judged[ref])
 
     def _wake_measured(self, ref: Ref, plan: Plan) -> None:
         with self._lock:

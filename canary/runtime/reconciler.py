@@ -17,7 +17,14 @@ import structlog
 
 from canary.core import commands, judge, machine
 from canary.core import plan as plan_mod
-from canary.errors import ConfigError, InvalidSpec, Problem, TerminalError, TransientError
+from canary.errors import (
+    CanaryError,
+    ConfigError,
+    InvalidSpec,
+    Problem,
+    TerminalError,
+    TransientError,
+)
 from canary.model.rollout import Rollout
 from canary.model.status import TERMINAL_PHASES, RolloutStatus
 from canary.ports import Clock, EventRecorder, Ref, RolloutStore, TrafficRouter, Workloads
@@ -45,6 +52,7 @@ class Result:
     plan: plan_mod.Plan | None = None
     phase: str | None = None
     weight_set: int | None = None
+    canary_ready: int = 0
 
 
 def superseded_by(rollout: Rollout, others: list[Rollout]) -> str | None:
@@ -132,7 +140,7 @@ class Reconciler:
             return self._invalid(rollout, list(error.problems), bound)
         self._plans[ref] = plan
         try:
-            decision = self._decide(rollout, plan, measurement)
+            decision, ready = self._decide(rollout, plan, measurement)
             weight = self._act(rollout, plan, decision, bound)
         except ConfigError as error:
             problems = (
@@ -141,11 +149,11 @@ class Reconciler:
                 else [Problem("", str(error))]
             )
             return self._invalid(rollout, problems, bound)
-        return Result(decision.requeue_after, plan, decision.status.phase, weight)
+        return Result(decision.requeue_after, plan, decision.status.phase, weight, ready)
 
     def _decide(
         self, rollout: Rollout, plan: plan_mod.Plan, measurement: Measurement | None
-    ) -> machine.Decision:
+    ) -> tuple[machine.Decision, int]:
         ns, name = rollout.metadata.namespace, rollout.metadata.name
         world = self._workloads.observe(ns, name, plan)
         route = self._routers[plan.router].observe(ns, plan)
@@ -162,7 +170,8 @@ class Reconciler:
             superseded_by=superseded_by(rollout, others),
         )
         decision = machine.decide(plan, rollout.status, obs, self._clock.now())
-        return machine.with_generation(decision, rollout.metadata.generation)
+        ready = world.canary.ready_replicas if world.canary is not None else 0
+        return machine.with_generation(decision, rollout.metadata.generation), ready
 
     def _act(
         self,
@@ -199,8 +208,13 @@ class Reconciler:
         decision = machine.with_generation(decision, rollout.metadata.generation)
         last_plan = self._plans.get(ref)
         if decision.actions and last_plan is not None:
-            # Traffic was shifted under the last valid plan: send it back with that plan.
-            self._act(rollout, last_plan, decision, bound)
+            # Traffic was shifted under the last valid plan: send it back with that plan, in
+            # order (route first); a later action failing must not keep the status unwritten.
+            try:
+                self._act(rollout, last_plan, decision, bound)
+            except CanaryError as error:
+                bound.error("rollback_incomplete", error=str(error))
+                self._write(rollout, decision.status)
         else:
             for event in decision.events:
                 self._events.record(rollout, event)
