@@ -10,6 +10,7 @@ gates' decisions make the runs differ). Prints the table and writes ``docs/bench
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import multiprocessing
 import os
@@ -24,8 +25,8 @@ from pathlib import Path
 from typing import Protocol
 
 from bench.baselines import ArgoStyle, FlaggerStyle
-from bench.ours import Ours
-from bench.report import render, targets
+from bench.ours import DEFAULT_THRESHOLDS, Ours
+from bench.report import render, splice, targets
 from bench.scenarios import BY_KEY, SCENARIOS, Scenario
 from bench.world import World
 
@@ -43,12 +44,24 @@ class Gate(Protocol):
     def tick(self, world: World) -> str | None: ...
 
 
+SENSITIVE = dataclasses.replace(DEFAULT_THRESHOLDS, hold_above=0.1)
+
 GATES: dict[str, Callable[[], Gate]] = {
     "ours": Ours,
+    "ours-sensitive": lambda: Ours(thresholds=SENSITIVE, name="ours, holdAbove 0.1"),
     "flagger": FlaggerStyle,
     "argo0": lambda: ArgoStyle(failure_limit=0),
     "argo3": lambda: ArgoStyle(failure_limit=3),
 }
+ONLY_ON: dict[str, tuple[str, ...]] = {"ours-sensitive": ("S1", "S3-", "S4-")}
+"""Gates run on some scenarios only (by key prefix): the sensitive setting shows the trade of
+time for power where it matters, without hours-long low-traffic runs."""
+
+
+def applies(gate: str, scenario: Scenario) -> bool:
+    """Whether the default run includes this gate on this scenario."""
+    prefixes = ONLY_ON.get(gate)
+    return prefixes is None or scenario.key.startswith(prefixes)
 
 
 @dataclass(frozen=True)
@@ -173,6 +186,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", help="scenario keys (default: all)")
     parser.add_argument("--gates", nargs="*", default=list(GATES), choices=list(GATES))
     parser.add_argument("--seeds", type=int, help="seeds per cell (default: the scenario's)")
+    parser.add_argument(
+        "--others",
+        type=int,
+        help="seeds per cell outside the key scenarios S1–S3 (default: the scenario's)",
+    )
+    parser.add_argument(
+        "--sensitive-seeds", type=int, help="seeds per cell for the sensitive setting"
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--no-write", action="store_true", help="do not write docs/benchmarks.md")
     parser.add_argument("--out", default="docs/benchmarks.md")
@@ -180,9 +201,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     chosen = [BY_KEY[k] for k in args.only] if args.only else list(SCENARIOS)
     started = time.monotonic()
     tasks: list[tuple[str, str, int, int]] = []
+    seeds_of: dict[tuple[str, str], int] = {}
     for scenario in chosen:
-        seeds = args.seeds or scenario.seeds
         for gate in args.gates:
+            if not applies(gate, scenario):
+                continue
+            seeds = args.seeds or scenario.seeds
+            if args.others and not scenario.key.startswith(("S1", "S2", "S3")):
+                seeds = min(seeds, args.others)
+            if args.sensitive_seeds and gate == "ours-sensitive":
+                seeds = min(seeds, args.sensitive_seeds)
+            seeds_of[(scenario.key, gate)] = seeds
             tasks += [(scenario.key, gate, s, min(50, seeds - s)) for s in range(0, seeds, 50)]
     results: dict[tuple[str, str], list[Outcome]] = {}
     with multiprocessing.get_context("fork").Pool(max(1, min(args.workers, 2))) as pool:
@@ -195,6 +224,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows: list[list[str]] = []
     for scenario in chosen:
         for gate in args.gates:
+            if not applies(gate, scenario):
+                continue
             name = GATES[gate]().name
             rows.append(row(scenario, name, results[(scenario.key, gate)]))
     elapsed = time.monotonic() - started
@@ -205,7 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(line)
     if not args.no_write:
         command = "python -m bench.gates " + " ".join(argv if argv is not None else sys.argv[1:])
-        seeds = {s.key: args.seeds or s.seeds for s in chosen}
+        seeds = {s.key: seeds_of[(s.key, "ours")] for s in chosen if (s.key, "ours") in seeds_of}
         machine = (
             f"{platform.machine()}, {os.cpu_count()} cores (shared), "
             f"Python {platform.python_version()}, {args.workers} worker processes"
@@ -221,8 +252,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             elapsed=elapsed,
             seeds=seeds,
         )
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text)
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(splice(out.read_text() if out.exists() else "", text))
     return 0
 
 

@@ -12,7 +12,13 @@ traffic routed to it. Their weighted mean is compared with ``1 / false_rollback_
 it is a FAIL at once, at any tick, and the chance of that happening to a canary that is as good as
 stable (within the tolerances) and meets its SLOs is at most ``false_rollback_rate`` per rollout.
 A step PASSes once it has ``min_requests`` canary requests, the custom checks pass, and no
-check's evidence against the canary is above ``hold_above``; otherwise it keeps collecting.
+check *holds*: a check holds while its evidence against the canary is above ``hold_above``, the
+current step can still move it, and the step has not yet gathered enough data to tell a
+regression of twice the tolerated size from none. Otherwise the step keeps collecting.
+
+For the machine: pass the step's weight in ``Evidence.canary_weight`` and the rollout's earlier
+steps in ``Evidence.earlier`` (both from ``status.steps``); without them the judge still works,
+but sees only the current step and cannot notice a canary that receives no traffic.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from canary.core import latency, sequential
 from canary.model.linkerd import LATENCY_BUCKETS_MS
 from canary.model.status import CheckResult, CheckVerdict
 
-ERRORS_WEIGHT = 4.0
+ERRORS_WEIGHT = 8.0
 """The error comparison's share of the false-rollback budget, against 1 for every other check."""
 DESIGN_KAPPA = 2.0
 DESIGN_LATENCY_KAPPA = 1.25
@@ -171,7 +177,7 @@ def _errors(t: Thresholds, steps: Sequence[Evidence]) -> _Sequential:
         for s in steps
     ]
     rho0 = 1.0 + t.error_rate_tolerance
-    log_e = sequential.comparison_log_e(triples, rho0, sequential.ERROR_KAPPAS)
+    log_e = sequential.comparison_log_e(triples, rho0, sequential.ERROR_MIXTURE)
     now = steps[-1]
     message = (
         f"canary {_failures(now.canary)}/{now.canary.requests} failed, "
@@ -204,8 +210,8 @@ def _latency_band(t: Thresholds, steps: Sequence[Evidence], band: latency.Band) 
             f"{counts.canary_bound_ms:g} ms, stable {counts.stable_events}/{counts.stable_total} "
             f"{word} {counts.stable_bound_ms:g} ms; tolerance {t.latency_tolerance:g}"
         )
-    log_e = sequential.comparison_log_e(slow, 1.0, sequential.SLOW_KAPPAS) + (
-        sequential.comparison_log_e(fast, 1.0, sequential.FAST_KAPPAS)
+    log_e = sequential.comparison_log_e(slow, 1.0, sequential.SLOW_MIXTURE) + (
+        sequential.comparison_log_e(fast, 1.0, sequential.FAST_MIXTURE)
     )
     information = 0.0
     if counts is not None:
@@ -216,31 +222,51 @@ def _latency_band(t: Thresholds, steps: Sequence[Evidence], band: latency.Band) 
     return _Sequential(band.name, log_e, 1.0, message, moving, information)
 
 
-def _success_floor(t: Thresholds, steps: Sequence[Evidence], floor: float) -> _Sequential:
+def _slo(
+    name: str,
+    steps: Sequence[Evidence],
+    limit: float,
+    count: Callable[[Arm], tuple[int, int]],
+) -> tuple[float, float, str]:
+    """Log e-value that the canary breaks an absolute limit on the rate of some event, less the
+    same evidence against the stable (a breach both arms share — a failing dependency — is not
+    the release's doing; dividing by it only lowers the e-value, so the guarantee holds).
+    Returns the log e-value, the current step's information and a note."""
+    canary = [count(s.canary) for s in steps]
+    stable = [count(s.stable) for s in steps]
+    log_c = sequential.rate_log_e(sum(e for e, _ in canary), sum(n for _, n in canary), limit)
+    log_s = sequential.rate_log_e(sum(e for e, _ in stable), sum(n for _, n in stable), limit)
+    information = sequential.rate_information(canary[-1][1], limit, DESIGN_KAPPA)
+    note = "; stable breaches it too" if log_s > 0 else ""
+    return log_c - max(log_s, 0.0), information, note
+
+
+def _success_floor(steps: Sequence[Evidence], floor: float) -> _Sequential:
+    def count(arm: Arm) -> tuple[int, int]:
+        return _failures(arm), max(arm.requests, 0)
+
+    log_e, information, note = _slo("success-rate", steps, 1.0 - floor / 100.0, count)
     failed = sum(_failures(s.canary) for s in steps)
     served = sum(max(s.canary.requests, 0) for s in steps)
-    log_e = sequential.rate_log_e(failed, served, 1.0 - floor / 100.0)
-    information = sequential.rate_information(
-        steps[-1].canary.requests, 1.0 - floor / 100.0, DESIGN_KAPPA
-    )
     rate = success_rate(Arm(served, failed))
     shown = "n/a" if rate is None else f"{rate:.2f}%"
-    message = f"canary {shown} of {served} requests; floor {floor:g}%"
+    message = f"canary {shown} of {served} requests; floor {floor:g}%{note}"
     return _Sequential("success-rate", log_e, 1.0, message, information=information)
 
 
 def _latency_ceiling(t: Thresholds, steps: Sequence[Evidence], ceiling: float) -> _Sequential:
+    def count(arm: Arm) -> tuple[int, int]:
+        return latency.count_above(arm.buckets, ceiling), sum(arm.buckets)
+
+    limit = 1.0 - t.latency_percentile / 100.0
+    log_e, information, note = _slo("latency", steps, limit, count)
     slow = sum(latency.count_above(s.canary.buckets, ceiling) for s in steps)
     seen = sum(sum(s.canary.buckets) for s in steps)
-    log_e = sequential.rate_log_e(slow, seen, 1.0 - t.latency_percentile / 100.0)
-    information = sequential.rate_information(
-        sum(steps[-1].canary.buckets), 1.0 - t.latency_percentile / 100.0, DESIGN_KAPPA
-    )
     p = percentile_ms(steps[-1].canary.buckets, t.latency_percentile)
     shown = "n/a" if p is None else f"{p:.0f} ms"
     message = (
         f"p{t.latency_percentile:g} {shown} this step; {slow}/{seen} canary requests "
-        f"above {ceiling:g} ms"
+        f"above {ceiling:g} ms{note}"
     )
     return _Sequential("latency", log_e, 1.0, message, information=information)
 
@@ -267,7 +293,7 @@ def _sequential_checks(t: Thresholds, steps: Sequence[Evidence]) -> list[_Sequen
         makers.append(lambda: _latency_band(t, steps, latency.TAIL))
     if t.success_rate_min is not None:
         floor = t.success_rate_min
-        makers.append(lambda: _success_floor(t, steps, floor))
+        makers.append(lambda: _success_floor(steps, floor))
     if t.latency_max_ms is not None:
         ceiling = t.latency_max_ms
         makers.append(lambda: _latency_ceiling(t, steps, ceiling))
@@ -299,10 +325,11 @@ def evaluate(thresholds: Thresholds, evidence: Evidence) -> Judgement:
     total = sum(s.weight for s in found)
     limit = 1.0 / t.false_rollback_rate
     checks: list[CheckResult] = []
+    hold = t.hold_above
     for s in found:
         own_limit = limit * total / s.weight
         e = _e(s.log_e)
-        holding = s.moving and e > t.hold_above and s.information < math.log(own_limit)
+        holding = s.moving and e > hold and s.information < math.log(own_limit)
         verdict: CheckVerdict = "Fail" if e >= own_limit else "Inconclusive" if holding else "Pass"
         checks.append(
             CheckResult(
@@ -340,8 +367,6 @@ def evaluate(thresholds: Thresholds, evidence: Evidence) -> Judgement:
         return Judgement(Verdict.NO_DATA, tuple(checks), "a check has no data")
     held = [c.name for c in checks if c.verdict == "Inconclusive"]
     if held:
-        reason = f"holding: evidence against the canary above {t.hold_above:g} in " + ", ".join(
-            held
-        )
+        reason = f"holding: evidence against the canary above {hold:.3g} in " + ", ".join(held)
         return Judgement(Verdict.INCONCLUSIVE, tuple(checks), reason)
     return Judgement(Verdict.PASS, tuple(checks), "every check passed")

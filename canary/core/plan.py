@@ -130,6 +130,9 @@ def thresholds(fields: PolicyFields) -> Thresholds:
             if compare and compare.latency_tolerance is not None
             else base.latency_tolerance
         ),
+        hold_above=(
+            compare.hold_above if compare and compare.hold_above is not None else base.hold_above
+        ),
     )
 
 

@@ -32,12 +32,25 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 
-ERROR_KAPPAS: tuple[float, ...] = (1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0, 200.0)
-"""Alternatives for rare events (failures), as multiples of the null ratio; equally weighted."""
-SLOW_KAPPAS: tuple[float, ...] = (1.1, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0)
-"""Alternatives for slow responses, which may be common (up to half of the requests)."""
-FAST_KAPPAS: tuple[float, ...] = tuple(1.0 / k for k in SLOW_KAPPAS[:5])
-"""Alternatives for fast responses: the canary has *fewer* of them than the null allows."""
+Mixture = tuple[tuple[float, float], ...]
+"""Alternatives ``κ`` (multiples of the null ratio) with their prior weights (summing to 1)."""
+
+ERROR_MIXTURE: Mixture = (
+    (1.5, 1 / 11),
+    (2.0, 1 / 11),
+    (3.0, 1 / 11),
+    (5.0, 1 / 11),
+    (10.0, 2 / 11),
+    (20.0, 2 / 11),
+    (50.0, 2 / 11),
+    (200.0, 1 / 11),
+)
+"""For failures: mass on large ratios, so that a broken release is stopped after a handful of
+failed requests, yet enough on 1.5–3× for subtle regressions to build up evidence."""
+SLOW_MIXTURE: Mixture = tuple((k, 1 / 7) for k in (1.1, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0))
+"""For slow responses, which may be common (up to half of the requests): ratios near 1 too."""
+FAST_MIXTURE: Mixture = tuple((1.0 / k, 1 / 5) for k in (1.1, 1.25, 1.5, 2.0, 3.0))
+"""For fast responses: the canary has *fewer* of them than the null allows."""
 
 SHARE_NULL = 0.1
 """Routing counts as working while the canary gets at least this fraction of its weight."""
@@ -45,12 +58,14 @@ SHARE_ALTERNATIVE = 0.001
 """The 'canary is unreachable' alternative: this fraction of its weight reaches it."""
 
 
-def log_mean_exp(values: Sequence[float]) -> float:
-    """``log(mean(exp(v)))`` without overflow (``-inf`` entries allowed)."""
+def log_mean_exp(values: Sequence[float], weights: Sequence[float] | None = None) -> float:
+    """``log(Σ wᵢ·exp(vᵢ))`` (equal weights by default) without overflow (``-inf`` allowed)."""
     top = max(values)
     if math.isinf(top):
         return top
-    return top + math.log(sum(math.exp(v - top) for v in values) / len(values))
+    if weights is None:
+        weights = [1.0 / len(values)] * len(values)
+    return top + math.log(sum(w * math.exp(v - top) for v, w in zip(values, weights, strict=True)))
 
 
 def comparison_llr(x_c: int, x_s: int, share: float, rho0: float, kappa: float) -> float:
@@ -66,14 +81,14 @@ def comparison_llr(x_c: int, x_s: int, share: float, rho0: float, kappa: float) 
 
 
 def comparison_log_e(
-    steps: Iterable[tuple[int, int, float]], rho0: float, kappas: Sequence[float]
+    steps: Iterable[tuple[int, int, float]], rho0: float, mixture: Mixture
 ) -> float:
     """Log e-value over steps of ``(canary events, stable events, canary share of requests)``
-    that the canary's event rate exceeds ``ρ0`` times the stable's (``kappas`` above 1) — or,
-    with ``kappas`` below 1, that it falls short of ``ρ0`` times the stable's."""
+    that the canary's event rate exceeds ``ρ0`` times the stable's (alternatives above 1) — or,
+    with alternatives below 1, that it falls short of ``ρ0`` times the stable's."""
     steps = tuple(steps)
-    totals = [sum(comparison_llr(c, s, w, rho0, k) for c, s, w in steps) for k in kappas]
-    return log_mean_exp(totals)
+    totals = [sum(comparison_llr(c, s, w, rho0, k) for c, s, w in steps) for k, _ in mixture]
+    return log_mean_exp(totals, [w for _, w in mixture])
 
 
 def bernoulli_kl(p: float, q: float) -> float:
@@ -112,13 +127,13 @@ def rate_log_e(events: int, requests: int, limit: float) -> float:
     if limit <= 0.0:
         return math.inf if events > 0 else 0.0
     totals: list[float] = []
-    for kappa in ERROR_KAPPAS:
+    for kappa, _ in ERROR_MIXTURE:
         p1 = min(kappa * limit, (1.0 + limit) / 2.0)
         totals.append(
             events * math.log(p1 / limit)
             + (requests - events) * (math.log1p(-p1) - math.log1p(-limit))
         )
-    return log_mean_exp(totals)
+    return log_mean_exp(totals, [w for _, w in ERROR_MIXTURE])
 
 
 def share_log_e(steps: Iterable[tuple[int, int, float]]) -> float:

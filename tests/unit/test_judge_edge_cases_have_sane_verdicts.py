@@ -108,7 +108,7 @@ def test_full_weight_step_does_not_hold_on_frozen_comparisons() -> None:
 
 def test_ample_information_ends_the_hold() -> None:
     """A step that could have seen a doubled error rate stops holding on a small excess."""
-    small = judge.evaluate(DEFAULTS, Evidence(arm(1000, 5), arm(4000, 8), canary_weight=20))
+    small = judge.evaluate(DEFAULTS, Evidence(arm(1000, 6), arm(4000, 8), canary_weight=20))
     assert small.verdict == Verdict.INCONCLUSIVE
     ample = judge.evaluate(DEFAULTS, Evidence(arm(30_000, 66), arm(120_000, 180), canary_weight=20))
     assert ample.verdict == Verdict.PASS
@@ -253,3 +253,13 @@ def test_success_rate_of_empty_arm_is_none() -> None:
     """No requests means no success rate."""
     assert judge.success_rate(Arm()) is None
     assert judge.success_rate(Arm(4, 1)) == 75.0
+
+
+def test_slo_breach_shared_with_stable_is_not_the_release() -> None:
+    """A success-rate floor both arms break (a failing dependency) does not roll back."""
+    thresholds = Thresholds(min_requests=10, success_rate_min=99)
+    shared = judge.evaluate(thresholds, Evidence(arm(3000, 90), arm(57000, 1710), canary_weight=5))
+    assert shared.verdict != Verdict.FAIL
+    assert "stable breaches it too" in shared.checks[3].message
+    alone = judge.evaluate(thresholds, Evidence(arm(3000, 90), arm(57000, 57), canary_weight=5))
+    assert alone.verdict == Verdict.FAIL

@@ -23,6 +23,7 @@ def test_defaults_fill_every_gap() -> None:
     assert result.canary_deployment == "podinfo-canary"
     assert result.interval == timedelta(seconds=15)
     assert result.thresholds.min_requests == 200
+    assert result.thresholds.hold_above == 1.0
     assert result.no_data_timeout == timedelta(minutes=10)
     assert result.no_data_on_timeout == "Rollback"
     assert result.before_promotion is None
@@ -42,6 +43,7 @@ def test_policy_supplies_what_the_rollout_leaves_out() -> None:
                         "falseRollbackRate": 0.001,
                         "errorRateTolerance": 1,
                         "latencyTolerance": 0.5,
+                        "holdAbove": 0.1,
                     },
                     "latency": {"maxMs": 300},
                     "metrics": [{"name": "queue", "query": "q", "max": 10}],
@@ -55,7 +57,7 @@ def test_policy_supplies_what_the_rollout_leaves_out() -> None:
     assert result.api_version == "split.smi-spec.io/v1alpha2"
     t = result.thresholds
     assert (t.compare_with_stable, t.false_rollback_rate) == (False, 0.001)
-    assert (t.error_rate_tolerance, t.latency_tolerance) == (1, 0.5)
+    assert (t.error_rate_tolerance, t.latency_tolerance, t.hold_above) == (1, 0.5, 0.1)
     assert (t.latency_percentile, t.latency_max_ms) == (99, 300)
     assert t.custom == {"queue": (None, 10)}
     assert result.before_promotion is not None

@@ -41,7 +41,7 @@ def test_comparison_e_value_has_mean_at_most_one(
     theta = share * rho / (share * rho + 1 - share)
     mean = sum(
         p * math.exp(sequential.comparison_log_e([(x, events - x, share)], rho0, kappas))
-        for kappas in (sequential.ERROR_KAPPAS, sequential.SLOW_KAPPAS)
+        for kappas in (sequential.ERROR_MIXTURE, sequential.SLOW_MIXTURE)
         for x, p in enumerate(binomial_pmf(events, theta))
     )
     assert mean <= 2.0 + 1e-9
@@ -57,7 +57,7 @@ def test_fast_event_e_value_has_mean_at_most_one(events: int, share: float) -> N
         mean = sum(
             p
             * math.exp(
-                sequential.comparison_log_e([(x, events - x, share)], 1.0, sequential.FAST_KAPPAS)
+                sequential.comparison_log_e([(x, events - x, share)], 1.0, sequential.FAST_MIXTURE)
             )
             for x, p in enumerate(binomial_pmf(events, theta))
         )
@@ -92,7 +92,7 @@ def test_share_e_value_has_mean_at_most_one(weight: float) -> None:
     st.integers(0, 50),
     st.integers(0, 50),
     st.floats(0.01, 0.99),
-    st.sampled_from(sequential.ERROR_KAPPAS),
+    st.sampled_from([k for k, _ in sequential.ERROR_MIXTURE]),
 )
 def test_more_canary_events_is_more_evidence(
     x_c: int, x_s: int, share: float, kappa: float
@@ -108,8 +108,8 @@ def test_more_canary_events_is_more_evidence(
 @given(st.integers(0, 30), st.integers(0, 30), st.floats(0.01, 0.5))
 def test_larger_canary_share_is_less_evidence(x_c: int, x_s: int, share: float) -> None:
     """The same events weigh less against a canary that took more of the traffic."""
-    low = sequential.comparison_log_e([(x_c, x_s, share)], 1.0, sequential.ERROR_KAPPAS)
-    high = sequential.comparison_log_e([(x_c, x_s, share * 1.5)], 1.0, sequential.ERROR_KAPPAS)
+    low = sequential.comparison_log_e([(x_c, x_s, share)], 1.0, sequential.ERROR_MIXTURE)
+    high = sequential.comparison_log_e([(x_c, x_s, share * 1.5)], 1.0, sequential.ERROR_MIXTURE)
     assert high <= low + 1e-9
 
 
