@@ -12,6 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from canary.core.plan import Plan
+from canary.errors import InvalidSpec, Problem
+
 
 class RouteObjects(Protocol):
     """Namespaced custom objects of one API version and plural, as plain dicts."""
@@ -31,3 +34,30 @@ ObjectsFactory = Callable[[str, str], RouteObjects]
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "canary"}
 """The label on routes canary created (and so may add its own rule to)."""
+
+
+class RouteClients:
+    """One ``RouteObjects`` per API version of a kind of route, made on first use; refuses an
+    API version that does not serve the kind."""
+
+    def __init__(
+        self, factory: ObjectsFactory, kind: str, versions: tuple[str, ...], plural: str
+    ) -> None:
+        self._factory, self._kind, self._versions, self._plural = factory, kind, versions, plural
+        self._clients: dict[str, RouteObjects] = {}
+
+    def of(self, plan: Plan) -> RouteObjects:
+        """The client for ``plan.api_version``."""
+        if plan.api_version not in self._versions:
+            raise InvalidSpec(
+                [
+                    Problem(
+                        "spec.traffic.apiVersion",
+                        f"{plan.api_version} does not serve {self._kind}",
+                        f"use one of {', '.join(self._versions)}",
+                    )
+                ]
+            )
+        if plan.api_version not in self._clients:
+            self._clients[plan.api_version] = self._factory(plan.api_version, self._plural)
+        return self._clients[plan.api_version]

@@ -17,7 +17,7 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any
 
-from canary.adapters.routers import MANAGED_BY, ObjectsFactory, RouteObjects
+from canary.adapters.routers import MANAGED_BY, ObjectsFactory, RouteClients, RouteObjects
 from canary.core import weights
 from canary.core.machine import RouteState
 from canary.core.plan import Plan
@@ -132,23 +132,10 @@ class TrafficSplitRouter:
     """Steers traffic with an SMI TrafficSplit of the apex Service."""
 
     def __init__(self, objects: ObjectsFactory) -> None:
-        self._factory = objects
-        self._clients: dict[str, RouteObjects] = {}
+        self._clients = RouteClients(objects, "TrafficSplit", VERSIONS, PLURAL)
 
     def _objects(self, plan: Plan) -> RouteObjects:
-        if plan.api_version not in VERSIONS:
-            raise InvalidSpec(
-                [
-                    Problem(
-                        "spec.traffic.apiVersion",
-                        f"{plan.api_version} does not serve TrafficSplit",
-                        f"use one of {', '.join(VERSIONS)}",
-                    )
-                ]
-            )
-        if plan.api_version not in self._clients:
-            self._clients[plan.api_version] = self._factory(plan.api_version, PLURAL)
-        return self._clients[plan.api_version]
+        return self._clients.of(plan)
 
     def observe(self, namespace: str, plan: Plan) -> RouteState | None:
         """The live canary percent (a split has no status: always in effect); None when the
