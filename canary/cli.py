@@ -144,6 +144,14 @@ def _command(kind: CommandKind) -> Callable[[argparse.Namespace], int]:
     return give
 
 
+def _seconds(text: str) -> float:
+    """A timeout written as Go-style duration (15m) or as seconds (900)."""
+    try:
+        return float(text)
+    except ValueError:
+        return parse_duration(text).total_seconds()
+
+
 def _argument_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     def convert(text: str) -> Any:
         try:
@@ -223,7 +231,12 @@ def _add_cluster_commands(sub: Any) -> None:
         "otherwise (RolledBack, Aborted, Failed, Superseded), 2 on --timeout.",
     )
     cmd.add_argument("name", metavar="ROLLOUT")
-    cmd.add_argument("--timeout", type=float, help="give up after this many seconds (exit 2)")
+    cmd.add_argument(
+        "--timeout",
+        type=_argument_type(_seconds),
+        metavar="DURATION",
+        help="give up after this long (exit 2): 90s, 15m, 1h30m, or plain seconds",
+    )
     cmd.add_argument("--interval", type=float, default=1.0, help=argparse.SUPPRESS)
     cmd.set_defaults(func=_watch)
 
@@ -292,7 +305,9 @@ def _run(args: argparse.Namespace) -> int:
     )
     events = _Events(
         KubeEventRecorder(api),
-        PolicyNotifier(notifications, KubeSecrets(api).value, api_url=args.api_url),
+        PolicyNotifier(
+            notifications, KubeSecrets(api).value, api_url=args.api_url, link_secret=token
+        ),
     )
     reconciler = Reconciler(
         store=store,

@@ -91,6 +91,10 @@ def kube_apiserver(setup: Setup) -> list[str]:
         "--endpoint-reconciler-type=none",
         "--allow-privileged=true",
         "--profiling=false",
+        # etcd 3.4 cannot serve watch-list streams (no RequestWatchProgress), so every client's
+        # streaming list failed and kwok's Lease renewals kept conflicting: Nodes, and for good
+        # every pod on them, went NotReady a few minutes in. Plain list+watch works.
+        "--feature-gates=WatchList=false",
     ]
 
 
@@ -126,6 +130,9 @@ def kwok(setup: Setup) -> list[str]:
         f"--kubeconfig={setup.kubeconfig('kwok')}",
         *(f"--config={stage}" for stage in stages),
         "--manage-all-nodes=true",
+        # The heartbeat stage only renews node status every ~10 min and counts on Leases for
+        # liveness: without them the node controller marks Nodes (and pods) NotReady at ~40 s.
+        "--node-lease-duration-seconds=40",
         f"--cidr={POD_CIDR}",
         "--node-ip=10.240.0.1",
         f"--server-address=127.0.0.1:{setup.ports['kwok']}",

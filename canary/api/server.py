@@ -52,6 +52,13 @@ _COMMAND = re.compile(r"^/api/v1/namespaces/([^/]+)/rollouts/([^/]+)/([a-z]+)$")
 _KINDS = frozenset(get_args(CommandKind))
 
 
+def _time(value: datetime | None) -> str | None:
+    """A timestamp as Kubernetes writes it (RFC 3339, UTC, Z)."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat() + "Z"
+
+
 def summary(rollout: Rollout) -> dict[str, Any]:
     """What a dashboard lists about a Rollout."""
     meta, status = rollout.metadata, rollout.status
@@ -63,9 +70,9 @@ def summary(rollout: Rollout) -> dict[str, Any]:
         "canaryWeight": status.canary_weight,
         "currentStepIndex": status.current_step_index,
         "message": status.message,
-        "createdAt": meta.creation_timestamp.isoformat() if meta.creation_timestamp else None,
-        "startedAt": status.started_at.isoformat() if status.started_at else None,
-        "finishedAt": status.finished_at.isoformat() if status.finished_at else None,
+        "createdAt": _time(meta.creation_timestamp),
+        "startedAt": _time(status.started_at),
+        "finishedAt": _time(status.finished_at),
     }
 
 
@@ -234,7 +241,9 @@ class _Handler(BaseHTTPRequestHandler):
         if length > MAX_BODY:
             return None
         raw = self.rfile.read(length) if length else b""
-        if self.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
+        form = self.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded")
+        # curl -d labels JSON as a form; only the confirmation page really sends one.
+        if form and not raw.lstrip().startswith(b"{"):
             return {k: v[-1] for k, v in parse_qs(raw.decode(errors="replace")).items()}
         try:
             document = json.loads(raw or b"{}")

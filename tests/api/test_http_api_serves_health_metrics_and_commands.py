@@ -62,7 +62,13 @@ class Served:
 @pytest.fixture
 def served() -> Iterator[Served]:
     store = MemoryRolloutStore(
-        make("web-2", phase="WaitingApproval", canaryWeight=20, message="waiting at step-2"),
+        make(
+            "web-2",
+            phase="WaitingApproval",
+            canaryWeight=20,
+            message="waiting at step-2",
+            startedAt="2026-11-21T09:00:00+01:00",
+        ),
         make("web-1", phase="Succeeded"),
         make("api-7", namespace="other", phase="Progressing"),
     )
@@ -132,7 +138,7 @@ def test_rollout_list_summarises_each_rollout(served: Served) -> None:
         "currentStepIndex": 0,
         "message": "waiting at step-2",
         "createdAt": None,
-        "startedAt": None,
+        "startedAt": "2026-11-21T08:00:00Z",
         "finishedAt": None,
     }
 
@@ -184,6 +190,14 @@ def test_malformed_bodies_are_400(served: Served, body: bytes) -> None:
     """A body that is not a JSON object with string fields, or too big, is refused."""
     reply = call(served.url + links.path("test", "web-2", "abort"), "POST", body, AUTH)
     assert reply.status == 400
+
+
+def test_json_sent_as_a_form_is_read_as_json(served: Served) -> None:
+    """`curl -d '{...}'` labels JSON as a form; the actor in it is still the actor."""
+    form = {**AUTH, "Content-Type": "application/x-www-form-urlencoded"}
+    body = json.dumps({"actor": "bob"}).encode()
+    reply = call(served.url + links.path("test", "web-2", "approve"), "POST", body, form)
+    assert reply.json()["actor"] == "bob"
 
 
 def test_an_empty_body_defaults_the_actor(served: Served) -> None:

@@ -146,7 +146,7 @@ def test_watch_exits_with_the_code_of_the_final_phase(
     """watch prints a line per state without a terminal and exits 0 or 1 by the final phase."""
     _released(canary)
     _set_status(kube, namespace, "web-2", {"phase": phase, "message": "done"})
-    exit_code, out, _ = canary("watch", "web-2", "--timeout", "10")
+    exit_code, out, _ = canary("watch", "web-2", "--timeout", "10s")
     assert exit_code == code
     (line,) = out.splitlines()
     assert phase in line

@@ -1,4 +1,4 @@
-"""deploy/rbac.yaml against a real API server: the ClusterRole allows exactly what it lists
+"""deploy/10-rbac.yaml against a real API server: the ClusterRole allows exactly what it lists
 (and not, say, Secrets or deleting Deployments), and a ServiceAccount bound to it can do what
 the Rollout store does."""
 
@@ -22,7 +22,7 @@ from canary.ports import Ref
 
 pytestmark = pytest.mark.integration
 
-RBAC = Path(__file__).resolve().parents[2] / "deploy" / "rbac.yaml"
+RBAC = Path(__file__).resolve().parents[2] / "deploy" / "10-rbac.yaml"
 
 
 def _role() -> dict[str, Any]:
@@ -34,7 +34,7 @@ def _role() -> dict[str, Any]:
 
 @pytest.fixture
 def bound(kube: client.ApiClient, namespace: str) -> Iterator[str]:
-    """The ClusterRole of deploy/rbac.yaml (under a unique name) bound to a ServiceAccount
+    """The ClusterRole of deploy/10-rbac.yaml (under a unique name) bound to a ServiceAccount
     'canary' of the test namespace; yields the account's user name."""
     name = f"canary-test-{uuid.uuid4().hex[:8]}"
     rbac = client.RbacAuthorizationV1Api(kube)
@@ -91,7 +91,7 @@ def _allowed(kube: client.ApiClient, user: str, namespace: str, rule: tuple[str,
 def test_the_role_allows_what_it_lists_and_nothing_more(
     kube: client.ApiClient, namespace: str, bound: str
 ) -> None:
-    """Every listed verb is allowed; secrets, pods and deletes are not."""
+    """Every listed verb is allowed; listing secrets, pods, and deletes are not."""
     for rule in _role()["rules"]:
         for group in rule["apiGroups"]:
             for resource in rule["resources"]:
@@ -102,7 +102,7 @@ def test_the_role_allows_what_it_lists_and_nothing_more(
                         verb,
                     )
     for group, resource, verb in [
-        ("", "secrets", "get"),
+        ("", "secrets", "list"),
         ("", "pods", "list"),
         ("apps", "deployments", "delete"),
         ("canary.dev", "rollouts", "delete"),

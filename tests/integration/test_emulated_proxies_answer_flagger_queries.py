@@ -246,10 +246,15 @@ def _route(router: str, canary_weight: int) -> dict[str, Any]:
     }
 
 
+def _samples(namespace: str) -> str:
+    """The raw inbound request counters of the namespace's pods over the last 45 s."""
+    return f'request_total{{namespace="{namespace}",direction="inbound"}}[45s]'
+
+
 def _post_change_rates(cluster: Cluster, namespace: str, after: float) -> dict[str, float] | None:
     """Requests per second of each serving pod between its last two scrapes taken after
     ``after``; None until every pod has two such scrapes."""
-    series = query(cluster, f'request_total{{namespace="{namespace}",direction="inbound"}}[45s]')
+    series = query(cluster, _samples(namespace))
     rates = {}
     for s in series:
         samples = [(float(t), float(v)) for t, v in s["values"] if float(t) > after]
@@ -286,8 +291,9 @@ def test_weight_change_moves_the_canary_share_within_two_scrapes(
             lambda: _post_change_rates(cluster, namespace, changed + 1.0),
             2 * SCRAPE_INTERVAL + 5,
         )
+        assert sum(rates.values()) > 100, (rates, query(cluster, _samples(namespace)))
         share = 100 * sum(r for pod, r in rates.items() if "canary" in pod) / sum(rates.values())
-        assert share == pytest.approx(20, abs=3)
+        assert share == pytest.approx(20, abs=3), (rates, query(cluster, _samples(namespace)))
         if router == "HTTPRoute":
 
             def accepted() -> bool:

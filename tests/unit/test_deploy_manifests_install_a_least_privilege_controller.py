@@ -80,5 +80,6 @@ def test_rbac_grants_exactly_what_the_controller_uses() -> None:
         ("policy.linkerd.io", "httproutes"): watch | {"create", "patch"},
         ("split.smi-spec.io", "trafficsplits"): watch | {"create", "patch"},
         ("", "events"): {"create", "patch"},
+        ("", "secrets"): {"get"},
         ("coordination.k8s.io", "leases"): {"get", "create", "update"},
     }

@@ -10,6 +10,8 @@ query error is never an SLO breach. It judges nothing and keeps no state between
 
 from __future__ import annotations
 
+import ast
+import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -26,14 +28,21 @@ from canary.ports import Arms
 TIMEOUT_SECONDS = 10
 """How long one query may take; well inside a tick."""
 
-_ERROR = re.compile(r'"error":\s*"((?:[^"\\]|\\.)*)"')
+_HTTP_ERROR = re.compile(r"(HTTP Status Code \d+) \((b'.*'|b\".*\")\)", re.DOTALL)
 
 
 def _reason(error: PrometheusApiClientException) -> str:
-    """Prometheus' own error message when the answer carries one ("parse error at ...")."""
+    """Prometheus' own error message when the answer carries one ("parse error at ...").
+    The client reports ``HTTP Status Code <n> (<repr of the body>)``."""
     text = str(error)
-    found = _ERROR.search(text)
-    return f"{text.split(' (', 1)[0]}: {found[1]}" if found else text
+    found = _HTTP_ERROR.fullmatch(text)
+    if found is None:
+        return text
+    try:
+        body = json.loads(ast.literal_eval(found[2]))
+        return f"{found[1]}: {body['error']}"
+    except (ValueError, SyntaxError, TypeError, KeyError):
+        return text
 
 
 class PrometheusMetrics:

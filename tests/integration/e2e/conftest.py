@@ -159,6 +159,7 @@ def install_podinfo(api: client.ApiClient, namespace: str, router: str, rps: int
             "metadata": {"name": "podinfo"},
             "spec": {
                 "replicas": 4,
+                "strategy": {"rollingUpdate": {"maxSurge": "100%", "maxUnavailable": 0}},
                 "selector": {"matchLabels": {"app": "podinfo"}},
                 "template": {
                     "metadata": {
