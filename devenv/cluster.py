@@ -197,7 +197,9 @@ class DevEnv:
         self._save(state)
 
         def spawn(name: str, argv: list[str]) -> processes.Process:
-            process = processes.spawn(name, argv, self.dir.log(name))
+            process = processes.spawn(
+                name, argv, self.dir.log(name), components.ENVIRONMENT.get(name)
+            )
             state.processes[name] = process
             self._save(state)
             return process
@@ -358,7 +360,9 @@ class DevEnv:
             return
         state = self.state()
         assert state is not None
-        restarted = processes.spawn(name, list(process.argv), process.log)
+        restarted = processes.spawn(
+            name, list(process.argv), process.log, components.ENVIRONMENT.get(name)
+        )
         state.processes[name] = restarted
         self._save(state)
         if name == "prometheus":
