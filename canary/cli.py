@@ -48,7 +48,7 @@ from canary.ports import Ref
 from canary.runtime import leader
 from canary.runtime.clock import SystemClock
 from canary.runtime.controller import Controller, start_thread
-from canary.runtime.reconciler import Reconciler
+from canary.runtime.reconciler import Reconciler, Result
 from canary.runtime.scheduler import Scheduler
 
 
@@ -320,8 +320,15 @@ def _run(args: argparse.Namespace) -> int:
         clock=clock,
     )
     metrics = PrometheusMetrics(args.prometheus_url)
+    registry = Registry()
     controller = Controller(
-        reconciler, store, metrics, clock, namespace=args.watch_namespace, settle=args.settle
+        reconciler,
+        store,
+        metrics,
+        clock,
+        namespace=args.watch_namespace,
+        settle=args.settle,
+        on_result=lambda result: _count(registry, result),
     )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -329,7 +336,6 @@ def _run(args: argparse.Namespace) -> int:
     scheduler = Scheduler()
     feed = KubeChangeFeed(api, args.watch_namespace)
     leading = threading.Event()
-    registry = Registry()
     server = api_server.start(
         api_server.Api(
             store=store,
@@ -367,6 +373,12 @@ def _run(args: argparse.Namespace) -> int:
         scheduler.stop()
         server.stop()
         log.info("controller_stopped", reconciles=controller.reconciles)
+
+
+def _count(registry: Registry, result: Result) -> None:
+    registry.reconciles.inc()
+    if result.error is not None:
+        registry.reconcile_errors.inc(error=result.error)
 
 
 def _add_run_command(sub: Any) -> None:

@@ -92,6 +92,7 @@ class Controller:
         *,
         namespace: str | None = None,
         settle: timedelta = timedelta(seconds=12),
+        on_result: Callable[[Result], None] = lambda _: None,
     ) -> None:
         self._reconciler = reconciler
         self._store = store
@@ -99,6 +100,7 @@ class Controller:
         self._clock = clock
         self._namespace = namespace
         self._settle = settle
+        self._on_result = on_result
         self.queue = WorkQueue(clock)
         self._lock = threading.Lock()
         self._judged: dict[Ref, Plan] = {}
@@ -110,7 +112,6 @@ class Controller:
         self._canary_ready: dict[Ref, int] = {}
         self._baseline: evidence.Snapshot | None = None
         self.reconciles = 0
-        self.queries = 0
 
     # -- waking Rollouts -------------------------------------------------------------------
 
@@ -144,6 +145,7 @@ class Controller:
             ref, measurement = item
             result = self._reconciler.reconcile(ref, measurement)
             self.reconciles += 1
+            self._on_result(result)
             self._remember(ref, result)
             if result.requeue_after is not None:
                 self.queue.add(ref, result.requeue_after)
@@ -182,7 +184,6 @@ class Controller:
             ref: Arms(ref.namespace, p.target, p.canary_deployment) for ref, p in judged.items()
         }
         try:
-            self.queries += 1
             snapshot = self._metrics.snapshot(sorted(set(arms.values()), key=str))
         except MetricsUnavailable as error:
             log.warning("metrics_unavailable", error=str(error))
@@ -233,7 +234,6 @@ class Controller:
                     canary=plan.canary_deployment,
                     interval=plan.interval,
                 )
-                self.queries += 1
                 custom[metric.name] = self._metrics.value(query)
         except MetricsUnavailable as error:
             self.queue.add(ref, measurement=Measurement(error=str(error)))

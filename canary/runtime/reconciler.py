@@ -53,6 +53,8 @@ class Result:
     phase: str | None = None
     weight_set: int | None = None
     canary_ready: int = 0
+    error: str | None = None
+    """The class of the error that ended this reconcile early, if one did."""
 
 
 def superseded_by(rollout: Rollout, others: list[Rollout]) -> str | None:
@@ -96,10 +98,10 @@ class Reconciler:
             return self._reconcile(ref, measurement, bound)
         except TransientError as error:
             bound.warning("reconcile_retried", error=str(error))
-            return Result(RETRY_TRANSIENT)
+            return Result(RETRY_TRANSIENT, error=type(error).__name__)
         except TerminalError as error:
             bound.error("reconcile_failed", error=str(error))
-            return Result(RETRY_TERMINAL)
+            return Result(RETRY_TERMINAL, error=type(error).__name__)
 
     def _reconcile(
         self,

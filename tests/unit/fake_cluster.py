@@ -8,7 +8,7 @@ server in tests/integration.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from canary.core import judge, machine
@@ -60,9 +60,6 @@ class FakeCluster:
     canary_error_rate: float = 0.0
     stable_error_rate: float = 0.0
     pods_become_ready: bool = True
-    weight_history: list[tuple[int, int]] = field(default_factory=list)
-    stable_changes_after_rollback: int = 0
-    rolling_back: bool = False
 
     def apply(self, action: machine.Action) -> None:
         """Apply one action as the adapters would."""
@@ -70,7 +67,6 @@ class FakeCluster:
             case machine.SetWeight(canary=w):
                 self.route_exists = True
                 self.weight = w
-                self.weight_history.append((100 - w, w))
             case machine.EnsureServices():
                 self.services = True
             case machine.EnsureCanary(replicas=r):
@@ -82,8 +78,6 @@ class FakeCluster:
                 self.canary_replicas = 0
                 self.canary_ready = 0
             case machine.PromoteStable():
-                if self.rolling_back:
-                    self.stable_changes_after_rollback += 1
                 self.stable_template = "v2"
                 self.stable_ready = False
 
@@ -150,8 +144,10 @@ def run(
     now: datetime = T0,
     max_ticks: int = 200,
     commands: tuple[machine.Command, ...] = (),
+    stop_at_gates: bool = True,
 ) -> tuple[RolloutStatus, datetime, list[machine.Decision]]:
-    """Reconcile until a terminal phase or a gate that needs a person (or ``max_ticks``)."""
+    """Reconcile until a terminal phase (or ``max_ticks``); with ``stop_at_gates`` also at an
+    approval gate when no command is given."""
     status = status or RolloutStatus()
     decisions: list[machine.Decision] = []
     for _ in range(max_ticks):
@@ -159,12 +155,10 @@ def run(
         decisions.append(decision)
         for action in decision.actions:
             cluster.apply(action)
-        if decision.status.phase == "RollingBack":
-            cluster.rolling_back = True
         status = decision.status
         if status.phase in ("Succeeded", "RolledBack", "Aborted", "Failed", "Superseded"):
             break
-        if status.phase == "WaitingApproval" and not commands:
+        if status.phase == "WaitingApproval" and stop_at_gates and not commands:
             break
         cluster.settle()
         now += decision.requeue_after or timedelta(seconds=15)

@@ -224,7 +224,7 @@ def test_approval_pause_timeout(on_timeout: str, phase: str, weight: int) -> Non
     status, now, _ = run(plan, cluster)
     assert status.phase == "WaitingApproval"
     status, _, _ = run(
-        plan, cluster, status=status, now=now + timedelta(minutes=31), commands=(_cmd("retry"),)
+        plan, cluster, status=status, now=now + timedelta(minutes=31), stop_at_gates=False
     )
     assert status.phase == phase
     assert cluster.weight == weight
@@ -261,7 +261,7 @@ def test_approval_before_promotion_times_out(gate: dict[str, object], phase: str
     waiting = machine.decide(plan, status, cluster.observe(), now + timedelta(minutes=30))
     assert waiting.requeue_after == timedelta(minutes=30)
     status, _, _ = run(
-        plan, cluster, status=status, now=now + timedelta(hours=2), commands=(_cmd("retry"),)
+        plan, cluster, status=status, now=now + timedelta(hours=2), stop_at_gates=False
     )
     assert status.phase == phase
 

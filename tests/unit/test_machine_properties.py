@@ -91,8 +91,6 @@ def _simulate(
         decision = machine.decide(plan, status, obs, now)
         for action in decision.actions:
             cluster.apply(action)
-        if decision.status.phase == "RollingBack":
-            cluster.rolling_back = True
         history.append((decision, obs, status, now))
         if not tick["crash"]:  # a crash loses the status write, never the actions already applied
             status = decision.status

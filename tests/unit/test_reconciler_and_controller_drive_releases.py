@@ -111,6 +111,7 @@ def test_lost_status_race_is_retried_soon() -> None:
     store.conflicts = 1
     result = reconciler.reconcile(ref)
     assert result.requeue_after == rec.RETRY_TRANSIENT
+    assert result.error == "Conflict"
     stored = store.get(ref)
     assert stored is not None
     assert stored.status.phase == "Pending"

@@ -61,3 +61,30 @@ class RouteClients:
         if plan.api_version not in self._clients:
             self._clients[plan.api_version] = self._factory(plan.api_version, self._plural)
         return self._clients[plan.api_version]
+
+
+Json = dict[str, Any]
+
+
+def write_weights(
+    objects: RouteObjects,
+    namespace: str,
+    plan: Plan,
+    canary: int,
+    *,
+    new: Callable[[str, Plan, int], Json],
+    weight_patch: Callable[[Json, str, Plan, int], list[Json]],
+) -> None:
+    """Create the route object with ``new``, or apply ``weight_patch``'s JSON patch guarded by
+    the resourceVersion it was computed from (Conflict when it changed meanwhile); nothing is
+    written when the weights are already right, so an accepted generation stays accepted."""
+    current = objects.get(namespace, plan.route_name)
+    if current is None:
+        objects.create(namespace, new(namespace, plan, canary))
+        return
+    ops = weight_patch(current, namespace, plan, canary)
+    if not ops:
+        return
+    version = (current.get("metadata") or {}).get("resourceVersion", "")
+    guard = {"op": "replace", "path": "/metadata/resourceVersion", "value": version}
+    objects.patch(namespace, plan.route_name, [guard, *ops])

@@ -23,7 +23,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from canary.adapters.routers import MANAGED_BY, ObjectsFactory, RouteClients, RouteObjects
+from canary.adapters.routers import (
+    MANAGED_BY,
+    ObjectsFactory,
+    RouteClients,
+    RouteObjects,
+    write_weights,
+)
 from canary.core import weights
 from canary.core.machine import RouteState
 from canary.core.plan import Plan
@@ -231,14 +237,6 @@ class HTTPRouteRouter:
     def set_weights(self, namespace: str, plan: Plan, canary: int) -> None:
         """Send ``canary`` percent to the canary Service and the rest to stable: create the
         route, or patch only the weights (raises Conflict when the route changed meanwhile)."""
-        objects = self._objects(plan)
-        route = objects.get(namespace, plan.route_name)
-        if route is None:
-            objects.create(namespace, new_route(namespace, plan, canary))
-            return
-        ops = weight_patch(route, namespace, plan, canary)
-        if not ops:
-            return
-        version = (route.get("metadata") or {}).get("resourceVersion", "")
-        guard = {"op": "replace", "path": "/metadata/resourceVersion", "value": version}
-        objects.patch(namespace, plan.route_name, [guard, *ops])
+        write_weights(
+            self._objects(plan), namespace, plan, canary, new=new_route, weight_patch=weight_patch
+        )

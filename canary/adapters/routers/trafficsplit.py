@@ -17,7 +17,13 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any
 
-from canary.adapters.routers import MANAGED_BY, ObjectsFactory, RouteClients, RouteObjects
+from canary.adapters.routers import (
+    MANAGED_BY,
+    ObjectsFactory,
+    RouteClients,
+    RouteObjects,
+    write_weights,
+)
 from canary.core import weights
 from canary.core.machine import RouteState
 from canary.core.plan import Plan
@@ -148,14 +154,6 @@ class TrafficSplitRouter:
     def set_weights(self, namespace: str, plan: Plan, canary: int) -> None:
         """Send ``canary`` percent to the canary Service and the rest to stable: create the
         split, or patch only the weights (raises Conflict when the split changed meanwhile)."""
-        objects = self._objects(plan)
-        split = objects.get(namespace, plan.route_name)
-        if split is None:
-            objects.create(namespace, new_split(namespace, plan, canary))
-            return
-        ops = weight_patch(split, namespace, plan, canary)
-        if not ops:
-            return
-        version = (split.get("metadata") or {}).get("resourceVersion", "")
-        guard = {"op": "replace", "path": "/metadata/resourceVersion", "value": version}
-        objects.patch(namespace, plan.route_name, [guard, *ops])
+        write_weights(
+            self._objects(plan), namespace, plan, canary, new=new_split, weight_patch=weight_patch
+        )

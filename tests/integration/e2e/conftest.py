@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +66,6 @@ class Release:
     controller: Process
     emulator: Process
     router: str
-    logs: list[Process] = field(default_factory=list)
 
     @property
     def custom(self) -> Any:
