@@ -38,7 +38,7 @@ from canary.api.metrics import Registry
 from canary.console import Console
 from canary.core import commands, lint, release
 from canary.core import plan as plan_mod
-from canary.core.machine import CommandKind, Event
+from canary.core.vocabulary import CommandKind, Event
 from canary.emulator import command as emulator_command
 from canary.errors import CanaryError
 from canary.model.base import parse_duration

@@ -22,7 +22,7 @@ import yaml
 
 from canary.core import commands, present, release
 from canary.core import plan as plan_mod
-from canary.core.machine import Command, CommandKind
+from canary.core.vocabulary import Command, CommandKind
 from canary.errors import Conflict, InvalidSpec, TransientError
 from canary.model.rollout import Rollout, RolloutPolicy
 from canary.ports import Annotator, Ref, RolloutStore

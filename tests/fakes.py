@@ -22,8 +22,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from canary.core import evidence, promql, weights
-from canary.core.machine import Event, RouteState
 from canary.core.plan import Plan
+from canary.core.vocabulary import Event, RouteState
 from canary.errors import Conflict, MetricsUnavailable
 from canary.model.rollout import Rollout, RolloutPolicy
 from canary.model.status import RolloutStatus

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import get_args
 
-from canary.core.machine import Command, CommandKind
+from canary.core.vocabulary import Command, CommandKind
 from canary.errors import Problem
 from canary.model.status import TERMINAL_PHASES
 

@@ -15,7 +15,7 @@ from datetime import timedelta
 
 import structlog
 
-from canary.core import commands, judge, machine
+from canary.core import commands, judge, machine, vocabulary
 from canary.core import plan as plan_mod
 from canary.errors import (
     CanaryError,
@@ -33,7 +33,6 @@ log = structlog.get_logger("canary.reconciler")
 
 RETRY_TRANSIENT = timedelta(seconds=2)
 RETRY_TERMINAL = timedelta(seconds=30)
-RETRY_REFERENCES = timedelta(seconds=15)
 
 
 @dataclass(frozen=True)
@@ -123,7 +122,7 @@ class Reconciler:
             policy = self._store.policy(Ref(ref.namespace, policy_ref.name))
             if policy is None:
                 message = f"RolloutPolicy {policy_ref.name} does not exist"
-                conditions = machine.set_condition(
+                conditions = vocabulary.set_condition(
                     status.conditions,
                     "Valid",
                     status=False,
@@ -135,7 +134,7 @@ class Reconciler:
                     rollout,
                     status.model_copy(update={"conditions": conditions, "message": message}),
                 )
-                return Result(RETRY_REFERENCES, phase=status.phase)
+                return Result(machine.RETRY_REFERENCES, phase=status.phase)
         try:
             plan = plan_mod.build(rollout, policy)
         except InvalidSpec as error:
@@ -155,12 +154,12 @@ class Reconciler:
 
     def _decide(
         self, rollout: Rollout, plan: plan_mod.Plan, measurement: Measurement | None
-    ) -> tuple[machine.Decision, int]:
+    ) -> tuple[vocabulary.Decision, int]:
         ns, name = rollout.metadata.namespace, rollout.metadata.name
         world = self._workloads.observe(ns, name, plan)
         route = self._routers[plan.router].observe(ns, plan)
         others = [r for r in self._store.list(ns) if r.metadata.name != name]
-        obs = machine.Observation(
+        obs = vocabulary.Observation(
             target=world.target,
             apex_service=world.apex_service,
             canary=world.canary,
@@ -173,19 +172,19 @@ class Reconciler:
         )
         decision = machine.decide(plan, rollout.status, obs, self._clock.now())
         ready = world.canary.ready_replicas if world.canary is not None else 0
-        return machine.with_generation(decision, rollout.metadata.generation), ready
+        return vocabulary.with_generation(decision, rollout.metadata.generation), ready
 
     def _act(
         self,
         rollout: Rollout,
         plan: plan_mod.Plan,
-        decision: machine.Decision,
+        decision: vocabulary.Decision,
         bound: structlog.typing.FilteringBoundLogger,
     ) -> int | None:
         ns, name = rollout.metadata.namespace, rollout.metadata.name
         weight = None
         for action in decision.actions:
-            if isinstance(action, machine.SetWeight):
+            if isinstance(action, vocabulary.SetWeight):
                 self._routers[plan.router].set_weights(ns, plan, action.canary)
                 weight = action.canary
             else:
@@ -207,7 +206,7 @@ class Reconciler:
     ) -> Result:
         ref = Ref(rollout.metadata.namespace, rollout.metadata.name)
         decision = machine.invalid(rollout.status, problems, self._clock.now())
-        decision = machine.with_generation(decision, rollout.metadata.generation)
+        decision = vocabulary.with_generation(decision, rollout.metadata.generation)
         last_plan = self._plans.get(ref)
         if decision.actions and last_plan is not None:
             # Traffic was shifted under the last valid plan: send it back with that plan, in

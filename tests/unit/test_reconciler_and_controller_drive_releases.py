@@ -7,7 +7,7 @@ import threading
 from collections.abc import Sequence
 from datetime import timedelta
 
-from canary.core import evidence, machine
+from canary.core import evidence, machine, vocabulary
 from canary.core import plan as plan_mod
 from canary.model.linkerd import LATENCY_BUCKETS_MS
 from canary.model.rollout import Rollout, RolloutPolicy
@@ -30,7 +30,7 @@ class ClusterWorkloads:
         return WorkloadState(obs.target, obs.apex_service, obs.canary, obs.services_ready)
 
     def apply(
-        self, namespace: str, rollout: str, plan: plan_mod.Plan, action: machine.Action
+        self, namespace: str, rollout: str, plan: plan_mod.Plan, action: vocabulary.Action
     ) -> None:
         if self.fail_with is not None:
             raise self.fail_with
@@ -122,7 +122,7 @@ def test_missing_policy_is_a_condition_and_a_retry() -> None:
     rollout = make_rollout(policyRef={"name": "nope"})
     store, _, router, _, _, reconciler, ref = _world(rollout)
     result = reconciler.reconcile(ref)
-    assert result.requeue_after == rec.RETRY_REFERENCES
+    assert result.requeue_after == machine.RETRY_REFERENCES
     stored = store.get(ref)
     assert stored is not None
     valid = {c.type: c for c in stored.status.conditions}["Valid"]

@@ -19,7 +19,8 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from canary.adapters.kube.client import translated
-from canary.core.machine import (
+from canary.core.plan import Plan
+from canary.core.vocabulary import (
     Action,
     CanaryState,
     EnsureCanary,
@@ -28,7 +29,6 @@ from canary.core.machine import (
     ScaleCanaryToZero,
     TargetState,
 )
-from canary.core.plan import Plan
 from canary.errors import InvalidSpec, Problem
 from canary.ports import WorkloadState
 

@@ -25,8 +25,8 @@ from canary.adapters.routers import (
     write_weights,
 )
 from canary.core import weights
-from canary.core.machine import RouteState
 from canary.core.plan import Plan
+from canary.core.vocabulary import RouteState
 from canary.errors import InvalidSpec, Problem
 
 VERSIONS = ("split.smi-spec.io/v1alpha2", "split.smi-spec.io/v1alpha1")
