@@ -15,7 +15,7 @@ from datetime import timedelta
 
 import structlog
 
-from canary.core import commands, judge, machine, vocabulary
+from canary.core import commands, judge, machine, measuring, vocabulary
 from canary.core import plan as plan_mod
 from canary.errors import (
     CanaryError,
@@ -48,10 +48,8 @@ class Result:
     """When to reconcile this Rollout again (None: only on the next event)."""
 
     requeue_after: timedelta | None
-    plan: plan_mod.Plan | None = None
-    phase: str | None = None
-    weight_set: int | None = None
-    canary_ready: int = 0
+    measuring: measuring.Reconciled | None = None
+    """What measuring needs to know (None: the Rollout is not being measured)."""
     error: str | None = None
     """The class of the error that ended this reconcile early, if one did."""
 
@@ -115,7 +113,7 @@ class Reconciler:
         now = self._clock.now()
         status = rollout.status
         if status.phase in TERMINAL_PHASES and not _may_restart(rollout):
-            return Result(None, phase=status.phase)
+            return Result(None)
         policy = None
         policy_ref = rollout.spec.policy_ref
         if policy_ref is not None:
@@ -134,7 +132,7 @@ class Reconciler:
                     rollout,
                     status.model_copy(update={"conditions": conditions, "message": message}),
                 )
-                return Result(machine.RETRY_REFERENCES, phase=status.phase)
+                return Result(machine.RETRY_REFERENCES)
         try:
             plan = plan_mod.build(rollout, policy)
         except InvalidSpec as error:
@@ -150,7 +148,8 @@ class Reconciler:
                 else [Problem("", str(error))]
             )
             return self._invalid(rollout, problems, bound)
-        return Result(decision.requeue_after, plan, decision.status.phase, weight, ready)
+        report = measuring.Reconciled.of(plan, decision.status.phase, weight, ready)
+        return Result(decision.requeue_after, report)
 
     def _decide(
         self, rollout: Rollout, plan: plan_mod.Plan, measurement: Measurement | None
@@ -222,7 +221,7 @@ class Reconciler:
             if decision.status != rollout.status:
                 self._write(rollout, decision.status)
         bound.warning("spec_invalid", problems=[str(p) for p in problems])
-        return Result(None, phase="Failed")
+        return Result(None)
 
     def _write(self, rollout: Rollout, status: RolloutStatus) -> None:
         self._store.write_status(rollout, status)

@@ -30,11 +30,10 @@ from canary.core.vocabulary import (
     TargetState,
 )
 from canary.errors import InvalidSpec, Problem
+from canary.model.rollout import MANAGED_BY, ROLLOUT_LABEL
 from canary.ports import WorkloadState
 
 RELEASE_ANNOTATION = "canary.dev/release"
-ROLLOUT_LABEL = "canary.dev/rollout"
-MANAGED = {"app.kubernetes.io/managed-by": "canary"}
 SUFFIX = "-canary"
 
 
@@ -192,7 +191,7 @@ class KubeWorkloads:
             with translated(f"write service {namespace}/{name}"):
                 if existing is None:
                     body = {
-                        "metadata": {"name": name, "labels": dict(MANAGED)},
+                        "metadata": {"name": name, "labels": dict(MANAGED_BY)},
                         "spec": {"selector": selector, "ports": ports},
                     }
                     self._core.create_namespaced_service(namespace, body)
@@ -241,7 +240,7 @@ class KubeWorkloads:
         body: Obj = {
             "metadata": {
                 "name": plan.canary_deployment,
-                "labels": {**MANAGED, ROLLOUT_LABEL: rollout},
+                "labels": {**MANAGED_BY, ROLLOUT_LABEL: rollout},
                 "annotations": {RELEASE_ANNOTATION: wanted},
             },
             "spec": {

@@ -24,7 +24,6 @@ from __future__ import annotations
 from typing import Any
 
 from canary.adapters.routers import (
-    MANAGED_BY,
     ObjectsFactory,
     RouteClients,
     RouteObjects,
@@ -34,6 +33,7 @@ from canary.core import weights
 from canary.core.plan import Plan
 from canary.core.vocabulary import RouteState
 from canary.errors import InvalidSpec, Problem
+from canary.model.rollout import MANAGED_BY
 
 VERSIONS = (
     "gateway.networking.k8s.io/v1",

@@ -18,7 +18,6 @@ from fractions import Fraction
 from typing import Any
 
 from canary.adapters.routers import (
-    MANAGED_BY,
     ObjectsFactory,
     RouteClients,
     RouteObjects,
@@ -28,6 +27,7 @@ from canary.core import weights
 from canary.core.plan import Plan
 from canary.core.vocabulary import RouteState
 from canary.errors import InvalidSpec, Problem
+from canary.model.rollout import MANAGED_BY
 
 VERSIONS = ("split.smi-spec.io/v1alpha2", "split.smi-spec.io/v1alpha1")
 PLURAL = "trafficsplits"
