@@ -39,7 +39,6 @@ from canary.console import Console
 from canary.core import commands, lint, release
 from canary.core import plan as plan_mod
 from canary.core.vocabulary import CommandKind, Event
-from canary.emulator import command as emulator_command
 from canary.errors import CanaryError
 from canary.model.base import parse_duration
 from canary.model.policy import Notification
@@ -449,14 +448,6 @@ def build_parser() -> argparse.ArgumentParser:
     lint_cmd.set_defaults(func=_lint)
     _add_cluster_commands(sub)
     _add_run_command(sub)
-    emulate = sub.add_parser(
-        "emulate",
-        help="play the Linkerd proxies for a local cluster (see docs/emulator.md)",
-        description="The mesh emulator: simulated traffic split by the live route weights, "
-        "served as Linkerd proxy metrics for Prometheus.",
-    )
-    emulator_command.add_arguments(emulate)
-    emulate.set_defaults(func=emulator_command.run)
     return parser
 
 

@@ -1,4 +1,4 @@
-"""The mesh emulator process: ``python -m canary.emulator`` (and ``canary emulate``).
+"""The mesh emulator process: ``python -m canary.emulator`` (or ``canary-emulator``).
 
 Who calls it: developers, ``make demo`` and the integration tests, against the local control
 plane. It watches the cluster through :class:`~canary.adapters.kube.meshview.MeshView`, rebuilds
@@ -36,7 +36,7 @@ RESYNC_SECONDS = 5.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The emulator's options, for its own parser and for ``canary emulate``."""
+    """The emulator's options."""
     parser.add_argument(
         "--kubeconfig",
         default=os.environ.get("KUBECONFIG"),
