@@ -8,7 +8,7 @@ here because either object may leave it to the other; ``resolve`` fills the defa
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import Field, model_validator
 
@@ -16,14 +16,22 @@ from canary.model.base import Duration, ServiceName, Wire
 
 Weight = Annotated[int, Field(ge=0, le=100, description="Percent of requests sent to the canary.")]
 
+RouteApiVersion = Literal[
+    "gateway.networking.k8s.io/v1",
+    "gateway.networking.k8s.io/v1beta1",
+    "policy.linkerd.io/v1beta3",
+    "split.smi-spec.io/v1alpha2",
+    "split.smi-spec.io/v1alpha1",
+]
+"""Every API version a route may have: the one list, newest first per router."""
 ROUTE_VERSIONS: dict[str, tuple[str, ...]] = {
-    "HTTPRoute": (
-        "gateway.networking.k8s.io/v1",
-        "gateway.networking.k8s.io/v1beta1",
-        "policy.linkerd.io/v1beta3",
-    ),
-    "TrafficSplit": ("split.smi-spec.io/v1alpha2", "split.smi-spec.io/v1alpha1"),
+    router: tuple(v for v in get_args(RouteApiVersion) if v.startswith(group))
+    for router, group in (
+        ("HTTPRoute", ("gateway.networking.k8s.io/", "policy.linkerd.io/")),
+        ("TrafficSplit", ("split.smi-spec.io/",)),
+    )
 }
+"""The API versions each router serves, newest first (the first is the default)."""
 
 
 class ServiceRef(Wire):
@@ -39,16 +47,9 @@ class Traffic(Wire):
     router: Literal["HTTPRoute", "TrafficSplit"] | None = Field(
         default=None, description="HTTPRoute (Gateway API, default) or TrafficSplit (SMI)."
     )
-    api_version: (
-        Literal[
-            "gateway.networking.k8s.io/v1",
-            "gateway.networking.k8s.io/v1beta1",
-            "policy.linkerd.io/v1beta3",
-            "split.smi-spec.io/v1alpha2",
-            "split.smi-spec.io/v1alpha1",
-        ]
-        | None
-    ) = Field(default=None, description="API version of the route object; the newest by default.")
+    api_version: RouteApiVersion | None = Field(
+        default=None, description="API version of the route object; the newest by default."
+    )
     route_name: ServiceName | None = Field(
         default=None, description="Name of the route object; the apex Service's name by default."
     )

@@ -8,9 +8,11 @@ from datetime import datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from canary.adapters.routers.httproute import HTTPRouteRouter
 from canary.core import machine, vocabulary
 from canary.core.plan import Plan
 from canary.model.status import RolloutStatus
+from tests.fakes import InMemoryObjects
 from tests.unit.fake_cluster import T0, FakeCluster, make_plan
 
 STEPS = (
@@ -104,12 +106,28 @@ def _simulate(
 def test_weights_stay_within_bounds_and_sum_to_100(
     steps: list[dict[str, object]], ticks: list[dict[str, object]], gate: bool
 ) -> None:
-    """Every weight the machine sets is within 0–100, stable + canary = 100."""
+    """Every weight the machine sets, written to an HTTPRoute by the real router, gives stable
+    and canary weights within 0–100 that sum to 100, and reads back as the weight set."""
+    plan = _plan(steps, gate)
+    store = InMemoryObjects()
+    router = HTTPRouteRouter(lambda api_version, plural: store)
     for decision, _, _, _ in _simulate(steps, ticks, gate):
         for action in decision.actions:
             if isinstance(action, vocabulary.SetWeight):
-                assert 0 <= action.canary <= 100
-                assert (100 - action.canary) + action.canary == 100
+                router.set_weights("ns", plan, action.canary)
+                route = store.objects[("ns", plan.route_name)]
+                written = {
+                    ref["name"]: ref["weight"]
+                    for rule in route["spec"]["rules"]
+                    for ref in rule["backendRefs"]
+                }
+                stable, canary = written[plan.stable_service], written[plan.canary_service]
+                assert 0 <= stable <= 100
+                assert 0 <= canary <= 100
+                assert stable + canary == 100
+                observed = router.observe("ns", plan)
+                assert observed is not None
+                assert observed.canary_weight == action.canary
         assert 0 <= decision.status.canary_weight <= 100
 
 

@@ -27,9 +27,10 @@ from canary.core import weights
 from canary.core.plan import Plan
 from canary.core.vocabulary import RouteState
 from canary.errors import InvalidSpec, Problem
+from canary.model.policy import ROUTE_VERSIONS
 from canary.model.rollout import MANAGED_BY
 
-VERSIONS = ("split.smi-spec.io/v1alpha2", "split.smi-spec.io/v1alpha1")
+VERSIONS = ROUTE_VERSIONS["TrafficSplit"]
 PLURAL = "trafficsplits"
 QUANTITIES = "split.smi-spec.io/v1alpha1"
 """The version whose weights are quantities rather than integers."""
