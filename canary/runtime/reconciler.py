@@ -87,6 +87,7 @@ class Reconciler:
         self._events = events
         self._clock = clock
         self._plans: dict[Ref, plan_mod.Plan] = {}
+        self._rejected: dict[Ref, frozenset[str]] = {}
 
     def reconcile(self, ref: Ref, measurement: Measurement | None = None) -> Result:
         """Reconcile one Rollout; transient trouble comes back as a short requeue."""
@@ -109,7 +110,9 @@ class Reconciler:
         rollout = self._store.get(ref)
         if rollout is None:
             self._plans.pop(ref, None)
+            self._rejected.pop(ref, None)
             return Result(None)
+        self._reject_malformed_commands(ref, rollout, bound)
         now = self._clock.now()
         status = rollout.status
         if status.phase in TERMINAL_PHASES and not _may_restart(rollout):
@@ -222,6 +225,16 @@ class Reconciler:
                 self._write(rollout, decision.status)
         bound.warning("spec_invalid", problems=[str(p) for p in problems])
         return Result(None)
+
+    def _reject_malformed_commands(
+        self, ref: Ref, rollout: Rollout, bound: structlog.typing.FilteringBoundLogger
+    ) -> None:
+        """A Warning Event for each malformed command annotation, once while it stays."""
+        problems = frozenset(str(p) for p in commands.ignored(rollout.metadata.annotations))
+        for problem in sorted(problems - self._rejected.get(ref, frozenset())):
+            self._events.record(rollout, vocabulary.Event("Warning", "CommandRejected", problem))
+            bound.warning("command_rejected", problem=problem)
+        self._rejected[ref] = problems
 
     def _write(self, rollout: Rollout, status: RolloutStatus) -> None:
         self._store.write_status(rollout, status)

@@ -171,6 +171,22 @@ def test_release_that_cannot_apply_mid_flight_routes_back() -> None:
     assert world.route_weight() == 0
 
 
+def test_malformed_command_is_a_warning_event_once() -> None:
+    """A command annotation that cannot be read is not obeyed and is reported by one Warning
+    Event (not one per reconcile); a new malformed value is reported again."""
+    rollout = make_rollout()
+    meta = rollout.metadata.model_copy(update={"annotations": {"canary.dev/abort": "{"}})
+    world = World(rollout.model_copy(update={"metadata": meta}))
+    world.tick()
+    world.tick()
+    assert world.events.events.count(("podinfo-2", "CommandRejected")) == 1
+    assert world.phase() == "Progressing"  # the abort was not obeyed
+    world.store.annotate(world.ref, "canary.dev/abort", '{"actor": "ana"}')
+    world.tick()
+    assert world.events.events.count(("podinfo-2", "CommandRejected")) == 2
+    assert world.phase() == "Progressing"
+
+
 def test_deleted_rollout_is_forgotten() -> None:
     """A Rollout that no longer exists is not requeued."""
     world = World()
