@@ -19,7 +19,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from canary.adapters.kube.client import translated
-from canary.core.plan import Plan
+from canary.core.plan import CANARY_SUFFIX, Plan
 from canary.core.vocabulary import (
     Action,
     CanaryState,
@@ -34,7 +34,6 @@ from canary.model.rollout import MANAGED_BY, ROLLOUT_LABEL
 from canary.ports import WorkloadState
 
 RELEASE_ANNOTATION = "canary.dev/release"
-SUFFIX = "-canary"
 
 
 def release_id(rollout: str, plan: Plan) -> str:
@@ -57,7 +56,7 @@ def release_patch(plan: Plan) -> dict[str, Any]:
 
 def canary_labels(labels: dict[str, str], keys: set[str]) -> dict[str, str]:
     """Pod labels with every selector key's value suffixed, so stable selectors miss them."""
-    return {k: (f"{v}{SUFFIX}" if k in keys else v) for k, v in labels.items()}
+    return {k: (f"{v}{CANARY_SUFFIX}" if k in keys else v) for k, v in labels.items()}
 
 
 Obj = dict[str, Any]
@@ -145,7 +144,7 @@ class KubeWorkloads:
         services_ready = apex is not None and all(
             (found := self._service(namespace, name)) is not None
             and (found["spec"].get("selector") or {}) == selector
-            for name, selector in self._service_selectors(apex).items()
+            for name, selector in self._service_selectors(plan, apex).items()
         )
         return WorkloadState(
             target=target,
@@ -154,12 +153,11 @@ class KubeWorkloads:
             services_ready=services_ready,
         )
 
-    def _service_selectors(self, apex: Obj) -> dict[str, dict[str, str]]:
+    def _service_selectors(self, plan: Plan, apex: Obj) -> dict[str, dict[str, str]]:
         selector = dict(apex["spec"].get("selector") or {})
-        name = apex["metadata"]["name"]
         return {
-            f"{name}-stable": selector,
-            f"{name}-canary": canary_labels(selector, set(selector)),
+            plan.stable_service: selector,
+            plan.canary_service: canary_labels(selector, set(selector)),
         }
 
     def apply(self, namespace: str, rollout: str, plan: Plan, action: Action) -> None:
@@ -186,7 +184,7 @@ class KubeWorkloads:
             {k: v for k, v in port.items() if k != "nodePort"}
             for port in apex["spec"].get("ports") or []
         ]
-        for name, selector in self._service_selectors(apex).items():
+        for name, selector in self._service_selectors(plan, apex).items():
             existing = self._service(namespace, name)
             with translated(f"write service {namespace}/{name}"):
                 if existing is None:
