@@ -37,7 +37,6 @@ from canary.api import server as api_server
 from canary.api.metrics import Registry
 from canary.console import Console
 from canary.core import commands, lint, release
-from canary.core import plan as plan_mod
 from canary.core.vocabulary import CommandKind, Event
 from canary.errors import CanaryError
 from canary.model.base import parse_duration
@@ -295,9 +294,9 @@ def _run(args: argparse.Namespace) -> int:
     objects = functools.partial(CustomObjects, api)
 
     def notifications(rollout: Rollout) -> tuple[Notification, ...]:
-        ref = rollout.spec.policy_ref
-        policy = store.policy(Ref(rollout.metadata.namespace, ref.name)) if ref else None
-        return plan_mod.build(rollout, policy).notifications
+        # The plan the reconciler recording this Event has just built (bound below).
+        plan = reconciler.plan(Ref(rollout.metadata.namespace, rollout.metadata.name))
+        return plan.notifications if plan is not None else ()
 
     token = os.environ.get("CANARY_API_TOKEN") or (
         Path(args.api_token_file).read_text().strip() if args.api_token_file else None

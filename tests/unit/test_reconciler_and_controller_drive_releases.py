@@ -144,7 +144,11 @@ def test_policy_is_merged_in() -> None:
             "spec": {"service": {"name": "podinfo", "port": 80}, "steps": [{"setWeight": 50}]},
         }
     )
+    assert world.reconciler.plan(world.ref) is None
     assert world.drive() == "Succeeded"
+    plan = world.reconciler.plan(world.ref)  # what the Events' notifiers read
+    assert plan is not None
+    assert [s.set_weight for s in plan.steps] == [50]
 
 
 def test_invalid_spec_fails_without_actions() -> None:
