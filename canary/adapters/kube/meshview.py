@@ -5,6 +5,9 @@ objects a Linkerd data plane reacts to and hands out plain frozen snapshots of t
 emulator never touches the ``kubernetes`` library. It also plays the one write Linkerd's policy
 controller does that the controller relies on: marking GAMMA HTTPRoutes ``Accepted``.
 
+It is longer than 400 lines because it converts five kinds of object and runs their informers
+in one place, so that only this module of the emulator touches ``kubernetes``.
+
 What it must not do: decide anything about traffic (that is the emulator's and the traffic
 model's job) or swallow the API server being down silently — watch failures are retried with
 backoff and counted in ``errors``.
