@@ -3,7 +3,9 @@
 Wakes a Rollout on watch events (at once), on its requeue time, and on the measuring tick,
 which runs ONE Prometheus query for every Rollout being judged and hands each its share.
 Reconciles run one at a time in the worker thread, so a Rollout is never reconciled twice at
-once. Used by ``canary run`` (through ``canary.cli``); talks to the world only through ports.
+once. When a window of counts is complete is decided by the pure ``canary.core.measuring``: the
+controller only keeps its state (under a lock), runs the query and feeds the queue. Used by
+``canary run`` (through ``canary.cli``); talks to the world only through ports.
 """
 
 from __future__ import annotations
