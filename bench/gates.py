@@ -10,7 +10,6 @@ gates' decisions make the runs differ). Prints the table and writes ``docs/bench
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 import multiprocessing
 import os
@@ -24,8 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
+from bench import twin
 from bench.baselines import ArgoStyle, FlaggerStyle
-from bench.ours import DEFAULT_THRESHOLDS, Ours
 from bench.report import render, splice, targets
 from bench.scenarios import BY_KEY, SCENARIOS, Scenario
 from bench.world import World
@@ -44,15 +43,23 @@ class Gate(Protocol):
     def tick(self, world: World) -> str | None: ...
 
 
-SENSITIVE = dataclasses.replace(DEFAULT_THRESHOLDS, hold_above=0.1)
+TWINS: dict[str, tuple[str, dict[str, object]]] = {
+    "ours": ("ours", twin.ANALYSIS),
+    "ours-sensitive": (
+        "ours, holdAbove 0.1",
+        {**twin.ANALYSIS, "compareWithStable": {"holdAbove": 0.1}},
+    ),
+}
+"""canary itself, run by the digital twin (``bench.twin``): the gate's name and the Rollout's
+``analysis``."""
 
 GATES: dict[str, Callable[[], Gate]] = {
-    "ours": Ours,
-    "ours-sensitive": lambda: Ours(thresholds=SENSITIVE, name="ours, holdAbove 0.1"),
     "flagger": FlaggerStyle,
     "argo0": lambda: ArgoStyle(failure_limit=0),
     "argo3": lambda: ArgoStyle(failure_limit=3),
 }
+"""The baselines, re-implemented from their published rules."""
+
 ONLY_ON: dict[str, tuple[str, ...]] = {"ours-sensitive": ("S1", "S3-", "S4-")}
 """Gates run on some scenarios only (by key prefix): the sensitive setting shows the trade of
 time for power where it matters, without hours-long low-traffic runs."""
@@ -76,6 +83,8 @@ class Outcome:
 
 def run(scenario: Scenario, gate_key: str, seed: int) -> Outcome:
     """Simulate one rollout of ``scenario`` under one gate."""
+    if gate_key in TWINS:
+        return run_twin(scenario, gate_key, seed)
     world = World(scenario, seed)
     world.run_until(0.0)
     gate = GATES[gate_key]()
@@ -98,8 +107,28 @@ def run(scenario: Scenario, gate_key: str, seed: int) -> Outcome:
     return Outcome(result, world.now, world.full_at, world.canary_failures())
 
 
+def run_twin(scenario: Scenario, gate_key: str, seed: int) -> Outcome:
+    """One rollout by canary's real controller in the digital twin."""
+    done = twin.run(scenario, seed, analysis=TWINS[gate_key][1], max_s=MAX_S)
+    result = (
+        "promoted"
+        if done.phase in twin.PROMOTED
+        else "rolled_back"
+        if done.phase in twin.ROLLED_BACK
+        else "stuck"
+    )
+    world = done.world
+    return Outcome(result, done.ended_s, world.full_at, world.canary_failures())
+
+
+def name_of(gate_key: str) -> str:
+    """The gate's name in the table."""
+    return TWINS[gate_key][0] if gate_key in TWINS else GATES[gate_key]().name
+
+
 def _task(args: tuple[str, str, int, int]) -> list[Outcome]:
     key, gate, first, count = args
+    twin.quiet()
     scenario = BY_KEY[key]
     return [run(scenario, gate, seed) for seed in range(first, first + count)]
 
@@ -184,7 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print (and write) the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", help="scenario keys (default: all)")
-    parser.add_argument("--gates", nargs="*", default=list(GATES), choices=list(GATES))
+    parser.add_argument("--gates", nargs="*", default=[*TWINS, *GATES], choices=[*TWINS, *GATES])
     parser.add_argument("--seeds", type=int, help="seeds per cell (default: the scenario's)")
     parser.add_argument(
         "--others",
@@ -226,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for gate in args.gates:
             if not applies(gate, scenario):
                 continue
-            name = GATES[gate]().name
+            name = name_of(gate)
             rows.append(row(scenario, name, results[(scenario.key, gate)]))
     elapsed = time.monotonic() - started
     table = markdown(rows)
