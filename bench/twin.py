@@ -26,7 +26,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 
@@ -47,7 +47,7 @@ from canary.core.vocabulary import (
     TargetState,
 )
 from canary.model.rollout import ROLLOUT_LABEL, Rollout
-from canary.ports import Arms, Change, WorkloadState
+from canary.ports import Arms, Change, MetricProvider, WorkloadState
 from canary.runtime.controller import Controller
 from canary.runtime.reconciler import Reconciler
 from canary.sim.traffic import Counters
@@ -251,6 +251,15 @@ class NoEvents:
         """Drop it."""
 
 
+class Decided(NamedTuple):
+    """What the controller had decided after a reconcile: phase, step, route weight."""
+
+    seconds: float
+    phase: str
+    step: int
+    weight: int | None
+
+
 @dataclass(frozen=True)
 class TwinRun:
     """How one twin run ended: the phase reached, when (virtual seconds), the world."""
@@ -259,6 +268,8 @@ class TwinRun:
     ended_s: float
     world: World
     reconciles: int
+    trace: tuple[Decided, ...] = ()
+    """Every change of phase, step or route weight, with its virtual time."""
 
 
 ROLLED_BACK = frozenset({"RollingBack", "RolledBack", "Aborted", "Failed"})
@@ -273,7 +284,7 @@ def run(
     settle: timedelta = measuring.SETTLE,
     tick: timedelta = TICK,
     max_s: float = MAX_S,
-    on_measure: Callable[[evidence.Snapshot, datetime], None] | None = None,
+    metrics: Callable[[World, FakeClock], MetricProvider] | None = None,
 ) -> TwinRun:
     """Release ``scenario``'s canary with the real controller until it rolls back (and traffic
     is back on stable) or starts promoting, or ``max_s`` passes."""
@@ -290,15 +301,14 @@ def run(
 
     workloads = TwinWorkloads(world, timers, notify)
     router = TwinRouter(world, timers)
-    metrics = TwinMetrics(world)
-    if on_measure is not None:
-        metrics = _Recording(world, on_measure, clock)
+    provider = TwinMetrics(world) if metrics is None else metrics(world, clock)
     reconciler = Reconciler(store, workloads, {"HTTPRoute": router}, NoEvents(), clock)
-    controller = Controller(reconciler, store, metrics, clock, settle=settle)
+    controller = Controller(reconciler, store, provider, clock, settle=settle)
     controller.on_change(Change("Rollout", NAMESPACE, ROLLOUT))
     tick_s = tick.total_seconds()
     next_tick, next_resync = tick_s, RESYNC_S
     phase = ""
+    trace: list[Decided] = []
     while True:
         due = controller.queue.next_due()
         candidates = [next_tick, next_resync, max_s]
@@ -316,29 +326,18 @@ def run(
         if now >= next_resync:
             controller.resync()
             next_resync += RESYNC_S
-        controller.run_due()
-        current = store.rollouts[ref]
-        phase = current.status.phase or ""
+        if controller.run_due():
+            status = store.rollouts[ref].status
+            phase = status.phase or ""
+            route = router.routes.routes.get((NAMESPACE, STABLE))
+            decided = Decided(
+                round(now, 6),
+                phase,
+                status.current_step_index,
+                None if route is None else route.canary_weight,
+            )
+            if not trace or trace[-1][1:] != decided[1:]:
+                trace.append(decided)
         if phase in PROMOTED or phase in ROLLED_BACK - {"RollingBack"} or now >= max_s:
             break
-    return TwinRun(phase, world.now, world, controller.reconciles)
-
-
-class _Recording(TwinMetrics):
-    """The twin's metrics, also handing each snapshot to a recorder (for replay tests)."""
-
-    def __init__(
-        self,
-        world: World,
-        record: Callable[[evidence.Snapshot, datetime], None],
-        clock: FakeClock,
-    ) -> None:
-        super().__init__(world)
-        self._record = record
-        self._clock = clock
-
-    def snapshot(self, targets: Sequence[Arms]) -> evidence.Snapshot:
-        """The snapshot, recorded."""
-        out = super().snapshot(targets)
-        self._record(out, self._clock.now())
-        return out
+    return TwinRun(phase, world.now, world, controller.reconciles, tuple(trace))
