@@ -43,8 +43,11 @@ class World:
         for i, pod in enumerate(STABLE_PODS):
             bad = scenario.bad_stable_pod is not None and i == 0
             self.mesh.set_pod(pod, scenario.bad_stable_pod if bad else scenario.stable)  # type: ignore[arg-type]
+        self.flapping = False
+        self.turned = scenario.bad_from_weight is None
+        """Whether the canary behaves as ``scenario.canary`` yet (S8: only from a weight on)."""
         for pod in CANARY_PODS:
-            self.mesh.set_pod(pod, scenario.canary)
+            self.mesh.set_pod(pod, self._behaviour(pod))
         self.canary_pods: tuple[str, ...] = CANARY_PODS
         """The canary pods that are ready and take traffic (the twin scales them)."""
         self.now = -WARMUP_S
@@ -55,7 +58,6 @@ class World:
         self.next_scrape = self.now + self.offset
         self.scrape_index = 0
         self.full_at: float | None = None
-        self.flapping = False
         self.next_flap = self.now if scenario.flap else math.inf
 
     def rps(self) -> float:
@@ -82,7 +84,7 @@ class World:
 
     def _behaviour(self, pod: str) -> Behaviour:
         s = self.scenario
-        base = s.stable if self.deployment[pod] == STABLE else s.canary
+        base = s.stable if self.deployment[pod] == STABLE or not self.turned else s.canary
         if pod == STABLE_PODS[0] and s.bad_stable_pod is not None:
             base = s.bad_stable_pod
         flap = s.flap
@@ -111,6 +113,11 @@ class World:
             for at, weight in [p for p in self.pending if p[0] <= self.now]:
                 self.pending.remove((at, weight))
                 self.weight = weight
+                bad_from = self.scenario.bad_from_weight
+                if not self.turned and bad_from is not None and weight >= bad_from:
+                    self.turned = True
+                    for pod in self.deployment:
+                        self.mesh.set_pod(pod, self._behaviour(pod))
                 if weight >= 100 and self.full_at is None:
                     self.full_at = at
             if self.next_flap <= self.now:
