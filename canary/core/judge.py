@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from canary.core import latency, sequential
@@ -124,6 +124,9 @@ class _Sequential:
     """Whether the current step adds to this check (a check that cannot move does not hold)."""
     information: float = 0.0
     """What the current step's data could tell a design-size regression apart by (nats)."""
+    whole_log_e: float | None = None
+    """The log e-value of the check over the whole rollout, before the change-point mixture:
+    what holding looks at (None: ``log_e`` is that)."""
 
 
 def success_rate(arm: Arm) -> float | None:
@@ -303,6 +306,22 @@ def _sequential_checks(t: Thresholds, steps: Sequence[Evidence]) -> list[_Sequen
     return [make() for make in makers]
 
 
+def _change_points(t: Thresholds, steps: Sequence[Evidence]) -> list[_Sequential]:
+    """The sequential checks as e-detectors: each check's e-value mixes the check run on the
+    whole rollout with the check restarted at each later step (``sequential.change_point_log_e``).
+    Messages, holding and information are those of the whole rollout's check."""
+    found = _sequential_checks(t, steps)
+    restarted = [_sequential_checks(t, steps[j:]) for j in range(1, len(steps))]
+    return [
+        replace(
+            s,
+            log_e=sequential.change_point_log_e([s.log_e, *(r[i].log_e for r in restarted)]),
+            whole_log_e=s.log_e,
+        )
+        for i, s in enumerate(found)
+    ]
+
+
 def _point_check(name: str, value: float | None, lo: float | None, hi: float | None) -> CheckResult:
     if value is None or math.isnan(value):
         return CheckResult(name=name, verdict="NoData", message="no data")
@@ -322,7 +341,7 @@ def evaluate(thresholds: Thresholds, evidence: Evidence) -> Judgement:
     evidence is above ``hold_above``; PASS otherwise."""
     t = thresholds
     steps = (*evidence.earlier, evidence)
-    found = _sequential_checks(t, steps)
+    found = _change_points(t, steps)
     total = sum(s.weight for s in found)
     limit = 1.0 / t.false_rollback_rate
     checks: list[CheckResult] = []
@@ -330,7 +349,8 @@ def evaluate(thresholds: Thresholds, evidence: Evidence) -> Judgement:
     for s in found:
         own_limit = limit * total / s.weight
         e = _e(s.log_e)
-        holding = s.moving and e > hold and s.information < math.log(own_limit)
+        whole = e if s.whole_log_e is None else _e(s.whole_log_e)
+        holding = s.moving and whole > hold and s.information < math.log(own_limit)
         verdict: CheckVerdict = "Fail" if e >= own_limit else "Inconclusive" if holding else "Pass"
         checks.append(
             CheckResult(
