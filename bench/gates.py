@@ -19,7 +19,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -81,10 +81,10 @@ class Outcome:
     failed: int
 
 
-def run(scenario: Scenario, gate_key: str, seed: int) -> Outcome:
-    """Simulate one rollout of ``scenario`` under one gate."""
+def run(scenario: Scenario, gate_key: str, seed: int, loop: twin.Loop = twin.LIVE) -> Outcome:
+    """Simulate one rollout of ``scenario`` under one gate (canary's with ``loop``'s timing)."""
     if gate_key in TWINS:
-        return run_twin(scenario, gate_key, seed)
+        return run_twin(scenario, gate_key, seed, loop)
     world = World(scenario, seed)
     world.run_until(0.0)
     gate = GATES[gate_key]()
@@ -107,9 +107,16 @@ def run(scenario: Scenario, gate_key: str, seed: int) -> Outcome:
     return Outcome(result, world.now, world.full_at, world.canary_failures())
 
 
-def run_twin(scenario: Scenario, gate_key: str, seed: int) -> Outcome:
+def run_twin(scenario: Scenario, gate_key: str, seed: int, loop: twin.Loop = twin.LIVE) -> Outcome:
     """One rollout by canary's real controller in the digital twin."""
-    done = twin.run(scenario, seed, analysis=TWINS[gate_key][1], max_s=MAX_S)
+    done = twin.run(
+        scenario,
+        seed,
+        analysis=TWINS[gate_key][1],
+        settle=loop.settle,
+        tick=loop.tick,
+        max_s=MAX_S,
+    )
     result = (
         "promoted"
         if done.phase in twin.PROMOTED
@@ -126,11 +133,11 @@ def name_of(gate_key: str) -> str:
     return TWINS[gate_key][0] if gate_key in TWINS else GATES[gate_key]().name
 
 
-def _task(args: tuple[str, str, int, int]) -> list[Outcome]:
-    key, gate, first, count = args
+def _task(args: tuple[str, str, int, int, twin.Loop]) -> list[Outcome]:
+    key, gate, first, count, loop = args
     twin.quiet()
     scenario = BY_KEY[key]
-    return [run(scenario, gate, seed) for seed in range(first, first + count)]
+    return [run(scenario, gate, seed, loop) for seed in range(first, first + count)]
 
 
 def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -209,8 +216,7 @@ def markdown(rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the benchmark and print (and write) the table."""
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", help="scenario keys (default: all)")
     parser.add_argument("--gates", nargs="*", default=[*TWINS, *GATES], choices=[*TWINS, *GATES])
@@ -223,13 +229,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--sensitive-seeds", type=int, help="seeds per cell for the sensitive setting"
     )
+    parser.add_argument(
+        "--settle", type=float, default=twin.LIVE.settle.total_seconds(), help="canary's settle, s"
+    )
+    parser.add_argument(
+        "--tick", type=float, default=twin.LIVE.tick.total_seconds(), help="canary's tick, s"
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--no-write", action="store_true", help="do not write docs/benchmarks.md")
     parser.add_argument("--out", default="docs/benchmarks.md")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark and print (and write) the table."""
+    args = _parser().parse_args(argv)
     chosen = [BY_KEY[k] for k in args.only] if args.only else list(SCENARIOS)
     started = time.monotonic()
-    tasks: list[tuple[str, str, int, int]] = []
+    loop = twin.Loop(timedelta(seconds=args.settle), timedelta(seconds=args.tick))
+    tasks: list[tuple[str, str, int, int, twin.Loop]] = []
     seeds_of: dict[tuple[str, str], int] = {}
     for scenario in chosen:
         for gate in args.gates:
@@ -241,11 +259,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.sensitive_seeds and gate == "ours-sensitive":
                 seeds = min(seeds, args.sensitive_seeds)
             seeds_of[(scenario.key, gate)] = seeds
-            tasks += [(scenario.key, gate, s, min(50, seeds - s)) for s in range(0, seeds, 50)]
+            tasks += [
+                (scenario.key, gate, s, min(50, seeds - s), loop) for s in range(0, seeds, 50)
+            ]
     results: dict[tuple[str, str], list[Outcome]] = {}
     with multiprocessing.get_context("fork").Pool(max(1, min(args.workers, 2))) as pool:
         finished = pool.imap(_task, tasks)
-        for done, ((key, gate, _, _), outcomes) in enumerate(zip(tasks, finished, strict=True), 1):
+        for done, ((key, gate, _, _, _), outcomes) in enumerate(
+            zip(tasks, finished, strict=True), 1
+        ):
             results.setdefault((key, gate), []).extend(outcomes)
             if done % 20 == 0 or done == len(tasks):
                 spent = time.monotonic() - started

@@ -62,6 +62,18 @@ POD_START_S = 5.0
 TICK = timedelta(seconds=5)
 """``canary run --tick``'s default."""
 RESYNC_S = 60.0
+
+
+@dataclass(frozen=True)
+class Loop:
+    """The live loop's timing knobs (``canary run --settle/--tick``), to tune on the twin."""
+
+    settle: timedelta = measuring.SETTLE
+    tick: timedelta = TICK
+
+
+LIVE = Loop()
+"""``canary run``'s defaults."""
 MAX_S = 6 * 3600.0
 
 ANALYSIS: dict[str, Any] = {
