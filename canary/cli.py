@@ -22,6 +22,7 @@ import yaml
 from canary import __version__
 from canary.adapters.kube import client as kube
 from canary.adapters.kube import kubeconfig
+from canary.adapters.kube.access import KubeAccessReview
 from canary.adapters.kube.events import KubeEventRecorder
 from canary.adapters.kube.lease import KubeLease
 from canary.adapters.kube.objects import CustomObjects
@@ -33,8 +34,9 @@ from canary.adapters.metrics.prometheus import PrometheusMetrics
 from canary.adapters.notifiers.policy import PolicyNotifier
 from canary.adapters.routers.httproute import HTTPRouteRouter
 from canary.adapters.routers.trafficsplit import TrafficSplitRouter
+from canary.api import app as api_app
 from canary.api import server as api_server
-from canary.api.metrics import Registry
+from canary.api.metrics import ControllerMetrics, InstrumentedMetrics
 from canary.console import Console
 from canary.core import commands, lint, release
 from canary.core import plan as plan_mod
@@ -48,7 +50,7 @@ from canary.ports import Ref
 from canary.runtime import leader
 from canary.runtime.clock import SystemClock
 from canary.runtime.controller import Controller, start_thread
-from canary.runtime.reconciler import Reconciler, Result
+from canary.runtime.reconciler import Reconciler
 from canary.runtime.scheduler import Scheduler
 
 
@@ -300,13 +302,18 @@ def _run(args: argparse.Namespace) -> int:
         policy = store.policy(Ref(rollout.metadata.namespace, ref.name)) if ref else None
         return plan_mod.build(rollout, policy).notifications
 
-    token = os.environ.get("CANARY_API_TOKEN") or (
-        Path(args.api_token_file).read_text().strip() if args.api_token_file else None
+    link_secret = os.environ.get("CANARY_LINK_SECRET") or (
+        Path(args.link_secret_file).read_text().strip() if args.link_secret_file else None
     )
+    registry = ControllerMetrics(store)
     events = _Events(
         KubeEventRecorder(api),
         PolicyNotifier(
-            notifications, KubeSecrets(api).value, api_url=args.api_url, link_secret=token
+            notifications,
+            KubeSecrets(api).value,
+            api_url=args.api_url,
+            link_secret=link_secret,
+            delivered=registry.observe_delivery,
         ),
     )
     reconciler = Reconciler(
@@ -319,8 +326,7 @@ def _run(args: argparse.Namespace) -> int:
         events=events,
         clock=clock,
     )
-    metrics = PrometheusMetrics(args.prometheus_url)
-    registry = Registry()
+    metrics = InstrumentedMetrics(PrometheusMetrics(args.prometheus_url), registry)
     controller = Controller(
         reconciler,
         store,
@@ -328,7 +334,9 @@ def _run(args: argparse.Namespace) -> int:
         clock,
         namespace=args.watch_namespace,
         settle=args.settle,
-        on_result=lambda result: _count(registry, result),
+        on_result=lambda result, seconds: registry.observe_reconcile(
+            seconds, result.error, result.finished
+        ),
     )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -337,12 +345,15 @@ def _run(args: argparse.Namespace) -> int:
     feed = KubeChangeFeed(api, args.watch_namespace)
     leading = threading.Event()
     server = api_server.start(
-        api_server.Api(
-            store=store,
-            annotator=store,
-            ready=lambda: leading.is_set() and feed.ready.is_set(),
-            registry=registry,
-            token=token,
+        api_app.build(
+            api_app.Api(
+                store=store,
+                annotator=store,
+                access=KubeAccessReview(api),
+                ready=lambda: leading.is_set() and feed.ready.is_set(),
+                metrics=registry,
+                link_secret=link_secret,
+            )
         ),
         host=args.http_address,
         port=args.http_port,
@@ -373,12 +384,6 @@ def _run(args: argparse.Namespace) -> int:
         scheduler.stop()
         server.stop()
         log.info("controller_stopped", reconciles=controller.reconciles)
-
-
-def _count(registry: Registry, result: Result) -> None:
-    registry.reconciles.inc()
-    if result.error is not None:
-        registry.reconcile_errors.inc(error=result.error)
 
 
 def _add_run_command(sub: Any) -> None:
@@ -426,7 +431,10 @@ def _add_run_command(sub: Any) -> None:
     )
     cmd.add_argument("--http-address", default="0.0.0.0", help="address of the HTTP API")
     cmd.add_argument("--http-port", type=int, default=8080, help="port of the HTTP API (0: any)")
-    cmd.add_argument("--api-token-file", help="bearer token for /api/ (or $CANARY_API_TOKEN)")
+    cmd.add_argument(
+        "--link-secret-file",
+        help="key that signs the links of chat buttons (or $CANARY_LINK_SECRET)",
+    )
     cmd.add_argument("--api-url", help="public URL of the HTTP API, for links in chat messages")
     cmd.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     cmd.set_defaults(func=_run)

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from canary.core import evidence
+from canary.core.access import Permission
 from canary.core.machine import Action, CanaryState, Event, RouteState, TargetState
 from canary.core.plan import Plan
 from canary.model.rollout import Rollout, RolloutPolicy
@@ -157,3 +158,24 @@ class Annotator(Protocol):
 
     def annotate(self, ref: Ref, key: str, value: str) -> None:
         """Set one annotation on the Rollout, leaving the others as they are."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A caller as the cluster's authenticator knows them (from a TokenReview)."""
+
+    username: str
+    uid: str = ""
+    groups: tuple[str, ...] = ()
+    extra: Mapping[str, tuple[str, ...]] | None = None
+
+
+class AccessReview(Protocol):
+    """The cluster's own authentication and authorization, asked about API callers."""
+
+    def authenticate(self, token: str) -> Identity | None:
+        """Who holds this bearer token (a TokenReview); None when the token is not valid."""
+
+    def allowed(self, who: Identity, permission: Permission, namespace: str | None) -> bool:
+        """Whether RBAC grants ``permission`` to ``who`` in ``namespace`` (None: in every
+        namespace), by a SubjectAccessReview."""

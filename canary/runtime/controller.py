@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import heapq
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -92,7 +93,7 @@ class Controller:
         *,
         namespace: str | None = None,
         settle: timedelta = timedelta(seconds=12),
-        on_result: Callable[[Result], None] = lambda _: None,
+        on_result: Callable[[Result, float], None] = lambda _result, _seconds: None,
     ) -> None:
         self._reconciler = reconciler
         self._store = store
@@ -143,9 +144,10 @@ class Controller:
         """Reconcile queued Rollouts one at a time until ``stop``."""
         while (item := self.queue.get(stop)) is not None:
             ref, measurement = item
+            started = time.perf_counter()
             result = self._reconciler.reconcile(ref, measurement)
             self.reconciles += 1
-            self._on_result(result)
+            self._on_result(result, time.perf_counter() - started)
             self._remember(ref, result)
             if result.requeue_after is not None:
                 self.queue.add(ref, result.requeue_after)

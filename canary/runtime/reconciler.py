@@ -15,7 +15,7 @@ from datetime import timedelta
 
 import structlog
 
-from canary.core import commands, judge, machine
+from canary.core import commands, history, judge, machine
 from canary.core import plan as plan_mod
 from canary.errors import (
     CanaryError,
@@ -55,6 +55,8 @@ class Result:
     canary_ready: int = 0
     error: str | None = None
     """The class of the error that ended this reconcile early, if one did."""
+    finished: history.Finished | None = None
+    """How the release ended, when this reconcile wrote its terminal status."""
 
 
 def superseded_by(rollout: Rollout, others: list[Rollout]) -> str | None:
@@ -151,7 +153,14 @@ class Reconciler:
                 else [Problem("", str(error))]
             )
             return self._invalid(rollout, problems, bound)
-        return Result(decision.requeue_after, plan, decision.status.phase, weight, ready)
+        return Result(
+            decision.requeue_after,
+            plan,
+            decision.status.phase,
+            weight,
+            ready,
+            finished=_finished(rollout.status, decision.status),
+        )
 
     def _decide(
         self, rollout: Rollout, plan: plan_mod.Plan, measurement: Measurement | None
@@ -223,10 +232,17 @@ class Reconciler:
             if decision.status != rollout.status:
                 self._write(rollout, decision.status)
         bound.warning("spec_invalid", problems=[str(p) for p in problems])
-        return Result(None, phase="Failed")
+        return Result(None, phase="Failed", finished=_finished(rollout.status, decision.status))
 
     def _write(self, rollout: Rollout, status: RolloutStatus) -> None:
         self._store.write_status(rollout, status)
+
+
+def _finished(before: RolloutStatus, after: RolloutStatus) -> history.Finished | None:
+    """The release's outcome when ``after`` (written) ends it; None otherwise."""
+    if before.phase in TERMINAL_PHASES or after.phase not in TERMINAL_PHASES:
+        return None
+    return history.outcome(after)
 
 
 def _may_restart(rollout: Rollout) -> bool:

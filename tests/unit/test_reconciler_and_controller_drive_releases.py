@@ -7,7 +7,7 @@ import threading
 from collections.abc import Sequence
 from datetime import timedelta
 
-from canary.core import evidence, machine
+from canary.core import evidence, history, machine
 from canary.core import plan as plan_mod
 from canary.model.linkerd import LATENCY_BUCKETS_MS
 from canary.model.rollout import Rollout, RolloutPolicy
@@ -65,9 +65,12 @@ def _drive(
     reconciler: rec.Reconciler,
     ref: Ref,
     ticks: int = 40,
+    finished: list[history.Finished] | None = None,
 ) -> str:
     for _ in range(ticks):
         result = reconciler.reconcile(ref, rec.Measurement(evidence=cluster.evidence(5)))
+        if finished is not None and result.finished is not None:
+            finished.append(result.finished)
         _sync(reconciler, cluster)
         cluster.settle()
         clock.advance(timedelta(seconds=5))
@@ -81,13 +84,23 @@ def _drive(
 def test_reconciler_promotes_a_healthy_release() -> None:
     """Reconciles with healthy evidence end in Succeeded, with Events and status written."""
     store, cluster, _, events, clock, reconciler, ref = _world()
+    finished: list[history.Finished] = []
     assert (
-        _drive(store=store, cluster=cluster, clock=clock, reconciler=reconciler, ref=ref)
+        _drive(
+            store=store,
+            cluster=cluster,
+            clock=clock,
+            reconciler=reconciler,
+            ref=ref,
+            finished=finished,
+        )
         == "Succeeded"
     )
     stored = store.get(ref)
     assert stored is not None
     assert stored.status.phase == "Succeeded"
+    assert [(f.result, f.reason) for f in finished] == [("promoted", "analysis_passed")]
+    assert reconciler.reconcile(ref).finished is None  # counted once, when it ended
     assert stored.status.observed_generation == 1
     assert cluster.stable_template == "v2"
     assert ("podinfo-2", "Promoted") in events.events
@@ -97,10 +110,19 @@ def test_reconciler_rolls_back_a_failing_release() -> None:
     """A canary failing half its requests is rolled back; stable never changes."""
     store, cluster, _, _, clock, reconciler, ref = _world()
     cluster.canary_error_rate = 0.5
+    finished: list[history.Finished] = []
     assert (
-        _drive(store=store, cluster=cluster, clock=clock, reconciler=reconciler, ref=ref)
+        _drive(
+            store=store,
+            cluster=cluster,
+            clock=clock,
+            reconciler=reconciler,
+            ref=ref,
+            finished=finished,
+        )
         == "RolledBack"
     )
+    assert [(f.result, f.reason) for f in finished] == [("rolled_back", "analysis")]
     assert cluster.stable_template == "v1"
     assert cluster.weight == 0
 

@@ -1,0 +1,99 @@
+"""history.outcome names how a release ended with a few fixed words, from its status alone."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from canary.core import history
+from canary.model.status import RolloutStatus
+
+T0 = "2026-11-21T08:00:00Z"
+T1 = "2026-11-21T08:10:00Z"
+
+
+def _status(phase: str, **fields: Any) -> RolloutStatus:
+    return RolloutStatus.model_validate({"phase": phase, **fields})
+
+
+def _step(verdict: str = "Running", **fields: Any) -> dict[str, Any]:
+    return {"index": 0, "startedAt": T0, "verdict": verdict, **fields}
+
+
+def _progressing(message: str) -> dict[str, Any]:
+    return {
+        "type": "Progressing",
+        "status": "False",
+        "reason": "RolledBack",
+        "message": message,
+        "lastTransitionTime": T1,
+    }
+
+
+@pytest.mark.parametrize(
+    ("status", "result", "reason"),
+    [
+        (_status("Succeeded"), "promoted", "analysis_passed"),
+        (
+            _status("Succeeded", approvals=[{"gate": "g", "decision": "Promoted", "at": T1}]),
+            "promoted",
+            "promoted_by_person",
+        ),
+        (_status("RolledBack", steps=[_step("Failed")]), "rolled_back", "analysis"),
+        (
+            _status("RolledBack", approvals=[{"gate": "g", "decision": "TimedOut", "at": T1}]),
+            "rolled_back",
+            "approval_timeout",
+        ),
+        (
+            _status("RolledBack", conditions=[_progressing("canary pods not ready after 0:10:00")]),
+            "rolled_back",
+            "progress_deadline",
+        ),
+        (_status("RolledBack", steps=[_step(noDataSince=T0)]), "rolled_back", "no_data"),
+        (_status("RolledBack", steps=[_step()]), "rolled_back", "other"),
+        (_status("RolledBack", currentStepIndex=3), "rolled_back", "other"),
+        (_status("Aborted"), "aborted", "aborted_by_person"),
+        (_status("Superseded"), "superseded", "newer_release"),
+        (
+            _status(
+                "Failed",
+                conditions=[
+                    {
+                        "type": "Valid",
+                        "status": "False",
+                        "reason": "InvalidSpec",
+                        "lastTransitionTime": T1,
+                    }
+                ],
+            ),
+            "failed",
+            "invalid_spec",
+        ),
+        (_status("Failed"), "failed", "other"),
+    ],
+)
+def test_each_terminal_phase_has_a_result_and_a_reason(
+    status: RolloutStatus, result: str, reason: str
+) -> None:
+    """Terminal statuses map to (result, reason) from the fixed vocabulary."""
+    finished = history.outcome(status)
+    assert finished is not None
+    assert (finished.result, finished.reason) == (result, reason)
+
+
+def test_duration_runs_from_start_to_finish_when_both_are_known() -> None:
+    """The duration is finishedAt − startedAt, None when either is missing."""
+    done = history.outcome(_status("Succeeded", startedAt=T0, finishedAt=T1))
+    assert done is not None
+    assert done.duration == timedelta(minutes=10)
+    unknown = history.outcome(_status("Succeeded", finishedAt=T1))
+    assert unknown is not None
+    assert unknown.duration is None
+
+
+def test_a_running_release_has_no_outcome() -> None:
+    """Active phases have no outcome yet."""
+    assert history.outcome(_status("Progressing")) is None
