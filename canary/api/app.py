@@ -218,8 +218,9 @@ class _Handlers:
         return PlainTextResponse("ok\n")
 
     async def readyz(self, _: Request) -> Response:
-        ready = await self.call(self.api.ready)
-        return PlainTextResponse("ok\n" if ready else "not ready\n", 200 if ready else 503)
+        if not await self.call(self.api.ready):
+            raise Problem(503, "not ready: not the leader yet, or the watches are not up")
+        return PlainTextResponse("ok\n")
 
     async def metrics(self, _: Request) -> Response:
         text = await self.call(self.api.metrics.exposition)
