@@ -51,6 +51,7 @@ from canary.runtime import leader
 from canary.runtime.clock import SystemClock
 from canary.runtime.controller import Controller, start_thread
 from canary.runtime.reconciler import Reconciler
+from canary.runtime.retention import Retention
 from canary.runtime.scheduler import Scheduler
 
 
@@ -119,6 +120,12 @@ def _release(args: argparse.Namespace) -> int:
 
 def _get(args: argparse.Namespace) -> int:
     return _console(args).get(args.name, all_namespaces=args.all_namespaces, output=args.output)
+
+
+def _history(args: argparse.Namespace) -> int:
+    return _console(args).get(
+        None, all_namespaces=args.all_namespaces, output=args.output, target=args.target
+    )
 
 
 def _watch(args: argparse.Namespace) -> int:
@@ -219,11 +226,23 @@ def _add_cluster_commands(sub: Any) -> None:
     cmd.add_argument("--max-weight", type=int, help="with --step-weight: the last weight")
     cmd.set_defaults(func=_release)
 
-    cmd = sub.add_parser("get", parents=[cluster], help="list rollouts or show one")
+    cmd = sub.add_parser("get", parents=[cluster], help="list rollouts (oldest first) or show one")
     cmd.add_argument("name", nargs="?", metavar="ROLLOUT")
     cmd.add_argument("-A", "--all-namespaces", action="store_true", help="in every namespace")
     cmd.add_argument("-o", "--output", choices=("wide", "yaml", "json"), help="output format")
     cmd.set_defaults(func=_get)
+
+    cmd = sub.add_parser(
+        "history",
+        parents=[cluster],
+        help="list the releases of one Deployment, oldest first",
+        description="The Rollouts whose target is the Deployment, by creation time. "
+        "Example: canary history deploy/podinfo",
+    )
+    cmd.add_argument("target", type=_argument_type(release.parse_target), metavar="deploy/NAME")
+    cmd.add_argument("-A", "--all-namespaces", action="store_true", help="in every namespace")
+    cmd.add_argument("-o", "--output", choices=("wide", "yaml", "json"), help="output format")
+    cmd.set_defaults(func=_history)
 
     cmd = sub.add_parser(
         "watch",
@@ -362,6 +381,15 @@ def _run(args: argparse.Namespace) -> int:
     def start() -> None:
         scheduler.every(args.tick, controller.measure, "measure")
         scheduler.every(timedelta(seconds=60), controller.resync, "resync")
+        if args.keep_finished > 0:
+            retention = Retention(
+                store,
+                store,
+                keep=args.keep_finished,
+                namespace=args.watch_namespace,
+                on_deleted=registry.deleted.inc,
+            )
+            scheduler.every(timedelta(seconds=60), retention.run, "retention")
         scheduler.start()
         start_thread(lambda: feed.run(controller.on_change, stop), "watch")
         start_thread(lambda: controller.run_worker(stop), "worker")
@@ -428,6 +456,14 @@ def _add_run_command(sub: Any) -> None:
         "--lease-namespace",
         default=os.environ.get("POD_NAMESPACE", "canary-system"),
         help="namespace of the leader-election Lease (default: $POD_NAMESPACE or canary-system)",
+    )
+    cmd.add_argument(
+        "--keep-finished",
+        type=int,
+        default=20,
+        metavar="N",
+        help="keep the newest N finished Rollouts per target, and always the last Succeeded "
+        "one; delete older ones (default 20; 0 keeps everything, e.g. when GitOps owns them)",
     )
     cmd.add_argument("--http-address", default="0.0.0.0", help="address of the HTTP API")
     cmd.add_argument("--http-port", type=int, default=8080, help="port of the HTTP API (0: any)")

@@ -152,6 +152,14 @@ class LeaseLock(Protocol):
         """Give the lease up if ``identity`` holds it (on a clean shutdown)."""
 
 
+class RolloutDeleter(Protocol):
+    """Where retention removes old finished Rollouts (``canary.runtime.retention``)."""
+
+    def delete(self, rollout: Rollout) -> None:
+        """Delete ``rollout`` if it is unchanged since it was read (raises Conflict when it
+        changed); nothing when it is already gone."""
+
+
 class Annotator(Protocol):
     """Where people's commands are written: annotations on a Rollout (``canary.core.commands``
     encodes them). Implemented by ``KubeRolloutStore``; used by the CLI and the HTTP API."""

@@ -1,5 +1,6 @@
-"""An in-memory Rollout store implementing ``ports.RolloutStore`` and ``ports.Annotator``, for
-tests of the shells that use those ports (the HTTP API). The contract test in
+"""An in-memory Rollout store implementing ``ports.RolloutStore``, ``ports.RolloutDeleter`` and
+``ports.Annotator``, for tests of the shells that use those ports (the HTTP API, retention). The
+contract test in
 tests/integration runs the same checks against the real ``KubeRolloutStore``."""
 
 from __future__ import annotations
@@ -67,3 +68,13 @@ class MemoryRolloutStore:
         """Set one annotation."""
         annotations = {**self.rollouts[ref].metadata.annotations, key: value}
         self._bump(ref, annotations=annotations)
+
+    def delete(self, rollout: Rollout) -> None:
+        """Delete the Rollout if its resourceVersion still matches; else Conflict."""
+        ref = Ref(rollout.metadata.namespace, rollout.metadata.name)
+        current = self.rollouts.get(ref)
+        if current is None:
+            return
+        if current.metadata.resource_version != rollout.metadata.resource_version:
+            raise Conflict(f"{ref}: the object has been modified")
+        del self.rollouts[ref]

@@ -172,6 +172,11 @@ class ControllerMetrics:
             ["type", "result"],
             registry=reg,
         )
+        self.deleted = Counter(
+            "canary_rollouts_deleted",
+            "Finished Rollouts deleted by retention (--keep-finished).",
+            registry=reg,
+        )
         self.commands = Counter(
             "canary_api_commands",
             "Commands given through the HTTP API, by kind.",

@@ -1,18 +1,25 @@
-"""The promotion history: what a finished release came to, and why, in a few fixed words.
+"""The promotion history: what a finished release came to, and how much of it to keep.
 
 ``outcome`` turns the status of a Rollout that has just reached a terminal phase into a
 ``Finished`` record (result, reason, duration) with values from small fixed sets, so that a
-metric labelled with them keeps a bounded cardinality. Called by the reconciler when it writes a
-terminal status, and read by ``canary.api.metrics``. Pure: no clock, no I/O.
+metric labelled with them keeps a bounded cardinality (called by the reconciler when it writes a
+terminal status, read by ``canary.api.metrics``). ``ordered`` sorts Rollouts by creation time
+(``canary get``/``history``); ``expired`` chooses the finished Rollouts retention deletes
+(``canary.runtime.retention``). Pure: no clock, no I/O.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from canary.model.status import RolloutStatus, StepStatus
+from canary.model.rollout import Rollout
+from canary.model.status import TERMINAL_PHASES, RolloutStatus, StepStatus
+
+TARGET_LABEL = "canary.dev/target"
+"""The label naming a Rollout's target Deployment: ``kubectl get ro -l canary.dev/target=NAME``."""
 
 Result = Literal["promoted", "rolled_back", "aborted", "failed", "superseded"]
 Reason = Literal[
@@ -89,3 +96,36 @@ def outcome(status: RolloutStatus) -> Finished | None:
         valid, _ = _condition(status, "Valid")
         return Finished("failed", _FAILED.get(valid, "other"), duration)
     return None
+
+
+def target(rollout: Rollout) -> tuple[str, str]:
+    """The (namespace, Deployment) a Rollout releases."""
+    return rollout.metadata.namespace, rollout.spec.target_ref.name
+
+
+def ordered(rollouts: Sequence[Rollout]) -> list[Rollout]:
+    """Oldest first, by creation time (then namespace and name; unknown times first)."""
+    epoch = datetime.min.replace(tzinfo=UTC)
+    return sorted(
+        rollouts,
+        key=lambda r: (
+            r.metadata.creation_timestamp or epoch,
+            r.metadata.namespace,
+            r.metadata.name,
+        ),
+    )
+
+
+def expired(rollouts: Sequence[Rollout], keep: int) -> list[Rollout]:
+    """The finished Rollouts beyond the ``keep`` newest of each target, except the target's
+    last Succeeded one (undo needs it). Active Rollouts are never expired."""
+    by_target: dict[tuple[str, str], list[Rollout]] = {}
+    for rollout in ordered(rollouts):
+        if rollout.status.phase in TERMINAL_PHASES:
+            by_target.setdefault(target(rollout), []).append(rollout)
+    doomed: list[Rollout] = []
+    for finished in by_target.values():
+        newest_first = finished[::-1]
+        succeeded = next((r for r in newest_first if r.status.phase == "Succeeded"), None)
+        doomed += [r for r in newest_first[keep:] if r is not succeeded]
+    return doomed

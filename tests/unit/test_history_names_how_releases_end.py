@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from canary.core import history
+from canary.model.rollout import Rollout
 from canary.model.status import RolloutStatus
 
 T0 = "2026-11-21T08:00:00Z"
@@ -97,3 +98,52 @@ def test_duration_runs_from_start_to_finish_when_both_are_known() -> None:
 def test_a_running_release_has_no_outcome() -> None:
     """Active phases have no outcome yet."""
     assert history.outcome(_status("Progressing")) is None
+
+
+def _rollout(
+    name: str, phase: str, minute: int | None, target: str = "web", ns: str = "t"
+) -> Rollout:
+    meta: dict[str, Any] = {"name": name, "namespace": ns}
+    if minute is not None:
+        meta["creationTimestamp"] = f"2026-11-21T08:{minute:02d}:00Z"
+    return Rollout.model_validate(
+        {
+            "metadata": meta,
+            "spec": {"targetRef": {"name": target}, "release": {"images": {"c": "i:1"}}},
+            "status": {"phase": phase},
+        }
+    )
+
+
+def test_rollouts_are_ordered_by_creation_time() -> None:
+    """Oldest first; unknown creation times first; ties by namespace and name."""
+    rollouts = [
+        _rollout("c", "Succeeded", 5),
+        _rollout("b", "Succeeded", None),
+        _rollout("a", "Succeeded", 5),
+        _rollout("d", "Succeeded", 1),
+    ]
+    assert [r.metadata.name for r in history.ordered(rollouts)] == ["b", "d", "a", "c"]
+
+
+def test_retention_keeps_the_newest_finished_and_the_last_success_per_target() -> None:
+    """Beyond the newest N finished per target, finished Rollouts expire; the last Succeeded
+    one and every active one stay; targets are counted apart."""
+    rollouts = [
+        _rollout("w1", "Succeeded", 1),
+        _rollout("w2", "Succeeded", 2),
+        _rollout("w3", "RolledBack", 3),
+        _rollout("w4", "RolledBack", 4),
+        _rollout("w5", "Progressing", 5),
+        _rollout("a1", "RolledBack", 1, target="api"),
+        _rollout("a2", "Aborted", 2, target="api"),
+        _rollout("o1", "RolledBack", 1, ns="other"),
+    ]
+
+    def names(keep: int) -> list[str]:
+        return sorted(r.metadata.name for r in history.expired(rollouts, keep))
+
+    assert names(2) == ["w1"]
+    assert names(1) == ["a1", "w1", "w3"]
+    assert names(0) == ["a1", "a2", "o1", "w1", "w3", "w4"]
+    assert names(20) == []
