@@ -74,8 +74,9 @@ class _GuardedH11(H11Protocol):
             self._disarm()  # the head has arrived; the app bounds the body
 
     def on_response_complete(self) -> None:
-        super().on_response_complete()
-        if not self.transport.is_closing():
+        super().on_response_complete()  # may already start a pipelined request's cycle
+        idle = self.cycle is None or self.cycle.response_complete
+        if idle and not self.transport.is_closing():
             self._arm()
 
     def send_400_response(self, msg: str) -> None:

@@ -196,3 +196,15 @@ def test_requests_beyond_the_limit_are_503_problems(one_at_a_time: int) -> None:
         assert reply.status == 503
         assert reply.headers["retry-after"] == "1"
         reply.problem()
+
+
+def test_a_kept_alive_connection_is_closed_when_the_next_head_dawdles(served: Served) -> None:
+    """After a response, the next request head must also arrive within the header timeout;
+    a pipelined request arriving with the first is served in full."""
+    with socket.create_connection(("127.0.0.1", served.port), timeout=5) as sock:
+        two = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" * 2
+        sock.sendall(two + b"GET /healthz HTTP/1.1\r\n")
+        started = time.monotonic()
+        data = _read_all(sock)
+        assert data.count(b"HTTP/1.1 200 OK") == 2
+        assert time.monotonic() - started < 3
