@@ -97,7 +97,9 @@ def people(kube: client.ApiClient, namespace: str) -> People:
     _bind(rbac, namespace, "rollout-reader", "approver")
     _bind(rbac, namespace, "rollout-approver", "approver")
     store = KubeRolloutStore(kube)
-    store.create(make("web-2", namespace=namespace))
+    made = make("web-2", namespace=namespace)
+    fresh = made.metadata.model_copy(update={"resource_version": None})
+    store.create(made.model_copy(update={"metadata": fresh}))
     body: dict[str, Any] = client.CustomObjectsApi(kube).get_namespaced_custom_object(  # type: ignore[assignment]
         GROUP, VERSION, namespace, "rollouts", "web-2"
     )
