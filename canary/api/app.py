@@ -44,7 +44,7 @@ from canary.api.access import Gate
 from canary.api.metrics import CONTENT_TYPE, ControllerMetrics
 from canary.api.problems import Problem
 from canary.core import access, commands, links
-from canary.core.machine import Command, CommandKind
+from canary.core.vocabulary import Command, CommandKind
 from canary.model.rollout import Rollout
 from canary.ports import AccessReview, Annotator, Identity, Ref, RolloutStore
 
