@@ -383,15 +383,14 @@ def _run(args: argparse.Namespace) -> int:
     def start() -> None:
         scheduler.every(args.tick, controller.measure, "measure")
         scheduler.every(timedelta(seconds=60), controller.resync, "resync")
-        if args.keep_finished > 0:
-            retention = Retention(
-                store,
-                store,
-                keep=args.keep_finished,
-                namespace=args.watch_namespace,
-                on_deleted=registry.deleted.inc,
-            )
-            scheduler.every(timedelta(seconds=60), retention.run, "retention")
+        retention = Retention(
+            store,
+            store,
+            keep=args.keep_finished,
+            namespace=args.watch_namespace,
+            on_deleted=registry.deleted.inc,
+        )
+        scheduler.every(timedelta(seconds=60), retention.run, "retention")
         scheduler.start()
         start_thread(lambda: feed.run(controller.on_change, stop), "watch")
         start_thread(lambda: controller.run_worker(stop), "worker")
@@ -465,7 +464,7 @@ def _add_run_command(sub: Any) -> None:
         default=20,
         metavar="N",
         help="keep the newest N finished Rollouts per target, and always the last Succeeded "
-        "one; delete older ones (default 20; 0 keeps everything, e.g. when GitOps owns them)",
+        "one; delete older ones (default 20; 0 deletes nothing, e.g. when GitOps owns them)",
     )
     cmd.add_argument("--http-address", default="0.0.0.0", help="address of the HTTP API")
     cmd.add_argument("--http-port", type=int, default=8080, help="port of the HTTP API (0: any)")

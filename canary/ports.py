@@ -152,8 +152,12 @@ class LeaseLock(Protocol):
         """Give the lease up if ``identity`` holds it (on a clean shutdown)."""
 
 
-class RolloutDeleter(Protocol):
-    """Where retention removes old finished Rollouts (``canary.runtime.retention``)."""
+class RolloutJanitor(Protocol):
+    """How retention keeps the history tidy (``canary.runtime.retention``): it labels Rollouts
+    with their target and removes old finished ones."""
+
+    def label(self, ref: Ref, key: str, value: str) -> None:
+        """Set one label on the Rollout, leaving the others as they are."""
 
     def delete(self, rollout: Rollout) -> None:
         """Delete ``rollout`` if it is unchanged since it was read (raises Conflict when it

@@ -1,4 +1,4 @@
-"""The one in-memory Rollout store of the tests: ``ports.RolloutStore``, ``ports.RolloutDeleter``
+"""The one in-memory Rollout store of the tests: ``ports.RolloutStore``, ``ports.RolloutJanitor``
 and ``ports.Annotator``, for tests of the shells that use those ports (the reconciler, the
 controller, the HTTP API, the console, retention). The contract test in tests/integration runs
 the same checks against it and the real ``KubeRolloutStore``, so it stays honest."""
@@ -82,6 +82,10 @@ class MemoryRolloutStore:
         """Set one annotation."""
         annotations = {**self.rollouts[ref].metadata.annotations, key: value}
         self._bump(ref, annotations=annotations)
+
+    def label(self, ref: Ref, key: str, value: str) -> None:
+        """Set one label."""
+        self._bump(ref, labels={**self.rollouts[ref].metadata.labels, key: value})
 
     def delete(self, rollout: Rollout) -> None:
         """Delete the Rollout if its resourceVersion still matches; else Conflict."""

@@ -4,8 +4,8 @@
 ``Finished`` record (result, reason, duration) with values from small fixed sets, so that a
 metric labelled with them keeps a bounded cardinality (called by the reconciler when it writes a
 terminal status, read by ``canary.api.metrics``). ``ordered`` sorts Rollouts by creation time
-(``canary get``/``history``); ``expired`` chooses the finished Rollouts retention deletes
-(``canary.runtime.retention``). Pure: no clock, no I/O.
+(``canary get``/``history``); ``unlabelled`` and ``expired`` choose the Rollouts retention
+labels with their target and deletes (``canary.runtime.retention``). Pure: no clock, no I/O.
 """
 
 from __future__ import annotations
@@ -114,6 +114,17 @@ def ordered(rollouts: Sequence[Rollout]) -> list[Rollout]:
             r.metadata.name,
         ),
     )
+
+
+def unlabelled(rollouts: Sequence[Rollout]) -> list[Rollout]:
+    """The Rollouts whose ``canary.dev/target`` label is missing or wrong (those whose target
+    name is too long for a label value, 63 characters, stay unlabelled)."""
+    return [
+        r
+        for r in rollouts
+        if len(r.spec.target_ref.name) <= 63
+        and r.metadata.labels.get(TARGET_LABEL) != r.spec.target_ref.name
+    ]
 
 
 def expired(rollouts: Sequence[Rollout], keep: int) -> list[Rollout]:

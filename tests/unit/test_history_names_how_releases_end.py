@@ -147,3 +147,26 @@ def test_retention_keeps_the_newest_finished_and_the_last_success_per_target() -
     assert names(1) == ["a1", "w1", "w3"]
     assert names(0) == ["a1", "a2", "o1", "w1", "w3", "w4"]
     assert names(20) == []
+
+
+def test_rollouts_without_their_target_label_are_found() -> None:
+    """Missing or wrong canary.dev/target labels are found; a target too long for a label is not."""
+    right = _rollout("a", "Succeeded", 1)
+    right = right.model_copy(
+        update={
+            "metadata": right.metadata.model_copy(update={"labels": {history.TARGET_LABEL: "web"}})
+        }
+    )
+    wrong = _rollout("b", "Succeeded", 1)
+    wrong = wrong.model_copy(
+        update={
+            "metadata": wrong.metadata.model_copy(update={"labels": {history.TARGET_LABEL: "x"}})
+        }
+    )
+    rollouts = [
+        right,
+        wrong,
+        _rollout("c", "Progressing", 2),
+        _rollout("d", "Pending", 3, "w" * 64),
+    ]
+    assert [r.metadata.name for r in history.unlabelled(rollouts)] == ["b", "c"]

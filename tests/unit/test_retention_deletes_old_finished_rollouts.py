@@ -1,5 +1,6 @@
-"""Retention deletes the finished Rollouts beyond the newest N per target, keeps the last
-Succeeded one, and leaves a Rollout that changed since it was listed."""
+"""Retention labels every Rollout with its target, deletes the finished Rollouts beyond the
+newest N per target, keeps the last Succeeded one, and leaves a Rollout that changed since it
+was listed."""
 
 from __future__ import annotations
 
@@ -44,6 +45,22 @@ def test_old_finished_rollouts_are_deleted_and_counted() -> None:
     assert retention.run() == 0
 
 
+def test_rollouts_are_labelled_with_their_target_even_when_nothing_is_deleted() -> None:
+    """keep=0 deletes nothing; every Rollout gets canary.dev/target=web, other labels stay."""
+    store = _store()
+    first = store.rollouts[Ref("t", "web-1")]
+    labelled = first.metadata.model_copy(update={"labels": {"team": "a"}})
+    store.rollouts[Ref("t", "web-1")] = first.model_copy(update={"metadata": labelled})
+    assert Retention(store, store, keep=0).run() == 0
+    assert len(store.rollouts) == 4
+    assert {r.metadata.name: r.metadata.labels for r in store.rollouts.values()} == {
+        "web-1": {"team": "a", "canary.dev/target": "web"},
+        "web-2": {"canary.dev/target": "web"},
+        "web-3": {"canary.dev/target": "web"},
+        "web-4": {"canary.dev/target": "web"},
+    }
+
+
 class Racing(MemoryRolloutStore):
     """A store where every Rollout changes between the list and the delete."""
 
@@ -57,7 +74,7 @@ class Racing(MemoryRolloutStore):
 def test_a_rollout_changed_since_it_was_listed_is_left_alone() -> None:
     """A retry annotation written meanwhile makes the delete a Conflict: the Rollout stays."""
     store = Racing(*_store().rollouts.values())
-    assert Retention(store, store, keep=0).run() == 0
+    assert Retention(store, store, keep=1).run() == 0
     assert len(store.rollouts) == 4
 
 
@@ -69,4 +86,4 @@ class Down(MemoryRolloutStore):
 def test_an_unreachable_cluster_deletes_nothing_and_raises_nothing() -> None:
     """Retention logs and waits for its next run."""
     store = Down()
-    assert Retention(store, store, keep=0).run() == 0
+    assert Retention(store, store, keep=1).run() == 0
