@@ -15,8 +15,8 @@ import pytest
 from kubernetes import client
 
 from canary.adapters.kube.workloads import FIELD_MANAGER, KubeWorkloads
-from canary.core.machine import EnsureCanary, EnsureServices, PromoteStable
 from canary.core.plan import Plan
+from canary.core.vocabulary import EnsureCanary, EnsureServices, PromoteStable
 from tests.unit.fake_cluster import make_plan
 
 pytestmark = pytest.mark.integration
