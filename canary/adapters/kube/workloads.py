@@ -6,6 +6,12 @@ itself (a server-side dry-run strategic-merge patch of the stable Deployment, so
 semantics are exactly Kubernetes'), and its selector labels rewritten with a ``-canary`` suffix
 so that the apex Service never selects canary pods. The stable Deployment is written only by
 ``PromoteStable``; a rollback never touches it.
+
+Every write carries the field manager ``canary``. Promotion is a strategic-merge patch of the
+stable Deployment, so the API server records ``canary`` as the owner of exactly the fields whose
+values the release changed (its images, its ``templatePatch`` values and the release annotation),
+and a GitOps controller keeps owning every other field: docs/gitops.md says why, and what Argo CD
+and Flux must be told.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ from canary.model.rollout import MANAGED_BY, ROLLOUT_LABEL
 from canary.ports import WorkloadState
 
 RELEASE_ANNOTATION = "canary.dev/release"
+FIELD_MANAGER = "canary"
+"""Owner of the fields canary writes; teams' Argo CD configurations name it, so it never changes."""
 
 
 def release_id(rollout: str, plan: Plan) -> str:
@@ -52,6 +60,18 @@ def release_patch(plan: Plan) -> dict[str, Any]:
     if containers:
         spec["containers"] = list(containers.values())
     return {"spec": {"template": template}}
+
+
+def has_release(deployment: dict[str, Any], rollout: str, plan: Plan) -> bool:
+    """The Deployment names this release and runs its images. The images are checked, not just
+    the annotation, because a GitOps controller that puts Git's image back leaves the annotation
+    (not in Git) in place; image strings are never rewritten by the API server."""
+    if _annotations(deployment).get(RELEASE_ANNOTATION) != release_id(rollout, plan):
+        return False
+    running = {
+        c["name"]: c.get("image") for c in deployment["spec"]["template"]["spec"]["containers"]
+    }
+    return all(running.get(name) == image for name, image in plan.images.items())
 
 
 def canary_labels(labels: dict[str, str], keys: set[str]) -> dict[str, str]:
@@ -124,7 +144,7 @@ class KubeWorkloads:
             target = TargetState(
                 replicas=_replicas(stable),
                 ready=_rolled_out(stable),
-                has_release=_annotations(stable).get(RELEASE_ANNOTATION) == wanted,
+                has_release=has_release(stable, rollout, plan),
             )
         canary = self._deployment(namespace, plan.canary_deployment)
         canary_state = None
@@ -192,10 +212,14 @@ class KubeWorkloads:
                         "metadata": {"name": name, "labels": dict(MANAGED_BY)},
                         "spec": {"selector": selector, "ports": ports},
                     }
-                    self._core.create_namespaced_service(namespace, body)
+                    self._core.create_namespaced_service(
+                        namespace, body, field_manager=FIELD_MANAGER
+                    )
                 elif (existing["spec"].get("selector") or {}) != selector:
                     existing["spec"]["selector"] = selector  # a patch would merge old keys in
-                    self._core.replace_namespaced_service(name, namespace, existing)
+                    self._core.replace_namespaced_service(
+                        name, namespace, existing, field_manager=FIELD_MANAGER
+                    )
 
     def _release_template(self, namespace: str, stable: Obj, plan: Plan) -> Obj:
         containers = {c["name"] for c in stable["spec"]["template"]["spec"]["containers"]}
@@ -213,7 +237,11 @@ class KubeWorkloads:
             )
         with translated(f"dry-run release patch of deployment {namespace}/{plan.target}"):
             merged = self._apps.patch_namespaced_deployment(
-                plan.target, namespace, release_patch(plan), dry_run="All"
+                plan.target,
+                namespace,
+                release_patch(plan),
+                dry_run="All",
+                field_manager=FIELD_MANAGER,
             )
         template: Obj = self._dict(merged)["spec"]["template"]
         return template
@@ -249,17 +277,24 @@ class KubeWorkloads:
         }
         with translated(f"write deployment {namespace}/{plan.canary_deployment}"):
             if canary is None:
-                self._apps.create_namespaced_deployment(namespace, body)
+                self._apps.create_namespaced_deployment(
+                    namespace, body, field_manager=FIELD_MANAGER
+                )
             else:
                 body["metadata"]["resourceVersion"] = canary["metadata"]["resourceVersion"]
-                self._apps.replace_namespaced_deployment(plan.canary_deployment, namespace, body)
+                self._apps.replace_namespaced_deployment(
+                    plan.canary_deployment, namespace, body, field_manager=FIELD_MANAGER
+                )
 
     def _scale_canary(self, namespace: str, plan: Plan, replicas: int) -> None:
         if self._deployment(namespace, plan.canary_deployment) is None:
             return
         with translated(f"scale deployment {namespace}/{plan.canary_deployment}"):
             self._apps.patch_namespaced_deployment_scale(
-                plan.canary_deployment, namespace, {"spec": {"replicas": replicas}}
+                plan.canary_deployment,
+                namespace,
+                {"spec": {"replicas": replicas}},
+                field_manager=FIELD_MANAGER,
             )
 
     def _promote(self, namespace: str, rollout: str, plan: Plan) -> None:
@@ -270,4 +305,6 @@ class KubeWorkloads:
         patch = release_patch(plan)
         patch["metadata"] = {"annotations": {RELEASE_ANNOTATION: release_id(rollout, plan)}}
         with translated(f"promote deployment {namespace}/{plan.target}"):
-            self._apps.patch_namespaced_deployment(plan.target, namespace, patch)
+            self._apps.patch_namespaced_deployment(
+                plan.target, namespace, patch, field_manager=FIELD_MANAGER
+            )
