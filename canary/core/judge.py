@@ -124,6 +124,8 @@ class _Sequential:
     """Whether the current step adds to this check (a check that cannot move does not hold)."""
     information: float = 0.0
     """What the current step's data could tell a design-size regression apart by (nats)."""
+    comparison: bool = False
+    """A comparison with stable (these are e-detectors, see ``_change_points``)."""
     whole_log_e: float | None = None
     """The log e-value of the check over the whole rollout, before the change-point mixture:
     what holding looks at (None: ``log_e`` is that)."""
@@ -191,7 +193,9 @@ def _errors(t: Thresholds, steps: Sequence[Evidence]) -> _Sequential:
     moving = _comparing(now) and now.canary.requests > 0 and now.stable.requests > 0
     events, share = triples[-1][0] + triples[-1][1], triples[-1][2]
     information = sequential.comparison_information(events, share, rho0, DESIGN_KAPPA)
-    return _Sequential("errors-vs-stable", log_e, ERRORS_WEIGHT, message, moving, information)
+    return _Sequential(
+        "errors-vs-stable", log_e, ERRORS_WEIGHT, message, moving, information, comparison=True
+    )
 
 
 def _latency_band(t: Thresholds, steps: Sequence[Evidence], band: latency.Band) -> _Sequential:
@@ -223,7 +227,7 @@ def _latency_band(t: Thresholds, steps: Sequence[Evidence], band: latency.Band) 
         events = counts.canary_events + counts.stable_events
         information = sequential.comparison_information(events, counts.share, 1.0, kappa)
     moving = _comparing(steps[-1]) and counts is not None
-    return _Sequential(band.name, log_e, 1.0, message, moving, information)
+    return _Sequential(band.name, log_e, 1.0, message, moving, information, comparison=True)
 
 
 def _slo(
@@ -309,7 +313,12 @@ def _sequential_checks(t: Thresholds, steps: Sequence[Evidence]) -> list[_Sequen
 def _change_points(t: Thresholds, steps: Sequence[Evidence]) -> list[_Sequential]:
     """The sequential checks as e-detectors: each check's e-value mixes the check run on the
     whole rollout with the check restarted at each later step (``sequential.change_point_log_e``).
-    Messages, holding and information are those of the whole rollout's check."""
+    Messages, holding and information are those of the whole rollout's check.
+
+    Only the comparisons with stable restart: they condition on the events both arms saw, so a
+    failure both share (a flapping dependency) is no evidence. The absolute SLO checks keep the
+    whole rollout's evidence: restarted at the 100% step, where no stable traffic is left to
+    show that a burst of failures is shared, they would roll back healthy releases more often."""
     found = _sequential_checks(t, steps)
     restarted = [_sequential_checks(t, steps[j:]) for j in range(1, len(steps))]
     return [
@@ -318,6 +327,8 @@ def _change_points(t: Thresholds, steps: Sequence[Evidence]) -> list[_Sequential
             log_e=sequential.change_point_log_e([s.log_e, *(r[i].log_e for r in restarted)]),
             whole_log_e=s.log_e,
         )
+        if s.comparison
+        else s
         for i, s in enumerate(found)
     ]
 
