@@ -73,9 +73,7 @@ def cluster(rps: float, pods: int) -> MeshSnapshot:
         ServiceView("bench", "web-stable", {"app": "web"}, (80,), {}),
         ServiceView("bench", "web-canary", {"app": "web-canary"}, (80,), {}),
     )
-    route = RouteView(
-        "HTTPRoute", "bench", "web", "web", (("web-stable", 80), ("web-canary", 20)), 1, 1
-    )
+    route = RouteView("HTTPRoute", "bench", "web", "web", (("web-stable", 80), ("web-canary", 20)))
     return MeshSnapshot(pods=tuple(views), services=services, routes=(route,))
 
 

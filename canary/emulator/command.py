@@ -4,8 +4,9 @@ Who calls it: developers, ``make demo`` and the integration tests, against the l
 plane. It watches the cluster through :class:`~canary.adapters.kube.meshview.MeshView`, rebuilds
 the topology when something changed, advances the traffic model every ``--tick`` seconds of
 real time, serves every emulated proxy's ``/metrics`` from one HTTP server on 127.0.0.1, writes
-Prometheus file-SD targets, and marks GAMMA HTTPRoutes Accepted as Linkerd would. It runs until
-SIGINT/SIGTERM and then withdraws its targets. See docs/emulator.md.
+Prometheus file-SD targets. It writes nothing to the cluster: route status and ServiceProfiles
+come from Linkerd's real policy controller and smi adaptor. It runs until SIGINT/SIGTERM and then
+withdraws its targets. See docs/emulator.md.
 """
 
 from __future__ import annotations
@@ -23,11 +24,10 @@ from typing import Protocol
 
 import structlog
 
-from canary.adapters.kube.meshview import MeshSnapshot, MeshView, RouteView
+from canary.adapters.kube.meshview import MeshSnapshot, MeshView
 from canary.emulator import targets, topology
 from canary.emulator.engine import Engine
 from canary.emulator.server import MetricsServer
-from canary.errors import CanaryError
 
 log = structlog.get_logger("canary.emulator")
 
@@ -88,7 +88,6 @@ class ClusterView(Protocol):
     def start(self) -> None: ...
     def stop(self) -> None: ...
     def snapshot(self) -> MeshSnapshot: ...
-    def accept_route(self, route: RouteView) -> None: ...
 
 
 class Emulator:
@@ -156,13 +155,6 @@ class Emulator:
             if text not in self._reported:
                 log.warning("annotation_rejected", problem=text)
         self._reported = reported
-        for route in current.routes_to_accept:
-            name = f"{route.namespace}/{route.name}"
-            try:
-                self.view.accept_route(route)
-                log.info("route_accepted", route=name, generation=route.generation)
-            except CanaryError as exc:
-                log.warning("route_accept_failed", route=name, error=str(exc))
 
 
 def run(args: argparse.Namespace) -> int:
