@@ -5,13 +5,16 @@ plane. It watches the cluster through :class:`~canary.adapters.kube.meshview.Mes
 the topology when something changed, advances the traffic model every ``--tick`` seconds of
 real time, serves every emulated proxy's ``/metrics`` from one HTTP server on 127.0.0.1, writes
 Prometheus file-SD targets. It writes nothing to the cluster: route status and ServiceProfiles
-come from Linkerd's real policy controller and smi adaptor. It runs until SIGINT/SIGTERM and then
+come from Linkerd's real policy controller and smi adaptor, and with ``--policy-grpc`` the split
+of an HTTPRoute is what the policy controller's ``OutboundPolicies/Get`` answers each load
+generator's proxy (asked again every second). It runs until SIGINT/SIGTERM and then
 withdraws its targets. See docs/emulator.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import signal
 import sys
@@ -24,15 +27,21 @@ from typing import Protocol
 
 import structlog
 
-from canary.adapters.kube.meshview import MeshSnapshot, MeshView
+from canary.adapters.kube.meshview import MeshSnapshot, MeshView, RouteView, ServiceView
+from canary.adapters.outbound.client import Backends, OutboundPolicies
 from canary.emulator import targets, topology
+from canary.emulator.annotations import RPS
 from canary.emulator.engine import Engine
 from canary.emulator.server import MetricsServer
+from canary.errors import CanaryError
 
 log = structlog.get_logger("canary.emulator")
 
 RESYNC_SECONDS = 5.0
 """Rebuild the topology at least this often even without a watch event (cheap insurance)."""
+POLICY_SECONDS = 1.0
+"""How often the policy controller is asked again (its index follows a route change a moment
+after the watch event that woke the emulator)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,6 +52,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="kubeconfig of the cluster to emulate a mesh for (default: $KUBECONFIG)",
     )
     parser.add_argument("--context", default=None, help="kubeconfig context (default: current)")
+    parser.add_argument(
+        "--policy-grpc",
+        default=os.environ.get("LINKERD_POLICY_GRPC"),
+        help="host:port of Linkerd's policy controller gRPC API: HTTPRoute splits are what its "
+        "OutboundPolicies/Get answers (default: $LINKERD_POLICY_GRPC; unset: read the accepted "
+        "routes themselves)",
+    )
     parser.add_argument(
         "--targets-dir",
         type=Path,
@@ -90,6 +106,14 @@ class ClusterView(Protocol):
     def snapshot(self) -> MeshSnapshot: ...
 
 
+class PolicySource(Protocol):
+    """Where proxies learn route backends (``OutboundPolicies`` in production)."""
+
+    def backends(self, namespace: str, service: str, port: int, source_pod: str) -> Backends:
+        """The weighted backend Services a proxy in ``source_pod`` gets for ``service:port``."""
+        ...
+
+
 class Emulator:
     """The running process: cluster view, engine, HTTP server and target file, tied together."""
 
@@ -104,8 +128,11 @@ class Emulator:
         seed: int = 0,
         namespaces: Sequence[str] = (),
         targets_file: str = targets.FILE_NAME,
+        policies: PolicySource | None = None,
     ) -> None:
         self.view = view
+        self.policies = policies
+        self._answers: dict[tuple[str, str], Backends] = {}
         self.targets_dir = targets_dir
         self.targets_file = targets_file
         self.namespaces = frozenset(namespaces)
@@ -122,14 +149,18 @@ class Emulator:
         self.view.start()
         log.info("emulator_started", address=self.server.address, targets_dir=str(self.targets_dir))
         last = time.monotonic()
-        last_sync = float("-inf")
+        last_sync = last_policy = float("-inf")
         try:
             while not self.stopping.is_set():
                 now = time.monotonic()
                 if self.view.changed.is_set() or now - last_sync >= RESYNC_SECONDS:
                     self.view.changed.clear()
                     self.sync()
-                    last_sync = now
+                    last_sync = last_policy = now
+                elif self.policies is not None and now - last_policy >= POLICY_SECONDS:
+                    last_policy = now
+                    if self._ask_policies(self.view.snapshot()):
+                        self.sync(ask=False)
                 self.engine.tick(now - last)
                 last = now
                 self.stopping.wait(max(0.0, self.tick_seconds - (time.monotonic() - now)))
@@ -141,9 +172,14 @@ class Emulator:
             log.info("emulator_stopped", requests_sent=self.engine.requests_sent)
         return 0
 
-    def sync(self) -> None:
+    def sync(self, ask: bool = True) -> None:
         """Rebuild the topology from the cluster and publish what changed."""
-        current = topology.build(self.view.snapshot(), self.namespaces)
+        snapshot = self.view.snapshot()
+        if self.policies is not None:
+            if ask:
+                self._ask_policies(snapshot)
+            snapshot = self._policy_routes(snapshot)
+        current = topology.build(snapshot, self.namespaces)
         self.engine.apply(current)
         groups = self.engine.targets(self.server.address)
         if targets.write(self.targets_dir, groups, self.targets_file):
@@ -155,6 +191,44 @@ class Emulator:
             if text not in self._reported:
                 log.warning("annotation_rejected", problem=text)
         self._reported = reported
+
+    def _loaded_services(self, snapshot: MeshSnapshot) -> list[ServiceView]:
+        return [
+            s
+            for s in snapshot.services
+            if RPS in s.annotations and (not self.namespaces or s.namespace in self.namespaces)
+        ]
+
+    def _ask_policies(self, snapshot: MeshSnapshot) -> bool:
+        """Ask the policy controller about every loaded Service, as each load generator's proxy
+        would; True when an answer changed. A failed question keeps the last answer (a proxy
+        keeps its last policy too)."""
+        assert self.policies is not None
+        answers = {}
+        for service in self._loaded_services(snapshot):
+            key = (service.namespace, service.name)
+            port = next(iter(service.ports), topology.DEFAULT_PORT)
+            try:
+                answers[key] = self.policies.backends(
+                    service.namespace, service.name, port, f"{service.name}-loadgen"
+                )
+            except CanaryError as error:
+                log.warning("outbound_policy_failed", service="/".join(key), error=str(error))
+                if key in self._answers:
+                    answers[key] = self._answers[key]
+        changed = answers != self._answers
+        if changed:
+            log.info("outbound_policies_changed", services=len(answers))
+        self._answers = answers
+        return changed
+
+    def _policy_routes(self, snapshot: MeshSnapshot) -> MeshSnapshot:
+        """The snapshot with its HTTPRoute splits replaced by the policy controller's answers."""
+        routes = [r for r in snapshot.routes if r.kind != "HTTPRoute"]
+        for (namespace, service), backends in sorted(self._answers.items()):
+            if backends != ((service, 1.0),):
+                routes.append(RouteView("HTTPRoute", namespace, service, service, backends))
+        return dataclasses.replace(snapshot, routes=tuple(routes))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -170,6 +244,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         namespaces=args.namespace,
         targets_file=args.targets_file,
+        policies=OutboundPolicies(args.policy_grpc) if args.policy_grpc else None,
     )
 
     def stop(signum: int, frame: FrameType | None) -> None:

@@ -49,6 +49,7 @@ def emulator(cluster: Cluster, namespace: str, log: Path) -> Iterator[Path]:
                 "--targets-file", targets_file,
                 "--namespace", namespace,
                 "--port", "0",
+                "--policy-grpc", cluster.policy_grpc,
                 "--seed", "7",
             ],
             stdout=err,

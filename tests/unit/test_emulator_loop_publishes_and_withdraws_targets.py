@@ -1,5 +1,5 @@
-"""The emulator process loop: follows cluster changes, accepts routes, survives bad annotations,
-and withdraws its targets when stopped."""
+"""The emulator process loop: follows cluster changes and the policy controller's answers,
+survives bad annotations, and withdraws its targets when stopped."""
 
 import json
 import threading
@@ -15,7 +15,7 @@ from canary.emulator.command import Emulator, build_parser
 
 
 class FakeView:
-    """A cluster whose snapshot the test replaces; records accepted routes."""
+    """A cluster whose snapshot the test replaces."""
 
     def __init__(self, snapshot: MeshSnapshot) -> None:
         self.changed = threading.Event()
@@ -129,3 +129,43 @@ def test_command_line_defaults_come_from_the_dev_environment(
     assert str(args.targets_dir) == "/p/targets"
     assert args.namespace == ["a", "b"]
     assert args.port == 0
+
+
+class FakePolicies:
+    """The policy controller's answers, as the test sets them."""
+
+    def __init__(self, answer: tuple[tuple[str, float], ...]) -> None:
+        self.answer = answer
+        self.asked: set[tuple[str, str, int, str]] = set()
+
+    def backends(
+        self, namespace: str, service: str, port: int, source_pod: str
+    ) -> tuple[tuple[str, float], ...]:
+        """Whatever the test set, recording who asked about what."""
+        self.asked.add((namespace, service, port, source_pod))
+        return self.answer
+
+
+def test_with_a_policy_source_the_split_is_its_answer_not_the_route(tmp_path: Path) -> None:
+    """The route object says 50/50, the policy controller says 100/0 and then 0/100: the load
+    follows the answers, re-asked without any watch event."""
+    view = FakeView(_cluster(50))
+    policies = FakePolicies((("web-stable", 1.0), ("web-canary", 0.0)))
+    emulator = Emulator(
+        view, tmp_path, port=0, tick=0.05, namespaces=["demo"], targets_file="t.json",
+        policies=policies,
+    )  # fmt: skip
+    thread = threading.Thread(target=emulator.run)
+    thread.start()
+    try:
+        _wait((tmp_path / "t.json").exists)
+        address = emulator.server.address
+        _wait(lambda: _requests(address, "/pods/demo/web-1/metrics") > 100)
+        assert _requests(address, "/pods/demo/web-canary-1/metrics") == 0
+        policies.answer = (("web-stable", 0.0), ("web-canary", 1.0))
+        _wait(lambda: _requests(address, "/pods/demo/web-canary-1/metrics") > 100)
+        assert policies.asked == {("demo", "web", 80, "web-loadgen")}
+    finally:
+        emulator.stopping.set()
+        thread.join(timeout=5)
+    assert not thread.is_alive()
