@@ -19,6 +19,7 @@ import pytest
 from kubernetes import client
 
 from canary.core.plan import Plan
+from canary.errors import Conflict
 from canary.ports import TrafficRouter
 from tests.fakes import FakeRouter
 from tests.unit.fake_cluster import make_plan
@@ -45,6 +46,20 @@ def create_services(kube: Any, namespace: str, plan: Plan) -> None:
             ),
         )
         core.create_namespaced_service(namespace, body)
+
+
+def set_weights(router: TrafficRouter, namespace: str, plan: Plan, canary: int) -> None:
+    """``set_weights`` as the reconciler drives it: a Conflict means another writer (here
+    Linkerd's policy controller, writing route status) landed between the read and the patch,
+    and the next attempt re-reads."""
+    for attempt in range(5):
+        try:
+            router.set_weights(namespace, plan, canary)
+            return
+        except Conflict:
+            if attempt == 4:
+                raise
+            time.sleep(0.2)
 
 
 def wait_accepted(router: TrafficRouter, namespace: str, plan: Plan, timeout: float = 20) -> None:
@@ -121,7 +136,7 @@ def test_no_route_is_observed_as_none(subject: Subject) -> None:
 def test_weights_set_are_the_weights_observed(subject: Subject) -> None:
     """Every percent set, up and back down, is the percent observed."""
     for weight in (0, 5, 33, 50, 100, 10, 0):
-        subject.router.set_weights(subject.namespace, subject.plan, weight)
+        set_weights(subject.router, subject.namespace, subject.plan, weight)
         state = subject.router.observe(subject.namespace, subject.plan)
         assert state is not None
         assert state.canary_weight == weight
@@ -130,9 +145,9 @@ def test_weights_set_are_the_weights_observed(subject: Subject) -> None:
 def test_a_weight_change_keeps_an_accepted_route_accepted(subject: Subject) -> None:
     """Once the mesh accepted the route, new weights are trusted at once: Linkerd's policy
     controller does not rewrite status when only weights change, so nothing else would come."""
-    subject.router.set_weights(subject.namespace, subject.plan, 5)
+    set_weights(subject.router, subject.namespace, subject.plan, 5)
     subject.accept()
-    subject.router.set_weights(subject.namespace, subject.plan, 20)
+    set_weights(subject.router, subject.namespace, subject.plan, 20)
     state = subject.router.observe(subject.namespace, subject.plan)
     assert state is not None
     assert (state.canary_weight, state.accepted) == (20, True)
@@ -140,9 +155,9 @@ def test_a_weight_change_keeps_an_accepted_route_accepted(subject: Subject) -> N
 
 def test_repeating_a_weight_keeps_it_accepted(subject: Subject) -> None:
     """Setting the weights the route already has changes nothing, not even its acceptance."""
-    subject.router.set_weights(subject.namespace, subject.plan, 40)
+    set_weights(subject.router, subject.namespace, subject.plan, 40)
     subject.accept()
-    subject.router.set_weights(subject.namespace, subject.plan, 40)
+    set_weights(subject.router, subject.namespace, subject.plan, 40)
     state = subject.router.observe(subject.namespace, subject.plan)
     assert state is not None
     assert (state.canary_weight, state.accepted) == (40, True)

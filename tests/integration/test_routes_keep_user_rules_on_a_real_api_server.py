@@ -17,6 +17,7 @@ from canary.core.machine import RouteState
 from canary.errors import Conflict, InvalidSpec
 from tests.integration.test_routers_keep_the_router_contract import (
     create_services,
+    set_weights,
     wait_accepted,
 )
 from tests.unit.fake_cluster import make_plan
@@ -56,7 +57,7 @@ def _user_route() -> dict[str, Any]:
 
 def test_created_route_has_the_gamma_shape(kube: client.ApiClient, namespace: str) -> None:
     """The created route attaches to the core Service with group and kind set, and is labelled."""
-    HTTPRouteRouter(partial(CustomObjects, kube)).set_weights(namespace, PLAN, 5)
+    set_weights(HTTPRouteRouter(partial(CustomObjects, kube)), namespace, PLAN, 5)
     route = CustomObjects(kube, V1, "httproutes").get(namespace, "podinfo")
     assert route is not None
     assert route["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "canary"
@@ -87,7 +88,7 @@ def test_user_rules_survive_weight_patches(kube: client.ApiClient, namespace: st
     objects.create(namespace, _user_route())
     router = HTTPRouteRouter(partial(CustomObjects, kube))
     for weight in (5, 50, 100, 0):
-        router.set_weights(namespace, PLAN, weight)
+        set_weights(router, namespace, PLAN, weight)
         route = objects.get(namespace, "podinfo")
         assert route is not None
         rules = route["spec"]["rules"]
@@ -110,13 +111,13 @@ def test_a_route_read_at_v1beta1_shows_the_same_weights(
 ) -> None:
     """A route written at v1 and steered at v1beta1 is one object: both read the same split."""
     v1 = HTTPRouteRouter(partial(CustomObjects, kube))
-    v1.set_weights(namespace, PLAN, 30)
+    set_weights(v1, namespace, PLAN, 30)
     v1beta1_plan = make_plan(traffic={"apiVersion": "gateway.networking.k8s.io/v1beta1"})
     v1beta1 = HTTPRouteRouter(partial(CustomObjects, kube))
     seen = v1beta1.observe(namespace, v1beta1_plan)
     assert seen is not None
     assert seen.canary_weight == 30
-    v1beta1.set_weights(namespace, v1beta1_plan, 60)
+    set_weights(v1beta1, namespace, v1beta1_plan, 60)
     seen = v1.observe(namespace, PLAN)
     assert seen is not None
     assert seen.canary_weight == 60
@@ -129,7 +130,7 @@ def test_linkerd_accepts_without_a_generation_and_keeps_it_through_weight_change
     observedGeneration; a later weight change is trusted at once (status is not rewritten)."""
     create_services(kube, namespace, PLAN)
     router = HTTPRouteRouter(partial(CustomObjects, kube))
-    router.set_weights(namespace, PLAN, 10)
+    set_weights(router, namespace, PLAN, 10)
     wait_accepted(router, namespace, PLAN)
     route = CustomObjects(kube, V1, "httproutes").get(namespace, "podinfo")
     assert route is not None
@@ -141,7 +142,7 @@ def test_linkerd_accepts_without_a_generation_and_keeps_it_through_weight_change
         "ResolvedRefs": "True",
     }
     assert not any("observedGeneration" in c for c in conditions.values())
-    router.set_weights(namespace, PLAN, 20)
+    set_weights(router, namespace, PLAN, 20)
     assert router.observe(namespace, PLAN) == RouteState(20, True)
 
 
@@ -151,7 +152,7 @@ def test_a_missing_parent_service_is_reported_with_linkerds_reason(
     """Without the apex Service Linkerd answers NoMatchingParent; the router reports that reason
     and a fix hint, and never counts the route as accepted."""
     router = HTTPRouteRouter(partial(CustomObjects, kube))
-    router.set_weights(namespace, PLAN, 10)
+    set_weights(router, namespace, PLAN, 10)
     deadline = time.monotonic() + 20
     state = router.observe(namespace, PLAN)
     while state is not None and not state.rejection_reason and time.monotonic() < deadline:
@@ -185,12 +186,12 @@ def test_a_concurrent_edit_conflicts_instead_of_being_overwritten(
     applies and keeps their edit."""
     plan = make_plan(traffic={"router": router_kind, "apiVersion": api_version})
     router_type = HTTPRouteRouter if router_kind == "HTTPRoute" else TrafficSplitRouter
-    router_type(partial(CustomObjects, kube)).set_weights(namespace, plan, 5)
+    set_weights(router_type(partial(CustomObjects, kube)), namespace, plan, 5)
     racing = router_type(partial(_RacingObjects, kube))
     with pytest.raises(Conflict):
         racing.set_weights(namespace, plan, 10)
     router = router_type(partial(CustomObjects, kube))
-    router.set_weights(namespace, plan, 10)
+    set_weights(router, namespace, plan, 10)
     state = router.observe(namespace, plan)
     assert state is not None
     assert state.canary_weight == 10
@@ -209,7 +210,7 @@ def test_a_users_route_without_canary_backends_is_refused(
     objects.create(namespace, body)
     router = HTTPRouteRouter(partial(CustomObjects, kube))
     with pytest.raises(InvalidSpec, match="no rule sending traffic"):
-        router.set_weights(namespace, PLAN, 10)
+        set_weights(router, namespace, PLAN, 10)
     state = router.observe(namespace, PLAN)
     assert state is not None
     assert (state.canary_weight, state.accepted) == (0, False)
@@ -231,8 +232,8 @@ def test_trafficsplit_versions_write_their_own_weight_forms(
         }
     )
     router = TrafficSplitRouter(partial(CustomObjects, kube))
-    router.set_weights(namespace, v2, 5)
-    router.set_weights(namespace, v1, 5)
+    set_weights(router, namespace, v2, 5)
+    set_weights(router, namespace, v1, 5)
     stored_v2 = CustomObjects(kube, "split.smi-spec.io/v1alpha2", "trafficsplits").get(
         namespace, "podinfo"
     )
@@ -276,5 +277,5 @@ def test_a_hand_written_quantity_split_is_read_and_steered(
     plan = make_plan(traffic={"router": "TrafficSplit", "apiVersion": "split.smi-spec.io/v1alpha1"})
     router = TrafficSplitRouter(partial(CustomObjects, kube))
     assert router.observe(namespace, plan) == RouteState(50, True)
-    router.set_weights(namespace, plan, 100)
+    set_weights(router, namespace, plan, 100)
     assert router.observe(namespace, plan) == RouteState(100, True)
