@@ -11,7 +11,8 @@ naming its two Services, in every rule that names either, adding the missing one
 such a rule; it never removes or rewrites anything else, so the rules a user added (header
 matches, other backends, filters) survive every step. Writes are JSON patches that carry the
 resourceVersion they were computed from, so a concurrent edit makes them fail with ``Conflict``
-instead of being overwritten; a route that already has the weights is not written at all.
+instead of being overwritten (Linkerd's own status write counts: the reconciler retries on the
+next tick); a route that already has the weights is not written at all.
 
 Weights are trusted once Linkerd's policy controller has accepted the route for the apex Service:
 its ``status.parents[]`` entry (``controllerName: linkerd.io/policy-controller``, ``parentRef`` the
