@@ -43,9 +43,6 @@ class StaticView:
         """The fixed cluster."""
         return self._snapshot
 
-    def accept_route(self, route: RouteView) -> None:
-        """Routes are accepted already."""
-
 
 def cluster(rps: float, pods: int) -> MeshSnapshot:
     """One apex Service at ``rps``, split 80/20 by an HTTPRoute over ``pods`` pods."""

@@ -1,11 +1,10 @@
 """The emulator process loop: follows cluster changes and the policy controller's answers,
-survives bad annotations, and withdraws its targets when stopped."""
+survives bad annotations, and withdraws its targets when stopped. Time is the test's clock: the
+loop is turned by hand."""
 
 import json
 import threading
-import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -73,11 +72,14 @@ def _cluster(canary_weight: int) -> MeshSnapshot:
     )  # fmt: skip
 
 
-def _wait(condition: Callable[[], bool], seconds: float = 5.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
+class Seconds:
+    """A monotonic clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def _requests(address: str, path: str) -> int:
@@ -91,29 +93,40 @@ def _requests(address: str, path: str) -> int:
 
 
 def test_loop_follows_the_cluster_and_cleans_up(tmp_path: Path) -> None:
-    """Targets appear for the watched namespace only, weights follow the route, and stopping
+    """Targets appear for the watched namespace only, weights follow the route, and closing
     removes the targets file."""
     view = FakeView(_cluster(0))
+    clock = Seconds()
     emulator = Emulator(
-        view, tmp_path, port=0, tick=0.05, namespaces=["demo"], targets_file="t.json"
+        view, tmp_path, port=0, namespaces=["demo"], targets_file="t.json", clock=clock
     )
-    thread = threading.Thread(target=emulator.run)
-    thread.start()
+    emulator.open()
     try:
-        target_file = tmp_path / "t.json"
-        _wait(target_file.exists)
-        groups = json.loads(target_file.read_text())
+        emulator.step()
+        groups = json.loads((tmp_path / "t.json").read_text())
         assert {g["labels"]["namespace"] for g in groups} == {"demo"}
         address = emulator.server.address
-        _wait(lambda: _requests(address, "/pods/demo/web-1/metrics") > 100)
+        clock.now += 1.0
+        emulator.step()
+        assert _requests(address, "/pods/demo/web-1/metrics") > 100
         assert _requests(address, "/pods/demo/web-canary-1/metrics") == 0
         view.replace(_cluster(50))
-        _wait(lambda: _requests(address, "/pods/demo/web-canary-1/metrics") > 100)
+        clock.now += 1.0
+        emulator.step()
+        assert _requests(address, "/pods/demo/web-canary-1/metrics") > 100
         assert view.running
     finally:
-        emulator.stopping.set()
-        thread.join(timeout=5)
-    assert not thread.is_alive()
+        emulator.close()
+    assert not view.running
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_run_returns_once_stopping_is_set(tmp_path: Path) -> None:
+    """A stop asked for before the loop starts ends it at once, cleaned up."""
+    view = FakeView(_cluster(0))
+    emulator = Emulator(view, tmp_path, port=0, namespaces=["demo"], targets_file="t.json")
+    emulator.stopping.set()
+    assert emulator.run() == 0
     assert not view.running
     assert list(tmp_path.iterdir()) == []
 
@@ -148,24 +161,28 @@ class FakePolicies:
 
 def test_with_a_policy_source_the_split_is_its_answer_not_the_route(tmp_path: Path) -> None:
     """The route object says 50/50, the policy controller says 100/0 and then 0/100: the load
-    follows the answers, re-asked without any watch event."""
+    follows the answers, asked again a second later without any watch event."""
     view = FakeView(_cluster(50))
     policies = FakePolicies((("web-stable", 1.0), ("web-canary", 0.0)))
+    clock = Seconds()
     emulator = Emulator(
-        view, tmp_path, port=0, tick=0.05, namespaces=["demo"], targets_file="t.json",
+        view, tmp_path, port=0, namespaces=["demo"], targets_file="t.json", clock=clock,
         policies=policies,
     )  # fmt: skip
-    thread = threading.Thread(target=emulator.run)
-    thread.start()
+    emulator.open()
     try:
-        _wait((tmp_path / "t.json").exists)
+        emulator.step()
         address = emulator.server.address
-        _wait(lambda: _requests(address, "/pods/demo/web-1/metrics") > 100)
+        clock.now += 1.0
+        emulator.step()
+        assert _requests(address, "/pods/demo/web-1/metrics") > 100
         assert _requests(address, "/pods/demo/web-canary-1/metrics") == 0
         policies.answer = (("web-stable", 0.0), ("web-canary", 1.0))
-        _wait(lambda: _requests(address, "/pods/demo/web-canary-1/metrics") > 100)
+        clock.now += 1.0
+        emulator.step()  # asks again and switches to the new answer
+        clock.now += 1.0
+        emulator.step()
+        assert _requests(address, "/pods/demo/web-canary-1/metrics") > 100
         assert policies.asked == {("demo", "web", 80, "web-loadgen")}
     finally:
-        emulator.stopping.set()
-        thread.join(timeout=5)
-    assert not thread.is_alive()
+        emulator.close()

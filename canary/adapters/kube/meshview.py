@@ -11,45 +11,48 @@ accepted it for a Service parent (``Accepted`` and ``ResolvedRefs`` True), so a 
 controller rejects sends no canary traffic; a TrafficSplit counts through the ServiceProfile
 ``dstOverrides`` the smi adaptor wrote from it, never through the split itself.
 
+It is longer than 400 lines because it converts five kinds of object and runs their informers
+in one place, so that only this module of the emulator touches ``kubernetes``.
+
 What it must not do: decide anything about traffic (that is the emulator's and the traffic
 model's job) or swallow the API server being down silently — watch failures are retried with
 backoff and counted in ``errors``.
 
-Versions: HTTPRoute is read at ``gateway.networking.k8s.io/v1``, else ``v1beta1`` — whichever
-the API server serves (a CRD that serves both shows the same objects at both, so only one is
-watched) — and Linkerd's own ``policy.linkerd.io/v1beta3`` (other objects); ServiceProfile at
-``linkerd.io/v1alpha2``. A kind whose CRD is not installed is looked for again every few seconds.
+Versions: Gateway API HTTPRoutes are read at the first of ``ROUTE_VERSIONS["HTTPRoute"]``
+(newest first) that the API server serves (a CRD that serves several shows the same objects at
+each, so only one is watched), Linkerd's own ``policy.linkerd.io/v1beta3`` HTTPRoutes (other
+objects) beside them, ServiceProfiles at ``linkerd.io/v1alpha2``. A kind whose CRD is not
+installed is looked for again every few seconds.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from kubernetes import client as _client
-from kubernetes import config as _config
 from kubernetes import dynamic as _dynamic
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
+
+from canary.adapters.kube.client import connect, translated
+from canary.core import weights
+from canary.errors import ApiUnavailable, CanaryError
+from canary.model.policy import ROUTE_VERSIONS
 
 POLICY_CONTROLLER = "linkerd.io/policy-controller"
 """The ``controllerName`` Linkerd's policy controller writes into HTTPRoute parent status."""
 
-HTTPROUTE_VERSIONS = ("gateway.networking.k8s.io/v1", "gateway.networking.k8s.io/v1beta1")
 LINKERD_HTTPROUTE_VERSIONS = ("policy.linkerd.io/v1beta3",)
 SERVICEPROFILE_VERSIONS = ("linkerd.io/v1alpha2",)
 CLUSTER_DOMAIN_SUFFIX = ".svc.cluster.local"
 
+
 Json = dict[str, Any]
 
 # The kubernetes package is only partly typed; its entry points are used as untyped values.
-kube_config: Any = _config
-ApiClient: Any = _client.ApiClient
 DynamicClient: Any = _dynamic.DynamicClient
 
 T = TypeVar("T")
@@ -218,20 +221,6 @@ def _httproute(obj: Json) -> RouteView | None:
     )
 
 
-_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(m|k|M|G)?$")
-_SUFFIX = {None: 1.0, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9}
-
-
-def parse_weight(value: object) -> float:
-    """A TrafficSplit weight: an integer (v1alpha2) or a Kubernetes quantity like ``250m``."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    match = _QUANTITY.match(str(value).strip())
-    if not match:
-        raise ValueError(f"not a weight: {value!r}")
-    return float(match[1]) * _SUFFIX[match[2]]
-
-
 def _service_of(authority: str, namespace: str) -> str:
     """``web`` from ``web.<namespace>.svc.cluster.local[:port]``, else empty."""
     host = authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority
@@ -253,7 +242,7 @@ def _serviceprofile(obj: Json) -> RouteView | None:
         service = _service_of(str(override.get("authority", "")), namespace)
         with contextlib.suppress(ValueError):
             if service:
-                backends.append((service, parse_weight(override.get("weight", 0))))
+                backends.append((service, float(weights.parse_quantity(override.get("weight", 0)))))
     return RouteView(
         kind="ServiceProfile", namespace=namespace, name=name, apex=apex, backends=tuple(backends)
     )
@@ -296,16 +285,18 @@ class _Informer(Generic[T]):
         backoff = 0.5
         while not stop.is_set():
             try:
-                resource = self._resource()
+                with translated(f"discover {self._kind}"):
+                    resource = self._resource()
                 if resource is None:
                     # The CRD is not installed (yet): nothing to show, look again later.
                     self.synced.set()
                     stop.wait(5.0)
                     self._dyn.resources.invalidate_cache()
                     continue
-                self._list_and_watch(resource, stop)
+                with translated(f"list and watch {self._kind}"):
+                    self._list_and_watch(resource, stop)
                 backoff = 0.5
-            except Exception:  # any failure of the API means: relist after a pause
+            except CanaryError:  # the API failed (translated): relist after a pause
                 self.errors += 1
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
@@ -340,7 +331,7 @@ class _Informer(Generic[T]):
             ):
                 kind, obj = event["type"], event["raw_object"]
                 if kind == "ERROR":
-                    raise RuntimeError(f"watch of {self._kind} failed: {obj}")
+                    raise ApiUnavailable(f"watch of {self._kind} failed: {obj}")
                 version = _meta(obj).get("resourceVersion", version)
                 if kind in ("ADDED", "MODIFIED"):
                     self._put(obj)
@@ -353,10 +344,6 @@ class _Informer(Generic[T]):
                     return
 
 
-def _in_cluster() -> bool:
-    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and not os.environ.get("KUBECONFIG")
-
-
 class MeshView:
     """A watch-fed view of the cluster for the mesh emulator.
 
@@ -365,12 +352,7 @@ class MeshView:
     """
 
     def __init__(self, kubeconfig: str | None = None, context: str | None = None) -> None:
-        if kubeconfig or not _in_cluster():
-            api = kube_config.new_client_from_config(config_file=kubeconfig, context=context)
-        else:
-            kube_config.load_incluster_config()
-            api = ApiClient()
-        self._dyn = DynamicClient(api)
+        self._dyn = DynamicClient(connect(kubeconfig, context))
         self.changed = threading.Event()
         self._stop = threading.Event()
         self._pods = _Informer(self._dyn, ("v1",), "Pod", _pod, self.changed)
@@ -383,7 +365,7 @@ class MeshView:
             self.changed,
         )
         self._httproutes = _Informer(
-            self._dyn, HTTPROUTE_VERSIONS, "HTTPRoute", _httproute, self.changed
+            self._dyn, ROUTE_VERSIONS["HTTPRoute"], "HTTPRoute", _httproute, self.changed
         )
         self._linkerd_httproutes = _Informer(
             self._dyn, LINKERD_HTTPROUTE_VERSIONS, "HTTPRoute", _httproute, self.changed
