@@ -198,18 +198,17 @@ class TwinRouter:
         return self.routes.observe(namespace, plan)
 
     def set_weights(self, namespace: str, plan: Plan, canary: int) -> None:
-        """Write the weight; the mesh applies (and accepts) it after the actuation delay."""
+        """Write the weight; the mesh applies it after the actuation delay.
+
+        As with Linkerd, a new route is accepted once the mesh has it, and a weight change never
+        withdraws acceptance: the controller's settle time covers the delay."""
         before = self.routes.observe(namespace, plan)
         self.routes.set_weights(namespace, plan, canary)
         if before is None or before.canary_weight != canary:
             self.writes += 1
             at = self.world.set_weight(float(canary))
-            generation = self.routes.routes[(namespace, plan.route_name)].generation
-            self.timers.at(at, lambda: self._accept(namespace, plan, generation))
-
-    def _accept(self, namespace: str, plan: Plan, generation: int) -> None:
-        if self.routes.routes[(namespace, plan.route_name)].generation == generation:
-            self.routes.accept(namespace, plan)
+            if before is None:
+                self.timers.at(at, lambda: self.routes.accept(namespace, plan))
 
 
 @dataclass
