@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from canary.core import plan
 from canary.errors import InvalidSpec, Problem
 from canary.model.rollout import API_VERSION, GROUP, Rollout, RolloutPolicy
+from canary.model.template import ALLOWED_FIELDS
 
 _HINTS = {
     "missing": "add this field",
@@ -55,9 +56,13 @@ def problems_of(error: ValidationError) -> list[Problem]:
     problems = []
     for detail in error.errors():
         message = str(detail["msg"]).removeprefix("Value error, ")
+        hint = _HINTS.get(detail["type"], "")
         if detail["type"] == "extra_forbidden":
             message = "unknown field"
-        problems.append(Problem(field_path(detail["loc"]), message, _HINTS.get(detail["type"], "")))
+            if "templatePatch" in detail["loc"]:
+                message = "a release may not change this field"
+                hint = f"templatePatch may set only {ALLOWED_FIELDS}"
+        problems.append(Problem(field_path(detail["loc"]), message, hint))
     return problems
 
 

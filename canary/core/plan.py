@@ -169,7 +169,9 @@ def build(rollout: Rollout, policy: RolloutPolicy | None) -> Plan:
     return Plan(
         target=spec.target_ref.name,
         images=dict(spec.release.images or {}),
-        template_patch=spec.release.template_patch,
+        template_patch=(
+            spec.release.template_patch.patch() if spec.release.template_patch else None
+        ),
         service=fields.service,
         router=router,
         api_version=(traffic.api_version if traffic else None) or ROUTE_VERSIONS[router][0],

@@ -10,9 +10,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from canary.model.base import Duration, ServiceName, Wire
+from canary.model.base import DERIVED_SUFFIX_ROOM, Duration, Interval, ServiceName, Wire
 
 Weight = Annotated[int, Field(ge=0, le=100, description="Percent of requests sent to the canary.")]
 
@@ -31,6 +31,16 @@ class ServiceRef(Wire):
 
     name: ServiceName
     port: int = Field(ge=1, le=65535, description="The Service port the route applies to.")
+
+    @field_validator("name")
+    @classmethod
+    def _derived_names_fit(cls, name: str) -> str:
+        if len(name) > 63 - DERIVED_SUFFIX_ROOM:
+            raise ValueError(
+                f"{name}-stable and {name}-canary would be longer than a Service name may be "
+                f"(63 characters): use at most {63 - DERIVED_SUFFIX_ROOM}"
+            )
+        return name
 
 
 class Traffic(Wire):
@@ -101,7 +111,9 @@ class Latency(Wire):
     """Absolute ceiling on a latency percentile of the canary."""
 
     percentile: float = Field(default=99, gt=0, lt=100, description="Which percentile, e.g. 99.")
-    max_ms: int = Field(ge=1, description="Highest acceptable value of that percentile, in ms.")
+    max_ms: int = Field(
+        ge=1, le=600_000, description="Highest acceptable value of that percentile, in ms."
+    )
 
 
 class CompareWithStable(Wire):
@@ -126,6 +138,7 @@ class CompareWithStable(Wire):
     error_rate_tolerance: float | None = Field(
         default=None,
         ge=0,
+        le=100,
         description="How much worse the canary's error rate may be, as a ratio over stable's, "
         "before it counts as a regression (default 0: any sustained excess; 0.5 accepts up to "
         "1.5× stable's rate).",
@@ -133,6 +146,7 @@ class CompareWithStable(Wire):
     latency_tolerance: float | None = Field(
         default=None,
         ge=0,
+        le=100,
         description="How much slower the canary may be, as a ratio (default 0.2: up to 20% "
         "slower). Latency is compared on Linkerd's buckets, so the effective slack is the next "
         "bucket bound at least this much above.",
@@ -140,6 +154,7 @@ class CompareWithStable(Wire):
     hold_above: float | None = Field(
         default=None,
         gt=0,
+        le=1_000_000,
         description="A step that has its minimum requests still waits while any check's "
         "evidence against the canary (an e-value) is above this (default 1: the data must not "
         "favour 'worse' over 'as good'). Higher advances sooner; lower catches subtle "
@@ -162,9 +177,9 @@ class CustomMetric(Wire):
     ``{{interval}}`` are replaced before the query runs; the result must be one number."""
 
     name: ServiceName
-    query: str = Field(min_length=1)
-    min: float | None = None
-    max: float | None = None
+    query: str = Field(min_length=1, max_length=4096)
+    min: float | None = Field(default=None, allow_inf_nan=False)
+    max: float | None = Field(default=None, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _has_bound(self) -> CustomMetric:
@@ -176,15 +191,20 @@ class CustomMetric(Wire):
 class Analysis(Wire):
     """How each step is judged."""
 
-    interval: Duration | None = Field(default=None, description="Evaluation tick; default 15s.")
+    interval: Interval | None = Field(
+        default=None, description="Evaluation tick, from 1s to 1h; default 15s."
+    )
     min_requests_per_step: int | None = Field(
-        default=None, ge=0, description="Canary requests a step needs before it may pass."
+        default=None,
+        ge=0,
+        le=1_000_000_000,
+        description="Canary requests a step needs before it may pass.",
     )
     success_rate: SuccessRate | None = None
     latency: Latency | None = None
     compare_with_stable: CompareWithStable | None = None
     no_data: NoData | None = None
-    metrics: list[CustomMetric] | None = None
+    metrics: list[CustomMetric] | None = Field(default=None, max_length=20)
 
 
 class ApprovalGate(Wire):
@@ -210,14 +230,23 @@ class SecretKeyRef(Wire):
     """A key in a Secret in the Rollout's namespace."""
 
     name: ServiceName
-    key: str = Field(min_length=1)
+    key: str = Field(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")
+
+
+URL_PATTERN = r"^https?://[^\s/?#@]+([/?#][^\s]*)?$"
+"""http(s), a host without credentials, then anything but white space."""
 
 
 class Notification(Wire):
     """Where to tell people about the rollout."""
 
     type: Literal["slack", "msteams", "webhook"]
-    url: str | None = Field(default=None, pattern=r"^https?://")
+    url: str | None = Field(
+        default=None,
+        max_length=2048,
+        pattern=URL_PATTERN,
+        description="An http or https URL, without user:password@ (keep secrets in urlFrom).",
+    )
     url_from: SecretKeyRef | None = Field(default=None, description="Read the URL from a Secret.")
 
     @model_validator(mode="after")
@@ -232,7 +261,7 @@ class PolicyFields(Wire):
 
     service: ServiceRef | None = None
     traffic: Traffic | None = None
-    steps: list[Step] | None = Field(default=None, min_length=1)
+    steps: list[Step] | None = Field(default=None, min_length=1, max_length=100)
     step_weight: int | None = Field(
         default=None,
         ge=1,
@@ -247,7 +276,7 @@ class PolicyFields(Wire):
     )
     analysis: Analysis | None = None
     approvals: Approvals | None = None
-    notifications: list[Notification] | None = None
+    notifications: list[Notification] | None = Field(default=None, max_length=10)
 
     @model_validator(mode="after")
     def _steps_or_shorthand(self) -> PolicyFields:
