@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-import yaml
 
 from canary import __version__
 from canary.adapters.kube import client as kube
@@ -65,14 +64,18 @@ def _lint(args: argparse.Namespace) -> int:
     unreadable = 0
     for file in args.files:
         try:
-            text = Path(file).read_text() if file != "-" else sys.stdin.read()
-            found = [d for d in yaml.safe_load_all(text) if d is not None]
+            if file == "-":
+                data = sys.stdin.buffer.read(lint.MAX_BYTES + 1)
+            else:
+                with Path(file).open("rb") as stream:
+                    data = stream.read(lint.MAX_BYTES + 1)
+            found = lint.read(data)
         except OSError as error:
             print(f"{file}: cannot read: {error.strerror}", file=sys.stderr)
             unreadable += 1
             continue
-        except yaml.YAMLError as error:
-            print(f"{file}: not valid YAML: {error}", file=sys.stderr)
+        except lint.Unreadable as error:
+            print(f"{file}: {error}", file=sys.stderr)
             unreadable += 1
             continue
         documents.extend(found)
