@@ -126,10 +126,13 @@ def single_value(result: object) -> float | None:
                 "aggregate it (for example with sum(...))"
             )
         result = result[0].get("value")
-    if not isinstance(result, list | tuple) or len(result) != 2:
-        raise MetricsUnavailable(f"the query did not return a number: {result!r}")
+    if not isinstance(result, list | tuple) or len(result) != 2 or not isinstance(result[1], str):
+        # Prometheus writes a sample as [<time>, "<value as a string>"].
+        raise MetricsUnavailable(f"the query did not return a number: {result!r:.200}")
     try:
         number = float(result[1])
-    except (TypeError, ValueError) as error:
-        raise MetricsUnavailable(f"the query did not return a number: {result[1]!r}") from error
+    except ValueError as error:
+        raise MetricsUnavailable(
+            f"the query did not return a number: {result[1]!r:.200}"
+        ) from error
     return None if math.isnan(number) else number
