@@ -35,7 +35,7 @@ from canary.adapters.routers.trafficsplit import TrafficSplitRouter
 from canary.api import server as api_server
 from canary.api.metrics import Registry
 from canary.console import Console
-from canary.core import commands, lint, release
+from canary.core import commands, lint, outbound, release
 from canary.core import plan as plan_mod
 from canary.core.machine import CommandKind, Event
 from canary.emulator import command as emulator_command
@@ -290,6 +290,11 @@ def _run(args: argparse.Namespace) -> int:
     """`canary run`: the controller."""
     _configure_logging(args.log_level)
     log = structlog.get_logger("canary")
+    try:
+        args.outbound_allow = outbound.Policy.parse(args.outbound_allow)
+    except ValueError as error:
+        print(f"error: --outbound-allow: {error}", file=sys.stderr)
+        return 2
     if not args.prometheus_url:
         print("error: --prometheus-url (or PROMETHEUS_URL) is required", file=sys.stderr)
         return 2
@@ -309,7 +314,11 @@ def _run(args: argparse.Namespace) -> int:
     events = _Events(
         KubeEventRecorder(api),
         PolicyNotifier(
-            notifications, KubeSecrets(api).value, api_url=args.api_url, link_secret=token
+            notifications,
+            KubeSecrets(api).value,
+            api_url=args.api_url,
+            link_secret=token,
+            policy=args.outbound_allow,
         ),
     )
     reconciler = Reconciler(
@@ -431,6 +440,14 @@ def _add_run_command(sub: Any) -> None:
     cmd.add_argument("--http-port", type=int, default=8080, help="port of the HTTP API (0: any)")
     cmd.add_argument("--api-token-file", help="bearer token for /api/ (or $CANARY_API_TOKEN)")
     cmd.add_argument("--api-url", help="public URL of the HTTP API, for links in chat messages")
+    cmd.add_argument(
+        "--outbound-allow",
+        action="append",
+        default=[],
+        metavar="HOST|.DOMAIN|CIDR",
+        help="non-public receivers notifications may call (repeat or comma-separate; "
+        "loopback, link-local and metadata addresses are never called)",
+    )
     cmd.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     cmd.set_defaults(func=_run)
 

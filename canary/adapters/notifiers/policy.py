@@ -13,7 +13,8 @@ from collections.abc import Callable, Sequence
 import structlog
 
 from canary.adapters.notifiers.slack import SlackNotifier, text
-from canary.adapters.notifiers.webhook import TIMEOUT, WebhookNotifier, post_json
+from canary.adapters.notifiers.webhook import STRICT, TIMEOUT, WebhookNotifier, post_json
+from canary.core import outbound
 from canary.core.machine import Event
 from canary.errors import CanaryError
 from canary.model.policy import Notification, SecretKeyRef
@@ -33,9 +34,11 @@ class PolicyNotifier:
         api_url: str | None = None,
         link_secret: str | None = None,
         timeout: float = TIMEOUT,
+        policy: outbound.Policy = STRICT,
     ) -> None:
         self._notifications, self._secret = notifications, secret
         self._api_url, self._link_secret, self._timeout = api_url, link_secret, timeout
+        self._policy = policy
 
     def _url(self, rollout: Rollout, notification: Notification) -> str | None:
         if notification.url is not None:
@@ -64,8 +67,9 @@ class PolicyNotifier:
                     api_url=self._api_url,
                     link_secret=self._link_secret,
                     timeout=self._timeout,
+                    policy=self._policy,
                 ).record(rollout, event)
             elif notification.type == "msteams":
-                post_json(url, {"text": text(rollout, event)}, self._timeout)
+                post_json(url, {"text": text(rollout, event)}, self._timeout, self._policy)
             else:
-                WebhookNotifier(url, self._timeout).record(rollout, event)
+                WebhookNotifier(url, self._timeout, self._policy).record(rollout, event)
