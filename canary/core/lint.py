@@ -99,9 +99,10 @@ def read(data: bytes) -> list[Any]:
     except UnicodeDecodeError as error:
         where = f"byte {data[error.start]:#04x} at offset {error.start}"
         raise Unreadable(f"not UTF-8 text ({where})") from None
-    loader = _BoundedLoader(text)
     documents: list[Any] = []
+    loader: _BoundedLoader | None = None
     try:
+        loader = _BoundedLoader(text)
         while loader.check_node():
             node = loader.get_node()
             if node is None:
@@ -115,12 +116,24 @@ def read(data: bytes) -> list[Any]:
         mark = error.problem_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise Unreadable(f"not valid YAML: {error.problem}{where}") from None
-    except (yaml.YAMLError, ValueError, TypeError, ArithmeticError) as error:
-        if isinstance(error, Unreadable):
-            raise
-        raise Unreadable(f"not valid YAML: {str(error)[:200]}") from None
+    except Unreadable:
+        raise
+    except (
+        yaml.YAMLError,
+        ValueError,
+        TypeError,
+        ArithmeticError,
+        LookupError,
+        AttributeError,
+        RecursionError,
+    ) as error:
+        # PyYAML's constructors raise more than YAMLError on bad scalars ("!!int" alone is an
+        # IndexError): whatever they raise, the file is not YAML lint can read.
+        first_line = str(error).strip().split("\n", 1)[0][:200]
+        raise Unreadable(f"not valid YAML: {first_line or type(error).__name__}") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return documents
 
 
