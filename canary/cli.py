@@ -47,7 +47,8 @@ from canary.ports import Ref
 from canary.runtime import leader
 from canary.runtime.clock import SystemClock
 from canary.runtime.controller import Controller, start_thread
-from canary.runtime.reconciler import Reconciler, Result
+from canary.runtime.guard import GuardedReconciler
+from canary.runtime.reconciler import Result
 from canary.runtime.scheduler import Scheduler
 
 
@@ -321,7 +322,7 @@ def _run(args: argparse.Namespace) -> int:
             policy=args.outbound_allow,
         ),
     )
-    reconciler = Reconciler(
+    reconciler = GuardedReconciler(
         store=store,
         workloads=KubeWorkloads(api),
         routers={
@@ -348,11 +349,13 @@ def _run(args: argparse.Namespace) -> int:
     scheduler = Scheduler()
     feed = KubeChangeFeed(api, args.watch_namespace)
     leading = threading.Event()
+    workers: list[threading.Thread] = []
     server = api_server.start(
         api_server.Api(
             store=store,
             annotator=store,
             ready=lambda: leading.is_set() and feed.ready.is_set(),
+            alive=lambda: all(worker.is_alive() for worker in workers),
             registry=registry,
             token=token,
         ),
@@ -365,7 +368,7 @@ def _run(args: argparse.Namespace) -> int:
         scheduler.every(timedelta(seconds=60), controller.resync, "resync")
         scheduler.start()
         start_thread(lambda: feed.run(controller.on_change, stop), "watch")
-        start_thread(lambda: controller.run_worker(stop), "worker")
+        workers.append(start_thread(lambda: controller.run_worker(stop), "worker"))
         controller.resync()
         leading.set()
         log.info("controller_started", tick=str(args.tick), namespace=args.watch_namespace or "*")

@@ -1,7 +1,7 @@
 """canary's HTTP API: health, readiness, Prometheus metrics, the Rollout list for a dashboard,
 and the command endpoints that the CLI's approve/promote/abort/retry mirror.
 
-    GET  /healthz                      200 while the process serves
+    GET  /healthz                      200 while the process serves and its worker runs, else 503
     GET  /readyz                       200 when ``ready()`` (leader elected, watches up), else 503
     GET  /metrics                      Prometheus text: canary_rollouts{namespace,phase}, counters
     GET  /api/v1/rollouts              {"items": [summary, ...]}   (?namespace=NS to filter)
@@ -84,6 +84,8 @@ class Api:
     annotator: Annotator
     ready: Callable[[], bool]
     registry: Registry
+    alive: Callable[[], bool] = lambda: True
+    """Whether the controller's worker thread still runs (liveness: a dead worker restarts)."""
     token: str | None = None
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
@@ -185,7 +187,8 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         if url.path == "/healthz":
-            self._text(200, "ok\n")
+            alive = self.api.alive()
+            self._text(200 if alive else 503, "ok\n" if alive else "worker stopped\n")
         elif url.path == "/readyz":
             ready = self.api.ready()
             self._text(200 if ready else 503, "ok\n" if ready else "not ready\n")

@@ -272,3 +272,23 @@ def test_store_errors_become_503_or_500(error: Exception, status: int) -> None:
         running.stop()
     assert reply.status == status
     assert reply.json()["error"] in ("down", "rbac")
+
+
+def test_healthz_fails_once_the_worker_is_gone() -> None:
+    """/healthz is 503 "worker stopped" when alive() turns false, so the kubelet restarts it."""
+    alive = [True]
+    api = server.Api(
+        store=MemoryRolloutStore(),
+        annotator=MemoryRolloutStore(),
+        ready=lambda: True,
+        registry=Registry(),
+        alive=lambda: alive[0],
+    )
+    running = server.start(api, host="127.0.0.1", port=0)
+    try:
+        assert call(running.url + "/healthz").status == 200
+        alive[0] = False
+        reply = call(running.url + "/healthz")
+        assert (reply.status, reply.body) == (503, "worker stopped\n")
+    finally:
+        running.stop()
