@@ -8,7 +8,6 @@ import functools
 import logging
 import os
 import signal
-import socket
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -130,13 +129,11 @@ def _watch(args: argparse.Namespace) -> int:
 
 
 def _actor(args: argparse.Namespace) -> str:
-    """Who gives a command: --as-actor, else $USER@host, else the kubeconfig user."""
+    """Who gives a command: --as-actor, else the identity the API server authenticates (where
+    deploy/30-approvals.yaml is installed, the API server admits no other actor)."""
     if args.as_actor:
         return str(args.as_actor)
-    person = os.environ.get("USER") or os.environ.get("LOGNAME")
-    if person:
-        return f"{person}@{socket.gethostname()}"
-    return kubeconfig.user(args.kubeconfig, args.context) or "unknown"
+    return kube.whoami(kube.connect(args.kubeconfig, args.context))
 
 
 def _command(kind: CommandKind) -> Callable[[argparse.Namespace], int]:
@@ -251,7 +248,8 @@ def _add_cluster_commands(sub: Any) -> None:
         cmd.add_argument(
             "--as-actor",
             metavar="WHO",
-            help="who gives the command (default: $USER@host, else the kubeconfig user)",
+            help="who gives the command (default: the user the API server authenticates; "
+            "with the approvals policy installed no other name is admitted)",
         )
         cmd.set_defaults(func=_command(kind))
 
