@@ -1,5 +1,9 @@
 """The ``canary`` command (also ``kubectl canary``) and the composition root that wires the
-adapters into the runtime. Only this module knows every concrete class."""
+adapters into the runtime. Only this module knows every concrete class.
+
+It is longer than 400 lines because it is both the argument parser of every subcommand and
+the one place the controller is assembled; each function in it is a thin binding of parsed
+arguments to the console, the lint core or the runtime, and holds no logic of its own."""
 
 from __future__ import annotations
 
@@ -35,9 +39,7 @@ from canary.api import server as api_server
 from canary.api.metrics import Registry
 from canary.console import Console
 from canary.core import commands, lint, outbound, release
-from canary.core import plan as plan_mod
-from canary.core.machine import CommandKind, Event
-from canary.emulator import command as emulator_command
+from canary.core.vocabulary import CommandKind, Event
 from canary.errors import CanaryError
 from canary.model.base import parse_duration
 from canary.model.policy import Notification
@@ -303,9 +305,9 @@ def _run(args: argparse.Namespace) -> int:
     objects = functools.partial(CustomObjects, api)
 
     def notifications(rollout: Rollout) -> tuple[Notification, ...]:
-        ref = rollout.spec.policy_ref
-        policy = store.policy(Ref(rollout.metadata.namespace, ref.name)) if ref else None
-        return plan_mod.build(rollout, policy).notifications
+        # The plan the reconciler recording this Event has just built (bound below).
+        plan = reconciler.plan(Ref(rollout.metadata.namespace, rollout.metadata.name))
+        return plan.notifications if plan is not None else ()
 
     token = os.environ.get("CANARY_API_TOKEN") or (
         Path(args.api_token_file).read_text().strip() if args.api_token_file else None
@@ -470,14 +472,6 @@ def build_parser() -> argparse.ArgumentParser:
     lint_cmd.set_defaults(func=_lint)
     _add_cluster_commands(sub)
     _add_run_command(sub)
-    emulate = sub.add_parser(
-        "emulate",
-        help="play the Linkerd proxies for a local cluster (see docs/emulator.md)",
-        description="The mesh emulator: simulated traffic split by the live route weights, "
-        "served as Linkerd proxy metrics for Prometheus.",
-    )
-    emulator_command.add_arguments(emulate)
-    emulate.set_defaults(func=emulator_command.run)
     return parser
 
 

@@ -22,8 +22,9 @@ import yaml
 
 from canary.core import commands, present, release
 from canary.core import plan as plan_mod
-from canary.core.machine import Command, CommandKind
+from canary.core.vocabulary import Command, CommandKind
 from canary.errors import Conflict, InvalidSpec, TransientError
+from canary.model.policy import DEFAULT_LATENCY_PERCENTILE
 from canary.model.rollout import Rollout, RolloutPolicy
 from canary.ports import Annotator, Ref, RolloutStore
 
@@ -75,13 +76,13 @@ class Console:
         except InvalidSpec:
             return None
 
-    def _total(self, rollout: Rollout) -> int | None:
+    def _shape(self, rollout: Rollout) -> tuple[int | None, float]:
+        """How many steps the rollout has (None: unknown) and which latency percentile it
+        reports, from one plan."""
         found = self._plan(rollout)
-        return len(found.steps) if found is not None else None
-
-    def _percentile(self, rollout: Rollout) -> float:
-        found = self._plan(rollout)
-        return found.thresholds.latency_percentile if found is not None else 99.0
+        if found is None:
+            return None, DEFAULT_LATENCY_PERCENTILE
+        return len(found.steps), found.thresholds.latency_percentile
 
     def release(
         self,
@@ -145,7 +146,7 @@ class Console:
             return 0
         now, wide = self.clock(), output == "wide"
         rows = [
-            present.row(r, now, self._total(r), wide=wide, all_namespaces=all_namespaces)
+            present.row(r, now, self._shape(r)[0], wide=wide, all_namespaces=all_namespaces)
             for r in rollouts
         ]
         self._say(present.table(present.headers(wide=wide, all_namespaces=all_namespaces), rows))
@@ -165,7 +166,7 @@ class Console:
             else:
                 if rollout is None:
                     return self._not_found(name)
-                total, percentile = self._total(rollout), self._percentile(rollout)
+                total, percentile = self._shape(rollout)
                 text = (
                     "\n".join(present.frame(rollout, total, percentile, self.clock()))
                     if tty

@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from canary.core import evidence
-from canary.core.machine import Action, CanaryState, Event, RouteState, TargetState
 from canary.core.plan import Plan
+from canary.core.vocabulary import Action, CanaryState, Event, RouteState, TargetState
 from canary.model.rollout import Rollout, RolloutPolicy
 from canary.model.status import RolloutStatus
 

@@ -39,7 +39,7 @@ import structlog
 
 from canary.api.metrics import Family, Registry, render
 from canary.core import commands, links
-from canary.core.machine import Command, CommandKind
+from canary.core.vocabulary import Command, CommandKind
 from canary.errors import CanaryError, TransientError
 from canary.model.rollout import Rollout
 from canary.ports import Annotator, Ref, RolloutStore

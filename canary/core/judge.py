@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from canary.core import latency, sequential
+from canary.model import policy
 from canary.model.linkerd import LATENCY_BUCKETS_MS
 from canary.model.status import CheckResult, CheckVerdict
 
@@ -80,14 +81,14 @@ class Thresholds:
 
     min_requests: int
     success_rate_min: float | None = None
-    latency_percentile: float = 99.0
+    latency_percentile: float = policy.DEFAULT_LATENCY_PERCENTILE
     latency_max_ms: float | None = None
     custom: Mapping[str, tuple[float | None, float | None]] = field(default_factory=dict)
     compare_with_stable: bool = True
-    false_rollback_rate: float = 0.01
-    error_rate_tolerance: float = 0.0
-    latency_tolerance: float = 0.2
-    hold_above: float = 1.0
+    false_rollback_rate: float = policy.DEFAULT_FALSE_ROLLBACK_RATE
+    error_rate_tolerance: float = policy.DEFAULT_ERROR_RATE_TOLERANCE
+    latency_tolerance: float = policy.DEFAULT_LATENCY_TOLERANCE
+    hold_above: float = policy.DEFAULT_HOLD_ABOVE
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The mesh emulator process: ``python -m canary.emulator`` (and ``canary emulate``).
+"""The mesh emulator process: ``python -m canary.emulator`` (or ``canary-emulator``).
 
 Who calls it: developers, ``make demo`` and the integration tests, against the local control
 plane. It watches the cluster through :class:`~canary.adapters.kube.meshview.MeshView`, rebuilds
@@ -16,7 +16,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Protocol
@@ -36,7 +36,7 @@ RESYNC_SECONDS = 5.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The emulator's options, for its own parser and for ``canary emulate``."""
+    """The emulator's options."""
     parser.add_argument(
         "--kubeconfig",
         default=os.environ.get("KUBECONFIG"),
@@ -105,8 +105,11 @@ class Emulator:
         seed: int = 0,
         namespaces: Sequence[str] = (),
         targets_file: str = targets.FILE_NAME,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.view = view
+        self.clock = clock
+        """Seconds on a monotonic clock (injected by tests)."""
         self.targets_dir = targets_dir
         self.targets_file = targets_file
         self.namespaces = frozenset(namespaces)
@@ -115,32 +118,47 @@ class Emulator:
         self.server = MetricsServer(self.engine, host=host, port=port)
         self.stopping = threading.Event()
         self._reported: set[str] = set()
+        self._last = 0.0
+        self._last_sync = float("-inf")
 
     def run(self) -> int:
         """Serve until ``stopping`` is set; returns the exit code."""
+        self.open()
+        try:
+            while not self.stopping.is_set():
+                started = self.clock()
+                self.step()
+                self.stopping.wait(max(0.0, self.tick_seconds - (self.clock() - started)))
+        finally:
+            self.close()
+        return 0
+
+    def open(self) -> None:
+        """Start serving metrics and watching the cluster."""
         serving = threading.Thread(target=self.server.serve_forever, daemon=True)
         serving.start()
         self.view.start()
         log.info("emulator_started", address=self.server.address, targets_dir=str(self.targets_dir))
-        last = time.monotonic()
-        last_sync = float("-inf")
-        try:
-            while not self.stopping.is_set():
-                now = time.monotonic()
-                if self.view.changed.is_set() or now - last_sync >= RESYNC_SECONDS:
-                    self.view.changed.clear()
-                    self.sync()
-                    last_sync = now
-                self.engine.tick(now - last)
-                last = now
-                self.stopping.wait(max(0.0, self.tick_seconds - (time.monotonic() - now)))
-        finally:
-            targets.remove(self.targets_dir, self.targets_file)
-            self.server.shutdown()
-            self.server.server_close()
-            self.view.stop()
-            log.info("emulator_stopped", requests_sent=self.engine.requests_sent)
-        return 0
+        self._last = self.clock()
+
+    def step(self) -> None:
+        """One turn of the loop: sync when the cluster changed (or a resync is due), then move
+        the traffic model on by the time since the last turn."""
+        now = self.clock()
+        if self.view.changed.is_set() or now - self._last_sync >= RESYNC_SECONDS:
+            self.view.changed.clear()
+            self.sync()
+            self._last_sync = now
+        self.engine.tick(now - self._last)
+        self._last = now
+
+    def close(self) -> None:
+        """Withdraw the targets, stop serving and watching."""
+        targets.remove(self.targets_dir, self.targets_file)
+        self.server.shutdown()
+        self.server.server_close()
+        self.view.stop()
+        log.info("emulator_stopped", requests_sent=self.engine.requests_sent)
 
     def sync(self) -> None:
         """Rebuild the topology from the cluster and publish what changed."""
@@ -166,7 +184,7 @@ class Emulator:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the emulator until SIGINT/SIGTERM: the entry function for ``canary emulate``."""
+    """Run the emulator until SIGINT/SIGTERM."""
     if args.targets_dir is None:
         raise SystemExit("--targets-dir (or $PROMETHEUS_TARGETS_DIR) is required")
     emulator = Emulator(

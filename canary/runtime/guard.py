@@ -19,8 +19,8 @@ from typing import Any
 
 import structlog
 
-from canary.core import machine
-from canary.core.machine import Event
+from canary.core import vocabulary
+from canary.core.vocabulary import Event
 from canary.ports import Ref
 from canary.runtime.reconciler import Measurement, Reconciler, Result
 
@@ -60,7 +60,7 @@ class GuardedReconciler(Reconciler):
             if rollout is None:
                 return
             status = rollout.status
-            conditions = machine.set_condition(
+            conditions = vocabulary.set_condition(
                 status.conditions,
                 CONDITION,
                 status=ok,

@@ -17,7 +17,7 @@ from structlog.testing import capture_logs
 from canary.adapters.notifiers import slack, webhook
 from canary.adapters.notifiers.policy import PolicyNotifier
 from canary.core import outbound
-from canary.core.machine import Event
+from canary.core.vocabulary import Event
 from canary.model.policy import Notification, SecretKeyRef
 from tests.adapters.test_notifiers_post_and_never_raise import ALLOW_LOCAL, LOCAL, ROLLOUT
 from tests.fake_store import make

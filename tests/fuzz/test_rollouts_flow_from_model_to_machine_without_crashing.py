@@ -14,7 +14,7 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from canary.core import commands, judge, machine, plan
+from canary.core import commands, judge, machine, plan, vocabulary
 from canary.errors import InvalidSpec
 from canary.model.base import MAX_DURATION
 from canary.model.rollout import Rollout
@@ -62,7 +62,7 @@ TICK = st.fixed_dictionaries(
         "target": st.one_of(
             st.none(),
             st.builds(
-                machine.TargetState,
+                vocabulary.TargetState,
                 replicas=st.integers(min_value=0, max_value=10**6),
                 ready=st.booleans(),
                 has_release=st.booleans(),
@@ -72,7 +72,7 @@ TICK = st.fixed_dictionaries(
         "canary": st.one_of(
             st.none(),
             st.builds(
-                machine.CanaryState,
+                vocabulary.CanaryState,
                 replicas=st.integers(min_value=0, max_value=10**6),
                 ready_replicas=st.integers(min_value=0, max_value=10**6),
                 current=st.booleans(),
@@ -82,7 +82,7 @@ TICK = st.fixed_dictionaries(
         "route": st.one_of(
             st.none(),
             st.builds(
-                machine.RouteState,
+                vocabulary.RouteState,
                 canary_weight=st.integers(min_value=0, max_value=100),
                 accepted=st.booleans(),
             ),
@@ -102,8 +102,8 @@ START = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1,
 )
 
 
-def _observation(tick: dict[str, Any]) -> machine.Observation:
-    return machine.Observation(
+def _observation(tick: dict[str, Any]) -> vocabulary.Observation:
+    return vocabulary.Observation(
         target=tick["target"],
         apex_service=tick["apex"],
         canary=tick["canary"],
@@ -116,11 +116,11 @@ def _observation(tick: dict[str, Any]) -> machine.Observation:
     )
 
 
-def _check(decision: machine.Decision, interval: timedelta) -> None:
+def _check(decision: vocabulary.Decision, interval: timedelta) -> None:
     for action in decision.actions:
-        if isinstance(action, machine.SetWeight):
+        if isinstance(action, vocabulary.SetWeight):
             assert 0 <= action.canary <= 100
-        if isinstance(action, machine.EnsureCanary):
+        if isinstance(action, vocabulary.EnsureCanary):
             assert action.replicas >= 0
     assert 0 <= decision.status.canary_weight <= 100
     if decision.requeue_after is not None:

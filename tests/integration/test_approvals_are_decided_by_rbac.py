@@ -19,7 +19,7 @@ from kubernetes import client
 from canary import cli
 from canary.adapters.kube import client as kube_client
 from canary.core import commands
-from canary.core.machine import Command
+from canary.core.vocabulary import Command
 
 pytestmark = pytest.mark.integration
 

@@ -49,10 +49,7 @@ def world(
     fake = MemoryRolloutStore()
 
     def put(rollout: Rollout) -> None:
-        meta = rollout.metadata.model_copy(update={"resource_version": "1"})
-        fake.rollouts[Ref(meta.namespace, meta.name)] = rollout.model_copy(
-            update={"metadata": meta}
-        )
+        fake.add(rollout)
 
     return fake, put
 

@@ -11,7 +11,7 @@ from kubernetes import client
 from canary.adapters.kube.objects import CustomObjects
 from canary.adapters.routers.httproute import HTTPRouteRouter
 from canary.adapters.routers.trafficsplit import TrafficSplitRouter
-from canary.core.machine import RouteState
+from canary.core.vocabulary import RouteState
 from canary.errors import Conflict, InvalidSpec
 from tests.integration.test_routers_keep_the_router_contract import accept_httproute
 from tests.unit.fake_cluster import make_plan

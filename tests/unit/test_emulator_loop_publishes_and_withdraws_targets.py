@@ -1,11 +1,9 @@
 """The emulator process loop: follows cluster changes, accepts routes, survives bad annotations,
-and withdraws its targets when stopped."""
+and withdraws its targets when stopped. Time is the test's clock: the loop is turned by hand."""
 
 import json
 import threading
-import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -79,11 +77,14 @@ def _cluster(canary_weight: int) -> MeshSnapshot:
     )  # fmt: skip
 
 
-def _wait(condition: Callable[[], bool], seconds: float = 5.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
+class Seconds:
+    """A monotonic clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def _requests(address: str, path: str) -> int:
@@ -98,29 +99,40 @@ def _requests(address: str, path: str) -> int:
 
 def test_loop_follows_the_cluster_and_cleans_up(tmp_path: Path) -> None:
     """Targets appear for the watched namespace only, weights follow the route, routes are
-    accepted at each generation, and stopping removes the targets file."""
+    accepted at each generation, and closing removes the targets file."""
     view = FakeView(_cluster(0))
+    clock = Seconds()
     emulator = Emulator(
-        view, tmp_path, port=0, tick=0.05, namespaces=["demo"], targets_file="t.json"
+        view, tmp_path, port=0, namespaces=["demo"], targets_file="t.json", clock=clock
     )
-    thread = threading.Thread(target=emulator.run)
-    thread.start()
+    emulator.open()
     try:
-        target_file = tmp_path / "t.json"
-        _wait(target_file.exists)
-        groups = json.loads(target_file.read_text())
+        emulator.step()
+        groups = json.loads((tmp_path / "t.json").read_text())
         assert {g["labels"]["namespace"] for g in groups} == {"demo"}
         address = emulator.server.address
-        _wait(lambda: _requests(address, "/pods/demo/web-1/metrics") > 100)
+        clock.now += 1.0
+        emulator.step()
+        assert _requests(address, "/pods/demo/web-1/metrics") > 100
         assert _requests(address, "/pods/demo/web-canary-1/metrics") == 0
         view.replace(_cluster(50))
-        _wait(lambda: _requests(address, "/pods/demo/web-canary-1/metrics") > 100)
+        clock.now += 1.0
+        emulator.step()
+        assert _requests(address, "/pods/demo/web-canary-1/metrics") > 100
         assert view.accepted == [("web", 1), ("web", 51)]
         assert view.running
     finally:
-        emulator.stopping.set()
-        thread.join(timeout=5)
-    assert not thread.is_alive()
+        emulator.close()
+    assert not view.running
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_run_returns_once_stopping_is_set(tmp_path: Path) -> None:
+    """A stop asked for before the loop starts ends it at once, cleaned up."""
+    view = FakeView(_cluster(0))
+    emulator = Emulator(view, tmp_path, port=0, namespaces=["demo"], targets_file="t.json")
+    emulator.stopping.set()
+    assert emulator.run() == 0
     assert not view.running
     assert list(tmp_path.iterdir()) == []
 

@@ -9,8 +9,8 @@ import pytest
 
 from canary.adapters.routers import httproute
 from canary.adapters.routers.httproute import HTTPRouteRouter
-from canary.core.machine import RouteState
 from canary.core.plan import Plan
+from canary.core.vocabulary import RouteState
 from canary.errors import Conflict, InvalidSpec
 from tests.fakes import InMemoryObjects
 from tests.unit.fake_cluster import make_plan

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from canary.core import machine
 from canary.core import plan as plan_mod
+from canary.core import vocabulary
 from canary.ports import Ref, WorkloadState
 from canary.runtime import guard
 from canary.runtime.controller import Controller
 from canary.runtime.reconciler import Result
-from tests.fakes import FakeClock, FakeEvents, FakeMetrics, FakeRouter, FakeStore
+from tests.fake_store import MemoryRolloutStore
+from tests.fakes import FakeClock, FakeEvents, FakeMetrics, FakeRouter
 from tests.unit.fake_cluster import T0, FakeCluster, make_rollout
 
 
@@ -29,18 +30,20 @@ class PoisonedWorkloads:
         return WorkloadState(obs.target, obs.apex_service, obs.canary, obs.services_ready)
 
     def apply(
-        self, namespace: str, rollout: str, plan: plan_mod.Plan, action: machine.Action
+        self, namespace: str, rollout: str, plan: plan_mod.Plan, action: vocabulary.Action
     ) -> None:
         self.cluster.apply(action)
 
 
-def _world() -> tuple[FakeStore, PoisonedWorkloads, FakeEvents, guard.GuardedReconciler]:
-    store, events = FakeStore(), FakeEvents()
+def _world() -> tuple[MemoryRolloutStore, PoisonedWorkloads, FakeEvents, guard.GuardedReconciler]:
+    events = FakeEvents()
     workloads = PoisonedWorkloads("bad")
+    rollouts = []
     for name in ("bad", "good"):
         rollout = make_rollout()
-        meta = rollout.metadata.model_copy(update={"name": name})
-        store.add(rollout.model_copy(update={"metadata": meta}))
+        meta = rollout.metadata.model_copy(update={"name": name, "resource_version": "1"})
+        rollouts.append(rollout.model_copy(update={"metadata": meta}))
+    store = MemoryRolloutStore(*rollouts)
     reconciler = guard.GuardedReconciler(
         store, workloads, {"HTTPRoute": FakeRouter()}, events, FakeClock(T0)
     )

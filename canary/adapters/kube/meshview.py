@@ -5,21 +5,21 @@ objects a Linkerd data plane reacts to and hands out plain frozen snapshots of t
 emulator never touches the ``kubernetes`` library. It also plays the one write Linkerd's policy
 controller does that the controller relies on: marking GAMMA HTTPRoutes ``Accepted``.
 
+It is longer than 400 lines because it converts five kinds of object and runs their informers
+in one place, so that only this module of the emulator touches ``kubernetes``.
+
 What it must not do: decide anything about traffic (that is the emulator's and the traffic
 model's job) or swallow the API server being down silently — watch failures are retried with
 backoff and counted in ``errors``.
 
-Versions: HTTPRoute is read at ``gateway.networking.k8s.io/v1``, else ``v1beta1``; TrafficSplit
-at ``split.smi-spec.io/v1alpha2``, else ``v1alpha1`` — whichever the API server serves (a CRD
-that serves both shows the same objects at both, so only one is watched). A kind whose CRD is
-not installed is looked for again every few seconds.
+Versions: each kind is read at the first of its ``ROUTE_VERSIONS`` (newest first) that the API
+server serves (a CRD that serves several shows the same objects at each, so only one is
+watched). A kind whose CRD is not installed is looked for again every few seconds.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -27,26 +27,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
-import urllib3
-from kubernetes import client as _client
-from kubernetes import config as _config
 from kubernetes import dynamic as _dynamic
-from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
-from canary.errors import ApiUnavailable, Conflict
+from canary.adapters.kube.client import connect, translated
+from canary.core import weights
+from canary.errors import ApiUnavailable, CanaryError
+from canary.model.policy import ROUTE_VERSIONS
 
 POLICY_CONTROLLER = "linkerd.io/policy-controller"
 """The ``controllerName`` Linkerd's policy controller writes into HTTPRoute parent status."""
 
-HTTPROUTE_VERSIONS = ("gateway.networking.k8s.io/v1", "gateway.networking.k8s.io/v1beta1")
-TRAFFICSPLIT_VERSIONS = ("split.smi-spec.io/v1alpha2", "split.smi-spec.io/v1alpha1")
 
 Json = dict[str, Any]
 
 # The kubernetes package is only partly typed; its entry points are used as untyped values.
-kube_config: Any = _config
-ApiClient: Any = _client.ApiClient
 DynamicClient: Any = _dynamic.DynamicClient
 
 T = TypeVar("T")
@@ -212,26 +207,14 @@ def _httproute(obj: Json) -> RouteView | None:
     )
 
 
-_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(m|k|M|G)?$")
-_SUFFIX = {None: 1.0, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9}
-
-
-def parse_weight(value: object) -> float:
-    """A TrafficSplit weight: an integer (v1alpha2) or a Kubernetes quantity like ``250m``."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    match = _QUANTITY.match(str(value).strip())
-    if not match:
-        raise ValueError(f"not a weight: {value!r}")
-    return float(match[1]) * _SUFFIX[match[2]]
-
-
 def _trafficsplit(obj: Json) -> RouteView | None:
     meta, spec = _meta(obj), obj.get("spec") or {}
     backends: list[tuple[str, float]] = []
     for b in spec.get("backends") or []:
         with contextlib.suppress(ValueError):
-            backends.append((b.get("service", ""), parse_weight(b.get("weight", 0))))
+            backends.append(
+                (b.get("service", ""), float(weights.parse_quantity(b.get("weight", 0))))
+            )
     if not spec.get("service"):
         return None
     return RouteView(
@@ -281,16 +264,18 @@ class _Informer(Generic[T]):
         backoff = 0.5
         while not stop.is_set():
             try:
-                resource = self._resource()
+                with translated(f"discover {self._kind}"):
+                    resource = self._resource()
                 if resource is None:
                     # The CRD is not installed (yet): nothing to show, look again later.
                     self.synced.set()
                     stop.wait(5.0)
                     self._dyn.resources.invalidate_cache()
                     continue
-                self._list_and_watch(resource, stop)
+                with translated(f"list and watch {self._kind}"):
+                    self._list_and_watch(resource, stop)
                 backoff = 0.5
-            except Exception:  # any failure of the API means: relist after a pause
+            except CanaryError:  # the API failed (translated): relist after a pause
                 self.errors += 1
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
@@ -325,7 +310,7 @@ class _Informer(Generic[T]):
             ):
                 kind, obj = event["type"], event["raw_object"]
                 if kind == "ERROR":
-                    raise RuntimeError(f"watch of {self._kind} failed: {obj}")
+                    raise ApiUnavailable(f"watch of {self._kind} failed: {obj}")
                 version = _meta(obj).get("resourceVersion", version)
                 if kind in ("ADDED", "MODIFIED"):
                     self._put(obj)
@@ -338,10 +323,6 @@ class _Informer(Generic[T]):
                     return
 
 
-def _in_cluster() -> bool:
-    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and not os.environ.get("KUBECONFIG")
-
-
 class MeshView:
     """A watch-fed view of the cluster for the mesh emulator.
 
@@ -350,12 +331,7 @@ class MeshView:
     """
 
     def __init__(self, kubeconfig: str | None = None, context: str | None = None) -> None:
-        if kubeconfig or not _in_cluster():
-            api = kube_config.new_client_from_config(config_file=kubeconfig, context=context)
-        else:
-            kube_config.load_incluster_config()
-            api = ApiClient()
-        self._dyn = DynamicClient(api)
+        self._dyn = DynamicClient(connect(kubeconfig, context))
         self.changed = threading.Event()
         self._stop = threading.Event()
         self._pods = _Informer(self._dyn, ("v1",), "Pod", _pod, self.changed)
@@ -368,10 +344,10 @@ class MeshView:
             self.changed,
         )
         self._httproutes = _Informer(
-            self._dyn, HTTPROUTE_VERSIONS, "HTTPRoute", _httproute, self.changed
+            self._dyn, ROUTE_VERSIONS["HTTPRoute"], "HTTPRoute", _httproute, self.changed
         )
         self._splits = _Informer(
-            self._dyn, TRAFFICSPLIT_VERSIONS, "TrafficSplit", _trafficsplit, self.changed
+            self._dyn, ROUTE_VERSIONS["TrafficSplit"], "TrafficSplit", _trafficsplit, self.changed
         )
         self._informers = (
             self._pods,
@@ -419,17 +395,11 @@ class MeshView:
         """Mark a GAMMA HTTPRoute ``Accepted`` at its generation, as Linkerd's policy controller
         does; other controllers' parent entries are kept.
 
-        Raises :class:`~canary.errors.Conflict` when the route changed meanwhile and
-        :class:`~canary.errors.ApiUnavailable` for any other API failure.
+        Raises canary's errors (``client.translated``): :class:`~canary.errors.Conflict` when
+        the route changed meanwhile.
         """
-        try:
+        with translated(f"mark HTTPRoute {route.namespace}/{route.name} accepted"):
             self._accept_route(route)
-        except ApiException as exc:
-            if exc.status == 409:
-                raise Conflict(f"HTTPRoute {route.namespace}/{route.name} changed") from exc
-            raise ApiUnavailable(f"could not mark HTTPRoute {route.name} accepted: {exc}") from exc
-        except (OSError, urllib3.exceptions.HTTPError, ResourceNotFoundError) as exc:
-            raise ApiUnavailable(f"could not mark HTTPRoute {route.name} accepted: {exc}") from exc
 
     def _accept_route(self, route: RouteView) -> None:
         resource = self._dyn.resources.get(

@@ -19,7 +19,8 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from canary.adapters.kube.client import translated
-from canary.core.machine import (
+from canary.core.plan import CANARY_SUFFIX, Plan
+from canary.core.vocabulary import (
     Action,
     CanaryState,
     EnsureCanary,
@@ -28,14 +29,11 @@ from canary.core.machine import (
     ScaleCanaryToZero,
     TargetState,
 )
-from canary.core.plan import Plan
 from canary.errors import InvalidSpec, Problem
+from canary.model.rollout import MANAGED_BY, ROLLOUT_LABEL
 from canary.ports import WorkloadState
 
 RELEASE_ANNOTATION = "canary.dev/release"
-ROLLOUT_LABEL = "canary.dev/rollout"
-MANAGED = {"app.kubernetes.io/managed-by": "canary"}
-SUFFIX = "-canary"
 
 
 def release_id(rollout: str, plan: Plan) -> str:
@@ -58,7 +56,7 @@ def release_patch(plan: Plan) -> dict[str, Any]:
 
 def canary_labels(labels: dict[str, str], keys: set[str]) -> dict[str, str]:
     """Pod labels with every selector key's value suffixed, so stable selectors miss them."""
-    return {k: (f"{v}{SUFFIX}" if k in keys else v) for k, v in labels.items()}
+    return {k: (f"{v}{CANARY_SUFFIX}" if k in keys else v) for k, v in labels.items()}
 
 
 Obj = dict[str, Any]
@@ -146,7 +144,7 @@ class KubeWorkloads:
         services_ready = apex is not None and all(
             (found := self._service(namespace, name)) is not None
             and (found["spec"].get("selector") or {}) == selector
-            for name, selector in self._service_selectors(apex).items()
+            for name, selector in self._service_selectors(plan, apex).items()
         )
         return WorkloadState(
             target=target,
@@ -155,12 +153,11 @@ class KubeWorkloads:
             services_ready=services_ready,
         )
 
-    def _service_selectors(self, apex: Obj) -> dict[str, dict[str, str]]:
+    def _service_selectors(self, plan: Plan, apex: Obj) -> dict[str, dict[str, str]]:
         selector = dict(apex["spec"].get("selector") or {})
-        name = apex["metadata"]["name"]
         return {
-            f"{name}-stable": selector,
-            f"{name}-canary": canary_labels(selector, set(selector)),
+            plan.stable_service: selector,
+            plan.canary_service: canary_labels(selector, set(selector)),
         }
 
     def apply(self, namespace: str, rollout: str, plan: Plan, action: Action) -> None:
@@ -187,12 +184,12 @@ class KubeWorkloads:
             {k: v for k, v in port.items() if k != "nodePort"}
             for port in apex["spec"].get("ports") or []
         ]
-        for name, selector in self._service_selectors(apex).items():
+        for name, selector in self._service_selectors(plan, apex).items():
             existing = self._service(namespace, name)
             with translated(f"write service {namespace}/{name}"):
                 if existing is None:
                     body = {
-                        "metadata": {"name": name, "labels": dict(MANAGED)},
+                        "metadata": {"name": name, "labels": dict(MANAGED_BY)},
                         "spec": {"selector": selector, "ports": ports},
                     }
                     self._core.create_namespaced_service(namespace, body)
@@ -241,7 +238,7 @@ class KubeWorkloads:
         body: Obj = {
             "metadata": {
                 "name": plan.canary_deployment,
-                "labels": {**MANAGED, ROLLOUT_LABEL: rollout},
+                "labels": {**MANAGED_BY, ROLLOUT_LABEL: rollout},
                 "annotations": {RELEASE_ANNOTATION: wanted},
             },
             "spec": {

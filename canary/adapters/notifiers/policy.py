@@ -15,7 +15,7 @@ import structlog
 from canary.adapters.notifiers.slack import SlackNotifier, text
 from canary.adapters.notifiers.webhook import STRICT, TIMEOUT, WebhookNotifier, post_json
 from canary.core import outbound
-from canary.core.machine import Event
+from canary.core.vocabulary import Event
 from canary.errors import CanaryError
 from canary.model.policy import Notification, SecretKeyRef
 from canary.model.rollout import Rollout

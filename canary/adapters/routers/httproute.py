@@ -24,22 +24,19 @@ from __future__ import annotations
 from typing import Any
 
 from canary.adapters.routers import (
-    MANAGED_BY,
     ObjectsFactory,
     RouteClients,
     RouteObjects,
     write_weights,
 )
 from canary.core import weights
-from canary.core.machine import RouteState
 from canary.core.plan import Plan
+from canary.core.vocabulary import RouteState
 from canary.errors import InvalidSpec, Problem
+from canary.model.policy import ROUTE_VERSIONS
+from canary.model.rollout import MANAGED_BY
 
-VERSIONS = (
-    "gateway.networking.k8s.io/v1",
-    "gateway.networking.k8s.io/v1beta1",
-    "policy.linkerd.io/v1beta3",
-)
+VERSIONS = ROUTE_VERSIONS["HTTPRoute"]
 PLURAL = "httproutes"
 
 Json = dict[str, Any]
