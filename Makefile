@@ -49,6 +49,17 @@ crds: $(STAMP) ## regenerate crds/ from the models
 unit: $(STAMP) ## fast tests of the pure core (no cluster)
 	$(BIN)/pytest -q tests/unit
 
+FUZZ_EXAMPLES ?= 10000
+
+.PHONY: fuzz
+fuzz: $(STAMP) ## long fuzz run of lint, model→plan→machine, evidence, commands (FUZZ_EXAMPLES per target)
+	@start=$$(date +%s); status=0; \
+	CANARY_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q -p no:cacheprovider tests/fuzz || status=$$?; \
+	targets=$$(grep -c '^def test_' tests/fuzz/test_*.py | awk -F: '{n += $$2} END {print n}'); \
+	if [ $$status = 0 ]; then crashes=0; else crashes="at least 1 (see above)"; fi; \
+	echo "fuzz: $$targets targets x $(FUZZ_EXAMPLES) examples in $$(( $$(date +%s) - start ))s; crashes: $$crashes"; \
+	exit $$status
+
 .PHONY: dev-system
 dev-system: ## install the Debian packages the dev environment needs (apt-get, once)
 	@missing=""; for pkg in $(DEV_APT_PACKAGES); do \

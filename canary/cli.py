@@ -12,7 +12,6 @@ import functools
 import logging
 import os
 import signal
-import socket
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -21,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-import yaml
 
 from canary import __version__
 from canary.adapters.kube import client as kube
@@ -42,7 +40,7 @@ from canary.api import app as api_app
 from canary.api import server as api_server
 from canary.api.metrics import ControllerMetrics, InstrumentedMetrics
 from canary.console import Console
-from canary.core import commands, lint, release
+from canary.core import commands, lint, outbound, release
 from canary.core.vocabulary import CommandKind, Event
 from canary.errors import CanaryError
 from canary.model.base import parse_duration
@@ -52,7 +50,7 @@ from canary.ports import Ref
 from canary.runtime import leader
 from canary.runtime.clock import SystemClock
 from canary.runtime.controller import Controller, start_thread
-from canary.runtime.reconciler import Reconciler
+from canary.runtime.guard import GuardedReconciler
 from canary.runtime.retention import Retention
 from canary.runtime.scheduler import Scheduler
 
@@ -70,14 +68,18 @@ def _lint(args: argparse.Namespace) -> int:
     unreadable = 0
     for file in args.files:
         try:
-            text = Path(file).read_text() if file != "-" else sys.stdin.read()
-            found = [d for d in yaml.safe_load_all(text) if d is not None]
+            if file == "-":
+                data = sys.stdin.buffer.read(lint.MAX_BYTES + 1)
+            else:
+                with Path(file).open("rb") as stream:
+                    data = stream.read(lint.MAX_BYTES + 1)
+            found = lint.read(data)
         except OSError as error:
             print(f"{file}: cannot read: {error.strerror}", file=sys.stderr)
             unreadable += 1
             continue
-        except yaml.YAMLError as error:
-            print(f"{file}: not valid YAML: {error}", file=sys.stderr)
+        except lint.Unreadable as error:
+            print(f"{file}: {error}", file=sys.stderr)
             unreadable += 1
             continue
         documents.extend(found)
@@ -137,13 +139,11 @@ def _watch(args: argparse.Namespace) -> int:
 
 
 def _actor(args: argparse.Namespace) -> str:
-    """Who gives a command: --as-actor, else $USER@host, else the kubeconfig user."""
+    """Who gives a command: --as-actor, else the identity the API server authenticates (where
+    deploy/30-approvals.yaml is installed, the API server admits no other actor)."""
     if args.as_actor:
         return str(args.as_actor)
-    person = os.environ.get("USER") or os.environ.get("LOGNAME")
-    if person:
-        return f"{person}@{socket.gethostname()}"
-    return kubeconfig.user(args.kubeconfig, args.context) or "unknown"
+    return kube.whoami(kube.connect(args.kubeconfig, args.context))
 
 
 def _command(kind: CommandKind) -> Callable[[argparse.Namespace], int]:
@@ -270,7 +270,8 @@ def _add_cluster_commands(sub: Any) -> None:
         cmd.add_argument(
             "--as-actor",
             metavar="WHO",
-            help="who gives the command (default: $USER@host, else the kubeconfig user)",
+            help="who gives the command (default: the user the API server authenticates; "
+            "with the approvals policy installed no other name is admitted)",
         )
         cmd.set_defaults(func=_command(kind))
 
@@ -306,12 +307,23 @@ class _Events:
             recorder.record(rollout, event)
 
 
+def _run_arguments_refused(args: argparse.Namespace) -> str | None:
+    """Check (and parse in place) `canary run`'s arguments; the problem, or None."""
+    try:
+        args.outbound_allow = outbound.Policy.parse(args.outbound_allow)
+    except ValueError as error:
+        return f"--outbound-allow: {error}"
+    if not args.prometheus_url:
+        return "--prometheus-url (or PROMETHEUS_URL) is required"
+    return None
+
+
 def _run(args: argparse.Namespace) -> int:
     """`canary run`: the controller."""
     _configure_logging(args.log_level)
     log = structlog.get_logger("canary")
-    if not args.prometheus_url:
-        print("error: --prometheus-url (or PROMETHEUS_URL) is required", file=sys.stderr)
+    if refused := _run_arguments_refused(args):
+        print(f"error: {refused}", file=sys.stderr)
         return 2
     api = kube.connect(args.kubeconfig, args.context)
     clock = SystemClock()
@@ -335,9 +347,10 @@ def _run(args: argparse.Namespace) -> int:
             api_url=args.api_url,
             link_secret=link_secret,
             delivered=registry.observe_delivery,
+            policy=args.outbound_allow,
         ),
     )
-    reconciler = Reconciler(
+    reconciler = GuardedReconciler(
         store=store,
         workloads=KubeWorkloads(api),
         routers={
@@ -365,6 +378,7 @@ def _run(args: argparse.Namespace) -> int:
     scheduler = Scheduler()
     feed = KubeChangeFeed(api, args.watch_namespace)
     leading = threading.Event()
+    workers: list[threading.Thread] = []
     server = api_server.start(
         api_app.build(
             api_app.Api(
@@ -373,6 +387,7 @@ def _run(args: argparse.Namespace) -> int:
                 access=KubeAccessReview(api),
                 ready=lambda: leading.is_set() and feed.ready.is_set(),
                 metrics=registry,
+                alive=lambda: all(worker.is_alive() for worker in workers),
                 link_secret=link_secret,
             )
         ),
@@ -393,7 +408,7 @@ def _run(args: argparse.Namespace) -> int:
         scheduler.every(timedelta(seconds=60), retention.run, "retention")
         scheduler.start()
         start_thread(lambda: feed.run(controller.on_change, stop), "watch")
-        start_thread(lambda: controller.run_worker(stop), "worker")
+        workers.append(start_thread(lambda: controller.run_worker(stop), "worker"))
         controller.resync()
         leading.set()
         log.info("controller_started", tick=str(args.tick), namespace=args.watch_namespace or "*")
@@ -473,6 +488,14 @@ def _add_run_command(sub: Any) -> None:
         help="key that signs the links of chat buttons (or $CANARY_LINK_SECRET)",
     )
     cmd.add_argument("--api-url", help="public URL of the HTTP API, for links in chat messages")
+    cmd.add_argument(
+        "--outbound-allow",
+        action="append",
+        default=[],
+        metavar="HOST|.DOMAIN|CIDR",
+        help="non-public receivers notifications may call (repeat or comma-separate; "
+        "loopback, link-local and metadata addresses are never called)",
+    )
     cmd.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     cmd.set_defaults(func=_run)
 

@@ -1,7 +1,7 @@
 """canary's HTTP API as an ASGI app (Starlette): health, readiness, the controller's metrics,
 the Rollouts for a dashboard, and the commands the CLI's approve/promote/abort/retry mirror.
 
-    GET  /healthz                      200 while the process serves
+    GET  /healthz                      200 while the process serves and its worker runs, else 503
     GET  /readyz                       200 when ``ready()`` (leader elected, watches up), else 503
     GET  /metrics                      Prometheus text (``canary.api.metrics``)
     GET  /api/v1/rollouts              {"items": [summary, ...]}   (?namespace=NS to filter)
@@ -83,6 +83,8 @@ class Api:
     access: AccessReview
     ready: Callable[[], bool]
     metrics: ControllerMetrics
+    alive: Callable[[], bool] = lambda: True
+    """Whether the controller's worker thread still runs (liveness: a dead worker restarts)."""
     link_secret: str | None = None
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     limits: Limits = field(default_factory=Limits)
@@ -215,6 +217,8 @@ class _Handlers:
     # -- endpoints -------------------------------------------------------------------------
 
     async def healthz(self, _: Request) -> Response:
+        if not self.api.alive():
+            raise Problem(503, "worker stopped: the reconcile worker thread is gone")
         return PlainTextResponse("ok\n")
 
     async def readyz(self, _: Request) -> Response:

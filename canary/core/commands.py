@@ -71,10 +71,15 @@ def _parse(kind: CommandKind, text: str) -> Command | Problem:
     try:
         when = datetime.fromisoformat(at)
     except ValueError:
-        return Problem(where, f"'at' is not an RFC 3339 time: {at!r}")
+        return Problem(where, f"'at' is not an RFC 3339 time: {at[:64]!r}")
     if when.tzinfo is None:
-        return Problem(where, f"'at' has no time zone: {at!r}", "end it with Z")
-    return Command(kind=kind, at=when.astimezone(UTC), actor=actor, comment=comment)
+        return Problem(where, f"'at' has no time zone: {at[:64]!r}", "end it with Z")
+    try:
+        # 0001-01-01T00:00:00+01:00 is valid ISO 8601 but has no UTC equivalent.
+        when = when.astimezone(UTC)
+    except OverflowError:
+        return Problem(where, f"'at' is out of range: {at[:64]!r}")
+    return Command(kind=kind, at=when, actor=actor, comment=comment)
 
 
 def _parsed(annotations: Mapping[str, str]) -> list[Command | Problem]:

@@ -24,8 +24,10 @@ exactly once, with these rules:
 - **Vanished pod / scrape gap** (in the baseline, not in the snapshot): contributes nothing now;
   its last values stay in the baseline so that when it reappears only the difference counts.
   It is forgotten after :data:`KEEP_ABSENT` snapshots without it.
-- **NaN, infinite or negative sample values**, unknown ``le`` bounds, samples without the needed
-  labels: ignored. A pod whose ``response_total`` samples are all missing is treated as absent.
+- **NaN, infinite, negative or impossibly large sample values** (above :data:`MAX_COUNTER`, so no
+  sum of them can overflow), unknown ``le`` bounds, samples that are not objects or lack the
+  needed labels: ignored. A pod whose ``response_total`` samples are all missing is treated as
+  absent.
 
 Pure: no I/O, no clock.
 """
@@ -42,6 +44,9 @@ from canary.model.linkerd import LATENCY_BUCKETS_MS
 KEEP_ABSENT = 40
 """Snapshots a vanished pod's counters are kept for (10 minutes at a 15 s tick: Linkerd's own
 idle-series expiry)."""
+
+MAX_COUNTER = float(2**64)
+"""The proxies' counters are 64-bit: a larger value is not a counter."""
 
 _N = len(LATENCY_BUCKETS_MS)
 
@@ -91,7 +96,7 @@ def _value(sample: Mapping[str, object]) -> float | None:
         number = float(str(pair[1]))
     except ValueError:
         return None
-    if not math.isfinite(number) or number < 0:
+    if not math.isfinite(number) or number < 0 or number > MAX_COUNTER:
         return None
     return number
 
@@ -113,6 +118,8 @@ def parse(result: Iterable[Mapping[str, object]]) -> dict[PodKey, PodCounters]:
     failures: dict[PodKey, float] = {}
     buckets: dict[PodKey, list[float | None]] = {}
     for sample in result:
+        if not isinstance(sample, Mapping):
+            continue
         labels = sample.get("metric")
         value = _value(sample)
         if not isinstance(labels, Mapping) or value is None:

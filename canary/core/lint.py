@@ -1,6 +1,8 @@
 """Offline validation of Rollout and RolloutPolicy documents, for ``canary lint``.
 
-Checks each document three ways: the schema (the pydantic models, from which the CRDs are
+``read`` turns a file's bytes into documents within fixed bounds (size, nesting, the expanded
+size of aliases) so that no input makes it crash, hang or exhaust memory. Checks each document
+three ways: the schema (the pydantic models, from which the CRDs are
 generated), the model's cross-field rules, and the semantic checks of ``plan.build`` — with the
 referenced policy merged in when it is among the documents. Pure: documents in, findings out;
 the CLI reads the files and prints.
@@ -12,11 +14,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import yaml
 from pydantic import ValidationError
 
 from canary.core import plan
 from canary.errors import InvalidSpec, Problem
 from canary.model.rollout import API_VERSION, GROUP, Rollout, RolloutPolicy
+from canary.model.template import ALLOWED_FIELDS
 
 _HINTS = {
     "missing": "add this field",
@@ -30,6 +34,107 @@ _HINTS = {
     "list_type": "write a list (- item)",
     "too_short": "add at least one item",
 }
+
+
+MAX_BYTES = 1024 * 1024
+MAX_DEPTH = 64
+MAX_NODES = 100_000
+
+
+class Unreadable(ValueError):
+    """A file that is not a YAML stream ``canary lint`` can check; the message says why."""
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """The safe loader, refusing documents nested deeper than MAX_DEPTH while composing them
+    (PyYAML's composer recurses once per level)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise Unreadable(f"nested deeper than {MAX_DEPTH} levels")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """How many nodes the document has once every alias is expanded (an alias bomb's is
+    exponential in its text); counted without expanding, and refusing self-references."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in open_nodes:
+            raise Unreadable("an alias refers to the node that contains it")
+        open_nodes.add(key)
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            total += sum(size(child) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            total += sum(size(k) + size(v) for k, v in node.value)
+        open_nodes.discard(key)
+        sizes[key] = min(total, MAX_NODES + 1)
+        return sizes[key]
+
+    return size(root)
+
+
+def read(data: bytes) -> list[Any]:
+    """The non-empty YAML documents in ``data``. Raises Unreadable, with a message for people,
+    for anything else: too large, not UTF-8, not YAML, unknown tags, nesting deeper than
+    MAX_DEPTH, more than MAX_NODES nodes once aliases are expanded."""
+    if len(data) > MAX_BYTES:
+        raise Unreadable(f"larger than {MAX_BYTES // 1024} KiB")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        where = f"byte {data[error.start]:#04x} at offset {error.start}"
+        raise Unreadable(f"not UTF-8 text ({where})") from None
+    documents: list[Any] = []
+    loader: _BoundedLoader | None = None
+    try:
+        loader = _BoundedLoader(text)
+        while loader.check_node():
+            node = loader.get_node()
+            if node is None:
+                continue
+            if _expanded_size(node) > MAX_NODES:
+                raise Unreadable(f"more than {MAX_NODES} values once its aliases are expanded")
+            document = loader.construct_document(node)
+            if document is not None:
+                documents.append(document)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise Unreadable(f"not valid YAML: {error.problem}{where}") from None
+    except Unreadable:
+        raise
+    except (
+        yaml.YAMLError,
+        ValueError,
+        TypeError,
+        ArithmeticError,
+        LookupError,
+        AttributeError,
+        RecursionError,
+    ) as error:
+        # PyYAML's constructors raise more than YAMLError on bad scalars ("!!int" alone is an
+        # IndexError): whatever they raise, the file is not YAML lint can read.
+        first_line = str(error).strip().split("\n", 1)[0][:200]
+        raise Unreadable(f"not valid YAML: {first_line or type(error).__name__}") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+    return documents
 
 
 @dataclass(frozen=True)
@@ -55,9 +160,13 @@ def problems_of(error: ValidationError) -> list[Problem]:
     problems = []
     for detail in error.errors():
         message = str(detail["msg"]).removeprefix("Value error, ")
+        hint = _HINTS.get(detail["type"], "")
         if detail["type"] == "extra_forbidden":
             message = "unknown field"
-        problems.append(Problem(field_path(detail["loc"]), message, _HINTS.get(detail["type"], "")))
+            if "templatePatch" in detail["loc"]:
+                message = "a release may not change this field"
+                hint = f"templatePatch may set only {ALLOWED_FIELDS}"
+        problems.append(Problem(field_path(detail["loc"]), message, hint))
     return problems
 
 

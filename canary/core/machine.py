@@ -42,6 +42,7 @@ from canary.model.status import (
     TERMINAL_PHASES,
     ApprovalRecord,
     ArmStats,
+    CommandSeen,
     Phase,
     RolloutStatus,
     StepStatus,
@@ -114,6 +115,29 @@ def _handled(status: RolloutStatus, command: Command) -> bool:
         "retry": "Retried",
     }[command.kind]
     return any(r.decision == decision and r.at == command.at for r in status.approvals)
+
+
+def _note_commands(t: _Tick) -> None:
+    """Remember when each command was first seen (the controller's clock, not the client's
+    ``at``, which anyone can write): the latest command of each kind."""
+    seen = {c.kind: c for c in t.status.commands_seen}
+    changed = False
+    for command in t.obs.commands:
+        known = seen.get(command.kind)
+        if known is None or known.at != command.at:
+            seen[command.kind] = CommandSeen(kind=command.kind, at=command.at, seen_at=t.now)
+            changed = True
+    if changed:
+        ordered = [seen[k] for k in sorted(seen)]
+        t.status = t.status.model_copy(update={"commands_seen": ordered})
+
+
+def _seen_after(t: _Tick, command: Command, opened: datetime) -> bool:
+    """Whether ``command`` was first seen after ``opened`` (a gate's opening)."""
+    return any(
+        c.kind == command.kind and c.at == command.at and c.seen_at > opened
+        for c in t.status.commands_seen
+    )
 
 
 def _pending(t: _Tick, kind: CommandKind) -> Command | None:
@@ -395,7 +419,8 @@ def _waiting_phase(t: _Tick) -> bool:
     if gate.startswith("step-") and _watch_health(t):
         return True
     approve = _pending(t, "approve")
-    if approve is not None:
+    opened = t.status.phase_since or t.now
+    if approve is not None and _seen_after(t, approve, opened):
         _record(t, gate, "Approved", approve)
         t.event("Approved", f"{gate} approved by {approve.actor or 'someone'}")
         return _pass_gate(t, gate, "approved")
@@ -526,6 +551,7 @@ def decide(plan: Plan, status: RolloutStatus, obs: Observation, now: datetime) -
         if _terminal_phase(t):
             _run(t)
         return _decision(t)
+    _note_commands(t)
     if obs.superseded_by is not None:
         t.event("Superseded", f"Rollout {obs.superseded_by} took over {plan.target}")
         t.condition("Progressing", False, "Superseded", f"superseded by {obs.superseded_by}")

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
 
+from canary.core import promql
 from canary.core import steps as step_plan
 from canary.core.judge import Thresholds
 from canary.errors import InvalidSpec, Problem
@@ -105,6 +106,27 @@ def _check_steps(steps: tuple[Step, ...], path: str) -> list[Problem]:
     return problems
 
 
+def _check_queries(rollout: Rollout, fields: PolicyFields) -> list[Problem]:
+    """Each custom query must render and be confinable to the Rollout's namespace."""
+    metrics = (fields.analysis.metrics if fields.analysis else None) or []
+    interval = (fields.analysis.interval if fields.analysis else None) or DEFAULT_INTERVAL
+    target = rollout.spec.target_ref.name
+    problems: list[Problem] = []
+    for index, metric in enumerate(metrics):
+        try:
+            promql.render(
+                metric.query,
+                namespace=rollout.metadata.namespace,
+                target=target,
+                canary=f"{target}-canary",
+                interval=interval,
+            )
+        except InvalidSpec as error:
+            path = f"spec.analysis.metrics[{index}].query"
+            problems.extend(Problem(path, p.message, p.hint) for p in error.problems)
+    return problems
+
+
 def thresholds(fields: PolicyFields) -> Thresholds:
     """The judge's settings from a policy's analysis section, defaults filled in."""
     analysis = fields.analysis
@@ -164,6 +186,7 @@ def build(rollout: Rollout, policy: RolloutPolicy | None) -> Plan:
         problems.append(
             Problem("spec.analysis.metrics", f"metric {name!r} is defined twice", "rename one")
         )
+    problems.extend(_check_queries(rollout, fields))
     if problems or fields.service is None:
         raise InvalidSpec(problems)
     traffic = fields.traffic
@@ -175,7 +198,9 @@ def build(rollout: Rollout, policy: RolloutPolicy | None) -> Plan:
     return Plan(
         target=spec.target_ref.name,
         images=dict(spec.release.images or {}),
-        template_patch=spec.release.template_patch,
+        template_patch=(
+            spec.release.template_patch.patch() if spec.release.template_patch else None
+        ),
         service=fields.service,
         router=router,
         api_version=(traffic.api_version if traffic else None) or ROUTE_VERSIONS[router][0],

@@ -15,6 +15,13 @@ them into per-tick deltas)::
 
 with ``direction="inbound"`` and ``namespace=~``/``deployment=~`` alternations of every active
 rollout's names, regex-escaped, so one query per tick serves every rollout.
+
+A custom metric query is written by a Rollout's author and its result lands in the Rollout's
+status, which its author can read; so :func:`confine` pins every series selector of it to the
+Rollout's namespace (``namespace="<ns>"``) by parsing it (``promql_parser``), rewriting each
+selector, and checking the text that will be sent once more. What cannot be confined that way
+(``or`` inside a selector, a ``namespace`` matcher for another namespace, nesting deeper than
+:data:`MAX_NESTING`, anything that does not parse back) is refused with InvalidSpec.
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
+
+import promql_parser
 
 from canary.errors import InvalidSpec, MetricsUnavailable, Problem
 
@@ -110,7 +119,92 @@ def render(query: str, *, namespace: str, target: str, canary: str, interval: ti
             f"unknown placeholder(s) {', '.join('{{' + u + '}}' for u in unknown)}",
             f"use {', '.join('{{' + p + '}}' for p in PLACEHOLDERS)}",
         )
-    return _PLACEHOLDER.sub(lambda m: values[m[1]], query)
+    return confine(_PLACEHOLDER.sub(lambda m: values[m[1]], query), values["namespace"])
+
+
+MAX_NESTING = 64
+"""Brackets a custom query may nest: the parser recurses per level (and crashes the process
+far below Python's own limits)."""
+_QUERY_PATH = "spec.analysis.metrics"
+_QUOTED = re.compile(r""""(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`""")
+
+
+def _nesting(query: str) -> int:
+    deepest = depth = 0
+    for char in _QUOTED.sub("", query):
+        if char in "([{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in ")]}":
+            depth -= 1
+    return deepest
+
+
+def _selectors(expr: promql_parser.Expr) -> list[promql_parser.VectorSelector]:
+    found: list[promql_parser.VectorSelector] = []
+
+    def visit(node: promql_parser.Expr) -> None:
+        if isinstance(node, promql_parser.VectorSelector):
+            found.append(node)
+
+    promql_parser.walk(expr, pre_visit=visit)
+    return found
+
+
+def _parse(query: str) -> promql_parser.Expr:
+    if _nesting(query) > MAX_NESTING:
+        raise _invalid(_QUERY_PATH, f"nested deeper than {MAX_NESTING} brackets", "simplify it")
+    try:
+        return promql_parser.parse(query)
+    except ValueError as error:
+        raise _invalid(_QUERY_PATH, f"not valid PromQL: {str(error)[:200]}", "") from None
+
+
+def confine(query: str, namespace: str) -> str:
+    """``query`` with every series selector limited to ``namespace``. Raises InvalidSpec when
+    the query does not parse or cannot be confined safely."""
+    namespace = namespace_name(namespace)
+    refused: list[str] = []
+
+    def pin(node: promql_parser.Expr) -> promql_parser.Expr | None:
+        if not isinstance(node, promql_parser.VectorSelector):
+            return None
+        if node.matchers.or_matchers:
+            refused.append("'or' inside a selector cannot be confined to one namespace")
+            return None
+        own = [m for m in node.matchers.matchers if m.name == "namespace"]
+        if any(m.op != promql_parser.MatchOp.Equal or m.value != namespace for m in own):
+            refused.append(f'a query reads only its own namespace: use namespace="{namespace}"')
+            return None
+        kept = [m for m in node.matchers.matchers if m.name != "namespace"]
+        pinned = promql_parser.Matcher(promql_parser.MatchOp.Equal, "namespace", namespace)
+        node.matchers = promql_parser.Matchers([*kept, pinned])
+        return promql_parser.parse(str(node))
+
+    parsed = _parse(query)
+    unsafe = _invalid(
+        _QUERY_PATH,
+        "cannot be confined to the Rollout's namespace safely",
+        "write subqueries with an explicit step ([5m:1m]) and plain label values",
+    )
+    try:
+        rewritten = str(promql_parser.transform(parsed, post_visit=pin))
+    except ValueError:
+        raise unsafe from None
+    if refused:
+        raise _invalid(_QUERY_PATH, refused[0], "")
+    # Check what will be sent, not what was meant to be.
+    try:
+        sent = promql_parser.parse(rewritten)
+    except ValueError:
+        raise unsafe from None
+    for selector in _selectors(sent):
+        own = [m for m in selector.matchers.matchers if m.name == "namespace"]
+        if selector.matchers.or_matchers or [(m.op, m.value) for m in own] != [
+            (promql_parser.MatchOp.Equal, namespace)
+        ]:
+            raise unsafe
+    return rewritten
 
 
 def single_value(result: object) -> float | None:
@@ -126,10 +220,13 @@ def single_value(result: object) -> float | None:
                 "aggregate it (for example with sum(...))"
             )
         result = result[0].get("value")
-    if not isinstance(result, list | tuple) or len(result) != 2:
-        raise MetricsUnavailable(f"the query did not return a number: {result!r}")
+    if not isinstance(result, list | tuple) or len(result) != 2 or not isinstance(result[1], str):
+        # Prometheus writes a sample as [<time>, "<value as a string>"].
+        raise MetricsUnavailable(f"the query did not return a number: {result!r:.200}")
     try:
         number = float(result[1])
-    except (TypeError, ValueError) as error:
-        raise MetricsUnavailable(f"the query did not return a number: {result[1]!r}") from error
+    except ValueError as error:
+        raise MetricsUnavailable(
+            f"the query did not return a number: {result[1]!r:.200}"
+        ) from error
     return None if math.isnan(number) else number

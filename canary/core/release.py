@@ -110,8 +110,8 @@ def build(
         "metadata": {
             "name": name or release_name(deployment, images, now),
             "namespace": namespace,
-            # A label value stops at 63 characters; a longer Deployment name goes unlabelled.
-            "labels": {TARGET_LABEL: deployment} if len(deployment) <= 63 else {},
+            # The model bounds a target name to 56 characters, so it always fits a label value.
+            "labels": {TARGET_LABEL: deployment},
         },
         "spec": spec,
     }

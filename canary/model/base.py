@@ -6,13 +6,18 @@ Used by every model module. Pure: no I/O, no clock.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
-DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
+# At most four parts of at most six digits each (and nine decimals): the longest such duration
+# (about 116 years) fits Go's time.Duration, so the API server's CEL ``duration()`` and Python's
+# ``timedelta`` can always parse what the pattern lets through.
+DURATION_PATTERN = r"^([0-9]{1,6}(\.[0-9]{1,9})?(ms|s|m|h)){1,4}$"
+DURATION_MAX_LENGTH = 64
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -27,7 +32,11 @@ def parse_duration(value: object) -> timedelta:
             raise ValueError("must not be negative")
         return value
     if not isinstance(value, str) or not re.fullmatch(DURATION_PATTERN, value):
-        raise ValueError(f"{value!r} is not a duration; write it like 30s, 5m or 1h30m")
+        shown = f"{value[:40]!r}…" if isinstance(value, str) and len(value) > 40 else repr(value)
+        raise ValueError(
+            f"{shown} is not a duration; write it like 30s, 5m or 1h30m "
+            "(at most four parts of at most six digits)"
+        )
     seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(value))
     return timedelta(seconds=seconds)
 
@@ -46,13 +55,66 @@ def format_duration(value: timedelta) -> str:
     return "".join(parts)
 
 
+def _bounded(minimum: timedelta, maximum: timedelta) -> Callable[[object], timedelta]:
+    def check(value: object) -> timedelta:
+        parsed = parse_duration(value)
+        if parsed < minimum:
+            raise ValueError(f"must be at least {format_duration(minimum)}")
+        if parsed > maximum:
+            raise ValueError(f"must be at most {format_duration(maximum)}")
+        return parsed
+
+    return check
+
+
+def _duration_schema(minimum: timedelta, maximum: timedelta) -> dict[str, Any]:
+    # The same bounds for the API server, as CEL on the string (the pattern guarantees that
+    # duration() can parse it, so the rule never fails to evaluate).
+    rules = [
+        {
+            "rule": f"duration(self) <= duration('{format_duration(maximum)}')",
+            "message": f"must be at most {format_duration(maximum)}",
+        }
+    ]
+    if minimum:
+        rules.insert(
+            0,
+            {
+                "rule": f"duration(self) >= duration('{format_duration(minimum)}')",
+                "message": f"must be at least {format_duration(minimum)}",
+            },
+        )
+    return {
+        "type": "string",
+        "pattern": DURATION_PATTERN,
+        "maxLength": DURATION_MAX_LENGTH,
+        "x-kubernetes-validations": rules,
+    }
+
+
+MIN_INTERVAL = timedelta(seconds=1)
+MAX_INTERVAL = timedelta(hours=1)
+MAX_DURATION = timedelta(days=30)
+
 Duration = Annotated[
     timedelta,
-    BeforeValidator(parse_duration),
+    BeforeValidator(_bounded(timedelta(0), MAX_DURATION)),
     PlainSerializer(format_duration, return_type=str),
-    WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN}),
+    WithJsonSchema(_duration_schema(timedelta(0), MAX_DURATION)),
 ]
-"""A non-negative duration; on the wire a string such as ``30s``."""
+"""A duration from 0 to 30 days (720h); on the wire a string such as ``30s``."""
+
+Interval = Annotated[
+    timedelta,
+    BeforeValidator(_bounded(MIN_INTERVAL, MAX_INTERVAL)),
+    PlainSerializer(format_duration, return_type=str),
+    WithJsonSchema(_duration_schema(MIN_INTERVAL, MAX_INTERVAL)),
+]
+"""An evaluation tick: from 1s (no hot loops) to 1h."""
+
+DERIVED_SUFFIX_ROOM = len("-canary")
+"""canary names what it creates ``<service>-stable``, ``<service>-canary`` and
+``<target>-canary``: the names it derives from must leave room for the suffix."""
 
 Name = Annotated[str, Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN)]
 ServiceName = Annotated[str, Field(min_length=1, max_length=63, pattern=DNS_LABEL_PATTERN)]

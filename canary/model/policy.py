@@ -11,9 +11,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Literal, get_args
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from canary.model.base import Duration, ServiceName, Wire
+from canary.model.base import DERIVED_SUFFIX_ROOM, Duration, Interval, ServiceName, Wire
 
 # The defaults ``canary.core.plan.build`` fills in, and the judge's: the one place they are set.
 DEFAULT_INTERVAL = timedelta(seconds=15)
@@ -51,6 +51,16 @@ class ServiceRef(Wire):
 
     name: ServiceName
     port: int = Field(ge=1, le=65535, description="The Service port the route applies to.")
+
+    @field_validator("name")
+    @classmethod
+    def _derived_names_fit(cls, name: str) -> str:
+        if len(name) > 63 - DERIVED_SUFFIX_ROOM:
+            raise ValueError(
+                f"{name}-stable and {name}-canary would be longer than a Service name may be "
+                f"(63 characters): use at most {63 - DERIVED_SUFFIX_ROOM}"
+            )
+        return name
 
 
 class Traffic(Wire):
@@ -116,7 +126,9 @@ class Latency(Wire):
     percentile: float = Field(
         default=DEFAULT_LATENCY_PERCENTILE, gt=0, lt=100, description="Which percentile, e.g. 99."
     )
-    max_ms: int = Field(ge=1, description="Highest acceptable value of that percentile, in ms.")
+    max_ms: int = Field(
+        ge=1, le=600_000, description="Highest acceptable value of that percentile, in ms."
+    )
 
 
 class CompareWithStable(Wire):
@@ -141,6 +153,7 @@ class CompareWithStable(Wire):
     error_rate_tolerance: float | None = Field(
         default=None,
         ge=0,
+        le=100,
         description="How much worse the canary's error rate may be, as a ratio over stable's, "
         f"before it counts as a regression (default {DEFAULT_ERROR_RATE_TOLERANCE:g}: any "
         "sustained excess; 0.5 accepts up to "
@@ -149,6 +162,7 @@ class CompareWithStable(Wire):
     latency_tolerance: float | None = Field(
         default=None,
         ge=0,
+        le=100,
         description="How much slower the canary may be, as a ratio (default "
         f"{DEFAULT_LATENCY_TOLERANCE:g}: up to {DEFAULT_LATENCY_TOLERANCE:.0%} slower). "
         "Latency is compared on Linkerd's buckets, so the effective slack is the next "
@@ -157,6 +171,7 @@ class CompareWithStable(Wire):
     hold_above: float | None = Field(
         default=None,
         gt=0,
+        le=1_000_000,
         description="A step that has its minimum requests still waits while any check's "
         "evidence against the canary (an e-value) is above this (default "
         f"{DEFAULT_HOLD_ABOVE:g}: the data must not "
@@ -180,9 +195,9 @@ class CustomMetric(Wire):
     ``{{interval}}`` are replaced before the query runs; the result must be one number."""
 
     name: ServiceName
-    query: str = Field(min_length=1)
-    min: float | None = None
-    max: float | None = None
+    query: str = Field(min_length=1, max_length=4096)
+    min: float | None = Field(default=None, allow_inf_nan=False)
+    max: float | None = Field(default=None, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _has_bound(self) -> CustomMetric:
@@ -194,15 +209,20 @@ class CustomMetric(Wire):
 class Analysis(Wire):
     """How each step is judged."""
 
-    interval: Duration | None = Field(default=None, description="Evaluation tick; default 15s.")
+    interval: Interval | None = Field(
+        default=None, description="Evaluation tick, from 1s to 1h; default 15s."
+    )
     min_requests_per_step: int | None = Field(
-        default=None, ge=0, description="Canary requests a step needs before it may pass."
+        default=None,
+        ge=0,
+        le=1_000_000_000,
+        description="Canary requests a step needs before it may pass.",
     )
     success_rate: SuccessRate | None = None
     latency: Latency | None = None
     compare_with_stable: CompareWithStable | None = None
     no_data: NoData | None = None
-    metrics: list[CustomMetric] | None = None
+    metrics: list[CustomMetric] | None = Field(default=None, max_length=20)
 
 
 class ApprovalGate(Wire):
@@ -228,14 +248,23 @@ class SecretKeyRef(Wire):
     """A key in a Secret in the Rollout's namespace."""
 
     name: ServiceName
-    key: str = Field(min_length=1)
+    key: str = Field(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")
+
+
+URL_PATTERN = r"^https?://[^\s/?#@]+([/?#][^\s]*)?$"
+"""http(s), a host without credentials, then anything but white space."""
 
 
 class Notification(Wire):
     """Where to tell people about the rollout."""
 
     type: Literal["slack", "msteams", "webhook"]
-    url: str | None = Field(default=None, pattern=r"^https?://")
+    url: str | None = Field(
+        default=None,
+        max_length=2048,
+        pattern=URL_PATTERN,
+        description="An http or https URL, without user:password@ (keep secrets in urlFrom).",
+    )
     url_from: SecretKeyRef | None = Field(default=None, description="Read the URL from a Secret.")
 
     @model_validator(mode="after")
@@ -250,7 +279,7 @@ class PolicyFields(Wire):
 
     service: ServiceRef | None = None
     traffic: Traffic | None = None
-    steps: list[Step] | None = Field(default=None, min_length=1)
+    steps: list[Step] | None = Field(default=None, min_length=1, max_length=100)
     step_weight: int | None = Field(
         default=None,
         ge=1,
@@ -265,7 +294,7 @@ class PolicyFields(Wire):
     )
     analysis: Analysis | None = None
     approvals: Approvals | None = None
-    notifications: list[Notification] | None = None
+    notifications: list[Notification] | None = Field(default=None, max_length=10)
 
     @model_validator(mode="after")
     def _steps_or_shorthand(self) -> PolicyFields:

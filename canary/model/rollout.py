@@ -9,11 +9,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from canary.model.base import Name, Wire
+from canary.model.base import DERIVED_SUFFIX_ROOM, Name, ServiceName, Wire
 from canary.model.policy import PolicyFields, RolloutPolicySpec
 from canary.model.status import RolloutStatus
+from canary.model.template import Image, TemplatePatch
 
 GROUP = "canary.dev"
 VERSION = "v1alpha1"
@@ -22,6 +23,11 @@ ROLLOUT_LABEL = f"{GROUP}/rollout"
 """The label naming the Rollout on the objects canary makes for it (its canary Deployment)."""
 MANAGED_BY = {"app.kubernetes.io/managed-by": "canary"}
 """The label on every object canary creates (and so may change)."""
+
+
+ROLLOUT_NAME_MESSAGE = (
+    "a Rollout's name has at most 63 characters: the canary Deployment carries it as a label value"
+)
 
 
 class ObjectMeta(Wire):
@@ -45,14 +51,30 @@ class TargetRef(Wire):
     kind: Literal["Deployment"] = "Deployment"
     name: Name
 
+    @field_validator("name")
+    @classmethod
+    def _canary_name_fits(cls, name: str) -> str:
+        # Linkerd labels each pod with its Deployment's name (the `deployment` label of its
+        # metrics), and a label value holds at most 63 characters.
+        if len(name) > 63 - DERIVED_SUFFIX_ROOM:
+            raise ValueError(
+                f"{name}-canary would be longer than a Deployment name Linkerd can label "
+                f"(63 characters): use at most {63 - DERIVED_SUFFIX_ROOM}"
+            )
+        return name
+
 
 class Release(Wire):
     """What this release changes in the stable pod template."""
 
-    images: dict[str, str] | None = Field(default=None, description="New image per container name.")
-    template_patch: dict[str, Any] | None = Field(
+    images: dict[ServiceName, Image] | None = Field(
+        default=None, max_length=32, description="New image per container name."
+    )
+    template_patch: TemplatePatch | None = Field(
         default=None,
-        description="Strategic-merge patch of the pod template, for env or config changes.",
+        description="Strategic-merge patch of the pod template, for env or config changes. "
+        "Only containers' image, env, args and resources, and the pod's labels and annotations "
+        "(not linkerd.io, canary.dev, AppArmor or seccomp keys) may change.",
     )
 
     @model_validator(mode="after")
@@ -86,6 +108,14 @@ class Rollout(Wire):
     metadata: ObjectMeta
     spec: RolloutSpec
     status: RolloutStatus = Field(default_factory=RolloutStatus)
+
+    @field_validator("metadata")
+    @classmethod
+    def _name_is_a_label_value(cls, metadata: ObjectMeta) -> ObjectMeta:
+        # The canary Deployment carries the Rollout's name as a label value.
+        if len(metadata.name) > 63:
+            raise ValueError(ROLLOUT_NAME_MESSAGE)
+        return metadata
 
 
 class RolloutPolicy(Wire):

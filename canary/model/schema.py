@@ -12,8 +12,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from canary.model.base import DERIVED_SUFFIX_ROOM
 from canary.model.policy import ROUTE_VERSIONS, RolloutPolicySpec
-from canary.model.rollout import GROUP, VERSION, RolloutSpec
+from canary.model.rollout import GROUP, ROLLOUT_NAME_MESSAGE, VERSION, RolloutSpec
 from canary.model.status import RolloutStatus
 
 # Rules the API server checks on create and update. Each mirrors a model validator, so
@@ -59,6 +60,20 @@ CEL_RULES: dict[str, list[dict[str, str]]] = {
         }
     ],
 }
+CEL_RULES["ServiceRef"] = [
+    {
+        "rule": f"size(self.name) <= {63 - DERIVED_SUFFIX_ROOM}",
+        "message": "name: <name>-stable and <name>-canary must fit a Service name (63 characters): "
+        f"use at most {63 - DERIVED_SUFFIX_ROOM}",
+    }
+]
+CEL_RULES["TargetRef"] = [
+    {
+        "rule": f"size(self.name) <= {63 - DERIVED_SUFFIX_ROOM}",
+        "message": "name: <name>-canary must fit the label Linkerd puts on its pods (63 "
+        f"characters): use at most {63 - DERIVED_SUFFIX_ROOM}",
+    }
+]
 CEL_RULES["RolloutSpec"] = CEL_RULES["PolicyFields"]
 CEL_RULES["RolloutPolicySpec"] = CEL_RULES["PolicyFields"]
 
@@ -72,6 +87,8 @@ _KEEP = (
     "minLength",
     "maxItems",
     "minItems",
+    "maxProperties",
+    "minProperties",
     "pattern",
 )
 
@@ -111,6 +128,9 @@ def _structural(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
         if len(options) != 1:
             raise SchemaError(f"unions other than Optional[X] are not structural: {node}")
         return _structural({**options[0], **_described(node)}, defs)
+    rules = [*node.get("x-kubernetes-validations", []), *rules]
+    if node.get("x-kubernetes-int-or-string"):
+        return {"x-kubernetes-int-or-string": True, **_scalar_facets(node, described)}
     out = _scalar_facets(node, described)
     kind = node.get("type", "string" if "enum" in out else "object")
     out["type"] = kind
@@ -123,6 +143,18 @@ def _structural(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
                 out["required"] = list(node["required"])
         elif isinstance(node.get("additionalProperties"), dict):
             out["additionalProperties"] = _structural(node["additionalProperties"], defs)
+        elif len(node.get("patternProperties", {})) == 1:
+            # A map whose keys have a pattern: structural schemas check keys only through CEL.
+            ((pattern, values),) = node["patternProperties"].items()
+            out["additionalProperties"] = _structural(values, defs)
+            longest = node.get("propertyNames", {}).get("maxLength", 253)
+            rules = [
+                *rules,
+                {
+                    "rule": f"self.all(k, size(k) <= {longest} && k.matches(r'{pattern}'))",
+                    "message": f"every key has at most {longest} characters and matches {pattern}",
+                },
+            ]
         else:
             out["x-kubernetes-preserve-unknown-fields"] = True
     if rules:
@@ -146,6 +178,7 @@ def _crd(
     spec: type[BaseModel],
     status: type[BaseModel] | None,
     columns: list[dict[str, Any]],
+    rules: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     properties: dict[str, Any] = {
         "apiVersion": {"type": "string"},
@@ -164,6 +197,7 @@ def _crd(
                 "type": "object",
                 "required": ["spec"],
                 "properties": properties,
+                **({"x-kubernetes-validations": rules} if rules else {}),
             }
         },
         "additionalPrinterColumns": columns,
@@ -205,6 +239,7 @@ def crds() -> dict[str, dict[str, Any]]:
         short=["ro"],
         spec=RolloutSpec,
         status=RolloutStatus,
+        rules=[{"rule": "size(self.metadata.name) <= 63", "message": ROLLOUT_NAME_MESSAGE}],
         columns=[
             _column("Target", ".spec.targetRef.name"),
             _column("Phase", ".status.phase"),

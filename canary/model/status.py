@@ -92,6 +92,14 @@ class ApprovalRecord(Wire):
     comment: str = ""
 
 
+class CommandSeen(Wire):
+    """When the controller first saw a command (identified by its kind and ``at``)."""
+
+    kind: Literal["approve", "promote", "abort", "retry"]
+    at: datetime
+    seen_at: datetime = Field(description="The controller's clock when it first saw it.")
+
+
 class RolloutStatus(Wire):
     """The controller's durable record of a rollout."""
 
@@ -106,3 +114,9 @@ class RolloutStatus(Wire):
     message: str = ""
     steps: list[StepStatus] = Field(default_factory=list)
     approvals: list[ApprovalRecord] = Field(default_factory=list)
+    commands_seen: list[CommandSeen] = Field(
+        default_factory=list,
+        max_length=8,
+        description="The latest command of each kind and when the controller first saw it: a "
+        "gate passes only on an approval first seen after the gate opened.",
+    )

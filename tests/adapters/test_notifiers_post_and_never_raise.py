@@ -1,5 +1,6 @@
-"""Webhook, Slack and per-policy notifiers deliver to a real HTTP receiver on 127.0.0.1, and
-drop (never raise) when the receiver fails, refuses, or is too slow."""
+"""Webhook, Slack and per-policy notifiers deliver to a real HTTP receiver on this machine's
+non-loopback address (allowed the way an operator allows a private receiver), and drop (never
+raise) when the receiver fails, refuses, or is too slow."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import pytest
 
 from canary.adapters.notifiers import slack, webhook
 from canary.adapters.notifiers.policy import PolicyNotifier
-from canary.core import links
+from canary.core import links, outbound
 from canary.core.vocabulary import Event
 from canary.errors import ApiUnavailable
 from canary.model.policy import Notification, SecretKeyRef
@@ -27,6 +28,19 @@ NOW = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
 ROLLOUT = make("web-2", phase="WaitingApproval", canaryWeight=20, currentStepIndex=2)
 WAITING = Event("Normal", "AwaitingApproval", "step 3: waiting for approval")
 FAILED = Event("Warning", "AnalysisFailed", "step 2 failed analysis: success rate 91%")
+
+
+def local_address() -> str:
+    """This machine's address on its default route (a UDP connect sends nothing)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.connect(("192.0.2.123", 9))
+        address: str = sock.getsockname()[0]
+    assert not address.startswith("127."), "the tests need a non-loopback address"
+    return address
+
+
+LOCAL = local_address()
+ALLOW_LOCAL = outbound.Policy.parse([f"{LOCAL}/32"])
 
 
 class Receiver:
@@ -50,9 +64,9 @@ class Receiver:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = ThreadingHTTPServer((LOCAL, 0), Handler)
         self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.url = f"http://{LOCAL}:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(
             target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}
         )
@@ -75,13 +89,15 @@ def receiver() -> Iterator[Receiver]:
 
 def _closed_port() -> str:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{sock.getsockname()[1]}/hook"
+        sock.bind((LOCAL, 0))
+        return f"http://{LOCAL}:{sock.getsockname()[1]}/hook"
 
 
 def test_webhook_posts_rollout_phase_reason_and_message(receiver: Receiver) -> None:
     """The generic webhook receives the rollout's identity, phase, weight and the event."""
-    webhook.WebhookNotifier(receiver.url + "/hooks/canary").record(ROLLOUT, FAILED)
+    webhook.WebhookNotifier(receiver.url + "/hooks/canary", policy=ALLOW_LOCAL).record(
+        ROLLOUT, FAILED
+    )
     assert receiver.received == [
         (
             "/hooks/canary",
@@ -101,14 +117,14 @@ def test_webhook_posts_rollout_phase_reason_and_message(receiver: Receiver) -> N
 def test_failed_deliveries_are_dropped_not_raised(receiver: Receiver) -> None:
     """A 500, a refused connection, a timeout and a malformed URL all return False quietly."""
     receiver.status = 500
-    assert not webhook.post_json(receiver.url, {"a": 1})
+    assert not webhook.post_json(receiver.url, {"a": 1}, policy=ALLOW_LOCAL)
     assert len(receiver.received) == 1
-    assert not webhook.post_json(_closed_port(), {"a": 1})
+    assert not webhook.post_json(_closed_port(), {"a": 1}, policy=ALLOW_LOCAL)
     receiver.status, receiver.delay = 200, 0.5
-    assert not webhook.post_json(receiver.url, {"a": 1}, timeout=0.1)
-    assert not webhook.post_json("not a url", {"a": 1})
+    assert not webhook.post_json(receiver.url, {"a": 1}, timeout=0.1, policy=ALLOW_LOCAL)
+    assert not webhook.post_json("not a url", {"a": 1}, policy=ALLOW_LOCAL)
     receiver.delay = 0.0
-    assert webhook.post_json(receiver.url, {"a": 1})
+    assert webhook.post_json(receiver.url, {"a": 1}, policy=ALLOW_LOCAL)
 
 
 def test_slack_message_has_text_and_signed_approve_and_abort_buttons(receiver: Receiver) -> None:
@@ -118,6 +134,7 @@ def test_slack_message_has_text_and_signed_approve_and_abort_buttons(receiver: R
         api_url="https://canary.example",
         link_secret="s3cret",
         clock=lambda: NOW,
+        policy=ALLOW_LOCAL,
     )
     notifier.record(ROLLOUT, WAITING)
     ((path, message),) = receiver.received
@@ -148,9 +165,11 @@ def test_slack_message_has_text_and_signed_approve_and_abort_buttons(receiver: R
 
 def test_slack_offers_no_buttons_without_the_api_or_for_final_events(receiver: Receiver) -> None:
     """Without the API's URL and token, or after the end, the message is text only."""
-    slack.SlackNotifier(receiver.url).record(ROLLOUT, WAITING)
+    slack.SlackNotifier(receiver.url, policy=ALLOW_LOCAL).record(ROLLOUT, WAITING)
     done = Event("Warning", "RolledBack", "all traffic on stable")
-    slack.SlackNotifier(receiver.url, api_url="http://x", link_secret="s").record(ROLLOUT, done)
+    slack.SlackNotifier(
+        receiver.url, api_url="http://x", link_secret="s", policy=ALLOW_LOCAL
+    ).record(ROLLOUT, done)
     assert [list(m) for _, m in receiver.received] == [["text"], ["text"]]
     assert receiver.received[1][1]["text"].startswith(":warning:")
 
@@ -167,7 +186,7 @@ def test_policy_notifier_sends_each_listed_notification(receiver: Receiver) -> N
     def secret(namespace: str, ref: SecretKeyRef) -> str | None:
         return secrets.get((namespace, ref.name, ref.key))
 
-    PolicyNotifier(lambda _: notifications, secret).record(ROLLOUT, FAILED)
+    PolicyNotifier(lambda _: notifications, secret, policy=ALLOW_LOCAL).record(ROLLOUT, FAILED)
     paths = [p for p, _ in receiver.received]
     assert paths == ["/slack", "/teams", "/hook"]
     assert set(receiver.received[1][1]) == {"text"}
@@ -189,7 +208,7 @@ def test_policy_notifier_drops_what_it_cannot_resolve(receiver: Receiver) -> Non
     def no_policy(rollout: object) -> list[Notification]:
         raise ApiUnavailable("down")
 
-    PolicyNotifier(lambda _: [from_secret], missing).record(ROLLOUT, FAILED)
-    PolicyNotifier(lambda _: [from_secret], broken).record(ROLLOUT, FAILED)
-    PolicyNotifier(no_policy, missing).record(ROLLOUT, FAILED)
+    PolicyNotifier(lambda _: [from_secret], missing, policy=ALLOW_LOCAL).record(ROLLOUT, FAILED)
+    PolicyNotifier(lambda _: [from_secret], broken, policy=ALLOW_LOCAL).record(ROLLOUT, FAILED)
+    PolicyNotifier(no_policy, missing, policy=ALLOW_LOCAL).record(ROLLOUT, FAILED)
     assert receiver.received == []

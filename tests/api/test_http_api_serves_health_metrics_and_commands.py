@@ -245,3 +245,18 @@ def test_store_errors_become_503_or_500_problems(error: Exception, status: int) 
         running.stop()
     assert is_problem(reply, status)
     assert reply.json()["detail"] in ("down", "rbac")
+
+
+def test_healthz_fails_once_the_worker_is_gone() -> None:
+    """/healthz is a 503 "worker stopped" problem when alive() turns false: the pod restarts."""
+    alive = [True]
+    api, running = serve(MemoryRolloutStore())
+    api.alive = lambda: alive[0]
+    try:
+        assert call(running.url + "/healthz").status == 200
+        alive[0] = False
+        reply = call(running.url + "/healthz")
+        assert is_problem(reply, 503)
+        assert "worker stopped" in reply.json()["detail"]
+    finally:
+        running.stop()

@@ -14,6 +14,7 @@ import yaml
 from kubernetes import client
 
 from canary import cli
+from canary.adapters.kube import client as kube_client
 from canary.core import commands
 
 pytestmark = pytest.mark.integration
@@ -180,7 +181,8 @@ def test_namespace_and_actor_default_from_kubeconfig_and_user(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Without -n the kubeconfig context's namespace is used; the actor is $USER@host."""
+    """Without -n the kubeconfig context's namespace is used; the actor is the user the API
+    server authenticates (a SelfSubjectReview), not $USER, which anyone can set."""
     config_file = kubeconfig_in_namespace
     monkeypatch.setenv("USER", "alice")
     assert (
@@ -196,7 +198,8 @@ def test_namespace_and_actor_default_from_kubeconfig_and_user(
         "rollout.canary.dev/web-2 aborted",
     ]
     (command,) = commands.decode(_get(kube, namespace, "web-2")["metadata"]["annotations"])
-    assert command.actor == f"alice@{socket.gethostname()}"
+    assert command.actor == kube_client.whoami(kube)
+    assert "alice" not in command.actor
 
 
 def test_invalid_releases_and_missing_rollouts_are_reported(canary: Canary) -> None:

@@ -20,7 +20,8 @@ def _objects() -> dict[tuple[str, str], dict[str, Any]]:
 
 
 def test_every_object_of_an_install_is_there() -> None:
-    """Namespace, ServiceAccount, ClusterRole(+Binding), Deployment and Service, named canary."""
+    """Namespace, ServiceAccount, ClusterRole(+Binding), Deployment and Service, named canary;
+    the commands admission policy and the approver and operator roles people are bound to."""
     assert set(_objects()) == {
         ("Namespace", "canary-system"),
         ("ServiceAccount", "canary"),
@@ -28,9 +29,20 @@ def test_every_object_of_an_install_is_there() -> None:
         ("ClusterRoleBinding", "canary"),
         ("Deployment", "canary"),
         ("Service", "canary"),
+        ("ValidatingAdmissionPolicy", "canary-commands"),
+        ("ValidatingAdmissionPolicyBinding", "canary-commands"),
+        ("ClusterRole", "canary-approver"),
+        ("ClusterRole", "canary-operator"),
     }
+    cluster_scoped = (
+        "Namespace",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+    )
     for (kind, _), obj in _objects().items():
-        if kind not in ("Namespace", "ClusterRole", "ClusterRoleBinding"):
+        if kind not in cluster_scoped:
             assert obj["metadata"]["namespace"] == "canary-system"
 
 

@@ -167,6 +167,5 @@ def test_rollouts_without_their_target_label_are_found() -> None:
         right,
         wrong,
         _rollout("c", "Progressing", 2),
-        _rollout("d", "Pending", 3, "w" * 64),
     ]
     assert [r.metadata.name for r in history.unlabelled(rollouts)] == ["b", "c"]

@@ -192,7 +192,9 @@ def test_approval_pause_waits_for_approve() -> None:
     assert machine.gate_name(plan, status) == "step-1"
     later = machine.decide(plan, status, cluster.observe(), now + timedelta(hours=5))
     assert later.status.phase == "WaitingApproval"
-    status, _, _ = run(plan, cluster, status=status, now=now, commands=(_cmd("approve", 60),))
+    # A person approves once the gate is open (a moment after it opened).
+    later_now = now + timedelta(seconds=1)
+    status, _, _ = run(plan, cluster, status=status, now=later_now, commands=(_cmd("approve", 60),))
     assert status.phase == "Succeeded"
     assert [(r.gate, r.decision, r.actor) for r in status.approvals] == [
         ("step-1", "Approved", "ana")
@@ -240,7 +242,8 @@ def test_approval_before_start() -> None:
     assert status.phase == "WaitingApproval"
     assert machine.gate_name(plan, status) == "beforeStart"
     assert all(d.actions == () for d in decisions)
-    status, _, _ = run(plan, cluster, status=status, now=now, commands=(_cmd("approve"),))
+    later = now + timedelta(seconds=1)
+    status, _, _ = run(plan, cluster, status=status, now=later, commands=(_cmd("approve"),))
     assert status.phase == "Succeeded"
 
 
@@ -272,7 +275,8 @@ def test_approval_before_promotion_approved() -> None:
     plan = make_plan(approvals={"beforePromotion": {"required": True}})
     cluster = FakeCluster()
     status, now, _ = run(plan, cluster)
-    status, _, _ = run(plan, cluster, status=status, now=now, commands=(_cmd("approve"),))
+    later = now + timedelta(seconds=1)
+    status, _, _ = run(plan, cluster, status=status, now=later, commands=(_cmd("approve"),))
     assert status.phase == "Succeeded"
     assert status.approvals[0].gate == "beforePromotion"
 

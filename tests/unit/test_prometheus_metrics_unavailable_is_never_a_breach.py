@@ -107,3 +107,42 @@ def test_names_are_checked_before_any_query() -> None:
 def test_no_targets_means_no_query() -> None:
     """With no active rollout the snapshot is empty without asking Prometheus."""
     assert PrometheusMetrics(f"http://127.0.0.1:{_closed_port()}").snapshot([]) == {}
+
+
+def _vector(result: str) -> bytes:
+    return b'{"status":"success","data":{"resultType":"vector","result":' + result.encode() + b"}}"
+
+
+_POD = '"metric":{"namespace":"shop","deployment":"web","pod":"web-1","classification":"success"}'
+
+
+@pytest.mark.parametrize(
+    ("server", "message"),
+    [
+        ((200, _vector("[1, 2]")), "not an instant vector"),
+        ((200, _vector('[{"metric": {}, "value": [0, "1"]}, "x"]')), "not an instant vector"),
+        ((200, _vector("[" * 100_000 + "]" * 100_000)), "did not answer like Prometheus"),
+    ],
+    indirect=["server"],
+)
+def test_malformed_vectors_are_unavailable(server: str, message: str) -> None:
+    """Samples that are not objects and JSON nested past the decoder's depth are
+    MetricsUnavailable, for the counters query and for a custom query alike."""
+    metrics = PrometheusMetrics(server, timeout=2)
+    with pytest.raises(MetricsUnavailable, match=message):
+        metrics.snapshot(ARMS)
+    with pytest.raises(MetricsUnavailable):
+        metrics.value("sum(up)")
+    metrics.close()
+
+
+@pytest.mark.parametrize(
+    "server",
+    [(200, _vector(f'[{{{_POD},"value":[0,"1e308"]}},{{{_POD},"value":[0,"1e308"]}}]'))],
+    indirect=True,
+)
+def test_counters_too_large_to_sum_are_ignored(server: str) -> None:
+    """Finite values whose sum is infinite are not counters: the pod is left out, no crash."""
+    metrics = PrometheusMetrics(server, timeout=2)
+    assert metrics.snapshot(ARMS) == {}
+    metrics.close()

@@ -114,14 +114,14 @@ def test_build_with_explicit_name_and_policy() -> None:
 
 
 def test_a_release_is_labelled_with_its_target() -> None:
-    """canary.dev/target names the Deployment (left out when too long for a label value)."""
+    """canary.dev/target names the Deployment; a name too long for the derived names is refused."""
     made = release.build(namespace="t", deployment="web", images={"web": "w:2"}, env={}, now=NOW)
     assert made.metadata.labels == {"canary.dev/target": "web"}
-    long = "w" * 64
-    made = release.build(
-        namespace="t", deployment=long, images={"web": "w:2"}, env={}, now=NOW, name="w-2"
-    )
-    assert made.metadata.labels == {}
+    with pytest.raises(InvalidSpec) as caught:
+        release.build(
+            namespace="t", deployment="w" * 64, images={"web": "w:2"}, env={}, now=NOW, name="w-2"
+        )
+    assert "spec.targetRef.name" in {p.path for p in caught.value.problems}
 
 
 def test_build_refuses_an_invalid_release_with_field_paths() -> None:

@@ -70,3 +70,16 @@ def translated(what: str) -> Iterator[None]:
         raise TerminalError(f"{what}: {error} (is the CRD installed?)") from error
     except (urllib3.exceptions.HTTPError, OSError) as error:
         raise ApiUnavailable(f"{what}: {error}") from error
+
+
+def whoami(api: client.ApiClient) -> str:
+    """The username the API server authenticates this client as (a SelfSubjectReview): the
+    name the admission policy requires as a command's actor."""
+    with translated("self subject review"):
+        review = client.AuthenticationV1Api(api).create_self_subject_review(
+            client.V1SelfSubjectReview()
+        )
+    info = review.status.user_info if review.status else None
+    if info is None or not info.username:
+        raise TerminalError("the API server did not say who this client is")
+    return str(info.username)

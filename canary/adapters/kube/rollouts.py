@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from canary.adapters.kube.objects import CustomObjects
 from canary.core.lint import problems_of
-from canary.errors import InvalidSpec
+from canary.errors import InvalidSpec, Problem
 from canary.model.rollout import API_VERSION, Rollout, RolloutPolicy
 from canary.model.status import RolloutStatus
 from canary.ports import Ref
@@ -30,6 +30,12 @@ def _parse_rollout(obj: dict[str, Any]) -> Rollout:
         return Rollout.model_validate(obj)
     except ValidationError as error:
         raise InvalidSpec(problems_of(error)) from error
+    except (ValueError, TypeError, ArithmeticError, RecursionError) as error:
+        # The models raise only ValidationError; this keeps one odd object from breaking every
+        # list should a validator ever let something else escape.
+        raise InvalidSpec(
+            [Problem("", f"cannot read the object: {type(error).__name__}")]
+        ) from error
 
 
 class KubeRolloutStore:

@@ -83,10 +83,11 @@ class PrometheusMetrics:
             raise MetricsUnavailable(
                 f"{what}: Prometheus at {self.url} answered {_reason(error)}"
             ) from error
-        except (ValueError, KeyError, TypeError) as error:
-            # Before OSError: requests' JSONDecodeError is both.
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as error:
+            # Before OSError: requests' JSONDecodeError is both. RecursionError: JSON nested
+            # deeper than the decoder can follow.
             raise MetricsUnavailable(
-                f"{what}: {self.url} did not answer like Prometheus: {error!r}"
+                f"{what}: {self.url} did not answer like Prometheus: {error!r:.200}"
             ) from error
         except OSError as error:  # requests' exceptions are OSErrors
             raise MetricsUnavailable(
@@ -105,7 +106,7 @@ class PrometheusMetrics:
         if not pairs:
             return {}
         result = self._query("counters query", promql.counters_query(pairs))
-        if not isinstance(result, list):
+        if not isinstance(result, list) or not all(isinstance(s, dict) for s in result):
             raise MetricsUnavailable(f"counters query: not an instant vector: {result!r:.200}")
         # The selector is a product of namespaces and names; keep only the pairs asked for.
         wanted = set(pairs)

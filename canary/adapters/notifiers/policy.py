@@ -14,7 +14,8 @@ from collections.abc import Callable, Sequence
 import structlog
 
 from canary.adapters.notifiers.slack import SlackNotifier, text
-from canary.adapters.notifiers.webhook import TIMEOUT, payload, post_json
+from canary.adapters.notifiers.webhook import STRICT, TIMEOUT, payload, post_json
+from canary.core import outbound
 from canary.core.vocabulary import Event
 from canary.errors import CanaryError
 from canary.model.policy import Notification, SecretKeyRef
@@ -35,10 +36,11 @@ class PolicyNotifier:
         link_secret: str | None = None,
         timeout: float = TIMEOUT,
         delivered: Callable[[str, bool], None] = lambda _type, _ok: None,
+        policy: outbound.Policy = STRICT,
     ) -> None:
         self._notifications, self._secret = notifications, secret
         self._api_url, self._link_secret, self._timeout = api_url, link_secret, timeout
-        self._delivered = delivered
+        self._delivered, self._policy = delivered, policy
 
     def _url(self, rollout: Rollout, notification: Notification) -> str | None:
         if notification.url is not None:
@@ -65,11 +67,17 @@ class PolicyNotifier:
                 continue
             if notification.type == "slack":
                 slack = SlackNotifier(
-                    url, api_url=self._api_url, link_secret=self._link_secret, timeout=self._timeout
+                    url,
+                    api_url=self._api_url,
+                    link_secret=self._link_secret,
+                    timeout=self._timeout,
+                    policy=self._policy,
                 )
                 document = slack.message(rollout, event)
             elif notification.type == "msteams":
                 document = {"text": text(rollout, event)}
             else:
                 document = payload(rollout, event)
-            self._delivered(notification.type, post_json(url, document, self._timeout))
+            self._delivered(
+                notification.type, post_json(url, document, self._timeout, self._policy)
+            )

@@ -12,14 +12,20 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from canary.adapters.notifiers.webhook import TIMEOUT, post_json
-from canary.core import links
+from canary.adapters.notifiers.webhook import STRICT, TIMEOUT, post_json
+from canary.core import links, outbound
 from canary.core.vocabulary import Event
 from canary.model.rollout import Rollout
 
 LINK_LIFETIME = timedelta(hours=24)
 _ABORTABLE = frozenset({"AwaitingApproval", "Initialized", "StepAdvanced", "Approved", "Retried"})
 _ICONS = {"Warning": ":warning:", "Normal": ":large_green_circle:"}
+
+
+def escape(value: str) -> str:
+    """``value`` with Slack's control characters escaped, so that tenant-controlled text cannot
+    mention people (<!channel>), forge links (<https://…|…>) or break the message."""
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def text(rollout: Rollout, event: Event) -> str:
@@ -52,13 +58,14 @@ class SlackNotifier:
         link_secret: str | None = None,
         timeout: float = TIMEOUT,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        policy: outbound.Policy = STRICT,
     ) -> None:
         self.url, self.api_url, self.link_secret = url, api_url, link_secret
-        self.timeout, self.clock = timeout, clock
+        self.timeout, self.clock, self.policy = timeout, clock, policy
 
     def message(self, rollout: Rollout, event: Event) -> dict[str, Any]:
         """The Slack message (text, and Block Kit blocks with the buttons)."""
-        summary = text(rollout, event)
+        summary = escape(text(rollout, event))
         document: dict[str, Any] = {"text": summary}
         api_url, secret, offered = self.api_url, self.link_secret, buttons(event)
         if not (api_url and secret and offered):
@@ -88,4 +95,4 @@ class SlackNotifier:
 
     def record(self, rollout: Rollout, event: Event) -> None:
         """Post the message; log and drop it on failure."""
-        post_json(self.url, self.message(rollout, event), self.timeout)
+        post_json(self.url, self.message(rollout, event), self.timeout, self.policy)
