@@ -152,6 +152,13 @@ def _seconds(text: str) -> float:
         return parse_duration(text).total_seconds()
 
 
+def _namespaces(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of namespaces: {text!r}")
+    return names
+
+
 def _argument_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     def convert(text: str) -> Any:
         try:
@@ -292,7 +299,8 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     api = kube.connect(args.kubeconfig, args.context)
     clock = SystemClock()
-    store = KubeRolloutStore(api)
+    namespaces: list[str] = args.watch_namespace
+    store = KubeRolloutStore(api, namespaces)
     objects = functools.partial(CustomObjects, api)
 
     def notifications(rollout: Rollout) -> tuple[Notification, ...]:
@@ -326,7 +334,7 @@ def _run(args: argparse.Namespace) -> int:
         store,
         metrics,
         clock,
-        namespace=args.watch_namespace,
+        namespace=namespaces[0] if len(namespaces) == 1 else None,
         settle=args.settle,
         on_result=lambda result: _count(registry, result),
     )
@@ -334,7 +342,7 @@ def _run(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     scheduler = Scheduler()
-    feed = KubeChangeFeed(api, args.watch_namespace)
+    feed = KubeChangeFeed(api, namespaces)
     leading = threading.Event()
     server = api_server.start(
         api_server.Api(
@@ -356,7 +364,7 @@ def _run(args: argparse.Namespace) -> int:
         start_thread(lambda: controller.run_worker(stop), "worker")
         controller.resync()
         leading.set()
-        log.info("controller_started", tick=str(args.tick), namespace=args.watch_namespace or "*")
+        log.info("controller_started", tick=str(args.tick), namespace=",".join(namespaces) or "*")
 
     try:
         if args.leader_elect:
@@ -397,8 +405,12 @@ def _add_run_command(sub: Any) -> None:
     )
     cmd.add_argument(
         "--watch-namespace",
-        default=None,
-        help="act only on Rollouts in this namespace (default: every namespace)",
+        action="extend",
+        default=[],
+        type=_namespaces,
+        metavar="NS[,NS...]",
+        help="act only on Rollouts in these namespaces (repeatable or comma-separated; "
+        "default: every namespace). A namespaced install's RBAC covers only these.",
     )
     cmd.add_argument(
         "--tick",
