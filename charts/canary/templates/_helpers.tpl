@@ -53,11 +53,12 @@ the API server's audit log of an e2e run as this ServiceAccount.
 - apiGroups: [canary.dev]
   resources: [rollouts/status]
   verbs: [update]
-# Stable Deployments watched, read, dry-run-patched to build the canary template and patched on
-# promotion; the -canary Deployment created, replaced on a new release, and scaled.
+# Stable Deployments watched (a watch needs no list), read, dry-run-patched to build the canary
+# template and patched on promotion; the -canary Deployment created, replaced on a new release,
+# and scaled.
 - apiGroups: [apps]
   resources: [deployments]
-  verbs: [get, list, watch, create, update, patch]
+  verbs: [get, watch, create, update, patch]
 - apiGroups: [apps]
   resources: [deployments/scale]
   verbs: [patch]
