@@ -152,7 +152,9 @@ def test_a_namespaced_install_cannot_touch_another_namespace(
         custom: Any = client.CustomObjectsApi(api)
         apps: Any = client.AppsV1Api(api)
         as_core: Any = client.CoreV1Api(api)
-        assert apps.list_namespaced_deployment(given).items == []
+        with pytest.raises(client.ApiException) as absent:
+            apps.read_namespaced_deployment("podinfo", given)
+        assert absent.value.status == 404  # allowed to look; there is none
         # The controller's store, scoped as `--watch-namespace` scopes it, lists without 403.
         assert KubeRolloutStore(api, [given]).list() == []
         assert as_core.read_namespaced_secret("canary-notifications", given).data
@@ -161,7 +163,7 @@ def test_a_namespaced_install_cannot_touch_another_namespace(
                 "canary.dev", "v1alpha1", other, "rollouts"
             ),
             lambda: custom.list_cluster_custom_object("canary.dev", "v1alpha1", "rollouts"),
-            lambda: apps.list_namespaced_deployment(other),
+            lambda: apps.read_namespaced_deployment("podinfo", other),
             apps.list_deployment_for_all_namespaces,
             lambda: as_core.read_namespaced_secret("canary-notifications", other),
             lambda: as_core.read_namespaced_secret("database", given),
@@ -175,3 +177,19 @@ def test_a_namespaced_install_cannot_touch_another_namespace(
                 call()
             assert error.value.status == 403, error.value.body
     helm("uninstall", "canary", "-n", home, "--wait")
+
+
+def test_the_optional_service_monitor_scrapes_the_api_service(helm: Any) -> None:
+    """Off by default; on, it selects the API Service and scrapes /metrics on its port."""
+    assert not [d for d in _render(helm) if d["kind"] == "ServiceMonitor"]
+    docs = _render(
+        helm, "--set", "serviceMonitor.enabled=true", "--set", "serviceMonitor.labels.release=prom"
+    )
+    (monitor,) = [d for d in docs if d["kind"] == "ServiceMonitor"]
+    (service,) = [d for d in docs if d["kind"] == "Service"]
+    assert monitor["metadata"]["labels"]["release"] == "prom"
+    assert (
+        monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    )
+    assert monitor["spec"]["endpoints"] == [{"port": "http", "path": "/metrics", "interval": "30s"}]
+    assert service["spec"]["ports"][0]["name"] == "http"
