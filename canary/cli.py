@@ -1,5 +1,9 @@
 """The ``canary`` command (also ``kubectl canary``) and the composition root that wires the
-adapters into the runtime. Only this module knows every concrete class."""
+adapters into the runtime. Only this module knows every concrete class.
+
+It is longer than 400 lines because it is both the argument parser of every subcommand and
+the one place the controller is assembled; each function in it is a thin binding of parsed
+arguments to the console, the lint core or the runtime, and holds no logic of its own."""
 
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ import yaml
 from canary import __version__
 from canary.adapters.kube import client as kube
 from canary.adapters.kube import kubeconfig
+from canary.adapters.kube.access import KubeAccessReview
 from canary.adapters.kube.events import KubeEventRecorder
 from canary.adapters.kube.lease import KubeLease
 from canary.adapters.kube.objects import CustomObjects
@@ -33,13 +38,12 @@ from canary.adapters.metrics.prometheus import PrometheusMetrics
 from canary.adapters.notifiers.policy import PolicyNotifier
 from canary.adapters.routers.httproute import HTTPRouteRouter
 from canary.adapters.routers.trafficsplit import TrafficSplitRouter
+from canary.api import app as api_app
 from canary.api import server as api_server
-from canary.api.metrics import Registry
+from canary.api.metrics import ControllerMetrics, InstrumentedMetrics
 from canary.console import Console
 from canary.core import commands, lint, release
-from canary.core import plan as plan_mod
-from canary.core.machine import CommandKind, Event
-from canary.emulator import command as emulator_command
+from canary.core.vocabulary import CommandKind, Event
 from canary.errors import CanaryError
 from canary.model.base import parse_duration
 from canary.model.policy import Notification
@@ -48,7 +52,8 @@ from canary.ports import Ref
 from canary.runtime import leader
 from canary.runtime.clock import SystemClock
 from canary.runtime.controller import Controller, start_thread
-from canary.runtime.reconciler import Reconciler, Result
+from canary.runtime.reconciler import Reconciler
+from canary.runtime.retention import Retention
 from canary.runtime.scheduler import Scheduler
 
 
@@ -117,6 +122,12 @@ def _release(args: argparse.Namespace) -> int:
 
 def _get(args: argparse.Namespace) -> int:
     return _console(args).get(args.name, all_namespaces=args.all_namespaces, output=args.output)
+
+
+def _history(args: argparse.Namespace) -> int:
+    return _console(args).get(
+        None, all_namespaces=args.all_namespaces, output=args.output, target=args.target
+    )
 
 
 def _watch(args: argparse.Namespace) -> int:
@@ -224,11 +235,23 @@ def _add_cluster_commands(sub: Any) -> None:
     cmd.add_argument("--max-weight", type=int, help="with --step-weight: the last weight")
     cmd.set_defaults(func=_release)
 
-    cmd = sub.add_parser("get", parents=[cluster], help="list rollouts or show one")
+    cmd = sub.add_parser("get", parents=[cluster], help="list rollouts (oldest first) or show one")
     cmd.add_argument("name", nargs="?", metavar="ROLLOUT")
     cmd.add_argument("-A", "--all-namespaces", action="store_true", help="in every namespace")
     cmd.add_argument("-o", "--output", choices=("wide", "yaml", "json"), help="output format")
     cmd.set_defaults(func=_get)
+
+    cmd = sub.add_parser(
+        "history",
+        parents=[cluster],
+        help="list the releases of one Deployment, oldest first",
+        description="The Rollouts whose target is the Deployment, by creation time. "
+        "Example: canary history deploy/podinfo",
+    )
+    cmd.add_argument("target", type=_argument_type(release.parse_target), metavar="deploy/NAME")
+    cmd.add_argument("-A", "--all-namespaces", action="store_true", help="in every namespace")
+    cmd.add_argument("-o", "--output", choices=("wide", "yaml", "json"), help="output format")
+    cmd.set_defaults(func=_history)
 
     cmd = sub.add_parser(
         "watch",
@@ -304,17 +327,22 @@ def _run(args: argparse.Namespace) -> int:
     objects = functools.partial(CustomObjects, api)
 
     def notifications(rollout: Rollout) -> tuple[Notification, ...]:
-        ref = rollout.spec.policy_ref
-        policy = store.policy(Ref(rollout.metadata.namespace, ref.name)) if ref else None
-        return plan_mod.build(rollout, policy).notifications
+        # The plan the reconciler recording this Event has just built (bound below).
+        plan = reconciler.plan(Ref(rollout.metadata.namespace, rollout.metadata.name))
+        return plan.notifications if plan is not None else ()
 
-    token = os.environ.get("CANARY_API_TOKEN") or (
-        Path(args.api_token_file).read_text().strip() if args.api_token_file else None
+    link_secret = os.environ.get("CANARY_LINK_SECRET") or (
+        Path(args.link_secret_file).read_text().strip() if args.link_secret_file else None
     )
+    registry = ControllerMetrics(store)
     events = _Events(
         KubeEventRecorder(api),
         PolicyNotifier(
-            notifications, KubeSecrets(api).value, api_url=args.api_url, link_secret=token
+            notifications,
+            KubeSecrets(api).value,
+            api_url=args.api_url,
+            link_secret=link_secret,
+            delivered=registry.observe_delivery,
         ),
     )
     reconciler = Reconciler(
@@ -327,8 +355,7 @@ def _run(args: argparse.Namespace) -> int:
         events=events,
         clock=clock,
     )
-    metrics = PrometheusMetrics(args.prometheus_url)
-    registry = Registry()
+    metrics = InstrumentedMetrics(PrometheusMetrics(args.prometheus_url), registry)
     controller = Controller(
         reconciler,
         store,
@@ -336,7 +363,9 @@ def _run(args: argparse.Namespace) -> int:
         clock,
         namespace=namespaces[0] if len(namespaces) == 1 else None,
         settle=args.settle,
-        on_result=lambda result: _count(registry, result),
+        on_result=lambda result, seconds: registry.observe_reconcile(
+            seconds, result.error, result.finished
+        ),
     )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -345,12 +374,15 @@ def _run(args: argparse.Namespace) -> int:
     feed = KubeChangeFeed(api, namespaces)
     leading = threading.Event()
     server = api_server.start(
-        api_server.Api(
-            store=store,
-            annotator=store,
-            ready=lambda: leading.is_set() and feed.ready.is_set(),
-            registry=registry,
-            token=token,
+        api_app.build(
+            api_app.Api(
+                store=store,
+                annotator=store,
+                access=KubeAccessReview(api),
+                ready=lambda: leading.is_set() and feed.ready.is_set(),
+                metrics=registry,
+                link_secret=link_secret,
+            )
         ),
         host=args.http_address,
         port=args.http_port,
@@ -359,6 +391,14 @@ def _run(args: argparse.Namespace) -> int:
     def start() -> None:
         scheduler.every(args.tick, controller.measure, "measure")
         scheduler.every(timedelta(seconds=60), controller.resync, "resync")
+        retention = Retention(
+            store,
+            store,
+            keep=args.keep_finished,
+            namespace=namespaces[0] if len(namespaces) == 1 else None,  # else: the store's scope
+            on_deleted=registry.deleted.inc,
+        )
+        scheduler.every(timedelta(seconds=60), retention.run, "retention")
         scheduler.start()
         start_thread(lambda: feed.run(controller.on_change, stop), "watch")
         start_thread(lambda: controller.run_worker(stop), "worker")
@@ -381,12 +421,6 @@ def _run(args: argparse.Namespace) -> int:
         scheduler.stop()
         server.stop()
         log.info("controller_stopped", reconciles=controller.reconciles)
-
-
-def _count(registry: Registry, result: Result) -> None:
-    registry.reconciles.inc()
-    if result.error is not None:
-        registry.reconcile_errors.inc(error=result.error)
 
 
 def _add_run_command(sub: Any) -> None:
@@ -436,9 +470,20 @@ def _add_run_command(sub: Any) -> None:
         default=os.environ.get("POD_NAMESPACE", "canary-system"),
         help="namespace of the leader-election Lease (default: $POD_NAMESPACE or canary-system)",
     )
+    cmd.add_argument(
+        "--keep-finished",
+        type=int,
+        default=20,
+        metavar="N",
+        help="keep the newest N finished Rollouts per target, and always the last Succeeded "
+        "one; delete older ones (default 20; 0 deletes nothing, e.g. when GitOps owns them)",
+    )
     cmd.add_argument("--http-address", default="0.0.0.0", help="address of the HTTP API")
     cmd.add_argument("--http-port", type=int, default=8080, help="port of the HTTP API (0: any)")
-    cmd.add_argument("--api-token-file", help="bearer token for /api/ (or $CANARY_API_TOKEN)")
+    cmd.add_argument(
+        "--link-secret-file",
+        help="key that signs the links of chat buttons (or $CANARY_LINK_SECRET)",
+    )
     cmd.add_argument("--api-url", help="public URL of the HTTP API, for links in chat messages")
     cmd.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     cmd.set_defaults(func=_run)
@@ -461,14 +506,6 @@ def build_parser() -> argparse.ArgumentParser:
     lint_cmd.set_defaults(func=_lint)
     _add_cluster_commands(sub)
     _add_run_command(sub)
-    emulate = sub.add_parser(
-        "emulate",
-        help="play the Linkerd proxies for a local cluster (see docs/emulator.md)",
-        description="The mesh emulator: simulated traffic split by the live route weights, "
-        "served as Linkerd proxy metrics for Prometheus.",
-    )
-    emulator_command.add_arguments(emulate)
-    emulate.set_defaults(func=emulator_command.run)
     return parser
 
 

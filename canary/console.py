@@ -20,10 +20,11 @@ from typing import Any, TextIO
 
 import yaml
 
-from canary.core import commands, present, release
+from canary.core import commands, history, present, release
 from canary.core import plan as plan_mod
-from canary.core.machine import Command, CommandKind
+from canary.core.vocabulary import Command, CommandKind
 from canary.errors import Conflict, InvalidSpec, TransientError
+from canary.model.policy import DEFAULT_LATENCY_PERCENTILE
 from canary.model.rollout import Rollout, RolloutPolicy
 from canary.ports import Annotator, Ref, RolloutStore
 
@@ -75,13 +76,13 @@ class Console:
         except InvalidSpec:
             return None
 
-    def _total(self, rollout: Rollout) -> int | None:
+    def _shape(self, rollout: Rollout) -> tuple[int | None, float]:
+        """How many steps the rollout has (None: unknown) and which latency percentile it
+        reports, from one plan."""
         found = self._plan(rollout)
-        return len(found.steps) if found is not None else None
-
-    def _percentile(self, rollout: Rollout) -> float:
-        found = self._plan(rollout)
-        return found.thresholds.latency_percentile if found is not None else 99.0
+        if found is None:
+            return None, DEFAULT_LATENCY_PERCENTILE
+        return len(found.steps), found.thresholds.latency_percentile
 
     def release(
         self,
@@ -122,15 +123,26 @@ class Console:
         self._say(f"rollout.canary.dev/{made} created")
         return 0
 
-    def get(self, name: str | None, *, all_namespaces: bool, output: str | None) -> int:
-        """List Rollouts as a table (``wide`` adds MESSAGE), or print them as YAML or JSON."""
+    def get(
+        self,
+        name: str | None,
+        *,
+        all_namespaces: bool,
+        output: str | None,
+        target: str | None = None,
+    ) -> int:
+        """List Rollouts oldest first (only ``target``'s when given) as a table (``wide`` adds
+        MESSAGE), or print them as YAML or JSON."""
         if name:
             found = self.store.get(Ref(self.namespace, name))
             if found is None:
                 return self._not_found(name)
             rollouts = [found]
         else:
-            rollouts = list(self.store.list(None if all_namespaces else self.namespace))
+            listed = self.store.list(None if all_namespaces else self.namespace)
+            rollouts = history.ordered(
+                [r for r in listed if target is None or r.spec.target_ref.name == target]
+            )
         if output in ("yaml", "json"):
             items = [r.wire() for r in rollouts]
             document: Any = (
@@ -145,7 +157,7 @@ class Console:
             return 0
         now, wide = self.clock(), output == "wide"
         rows = [
-            present.row(r, now, self._total(r), wide=wide, all_namespaces=all_namespaces)
+            present.row(r, now, self._shape(r)[0], wide=wide, all_namespaces=all_namespaces)
             for r in rollouts
         ]
         self._say(present.table(present.headers(wide=wide, all_namespaces=all_namespaces), rows))
@@ -165,7 +177,7 @@ class Console:
             else:
                 if rollout is None:
                     return self._not_found(name)
-                total, percentile = self._total(rollout), self._percentile(rollout)
+                total, percentile = self._shape(rollout)
                 text = (
                     "\n".join(present.frame(rollout, total, percentile, self.clock()))
                     if tty

@@ -5,8 +5,7 @@ the library), so the runtime decides what to do from the class alone::
 
     CanaryError
     ├── ConfigError          the user's objects are wrong: report a status condition, do not retry
-    │   ├── InvalidSpec          a Rollout/RolloutPolicy that fails validation (has field paths)
-    │   └── MissingReference     a referenced object (policy, Deployment, Service) does not exist
+    │   └── InvalidSpec          a Rollout/RolloutPolicy that fails validation (has field paths)
     ├── TransientError       the world is briefly unavailable: retry with backoff
     │   ├── ApiUnavailable       the Kubernetes API answered 5xx, timed out, or was unreachable
     │   ├── Conflict             a write lost a resourceVersion race: re-read and decide again
@@ -48,10 +47,6 @@ class InvalidSpec(ConfigError):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = tuple(problems)
         super().__init__("; ".join(str(p) for p in problems))
-
-
-class MissingReference(ConfigError):
-    """An object the Rollout refers to does not exist."""
 
 
 class TransientError(CanaryError):

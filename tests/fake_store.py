@@ -1,6 +1,7 @@
-"""An in-memory Rollout store implementing ``ports.RolloutStore`` and ``ports.Annotator``, for
-tests of the shells that use those ports (the HTTP API). The contract test in
-tests/integration runs the same checks against the real ``KubeRolloutStore``."""
+"""The one in-memory Rollout store of the tests: ``ports.RolloutStore``, ``ports.RolloutJanitor``
+and ``ports.Annotator``, for tests of the shells that use those ports (the reconciler, the
+controller, the HTTP API, the console, retention). The contract test in tests/integration runs
+the same checks against it and the real ``KubeRolloutStore``, so it stays honest."""
 
 from __future__ import annotations
 
@@ -32,6 +33,17 @@ class MemoryRolloutStore:
     def __init__(self, *rollouts: Rollout) -> None:
         self.rollouts = {Ref(r.metadata.namespace, r.metadata.name): r for r in rollouts}
         self.policies: dict[Ref, RolloutPolicy] = {}
+        self.conflicts = 0
+        """How many of the next status writes lose a race (raise Conflict)."""
+
+    def add(self, rollout: Rollout) -> Ref:
+        """Create a Rollout as the API server would (resourceVersion 1, generation 1)."""
+        meta = rollout.metadata.model_copy(
+            update={"resource_version": "1", "generation": rollout.metadata.generation or 1}
+        )
+        ref = Ref(meta.namespace, meta.name)
+        self.rollouts[ref] = rollout.model_copy(update={"metadata": meta})
+        return ref
 
     def get(self, ref: Ref) -> Rollout | None:
         """The Rollout, or None."""
@@ -60,6 +72,9 @@ class MemoryRolloutStore:
         ref = Ref(rollout.metadata.namespace, rollout.metadata.name)
         if self.rollouts[ref].metadata.resource_version != rollout.metadata.resource_version:
             raise Conflict(f"{ref}: the object has been modified")
+        if self.conflicts:
+            self.conflicts -= 1
+            raise Conflict(f"{ref}: the object has been modified")
         self.rollouts[ref] = self.rollouts[ref].model_copy(update={"status": status})
         self._bump(ref)
 
@@ -67,3 +82,17 @@ class MemoryRolloutStore:
         """Set one annotation."""
         annotations = {**self.rollouts[ref].metadata.annotations, key: value}
         self._bump(ref, annotations=annotations)
+
+    def label(self, ref: Ref, key: str, value: str) -> None:
+        """Set one label."""
+        self._bump(ref, labels={**self.rollouts[ref].metadata.labels, key: value})
+
+    def delete(self, rollout: Rollout) -> None:
+        """Delete the Rollout if its resourceVersion still matches; else Conflict."""
+        ref = Ref(rollout.metadata.namespace, rollout.metadata.name)
+        current = self.rollouts.get(ref)
+        if current is None:
+            return
+        if current.metadata.resource_version != rollout.metadata.resource_version:
+            raise Conflict(f"{ref}: the object has been modified")
+        del self.rollouts[ref]

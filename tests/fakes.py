@@ -1,13 +1,14 @@
 """In-memory stand-ins for the runtime's tests, kept honest by contract tests.
 
-- ``FakeRouter`` implements ``ports.TrafficRouter`` with a pretend mesh that accepts a route's
-  generation when told to (or at once). ``test_routers_keep_the_router_contract.py`` (in
+- ``FakeRouter`` implements ``ports.TrafficRouter`` with a pretend mesh that accepts a new route
+  when told to (or at once) and, like Linkerd's policy controller, keeps it accepted when only
+  its weights change. ``test_routers_keep_the_router_contract.py`` (in
   tests/integration) runs one contract against it and the real routers on a real API server.
 - ``FakeMetrics`` implements ``ports.MetricProvider`` with counters and answers the test sets;
   ``test_metrics_keep_the_metric_provider_contract.py`` runs one contract against it and
   ``PrometheusMetrics`` on a real Prometheus.
-- ``FakeStore``, ``FakeEvents`` and ``FakeClock`` stand in for the Rollout store, Events and
-  the clock in the runtime's tests (the real store is exercised by the CLI's integration tests).
+- ``FakeEvents`` and ``FakeClock`` stand in for Events and the clock in the runtime's tests
+  (the in-memory Rollout store is ``tests.fake_store.MemoryRolloutStore``, contract-tested).
 - ``InMemoryObjects`` is a tiny custom-object store with the API server's write rules that the
   routers rely on (resourceVersion guard, generation bumped by spec changes, Conflict on create
   of an existing name, JSON patch), so router logic runs in unit tests without a cluster.
@@ -22,12 +23,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from canary.core import evidence, promql, weights
-from canary.core.machine import Event, RouteState
 from canary.core.plan import Plan
+from canary.core.vocabulary import Event, RouteState
 from canary.errors import Conflict, MetricsUnavailable
-from canary.model.rollout import Rollout, RolloutPolicy
-from canary.model.status import RolloutStatus
-from canary.ports import Arms, Ref
+from canary.model.rollout import Rollout
+from canary.ports import Arms
 
 Json = dict[str, Any]
 
@@ -35,15 +35,15 @@ Json = dict[str, Any]
 @dataclass
 class _FakeRoute:
     canary_weight: int
-    generation: int
-    accepted_generation: int | None
+    accepted: bool
 
 
 class FakeRouter:
     """A ``TrafficRouter`` whose routes live in memory.
 
-    With ``auto_accept`` the pretend mesh accepts every change at once (a TrafficSplit, or a
-    cluster whose mesh is quick); without it a changed route is unaccepted until ``accept``."""
+    With ``auto_accept`` the pretend mesh accepts a new route at once (a TrafficSplit, or a
+    cluster whose mesh is quick); without it a new route is unaccepted until ``accept``. A
+    weight change never withdraws acceptance (Linkerd does not rewrite status for weights)."""
 
     def __init__(self, *, auto_accept: bool = True) -> None:
         self.auto_accept = auto_accept
@@ -54,28 +54,21 @@ class FakeRouter:
         route = self.routes.get((namespace, plan.route_name))
         if route is None:
             return None
-        return RouteState(
-            canary_weight=route.canary_weight,
-            accepted=route.accepted_generation == route.generation,
-        )
+        return RouteState(canary_weight=route.canary_weight, accepted=route.accepted)
 
     def set_weights(self, namespace: str, plan: Plan, canary: int) -> None:
-        """Create the route or change its weight; a change is a new generation."""
+        """Create the route or change its weight."""
         weights.split(canary)  # the same ValueError as the real routers for a bad percent
         key = (namespace, plan.route_name)
         route = self.routes.get(key)
         if route is None:
-            route = self.routes[key] = _FakeRoute(canary, 1, None)
-        elif route.canary_weight != canary:
+            self.routes[key] = _FakeRoute(canary, self.auto_accept)
+        else:
             route.canary_weight = canary
-            route.generation += 1
-        if self.auto_accept:
-            route.accepted_generation = route.generation
 
     def accept(self, namespace: str, plan: Plan) -> None:
-        """What the mesh does: accept the route's current generation."""
-        route = self.routes[(namespace, plan.route_name)]
-        route.accepted_generation = route.generation
+        """What the mesh does: accept the route."""
+        self.routes[(namespace, plan.route_name)].accepted = True
 
 
 @dataclass
@@ -190,49 +183,6 @@ class InMemoryObjects:
         obj = self.objects[(namespace, name)]
         obj["status"] = copy.deepcopy(status)
         self._stamp(obj, obj["metadata"]["generation"])
-
-
-class FakeStore:
-    """A ``RolloutStore`` in memory; ``conflicts`` makes the next status writes lose a race."""
-
-    def __init__(self) -> None:
-        self.rollouts: dict[Ref, Rollout] = {}
-        self.policies: dict[Ref, RolloutPolicy] = {}
-        self.conflicts = 0
-        self.writes = 0
-
-    def add(self, rollout: Rollout) -> Ref:
-        """Store a Rollout as the API server would (resourceVersion, generation set)."""
-        meta = rollout.metadata.model_copy(
-            update={"resource_version": "1", "generation": rollout.metadata.generation or 1}
-        )
-        ref = Ref(meta.namespace, meta.name)
-        self.rollouts[ref] = rollout.model_copy(update={"metadata": meta})
-        return ref
-
-    def get(self, ref: Ref) -> Rollout | None:
-        """The Rollout, or None."""
-        return self.rollouts.get(ref)
-
-    def list(self, namespace: str | None = None) -> list[Rollout]:
-        """Every Rollout (in one namespace)."""
-        return [r for k, r in self.rollouts.items() if namespace in (None, k.namespace)]
-
-    def policy(self, ref: Ref) -> RolloutPolicy | None:
-        """The policy, or None."""
-        return self.policies.get(ref)
-
-    def write_status(self, rollout: Rollout, status: RolloutStatus) -> None:
-        """Replace the status when the resourceVersion still matches."""
-        ref = Ref(rollout.metadata.namespace, rollout.metadata.name)
-        stored = self.rollouts[ref]
-        if self.conflicts or stored.metadata.resource_version != rollout.metadata.resource_version:
-            self.conflicts = max(0, self.conflicts - 1)
-            raise Conflict(f"rollout {ref} was modified")
-        version = str(int(stored.metadata.resource_version or "0") + 1)
-        meta = stored.metadata.model_copy(update={"resource_version": version})
-        self.rollouts[ref] = stored.model_copy(update={"metadata": meta, "status": status})
-        self.writes += 1
 
 
 class FakeEvents:

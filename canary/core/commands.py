@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import get_args
 
-from canary.core.machine import Command, CommandKind
+from canary.core.vocabulary import Command, CommandKind
 from canary.errors import Problem
 from canary.model.status import TERMINAL_PHASES
 
@@ -82,13 +82,14 @@ def _parsed(annotations: Mapping[str, str]) -> list[Command | Problem]:
 
 
 def decode(annotations: Mapping[str, str]) -> tuple[Command, ...]:
-    """The commands a Rollout's annotations give; malformed ones are left out (see
-    ``ignored``), and annotations that are not commands are not looked at."""
+    """The commands a Rollout's annotations give; malformed ones are left out (``ignored``
+    says why, for the reconciler's Warning Event), and other annotations are not looked at."""
     return tuple(c for c in _parsed(annotations) if isinstance(c, Command))
 
 
 def ignored(annotations: Mapping[str, str]) -> tuple[Problem, ...]:
-    """Why each malformed command annotation is left out, for an Event or a log line."""
+    """Why each malformed command annotation is left out: the reconciler records each as a
+    ``CommandRejected`` Warning Event on the Rollout (once per distinct problem)."""
     return tuple(p for p in _parsed(annotations) if isinstance(p, Problem))
 
 

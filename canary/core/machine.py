@@ -7,24 +7,41 @@ repeating them is harmless. The only durable state is the returned ``RolloutStat
 
 Phases: Pending → Initializing → Progressing ⇄ Paused/WaitingApproval → Promoting → Succeeded,
 or → RollingBack → RolledBack (Aborted when a person stopped it), plus Superseded and Failed.
+
+It decides and defines nothing else: what it reads and returns is ``canary.core.vocabulary``.
+It is longer than 400 lines on purpose: every phase handler sits in this one module so that
+each transition can be read beside the ones it leads to.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
 from canary.core import judge
 from canary.core import steps as step_plan
 from canary.core.plan import Plan
+from canary.core.vocabulary import (
+    Action,
+    Command,
+    CommandKind,
+    Decision,
+    EnsureCanary,
+    EnsureServices,
+    Event,
+    Observation,
+    PromoteStable,
+    ScaleCanaryToZero,
+    SetWeight,
+    set_condition,
+)
 from canary.errors import Problem
 from canary.model.status import (
     TERMINAL_PHASES,
     ApprovalRecord,
     ArmStats,
-    Condition,
     Phase,
     RolloutStatus,
     StepStatus,
@@ -36,122 +53,6 @@ WAIT = timedelta(seconds=2)
 """How soon to look again while waiting for the cluster to catch up with an action."""
 RETRY_REFERENCES = timedelta(seconds=15)
 """How soon to look again for a target, Service or policy that does not exist yet."""
-
-CommandKind = Literal["approve", "promote", "abort", "retry"]
-
-
-# --- what the shell observed -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TargetState:
-    """The stable Deployment."""
-
-    replicas: int
-    ready: bool
-    """Rolled out: its newest generation is observed and every replica is updated and ready."""
-    has_release: bool
-    """Its pod template already is this release's template (promotion has been applied)."""
-
-
-@dataclass(frozen=True)
-class CanaryState:
-    """The canary Deployment."""
-
-    replicas: int
-    ready_replicas: int
-    current: bool
-    """It runs this release's template (not an older Rollout's)."""
-
-
-@dataclass(frozen=True)
-class RouteState:
-    """The live route (the router is the truth for actual weights)."""
-
-    canary_weight: int
-    accepted: bool
-    """The mesh accepted the route at its current generation, so the weights are in effect."""
-
-
-@dataclass(frozen=True)
-class Command:
-    """A person's command, given through an annotation by the CLI, chat or the HTTP API."""
-
-    kind: CommandKind
-    at: datetime
-    actor: str = ""
-    comment: str = ""
-
-
-@dataclass(frozen=True)
-class Observation:
-    """What the reconciler read this time. ``evidence`` is the tick's new counts (None when
-    this reconcile did not measure); ``metrics_error`` says why measuring failed."""
-
-    target: TargetState | None
-    apex_service: bool
-    canary: CanaryState | None = None
-    services_ready: bool = False
-    route: RouteState | None = None
-    evidence: judge.Evidence | None = None
-    metrics_error: str | None = None
-    commands: tuple[Command, ...] = ()
-    superseded_by: str | None = None
-
-
-# --- what to do ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class EnsureServices:
-    """Create or correct the ``-stable`` and ``-canary`` Services."""
-
-
-@dataclass(frozen=True)
-class EnsureCanary:
-    """Create or update the canary Deployment (stable template + release) at this size."""
-
-    replicas: int
-
-
-@dataclass(frozen=True)
-class SetWeight:
-    """Route ``canary`` percent to the canary and the rest to stable (create the route)."""
-
-    canary: int
-
-
-@dataclass(frozen=True)
-class PromoteStable:
-    """Give the stable Deployment the release's pod template."""
-
-
-@dataclass(frozen=True)
-class ScaleCanaryToZero:
-    """Scale the canary Deployment to zero replicas, if it exists."""
-
-
-Action = EnsureServices | EnsureCanary | SetWeight | PromoteStable | ScaleCanaryToZero
-
-
-@dataclass(frozen=True)
-class Event:
-    """A Kubernetes Event to record on the Rollout."""
-
-    type: Literal["Normal", "Warning"]
-    reason: str
-    message: str
-
-
-@dataclass(frozen=True)
-class Decision:
-    """The outcome of one tick: actions to apply in order, then the status to write."""
-
-    actions: tuple[Action, ...]
-    status: RolloutStatus
-    reason: str
-    requeue_after: timedelta | None
-    events: tuple[Event, ...] = ()
 
 
 # --- the machine ----------------------------------------------------------------------------
@@ -203,27 +104,6 @@ class _Tick:
                 )
             }
         )
-
-
-def set_condition(
-    conditions: list[Condition],
-    type_: str,
-    *,
-    status: bool | None,
-    reason: str,
-    message: str,
-    now: datetime,
-) -> list[Condition]:
-    """Conditions with ``type_`` set; its lastTransitionTime moves only when its status does."""
-    value: Literal["True", "False", "Unknown"] = (
-        "Unknown" if status is None else ("True" if status else "False")
-    )
-    old = next((c for c in conditions if c.type == type_), None)
-    since = old.last_transition_time if old is not None and old.status == value else now
-    new = Condition(
-        type=type_, status=value, reason=reason, message=message, last_transition_time=since
-    )
-    return [new if c.type == type_ else c for c in conditions] if old else [*conditions, new]
 
 
 def _handled(status: RolloutStatus, command: Command) -> bool:
@@ -449,6 +329,10 @@ def _initializing_phase(t: _Tick) -> bool:
     if not ready:
         if t.status.phase_since and t.now - t.status.phase_since > PROGRESS_DEADLINE:
             return _start_rollback(t, f"canary pods not ready after {PROGRESS_DEADLINE}")
+        if obs.route is not None and obs.route.rejection_reason:
+            return t.wait(
+                f"waiting for the mesh to accept the route: {obs.route.rejection_reason}", WAIT
+            )
         return t.wait("waiting for the canary pods and the route", WAIT)
     t.event("Initialized", f"canary {plan.canary_deployment} ready with {replicas} pod(s)")
     return _begin_step(t, 0)
@@ -656,7 +540,19 @@ def decide(plan: Plan, status: RolloutStatus, obs: Observation, now: datetime) -
         return _decision(t)
     _commands(t)
     _run(t)
+    _route_condition(t)
     return _decision(t)
+
+
+def _route_condition(t: _Tick) -> None:
+    """Report the mesh's refusal of the route as ``RouteAccepted=False`` (until it accepts)."""
+    route = t.obs.route
+    if route is None or t.status.phase in TERMINAL_PHASES:
+        return
+    if route.rejection_reason:
+        t.condition("RouteAccepted", False, route.rejection_reason, route.rejection_message)
+    elif route.accepted and any(c.type == "RouteAccepted" for c in t.status.conditions):
+        t.condition("RouteAccepted", True, "Accepted", "the mesh accepted the route")
 
 
 def _run(t: _Tick) -> None:
@@ -701,10 +597,3 @@ def invalid(status: RolloutStatus, problems: list[Problem], now: datetime) -> De
     )
     events = () if status.phase == "Failed" and status.message == message else (event,)
     return Decision(actions, new, message, None, events)
-
-
-def with_generation(decision: Decision, generation: int | None) -> Decision:
-    """The decision with ``observedGeneration`` stamped into its status."""
-    return replace(
-        decision, status=decision.status.model_copy(update={"observed_generation": generation})
-    )

@@ -31,6 +31,12 @@ from canary.model.rollout import Rollout, RolloutPolicy, merge_policy
 Router = Literal["HTTPRoute", "TrafficSplit"]
 
 
+STABLE_SUFFIX = "-stable"
+CANARY_SUFFIX = "-canary"
+"""What canary appends to the apex Service's name for the two arms' Services, to the target's
+name for the canary Deployment, and to selector label values for the canary pods."""
+
+
 @dataclass(frozen=True)
 class Plan:
     """Everything the state machine needs to know about what to do, with no optional gaps."""
@@ -55,17 +61,17 @@ class Plan:
     @property
     def stable_service(self) -> str:
         """Name of the Service that selects only stable pods."""
-        return f"{self.service.name}-stable"
+        return f"{self.service.name}{STABLE_SUFFIX}"
 
     @property
     def canary_service(self) -> str:
         """Name of the Service that selects only canary pods."""
-        return f"{self.service.name}-canary"
+        return f"{self.service.name}{CANARY_SUFFIX}"
 
     @property
     def canary_deployment(self) -> str:
         """Name of the Deployment that runs the release beside the stable one."""
-        return f"{self.target}-canary"
+        return f"{self.target}{CANARY_SUFFIX}"
 
 
 def _check_steps(steps: tuple[Step, ...], path: str) -> list[Problem]:

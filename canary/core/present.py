@@ -1,7 +1,8 @@
 """How rollouts look to a person: kubectl-like tables and ages, the progress bar and the live
 view of ``canary watch``.
 
-Called by ``canary.cli``. Pure: values in, text out; the caller passes ``now`` and prints.
+Called by ``canary.console`` (``canary get`` and ``canary watch``). Pure: values in, text
+out; the caller passes ``now`` and prints.
 """
 
 from __future__ import annotations

@@ -36,14 +36,6 @@ def weight_at(steps: Sequence[Step], index: int) -> int:
     return 0
 
 
-def next_weight(steps: Sequence[Step], index: int) -> int | None:
-    """The weight the step after ``index`` moves to, or None when no step raises it again."""
-    for step in steps[index + 1 :]:
-        if step.set_weight is not None:
-            return step.set_weight
-    return None
-
-
 def canary_replicas(stable_replicas: int, weight: int) -> int:
     """Canary pods needed to carry ``weight`` percent: ceil(stable × weight / 100), at least 1."""
     return max(1, math.ceil(stable_replicas * weight / 100))

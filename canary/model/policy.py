@@ -1,29 +1,49 @@
 """The release policy: service, traffic router, steps, analysis, approvals, notifications.
 
 A ``RolloutPolicy`` holds it once per app; a ``Rollout`` may inline any of its fields to
-override the referenced policy (see ``canary.model.rollout.resolve``). Every field is optional
-here because either object may leave it to the other; ``resolve`` fills the defaults.
+override the referenced policy (see ``canary.model.rollout.merge_policy``). Every field is
+optional here because either object may leave it to the other; ``canary.core.plan.build``
+fills in the defaults, which are defined once, below.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import Field, model_validator
 
 from canary.model.base import Duration, ServiceName, Wire
 
+# The defaults ``canary.core.plan.build`` fills in, and the judge's: the one place they are set.
+DEFAULT_INTERVAL = timedelta(seconds=15)
+DEFAULT_MIN_REQUESTS = 200
+DEFAULT_NO_DATA_TIMEOUT = timedelta(minutes=10)
+DEFAULT_STEPS = (5, 10, 20, 50, 100)
+DEFAULT_LATENCY_PERCENTILE = 99.0
+DEFAULT_FALSE_ROLLBACK_RATE = 0.01
+DEFAULT_ERROR_RATE_TOLERANCE = 0.0
+DEFAULT_LATENCY_TOLERANCE = 0.2
+DEFAULT_HOLD_ABOVE = 1.0
+
 Weight = Annotated[int, Field(ge=0, le=100, description="Percent of requests sent to the canary.")]
 
+RouteApiVersion = Literal[
+    "gateway.networking.k8s.io/v1",
+    "gateway.networking.k8s.io/v1beta1",
+    "policy.linkerd.io/v1beta3",
+    "split.smi-spec.io/v1alpha2",
+    "split.smi-spec.io/v1alpha1",
+]
+"""Every API version a route may have: the one list, newest first per router."""
 ROUTE_VERSIONS: dict[str, tuple[str, ...]] = {
-    "HTTPRoute": (
-        "gateway.networking.k8s.io/v1",
-        "gateway.networking.k8s.io/v1beta1",
-        "policy.linkerd.io/v1beta3",
-    ),
-    "TrafficSplit": ("split.smi-spec.io/v1alpha2", "split.smi-spec.io/v1alpha1"),
+    router: tuple(v for v in get_args(RouteApiVersion) if v.startswith(group))
+    for router, group in (
+        ("HTTPRoute", ("gateway.networking.k8s.io/", "policy.linkerd.io/")),
+        ("TrafficSplit", ("split.smi-spec.io/",)),
+    )
 }
+"""The API versions each router serves, newest first (the first is the default)."""
 
 
 class ServiceRef(Wire):
@@ -39,16 +59,9 @@ class Traffic(Wire):
     router: Literal["HTTPRoute", "TrafficSplit"] | None = Field(
         default=None, description="HTTPRoute (Gateway API, default) or TrafficSplit (SMI)."
     )
-    api_version: (
-        Literal[
-            "gateway.networking.k8s.io/v1",
-            "gateway.networking.k8s.io/v1beta1",
-            "policy.linkerd.io/v1beta3",
-            "split.smi-spec.io/v1alpha2",
-            "split.smi-spec.io/v1alpha1",
-        ]
-        | None
-    ) = Field(default=None, description="API version of the route object; the newest by default.")
+    api_version: RouteApiVersion | None = Field(
+        default=None, description="API version of the route object; the newest by default."
+    )
     route_name: ServiceName | None = Field(
         default=None, description="Name of the route object; the apex Service's name by default."
     )
@@ -100,7 +113,9 @@ class SuccessRate(Wire):
 class Latency(Wire):
     """Absolute ceiling on a latency percentile of the canary."""
 
-    percentile: float = Field(default=99, gt=0, lt=100, description="Which percentile, e.g. 99.")
+    percentile: float = Field(
+        default=DEFAULT_LATENCY_PERCENTILE, gt=0, lt=100, description="Which percentile, e.g. 99."
+    )
     max_ms: int = Field(ge=1, description="Highest acceptable value of that percentile, in ms.")
 
 
@@ -121,27 +136,30 @@ class CompareWithStable(Wire):
         lt=0.5,
         description="Largest chance of rolling back a release that is as good as stable (within "
         "the tolerances) and meets its SLOs, per rollout, however often it is checked "
-        "(default 0.01).",
+        f"(default {DEFAULT_FALSE_ROLLBACK_RATE:g}).",
     )
     error_rate_tolerance: float | None = Field(
         default=None,
         ge=0,
         description="How much worse the canary's error rate may be, as a ratio over stable's, "
-        "before it counts as a regression (default 0: any sustained excess; 0.5 accepts up to "
+        f"before it counts as a regression (default {DEFAULT_ERROR_RATE_TOLERANCE:g}: any "
+        "sustained excess; 0.5 accepts up to "
         "1.5× stable's rate).",
     )
     latency_tolerance: float | None = Field(
         default=None,
         ge=0,
-        description="How much slower the canary may be, as a ratio (default 0.2: up to 20% "
-        "slower). Latency is compared on Linkerd's buckets, so the effective slack is the next "
+        description="How much slower the canary may be, as a ratio (default "
+        f"{DEFAULT_LATENCY_TOLERANCE:g}: up to {DEFAULT_LATENCY_TOLERANCE:.0%} slower). "
+        "Latency is compared on Linkerd's buckets, so the effective slack is the next "
         "bucket bound at least this much above.",
     )
     hold_above: float | None = Field(
         default=None,
         gt=0,
         description="A step that has its minimum requests still waits while any check's "
-        "evidence against the canary (an e-value) is above this (default 1: the data must not "
+        "evidence against the canary (an e-value) is above this (default "
+        f"{DEFAULT_HOLD_ABOVE:g}: the data must not "
         "favour 'worse' over 'as good'). Higher advances sooner; lower catches subtle "
         "regressions more often at the cost of slower steps.",
     )
@@ -258,9 +276,3 @@ class PolicyFields(Wire):
 
 class RolloutPolicySpec(PolicyFields):
     """Spec of a RolloutPolicy."""
-
-
-DEFAULT_INTERVAL = timedelta(seconds=15)
-DEFAULT_MIN_REQUESTS = 200
-DEFAULT_NO_DATA_TIMEOUT = timedelta(minutes=10)
-DEFAULT_STEPS = (5, 10, 20, 50, 100)

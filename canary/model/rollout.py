@@ -18,6 +18,10 @@ from canary.model.status import RolloutStatus
 GROUP = "canary.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
+ROLLOUT_LABEL = f"{GROUP}/rollout"
+"""The label naming the Rollout on the objects canary makes for it (its canary Deployment)."""
+MANAGED_BY = {"app.kubernetes.io/managed-by": "canary"}
+"""The label on every object canary creates (and so may change)."""
 
 
 class ObjectMeta(Wire):

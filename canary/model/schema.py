@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from canary.model.policy import RolloutPolicySpec
+from canary.model.policy import ROUTE_VERSIONS, RolloutPolicySpec
 from canary.model.rollout import GROUP, VERSION, RolloutSpec
 from canary.model.status import RolloutStatus
 
@@ -30,9 +30,8 @@ CEL_RULES: dict[str, list[dict[str, str]]] = {
             "rule": "!has(self.apiVersion) || "
             "((has(self.router) && self.router == 'TrafficSplit') == "
             "self.apiVersion.startsWith('split.smi-spec.io/'))",
-            "message": "apiVersion does not serve this router: HTTPRoute takes "
-            "gateway.networking.k8s.io/v1, gateway.networking.k8s.io/v1beta1 or "
-            "policy.linkerd.io/v1beta3; TrafficSplit takes split.smi-spec.io/v1alpha2 or v1alpha1",
+            "message": "apiVersion does not serve this router: "
+            + "; ".join(f"{r} takes {', '.join(v)}" for r, v in ROUTE_VERSIONS.items()),
         }
     ],
     "CustomMetric": [

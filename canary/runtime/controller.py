@@ -3,28 +3,30 @@
 Wakes a Rollout on watch events (at once), on its requeue time, and on the measuring tick,
 which runs ONE Prometheus query for every Rollout being judged and hands each its share.
 Reconciles run one at a time in the worker thread, so a Rollout is never reconciled twice at
-once. Used by ``canary run`` (through ``canary.cli``); talks to the world only through ports.
+once. When a window of counts is complete is decided by the pure ``canary.core.measuring``: the
+controller only keeps its state (under a lock), runs the query and feeds the queue. Used by
+``canary run`` (through ``canary.cli``); talks to the world only through ports.
 """
 
 from __future__ import annotations
 
 import heapq
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import structlog
 
-from canary.core import evidence, judge, promql
+from canary.core import judge, measuring, promql
 from canary.core.plan import Plan
 from canary.errors import CanaryError, MetricsUnavailable
+from canary.model.rollout import ROLLOUT_LABEL
 from canary.ports import Arms, Change, Clock, MetricProvider, Ref, RolloutStore, StopSignal
 from canary.runtime.reconciler import Measurement, Reconciler, Result
 
 log = structlog.get_logger("canary.controller")
-
-JUDGED_PHASES = frozenset({"Progressing", "Paused", "WaitingApproval"})
 
 
 @dataclass(order=True)
@@ -62,18 +64,39 @@ class WorkQueue:
         """The next due Rollout and its measurement; None when stopping."""
         with self._cond:
             while not stop.is_set():
-                while self._heap and self._due.get(self._heap[0].ref) != self._heap[0].due:
-                    heapq.heappop(self._heap)  # superseded by an earlier entry
-                if self._heap:
-                    wait = (self._heap[0].due - self._clock.now()).total_seconds()
+                due = self._next_due()
+                if due is not None:
+                    wait = (due - self._clock.now()).total_seconds()
                     if wait <= 0:
-                        item = heapq.heappop(self._heap)
-                        del self._due[item.ref]
-                        return item.ref, self._measurements.pop(item.ref, None)
+                        return self._pop()
                     self._cond.wait(min(wait, idle))
                 else:
                     self._cond.wait(idle)
         return None
+
+    def next_due(self) -> datetime | None:
+        """When the soonest queued Rollout is due (None: the queue is empty)."""
+        with self._cond:
+            return self._next_due()
+
+    def pop_due(self) -> tuple[Ref, Measurement | None] | None:
+        """The soonest Rollout if it is due now, without waiting (None: nothing is due): for a
+        driver that moves its own clock, like the benchmark's digital twin."""
+        with self._cond:
+            due = self._next_due()
+            if due is None or due > self._clock.now():
+                return None
+            return self._pop()
+
+    def _next_due(self) -> datetime | None:
+        while self._heap and self._due.get(self._heap[0].ref) != self._heap[0].due:
+            heapq.heappop(self._heap)  # superseded by an earlier entry
+        return self._heap[0].due if self._heap else None
+
+    def _pop(self) -> tuple[Ref, Measurement | None]:
+        item = heapq.heappop(self._heap)
+        del self._due[item.ref]
+        return item.ref, self._measurements.pop(item.ref, None)
 
     def __len__(self) -> int:
         with self._cond:
@@ -81,7 +104,7 @@ class WorkQueue:
 
 
 class Controller:
-    """Owns the queue, the worker and the measuring state (the counters' baseline)."""
+    """Owns the queue, the worker and the measuring state (under one lock)."""
 
     def __init__(
         self,
@@ -91,26 +114,18 @@ class Controller:
         clock: Clock,
         *,
         namespace: str | None = None,
-        settle: timedelta = timedelta(seconds=12),
-        on_result: Callable[[Result], None] = lambda _: None,
+        settle: timedelta = measuring.SETTLE,
+        on_result: Callable[[Result, float], None] = lambda _result, _seconds: None,
     ) -> None:
         self._reconciler = reconciler
         self._store = store
         self._metrics = metrics
         self._clock = clock
         self._namespace = namespace
-        self._settle = settle
         self._on_result = on_result
         self.queue = WorkQueue(clock)
         self._lock = threading.Lock()
-        self._judged: dict[Ref, Plan] = {}
-        self._targets: dict[tuple[str, str], Ref] = {}
-        self._pending: dict[Ref, judge.Evidence] = {}
-        self._window: dict[Ref, datetime] = {}
-        self._weights: dict[Ref, int] = {}
-        self._changed: dict[Ref, datetime] = {}
-        self._canary_ready: dict[Ref, int] = {}
-        self._baseline: evidence.Snapshot | None = None
+        self._measuring = measuring.State(settle=settle)
         self.reconciles = 0
 
     # -- waking Rollouts -------------------------------------------------------------------
@@ -120,12 +135,14 @@ class Controller:
         if change.kind == "Rollout":
             self.queue.add(Ref(change.namespace, change.name))
             return
-        ref = self._targets.get((change.namespace, change.name))
-        owner = (change.labels or {}).get("canary.dev/rollout")
+        owner = (change.labels or {}).get(ROLLOUT_LABEL)
         if owner:
-            ref = Ref(change.namespace, owner)
-        if ref is not None:
-            self.queue.add(ref)
+            self.queue.add(Ref(change.namespace, owner))
+            return
+        with self._lock:
+            key = measuring.owner(self._measuring, change.namespace, change.name)
+        if key is not None:
+            self.queue.add(Ref(*key))
 
     def resync(self) -> None:
         """Wake every Rollout (a safety net under the watches)."""
@@ -142,88 +159,61 @@ class Controller:
     def run_worker(self, stop: StopSignal) -> None:
         """Reconcile queued Rollouts one at a time until ``stop``."""
         while (item := self.queue.get(stop)) is not None:
-            ref, measurement = item
-            result = self._reconciler.reconcile(ref, measurement)
-            self.reconciles += 1
-            self._on_result(result)
-            self._remember(ref, result)
-            if result.requeue_after is not None:
-                self.queue.add(ref, result.requeue_after)
+            self._serve(*item)
 
-    def _remember(self, ref: Ref, result: Result) -> None:
+    def run_due(self) -> int:
+        """Reconcile every Rollout due now, one at a time, without waiting; how many were
+        reconciled. For a driver that moves its own clock (the benchmark's digital twin)."""
+        done = 0
+        while (item := self.queue.pop_due()) is not None:
+            self._serve(*item)
+            done += 1
+        return done
+
+    def _serve(self, ref: Ref, measurement: Measurement | None) -> None:
+        result = self.work(ref, measurement)
+        if result.requeue_after is not None:
+            self.queue.add(ref, result.requeue_after)
+
+    def work(self, ref: Ref, measurement: Measurement | None = None) -> Result:
+        """Reconcile one Rollout now and note what measuring needs to know of it."""
+        started = time.perf_counter()
+        result = self._reconciler.reconcile(ref, measurement)
+        self.reconciles += 1
+        self._on_result(result, time.perf_counter() - started)
         with self._lock:
-            self._canary_ready[ref] = result.canary_ready
-            if result.plan is not None:
-                self._targets[(ref.namespace, result.plan.target)] = ref
-                self._targets[(ref.namespace, result.plan.canary_deployment)] = ref
-            if result.plan is not None and result.phase in JUDGED_PHASES:
-                if ref not in self._judged:
-                    self._changed[ref] = self._clock.now()
-                self._judged[ref] = result.plan
-            else:
-                self._judged.pop(ref, None)
-                self._pending.pop(ref, None)
-                self._window.pop(ref, None)
-            if result.weight_set is not None and self._weights.get(ref) != result.weight_set:
-                # Counts served at the old weight must not be credited to the new step.
-                self._weights[ref] = result.weight_set
-                self._pending.pop(ref, None)
-                self._changed[ref] = self._clock.now()
+            self._measuring = measuring.reconciled(
+                self._measuring,
+                (ref.namespace, ref.name),
+                result.measuring or measuring.Reconciled(),
+                self._clock.now(),
+            )
+        return result
 
     # -- measuring -------------------------------------------------------------------------
 
     def measure(self) -> None:
-        """One Prometheus query for every Rollout being judged; wake those whose analysis
-        interval has passed, with the counts they served since they were last judged."""
+        """One Prometheus query for every Rollout being judged; wake those whose window is
+        complete (``canary.core.measuring``) with the counts they served in it."""
         with self._lock:
-            judged = dict(self._judged)
+            judged = measuring.judged(self._measuring)
         if not judged:
             return
-        now = self._clock.now()
-        arms = {
-            ref: Arms(ref.namespace, p.target, p.canary_deployment) for ref, p in judged.items()
-        }
+        arms = {Arms(ns, plan.target, plan.canary_deployment) for (ns, _), plan in judged.items()}
         try:
-            snapshot = self._metrics.snapshot(sorted(set(arms.values()), key=str))
+            snapshot = self._metrics.snapshot(sorted(arms, key=str))
         except MetricsUnavailable as error:
             log.warning("metrics_unavailable", error=str(error))
-            for ref in judged:
-                self.queue.add(ref, measurement=Measurement(error=str(error)))
+            for key in judged:
+                self.queue.add(Ref(*key), measurement=Measurement(error=str(error)))
             return
-        ready: list[Ref] = []
         with self._lock:
-            self._baseline, deltas = evidence.advance(self._baseline, snapshot)
-            for ref, arm in arms.items():
-                if now - self._changed.get(ref, now - self._settle) < self._settle:
-                    # Right after the weight changed (or judging began) the counters Prometheus
-                    # holds were scraped, in part, at the old weight: wait a scrape interval.
-                    self._window[ref] = now
-                    continue
-                tick = judge.Evidence(
-                    canary=deltas.get((arm.namespace, arm.canary), judge.Arm()),
-                    stable=deltas.get((arm.namespace, arm.stable), judge.Arm()),
-                )
-                before = self._pending.get(ref)
-                self._pending[ref] = (
-                    tick
-                    if before is None
-                    else judge.Evidence(before.canary + tick.canary, before.stable + tick.stable)
-                )
-                # Prometheus scrapes each pod at its own moment: only a window at least one
-                # scrape interval long holds every pod's share, and only once every ready
-                # canary pod is scraped at all does stable's count have its counterpart.
-                visible = sum(1 for key in snapshot if key.target == (arm.namespace, arm.canary))
-                long_enough = max(judged[ref].interval, self._settle)
-                started = self._window.setdefault(ref, now)
-                if now - started >= long_enough and visible >= self._canary_ready.get(ref, 0):
-                    self._window[ref] = now
-                    ready.append(ref)
-        for ref in ready:
-            self._wake_measured(ref, judged[ref])
+            self._measuring, ready = measuring.advance(self._measuring, snapshot, self._clock.now())
+            plans = measuring.judged(self._measuring)
+        for key, counts in ready.items():
+            self._wake_measured(Ref(*key), plans[key], counts)
 
-    def _wake_measured(self, ref: Ref, plan: Plan) -> None:
-        with self._lock:
-            counts = self._pending.pop(ref, None) or judge.Evidence(judge.Arm(), judge.Arm())
+    def _wake_measured(self, ref: Ref, plan: Plan, counts: judge.Evidence) -> None:
         custom: dict[str, float | None] = {}
         try:
             for metric in plan.custom_metrics:

@@ -15,7 +15,7 @@ from datetime import timedelta
 
 import structlog
 
-from canary.core import commands, judge, machine
+from canary.core import commands, history, judge, machine, measuring, vocabulary
 from canary.core import plan as plan_mod
 from canary.errors import (
     CanaryError,
@@ -33,7 +33,6 @@ log = structlog.get_logger("canary.reconciler")
 
 RETRY_TRANSIENT = timedelta(seconds=2)
 RETRY_TERMINAL = timedelta(seconds=30)
-RETRY_REFERENCES = timedelta(seconds=15)
 
 
 @dataclass(frozen=True)
@@ -49,12 +48,12 @@ class Result:
     """When to reconcile this Rollout again (None: only on the next event)."""
 
     requeue_after: timedelta | None
-    plan: plan_mod.Plan | None = None
-    phase: str | None = None
-    weight_set: int | None = None
-    canary_ready: int = 0
+    measuring: measuring.Reconciled | None = None
+    """What measuring needs to know (None: the Rollout is not being measured)."""
     error: str | None = None
     """The class of the error that ended this reconcile early, if one did."""
+    finished: history.Finished | None = None
+    """How the release ended, when this reconcile wrote its terminal status."""
 
 
 def superseded_by(rollout: Rollout, others: list[Rollout]) -> str | None:
@@ -90,6 +89,12 @@ class Reconciler:
         self._events = events
         self._clock = clock
         self._plans: dict[Ref, plan_mod.Plan] = {}
+        self._rejected: dict[Ref, frozenset[str]] = {}
+
+    def plan(self, ref: Ref) -> plan_mod.Plan | None:
+        """The last valid plan of a Rollout this reconciler has seen (None: none yet): what the
+        Events it records are about, so that notifiers need not build it again."""
+        return self._plans.get(ref)
 
     def reconcile(self, ref: Ref, measurement: Measurement | None = None) -> Result:
         """Reconcile one Rollout; transient trouble comes back as a short requeue."""
@@ -112,18 +117,20 @@ class Reconciler:
         rollout = self._store.get(ref)
         if rollout is None:
             self._plans.pop(ref, None)
+            self._rejected.pop(ref, None)
             return Result(None)
+        self._reject_malformed_commands(ref, rollout, bound)
         now = self._clock.now()
         status = rollout.status
         if status.phase in TERMINAL_PHASES and not _may_restart(rollout):
-            return Result(None, phase=status.phase)
+            return Result(None)
         policy = None
         policy_ref = rollout.spec.policy_ref
         if policy_ref is not None:
             policy = self._store.policy(Ref(ref.namespace, policy_ref.name))
             if policy is None:
                 message = f"RolloutPolicy {policy_ref.name} does not exist"
-                conditions = machine.set_condition(
+                conditions = vocabulary.set_condition(
                     status.conditions,
                     "Valid",
                     status=False,
@@ -135,7 +142,7 @@ class Reconciler:
                     rollout,
                     status.model_copy(update={"conditions": conditions, "message": message}),
                 )
-                return Result(RETRY_REFERENCES, phase=status.phase)
+                return Result(machine.RETRY_REFERENCES)
         try:
             plan = plan_mod.build(rollout, policy)
         except InvalidSpec as error:
@@ -151,16 +158,19 @@ class Reconciler:
                 else [Problem("", str(error))]
             )
             return self._invalid(rollout, problems, bound)
-        return Result(decision.requeue_after, plan, decision.status.phase, weight, ready)
+        report = measuring.Reconciled.of(plan, decision.status.phase, weight, ready)
+        return Result(
+            decision.requeue_after, report, finished=_finished(rollout.status, decision.status)
+        )
 
     def _decide(
         self, rollout: Rollout, plan: plan_mod.Plan, measurement: Measurement | None
-    ) -> tuple[machine.Decision, int]:
+    ) -> tuple[vocabulary.Decision, int]:
         ns, name = rollout.metadata.namespace, rollout.metadata.name
         world = self._workloads.observe(ns, name, plan)
         route = self._routers[plan.router].observe(ns, plan)
         others = [r for r in self._store.list(ns) if r.metadata.name != name]
-        obs = machine.Observation(
+        obs = vocabulary.Observation(
             target=world.target,
             apex_service=world.apex_service,
             canary=world.canary,
@@ -173,19 +183,19 @@ class Reconciler:
         )
         decision = machine.decide(plan, rollout.status, obs, self._clock.now())
         ready = world.canary.ready_replicas if world.canary is not None else 0
-        return machine.with_generation(decision, rollout.metadata.generation), ready
+        return vocabulary.with_generation(decision, rollout.metadata.generation), ready
 
     def _act(
         self,
         rollout: Rollout,
         plan: plan_mod.Plan,
-        decision: machine.Decision,
+        decision: vocabulary.Decision,
         bound: structlog.typing.FilteringBoundLogger,
     ) -> int | None:
         ns, name = rollout.metadata.namespace, rollout.metadata.name
         weight = None
         for action in decision.actions:
-            if isinstance(action, machine.SetWeight):
+            if isinstance(action, vocabulary.SetWeight):
                 self._routers[plan.router].set_weights(ns, plan, action.canary)
                 weight = action.canary
             else:
@@ -207,7 +217,7 @@ class Reconciler:
     ) -> Result:
         ref = Ref(rollout.metadata.namespace, rollout.metadata.name)
         decision = machine.invalid(rollout.status, problems, self._clock.now())
-        decision = machine.with_generation(decision, rollout.metadata.generation)
+        decision = vocabulary.with_generation(decision, rollout.metadata.generation)
         last_plan = self._plans.get(ref)
         if decision.actions and last_plan is not None:
             # Traffic was shifted under the last valid plan: send it back with that plan, in
@@ -223,10 +233,27 @@ class Reconciler:
             if decision.status != rollout.status:
                 self._write(rollout, decision.status)
         bound.warning("spec_invalid", problems=[str(p) for p in problems])
-        return Result(None, phase="Failed")
+        return Result(None, finished=_finished(rollout.status, decision.status))
+
+    def _reject_malformed_commands(
+        self, ref: Ref, rollout: Rollout, bound: structlog.typing.FilteringBoundLogger
+    ) -> None:
+        """A Warning Event for each malformed command annotation, once while it stays."""
+        problems = frozenset(str(p) for p in commands.ignored(rollout.metadata.annotations))
+        for problem in sorted(problems - self._rejected.get(ref, frozenset())):
+            self._events.record(rollout, vocabulary.Event("Warning", "CommandRejected", problem))
+            bound.warning("command_rejected", problem=problem)
+        self._rejected[ref] = problems
 
     def _write(self, rollout: Rollout, status: RolloutStatus) -> None:
         self._store.write_status(rollout, status)
+
+
+def _finished(before: RolloutStatus, after: RolloutStatus) -> history.Finished | None:
+    """The release's outcome when ``after`` (written) ends it; None otherwise."""
+    if before.phase in TERMINAL_PHASES or after.phase not in TERMINAL_PHASES:
+        return None
+    return history.outcome(after)
 
 
 def _may_restart(rollout: Rollout) -> bool:

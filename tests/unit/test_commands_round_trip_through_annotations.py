@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from canary.core import commands
-from canary.core.machine import Command, CommandKind
+from canary.core.vocabulary import Command, CommandKind
 
 AT = datetime(2026, 11, 21, 7, 40, 0, 123456, tzinfo=UTC)
 

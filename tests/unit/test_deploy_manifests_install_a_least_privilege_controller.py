@@ -28,6 +28,8 @@ def test_every_object_of_an_install_is_there() -> None:
         ("ServiceAccount", "canary"),
         ("ClusterRole", "canary"),
         ("ClusterRoleBinding", "canary"),
+        ("ClusterRole", "canary-api-auth"),
+        ("ClusterRoleBinding", "canary-api-auth"),
         ("Role", "canary-leader-election"),
         ("RoleBinding", "canary-leader-election"),
         ("Deployment", "canary"),
@@ -111,13 +113,19 @@ def _rules(kind: str, name: str) -> list[dict[str, Any]]:
 
 
 def test_no_rule_is_a_wildcard_or_deletes() -> None:
-    """No '*', no delete/deletecollection, no list/watch of Secrets, no RBAC or pods access."""
+    """No '*', no delete/deletecollection (but of old finished Rollouts), no list/watch of
+    Secrets, no RBAC or pods access."""
     for rule in _rules("ClusterRole", "canary") + _rules("Role", "canary-leader-election"):
         for field in ("apiGroups", "resources", "verbs"):
             assert "*" not in rule[field], rule
-        assert not {"delete", "deletecollection", "escalate", "bind", "impersonate"} & set(
-            rule["verbs"]
-        ), rule
+        deletes = {"delete"} if rule["resources"] == ["rollouts"] else set()  # retention
+        assert not {
+            "delete",
+            "deletecollection",
+            "escalate",
+            "bind",
+            "impersonate",
+        } - deletes & set(rule["verbs"]), rule
         assert not {"pods", "roles", "clusterroles", "rolebindings"} & set(rule["resources"])
 
 

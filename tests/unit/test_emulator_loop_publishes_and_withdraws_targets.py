@@ -1,11 +1,10 @@
-"""The emulator process loop: follows cluster changes, accepts routes, survives bad annotations,
-and withdraws its targets when stopped."""
+"""The emulator process loop: follows cluster changes and the policy controller's answers,
+survives bad annotations, and withdraws its targets when stopped. Time is the test's clock: the
+loop is turned by hand."""
 
 import json
 import threading
-import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,12 +14,11 @@ from canary.emulator.command import Emulator, build_parser
 
 
 class FakeView:
-    """A cluster whose snapshot the test replaces; records accepted routes."""
+    """A cluster whose snapshot the test replaces."""
 
     def __init__(self, snapshot: MeshSnapshot) -> None:
         self.changed = threading.Event()
         self.snapshot_value = snapshot
-        self.accepted: list[tuple[str, int]] = []
         self.running = False
 
     def start(self) -> None:
@@ -34,10 +32,6 @@ class FakeView:
     def snapshot(self) -> MeshSnapshot:
         """The current fake cluster."""
         return self.snapshot_value
-
-    def accept_route(self, route: RouteView) -> None:
-        """Record the acceptance, as the policy controller's status write would."""
-        self.accepted.append((route.name, route.generation))
 
     def replace(self, snapshot: MeshSnapshot) -> None:
         """Change the cluster and signal it, as a watch event does."""
@@ -73,17 +67,19 @@ def _cluster(canary_weight: int) -> MeshSnapshot:
         ),
         routes=(
             RouteView("HTTPRoute", "demo", "web", "web",
-                      (("web-stable", 100 - canary_weight), ("web-canary", canary_weight)),
-                      generation=canary_weight + 1),
+                      (("web-stable", 100 - canary_weight), ("web-canary", canary_weight))),
         ),
     )  # fmt: skip
 
 
-def _wait(condition: Callable[[], bool], seconds: float = 5.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
+class Seconds:
+    """A monotonic clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def _requests(address: str, path: str) -> int:
@@ -97,30 +93,40 @@ def _requests(address: str, path: str) -> int:
 
 
 def test_loop_follows_the_cluster_and_cleans_up(tmp_path: Path) -> None:
-    """Targets appear for the watched namespace only, weights follow the route, routes are
-    accepted at each generation, and stopping removes the targets file."""
+    """Targets appear for the watched namespace only, weights follow the route, and closing
+    removes the targets file."""
     view = FakeView(_cluster(0))
+    clock = Seconds()
     emulator = Emulator(
-        view, tmp_path, port=0, tick=0.05, namespaces=["demo"], targets_file="t.json"
+        view, tmp_path, port=0, namespaces=["demo"], targets_file="t.json", clock=clock
     )
-    thread = threading.Thread(target=emulator.run)
-    thread.start()
+    emulator.open()
     try:
-        target_file = tmp_path / "t.json"
-        _wait(target_file.exists)
-        groups = json.loads(target_file.read_text())
+        emulator.step()
+        groups = json.loads((tmp_path / "t.json").read_text())
         assert {g["labels"]["namespace"] for g in groups} == {"demo"}
         address = emulator.server.address
-        _wait(lambda: _requests(address, "/pods/demo/web-1/metrics") > 100)
+        clock.now += 1.0
+        emulator.step()
+        assert _requests(address, "/pods/demo/web-1/metrics") > 100
         assert _requests(address, "/pods/demo/web-canary-1/metrics") == 0
         view.replace(_cluster(50))
-        _wait(lambda: _requests(address, "/pods/demo/web-canary-1/metrics") > 100)
-        assert view.accepted == [("web", 1), ("web", 51)]
+        clock.now += 1.0
+        emulator.step()
+        assert _requests(address, "/pods/demo/web-canary-1/metrics") > 100
         assert view.running
     finally:
-        emulator.stopping.set()
-        thread.join(timeout=5)
-    assert not thread.is_alive()
+        emulator.close()
+    assert not view.running
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_run_returns_once_stopping_is_set(tmp_path: Path) -> None:
+    """A stop asked for before the loop starts ends it at once, cleaned up."""
+    view = FakeView(_cluster(0))
+    emulator = Emulator(view, tmp_path, port=0, namespaces=["demo"], targets_file="t.json")
+    emulator.stopping.set()
+    assert emulator.run() == 0
     assert not view.running
     assert list(tmp_path.iterdir()) == []
 
@@ -136,3 +142,47 @@ def test_command_line_defaults_come_from_the_dev_environment(
     assert str(args.targets_dir) == "/p/targets"
     assert args.namespace == ["a", "b"]
     assert args.port == 0
+
+
+class FakePolicies:
+    """The policy controller's answers, as the test sets them."""
+
+    def __init__(self, answer: tuple[tuple[str, float], ...]) -> None:
+        self.answer = answer
+        self.asked: set[tuple[str, str, int, str]] = set()
+
+    def backends(
+        self, namespace: str, service: str, port: int, source_pod: str
+    ) -> tuple[tuple[str, float], ...]:
+        """Whatever the test set, recording who asked about what."""
+        self.asked.add((namespace, service, port, source_pod))
+        return self.answer
+
+
+def test_with_a_policy_source_the_split_is_its_answer_not_the_route(tmp_path: Path) -> None:
+    """The route object says 50/50, the policy controller says 100/0 and then 0/100: the load
+    follows the answers, asked again a second later without any watch event."""
+    view = FakeView(_cluster(50))
+    policies = FakePolicies((("web-stable", 1.0), ("web-canary", 0.0)))
+    clock = Seconds()
+    emulator = Emulator(
+        view, tmp_path, port=0, namespaces=["demo"], targets_file="t.json", clock=clock,
+        policies=policies,
+    )  # fmt: skip
+    emulator.open()
+    try:
+        emulator.step()
+        address = emulator.server.address
+        clock.now += 1.0
+        emulator.step()
+        assert _requests(address, "/pods/demo/web-1/metrics") > 100
+        assert _requests(address, "/pods/demo/web-canary-1/metrics") == 0
+        policies.answer = (("web-stable", 0.0), ("web-canary", 1.0))
+        clock.now += 1.0
+        emulator.step()  # asks again and switches to the new answer
+        clock.now += 1.0
+        emulator.step()
+        assert _requests(address, "/pods/demo/web-canary-1/metrics") > 100
+        assert policies.asked == {("demo", "web", 80, "web-loadgen")}
+    finally:
+        emulator.close()

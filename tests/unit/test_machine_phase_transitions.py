@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 import pytest
 
-from canary.core import machine
+from canary.core import machine, vocabulary
 from canary.errors import Problem
 from canary.model.status import ApprovalRecord, RolloutStatus
 from tests.unit.fake_cluster import T0, FakeCluster, make_plan, run
 
 
-def _cmd(kind: machine.CommandKind, minutes: int = 0) -> machine.Command:
-    return machine.Command(kind=kind, at=T0 + timedelta(minutes=minutes), actor="ana")
+def _cmd(kind: vocabulary.CommandKind, minutes: int = 0) -> vocabulary.Command:
+    return vocabulary.Command(kind=kind, at=T0 + timedelta(minutes=minutes), actor="ana")
 
 
 def _conditions(status: RolloutStatus) -> dict[str, tuple[str, str]]:
@@ -51,7 +52,7 @@ def test_error_regression_rolls_back_without_touching_stable() -> None:
     assert cluster.stable_template == "v1"
     assert (cluster.weight, cluster.canary_replicas) == (0, 0)
     rollback_tick = next(d for d in decisions if d.status.phase == "RollingBack")
-    assert rollback_tick.actions == (machine.SetWeight(0),)
+    assert rollback_tick.actions == (vocabulary.SetWeight(0),)
     assert [e.type for e in rollback_tick.events] == ["Warning"]
 
 
@@ -68,7 +69,7 @@ def test_missing_target_waits_with_a_condition_and_changes_nothing() -> None:
 def test_missing_apex_service_waits_with_a_condition() -> None:
     """A Rollout whose apex Service does not exist stays Pending with ServiceNotFound."""
     obs = FakeCluster().observe()
-    obs = machine.Observation(target=obs.target, apex_service=False)
+    obs = vocabulary.Observation(target=obs.target, apex_service=False)
     decision = machine.decide(make_plan(), RolloutStatus(), obs, T0)
     assert decision.status.phase == "Pending"
     assert decision.actions == ()
@@ -80,7 +81,7 @@ def test_initializing_moves_leftover_traffic_to_stable_first() -> None:
     cluster = FakeCluster(route_exists=True, weight=20)
     status = RolloutStatus(phase="Initializing", phase_since=T0)
     decision = machine.decide(make_plan(), status, cluster.observe(), T0)
-    assert decision.actions == (machine.SetWeight(0),)
+    assert decision.actions == (vocabulary.SetWeight(0),)
     assert decision.status.phase == "Initializing"
 
 
@@ -337,7 +338,7 @@ def test_newer_rollout_supersedes_an_active_one() -> None:
     cluster = FakeCluster()
     status, now, _ = run(plan, cluster, max_ticks=2)
     obs = cluster.observe()
-    obs = machine.Observation(
+    obs = vocabulary.Observation(
         target=obs.target, apex_service=True, route=obs.route, superseded_by="podinfo-3"
     )
     decision = machine.decide(plan, status, obs, now)
@@ -354,7 +355,7 @@ def test_deleted_target_mid_release_routes_back_and_fails() -> None:
     cluster.target_exists = False
     decision = machine.decide(plan, status, cluster.observe(), now)
     assert decision.status.phase == "Failed"
-    assert decision.actions == (machine.SetWeight(0), machine.ScaleCanaryToZero())
+    assert decision.actions == (vocabulary.SetWeight(0), vocabulary.ScaleCanaryToZero())
 
 
 def test_invalid_spec_before_start_changes_nothing() -> None:
@@ -375,7 +376,7 @@ def test_invalid_spec_mid_release_routes_back() -> None:
     """A spec made invalid mid-release sends all traffic back to stable."""
     status = RolloutStatus(phase="Progressing", canary_weight=20)
     decision = machine.invalid(status, [Problem("spec", "bad")], T0)
-    assert decision.actions == (machine.SetWeight(0), machine.ScaleCanaryToZero())
+    assert decision.actions == (vocabulary.SetWeight(0), vocabulary.ScaleCanaryToZero())
 
 
 def test_fixed_spec_starts_over() -> None:
@@ -393,23 +394,23 @@ def test_rollback_waits_for_the_route_to_be_accepted() -> None:
     cluster.canary_replicas = 2
     status = RolloutStatus(phase="RollingBack", phase_since=T0)
     decision = machine.decide(plan, status, cluster.observe(), T0)
-    assert decision.actions == (machine.SetWeight(0),)
+    assert decision.actions == (vocabulary.SetWeight(0),)
 
 
 def test_generation_is_stamped() -> None:
     """with_generation records the spec generation the decision was made from."""
     decision = machine.decide(make_plan(), RolloutStatus(), FakeCluster().observe(), T0)
-    assert machine.with_generation(decision, 7).status.observed_generation == 7
+    assert vocabulary.with_generation(decision, 7).status.observed_generation == 7
 
 
 def test_condition_keeps_its_transition_time_while_unchanged() -> None:
     """lastTransitionTime moves only when a condition's status changes."""
-    first = machine.set_condition([], "Healthy", status=True, reason="Pass", message="", now=T0)
+    first = vocabulary.set_condition([], "Healthy", status=True, reason="Pass", message="", now=T0)
     later = T0 + timedelta(minutes=1)
-    same = machine.set_condition(
+    same = vocabulary.set_condition(
         first, "Healthy", status=True, reason="Pass", message="x", now=later
     )
-    flipped = machine.set_condition(
+    flipped = vocabulary.set_condition(
         same, "Healthy", status=False, reason="Fail", message="", now=later
     )
     assert same[0].last_transition_time == T0
@@ -436,3 +437,31 @@ def test_promotion_waits_for_the_stable_rollout() -> None:
     assert decision.actions == ()
     assert decision.status.phase == "Promoting"
     assert "roll out" in decision.reason
+
+
+def test_a_route_the_mesh_refuses_is_reported_and_cleared_once_accepted() -> None:
+    """Linkerd's refusal becomes RouteAccepted=False with its reason and message while the
+    release waits; once the mesh accepts, the condition turns True and the release goes on."""
+    cluster = FakeCluster(route_exists=True, accepted=False, services=True)
+    refused = cluster.observe()
+    assert refused.route is not None
+    route = vocabulary.RouteState(
+        0, False, "NoMatchingParent", "Linkerd reports ...; the parent Service podinfo must exist"
+    )
+    refused = dataclasses.replace(refused, route=route)
+    status = RolloutStatus()
+    for _ in range(3):
+        decision = machine.decide(make_plan(), status, refused, T0)
+        status = decision.status
+        for action in decision.actions:
+            cluster.apply(action)
+        cluster.settle()
+    assert status.phase == "Initializing"
+    assert "NoMatchingParent" in decision.reason
+    condition = next(c for c in status.conditions if c.type == "RouteAccepted")
+    assert (condition.status, condition.reason) == ("False", "NoMatchingParent")
+    assert "must exist" in condition.message
+    cluster.accepted = True
+    decision = machine.decide(make_plan(), status, cluster.observe(), T0 + timedelta(seconds=5))
+    assert _conditions(decision.status)["RouteAccepted"] == ("True", "Accepted")
+    assert decision.status.phase == "Progressing"

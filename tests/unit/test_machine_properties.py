@@ -8,9 +8,11 @@ from datetime import datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from canary.core import machine
+from canary.adapters.routers.httproute import HTTPRouteRouter
+from canary.core import machine, vocabulary
 from canary.core.plan import Plan
 from canary.model.status import RolloutStatus
+from tests.fakes import InMemoryObjects
 from tests.unit.fake_cluster import T0, FakeCluster, make_plan
 
 STEPS = (
@@ -67,12 +69,12 @@ def _plan(steps: list[dict[str, object]], gate: bool) -> Plan:
 
 def _simulate(
     steps: list[dict[str, object]], ticks: list[dict[str, object]], gate: bool
-) -> list[tuple[machine.Decision, machine.Observation, RolloutStatus, datetime]]:
+) -> list[tuple[vocabulary.Decision, vocabulary.Observation, RolloutStatus, datetime]]:
     plan = _plan(steps, gate)
     cluster = FakeCluster()
     status = RolloutStatus()
     now = T0
-    commands: list[machine.Command] = []
+    commands: list[vocabulary.Command] = []
     history = []
     for i, tick in enumerate(ticks):
         cluster.canary_error_rate = float(tick["error_rate"])  # type: ignore[arg-type]
@@ -81,7 +83,7 @@ def _simulate(
         cluster.accepted = bool(tick["accepted"])
         if tick["command"] is not None:
             commands.append(
-                machine.Command(kind=tick["command"], at=now + timedelta(microseconds=i))  # type: ignore[arg-type]
+                vocabulary.Command(kind=tick["command"], at=now + timedelta(microseconds=i))  # type: ignore[arg-type]
             )
         obs = cluster.observe(
             commands=tuple(commands),
@@ -104,12 +106,28 @@ def _simulate(
 def test_weights_stay_within_bounds_and_sum_to_100(
     steps: list[dict[str, object]], ticks: list[dict[str, object]], gate: bool
 ) -> None:
-    """Every weight the machine sets is within 0–100, stable + canary = 100."""
+    """Every weight the machine sets, written to an HTTPRoute by the real router, gives stable
+    and canary weights within 0–100 that sum to 100, and reads back as the weight set."""
+    plan = _plan(steps, gate)
+    store = InMemoryObjects()
+    router = HTTPRouteRouter(lambda api_version, plural: store)
     for decision, _, _, _ in _simulate(steps, ticks, gate):
         for action in decision.actions:
-            if isinstance(action, machine.SetWeight):
-                assert 0 <= action.canary <= 100
-                assert (100 - action.canary) + action.canary == 100
+            if isinstance(action, vocabulary.SetWeight):
+                router.set_weights("ns", plan, action.canary)
+                route = store.objects[("ns", plan.route_name)]
+                written = {
+                    ref["name"]: ref["weight"]
+                    for rule in route["spec"]["rules"]
+                    for ref in rule["backendRefs"]
+                }
+                stable, canary = written[plan.stable_service], written[plan.canary_service]
+                assert 0 <= stable <= 100
+                assert 0 <= canary <= 100
+                assert stable + canary == 100
+                observed = router.observe("ns", plan)
+                assert observed is not None
+                assert observed.canary_weight == action.canary
         assert 0 <= decision.status.canary_weight <= 100
 
 
@@ -144,9 +162,11 @@ def test_rollback_routes_to_stable_and_never_touches_it(
     and a canary at zero."""
     for decision, obs, before, _ in _simulate(steps, ticks, gate):
         if decision.status.phase in ("RollingBack", "RolledBack", "Aborted"):
-            assert machine.PromoteStable() not in decision.actions
-            assert not any(isinstance(a, machine.EnsureCanary) for a in decision.actions)
-            assert all(a.canary == 0 for a in decision.actions if isinstance(a, machine.SetWeight))
+            assert vocabulary.PromoteStable() not in decision.actions
+            assert not any(isinstance(a, vocabulary.EnsureCanary) for a in decision.actions)
+            assert all(
+                a.canary == 0 for a in decision.actions if isinstance(a, vocabulary.SetWeight)
+            )
         ended = before.phase == "RollingBack" and decision.status.phase in ("RolledBack", "Aborted")
         if ended:
             assert obs.route is None or (obs.route.canary_weight == 0 and obs.route.accepted)
@@ -161,7 +181,7 @@ def test_promotion_needs_every_step_passed_and_every_approval(
     """Stable gets the release only after all steps passed and the promotion gate was passed —
     or a person explicitly promoted."""
     for decision, _, _, _ in _simulate(steps, ticks, gate):
-        if machine.PromoteStable() not in decision.actions:
+        if vocabulary.PromoteStable() not in decision.actions:
             continue
         status = decision.status
         forced = any(r.decision == "Promoted" for r in status.approvals)

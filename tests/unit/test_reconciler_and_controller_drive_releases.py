@@ -1,187 +1,208 @@
 """The runtime with fakes behind its ports: the reconciler reads, decides, acts and writes;
-the controller's queue and measuring tick feed it."""
+the controller's queue and measuring tick feed it. Every check reads resulting state: the stored
+Rollout, the route's weight, the recorded Events, what the queue hands out."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 
-from canary.core import evidence, machine
+from canary.core import evidence, history, machine, vocabulary
 from canary.core import plan as plan_mod
+from canary.errors import InvalidSpec, Problem
 from canary.model.linkerd import LATENCY_BUCKETS_MS
-from canary.model.rollout import Rollout, RolloutPolicy
-from canary.ports import Arms, Ref, WorkloadState
+from canary.model.rollout import ROLLOUT_LABEL, Rollout, RolloutPolicy
+from canary.ports import Change, Ref, WorkloadState
 from canary.runtime import reconciler as rec
 from canary.runtime.controller import Controller, WorkQueue
-from tests.fakes import FakeClock, FakeEvents, FakeMetrics, FakeRouter, FakeStore
+from tests.fake_store import MemoryRolloutStore
+from tests.fakes import FakeClock, FakeEvents, FakeMetrics, FakeRouter
 from tests.unit.fake_cluster import T0, FakeCluster, make_rollout
 
+FINISHED = ("Succeeded", "RolledBack", "Failed")
 
+
+@dataclass
 class ClusterWorkloads:
-    """``ports.Workloads`` over the unit tests' FakeCluster."""
+    """``ports.Workloads`` over the unit tests' FakeCluster; ``fail_with`` makes applying fail."""
 
-    def __init__(self, cluster: FakeCluster) -> None:
-        self.cluster = cluster
-        self.fail_with: Exception | None = None
+    cluster: FakeCluster
+    fail_with: Exception | None = None
 
     def observe(self, namespace: str, rollout: str, plan: plan_mod.Plan) -> WorkloadState:
         obs = self.cluster.observe()
         return WorkloadState(obs.target, obs.apex_service, obs.canary, obs.services_ready)
 
     def apply(
-        self, namespace: str, rollout: str, plan: plan_mod.Plan, action: machine.Action
+        self, namespace: str, rollout: str, plan: plan_mod.Plan, action: vocabulary.Action
     ) -> None:
         if self.fail_with is not None:
             raise self.fail_with
         self.cluster.apply(action)
 
 
-def _world(
-    rollout: Rollout | None = None,
-) -> tuple[FakeStore, FakeCluster, FakeRouter, FakeEvents, FakeClock, rec.Reconciler, Ref]:
-    store, cluster, router = FakeStore(), FakeCluster(), FakeRouter()
-    events, clock = FakeEvents(), FakeClock(T0)
-    ref = store.add(rollout or make_rollout())
-    reconciler = rec.Reconciler(
-        store, ClusterWorkloads(cluster), {"HTTPRoute": router}, events, clock
-    )
-    return store, cluster, router, events, clock, reconciler, ref
+@dataclass
+class World:
+    """One Rollout in a fake cluster, and a reconciler wired to it."""
 
+    rollout: Rollout = field(default_factory=make_rollout)
+    store: MemoryRolloutStore = field(default_factory=MemoryRolloutStore)
+    cluster: FakeCluster = field(default_factory=FakeCluster)
+    router: FakeRouter = field(default_factory=FakeRouter)
+    events: FakeEvents = field(default_factory=FakeEvents)
+    clock: FakeClock = field(default_factory=lambda: FakeClock(T0))
+    finished: list[history.Finished] = field(default_factory=list)
+    """How the release ended, each time a reconcile reported it."""
 
-def _sync(reconciler: rec.Reconciler, cluster: FakeCluster) -> None:
-    """Traffic follows the router's weight, as the mesh would."""
-    router = reconciler._routers["HTTPRoute"]
-    assert isinstance(router, FakeRouter)
-    for route in router.routes.values():
-        cluster.route_exists, cluster.weight = True, route.canary_weight
+    def __post_init__(self) -> None:
+        self.ref = self.store.add(self.rollout)
+        self.workloads = ClusterWorkloads(self.cluster)
+        self.reconciler = rec.Reconciler(
+            self.store, self.workloads, {"HTTPRoute": self.router}, self.events, self.clock
+        )
 
+    def tick(self) -> rec.Result:
+        """Reconcile with five seconds of traffic; the mesh follows the route; time moves on."""
+        result = self.reconciler.reconcile(
+            self.ref, rec.Measurement(evidence=self.cluster.evidence(5))
+        )
+        if result.finished is not None:
+            self.finished.append(result.finished)
+        for route in self.router.routes.values():
+            self.cluster.route_exists, self.cluster.weight = True, route.canary_weight
+        self.cluster.settle()
+        self.clock.advance(timedelta(seconds=5))
+        return result
 
-def _drive(
-    *,
-    store: FakeStore,
-    cluster: FakeCluster,
-    clock: FakeClock,
-    reconciler: rec.Reconciler,
-    ref: Ref,
-    ticks: int = 40,
-) -> str:
-    for _ in range(ticks):
-        result = reconciler.reconcile(ref, rec.Measurement(evidence=cluster.evidence(5)))
-        _sync(reconciler, cluster)
-        cluster.settle()
-        clock.advance(timedelta(seconds=5))
-        if result.phase in ("Succeeded", "RolledBack", "Failed"):
-            return result.phase
-    stored = store.get(ref)
-    assert stored is not None
-    return stored.status.phase
+    def phase(self) -> str:
+        """The phase stored in the Rollout's status."""
+        stored = self.store.get(self.ref)
+        assert stored is not None
+        return stored.status.phase
+
+    def drive(self, ticks: int = 40) -> str:
+        """Tick until the release finishes (or ``ticks`` run out); the stored phase."""
+        for _ in range(ticks):
+            self.tick()
+            if self.phase() in FINISHED:
+                break
+        return self.phase()
+
+    def route_weight(self) -> int:
+        """The canary weight written to the router for this Rollout's route."""
+        (route,) = [r for (ns, _), r in self.router.routes.items() if ns == self.ref.namespace]
+        return route.canary_weight
 
 
 def test_reconciler_promotes_a_healthy_release() -> None:
     """Reconciles with healthy evidence end in Succeeded, with Events and status written."""
-    store, cluster, _, events, clock, reconciler, ref = _world()
-    assert (
-        _drive(store=store, cluster=cluster, clock=clock, reconciler=reconciler, ref=ref)
-        == "Succeeded"
-    )
-    stored = store.get(ref)
+    world = World()
+    assert world.drive() == "Succeeded"
+    stored = world.store.get(world.ref)
     assert stored is not None
-    assert stored.status.phase == "Succeeded"
     assert stored.status.observed_generation == 1
-    assert cluster.stable_template == "v2"
-    assert ("podinfo-2", "Promoted") in events.events
+    assert world.cluster.stable_template == "v2"
+    assert world.route_weight() == 0
+    assert ("podinfo-2", "Promoted") in world.events.events
+    assert [(f.result, f.reason) for f in world.finished] == [("promoted", "analysis_passed")]
+    assert world.tick().finished is None  # counted once, when it ended
 
 
 def test_reconciler_rolls_back_a_failing_release() -> None:
     """A canary failing half its requests is rolled back; stable never changes."""
-    store, cluster, _, _, clock, reconciler, ref = _world()
-    cluster.canary_error_rate = 0.5
-    assert (
-        _drive(store=store, cluster=cluster, clock=clock, reconciler=reconciler, ref=ref)
-        == "RolledBack"
-    )
-    assert cluster.stable_template == "v1"
-    assert cluster.weight == 0
+    world = World()
+    world.cluster.canary_error_rate = 0.5
+    assert world.drive() == "RolledBack"
+    assert world.cluster.stable_template == "v1"
+    assert world.cluster.weight == 0
+    assert world.route_weight() == 0
+    assert [(f.result, f.reason) for f in world.finished] == [("rolled_back", "analysis")]
 
 
 def test_lost_status_race_is_retried_soon() -> None:
     """A resourceVersion conflict on the status write comes back as a short requeue."""
-    store, _, _, _, _, reconciler, ref = _world()
-    store.conflicts = 1
-    result = reconciler.reconcile(ref)
+    world = World()
+    world.store.conflicts = 1
+    result = world.reconciler.reconcile(world.ref)
     assert result.requeue_after == rec.RETRY_TRANSIENT
     assert result.error == "Conflict"
-    stored = store.get(ref)
-    assert stored is not None
-    assert stored.status.phase == "Pending"
+    assert world.phase() == "Pending"
 
 
 def test_missing_policy_is_a_condition_and_a_retry() -> None:
     """A policyRef to a policy that does not exist: Valid=False PolicyNotFound, retried."""
-    rollout = make_rollout(policyRef={"name": "nope"})
-    store, _, router, _, _, reconciler, ref = _world(rollout)
-    result = reconciler.reconcile(ref)
-    assert result.requeue_after == rec.RETRY_REFERENCES
-    stored = store.get(ref)
+    world = World(make_rollout(policyRef={"name": "nope"}))
+    result = world.reconciler.reconcile(world.ref)
+    assert result.requeue_after == machine.RETRY_REFERENCES
+    stored = world.store.get(world.ref)
     assert stored is not None
     valid = {c.type: c for c in stored.status.conditions}["Valid"]
     assert (valid.status, valid.reason) == ("False", "PolicyNotFound")
-    assert router.routes == {}
+    assert world.router.routes == {}
 
 
 def test_policy_is_merged_in() -> None:
     """A referenced policy that exists supplies what the Rollout leaves out."""
-    rollout = make_rollout(policyRef={"name": "podinfo"}, service=None, steps=None)
-    store, cluster, _, _, clock, reconciler, ref = _world(rollout)
-    store.policies[Ref("t", "podinfo")] = RolloutPolicy.model_validate(
+    world = World(make_rollout(policyRef={"name": "podinfo"}, service=None, steps=None))
+    world.store.policies[Ref("t", "podinfo")] = RolloutPolicy.model_validate(
         {
             "metadata": {"name": "podinfo", "namespace": "t"},
             "spec": {"service": {"name": "podinfo", "port": 80}, "steps": [{"setWeight": 50}]},
         }
     )
-    assert (
-        _drive(store=store, cluster=cluster, clock=clock, reconciler=reconciler, ref=ref)
-        == "Succeeded"
-    )
+    assert world.reconciler.plan(world.ref) is None
+    assert world.drive() == "Succeeded"
+    plan = world.reconciler.plan(world.ref)  # what the Events' notifiers read
+    assert plan is not None
+    assert [s.set_weight for s in plan.steps] == [50]
 
 
 def test_invalid_spec_fails_without_actions() -> None:
     """A semantically invalid spec is reported in status; nothing is created."""
-    rollout = make_rollout(steps=[{"setWeight": 50}, {"setWeight": 10}])
-    store, _, router, events, _, reconciler, ref = _world(rollout)
-    assert reconciler.reconcile(ref).phase == "Failed"
-    stored = store.get(ref)
+    world = World(make_rollout(steps=[{"setWeight": 50}, {"setWeight": 10}]))
+    assert world.reconciler.reconcile(world.ref).requeue_after is None
+    stored = world.store.get(world.ref)
     assert stored is not None
+    assert stored.status.phase == "Failed"
     assert "spec.steps[1].setWeight" in stored.status.message
-    assert router.routes == {}
-    assert events.events == [("podinfo-2", "InvalidSpec")]
+    assert world.router.routes == {}
+    assert world.events.events == [("podinfo-2", "InvalidSpec")]
 
 
 def test_release_that_cannot_apply_mid_flight_routes_back() -> None:
     """When an action reports the release invalid mid-way, traffic goes back to stable."""
-    _, cluster, router, _, clock, reconciler, ref = _world()
+    world = World()
     for _ in range(3):
-        reconciler.reconcile(ref, rec.Measurement(evidence=cluster.evidence(5)))
-        _sync(reconciler, cluster)
-        cluster.settle()
-        clock.advance(timedelta(seconds=5))
-    assert cluster.weight > 0
-    workloads = reconciler._workloads
-    assert isinstance(workloads, ClusterWorkloads)
-    from canary.errors import InvalidSpec, Problem
+        world.tick()
+    assert world.route_weight() > 0
+    world.workloads.fail_with = InvalidSpec([Problem("spec.release.images.x", "no container x")])
+    world.reconciler.reconcile(world.ref)
+    assert world.phase() == "Failed"
+    assert world.route_weight() == 0
 
-    workloads.fail_with = InvalidSpec([Problem("spec.release.images.x", "no container x")])
-    assert reconciler.reconcile(ref).phase == "Failed"
-    route = next(iter(router.routes.values()))
-    assert route.canary_weight == 0
+
+def test_malformed_command_is_a_warning_event_once() -> None:
+    """A command annotation that cannot be read is not obeyed and is reported by one Warning
+    Event (not one per reconcile); a new malformed value is reported again."""
+    rollout = make_rollout()
+    meta = rollout.metadata.model_copy(update={"annotations": {"canary.dev/abort": "{"}})
+    world = World(rollout.model_copy(update={"metadata": meta}))
+    world.tick()
+    world.tick()
+    assert world.events.events.count(("podinfo-2", "CommandRejected")) == 1
+    assert world.phase() == "Progressing"  # the abort was not obeyed
+    world.store.annotate(world.ref, "canary.dev/abort", '{"actor": "ana"}')
+    world.tick()
+    assert world.events.events.count(("podinfo-2", "CommandRejected")) == 2
+    assert world.phase() == "Progressing"
 
 
 def test_deleted_rollout_is_forgotten() -> None:
     """A Rollout that no longer exists is not requeued."""
-    store, _, _, _, _, reconciler, ref = _world()
-    del store.rollouts[ref]
-    assert reconciler.reconcile(ref).requeue_after is None
+    world = World()
+    del world.store.rollouts[world.ref]
+    assert world.reconciler.reconcile(world.ref).requeue_after is None
 
 
 def test_superseded_by_names_the_newest_later_rollout() -> None:
@@ -217,16 +238,32 @@ def test_queue_runs_each_rollout_once_soonest_first() -> None:
     assert queue.get(stop) is None
 
 
-class CountingMetrics(FakeMetrics):
-    """FakeMetrics that records how many arms each snapshot asked for."""
+def test_queue_hands_out_due_rollouts_without_waiting() -> None:
+    """A driver with its own clock asks when the next Rollout is due and takes only due ones;
+    the controller reconciles every due Rollout and queues it again at its requeue time."""
+    clock = FakeClock(T0)
+    queue = WorkQueue(clock)
+    a, b = Ref("n", "a"), Ref("n", "b")
+    assert queue.next_due() is None
+    queue.add(a, timedelta(seconds=10))
+    queue.add(b, timedelta(seconds=5), rec.Measurement(error="down"))
+    queue.add(b, timedelta(seconds=3))
+    assert queue.next_due() == T0 + timedelta(seconds=3)
+    assert queue.pop_due() is None
+    clock.advance(timedelta(seconds=6))
+    assert queue.pop_due() == (b, rec.Measurement(error="down"))
+    assert queue.pop_due() is None
+    assert queue.next_due() == T0 + timedelta(seconds=10)
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls: list[int] = []
-
-    def snapshot(self, targets: Sequence[Arms]) -> evidence.Snapshot:
-        self.calls.append(len(targets))
-        return super().snapshot(targets)
+    world = World()
+    controller = Controller(world.reconciler, world.store, FakeMetrics(), world.clock)
+    controller.queue.add(world.ref)
+    assert controller.run_due() == 1
+    assert world.phase() == "Initializing"
+    assert controller.run_due() == 0  # requeued for later, not now
+    due = controller.queue.next_due()
+    assert due is not None
+    assert due > world.clock.now()
 
 
 def _pod(
@@ -240,53 +277,62 @@ def _pod(
     )
 
 
-def test_measuring_tick_batches_and_waits_for_the_new_weight() -> None:
-    """One snapshot serves every judged Rollout; counts right after a weight change are ignored
-    until Prometheus has scraped the new weight; an outage is passed on as an error."""
-    store, cluster, router, events, clock, reconciler, ref = _world()
-    other = store.add(
-        make_rollout().model_copy(
-            update={
-                "metadata": make_rollout().metadata.model_copy(
-                    update={"name": "web", "namespace": "u"}
-                )
-            }
-        )
+def _controlled() -> tuple[World, Ref, Controller, FakeMetrics]:
+    """Two Rollouts (t/podinfo-2, u/web) brought to their first step by the controller."""
+    world = World()
+    meta = make_rollout().metadata.model_copy(update={"name": "web", "namespace": "u"})
+    other = world.store.add(make_rollout().model_copy(update={"metadata": meta}))
+    metrics = FakeMetrics()
+    controller = Controller(
+        world.reconciler, world.store, metrics, world.clock, settle=timedelta(seconds=12)
     )
-    metrics = CountingMetrics()
-    calls = metrics.calls
-    controller = Controller(reconciler, store, metrics, clock, settle=timedelta(seconds=12))
-    stop = threading.Event()
-    for key in (ref, other):
+    for ref in (world.ref, other):
         for _ in range(3):
-            result = reconciler.reconcile(key)
-            controller._remember(key, result)
-            cluster.settle()
-    assert len(controller._judged) == 2
+            controller.work(ref)
+            world.cluster.settle()
+    return world, other, controller, metrics
+
+
+def test_measuring_tick_batches_and_waits_for_the_new_weight() -> None:
+    """Every judged Rollout is measured; counts right after a weight change are ignored until
+    Prometheus has scraped the new weight; an outage is passed on as an error to each."""
+    world, other, controller, metrics = _controlled()
+    stop = threading.Event()
     metrics.pods = dict(
         [_pod("t", "podinfo", "s1", 100, 0), _pod("t", "podinfo-canary", "c1", 10, 0)]
     )
     controller.measure()
-    assert calls == [2]
     assert len(controller.queue) == 0  # within the settle time: counts only set the baseline
-    clock.advance(timedelta(seconds=16))
+    world.clock.advance(timedelta(seconds=16))
     metrics.pods = dict(
         [_pod("t", "podinfo", "s1", 300, 1), _pod("t", "podinfo-canary", "c1", 60, 0)]
     )
     controller.measure()
-    assert calls == [2, 2]
     assert len(controller.queue) == 1  # "web" waits: Prometheus shows none of its canary pods
     item = controller.queue.get(stop)
     assert item is not None
-    assert item[0] == ref
-    tick = item[1]
+    ref, tick = item
+    assert ref == world.ref
     assert tick is not None
     assert tick.evidence is not None
     assert (tick.evidence.canary.requests, tick.evidence.stable.requests) == (50, 200)
     metrics.available = False
     controller.measure()
     errors = [controller.queue.get(stop), controller.queue.get(stop)]
-    assert {e[0] for e in errors if e is not None} == {ref, other}
+    assert {e[0] for e in errors if e is not None} == {world.ref, other}
     assert all(e is not None and e[1] is not None and "fake://" in str(e[1].error) for e in errors)
-    assert router.routes
-    assert events.events
+    assert world.route_weight() == 10
+    assert ("podinfo-2", "StepAdvanced") in world.events.events
+
+
+def test_changes_to_a_rollouts_deployments_wake_it() -> None:
+    """A change to a reconciled Rollout's stable Deployment, or to an object labelled with the
+    Rollout's name, queues that Rollout; a change to an unrelated Deployment queues nothing."""
+    world, _, controller, _ = _controlled()
+    stop = threading.Event()
+    controller.on_change(Change("Deployment", "t", "unrelated"))
+    assert len(controller.queue) == 0
+    controller.on_change(Change("Deployment", "t", "podinfo"))
+    assert controller.queue.get(stop) == (world.ref, None)
+    controller.on_change(Change("Deployment", "u", "x", labels={ROLLOUT_LABEL: "web"}))
+    assert controller.queue.get(stop) == (Ref("u", "web"), None)

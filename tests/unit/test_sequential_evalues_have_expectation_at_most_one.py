@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from canary.core import sequential
@@ -39,14 +39,14 @@ def test_comparison_e_value_has_mean_at_most_one(
     """At or inside the null (canary no worse than ρ0 × stable) the mean e-value is ≤ 1."""
     rho = rho0 * truth
     theta = share * rho / (share * rho + 1 - share)
-    mean = sum(
-        p * math.exp(sequential.comparison_log_e([(x, events - x, share)], rho0, kappas))
-        for kappas in (sequential.ERROR_MIXTURE, sequential.SLOW_MIXTURE)
-        for x, p in enumerate(binomial_pmf(events, theta))
-    )
-    assert mean <= 2.0 + 1e-9
-    if truth == 1.0:
-        assert mean == pytest.approx(2.0)
+    for kappas in (sequential.ERROR_MIXTURE, sequential.SLOW_MIXTURE):
+        mean = sum(
+            p * math.exp(sequential.comparison_log_e([(x, events - x, share)], rho0, kappas))
+            for x, p in enumerate(binomial_pmf(events, theta))
+        )
+        assert mean <= 1.0 + 1e-9
+        if truth == 1.0:
+            assert mean == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize("events", [1, 5, 30])
@@ -98,8 +98,7 @@ def test_more_canary_events_is_more_evidence(
     x_c: int, x_s: int, share: float, kappa: float
 ) -> None:
     """Moving one event from stable to canary never lowers the evidence against the canary."""
-    if x_s == 0:
-        return
+    assume(x_s > 0)
     before = sequential.comparison_llr(x_c, x_s, share, 1.0, kappa)
     after = sequential.comparison_llr(x_c + 1, x_s - 1, share, 1.0, kappa)
     assert after >= before

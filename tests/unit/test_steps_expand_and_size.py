@@ -28,8 +28,8 @@ def test_expand(fields: dict[str, object], weights: list[int | None]) -> None:
     assert _weights(fields) == weights
 
 
-def test_weight_in_effect_and_next_weight() -> None:
-    """A pause keeps the weight of the step before it; next_weight skips pauses."""
+def test_weight_in_effect() -> None:
+    """A pause keeps the weight of the step before it."""
     plan = [
         Step.model_validate({"pause": {}}),
         Step(set_weight=10),
@@ -37,8 +37,6 @@ def test_weight_in_effect_and_next_weight() -> None:
         Step(set_weight=50),
     ]
     assert [steps.weight_at(plan, i) for i in range(4)] == [0, 10, 10, 50]
-    assert steps.next_weight(plan, 1) == 50
-    assert steps.next_weight(plan, 3) is None
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import pytest
 
 from canary.adapters.routers import trafficsplit
 from canary.adapters.routers.trafficsplit import TrafficSplitRouter
-from canary.core.machine import RouteState
+from canary.core.vocabulary import RouteState
 from canary.errors import Conflict, InvalidSpec
 from tests.fakes import InMemoryObjects
 from tests.unit.fake_cluster import make_plan

@@ -15,6 +15,7 @@ import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
+from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
 from canary.errors import ApiUnavailable, Conflict, InvalidSpec, Problem, TerminalError
 
@@ -67,5 +68,7 @@ def translated(what: str) -> Iterator[None]:
         if status == 404:
             raise TerminalError(f"{message} (is the CRD installed?)") from error
         raise ApiUnavailable(message) from error
+    except ResourceNotFoundError as error:
+        raise TerminalError(f"{what}: {error} (is the CRD installed?)") from error
     except (urllib3.exceptions.HTTPError, OSError) as error:
         raise ApiUnavailable(f"{what}: {error}") from error

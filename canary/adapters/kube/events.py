@@ -14,7 +14,7 @@ import structlog
 from kubernetes import client
 
 from canary.adapters.kube.client import translated
-from canary.core.machine import Event
+from canary.core.vocabulary import Event
 from canary.errors import CanaryError
 from canary.model.rollout import Rollout
 

@@ -6,6 +6,12 @@ itself (a server-side dry-run strategic-merge patch of the stable Deployment, so
 semantics are exactly Kubernetes'), and its selector labels rewritten with a ``-canary`` suffix
 so that the apex Service never selects canary pods. The stable Deployment is written only by
 ``PromoteStable``; a rollback never touches it.
+
+Every write carries the field manager ``canary``. Promotion is a strategic-merge patch of the
+stable Deployment, so the API server records ``canary`` as the owner of exactly the fields whose
+values the release changed (its images, its ``templatePatch`` values and the release annotation),
+and a GitOps controller keeps owning every other field: docs/gitops.md says why, and what Argo CD
+and Flux must be told.
 """
 
 from __future__ import annotations
@@ -19,7 +25,8 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from canary.adapters.kube.client import translated
-from canary.core.machine import (
+from canary.core.plan import CANARY_SUFFIX, Plan
+from canary.core.vocabulary import (
     Action,
     CanaryState,
     EnsureCanary,
@@ -28,14 +35,13 @@ from canary.core.machine import (
     ScaleCanaryToZero,
     TargetState,
 )
-from canary.core.plan import Plan
 from canary.errors import InvalidSpec, Problem
+from canary.model.rollout import MANAGED_BY, ROLLOUT_LABEL
 from canary.ports import WorkloadState
 
 RELEASE_ANNOTATION = "canary.dev/release"
-ROLLOUT_LABEL = "canary.dev/rollout"
-MANAGED = {"app.kubernetes.io/managed-by": "canary"}
-SUFFIX = "-canary"
+FIELD_MANAGER = "canary"
+"""Owner of the fields canary writes; teams' Argo CD configurations name it, so it never changes."""
 
 
 def release_id(rollout: str, plan: Plan) -> str:
@@ -56,9 +62,21 @@ def release_patch(plan: Plan) -> dict[str, Any]:
     return {"spec": {"template": template}}
 
 
+def has_release(deployment: dict[str, Any], rollout: str, plan: Plan) -> bool:
+    """The Deployment names this release and runs its images. The images are checked, not just
+    the annotation, because a GitOps controller that puts Git's image back leaves the annotation
+    (not in Git) in place; image strings are never rewritten by the API server."""
+    if _annotations(deployment).get(RELEASE_ANNOTATION) != release_id(rollout, plan):
+        return False
+    running = {
+        c["name"]: c.get("image") for c in deployment["spec"]["template"]["spec"]["containers"]
+    }
+    return all(running.get(name) == image for name, image in plan.images.items())
+
+
 def canary_labels(labels: dict[str, str], keys: set[str]) -> dict[str, str]:
     """Pod labels with every selector key's value suffixed, so stable selectors miss them."""
-    return {k: (f"{v}{SUFFIX}" if k in keys else v) for k, v in labels.items()}
+    return {k: (f"{v}{CANARY_SUFFIX}" if k in keys else v) for k, v in labels.items()}
 
 
 Obj = dict[str, Any]
@@ -126,7 +144,7 @@ class KubeWorkloads:
             target = TargetState(
                 replicas=_replicas(stable),
                 ready=_rolled_out(stable),
-                has_release=_annotations(stable).get(RELEASE_ANNOTATION) == wanted,
+                has_release=has_release(stable, rollout, plan),
             )
         canary = self._deployment(namespace, plan.canary_deployment)
         canary_state = None
@@ -146,7 +164,7 @@ class KubeWorkloads:
         services_ready = apex is not None and all(
             (found := self._service(namespace, name)) is not None
             and (found["spec"].get("selector") or {}) == selector
-            for name, selector in self._service_selectors(apex).items()
+            for name, selector in self._service_selectors(plan, apex).items()
         )
         return WorkloadState(
             target=target,
@@ -155,12 +173,11 @@ class KubeWorkloads:
             services_ready=services_ready,
         )
 
-    def _service_selectors(self, apex: Obj) -> dict[str, dict[str, str]]:
+    def _service_selectors(self, plan: Plan, apex: Obj) -> dict[str, dict[str, str]]:
         selector = dict(apex["spec"].get("selector") or {})
-        name = apex["metadata"]["name"]
         return {
-            f"{name}-stable": selector,
-            f"{name}-canary": canary_labels(selector, set(selector)),
+            plan.stable_service: selector,
+            plan.canary_service: canary_labels(selector, set(selector)),
         }
 
     def apply(self, namespace: str, rollout: str, plan: Plan, action: Action) -> None:
@@ -187,18 +204,22 @@ class KubeWorkloads:
             {k: v for k, v in port.items() if k != "nodePort"}
             for port in apex["spec"].get("ports") or []
         ]
-        for name, selector in self._service_selectors(apex).items():
+        for name, selector in self._service_selectors(plan, apex).items():
             existing = self._service(namespace, name)
             with translated(f"write service {namespace}/{name}"):
                 if existing is None:
                     body = {
-                        "metadata": {"name": name, "labels": dict(MANAGED)},
+                        "metadata": {"name": name, "labels": dict(MANAGED_BY)},
                         "spec": {"selector": selector, "ports": ports},
                     }
-                    self._core.create_namespaced_service(namespace, body)
+                    self._core.create_namespaced_service(
+                        namespace, body, field_manager=FIELD_MANAGER
+                    )
                 elif (existing["spec"].get("selector") or {}) != selector:
                     existing["spec"]["selector"] = selector  # a patch would merge old keys in
-                    self._core.replace_namespaced_service(name, namespace, existing)
+                    self._core.replace_namespaced_service(
+                        name, namespace, existing, field_manager=FIELD_MANAGER
+                    )
 
     def _release_template(self, namespace: str, stable: Obj, plan: Plan) -> Obj:
         containers = {c["name"] for c in stable["spec"]["template"]["spec"]["containers"]}
@@ -216,7 +237,11 @@ class KubeWorkloads:
             )
         with translated(f"dry-run release patch of deployment {namespace}/{plan.target}"):
             merged = self._apps.patch_namespaced_deployment(
-                plan.target, namespace, release_patch(plan), dry_run="All"
+                plan.target,
+                namespace,
+                release_patch(plan),
+                dry_run="All",
+                field_manager=FIELD_MANAGER,
             )
         template: Obj = self._dict(merged)["spec"]["template"]
         return template
@@ -241,7 +266,7 @@ class KubeWorkloads:
         body: Obj = {
             "metadata": {
                 "name": plan.canary_deployment,
-                "labels": {**MANAGED, ROLLOUT_LABEL: rollout},
+                "labels": {**MANAGED_BY, ROLLOUT_LABEL: rollout},
                 "annotations": {RELEASE_ANNOTATION: wanted},
             },
             "spec": {
@@ -252,17 +277,24 @@ class KubeWorkloads:
         }
         with translated(f"write deployment {namespace}/{plan.canary_deployment}"):
             if canary is None:
-                self._apps.create_namespaced_deployment(namespace, body)
+                self._apps.create_namespaced_deployment(
+                    namespace, body, field_manager=FIELD_MANAGER
+                )
             else:
                 body["metadata"]["resourceVersion"] = canary["metadata"]["resourceVersion"]
-                self._apps.replace_namespaced_deployment(plan.canary_deployment, namespace, body)
+                self._apps.replace_namespaced_deployment(
+                    plan.canary_deployment, namespace, body, field_manager=FIELD_MANAGER
+                )
 
     def _scale_canary(self, namespace: str, plan: Plan, replicas: int) -> None:
         if self._deployment(namespace, plan.canary_deployment) is None:
             return
         with translated(f"scale deployment {namespace}/{plan.canary_deployment}"):
             self._apps.patch_namespaced_deployment_scale(
-                plan.canary_deployment, namespace, {"spec": {"replicas": replicas}}
+                plan.canary_deployment,
+                namespace,
+                {"spec": {"replicas": replicas}},
+                field_manager=FIELD_MANAGER,
             )
 
     def _promote(self, namespace: str, rollout: str, plan: Plan) -> None:
@@ -273,4 +305,6 @@ class KubeWorkloads:
         patch = release_patch(plan)
         patch["metadata"] = {"annotations": {RELEASE_ANNOTATION: release_id(rollout, plan)}}
         with translated(f"promote deployment {namespace}/{plan.target}"):
-            self._apps.patch_namespaced_deployment(plan.target, namespace, patch)
+            self._apps.patch_namespaced_deployment(
+                plan.target, namespace, patch, field_manager=FIELD_MANAGER
+            )

@@ -14,7 +14,7 @@ from typing import Any
 
 from canary.adapters.notifiers.webhook import TIMEOUT, post_json
 from canary.core import links
-from canary.core.machine import Event
+from canary.core.vocabulary import Event
 from canary.model.rollout import Rollout
 
 LINK_LIFETIME = timedelta(hours=24)

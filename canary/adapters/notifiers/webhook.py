@@ -14,7 +14,7 @@ from typing import Any
 
 import structlog
 
-from canary.core.machine import Event
+from canary.core.vocabulary import Event
 from canary.model.rollout import Rollout
 
 log = structlog.get_logger("canary.notifiers")

@@ -32,9 +32,6 @@ class RouteObjects(Protocol):
 ObjectsFactory = Callable[[str, str], RouteObjects]
 """``(api_version, plural) -> RouteObjects``."""
 
-MANAGED_BY = {"app.kubernetes.io/managed-by": "canary"}
-"""The label on routes canary created (and so may add its own rule to)."""
-
 
 class RouteClients:
     """One ``RouteObjects`` per API version of a kind of route, made on first use; refuses an

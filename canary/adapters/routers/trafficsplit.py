@@ -18,18 +18,19 @@ from fractions import Fraction
 from typing import Any
 
 from canary.adapters.routers import (
-    MANAGED_BY,
     ObjectsFactory,
     RouteClients,
     RouteObjects,
     write_weights,
 )
 from canary.core import weights
-from canary.core.machine import RouteState
 from canary.core.plan import Plan
+from canary.core.vocabulary import RouteState
 from canary.errors import InvalidSpec, Problem
+from canary.model.policy import ROUTE_VERSIONS
+from canary.model.rollout import MANAGED_BY
 
-VERSIONS = ("split.smi-spec.io/v1alpha2", "split.smi-spec.io/v1alpha1")
+VERSIONS = ROUTE_VERSIONS["TrafficSplit"]
 PLURAL = "trafficsplits"
 QUANTITIES = "split.smi-spec.io/v1alpha1"
 """The version whose weights are quantities rather than integers."""

@@ -42,10 +42,11 @@ tests/integration/e2e/test_rbac_matches_what_the_controller_called.py compares t
 the API server's audit log of an e2e run as this ServiceAccount.
 */}}
 {{- define "canary.rules" -}}
-# Releases and policies: watched, read; the HTTP API's commands are annotations (patch).
+# Releases and policies: watched, read; the HTTP API's commands are annotations and retention
+# labels them (patch); retention deletes old finished ones (--keep-finished).
 - apiGroups: [canary.dev]
   resources: [rollouts]
-  verbs: [get, list, watch, patch]
+  verbs: [get, list, watch, patch, delete]
 - apiGroups: [canary.dev]
   resources: [rolloutpolicies]
   verbs: [get]

@@ -6,18 +6,23 @@ chart's ServiceAccount (`canary-system/canary`, installed from `deploy/`), never
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client
+from prometheus_client.parser import text_string_to_metric_families
 
 from devenv import layout
 from tests.integration import serviceaccount
@@ -25,6 +30,13 @@ from tests.integration.conftest import Cluster
 
 REPO = Path(__file__).resolve().parents[3]
 GROUP, VERSION = "canary.dev", "v1alpha1"
+V1_ROUTE = "gateway.networking.k8s.io/v1"
+
+
+def quantity(value: object) -> Fraction:
+    """A route weight: an integer, or a Kubernetes quantity such as ``950m``."""
+    text = str(value)
+    return Fraction(text[:-1]) / 1000 if text.endswith("m") else Fraction(text)
 
 
 @dataclass
@@ -69,6 +81,7 @@ class Release:
     controller: Process
     emulator: Process
     router: str
+    api_version: str = ""
 
     @property
     def custom(self) -> Any:
@@ -119,6 +132,23 @@ class Release:
             pytrace=False,
         )
 
+    def controller_metrics(self) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+        """The controller's /metrics, parsed with prometheus_client's parser: every sample by
+        (name, labels). The port is the one the controller logged when its API started."""
+        started = [
+            json.loads(line)
+            for line in self.controller.log.read_text(errors="replace").splitlines()
+            if '"api_started"' in line
+        ]
+        port = urllib.parse.urlsplit(started[-1]["url"]).port
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+            text = reply.read().decode()
+        return {
+            (sample.name, frozenset(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        }
+
     def annotate(self, name: str, key: str, value: str) -> None:
         """Set an annotation on the Rollout (how the CLI sends commands)."""
         patch = {"metadata": {"annotations": {key: value}}}
@@ -127,23 +157,37 @@ class Release:
         )
 
     def canary_weight(self) -> int:
-        """The live canary weight from the route object itself."""
+        """The live canary weight from the route object itself, read at the policy's version."""
+        default = "split.smi-spec.io/v1alpha2" if self.router == "TrafficSplit" else V1_ROUTE
+        group, version = (self.api_version or default).split("/")
         if self.router == "TrafficSplit":
             split = self.custom.get_namespaced_custom_object(
-                "split.smi-spec.io", "v1alpha2", self.namespace, "trafficsplits", "podinfo"
+                group, version, self.namespace, "trafficsplits", "podinfo"
             )
-            weights = {b["service"]: int(b["weight"]) for b in split["spec"]["backends"]}
+            weights = {b["service"]: quantity(b["weight"]) for b in split["spec"]["backends"]}
         else:
             route = self.custom.get_namespaced_custom_object(
-                "gateway.networking.k8s.io", "v1", self.namespace, "httproutes", "podinfo"
+                group, version, self.namespace, "httproutes", "podinfo"
             )
             weights = {
-                b["name"]: int(b.get("weight", 1))
+                b["name"]: Fraction(b.get("weight", 1))
                 for rule in route["spec"]["rules"]
                 for b in rule["backendRefs"]
             }
         total = weights["podinfo-stable"] + weights["podinfo-canary"]
         return round(100 * weights["podinfo-canary"] / total) if total else 0
+
+    def profile_overrides(self) -> dict[str, Fraction]:
+        """The ServiceProfile ``dstOverrides`` Linkerd's smi adaptor wrote for the apex:
+        backend Service → weight."""
+        profile = self.custom.get_namespaced_custom_object(
+            "linkerd.io", "v1alpha2", self.namespace, "serviceprofiles",
+            f"podinfo.{self.namespace}.svc.cluster.local",
+        )  # fmt: skip
+        return {
+            o["authority"].split(".")[0]: quantity(o["weight"])
+            for o in profile["spec"].get("dstOverrides") or []
+        }
 
     def deployment(self, name: str) -> Any:
         """A Deployment as stored (a client model)."""
@@ -151,7 +195,9 @@ class Release:
         return apps.read_namespaced_deployment(name, self.namespace)
 
 
-def install_podinfo(api: client.ApiClient, namespace: str, router: str, rps: int) -> None:
+def install_podinfo(
+    api: client.ApiClient, namespace: str, router: str, rps: int, api_version: str = ""
+) -> None:
     """The podinfo Deployment (4 replicas), its apex Service with load, and a fast policy."""
     apps: Any = client.AppsV1Api(api)
     core: Any = client.CoreV1Api(api)
@@ -199,7 +245,10 @@ def install_podinfo(api: client.ApiClient, namespace: str, router: str, rps: int
             "metadata": {"name": "podinfo"},
             "spec": {
                 "service": {"name": "podinfo", "port": 9898},
-                "traffic": {"router": router},
+                "traffic": {
+                    "router": router,
+                    **({"apiVersion": api_version} if api_version else {}),
+                },
                 "steps": [{"setWeight": 20}, {"setWeight": 50}, {"setWeight": 100}],
                 "analysis": {
                     "interval": "2s",
@@ -255,8 +304,8 @@ def release_env(
     """Install podinfo in the test's namespace and start its emulator and controller."""
     started: list[Process] = []
 
-    def make(router: str = "HTTPRoute", rps: int = 100) -> Release:
-        install_podinfo(kube, namespace, router, rps)
+    def make(router: str = "HTTPRoute", rps: int = 100, api_version: str = "") -> Release:
+        install_podinfo(kube, namespace, router, rps, api_version)
         emulator = Process(
             "emulator",
             [
@@ -266,6 +315,7 @@ def release_env(
                 "--targets-file", f"{namespace}.json",
                 "--namespace", namespace,
                 "--port", "0",
+                "--policy-grpc", cluster.policy_grpc,
             ],
             tmp_path / "emulator.log",
         )  # fmt: skip
@@ -285,7 +335,7 @@ def release_env(
         for process in (emulator, controller):
             process.start()
             started.append(process)
-        return Release(namespace, kube, controller, emulator, router)
+        return Release(namespace, kube, controller, emulator, router, api_version)
 
     try:
         yield make

@@ -1,1 +1,0 @@
-"""approvals — see DESIGN.md §4."""

@@ -1,0 +1,156 @@
+"""When a Rollout's measured counts are ready to be judged: the measuring rules, pure.
+
+The controller keeps one frozen :class:`State`. After each reconcile it calls
+:func:`reconciled` with what the reconciler learned (:class:`Reconciled`); on each measuring
+tick it asks :func:`judged` which Rollouts to query for, runs ONE Prometheus query, and calls
+:func:`advance` with the snapshot, which returns the next state and, for each Rollout whose
+window is complete, the counts its two arms served since it was last judged. The rules:
+
+- **Settle after a weight change** (or when judging begins): for ``settle`` (a scrape interval
+  and a little) the counters Prometheus holds were scraped partly at the old weight, so nothing
+  is counted and the window starts over afterwards.
+- **Windows at least one scrape long**: Prometheus scrapes each pod at its own moment, so only
+  a window of at least ``max(interval, settle)`` holds every pod's share.
+- **Every ready canary pod scraped**: until as many canary pods appear in the snapshot as are
+  ready, stable's count has no counterpart; the window stays open.
+- **Counter resets, new pods, scrape gaps** are ``canary.core.evidence``'s rules.
+
+Pure: no clock (``now`` is a parameter), no I/O, no logging. Rollouts are keyed by
+``(namespace, name)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from canary.core import evidence, judge
+from canary.core.plan import Plan
+
+Key = tuple[str, str]
+"""A Rollout: ``(namespace, name)``."""
+
+JUDGED_PHASES = frozenset({"Progressing", "Paused", "WaitingApproval"})
+"""The phases in which a Rollout's steps are judged, so its counts are measured."""
+
+SETTLE = timedelta(seconds=12)
+"""The default settle time: Linkerd's Prometheus scrapes every 10 s."""
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    """What one reconcile learned that measuring needs: the plan (None when the Rollout is
+    gone or could not be planned), whether it is being judged, the canary weight it set (None
+    when it set none) and how many canary pods are ready."""
+
+    plan: Plan | None = None
+    judged: bool = False
+    weight_set: int | None = None
+    canary_ready: int = 0
+
+    @classmethod
+    def of(
+        cls, plan: Plan | None, phase: str, weight_set: int | None, canary_ready: int
+    ) -> Reconciled:
+        """The report of a reconcile that left the Rollout in ``phase``."""
+        return cls(plan, plan is not None and phase in JUDGED_PHASES, weight_set, canary_ready)
+
+
+@dataclass(frozen=True)
+class Track:
+    """One Rollout's measuring state."""
+
+    plan: Plan | None = None
+    judged: bool = False
+    canary_ready: int = 0
+    weight: int | None = None
+    settling_since: datetime | None = None
+    """When the weight last changed or judging began."""
+    window_since: datetime | None = None
+    """When the window now being counted began (None: not begun)."""
+    counts: judge.Evidence | None = None
+    """What the arms served in the open window."""
+
+
+@dataclass(frozen=True)
+class State:
+    """The measuring state of every Rollout, and the counters of the last snapshot."""
+
+    settle: timedelta = SETTLE
+    baseline: evidence.Snapshot | None = None
+    tracks: Mapping[Key, Track] = field(default_factory=dict)
+    owners: Mapping[tuple[str, str], Key] = field(default_factory=dict)
+    """``(namespace, Deployment)`` → the Rollout whose stable or canary Deployment it is."""
+
+
+def reconciled(state: State, key: Key, report: Reconciled, now: datetime) -> State:
+    """The state after a reconcile of ``key`` reported ``report``."""
+    old = state.tracks.get(key, Track())
+    track = replace(old, canary_ready=report.canary_ready, plan=report.plan or old.plan)
+    owners = state.owners
+    if report.plan is not None:
+        namespace = key[0]
+        owners = {
+            **owners,
+            (namespace, report.plan.target): key,
+            (namespace, report.plan.canary_deployment): key,
+        }
+    if report.judged:
+        track = replace(
+            track, judged=True, settling_since=old.settling_since if old.judged else now
+        )
+    else:
+        track = replace(track, judged=False, counts=None, window_since=None)
+    if report.weight_set is not None and old.weight != report.weight_set:
+        # Counts served at the old weight must not be credited to the new step.
+        track = replace(track, weight=report.weight_set, counts=None, settling_since=now)
+    return replace(state, tracks={**state.tracks, key: track}, owners=owners)
+
+
+def owner(state: State, namespace: str, deployment: str) -> Key | None:
+    """The Rollout whose stable or canary Deployment ``deployment`` is, if one is known."""
+    return state.owners.get((namespace, deployment))
+
+
+def judged(state: State) -> dict[Key, Plan]:
+    """The Rollouts being judged, with their plans: what to measure on this tick."""
+    return {
+        key: track.plan
+        for key, track in state.tracks.items()
+        if track.judged and track.plan is not None
+    }
+
+
+def advance(
+    state: State, snapshot: evidence.Snapshot, now: datetime
+) -> tuple[State, dict[Key, judge.Evidence]]:
+    """The next state, and the counts of every Rollout whose window ``snapshot`` completes."""
+    baseline, deltas = evidence.advance(state.baseline, snapshot)
+    tracks = dict(state.tracks)
+    ready: dict[Key, judge.Evidence] = {}
+    for key, plan in judged(state).items():
+        track = tracks[key]
+        namespace = key[0]
+        since = track.settling_since
+        if since is not None and now - since < state.settle:
+            tracks[key] = replace(track, window_since=now)
+            continue
+        tick = judge.Evidence(
+            canary=deltas.get((namespace, plan.canary_deployment), judge.Arm()),
+            stable=deltas.get((namespace, plan.target), judge.Arm()),
+        )
+        counts = tick if track.counts is None else _sum(track.counts, tick)
+        started = track.window_since or now
+        visible = sum(1 for pod in snapshot if pod.target == (namespace, plan.canary_deployment))
+        long_enough = max(plan.interval, state.settle)
+        if now - started >= long_enough and visible >= track.canary_ready:
+            ready[key] = counts
+            tracks[key] = replace(track, window_since=now, counts=None)
+        else:
+            tracks[key] = replace(track, window_since=started, counts=counts)
+    return replace(state, baseline=baseline, tracks=tracks), ready
+
+
+def _sum(a: judge.Evidence, b: judge.Evidence) -> judge.Evidence:
+    return judge.Evidence(a.canary + b.canary, a.stable + b.stable)

@@ -1,0 +1,165 @@
+"""The core's vocabulary: what the shell observed, what the machine decides, and the Events
+and commands that pass between them.
+
+Imported by everything that speaks to or for the state machine: the reconciler builds an
+``Observation`` and applies a ``Decision``'s actions; ports and adapters take ``RouteState``,
+``Event`` and the actions; the CLI, the HTTP API, chat and ``core.commands`` deal in ``Command``.
+Only ``canary.core.machine`` decides. Pure data and pure helpers: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Literal
+
+from canary.core import judge
+from canary.model.status import Condition, RolloutStatus
+
+CommandKind = Literal["approve", "promote", "abort", "retry"]
+
+
+# --- what the shell observed -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TargetState:
+    """The stable Deployment."""
+
+    replicas: int
+    ready: bool
+    """Rolled out: its newest generation is observed and every replica is updated and ready."""
+    has_release: bool
+    """Its pod template already is this release's template (promotion has been applied)."""
+
+
+@dataclass(frozen=True)
+class CanaryState:
+    """The canary Deployment."""
+
+    replicas: int
+    ready_replicas: int
+    current: bool
+    """It runs this release's template (not an older Rollout's)."""
+
+
+@dataclass(frozen=True)
+class RouteState:
+    """The live route (the router is the truth for actual weights)."""
+
+    canary_weight: int
+    accepted: bool
+    """The mesh accepted the route, so the weights are in effect."""
+    rejection_reason: str = ""
+    """Why the mesh refuses the route (its condition reason, e.g. ``NoMatchingParent``)."""
+    rejection_message: str = ""
+    """What the mesh said, and how to fix it."""
+
+
+@dataclass(frozen=True)
+class Command:
+    """A person's command, given through an annotation by the CLI, chat or the HTTP API."""
+
+    kind: CommandKind
+    at: datetime
+    actor: str = ""
+    comment: str = ""
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What the reconciler read this time. ``evidence`` is the tick's new counts (None when
+    this reconcile did not measure); ``metrics_error`` says why measuring failed."""
+
+    target: TargetState | None
+    apex_service: bool
+    canary: CanaryState | None = None
+    services_ready: bool = False
+    route: RouteState | None = None
+    evidence: judge.Evidence | None = None
+    metrics_error: str | None = None
+    commands: tuple[Command, ...] = ()
+    superseded_by: str | None = None
+
+
+# --- what to do ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EnsureServices:
+    """Create or correct the ``-stable`` and ``-canary`` Services."""
+
+
+@dataclass(frozen=True)
+class EnsureCanary:
+    """Create or update the canary Deployment (stable template + release) at this size."""
+
+    replicas: int
+
+
+@dataclass(frozen=True)
+class SetWeight:
+    """Route ``canary`` percent to the canary and the rest to stable (create the route)."""
+
+    canary: int
+
+
+@dataclass(frozen=True)
+class PromoteStable:
+    """Give the stable Deployment the release's pod template."""
+
+
+@dataclass(frozen=True)
+class ScaleCanaryToZero:
+    """Scale the canary Deployment to zero replicas, if it exists."""
+
+
+Action = EnsureServices | EnsureCanary | SetWeight | PromoteStable | ScaleCanaryToZero
+
+
+@dataclass(frozen=True)
+class Event:
+    """A Kubernetes Event to record on the Rollout."""
+
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of one tick: actions to apply in order, then the status to write."""
+
+    actions: tuple[Action, ...]
+    status: RolloutStatus
+    reason: str
+    requeue_after: timedelta | None
+    events: tuple[Event, ...] = ()
+
+
+def set_condition(
+    conditions: list[Condition],
+    type_: str,
+    *,
+    status: bool | None,
+    reason: str,
+    message: str,
+    now: datetime,
+) -> list[Condition]:
+    """Conditions with ``type_`` set; its lastTransitionTime moves only when its status does."""
+    value: Literal["True", "False", "Unknown"] = (
+        "Unknown" if status is None else ("True" if status else "False")
+    )
+    old = next((c for c in conditions if c.type == type_), None)
+    since = old.last_transition_time if old is not None and old.status == value else now
+    new = Condition(
+        type=type_, status=value, reason=reason, message=message, last_transition_time=since
+    )
+    return [new if c.type == type_ else c for c in conditions] if old else [*conditions, new]
+
+
+def with_generation(decision: Decision, generation: int | None) -> Decision:
+    """The decision with ``observedGeneration`` stamped into its status."""
+    return replace(
+        decision, status=decision.status.model_copy(update={"observed_generation": generation})
+    )

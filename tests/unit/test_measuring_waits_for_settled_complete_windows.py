@@ -1,0 +1,148 @@
+"""The measuring rules, table-driven: settle after a weight change, windows at least a scrape
+long, every ready canary pod scraped, counter resets and scrape gaps counted once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+
+from canary.core import evidence, measuring
+from tests.unit.fake_cluster import T0, make_plan
+
+KEY = ("t", "podinfo-2")
+PLAN = make_plan()  # interval 15 s; the settle time below is 12 s
+SETTLE = timedelta(seconds=12)
+
+
+@dataclass(frozen=True)
+class Report:
+    """At second ``at`` a reconcile reported this."""
+
+    at: int
+    judged: bool = True
+    weight: int | None = None
+    ready: int = 1
+
+
+@dataclass(frozen=True)
+class Scrape:
+    """At second ``at`` the snapshot held these pods' cumulative requests; ``expect`` is the
+    ``(canary, stable)`` requests the tick hands to the Rollout (None: nothing yet)."""
+
+    at: int
+    pods: dict[str, int]
+    expect: tuple[int, int] | None = None
+
+
+def _snapshot(pods: dict[str, int]) -> dict[evidence.PodKey, evidence.PodCounters]:
+    """``{"s1": 100, "c1": 10}``: s-pods are stable's (podinfo), c-pods the canary's."""
+    return {
+        evidence.PodKey("t", "podinfo" if pod[0] == "s" else "podinfo-canary", pod): (
+            evidence.PodCounters(requests=requests)
+        )
+        for pod, requests in pods.items()
+    }
+
+
+CASES: dict[str, list[Report | Scrape]] = {
+    "the first window is a full interval after the first scrape": [
+        Report(0, weight=10),
+        Scrape(0, {"s1": 100, "c1": 10}),
+        Scrape(15, {"s1": 200, "c1": 20}, expect=(10, 100)),
+    ],
+    "counts scraped while judging settles are dropped; the window starts after": [
+        Report(0, weight=10),
+        Scrape(0, {"s1": 100, "c1": 10}),
+        Scrape(10, {"s1": 150, "c1": 15}),
+        Scrape(15, {"s1": 200, "c1": 20}),
+        Scrape(25, {"s1": 250, "c1": 25}, expect=(10, 100)),
+    ],
+    "counts while settling after a weight change are not credited to the new step": [
+        Report(0, weight=10),
+        Scrape(0, {"s1": 100, "c1": 10}),
+        Scrape(15, {"s1": 200, "c1": 20}, expect=(10, 100)),
+        Report(16, weight=50),
+        Scrape(20, {"s1": 300, "c1": 60}),
+        Scrape(30, {"s1": 400, "c1": 100}),
+        Scrape(35, {"s1": 450, "c1": 130}, expect=(70, 150)),
+    ],
+    "a reconcile at the same weight does not restart the settle time": [
+        Report(0, weight=10),
+        Scrape(0, {"s1": 100, "c1": 10}),
+        Report(10, weight=10),
+        Scrape(15, {"s1": 200, "c1": 20}, expect=(10, 100)),
+    ],
+    "a window shorter than the analysis interval stays open": [
+        Report(0, weight=10),
+        Scrape(0, {"s1": 0, "c1": 0}),
+        Scrape(12, {"s1": 10, "c1": 1}),
+        Scrape(14, {"s1": 20, "c1": 2}),
+        Scrape(15, {"s1": 30, "c1": 3}, expect=(3, 30)),
+        Scrape(29, {"s1": 40, "c1": 4}),
+        Scrape(30, {"s1": 50, "c1": 5}, expect=(2, 20)),
+    ],
+    "a scrape gap of the canary pod keeps the window open; its counts arrive later": [
+        Report(0, weight=10),
+        Scrape(0, {"s1": 100, "c1": 10}),
+        Scrape(15, {"s1": 200}),
+        Scrape(20, {"s1": 250, "c1": 25}, expect=(15, 150)),
+    ],
+    "a new canary pod not yet scraped keeps the window open": [
+        Report(0, weight=10, ready=2),
+        Scrape(0, {"s1": 100, "c1": 10}),
+        Scrape(15, {"s1": 200, "c1": 20}),
+        Scrape(20, {"s1": 250, "c1": 25, "c2": 4}, expect=(19, 150)),
+    ],
+    "a restarted canary pod counts from zero again": [
+        Report(0, weight=10),
+        Scrape(0, {"s1": 100, "c1": 50}),
+        Scrape(15, {"s1": 200, "c1": 7}, expect=(7, 100)),
+    ],
+    "a Rollout that stops being judged drops its open window": [
+        Report(0, weight=10),
+        Scrape(0, {"s1": 100, "c1": 10}),
+        Scrape(13, {"s1": 150, "c1": 15}),
+        Report(14, judged=False),
+        Scrape(15, {"s1": 200, "c1": 20}),
+        Report(16, weight=10),
+        Scrape(30, {"s1": 300, "c1": 30}),
+        Scrape(45, {"s1": 400, "c1": 40}, expect=(20, 200)),
+    ],
+}
+
+
+@pytest.mark.parametrize("steps", CASES.values(), ids=CASES.keys())
+def test_measuring_hands_out_complete_windows_only(steps: list[Report | Scrape]) -> None:
+    """Each scrape hands the Rollout exactly the counts the table expects, or nothing."""
+    state = measuring.State(settle=SETTLE)
+    for step in steps:
+        now = T0 + timedelta(seconds=step.at)
+        if isinstance(step, Report):
+            report = measuring.Reconciled.of(
+                PLAN, "Progressing" if step.judged else "Succeeded", step.weight, step.ready
+            )
+            state = measuring.reconciled(state, KEY, report, now)
+            continue
+        state, ready = measuring.advance(state, _snapshot(step.pods), now)
+        got = ready.get(KEY)
+        counts = None if got is None else (got.canary.requests, got.stable.requests)
+        assert counts == step.expect, f"at {step.at}s"
+
+
+def test_only_judged_rollouts_with_a_plan_are_measured() -> None:
+    """A Rollout outside the judged phases, or gone, is not measured; its Deployments still
+    lead back to it."""
+    state = measuring.State()
+    state = measuring.reconciled(state, KEY, measuring.Reconciled.of(PLAN, "Pending", None, 0), T0)
+    assert measuring.judged(state) == {}
+    assert measuring.owner(state, "t", "podinfo-canary") == KEY
+    assert measuring.owner(state, "t", "podinfo") == KEY
+    assert measuring.owner(state, "u", "podinfo") is None
+    judged = measuring.Reconciled.of(PLAN, "Paused", None, 0)
+    state = measuring.reconciled(state, KEY, judged, T0)
+    assert measuring.judged(state) == {KEY: PLAN}
+    state = measuring.reconciled(state, KEY, measuring.Reconciled(), T0)
+    assert measuring.judged(state) == {}
+    assert measuring.owner(state, "t", "podinfo") == KEY
