@@ -69,7 +69,7 @@ smoke() {
   local archive=$1
   local ctr
   ctr=$(buildah from --quiet --pull=never "oci-archive:$archive")
-  trap 'buildah rm "$ctr" >/dev/null' RETURN
+  trap 'buildah rm "$ctr" >/dev/null' EXIT  # also when a check fails
   # The entrypoint and user as the image declares them, not as this script assumes.
   local entrypoint user
   entrypoint=$(buildah inspect --format '{{range .OCIv1.Config.Entrypoint}}{{.}} {{end}}' "$ctr" | xargs)
