@@ -40,10 +40,16 @@ lint: $(STAMP) ## ruff, mypy --strict, import contracts, CRDs in sync with the m
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/python -m canary.crdgen --check crds
+	$(BIN)/python -m canary.crdgen --check charts/canary/crds
 
 .PHONY: crds
-crds: $(STAMP) ## regenerate crds/ from the models
+crds: $(STAMP) ## regenerate crds/ (and the chart's copy) from the models
 	$(BIN)/python -m canary.crdgen --write crds
+	$(BIN)/python -m canary.crdgen --write charts/canary/crds
+
+.PHONY: deploy
+deploy: ## render charts/canary with its default values into deploy/ (builds helm once)
+	$(DEVENV) deploy
 
 .PHONY: unit
 unit: $(STAMP) ## fast tests of the pure core (no cluster)
@@ -102,3 +108,21 @@ test: lint dev-tools ## install everything and run the whole suite with branch c
 	$(BIN)/coverage run -m pytest
 	$(BIN)/coverage report --include='canary/core/*,canary/model/*' --fail-under=100
 	$(BIN)/coverage report --precision=1 | tail -n 1
+
+# The image is built from sources by buildah (Debian package; no Docker engine), against a base
+# bootstrapped from Debian packages; the archive can be loaded with `podman load`/`docker load`.
+IMAGE_ARCHIVE := .dev/image/canary.oci.tar
+IMAGE_SOURCES := Dockerfile .dockerignore pyproject.toml README.md $(shell find canary -name '*.py' -o -name py.typed)
+
+.PHONY: image
+image: $(IMAGE_ARCHIVE) ## build the controller image with buildah into .dev/image/canary.oci.tar
+
+$(IMAGE_ARCHIVE): $(IMAGE_SOURCES) devenv/image.sh
+	devenv/image.sh build $@
+
+.PHONY: image-smoke
+image-smoke: .dev/image/smoke.ok ## run the image's entrypoint: canary version, canary run --help (cached)
+
+.dev/image/smoke.ok: $(IMAGE_ARCHIVE)
+	devenv/image.sh smoke $<
+	@touch $@

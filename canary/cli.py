@@ -140,7 +140,7 @@ def _watch(args: argparse.Namespace) -> int:
 
 def _actor(args: argparse.Namespace) -> str:
     """Who gives a command: --as-actor, else the identity the API server authenticates (where
-    deploy/30-approvals.yaml is installed, the API server admits no other actor)."""
+    the chart's commands policy is installed, the API server admits no other actor)."""
     if args.as_actor:
         return str(args.as_actor)
     return kube.whoami(kube.connect(args.kubeconfig, args.context))
@@ -161,6 +161,13 @@ def _seconds(text: str) -> float:
         return float(text)
     except ValueError:
         return parse_duration(text).total_seconds()
+
+
+def _namespaces(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of namespaces: {text!r}")
+    return names
 
 
 def _argument_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
@@ -327,7 +334,8 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     api = kube.connect(args.kubeconfig, args.context)
     clock = SystemClock()
-    store = KubeRolloutStore(api)
+    namespaces: list[str] = args.watch_namespace
+    store = KubeRolloutStore(api, namespaces)
     objects = functools.partial(CustomObjects, api)
 
     def notifications(rollout: Rollout) -> tuple[Notification, ...]:
@@ -366,7 +374,7 @@ def _run(args: argparse.Namespace) -> int:
         store,
         metrics,
         clock,
-        namespace=args.watch_namespace,
+        namespace=namespaces[0] if len(namespaces) == 1 else None,
         settle=args.settle,
         on_result=lambda result, seconds: registry.observe_reconcile(
             seconds, result.error, result.finished
@@ -376,7 +384,7 @@ def _run(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     scheduler = Scheduler()
-    feed = KubeChangeFeed(api, args.watch_namespace)
+    feed = KubeChangeFeed(api, namespaces)
     leading = threading.Event()
     workers: list[threading.Thread] = []
     server = api_server.start(
@@ -402,7 +410,7 @@ def _run(args: argparse.Namespace) -> int:
             store,
             store,
             keep=args.keep_finished,
-            namespace=args.watch_namespace,
+            namespace=namespaces[0] if len(namespaces) == 1 else None,  # else: the store's scope
             on_deleted=registry.deleted.inc,
         )
         scheduler.every(timedelta(seconds=60), retention.run, "retention")
@@ -411,7 +419,7 @@ def _run(args: argparse.Namespace) -> int:
         workers.append(start_thread(lambda: controller.run_worker(stop), "worker"))
         controller.resync()
         leading.set()
-        log.info("controller_started", tick=str(args.tick), namespace=args.watch_namespace or "*")
+        log.info("controller_started", tick=str(args.tick), namespace=",".join(namespaces) or "*")
 
     try:
         if args.leader_elect:
@@ -446,8 +454,12 @@ def _add_run_command(sub: Any) -> None:
     )
     cmd.add_argument(
         "--watch-namespace",
-        default=None,
-        help="act only on Rollouts in this namespace (default: every namespace)",
+        action="extend",
+        default=[],
+        type=_namespaces,
+        metavar="NS[,NS...]",
+        help="act only on Rollouts in these namespaces (repeatable or comma-separated; "
+        "default: every namespace). A namespaced install's RBAC covers only these.",
     )
     cmd.add_argument(
         "--tick",

@@ -1,7 +1,9 @@
-"""`python -m devenv up|down|status|tools|stop|start`: the dev environment's command line.
+"""`python -m devenv up|down|status|tools|stop|start|helm|deploy`: the dev environment's command
+line.
 
-Run by the Makefile (`dev-up`, `dev-down`, `dev-status`, `dev-tools`) and by the integration
-tests' session fixture. Exits 1 with an explanation (and the log to read) when something fails.
+Run by the Makefile (`dev-up`, `dev-down`, `dev-status`, `dev-tools`, `deploy`) and by the
+integration tests' session fixture. Exits 1 with an explanation (and the log to read) when
+something fails.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from devenv import cluster, layout, tools
+from devenv import cluster, layout, manifests, tools
 from devenv.errors import DevEnvError
 
 
@@ -32,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("down", help="stop everything that `up` started")
     commands.add_parser("status", help="show what runs; exit 0 only if the environment is up")
     commands.add_parser("tools", help="build or fetch every binary into the cache")
+    commands.add_parser("helm", help="print the path of the cached helm (built if missing)")
+    deploy = commands.add_parser("deploy", help="render charts/canary into deploy/")
+    deploy.add_argument("--check", action="store_true", help="only report whether it is stale")
     for verb in ("stop", "start"):
         sub = commands.add_parser(verb, help=f"{verb} one component (keeps its port and data)")
         sub.add_argument("component", choices=cluster.COMPONENTS)
@@ -50,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
             toolset = tools.ensure(lambda line: _say(f"  {line}"))
             _say(f"tools ready in {time.monotonic() - started:.1f}s (cache: {layout.cache_root()})")
             _say(f"  Kubernetes {toolset.kubernetes_version}")
+        elif args.command == "helm":
+            print(tools.helm(lambda line: print(line, file=sys.stderr)))
+        elif args.command == "deploy":
+            return _deploy(args.check)
         elif args.command == "stop":
             env.stop(args.component)
         else:
@@ -60,6 +69,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def _deploy(check: bool) -> int:
+    helm = tools.helm(lambda line: print(line, file=sys.stderr))
+    if not check:
+        _say(f"wrote {manifests.write(helm)}")
+        return 0
+    problems = manifests.stale(helm)
+    for problem in problems:
+        print(f"{problem}: run `make deploy`", file=sys.stderr)
+    return 1 if problems else 0
 
 
 def _status(env: cluster.DevEnv) -> int:

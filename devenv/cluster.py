@@ -241,6 +241,7 @@ class DevEnv:
                 etcd,
             )
         api = KubeApi(server, tls_context(keys.ca.cert, keys.admin.cert, keys.admin.key))
+        self.dir.audit_policy.write_text(components.AUDIT_POLICY)
         with self._step(f"kube-apiserver {toolset.kubernetes_version} ready on {server}"):
             apiserver = spawn("kube-apiserver", components.kube_apiserver(setup))
             wait_for("kube-apiserver", api.ready, READY_TIMEOUT, apiserver.log, apiserver)
@@ -335,6 +336,8 @@ class DevEnv:
             f"PROMETHEUS_URL=http://127.0.0.1:{ports['prometheus']}",
             f"PROMETHEUS_TARGETS_DIR={self.dir.targets_dir}",
             f"KUBECTL={toolset.kubectl}",
+            f"HELM={toolset.helm}",
+            f"AUDIT_LOG={self.dir.audit_log}",
             f"LINKERD_POLICY_GRPC=127.0.0.1:{ports['linkerd-policy-grpc']}",
         ]
         self.dir.env_file.write_text("\n".join(lines) + "\n")

@@ -27,6 +27,22 @@ ENVIRONMENT: dict[str, dict[str, str]] = {
 }
 
 
+# The API server records, at Metadata level (who, verb, resource, namespace, name, response
+# code; no bodies), every request of a ServiceAccount outside kube-system: the tests derive the
+# controller's least-privilege RBAC from what its ServiceAccount actually called.
+AUDIT_POLICY = """\
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived, ResponseStarted]
+rules:
+  - level: None
+    userGroups: ["system:serviceaccounts:kube-system"]
+  - level: Metadata
+    userGroups: ["system:serviceaccounts"]
+  - level: None
+"""
+
+
 @dataclass(frozen=True)
 class Setup:
     """Everything the command lines depend on."""
@@ -105,6 +121,10 @@ def kube_apiserver(setup: Setup) -> list[str]:
         # streaming list failed and kwok's Lease renewals kept conflicting: Nodes, and for good
         # every pod on them, went NotReady a few minutes in. Plain list+watch works.
         "--feature-gates=WatchList=false",
+        f"--audit-policy-file={setup.dev.audit_policy}",
+        f"--audit-log-path={setup.dev.audit_log}",
+        "--audit-log-format=json",
+        "--audit-log-mode=blocking",
     ]
 
 

@@ -22,6 +22,8 @@ KWOK_VERSION = "v0.8.0"
 # The newest Gateway API release whose go.mod Go 1.26 accepts (v1.7.0 asks for Go 1.27); its
 # standard channel serves HTTPRoute v1.
 GATEWAY_API_VERSION = "v1.6.3"
+# Helm, built with `go install` like kwok; the chart's tests and `make deploy` run it.
+HELM_VERSION = "v3.22.0"
 ETCD_PACKAGE = "etcd-server"
 PROMETHEUS_PACKAGE = "prometheus"
 
@@ -97,6 +99,15 @@ class DevDir:
     def targets_dir(self) -> Path:
         """File-discovery directory of the `linkerd-proxy` job (the mesh emulator fills it)."""
         return self.prometheus_dir / "targets"
+
+    @property
+    def audit_policy(self) -> Path:
+        return self.root / "audit-policy.yaml"
+
+    @property
+    def audit_log(self) -> Path:
+        """The API server's audit log: what ServiceAccounts did (see `components`)."""
+        return self.logs / "audit.log"
 
     def log(self, component: str) -> Path:
         return self.logs / f"{component}.log"

@@ -44,6 +44,7 @@ class Toolset:
     etcd: Path
     prometheus: Path
     gateway_api_crds: Path
+    helm: Path
     linkerd: linkerd.Linkerd
 
 
@@ -62,12 +63,13 @@ def ensure(report: Report) -> Toolset:
             layout.PROMETHEUS_PACKAGE, "usr/bin/prometheus", report
         ),
         f"Gateway API CRDs {layout.GATEWAY_API_VERSION}": lambda: _gateway_api_crds(report),
+        f"helm {layout.HELM_VERSION}": lambda: _helm(report),
     }
     with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
         futures = {name: pool.submit(_timed, job) for name, job in jobs.items()}
         results = {name: _result(name, future, report) for name, future in futures.items()}
     paths = list(results.values())
-    k8s_bin, kwok, etcd, prometheus, gateway = paths
+    k8s_bin, kwok, etcd, prometheus, gateway, helm = paths
     mesh = linkerd.find() or _linkerd_from_source(report)
     return Toolset(
         kubernetes_version=version,
@@ -80,6 +82,7 @@ def ensure(report: Report) -> Toolset:
         etcd=etcd,
         prometheus=prometheus,
         gateway_api_crds=gateway,
+        helm=helm,
         linkerd=mesh,
     )
 
@@ -238,6 +241,38 @@ def _kwok(report: Report) -> tuple[Path, bool]:
         )
 
     return cache_entry(name, build, report)
+
+
+def helm(report: Report) -> Path:
+    """Only the `helm` binary (for `make deploy`), built when the cache lacks it."""
+    _require_command("go")
+    path, _ = _helm(report)
+    return path
+
+
+def _helm(report: Report) -> tuple[Path, bool]:
+    version = layout.HELM_VERSION
+    name = f"helm-{version}"
+    log = build_log(name)
+
+    def build(tmp: Path) -> None:
+        log.write_text("")
+        run(
+            f"go install of helm {version}",
+            [
+                "go",
+                "install",
+                "-trimpath",
+                "-ldflags=-s -w",
+                f"helm.sh/helm/v3/cmd/helm@{version}",
+            ],
+            log,
+            cwd=tmp,
+            env={**GO_ENV, "GOBIN": str(tmp / "bin")},
+        )
+
+    entry, built = cache_entry(name, build, report)
+    return entry / "bin" / "helm", built
 
 
 def _gateway_api_crds(report: Report) -> tuple[Path, bool]:

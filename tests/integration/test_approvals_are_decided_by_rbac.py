@@ -1,6 +1,6 @@
-"""On the real API server with deploy/30-approvals.yaml: who may approve is RBAC's decision and
-the recorded actor is the authenticated user. Two ServiceAccounts: alice (canary-approver) and
-bob (may patch Rollouts, but not approve)."""
+"""On the real API server with the commands policy the chart ships (deploy/canary.yaml): who
+may approve is RBAC's decision and the recorded actor is the authenticated user. Two
+ServiceAccounts: alice (canary-approver) and bob (may patch Rollouts, but not approve)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from canary.core.vocabulary import Command
 
 pytestmark = pytest.mark.integration
 
-POLICY = Path(__file__).resolve().parents[2] / "deploy" / "30-approvals.yaml"
+POLICY = Path(__file__).resolve().parents[2] / "deploy" / "canary.yaml"  # the chart, rendered
 GROUP, VERSION = "canary.dev", "v1alpha1"
 ROLLOUT: dict[str, Any] = {
     "apiVersion": "canary.dev/v1alpha1",
@@ -39,7 +39,12 @@ ROLLOUT: dict[str, Any] = {
 
 
 def _shipped() -> dict[tuple[str, str], dict[str, Any]]:
-    return {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(POLICY.read_text())}
+    return {
+        (d["kind"], d["metadata"]["name"]): d
+        for d in yaml.safe_load_all(POLICY.read_text())
+        if (d and d["kind"].startswith("ValidatingAdmissionPolicy"))
+        or (d and d["metadata"]["name"] in ("canary-approver", "canary-operator"))
+    }
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
-"""deploy/10-rbac.yaml against a real API server: the ClusterRole allows exactly what it lists
-(and not, say, Secrets or deleting Deployments), and a ServiceAccount bound to it can do what
-the Rollout store does."""
+"""deploy/canary.yaml's ClusterRole against a real API server: it allows exactly what it lists
+(and not, say, listing Secrets, reading a Secret it does not name, or deleting Deployments), and
+a ServiceAccount bound to it can do what the Rollout store does."""
 
 from __future__ import annotations
 
@@ -22,11 +22,11 @@ from canary.ports import Ref
 
 pytestmark = pytest.mark.integration
 
-RBAC = Path(__file__).resolve().parents[2] / "deploy" / "10-rbac.yaml"
+RBAC = Path(__file__).resolve().parents[2] / "deploy" / "canary.yaml"
 
 
 def _role() -> dict[str, Any]:
-    docs = list(yaml.safe_load_all(RBAC.read_text()))
+    docs = [d for d in yaml.safe_load_all(RBAC.read_text()) if d]
     (role,) = [d for d in docs if d["kind"] == "ClusterRole"]
     found: dict[str, Any] = role
     return found
@@ -34,7 +34,7 @@ def _role() -> dict[str, Any]:
 
 @pytest.fixture
 def bound(kube: client.ApiClient, namespace: str) -> Iterator[str]:
-    """The ClusterRole of deploy/10-rbac.yaml (under a unique name) bound to a ServiceAccount
+    """The ClusterRole of deploy/canary.yaml (under a unique name) bound to a ServiceAccount
     'canary' of the test namespace; yields the account's user name."""
     name = f"canary-test-{uuid.uuid4().hex[:8]}"
     rbac = client.RbacAuthorizationV1Api(kube)
@@ -44,7 +44,12 @@ def bound(kube: client.ApiClient, namespace: str) -> Iterator[str]:
     )
     role = _role()
     rules = [
-        client.V1PolicyRule(api_groups=r["apiGroups"], resources=r["resources"], verbs=r["verbs"])
+        client.V1PolicyRule(
+            api_groups=r["apiGroups"],
+            resources=r["resources"],
+            resource_names=r.get("resourceNames"),
+            verbs=r["verbs"],
+        )
         for r in role["rules"]
     ]
     rbac.create_cluster_role(
@@ -68,7 +73,13 @@ def bound(kube: client.ApiClient, namespace: str) -> Iterator[str]:
         rbac.delete_cluster_role(name)
 
 
-def _allowed(kube: client.ApiClient, user: str, namespace: str, rule: tuple[str, str, str]) -> bool:
+def _allowed(
+    kube: client.ApiClient,
+    user: str,
+    namespace: str,
+    rule: tuple[str, str, str],
+    name: str | None = None,
+) -> bool:
     group, resource, verb = rule
     plural, _, subresource = resource.partition("/")
     review = client.V1SubjectAccessReview(
@@ -81,6 +92,7 @@ def _allowed(kube: client.ApiClient, user: str, namespace: str, rule: tuple[str,
                 subresource=subresource or None,
                 verb=verb,
                 namespace=namespace,
+                name=name,
             ),
         )
     )
@@ -91,16 +103,21 @@ def _allowed(kube: client.ApiClient, user: str, namespace: str, rule: tuple[str,
 def test_the_role_allows_what_it_lists_and_nothing_more(
     kube: client.ApiClient, namespace: str, bound: str
 ) -> None:
-    """Every listed verb is allowed; listing secrets, pods, and deletes are not."""
+    """Every listed verb is allowed (on the listed names); listing secrets, reading an unnamed
+    Secret, pods, and deletes are not."""
     for rule in _role()["rules"]:
         for group in rule["apiGroups"]:
             for resource in rule["resources"]:
                 for verb in rule["verbs"]:
-                    assert _allowed(kube, bound, namespace, (group, resource, verb)), (
-                        group,
-                        resource,
-                        verb,
-                    )
+                    for name in rule.get("resourceNames") or [None]:
+                        assert _allowed(kube, bound, namespace, (group, resource, verb), name), (
+                            group,
+                            resource,
+                            verb,
+                            name,
+                        )
+    assert not _allowed(kube, bound, namespace, ("", "secrets", "get"), "database-password")
+    assert not _allowed(kube, bound, namespace, ("", "secrets", "get"))
     for group, resource, verb in [
         ("", "secrets", "list"),
         ("", "pods", "list"),

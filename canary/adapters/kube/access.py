@@ -3,7 +3,7 @@
 ``KubeAccessReview`` implements ``ports.AccessReview``: a TokenReview says who holds a bearer
 token (ServiceAccount tokens, and OIDC ID tokens when the API server is set up for them), and a
 SubjectAccessReview says whether that identity holds an RBAC permission. The controller needs
-``create`` on ``tokenreviews`` and ``subjectaccessreviews`` (deploy/10-rbac.yaml).
+``create`` on ``tokenreviews`` and ``subjectaccessreviews`` (the chart grants them, charts/canary).
 """
 
 from __future__ import annotations

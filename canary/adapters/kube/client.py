@@ -62,7 +62,9 @@ def translated(what: str) -> Iterator[None]:
         if status == 422:
             raise InvalidSpec([Problem("", message)]) from error
         if status in (401, 403):
-            raise TerminalError(f"{message} (check canary's RBAC: deploy/10-rbac.yaml)") from error
+            raise TerminalError(
+                f"{message} (check canary's RBAC: charts/canary, deploy/canary.yaml)"
+            ) from error
         if status == 404:
             raise TerminalError(f"{message} (is the CRD installed?)") from error
         raise ApiUnavailable(message) from error

@@ -5,10 +5,13 @@
 (people's commands are annotations, see ``canary.core.commands``). Status is written only
 through the status subresource, guarded by the Rollout's resourceVersion, so a stale writer
 gets ``Conflict`` instead of clobbering.
+A store scoped to some namespaces (a namespaced install, whose RBAC covers only those) lists
+each of them instead of asking for every namespace, which that RBAC would refuse.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
@@ -41,9 +44,10 @@ def _parse_rollout(obj: dict[str, Any]) -> Rollout:
 class KubeRolloutStore:
     """Reads Rollouts and RolloutPolicies, writes Rollout status and command annotations."""
 
-    def __init__(self, api: client.ApiClient) -> None:
+    def __init__(self, api: client.ApiClient, namespaces: Sequence[str] = ()) -> None:
         self._rollouts = CustomObjects(api, API_VERSION, "rollouts")
         self._policies = CustomObjects(api, API_VERSION, "rolloutpolicies")
+        self._scope = tuple(namespaces)
 
     def get(self, ref: Ref) -> Rollout | None:
         """The Rollout, or None when it does not exist. Raises InvalidSpec (with field paths)
@@ -52,9 +56,15 @@ class KubeRolloutStore:
         return None if found is None else _parse_rollout(found)
 
     def list(self, namespace: str | None = None) -> list[Rollout]:
-        """Every Rollout (in one namespace, or in all) that parses; others are logged."""
+        """Every Rollout (in one namespace, or in all the store sees) that parses; others are
+        logged. A scoped store finds nothing outside its namespaces."""
+        if not self._scope:
+            found = self._rollouts.list(namespace)
+        else:
+            wanted = [namespace] if namespace is not None else list(self._scope)
+            found = [obj for ns in wanted if ns in self._scope for obj in self._rollouts.list(ns)]
         rollouts = []
-        for obj in self._rollouts.list(namespace):
+        for obj in found:
             try:
                 rollouts.append(_parse_rollout(obj))
             except InvalidSpec as error:

@@ -1,4 +1,8 @@
-"""Reading one key of a Secret (notification URLs kept out of Rollouts and policies)."""
+"""Reading one key of a Secret (notification URLs kept out of Rollouts and policies).
+
+The chart lets the controller read only the Secrets it names (RBAC resourceNames from the value
+``notifications.secretNames``), so a refusal says which value to change.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from canary.adapters.kube.client import translated
+from canary.errors import TerminalError
 from canary.model.policy import SecretKeyRef
 
 
@@ -26,6 +31,11 @@ class KubeSecrets:
             except ApiException as error:
                 if error.status == 404:
                     return None
+                if error.status == 403:
+                    raise TerminalError(
+                        f"may not read Secret {namespace}/{ref.name}: canary reads only the "
+                        "Secrets named in the chart value notifications.secretNames"
+                    ) from error
                 raise
         encoded = (secret.data or {}).get(ref.key)
         return base64.b64decode(encoded).decode() if encoded is not None else None

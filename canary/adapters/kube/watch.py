@@ -7,7 +7,7 @@ backs off when the API is unreachable. Only names travel: the reconciler reads f
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
@@ -30,29 +30,41 @@ def _change(kind: str, obj: Any) -> Change:
     return Change(kind, meta.namespace or "", meta.name or "", meta.labels)
 
 
-class KubeChangeFeed:
-    """Watches Rollouts (canary.dev) and Deployments, in all namespaces or in one."""
+Source = tuple[Callable[..., Any], tuple[Any, ...]]
 
-    def __init__(self, api: client.ApiClient, namespace: str | None = None) -> None:
+
+class KubeChangeFeed:
+    """Watches Rollouts (canary.dev) and Deployments, in all namespaces or in the given ones
+    (one watch per namespace: a namespaced install may not watch the whole cluster)."""
+
+    def __init__(self, api: client.ApiClient, namespaces: Sequence[str] = ()) -> None:
         self._custom: Any = client.CustomObjectsApi(api)
         self._apps: Any = client.AppsV1Api(api)
-        self._namespace = namespace
+        self._namespaces = tuple(namespaces)
         self.ready = threading.Event()
 
-    def _rollouts(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
-        if self._namespace is None:
-            return self._custom.list_cluster_custom_object, (GROUP, VERSION, "rollouts")
-        return self._custom.list_namespaced_custom_object, (
-            GROUP,
-            VERSION,
-            self._namespace,
-            "rollouts",
-        )
-
-    def _deployments(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
-        if self._namespace is None:
-            return self._apps.list_deployment_for_all_namespaces, ()
-        return self._apps.list_namespaced_deployment, (self._namespace,)
+    def _sources(self) -> list[tuple[str, Source]]:
+        if not self._namespaces:
+            return [
+                (
+                    "Rollout",
+                    (self._custom.list_cluster_custom_object, (GROUP, VERSION, "rollouts")),
+                ),
+                ("Deployment", (self._apps.list_deployment_for_all_namespaces, ())),
+            ]
+        sources: list[tuple[str, Source]] = []
+        for namespace in self._namespaces:
+            sources.append(
+                (
+                    "Rollout",
+                    (
+                        self._custom.list_namespaced_custom_object,
+                        (GROUP, VERSION, namespace, "rollouts"),
+                    ),
+                )
+            )
+            sources.append(("Deployment", (self._apps.list_namespaced_deployment, (namespace,))))
+        return sources
 
     def run(self, on_change: Callable[[Change], None], stop: StopSignal) -> None:
         """Watch until ``stop``; blocks."""
@@ -60,7 +72,7 @@ class KubeChangeFeed:
             threading.Thread(
                 target=self._loop, args=(kind, source, on_change, stop), daemon=True, name=kind
             )
-            for kind, source in (("Rollout", self._rollouts), ("Deployment", self._deployments))
+            for kind, source in self._sources()
         ]
         for thread in threads:
             thread.start()
@@ -70,13 +82,13 @@ class KubeChangeFeed:
     def _loop(
         self,
         kind: str,
-        source: Callable[[], tuple[Callable[..., Any], tuple[Any, ...]]],
+        source: Source,
         on_change: Callable[[Change], None],
         stop: StopSignal,
     ) -> None:
         backoff = 1.0
+        func, args = source
         while not stop.is_set():
-            func, args = source()
             stream = watch.Watch()
             try:
                 for event in stream.stream(func, *args, timeout_seconds=60):

@@ -1,6 +1,7 @@
 """End-to-end fixtures: per test, a namespace with the podinfo app, a mesh emulator and a
 controller process (`canary run`) that both watch only that namespace, so tests never see each
-other's traffic and a test may kill its own controller.
+other's traffic and a test may kill its own controller. The controller authenticates as the
+chart's ServiceAccount (`canary-system/canary`, installed from `deploy/`), never as the admin.
 """
 
 from __future__ import annotations
@@ -20,9 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
 
+from devenv import layout
+from tests.integration import serviceaccount
 from tests.integration.conftest import Cluster
 
 REPO = Path(__file__).resolve().parents[3]
@@ -258,9 +262,56 @@ def install_podinfo(
     )
 
 
+AUDITED_LAST = "test_rbac_matches_what_the_controller_called.py"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The RBAC test reads the audit log of every e2e test before it: it runs last."""
+    items.sort(key=lambda item: AUDITED_LAST in item.nodeid)
+
+
+@pytest.fixture(scope="session")
+def audit_offset(cluster: Cluster) -> int:
+    """Where the API server's audit log stood before this session's controllers ran."""
+    log = layout.DevDir(cluster.dev_dir).audit_log
+    return log.stat().st_size if log.exists() else 0
+
+
+@pytest.fixture(scope="session")
+def controller_kubeconfig(
+    cluster: Cluster,
+    kube: client.ApiClient,
+    tmp_path_factory: pytest.TempPathFactory,
+    audit_offset: int,
+) -> Path:
+    """`deploy/` applied, and a kubeconfig of its ServiceAccount for the controller processes."""
+    # Everything of deploy/ but the commands policy's binding: bound cluster-wide it would judge
+    # the commands every other test of this shared cluster writes; its effect is tested in its
+    # own namespace by tests/integration/test_approvals_are_decided_by_rbac.py.
+    manifests = tmp_path_factory.mktemp("deploy") / "canary.yaml"
+    documents = [
+        doc
+        for path in sorted(serviceaccount.DEPLOY.glob("*.yaml"))
+        for doc in yaml.safe_load_all(path.read_text())
+        if doc and doc["kind"] != "ValidatingAdmissionPolicyBinding"
+    ]
+    manifests.write_text(yaml.safe_dump_all(documents))
+    serviceaccount.install(cluster, manifests)
+    path = serviceaccount.token_kubeconfig(
+        kube, "canary-system", "canary", tmp_path_factory.mktemp("sa") / "canary.kubeconfig"
+    )
+    with serviceaccount.client_for(path) as api:
+        serviceaccount.wait_until_allowed(api, "default")
+    return path
+
+
 @pytest.fixture
 def release_env(
-    cluster: Cluster, kube: client.ApiClient, namespace: str, tmp_path: Path, request: Any
+    cluster: Cluster,
+    kube: client.ApiClient,
+    namespace: str,
+    tmp_path: Path,
+    controller_kubeconfig: Path,
 ) -> Iterator[Callable[..., Release]]:
     """Install podinfo in the test's namespace and start its emulator and controller."""
     started: list[Process] = []
@@ -284,7 +335,7 @@ def release_env(
             "controller",
             [
                 sys.executable, "-m", "canary", "run",
-                "--kubeconfig", str(cluster.kubeconfig),
+                "--kubeconfig", str(controller_kubeconfig),
                 "--prometheus-url", cluster.prometheus_url,
                 "--watch-namespace", namespace,
                 "--tick", "2s",

@@ -1,0 +1,144 @@
+"""A namespaced install (helm, `watchNamespaces: [the app's namespace]`) runs releases as its
+own ServiceAccount with leader election on: a healthy release is promoted and a faulty one
+rolled back, and the notification webhook is read from the one Secret the chart names."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from devenv import manifests
+from tests.integration import serviceaccount
+from tests.integration.conftest import Cluster
+from tests.integration.e2e.conftest import GROUP, VERSION, Process, Release, install_podinfo
+
+pytestmark = pytest.mark.integration
+
+
+class _Hooks(ThreadingHTTPServer):
+    received: list[dict[str, Any]]
+
+
+class _Hook(BaseHTTPRequestHandler):
+    server: _Hooks
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self.server.received.append(json.loads(self.rfile.read(length)))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *_: Any) -> None:
+        """Quiet."""
+
+
+@pytest.fixture
+def webhook() -> Iterator[_Hooks]:
+    """A local webhook receiver; ``received`` holds the JSON documents posted to it."""
+    server = _Hooks(("127.0.0.1", 0), _Hook)
+    server.received = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_namespaced_install_promotes_and_rolls_back(
+    cluster: Cluster,
+    kube: client.ApiClient,
+    namespace: str,
+    tmp_path: Path,
+    webhook: _Hooks,
+) -> None:
+    """Installed for one namespace; as its account: 6.1.0 Succeeded, 6.2.0 (20% errors)
+    RolledBack, the Lease held in the install's namespace, the webhook told of both."""
+    core = client.CoreV1Api(kube)
+    home = f"canary-ns-{uuid.uuid4().hex[:6]}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=home)))
+    helm_home = tmp_path / "helm"
+    started: list[Process] = []
+    try:
+        done = serviceaccount.helm(
+            cluster, "install", "canary", str(manifests.CHART), "-n", home,
+            "--set", f"watchNamespaces={{{namespace}}}", home=helm_home,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        config = serviceaccount.token_kubeconfig(kube, home, "canary", tmp_path / "sa.kubeconfig")
+        with serviceaccount.client_for(config) as api:
+            serviceaccount.wait_until_allowed(api, namespace)
+        install_podinfo(kube, namespace, "HTTPRoute", 100)
+        url = f"http://127.0.0.1:{webhook.server_address[1]}/hook"
+        core.create_namespaced_secret(
+            namespace,
+            client.V1Secret(
+                metadata=client.V1ObjectMeta(name="canary-notifications"),
+                string_data={"url": url},
+            ),
+        )
+        client.CustomObjectsApi(kube).patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, "rolloutpolicies", "podinfo",
+            {"spec": {"notifications": [
+                {"type": "webhook", "urlFrom": {"name": "canary-notifications", "key": "url"}}
+            ]}},
+        )  # fmt: skip
+        emulator = Process(
+            "emulator",
+            [
+                sys.executable, "-m", "canary.emulator",
+                "--kubeconfig", str(cluster.kubeconfig),
+                "--targets-dir", str(cluster.targets_dir),
+                "--targets-file", f"{namespace}.json",
+                "--namespace", namespace,
+                "--port", "0",
+            ],
+            tmp_path / "emulator.log",
+        )  # fmt: skip
+        controller = Process(
+            "controller",
+            [
+                sys.executable, "-m", "canary", "run",
+                "--kubeconfig", str(config),
+                "--prometheus-url", cluster.prometheus_url,
+                "--watch-namespace", namespace,
+                "--lease-namespace", home,
+                "--tick", "2s",
+                "--http-port", "0",
+            ],
+            tmp_path / "controller.log",
+        )  # fmt: skip
+        for process in (emulator, controller):
+            process.start()
+            started.append(process)
+        env = Release(namespace, kube, controller, emulator, "HTTPRoute")
+
+        env.create("6.1.0")
+        promoted = env.wait("6.1.0", {"Succeeded", "RolledBack", "Failed"})
+        assert promoted["status"]["phase"] == "Succeeded", promoted["status"]
+        env.create("6.2.0", {"sim.canary.dev/error-rate": "0.2"})
+        rolled_back = env.wait("6.2.0", {"Succeeded", "RolledBack", "Failed"})
+        assert rolled_back["status"]["phase"] == "RolledBack", rolled_back["status"]
+        stable = env.deployment("podinfo")
+        assert stable.spec.template.spec.containers[0].image.endswith(":6.1.0")
+        assert env.canary_weight() == 0
+
+        leases: Any = client.CoordinationV1Api(kube)
+        assert leases.read_namespaced_lease("canary-controller", home).spec.holder_identity
+        told = {(doc["rollout"]["name"], doc["reason"]) for doc in webhook.received}
+        assert {("6.1.0", "Promoted"), ("6.2.0", "RolledBack")} <= told, told
+    finally:
+        for process in reversed(started):
+            process.kill()
+        serviceaccount.helm(cluster, "uninstall", "canary", "-n", home, home=helm_home)
+        core.delete_namespace(home)
