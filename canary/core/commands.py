@@ -101,6 +101,8 @@ def refusal(kind: CommandKind, phase: str) -> str | None:
     if kind == "retry" and phase not in ("RolledBack", "Aborted", "Failed"):
         return f"it is {phase}; only a RolledBack, Aborted or Failed rollout can be retried"
     if kind in ("abort", "promote"):
+        if kind == "abort" and phase == "Failed":
+            return None  # a promotion that missed its deadline can still be routed back
         if phase in TERMINAL_PHASES:
             return f"it has already finished ({phase})"
         if phase in ("RollingBack", "Promoting"):

@@ -111,6 +111,7 @@ def _structural(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
         if len(options) != 1:
             raise SchemaError(f"unions other than Optional[X] are not structural: {node}")
         return _structural({**options[0], **_described(node)}, defs)
+    rules = [*node.get("x-kubernetes-validations", []), *rules]
     out = _scalar_facets(node, described)
     kind = node.get("type", "string" if "enum" in out else "object")
     out["type"] = kind

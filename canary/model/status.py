@@ -97,6 +97,9 @@ class RolloutStatus(Wire):
 
     phase: Phase = "Pending"
     phase_since: datetime | None = None
+    metrics_unavailable_since: datetime | None = Field(
+        default=None, description="Since when the metrics could not be read (None: they can)."
+    )
     current_step_index: int = Field(default=0, ge=0)
     canary_weight: int = Field(default=0, ge=0, le=100)
     observed_generation: int | None = None
