@@ -26,6 +26,7 @@ import yaml
 from canary import __version__
 from canary.adapters.kube import client as kube
 from canary.adapters.kube import kubeconfig
+from canary.adapters.kube.access import KubeAccessReview
 from canary.adapters.kube.events import KubeEventRecorder
 from canary.adapters.kube.lease import KubeLease
 from canary.adapters.kube.objects import CustomObjects
@@ -37,8 +38,9 @@ from canary.adapters.metrics.prometheus import PrometheusMetrics
 from canary.adapters.notifiers.policy import PolicyNotifier
 from canary.adapters.routers.httproute import HTTPRouteRouter
 from canary.adapters.routers.trafficsplit import TrafficSplitRouter
+from canary.api import app as api_app
 from canary.api import server as api_server
-from canary.api.metrics import Registry
+from canary.api.metrics import ControllerMetrics, InstrumentedMetrics
 from canary.console import Console
 from canary.core import commands, lint, release
 from canary.core.vocabulary import CommandKind, Event
@@ -50,7 +52,8 @@ from canary.ports import Ref
 from canary.runtime import leader
 from canary.runtime.clock import SystemClock
 from canary.runtime.controller import Controller, start_thread
-from canary.runtime.reconciler import Reconciler, Result
+from canary.runtime.reconciler import Reconciler
+from canary.runtime.retention import Retention
 from canary.runtime.scheduler import Scheduler
 
 
@@ -119,6 +122,12 @@ def _release(args: argparse.Namespace) -> int:
 
 def _get(args: argparse.Namespace) -> int:
     return _console(args).get(args.name, all_namespaces=args.all_namespaces, output=args.output)
+
+
+def _history(args: argparse.Namespace) -> int:
+    return _console(args).get(
+        None, all_namespaces=args.all_namespaces, output=args.output, target=args.target
+    )
 
 
 def _watch(args: argparse.Namespace) -> int:
@@ -219,11 +228,23 @@ def _add_cluster_commands(sub: Any) -> None:
     cmd.add_argument("--max-weight", type=int, help="with --step-weight: the last weight")
     cmd.set_defaults(func=_release)
 
-    cmd = sub.add_parser("get", parents=[cluster], help="list rollouts or show one")
+    cmd = sub.add_parser("get", parents=[cluster], help="list rollouts (oldest first) or show one")
     cmd.add_argument("name", nargs="?", metavar="ROLLOUT")
     cmd.add_argument("-A", "--all-namespaces", action="store_true", help="in every namespace")
     cmd.add_argument("-o", "--output", choices=("wide", "yaml", "json"), help="output format")
     cmd.set_defaults(func=_get)
+
+    cmd = sub.add_parser(
+        "history",
+        parents=[cluster],
+        help="list the releases of one Deployment, oldest first",
+        description="The Rollouts whose target is the Deployment, by creation time. "
+        "Example: canary history deploy/podinfo",
+    )
+    cmd.add_argument("target", type=_argument_type(release.parse_target), metavar="deploy/NAME")
+    cmd.add_argument("-A", "--all-namespaces", action="store_true", help="in every namespace")
+    cmd.add_argument("-o", "--output", choices=("wide", "yaml", "json"), help="output format")
+    cmd.set_defaults(func=_history)
 
     cmd = sub.add_parser(
         "watch",
@@ -302,13 +323,18 @@ def _run(args: argparse.Namespace) -> int:
         plan = reconciler.plan(Ref(rollout.metadata.namespace, rollout.metadata.name))
         return plan.notifications if plan is not None else ()
 
-    token = os.environ.get("CANARY_API_TOKEN") or (
-        Path(args.api_token_file).read_text().strip() if args.api_token_file else None
+    link_secret = os.environ.get("CANARY_LINK_SECRET") or (
+        Path(args.link_secret_file).read_text().strip() if args.link_secret_file else None
     )
+    registry = ControllerMetrics(store)
     events = _Events(
         KubeEventRecorder(api),
         PolicyNotifier(
-            notifications, KubeSecrets(api).value, api_url=args.api_url, link_secret=token
+            notifications,
+            KubeSecrets(api).value,
+            api_url=args.api_url,
+            link_secret=link_secret,
+            delivered=registry.observe_delivery,
         ),
     )
     reconciler = Reconciler(
@@ -321,8 +347,7 @@ def _run(args: argparse.Namespace) -> int:
         events=events,
         clock=clock,
     )
-    metrics = PrometheusMetrics(args.prometheus_url)
-    registry = Registry()
+    metrics = InstrumentedMetrics(PrometheusMetrics(args.prometheus_url), registry)
     controller = Controller(
         reconciler,
         store,
@@ -330,7 +355,9 @@ def _run(args: argparse.Namespace) -> int:
         clock,
         namespace=args.watch_namespace,
         settle=args.settle,
-        on_result=lambda result: _count(registry, result),
+        on_result=lambda result, seconds: registry.observe_reconcile(
+            seconds, result.error, result.finished
+        ),
     )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -339,12 +366,15 @@ def _run(args: argparse.Namespace) -> int:
     feed = KubeChangeFeed(api, args.watch_namespace)
     leading = threading.Event()
     server = api_server.start(
-        api_server.Api(
-            store=store,
-            annotator=store,
-            ready=lambda: leading.is_set() and feed.ready.is_set(),
-            registry=registry,
-            token=token,
+        api_app.build(
+            api_app.Api(
+                store=store,
+                annotator=store,
+                access=KubeAccessReview(api),
+                ready=lambda: leading.is_set() and feed.ready.is_set(),
+                metrics=registry,
+                link_secret=link_secret,
+            )
         ),
         host=args.http_address,
         port=args.http_port,
@@ -353,6 +383,14 @@ def _run(args: argparse.Namespace) -> int:
     def start() -> None:
         scheduler.every(args.tick, controller.measure, "measure")
         scheduler.every(timedelta(seconds=60), controller.resync, "resync")
+        retention = Retention(
+            store,
+            store,
+            keep=args.keep_finished,
+            namespace=args.watch_namespace,
+            on_deleted=registry.deleted.inc,
+        )
+        scheduler.every(timedelta(seconds=60), retention.run, "retention")
         scheduler.start()
         start_thread(lambda: feed.run(controller.on_change, stop), "watch")
         start_thread(lambda: controller.run_worker(stop), "worker")
@@ -375,12 +413,6 @@ def _run(args: argparse.Namespace) -> int:
         scheduler.stop()
         server.stop()
         log.info("controller_stopped", reconciles=controller.reconciles)
-
-
-def _count(registry: Registry, result: Result) -> None:
-    registry.reconciles.inc()
-    if result.error is not None:
-        registry.reconcile_errors.inc(error=result.error)
 
 
 def _add_run_command(sub: Any) -> None:
@@ -426,9 +458,20 @@ def _add_run_command(sub: Any) -> None:
         default=os.environ.get("POD_NAMESPACE", "canary-system"),
         help="namespace of the leader-election Lease (default: $POD_NAMESPACE or canary-system)",
     )
+    cmd.add_argument(
+        "--keep-finished",
+        type=int,
+        default=20,
+        metavar="N",
+        help="keep the newest N finished Rollouts per target, and always the last Succeeded "
+        "one; delete older ones (default 20; 0 deletes nothing, e.g. when GitOps owns them)",
+    )
     cmd.add_argument("--http-address", default="0.0.0.0", help="address of the HTTP API")
     cmd.add_argument("--http-port", type=int, default=8080, help="port of the HTTP API (0: any)")
-    cmd.add_argument("--api-token-file", help="bearer token for /api/ (or $CANARY_API_TOKEN)")
+    cmd.add_argument(
+        "--link-secret-file",
+        help="key that signs the links of chat buttons (or $CANARY_LINK_SECRET)",
+    )
     cmd.add_argument("--api-url", help="public URL of the HTTP API, for links in chat messages")
     cmd.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     cmd.set_defaults(func=_run)

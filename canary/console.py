@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 import yaml
 
-from canary.core import commands, present, release
+from canary.core import commands, history, present, release
 from canary.core import plan as plan_mod
 from canary.core.vocabulary import Command, CommandKind
 from canary.errors import Conflict, InvalidSpec, TransientError
@@ -123,15 +123,26 @@ class Console:
         self._say(f"rollout.canary.dev/{made} created")
         return 0
 
-    def get(self, name: str | None, *, all_namespaces: bool, output: str | None) -> int:
-        """List Rollouts as a table (``wide`` adds MESSAGE), or print them as YAML or JSON."""
+    def get(
+        self,
+        name: str | None,
+        *,
+        all_namespaces: bool,
+        output: str | None,
+        target: str | None = None,
+    ) -> int:
+        """List Rollouts oldest first (only ``target``'s when given) as a table (``wide`` adds
+        MESSAGE), or print them as YAML or JSON."""
         if name:
             found = self.store.get(Ref(self.namespace, name))
             if found is None:
                 return self._not_found(name)
             rollouts = [found]
         else:
-            rollouts = list(self.store.list(None if all_namespaces else self.namespace))
+            listed = self.store.list(None if all_namespaces else self.namespace)
+            rollouts = history.ordered(
+                [r for r in listed if target is None or r.spec.target_ref.name == target]
+            )
         if output in ("yaml", "json"):
             items = [r.wire() for r in rollouts]
             document: Any = (

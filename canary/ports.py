@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from canary.core import evidence
+from canary.core.access import Permission
 from canary.core.plan import Plan
 from canary.core.vocabulary import Action, CanaryState, Event, RouteState, TargetState
 from canary.model.rollout import Rollout, RolloutPolicy
@@ -151,9 +152,42 @@ class LeaseLock(Protocol):
         """Give the lease up if ``identity`` holds it (on a clean shutdown)."""
 
 
+class RolloutJanitor(Protocol):
+    """How retention keeps the history tidy (``canary.runtime.retention``): it labels Rollouts
+    with their target and removes old finished ones."""
+
+    def label(self, ref: Ref, key: str, value: str) -> None:
+        """Set one label on the Rollout, leaving the others as they are."""
+
+    def delete(self, rollout: Rollout) -> None:
+        """Delete ``rollout`` if it is unchanged since it was read (raises Conflict when it
+        changed); nothing when it is already gone."""
+
+
 class Annotator(Protocol):
     """Where people's commands are written: annotations on a Rollout (``canary.core.commands``
     encodes them). Implemented by ``KubeRolloutStore``; used by the CLI and the HTTP API."""
 
     def annotate(self, ref: Ref, key: str, value: str) -> None:
         """Set one annotation on the Rollout, leaving the others as they are."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A caller as the cluster's authenticator knows them (from a TokenReview)."""
+
+    username: str
+    uid: str = ""
+    groups: tuple[str, ...] = ()
+    extra: Mapping[str, tuple[str, ...]] | None = None
+
+
+class AccessReview(Protocol):
+    """The cluster's own authentication and authorization, asked about API callers."""
+
+    def authenticate(self, token: str) -> Identity | None:
+        """Who holds this bearer token (a TokenReview); None when the token is not valid."""
+
+    def allowed(self, who: Identity, permission: Permission, namespace: str | None) -> bool:
+        """Whether RBAC grants ``permission`` to ``who`` in ``namespace`` (None: in every
+        namespace), by a SubjectAccessReview."""

@@ -1,7 +1,7 @@
-"""The one in-memory Rollout store of the tests: ``ports.RolloutStore`` and ``ports.Annotator``,
-for tests of the shells that use those ports (the reconciler, the controller, the HTTP API, the
-console). The contract test in tests/integration runs the same checks against it and the real
-``KubeRolloutStore``, so it stays honest."""
+"""The one in-memory Rollout store of the tests: ``ports.RolloutStore``, ``ports.RolloutJanitor``
+and ``ports.Annotator``, for tests of the shells that use those ports (the reconciler, the
+controller, the HTTP API, the console, retention). The contract test in tests/integration runs
+the same checks against it and the real ``KubeRolloutStore``, so it stays honest."""
 
 from __future__ import annotations
 
@@ -82,3 +82,17 @@ class MemoryRolloutStore:
         """Set one annotation."""
         annotations = {**self.rollouts[ref].metadata.annotations, key: value}
         self._bump(ref, annotations=annotations)
+
+    def label(self, ref: Ref, key: str, value: str) -> None:
+        """Set one label."""
+        self._bump(ref, labels={**self.rollouts[ref].metadata.labels, key: value})
+
+    def delete(self, rollout: Rollout) -> None:
+        """Delete the Rollout if its resourceVersion still matches; else Conflict."""
+        ref = Ref(rollout.metadata.namespace, rollout.metadata.name)
+        current = self.rollouts.get(ref)
+        if current is None:
+            return
+        if current.metadata.resource_version != rollout.metadata.resource_version:
+            raise Conflict(f"{ref}: the object has been modified")
+        del self.rollouts[ref]

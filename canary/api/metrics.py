@@ -1,95 +1,241 @@
-"""A tiny Prometheus registry: counters with labels, and the text exposition format.
+"""The controller's own Prometheus metrics, on a ``prometheus_client`` registry of its own.
 
-The composition root makes one ``Registry`` and hands counters' ``inc`` to whoever counts (the
-reconciler counts reconciles and errors); ``canary.api.server`` renders it at ``/metrics``
-together with gauges computed at scrape time. Thread-safe. No dependency on
-``prometheus_client``: canary exposes a handful of series, and the format is a few lines.
+The composition root makes one ``ControllerMetrics`` and feeds it: every reconcile's result
+(``observe_reconcile``), every Prometheus query (through ``InstrumentedMetrics``, a decorator of
+``ports.MetricProvider``), every notification delivery (``observe_delivery``) and every command
+given through the API (``commands``). What describes Rollouts *now* (how many per phase, the
+weight, step and latest evidence of each active one) is read from the ``RolloutStore`` at
+scrape time by ``RolloutCollector``, so a Rollout that finishes or is deleted leaves no series
+behind: label sets per Rollout exist only for active Rollouts (bounded cardinality).
+``canary.api.app`` serves ``exposition()`` at ``/metrics``.
+
+Only ``canary.api`` imports ``prometheus_client`` (an import-linter contract).
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+import time
+from collections import Counter as Tally
+from collections.abc import Iterator, Sequence
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
+
+from canary.core import evidence, history
+from canary.errors import CanaryError, MetricsUnavailable
+from canary.model.status import TERMINAL_PHASES
+from canary.ports import Arms, MetricProvider, RolloutStore
+
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+"""The media type of ``exposition()``: the text format 0.0.4, which every Prometheus reads
+(canary's names need none of 1.0.0's UTF-8)."""
+
+# A release lasts from seconds (a broken canary rolled back at once) to hours (approval gates).
+RELEASE_BUCKETS = (30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0, 14400.0)
+QUERY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+__all__ = ["CONTENT_TYPE", "ControllerMetrics", "InstrumentedMetrics", "RolloutCollector"]
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+class RolloutCollector(Collector):
+    """Gauges computed from the store at each scrape: Rollouts by namespace and phase, and for
+    each active Rollout its canary weight, its step and the latest evidence of each check."""
+
+    def __init__(self, store: RolloutStore) -> None:
+        self._store = store
+
+    def collect(self) -> Iterator[Metric]:
+        """The families, read now. A store error is reported by ``canary_store_up 0``."""
+        up = GaugeMetricFamily("canary_store_up", "Whether the Rollouts could be read.")
+        try:
+            rollouts = self._store.list()
+        except CanaryError:
+            up.add_metric([], 0.0)
+            yield up
+            return
+        up.add_metric([], 1.0)
+        yield up
+        phases = GaugeMetricFamily(
+            "canary_rollouts", "Rollouts by namespace and phase.", labels=["namespace", "phase"]
+        )
+        for (namespace, phase), count in sorted(
+            Tally((r.metadata.namespace, r.status.phase) for r in rollouts).items()
+        ):
+            phases.add_metric([namespace, phase], float(count))
+        yield phases
+        per = ["namespace", "rollout", "target"]
+        weight = GaugeMetricFamily(
+            "canary_rollout_canary_weight_ratio",
+            "Share of traffic routed to the canary of an active Rollout (0 to 1).",
+            labels=per,
+        )
+        step = GaugeMetricFamily(
+            "canary_rollout_step_index",
+            "Index (from 0) of the step an active Rollout is at.",
+            labels=per,
+        )
+        value = GaugeMetricFamily(
+            "canary_rollout_check_value",
+            "Latest figure of each check of an active Rollout's current step.",
+            labels=[*per, "check"],
+        )
+        limit = GaugeMetricFamily(
+            "canary_rollout_check_limit",
+            "The limit each check's figure is compared with.",
+            labels=[*per, "check"],
+        )
+        for rollout in rollouts:
+            status = rollout.status
+            if status.phase in TERMINAL_PHASES:
+                continue
+            labels = [
+                rollout.metadata.namespace,
+                rollout.metadata.name,
+                rollout.spec.target_ref.name,
+            ]
+            weight.add_metric(labels, status.canary_weight / 100)
+            step.add_metric(labels, float(status.current_step_index))
+            current = history.current_step(status)
+            for check in current.checks if current is not None else ():
+                if check.value is not None:
+                    value.add_metric([*labels, check.name], check.value)
+                if check.limit is not None:
+                    limit.add_metric([*labels, check.name], check.limit)
+        yield from (weight, step, value, limit)
 
 
-def _labels(labels: Mapping[str, str]) -> str:
-    if not labels:
-        return ""
-    inner = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items()))
-    return "{" + inner + "}"
+class ControllerMetrics:
+    """Every series the controller exports, on its own registry."""
 
-
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
-
-
-@dataclass(frozen=True)
-class Family:
-    """One metric family at one moment: name, type, help, and samples by label set."""
-
-    name: str
-    type: str
-    help: str
-    samples: tuple[tuple[Mapping[str, str], float], ...]
-
-    def render(self) -> str:
-        """The family in the Prometheus text format (version 0.0.4)."""
-        lines = [
-            f"# HELP {self.name} {self.help.replace(chr(92), chr(92) * 2).replace(chr(10), ' ')}",
-            f"# TYPE {self.name} {self.type}",
-        ]
-        lines += [f"{self.name}{_labels(labels)} {_number(v)}" for labels, v in self.samples]
-        return "\n".join(lines) + "\n"
-
-
-class Counter:
-    """A monotonically increasing count per label set."""
-
-    def __init__(self, name: str, help: str) -> None:
-        self.name, self.help = name, help
-        self._values: dict[tuple[tuple[str, str], ...], float] = {}
-        self._lock = threading.Lock()
-
-    def inc(self, amount: float = 1.0, **labels: str) -> None:
-        """Add ``amount`` (default 1) to the series of ``labels``."""
-        key = tuple(sorted(labels.items()))
-        with self._lock:
-            self._values[key] = self._values.get(key, 0.0) + amount
-
-    def value(self, **labels: str) -> float:
-        """The current count of ``labels``."""
-        with self._lock:
-            return self._values.get(tuple(sorted(labels.items())), 0.0)
-
-    def collect(self) -> Family:
-        """The counter as a family (a counter never touched shows 0)."""
-        with self._lock:
-            samples = tuple((dict(k), v) for k, v in sorted(self._values.items()))
-        return Family(self.name, "counter", self.help, samples or (({}, 0.0),))
-
-
-class Registry:
-    """The counters canary exposes."""
-
-    def __init__(self) -> None:
-        self.reconciles = Counter("canary_reconcile_total", "Reconciles run.")
+    def __init__(self, store: RolloutStore | None = None) -> None:
+        # The *_created samples only double the series count. (Untyped in prometheus_client.)
+        disable_created_metrics()  # type: ignore[no-untyped-call]
+        self.registry = CollectorRegistry(auto_describe=True)
+        reg = self.registry
+        ProcessCollector(registry=reg)
+        PlatformCollector(registry=reg)
+        GCCollector(registry=reg)
+        if store is not None:
+            reg.register(RolloutCollector(store))
+        self.reconciles = Counter("canary_reconcile", "Reconciles run.", registry=reg)
         self.reconcile_errors = Counter(
-            "canary_reconcile_errors_total", "Reconciles that ended in an error, by error class."
+            "canary_reconcile_errors",
+            "Reconciles that ended in an error, by error class.",
+            ["error"],
+            registry=reg,
+        )
+        self.reconcile_duration = Histogram(
+            "canary_reconcile_duration_seconds", "Time one reconcile took.", registry=reg
+        )
+        self.outcomes = Counter(
+            "canary_rollout_outcomes",
+            "Releases finished, by result (promoted, rolled_back, aborted, failed, superseded) "
+            "and reason (why it rolled back or failed).",
+            ["result", "reason"],
+            registry=reg,
+        )
+        self.release_duration = Histogram(
+            "canary_release_duration_seconds",
+            "Time from a release's start to its promotion or its rollback, by result.",
+            ["result"],
+            buckets=RELEASE_BUCKETS,
+            registry=reg,
+        )
+        self.query_duration = Histogram(
+            "canary_prometheus_query_duration_seconds",
+            "Time a Prometheus query took, by kind (snapshot: the batched counters; value: a "
+            "custom metric).",
+            ["query"],
+            buckets=QUERY_BUCKETS,
+            registry=reg,
+        )
+        self.query_failures = Counter(
+            "canary_prometheus_query_failures",
+            "Prometheus queries that failed, by kind.",
+            ["query"],
+            registry=reg,
+        )
+        self.deliveries = Counter(
+            "canary_notification_deliveries",
+            "Notifications sent, by type (slack, msteams, webhook) and result (ok, failed).",
+            ["type", "result"],
+            registry=reg,
+        )
+        self.deleted = Counter(
+            "canary_rollouts_deleted",
+            "Finished Rollouts deleted by retention (--keep-finished).",
+            registry=reg,
         )
         self.commands = Counter(
-            "canary_api_commands_total", "Commands given through the HTTP API, by kind."
+            "canary_api_commands",
+            "Commands given through the HTTP API, by kind.",
+            ["kind"],
+            registry=reg,
         )
 
-    def collect(self) -> list[Family]:
-        """Every counter's family."""
-        return [c.collect() for c in (self.reconciles, self.reconcile_errors, self.commands)]
+    def observe_reconcile(
+        self, seconds: float, error: str | None, finished: history.Finished | None
+    ) -> None:
+        """Count one reconcile: its duration, its error class, and the release it finished."""
+        self.reconciles.inc()
+        self.reconcile_duration.observe(seconds)
+        if error is not None:
+            self.reconcile_errors.labels(error=error).inc()
+        if finished is not None:
+            self.outcomes.labels(result=finished.result, reason=finished.reason).inc()
+            if finished.duration is not None and finished.result in ("promoted", "rolled_back"):
+                self.release_duration.labels(result=finished.result).observe(
+                    finished.duration.total_seconds()
+                )
+
+    def observe_delivery(self, type_: str, ok: bool) -> None:
+        """Count one notification delivery."""
+        self.deliveries.labels(type=type_, result="ok" if ok else "failed").inc()
+
+    def exposition(self) -> bytes:
+        """The registry in the Prometheus text format."""
+        return generate_latest(self.registry)
 
 
-def render(families: Iterable[Family]) -> str:
-    """The exposition of ``families``."""
-    return "".join(f.render() for f in families)
+class InstrumentedMetrics:
+    """A ``ports.MetricProvider`` that times and counts the queries of the one it wraps."""
+
+    def __init__(self, inner: MetricProvider, metrics: ControllerMetrics) -> None:
+        self._inner, self._metrics = inner, metrics
+
+    def snapshot(self, targets: Sequence[Arms]) -> evidence.Snapshot:
+        """The wrapped provider's snapshot, timed."""
+        started = time.perf_counter()
+        try:
+            return self._inner.snapshot(targets)
+        except MetricsUnavailable:
+            self._metrics.query_failures.labels(query="snapshot").inc()
+            raise
+        finally:
+            self._metrics.query_duration.labels(query="snapshot").observe(
+                time.perf_counter() - started
+            )
+
+    def value(self, query: str) -> float | None:
+        """The wrapped provider's value, timed."""
+        started = time.perf_counter()
+        try:
+            return self._inner.value(query)
+        except MetricsUnavailable:
+            self._metrics.query_failures.labels(query="value").inc()
+            raise
+        finally:
+            self._metrics.query_duration.labels(query="value").observe(
+                time.perf_counter() - started
+            )

@@ -1,311 +1,171 @@
-"""canary's HTTP API: health, readiness, Prometheus metrics, the Rollout list for a dashboard,
-and the command endpoints that the CLI's approve/promote/abort/retry mirror.
+"""Serving the API app with uvicorn, in a thread of the controller process.
 
-    GET  /healthz                      200 while the process serves
-    GET  /readyz                       200 when ``ready()`` (leader elected, watches up), else 503
-    GET  /metrics                      Prometheus text: canary_rollouts{namespace,phase}, counters
-    GET  /api/v1/rollouts              {"items": [summary, ...]}   (?namespace=NS to filter)
-    GET  /api/v1/namespaces/NS/rollouts/NAME          the Rollout as stored
-    POST /api/v1/namespaces/NS/rollouts/NAME/KIND     KIND in approve|promote|abort|retry,
-                                       body {"actor": "...", "comment": "..."} → 202, 404, 409
-    GET  /api/v1/namespaces/NS/rollouts/NAME/KIND?expires=…&sig=…   a confirmation page for a
-                                       signed chat link (``canary.core.links``); its form POSTs
-
-Authentication: when a token is configured (``canary run --api-token-file`` or the
-``CANARY_API_TOKEN`` environment variable, wired by the composition root), every ``/api/``
-request needs ``Authorization: Bearer <token>``, except a POST carrying a valid signed link.
-Without a token the API is open: bind it to a trusted network only.
-
-Started by the composition root in a daemon thread (``start``). Talks to the cluster only
-through ``ports.RolloutStore`` and ``ports.Annotator``; must not import adapters.
+``start`` runs uvicorn's server with its own event loop in a daemon thread beside the reconcile
+worker, and returns a ``Running`` handle to stop it. What a client may cost is bounded:
+- headers must arrive within ``header_timeout`` of connecting (or of the previous response):
+  uvicorn itself waits forever for the first request line, so ``_GuardedH11`` closes a connection
+  that dawdles (a slow client cannot hold a connection slot);
+- the body within ``Limits.body_timeout`` and at most ``Limits.max_body`` bytes (the app);
+- at most ``max_requests`` requests at once (503 beyond), ``max_connections`` connections;
+- requests uvicorn refuses before the app sees them (a malformed request line, a bad
+  ``Content-Length``) are answered with a JSON problem too.
+Used by the composition root (``canary run``) and the API tests.
 """
 
 from __future__ import annotations
 
-import hmac
-import html
-import json
-import re
+import asyncio
 import threading
-from collections import Counter as Tally
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, cast, get_args
-from urllib.parse import parse_qs, urlsplit
+from typing import Any
 
 import structlog
+import uvicorn
+from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from canary.api.metrics import Family, Registry, render
-from canary.core import commands, links
-from canary.core.vocabulary import Command, CommandKind
-from canary.errors import CanaryError, TransientError
-from canary.model.rollout import Rollout
-from canary.ports import Annotator, Ref, RolloutStore
+from canary.api import problems
 
 log = structlog.get_logger("canary.api")
 
-MAX_BODY = 64 * 1024
-_ROLLOUT = re.compile(r"^/api/v1/namespaces/([^/]+)/rollouts/([^/]+)$")
-_COMMAND = re.compile(r"^/api/v1/namespaces/([^/]+)/rollouts/([^/]+)/([a-z]+)$")
-_KINDS = frozenset(get_args(CommandKind))
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """Connection-level limits of the server."""
+
+    header_timeout: float = 10.0
+    keep_alive: int = 5
+    max_requests: int = 64
+    max_connections: int = 256
+    max_header_bytes: int = 32 * 1024
 
 
-def _time(value: datetime | None) -> str | None:
-    """A timestamp as Kubernetes writes it (RFC 3339, UTC, Z)."""
-    if value is None:
-        return None
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat() + "Z"
+class _GuardedH11(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol with a deadline for the request head, and JSON problems
+    for the requests it refuses."""
 
+    header_timeout = 10.0
+    _deadline: asyncio.TimerHandle | None = None
 
-def summary(rollout: Rollout) -> dict[str, Any]:
-    """What a dashboard lists about a Rollout."""
-    meta, status = rollout.metadata, rollout.status
-    return {
-        "namespace": meta.namespace,
-        "name": meta.name,
-        "target": rollout.spec.target_ref.name,
-        "phase": status.phase,
-        "canaryWeight": status.canary_weight,
-        "currentStepIndex": status.current_step_index,
-        "message": status.message,
-        "createdAt": _time(meta.creation_timestamp),
-        "startedAt": _time(status.started_at),
-        "finishedAt": _time(status.finished_at),
-    }
+    def _arm(self) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(self.header_timeout, self._too_slow)
 
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
 
-@dataclass
-class Api:
-    """What the handlers need: the ports, the settings and the clock."""
+    def _too_slow(self) -> None:
+        if not self.transport.is_closing():
+            self.transport.close()
 
-    store: RolloutStore
-    annotator: Annotator
-    ready: Callable[[], bool]
-    registry: Registry
-    token: str | None = None
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
 
-    def rollout_gauge(self) -> Family:
-        """canary_rollouts{namespace,phase}, counted now from the store."""
-        tally = Tally((r.metadata.namespace, r.status.phase) for r in self.store.list())
-        samples = tuple(
-            ({"namespace": ns, "phase": phase}, float(n))
-            for (ns, phase), n in sorted(tally.items())
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def handle_events(self) -> None:
+        super().handle_events()
+        if self.cycle is not None and not self.cycle.response_complete:
+            self._disarm()  # the head has arrived; the app bounds the body
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()  # may already start a pipelined request's cycle
+        idle = self.cycle is None or self.cycle.response_complete
+        if idle and not self.transport.is_closing():
+            self._arm()
+
+    def send_400_response(self, msg: str) -> None:
+        body = problems.body(400, f"the request is not valid HTTP/1.1: {msg}")
+        self.transport.write(
+            b"HTTP/1.1 400 Bad Request\r\n"
+            b"content-type: " + problems.MEDIA_TYPE.encode() + b"\r\n"
+            b"connection: close\r\n"
+            b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
         )
-        return Family("canary_rollouts", "gauge", "Rollouts by namespace and phase.", samples)
-
-    def authorized(self, header: str | None) -> bool:
-        """Whether a request with this Authorization header may use /api/."""
-        if not self.token:
-            return True
-        scheme, _, given = (header or "").partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), self.token)
-
-    def give(
-        self, ref: Ref, kind: CommandKind, actor: str, comment: str
-    ) -> tuple[int, dict[str, Any]]:
-        """Write a command on a Rollout, refusing what makes no sense now. (status, body)"""
-        rollout = self.store.get(ref)
-        if rollout is None:
-            return 404, {"error": f'rollouts.canary.dev "{ref.name}" not found'}
-        reason = commands.refusal(kind, rollout.status.phase)
-        if reason is not None:
-            return 409, {"error": f"cannot {kind} rollout {ref}: {reason}"}
-        command = Command(kind, self.clock(), actor, comment)
-        for key, value in commands.encode(command).items():
-            self.annotator.annotate(ref, key, value)
-        self.registry.commands.inc(kind=kind)
-        log.info("command_given", rollout=str(ref), kind=kind, actor=actor)
-        return 202, {
-            "rollout": str(ref),
-            "command": kind,
-            "actor": actor,
-            "at": commands.timestamp(command.at),
-        }
+        self.transport.close()
 
 
-_CONFIRM = """<!doctype html>
-<html><head><meta charset="utf-8"><title>canary: {kind} {name}</title></head>
-<body style="font-family: sans-serif; max-width: 40em; margin: 3em auto">
-<h1>{kind} rollout {namespace}/{name}?</h1>
-<p>The rollout is <b>{phase}</b>. {message}</p>
-<form method="post">
-<p><label>Your name <input name="actor" required></label></p>
-<p><label>Comment <input name="comment" size="40"></label></p>
-<p><button type="submit">{kind}</button></p>
-</form></body></html>
-"""
+class _Inflight:
+    """At most ``limit`` requests in the app at once; 503 (a JSON problem) beyond."""
 
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit, self.count = app, limit, 0
 
-class _Handler(BaseHTTPRequestHandler):
-    server_version = "canary"
-    protocol_version = "HTTP/1.1"
-    api: Api  # set on the subclass made by ``start``
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Requests are not logged one by one; commands and errors are."""
-
-    def _send(self, status: int, body: bytes, content_type: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _json(self, status: int, document: Any) -> None:
-        self._send(status, json.dumps(document).encode() + b"\n", "application/json")
-
-    def _text(self, status: int, text: str) -> None:
-        self._send(status, text.encode(), "text/plain; charset=utf-8")
-
-    def _html(self, status: int, text: str) -> None:
-        self._send(status, text.encode(), "text/html; charset=utf-8")
-
-    def _handle(self, route: Callable[[], None]) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self.count >= self.limit:
+            body = problems.body(503, "too many requests at once; try again shortly")
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 503,
+                    "headers": [
+                        (b"content-type", problems.MEDIA_TYPE.encode()),
+                        (b"retry-after", b"1"),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
+        self.count += 1
         try:
-            route()
-        except TransientError as error:
-            log.warning("api_request_failed", path=self.path, error=str(error))
-            self._json(503, {"error": str(error)})
-        except CanaryError as error:
-            log.error("api_request_failed", path=self.path, error=str(error))
-            self._json(500, {"error": str(error)})
-
-    def do_GET(self) -> None:
-        """Health, readiness, metrics, the Rollout list, one Rollout, a confirmation page."""
-        self._handle(self._get)
-
-    def do_POST(self) -> None:
-        """A command on a Rollout."""
-        self._handle(self._post)
-
-    def _get(self) -> None:
-        url = urlsplit(self.path)
-        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
-        if url.path == "/healthz":
-            self._text(200, "ok\n")
-        elif url.path == "/readyz":
-            ready = self.api.ready()
-            self._text(200 if ready else 503, "ok\n" if ready else "not ready\n")
-        elif url.path == "/metrics":
-            families = [self.api.rollout_gauge(), *self.api.registry.collect()]
-            self._send(200, render(families).encode(), "text/plain; version=0.0.4; charset=utf-8")
-        elif (match := _COMMAND.match(url.path)) and "sig" in query:
-            self._confirm(Ref(match[1], match[2]), match[3], query)
-        elif not self.api.authorized(self.headers.get("Authorization")):
-            self._json(401, {"error": "unauthorized: send Authorization: Bearer <token>"})
-        elif url.path == "/api/v1/rollouts":
-            rollouts = self.api.store.list(query.get("namespace"))
-            self._json(200, {"items": [summary(r) for r in rollouts]})
-        elif match := _ROLLOUT.match(url.path):
-            found = self.api.store.get(Ref(match[1], match[2]))
-            if found is None:
-                self._json(404, {"error": f'rollouts.canary.dev "{match[2]}" not found'})
-            else:
-                self._json(200, found.wire())
-        else:
-            self._json(404, {"error": f"no such endpoint: GET {url.path}"})
-
-    def _link_ok(self, ref: Ref, kind: str, query: dict[str, str]) -> bool:
-        return links.valid(
-            self.api.token or "",
-            namespace=ref.namespace,
-            name=ref.name,
-            kind=kind,
-            expires=query.get("expires", ""),
-            sig=query.get("sig", ""),
-            now=self.api.clock(),
-        )
-
-    def _confirm(self, ref: Ref, kind: str, query: dict[str, str]) -> None:
-        if kind not in _KINDS or not self._link_ok(ref, kind, query):
-            self._html(403, "<p>This link is not valid (or has expired).</p>\n")
-            return
-        rollout = self.api.store.get(ref)
-        if rollout is None:
-            self._html(404, f"<p>Rollout {html.escape(str(ref))} no longer exists.</p>\n")
-            return
-        page = _CONFIRM.format(
-            kind=html.escape(kind),
-            namespace=html.escape(ref.namespace),
-            name=html.escape(ref.name),
-            phase=html.escape(rollout.status.phase),
-            message=html.escape(rollout.status.message),
-        )
-        self._html(200, page)
-
-    def _body(self) -> dict[str, Any] | None:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY:
-            return None
-        raw = self.rfile.read(length) if length else b""
-        form = self.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded")
-        # curl -d labels JSON as a form; only the confirmation page really sends one.
-        if form and not raw.lstrip().startswith(b"{"):
-            return {k: v[-1] for k, v in parse_qs(raw.decode(errors="replace")).items()}
-        try:
-            document = json.loads(raw or b"{}")
-        except ValueError:
-            return None
-        return document if isinstance(document, dict) else None
-
-    def _post(self) -> None:
-        url = urlsplit(self.path)
-        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
-        match = _COMMAND.match(url.path)
-        if match is None or match[3] not in _KINDS:
-            self._json(404, {"error": f"no such endpoint: POST {url.path}"})
-            return
-        ref, kind = Ref(match[1], match[2]), cast(CommandKind, match[3])
-        signed = "sig" in query
-        if signed and not self._link_ok(ref, kind, query):
-            self._json(403, {"error": "the link is not valid or has expired"})
-            return
-        if not signed and not self.api.authorized(self.headers.get("Authorization")):
-            self._json(401, {"error": "unauthorized: send Authorization: Bearer <token>"})
-            return
-        body = self._body()
-        if body is None:
-            self._json(400, {"error": 'send a JSON object: {"actor": "...", "comment": "..."}'})
-            return
-        actor, comment = body.get("actor") or "api", body.get("comment") or ""
-        if not isinstance(actor, str) or not isinstance(comment, str):
-            self._json(400, {"error": "actor and comment must be strings"})
-            return
-        status, document = self.api.give(ref, kind, actor, comment)
-        if signed:
-            text = document.get("error") or f"{kind} given to {ref} by {actor}."
-            self._html(status, f"<p>{html.escape(str(text))}</p>\n")
-        else:
-            self._json(status, document)
+            await self.app(scope, receive, send)
+        finally:
+            self.count -= 1
 
 
 class Running:
     """A serving API: its address, and how to stop it."""
 
-    def __init__(self, httpd: ThreadingHTTPServer, thread: threading.Thread) -> None:
-        self._httpd, self._thread = httpd, thread
-        host, port = httpd.server_address[:2]
-        self.port = int(port)
-        self.url = f"http://{host!s}:{self.port}"
+    def __init__(self, server: uvicorn.Server, thread: threading.Thread, host: str) -> None:
+        self._server, self._thread = server, thread
+        sockets = [s for srv in server.servers for s in srv.sockets]
+        self.port = int(sockets[0].getsockname()[1])
+        self.url = f"http://{host}:{self.port}"
 
     def stop(self) -> None:
         """Stop serving and wait for the serving thread."""
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join()
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
 
 
-def start(api: Api, host: str = "0.0.0.0", port: int = 8080) -> Running:
-    """Serve ``api`` in a daemon thread; port 0 picks a free port."""
-    handler = type("Handler", (_Handler,), {"api": api})
-    httpd = ThreadingHTTPServer((host, port), handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(
-        target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, name="canary-api", daemon=True
+def start(
+    app: ASGIApp, host: str = "0.0.0.0", port: int = 8080, limits: ServerLimits | None = None
+) -> Running:
+    """Serve ``app`` with uvicorn in a daemon thread; port 0 picks a free port. Returns once
+    the server listens; raises RuntimeError if it could not start."""
+    limits = limits or ServerLimits()
+    protocol: Any = type("Protocol", (_GuardedH11,), {"header_timeout": limits.header_timeout})
+    config = uvicorn.Config(
+        _Inflight(app, limits.max_requests),
+        host=host,
+        port=port,
+        http=protocol,
+        ws="none",
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        timeout_keep_alive=limits.keep_alive,
+        timeout_graceful_shutdown=5,
+        limit_concurrency=limits.max_connections,
+        h11_max_incomplete_event_size=limits.max_header_bytes,
     )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="canary-api", daemon=True)
     thread.start()
-    log.info("api_started", url=f"http://{host}:{httpd.server_address[1]}")
-    return Running(httpd, thread)
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError(f"the HTTP API could not listen on {host}:{port}")
+        thread.join(timeout=0.01)
+    running = Running(server, thread, host)
+    log.info("api_started", url=running.url)
+    return running

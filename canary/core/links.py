@@ -1,17 +1,21 @@
-"""Signed links for chat buttons: a URL that lets whoever holds it give one command to one
-Rollout until it expires, without a bearer token (a chat client cannot send one).
+"""Signed links for chat buttons: a URL that opens, until it expires, the page from which a
+person gives one command to one Rollout.
 
-Notifiers make the links (``link``); the HTTP API checks them (``valid``) and shows a
-confirmation page first, so a link preview fetching the URL never gives the command. The key is
-the API's token. Pure: the caller passes the time.
+Notifiers make the links (``link``); the HTTP API checks them (``valid``) before it shows the
+confirmation page, and the command itself still needs the person's own reviewed token, so a
+link preview fetching the URL, or anyone else holding it, never gives the command. The key is
+the controller's link secret. Pure: the caller passes the time.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from datetime import datetime
 from urllib.parse import quote, urlencode
+
+_EXPIRES = re.compile(r"[0-9]{1,12}")
 
 
 def signature(secret: str, namespace: str, name: str, kind: str, expires: int) -> str:
@@ -45,7 +49,8 @@ def valid(
     now: datetime,
 ) -> bool:
     """Whether a link's ``expires`` and ``sig`` allow ``kind`` on the Rollout at ``now``."""
-    if not secret or not expires.isdigit() or int(expires) < now.timestamp():
+    # isdigit() accepts '²', which int() refuses: only ASCII digits are a time.
+    if not secret or not _EXPIRES.fullmatch(expires) or int(expires) < now.timestamp():
         return False
     expected = signature(secret, namespace, name, kind, int(expires))
     return hmac.compare_digest(expected, sig)

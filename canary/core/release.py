@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from canary.core.history import TARGET_LABEL
 from canary.core.lint import problems_of
 from canary.errors import InvalidSpec
 from canary.model.rollout import Rollout
@@ -106,7 +107,12 @@ def build(
     if max_weight is not None:
         spec["maxWeight"] = max_weight
     document = {
-        "metadata": {"name": name or release_name(deployment, images, now), "namespace": namespace},
+        "metadata": {
+            "name": name or release_name(deployment, images, now),
+            "namespace": namespace,
+            # A label value stops at 63 characters; a longer Deployment name goes unlabelled.
+            "labels": {TARGET_LABEL: deployment} if len(deployment) <= 63 else {},
+        },
         "spec": spec,
     }
     try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import heapq
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -93,7 +94,7 @@ class Controller:
         *,
         namespace: str | None = None,
         settle: timedelta = measuring.SETTLE,
-        on_result: Callable[[Result], None] = lambda _: None,
+        on_result: Callable[[Result, float], None] = lambda _result, _seconds: None,
     ) -> None:
         self._reconciler = reconciler
         self._store = store
@@ -144,9 +145,10 @@ class Controller:
 
     def work(self, ref: Ref, measurement: Measurement | None = None) -> Result:
         """Reconcile one Rollout now and note what measuring needs to know of it."""
+        started = time.perf_counter()
         result = self._reconciler.reconcile(ref, measurement)
         self.reconciles += 1
-        self._on_result(result)
+        self._on_result(result, time.perf_counter() - started)
         with self._lock:
             self._measuring = measuring.reconciled(
                 self._measuring,

@@ -15,7 +15,7 @@ from datetime import timedelta
 
 import structlog
 
-from canary.core import commands, judge, machine, measuring, vocabulary
+from canary.core import commands, history, judge, machine, measuring, vocabulary
 from canary.core import plan as plan_mod
 from canary.errors import (
     CanaryError,
@@ -52,6 +52,8 @@ class Result:
     """What measuring needs to know (None: the Rollout is not being measured)."""
     error: str | None = None
     """The class of the error that ended this reconcile early, if one did."""
+    finished: history.Finished | None = None
+    """How the release ended, when this reconcile wrote its terminal status."""
 
 
 def superseded_by(rollout: Rollout, others: list[Rollout]) -> str | None:
@@ -157,7 +159,9 @@ class Reconciler:
             )
             return self._invalid(rollout, problems, bound)
         report = measuring.Reconciled.of(plan, decision.status.phase, weight, ready)
-        return Result(decision.requeue_after, report)
+        return Result(
+            decision.requeue_after, report, finished=_finished(rollout.status, decision.status)
+        )
 
     def _decide(
         self, rollout: Rollout, plan: plan_mod.Plan, measurement: Measurement | None
@@ -229,7 +233,7 @@ class Reconciler:
             if decision.status != rollout.status:
                 self._write(rollout, decision.status)
         bound.warning("spec_invalid", problems=[str(p) for p in problems])
-        return Result(None)
+        return Result(None, finished=_finished(rollout.status, decision.status))
 
     def _reject_malformed_commands(
         self, ref: Ref, rollout: Rollout, bound: structlog.typing.FilteringBoundLogger
@@ -243,6 +247,13 @@ class Reconciler:
 
     def _write(self, rollout: Rollout, status: RolloutStatus) -> None:
         self._store.write_status(rollout, status)
+
+
+def _finished(before: RolloutStatus, after: RolloutStatus) -> history.Finished | None:
+    """The release's outcome when ``after`` (written) ends it; None otherwise."""
+    if before.phase in TERMINAL_PHASES or after.phase not in TERMINAL_PHASES:
+        return None
+    return history.outcome(after)
 
 
 def _may_restart(rollout: Rollout) -> bool:

@@ -23,7 +23,7 @@ class Scheduler:
             timezone="UTC",
         )
 
-    def every(self, interval: timedelta, job: Callable[[], None], name: str) -> None:
+    def every(self, interval: timedelta, job: Callable[[], object], name: str) -> None:
         """Run ``job`` every ``interval`` (first run after one interval)."""
         self._scheduler.add_job(
             job, "interval", seconds=interval.total_seconds(), id=name, name=name

@@ -1,5 +1,6 @@
 """The Rollout store contract, run against the real KubeRolloutStore and the in-memory fake the
-API tests use, so the fake stays honest: reads, guarded status writes, annotations."""
+API tests use, so the fake stays honest: reads, guarded status writes, annotations, labels,
+guarded deletes."""
 
 from __future__ import annotations
 
@@ -98,6 +99,33 @@ def test_annotate_sets_one_annotation_and_keeps_the_others(world: Any, namespace
         "canary.dev/approve": "c",
         "canary.dev/abort": "b",
     }
+
+
+def test_label_sets_one_label_and_keeps_the_others(world: Any, namespace: str) -> None:
+    """Each label call adds or replaces one key; earlier keys stay."""
+    store, put = world
+    put(_rollout(namespace, "web-2"))
+    ref = Ref(namespace, "web-2")
+    store.label(ref, "team", "a")
+    store.label(ref, "canary.dev/target", "podinfo")
+    assert store.get(ref).metadata.labels == {"team": "a", "canary.dev/target": "podinfo"}
+
+
+def test_deletes_are_guarded_by_resource_version(world: Any, namespace: str) -> None:
+    """A delete of a stale read is Conflict and keeps the Rollout; a current one removes it;
+    deleting what is gone is nothing."""
+    store, put = world
+    put(_rollout(namespace, "web-2"))
+    ref = Ref(namespace, "web-2")
+    stale = store.get(ref)
+    store.annotate(ref, "canary.dev/retry", "x")
+    with pytest.raises(Conflict):
+        store.delete(stale)
+    assert store.get(ref) is not None
+    current = store.get(ref)
+    store.delete(current)
+    assert store.get(ref) is None
+    store.delete(current)
 
 
 def test_policies_are_read_as_models(kube: client.ApiClient, namespace: str) -> None:

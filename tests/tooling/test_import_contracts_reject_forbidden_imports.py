@@ -47,6 +47,16 @@ PROBES = {
         "Layers:",
     ),
     "the CLI importing the emulator": ("canary/cli.py", "import canary.emulator", "Layers:"),
+    "prometheus_client outside the API": (
+        "canary/runtime/controller.py",
+        "import prometheus_client",
+        "The HTTP stack and the metrics registry only in canary.api",
+    ),
+    "uvicorn outside the API": (
+        "canary/cli.py",
+        "import uvicorn",
+        "The HTTP stack and the metrics registry only in canary.api",
+    ),
 }
 
 

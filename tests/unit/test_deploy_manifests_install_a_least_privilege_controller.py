@@ -82,4 +82,6 @@ def test_rbac_grants_exactly_what_the_controller_uses() -> None:
         ("", "events"): {"create", "patch"},
         ("", "secrets"): {"get"},
         ("coordination.k8s.io", "leases"): {"get", "create", "update"},
+        ("authentication.k8s.io", "tokenreviews"): {"create"},
+        ("authorization.k8s.io", "subjectaccessreviews"): {"create"},
     }

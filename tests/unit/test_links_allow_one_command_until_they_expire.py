@@ -53,3 +53,9 @@ def test_a_link_allows_nothing_else() -> None:
     assert not _valid("s3cret", "web-2", "approve", ("soon", sig), early)
     assert not _valid("s3cret", "web-2", "approve", (expires, sig), NOW + timedelta(1))
     assert not _valid("", "web-2", "approve", (expires, sig), early)
+
+
+def test_an_expiry_that_is_not_ascii_digits_is_refused_not_raised() -> None:
+    """'²' and '٣' pass str.isdigit() but are not times: the link is refused, never an error."""
+    for expires in ("²", "٣", "1" * 13, "-1", ""):
+        assert not _valid("s3cret", "web-2", "approve", (expires, "00"), NOW)

@@ -8,7 +8,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from canary.core import evidence, machine, vocabulary
+from canary.core import evidence, history, machine, vocabulary
 from canary.core import plan as plan_mod
 from canary.errors import InvalidSpec, Problem
 from canary.model.linkerd import LATENCY_BUCKETS_MS
@@ -52,6 +52,8 @@ class World:
     router: FakeRouter = field(default_factory=FakeRouter)
     events: FakeEvents = field(default_factory=FakeEvents)
     clock: FakeClock = field(default_factory=lambda: FakeClock(T0))
+    finished: list[history.Finished] = field(default_factory=list)
+    """How the release ended, each time a reconcile reported it."""
 
     def __post_init__(self) -> None:
         self.ref = self.store.add(self.rollout)
@@ -65,6 +67,8 @@ class World:
         result = self.reconciler.reconcile(
             self.ref, rec.Measurement(evidence=self.cluster.evidence(5))
         )
+        if result.finished is not None:
+            self.finished.append(result.finished)
         for route in self.router.routes.values():
             self.cluster.route_exists, self.cluster.weight = True, route.canary_weight
         self.cluster.settle()
@@ -101,6 +105,8 @@ def test_reconciler_promotes_a_healthy_release() -> None:
     assert world.cluster.stable_template == "v2"
     assert world.route_weight() == 0
     assert ("podinfo-2", "Promoted") in world.events.events
+    assert [(f.result, f.reason) for f in world.finished] == [("promoted", "analysis_passed")]
+    assert world.tick().finished is None  # counted once, when it ended
 
 
 def test_reconciler_rolls_back_a_failing_release() -> None:
@@ -111,6 +117,7 @@ def test_reconciler_rolls_back_a_failing_release() -> None:
     assert world.cluster.stable_template == "v1"
     assert world.cluster.weight == 0
     assert world.route_weight() == 0
+    assert [(f.result, f.reason) for f in world.finished] == [("rolled_back", "analysis")]
 
 
 def test_lost_status_race_is_retried_soon() -> None:

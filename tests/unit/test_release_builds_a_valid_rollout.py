@@ -113,6 +113,17 @@ def test_build_with_explicit_name_and_policy() -> None:
     assert rollout.spec.policy_ref.name == "shared"
 
 
+def test_a_release_is_labelled_with_its_target() -> None:
+    """canary.dev/target names the Deployment (left out when too long for a label value)."""
+    made = release.build(namespace="t", deployment="web", images={"web": "w:2"}, env={}, now=NOW)
+    assert made.metadata.labels == {"canary.dev/target": "web"}
+    long = "w" * 64
+    made = release.build(
+        namespace="t", deployment=long, images={"web": "w:2"}, env={}, now=NOW, name="w-2"
+    )
+    assert made.metadata.labels == {}
+
+
 def test_build_refuses_an_invalid_release_with_field_paths() -> None:
     """A release that changes nothing, or a bad name, is InvalidSpec naming the field."""
     with pytest.raises(InvalidSpec) as caught:

@@ -1,4 +1,4 @@
-"""Get, create and patch namespaced custom objects (routes, Rollouts) as plain dicts.
+"""Get, create, patch and delete namespaced custom objects (routes, Rollouts) as plain dicts.
 
 Used by the routers and the Rollout store. Reads return None for objects that do not exist.
 """
@@ -77,3 +77,20 @@ class CustomObjects:
                 self.group, self.version, namespace, self.plural, name, body
             )
         return cast(dict[str, Any], done)
+
+    def delete(
+        self, namespace: str, name: str, uid: str | None, resource_version: str | None
+    ) -> None:
+        """Delete the object if it is still the version read (uid and resourceVersion
+        preconditions: raises Conflict when it changed); nothing when it is already gone."""
+        options = client.V1DeleteOptions(
+            preconditions=client.V1Preconditions(uid=uid, resource_version=resource_version)
+        )
+        with translated(f"delete {self.plural} {namespace}/{name}"):
+            try:
+                self._api.delete_namespaced_custom_object(
+                    self.group, self.version, namespace, self.plural, name, body=options
+                )
+            except ApiException as error:
+                if error.status != 404:
+                    raise

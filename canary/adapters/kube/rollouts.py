@@ -1,9 +1,10 @@
 """Rollouts and RolloutPolicies in the cluster, as the pydantic models.
 
-``KubeRolloutStore`` implements ``ports.RolloutStore`` for the reconciler and
-``ports.Annotator`` for the CLI and the HTTP API (people's commands are annotations, see
-``canary.core.commands``). Status is written only through the status subresource, guarded by
-the Rollout's resourceVersion, so a stale writer gets ``Conflict`` instead of clobbering.
+``KubeRolloutStore`` implements ``ports.RolloutStore`` for the reconciler,
+``ports.RolloutJanitor`` for retention, and ``ports.Annotator`` for the CLI and the HTTP API
+(people's commands are annotations, see ``canary.core.commands``). Status is written only
+through the status subresource, guarded by the Rollout's resourceVersion, so a stale writer
+gets ``Conflict`` instead of clobbering.
 """
 
 from __future__ import annotations
@@ -97,3 +98,12 @@ class KubeRolloutStore:
         body.pop("status", None)
         made = self._rollouts.create(rollout.metadata.namespace, body)
         return _parse_rollout(made)
+
+    def label(self, ref: Ref, key: str, value: str) -> None:
+        """Set one label on the Rollout (a merge patch: other labels stay)."""
+        self._rollouts.patch(ref.namespace, ref.name, {"metadata": {"labels": {key: value}}})
+
+    def delete(self, rollout: Rollout) -> None:
+        """Delete the Rollout if it has not changed since it was read (else Conflict)."""
+        meta = rollout.metadata
+        self._rollouts.delete(meta.namespace, meta.name, meta.uid, meta.resource_version)

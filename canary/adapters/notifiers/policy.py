@@ -3,7 +3,8 @@ slack, msteams or webhook, each with a URL or a Secret holding it).
 
 Implements ``ports.EventRecorder``; never raises. The composition root wires it with two
 callables, so that this module needs no cluster access of its own: ``notifications`` (the
-merged policy's list for a Rollout) and ``secret`` (the value of a Secret key in a namespace).
+merged policy's list for a Rollout) and ``secret`` (the value of a Secret key in a namespace);
+``delivered`` hears of each delivery (type, success) for the controller's metrics.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Callable, Sequence
 import structlog
 
 from canary.adapters.notifiers.slack import SlackNotifier, text
-from canary.adapters.notifiers.webhook import TIMEOUT, WebhookNotifier, post_json
+from canary.adapters.notifiers.webhook import TIMEOUT, payload, post_json
 from canary.core.vocabulary import Event
 from canary.errors import CanaryError
 from canary.model.policy import Notification, SecretKeyRef
@@ -33,9 +34,11 @@ class PolicyNotifier:
         api_url: str | None = None,
         link_secret: str | None = None,
         timeout: float = TIMEOUT,
+        delivered: Callable[[str, bool], None] = lambda _type, _ok: None,
     ) -> None:
         self._notifications, self._secret = notifications, secret
         self._api_url, self._link_secret, self._timeout = api_url, link_secret, timeout
+        self._delivered = delivered
 
     def _url(self, rollout: Rollout, notification: Notification) -> str | None:
         if notification.url is not None:
@@ -58,14 +61,15 @@ class PolicyNotifier:
             url = self._url(rollout, notification)
             if url is None:
                 log.warning("notification_dropped", reason="no URL", type=notification.type)
-            elif notification.type == "slack":
-                SlackNotifier(
-                    url,
-                    api_url=self._api_url,
-                    link_secret=self._link_secret,
-                    timeout=self._timeout,
-                ).record(rollout, event)
+                self._delivered(notification.type, False)
+                continue
+            if notification.type == "slack":
+                slack = SlackNotifier(
+                    url, api_url=self._api_url, link_secret=self._link_secret, timeout=self._timeout
+                )
+                document = slack.message(rollout, event)
             elif notification.type == "msteams":
-                post_json(url, {"text": text(rollout, event)}, self._timeout)
+                document = {"text": text(rollout, event)}
             else:
-                WebhookNotifier(url, self._timeout).record(rollout, event)
+                document = payload(rollout, event)
+            self._delivered(notification.type, post_json(url, document, self._timeout))

@@ -5,11 +5,14 @@ other's traffic and a test may kill its own controller.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +20,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.conftest import Cluster
 
@@ -115,6 +119,23 @@ class Release:
             f"\n--- emulator log\n{self.emulator.tail(15)}",
             pytrace=False,
         )
+
+    def controller_metrics(self) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+        """The controller's /metrics, parsed with prometheus_client's parser: every sample by
+        (name, labels). The port is the one the controller logged when its API started."""
+        started = [
+            json.loads(line)
+            for line in self.controller.log.read_text(errors="replace").splitlines()
+            if '"api_started"' in line
+        ]
+        port = urllib.parse.urlsplit(started[-1]["url"]).port
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+            text = reply.read().decode()
+        return {
+            (sample.name, frozenset(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        }
 
     def annotate(self, name: str, key: str, value: str) -> None:
         """Set an annotation on the Rollout (how the CLI sends commands)."""

@@ -27,6 +27,13 @@ def test_healthy_release_is_promoted(release_env: Callable[..., Release], router
     steps = done["status"]["steps"]
     assert [s["verdict"] for s in steps] == ["Passed", "Passed", "Passed"]
     assert all(s["canary"]["requests"] >= 60 for s in steps)
+    metrics = env.controller_metrics()
+    promoted = frozenset({"result": "promoted", "reason": "analysis_passed"}.items())
+    assert metrics["canary_rollout_outcomes_total", promoted] == 1
+    assert (
+        metrics["canary_release_duration_seconds_count", frozenset({("result", "promoted")})] == 1
+    )
+    assert not any(name == "canary_rollout_canary_weight_ratio" for name, _ in metrics)
 
 
 @pytest.mark.parametrize("router", ROUTERS)
@@ -44,6 +51,8 @@ def test_error_regression_is_rolled_back(release_env: Callable[..., Release], ro
     failed = done["status"]["steps"][-1]
     assert failed["verdict"] == "Failed"
     assert failed["canary"]["failures"] > 0
+    rolled_back = frozenset({"result": "rolled_back", "reason": "analysis"}.items())
+    assert env.controller_metrics()["canary_rollout_outcomes_total", rolled_back] == 1
 
 
 @pytest.mark.parametrize("router", ROUTERS)

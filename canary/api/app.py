@@ -1,0 +1,342 @@
+"""canary's HTTP API as an ASGI app (Starlette): health, readiness, the controller's metrics,
+the Rollouts for a dashboard, and the commands the CLI's approve/promote/abort/retry mirror.
+
+    GET  /healthz                      200 while the process serves
+    GET  /readyz                       200 when ``ready()`` (leader elected, watches up), else 503
+    GET  /metrics                      Prometheus text (``canary.api.metrics``)
+    GET  /api/v1/rollouts              {"items": [summary, ...]}   (?namespace=NS to filter)
+    GET  /api/v1/namespaces/NS/rollouts/NAME          the Rollout as stored
+    POST /api/v1/namespaces/NS/rollouts/NAME/KIND     KIND in approve|promote|abort|retry,
+                                       body {"comment": "..."} → 202, 403, 404, 409
+    GET  /api/v1/namespaces/NS/rollouts/NAME/KIND?expires=…&sig=…   the page a signed chat
+                                       link (``canary.core.links``) opens: it asks for a token
+
+Every ``/api/`` request needs ``Authorization: Bearer <Kubernetes token>`` (or the
+``X-Forwarded-Access-Token`` an OAuth2 proxy adds): the cluster says who holds it (TokenReview)
+and whether RBAC lets them act (SubjectAccessReview, ``canary.core.access``). Lists show only
+the namespaces the caller may list; the actor of a command is the reviewed identity. Every error
+is a JSON problem (``canary.api.problems``).
+
+Built by ``build``; served by ``canary.api.server``. Talks to the cluster only through ports;
+blocking port calls run on a bounded pool of worker threads. Must not import adapters.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar, get_args
+
+import anyio
+import anyio.to_thread
+import structlog
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from canary.api import problems
+from canary.api.access import Gate
+from canary.api.metrics import CONTENT_TYPE, ControllerMetrics
+from canary.api.problems import Problem
+from canary.core import access, commands, links
+from canary.core.vocabulary import Command, CommandKind
+from canary.model.rollout import Rollout
+from canary.ports import AccessReview, Annotator, Identity, Ref, RolloutStore
+
+log = structlog.get_logger("canary.api")
+
+KINDS: frozenset[str] = frozenset(get_args(CommandKind))
+T = TypeVar("T")
+
+
+class CommandBody(BaseModel):
+    """The body of a command: why. Who gives it is the caller's reviewed identity."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    comment: str = Field(default="", max_length=1024)
+
+
+@dataclass
+class Limits:
+    """What one request may cost."""
+
+    max_body: int = 64 * 1024
+    """Bytes a request body may have."""
+    body_timeout: float = 10.0
+    """Seconds a client has to send the whole body."""
+    workers: int = 8
+    """Threads that run blocking calls (store, reviews) at once; more requests wait."""
+
+
+@dataclass
+class Api:
+    """What the handlers need: the ports, the settings and the clock."""
+
+    store: RolloutStore
+    annotator: Annotator
+    access: AccessReview
+    ready: Callable[[], bool]
+    metrics: ControllerMetrics
+    link_secret: str | None = None
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    limits: Limits = field(default_factory=Limits)
+
+
+def _time(value: datetime | None) -> str | None:
+    """A timestamp as Kubernetes writes it (RFC 3339, UTC, Z)."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat() + "Z"
+
+
+def summary(rollout: Rollout) -> dict[str, Any]:
+    """What a dashboard lists about a Rollout."""
+    meta, status = rollout.metadata, rollout.status
+    return {
+        "namespace": meta.namespace,
+        "name": meta.name,
+        "target": rollout.spec.target_ref.name,
+        "phase": status.phase,
+        "canaryWeight": status.canary_weight,
+        "currentStepIndex": status.current_step_index,
+        "message": status.message,
+        "createdAt": _time(meta.creation_timestamp),
+        "startedAt": _time(status.started_at),
+        "finishedAt": _time(status.finished_at),
+    }
+
+
+def _namespace(text: str) -> str:
+    if not access.is_namespace(text):
+        raise Problem(400, f"{text!r} is not a valid namespace name (RFC 1123 label)")
+    return text
+
+
+def _ref(request: Request) -> Ref:
+    namespace, name = request.path_params["namespace"], request.path_params["name"]
+    if not access.is_name(name):
+        raise Problem(400, f"{name!r} is not a valid Rollout name (RFC 1123 subdomain)")
+    return Ref(_namespace(namespace), name)
+
+
+def _kind(request: Request) -> CommandKind:
+    kind = request.path_params["kind"]
+    if kind not in KINDS:
+        raise Problem(404, f"no such command: {kind} (one of {', '.join(sorted(KINDS))})")
+    return kind  # type: ignore[no-any-return]
+
+
+def _not_found(ref: Ref) -> Problem:
+    return Problem(404, f'rollouts.canary.dev "{ref.name}" not found in namespace {ref.namespace}')
+
+
+_CONFIRM = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>canary: {kind} {namespace}/{name}</title></head>
+<body style="font-family: sans-serif; max-width: 40em; margin: 2em auto; padding: 0 1em">
+<h1>{kind} rollout {namespace}/{name}?</h1>
+<p>Nothing happens until you confirm as yourself. Behind the cluster's sign-in proxy, leave the
+token empty; otherwise paste a Kubernetes token (<code>kubectl create token …</code>).</p>
+<form id="confirm">
+<p><label>Token <input id="token" type="password" autocomplete="off" size="40"></label></p>
+<p><label>Comment <input id="comment" maxlength="1024" size="40"></label></p>
+<p><button type="submit">{kind}</button></p>
+</form>
+<p id="result" role="status"></p>
+<script>
+const form = document.getElementById("confirm");
+const token = document.getElementById("token");
+token.value = sessionStorage.getItem("canary-token") || "";
+form.addEventListener("submit", async (event) => {{
+  event.preventDefault();
+  const headers = {{"Content-Type": "application/json"}};
+  if (token.value) {{
+    sessionStorage.setItem("canary-token", token.value);
+    headers["Authorization"] = "Bearer " + token.value;
+  }}
+  const comment = document.getElementById("comment").value;
+  const reply = await fetch(location.pathname, {{
+    method: "POST", headers, body: JSON.stringify({{comment}})}});
+  const answer = await reply.json();
+  document.getElementById("result").textContent =
+    reply.ok ? `${{answer.command}} given by ${{answer.actor}}` : answer.detail;
+}});
+</script>
+</body></html>
+"""
+
+
+class _Handlers:
+    def __init__(self, api: Api) -> None:
+        self.api = api
+        self.gate = Gate(api.access)
+        self.limiter: anyio.CapacityLimiter | None = None
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a blocking call on the bounded worker pool."""
+        assert self.limiter is not None
+        return await anyio.to_thread.run_sync(fn, *args, limiter=self.limiter)
+
+    async def identity(self, request: Request) -> Identity:
+        header = request.headers.get("authorization")
+        forwarded = request.headers.get("x-forwarded-access-token")
+        if header is None and forwarded is not None:
+            header = f"Bearer {forwarded}"
+        return await self.call(self.gate.identify, header)
+
+    async def body(self, request: Request) -> bytes:
+        limit = self.api.limits.max_body
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdecimal() and int(declared) > limit:
+            raise Problem(413, f"the body may have at most {limit} bytes")
+        chunks, size = [], 0
+        try:
+            with anyio.fail_after(self.api.limits.body_timeout):
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > limit:
+                        raise Problem(413, f"the body may have at most {limit} bytes")
+                    chunks.append(chunk)
+        except TimeoutError as error:
+            raise Problem(
+                408,
+                f"the body did not arrive within {self.api.limits.body_timeout:g}s",
+                headers={"Connection": "close"},
+            ) from error
+        return b"".join(chunks)
+
+    # -- endpoints -------------------------------------------------------------------------
+
+    async def healthz(self, _: Request) -> Response:
+        return PlainTextResponse("ok\n")
+
+    async def readyz(self, _: Request) -> Response:
+        if not await self.call(self.api.ready):
+            raise Problem(503, "not ready: not the leader yet, or the watches are not up")
+        return PlainTextResponse("ok\n")
+
+    async def metrics(self, _: Request) -> Response:
+        text = await self.call(self.api.metrics.exposition)
+        return Response(text, media_type=CONTENT_TYPE)
+
+    async def rollouts(self, request: Request) -> Response:
+        who = await self.identity(request)
+        wanted = request.query_params.get("namespace")
+        if wanted is not None:
+            namespace = _namespace(wanted)
+            await self.call(self.gate.require, who, access.LIST, namespace)
+            found = await self.call(self.api.store.list, namespace)
+        else:
+            found = await self.call(self._readable, who)
+        return JSONResponse({"items": [summary(r) for r in found]})
+
+    def _readable(self, who: Identity) -> list[Rollout]:
+        """Every Rollout in the namespaces ``who`` may list (blocking)."""
+        every = self.api.store.list()
+        if self.gate.allowed(who, access.LIST, None):
+            return list(every)
+        namespaces = {r.metadata.namespace for r in every}
+        readable = {ns for ns in namespaces if self.gate.allowed(who, access.LIST, ns)}
+        return [r for r in every if r.metadata.namespace in readable]
+
+    async def rollout(self, request: Request) -> Response:
+        ref = _ref(request)
+        who = await self.identity(request)
+        await self.call(self.gate.require, who, access.READ, ref.namespace)
+        found = await self.call(self.api.store.get, ref)
+        if found is None:
+            raise _not_found(ref)
+        return JSONResponse(found.wire())
+
+    async def confirm(self, request: Request) -> Response:
+        ref, kind = _ref(request), _kind(request)
+        query = request.query_params
+        secret = self.api.link_secret
+        if "sig" not in query:
+            raise Problem(405, f"give a command with POST {request.url.path}")
+        valid = bool(secret) and links.valid(
+            secret or "",
+            namespace=ref.namespace,
+            name=ref.name,
+            kind=kind,
+            expires=query.get("expires", ""),
+            sig=query.get("sig", ""),
+            now=self.api.clock(),
+        )
+        if not valid:
+            raise Problem(403, "this link is not valid, or it has expired")
+        page = _CONFIRM.format(
+            kind=html.escape(kind), namespace=html.escape(ref.namespace), name=html.escape(ref.name)
+        )
+        return HTMLResponse(page, headers={"Cache-Control": "no-store"})
+
+    async def command(self, request: Request) -> Response:
+        ref, kind = _ref(request), _kind(request)
+        who = await self.identity(request)
+        await self.call(self.gate.require, who, access.command_permission(kind), ref.namespace)
+        raw = await self.body(request)
+        try:
+            body = CommandBody.model_validate_json(raw.strip() or b"{}")
+        except ValidationError as error:
+            errors = [
+                {"field": ".".join(str(p) for p in e["loc"]) or "(body)", "message": e["msg"]}
+                for e in error.errors(include_url=False, include_context=False, include_input=False)
+            ]
+            raise Problem(400, 'send a JSON object: {"comment": "..."}', errors=errors) from error
+        status, document = await self.call(self._give, ref, kind, who.username, body.comment)
+        return JSONResponse(document, status)
+
+    def _give(
+        self, ref: Ref, kind: CommandKind, actor: str, comment: str
+    ) -> tuple[int, dict[str, Any]]:
+        """Write a command on a Rollout, refusing what makes no sense now (blocking)."""
+        rollout = self.api.store.get(ref)
+        if rollout is None:
+            raise _not_found(ref)
+        reason = commands.refusal(kind, rollout.status.phase)
+        if reason is not None:
+            raise Problem(409, f"cannot {kind} rollout {ref}: {reason}")
+        command = Command(kind, self.api.clock(), actor, comment)
+        for key, value in commands.encode(command).items():
+            self.api.annotator.annotate(ref, key, value)
+        self.api.metrics.commands.labels(kind=kind).inc()
+        log.info("command_given", rollout=str(ref), kind=kind, actor=actor)
+        return 202, {
+            "rollout": str(ref),
+            "command": kind,
+            "actor": actor,
+            "at": commands.timestamp(command.at),
+        }
+
+
+def build(api: Api) -> Starlette:
+    """The ASGI app serving ``api``."""
+    handlers = _Handlers(api)
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> Any:
+        handlers.limiter = anyio.CapacityLimiter(api.limits.workers)
+        yield
+
+    one = "/api/v1/namespaces/{namespace}/rollouts/{name}"
+    routes = [
+        Route("/healthz", handlers.healthz, methods=["GET"]),
+        Route("/readyz", handlers.readyz, methods=["GET"]),
+        Route("/metrics", handlers.metrics, methods=["GET"]),
+        Route("/api/v1/rollouts", handlers.rollouts, methods=["GET"]),
+        Route(one, handlers.rollout, methods=["GET"]),
+        Route(one + "/{kind}", handlers.command, methods=["POST"]),
+        Route(one + "/{kind}", handlers.confirm, methods=["GET"]),
+    ]
+    return Starlette(
+        routes=routes,
+        exception_handlers=problems.handlers,
+        lifespan=lifespan,
+    )
