@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from canary.core import machine, vocabulary
+from canary.core import history, machine, vocabulary
 from canary.model.status import RolloutStatus
 from tests.unit.fake_cluster import T0, FakeCluster, make_plan, run
 
@@ -29,6 +29,8 @@ class Case:
     """None: any number (only checked where the action must keep or remove the canary)."""
     stable: str = "v1"
     ticks: int = 2000
+    outcome: str | None = None
+    """How ``history.outcome`` names the end (the canary_rollout_outcomes_total reason)."""
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -43,6 +45,7 @@ CASES = [
         "RolledBack",
         weight=0,
         canary_replicas=0,
+        outcome="progress_deadline",
     ),
     Case(
         "progress-hold-keeps-waiting",
@@ -62,6 +65,7 @@ CASES = [
         weight=50,
         canary_replicas=2,
         stable="v2",
+        outcome="promotion_deadline",
     ),
     Case(
         "promotion-hold-keeps-waiting",
@@ -91,6 +95,7 @@ CASES = [
         "RolledBack",
         weight=0,
         canary_replicas=0,
+        outcome="metrics_unavailable",
     ),
     Case(
         "no-data-hold",
@@ -109,6 +114,7 @@ CASES = [
         "RolledBack",
         weight=0,
         canary_replicas=0,
+        outcome="no_data",
     ),
     Case(
         "before-start-default-holds-after-a-day",
@@ -127,6 +133,7 @@ CASES = [
         "RolledBack",
         weight=0,
         canary_replicas=0,
+        outcome="approval_timeout",
         extra={"route_exists": False, "canary_exists": False},
     ),
     Case(
@@ -182,6 +189,10 @@ def test_each_wait_takes_its_action_at_its_deadline(case: Case) -> None:
     assert [e.type for e in warnings] == ["Warning"]
     if case.phase != "Succeeded":
         assert _stalled(status) == ("True", case.reason)
+    if case.outcome is not None:
+        finished = history.outcome(status)
+        assert finished is not None
+        assert finished.reason == case.outcome
 
 
 def test_deadlines_are_not_reached_early() -> None:
