@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
+from canary.core import commands as command_rules
 from canary.core import judge
 from canary.core import steps as step_plan
 from canary.core.plan import Plan, Wait, approval_wait
@@ -121,6 +122,8 @@ def _handled(status: RolloutStatus, command: Command) -> bool:
         "promote": "Promoted",
         "abort": "Aborted",
         "retry": "Retried",
+        "pause": "Paused",
+        "resume": "Resumed",
     }[command.kind]
     return any(r.decision == decision and r.at == command.at for r in status.approvals)
 
@@ -606,6 +609,7 @@ def _terminal_phase(t: _Tick) -> bool:
     return t.go(
         "Pending",
         "retrying",
+        paused_at=None,
         current_step_index=0,
         steps=[],
         started_at=None,
@@ -624,8 +628,62 @@ _HANDLERS: dict[str, Callable[[_Tick], bool]] = {
 }
 
 
+def _hold(t: _Tick) -> None:
+    """`canary pause` and `canary resume`, in the order they were given. A pause holds the
+    release where it is; a resume moves every running wait's start on by the time held, so
+    that no deadline counts time a person held the release."""
+    given = [c for c in (_pending(t, "pause"), _pending(t, "resume")) if c is not None]
+    for command in sorted(given, key=lambda c: c.at):
+        who = command.actor or "someone"
+        decision = "Paused" if command.kind == "pause" else "Resumed"
+        _record(t, gate_name(t.plan, t.status), decision, command)
+        held = t.status.paused_at
+        if command.kind == "pause" and held is None:
+            t.status = t.status.model_copy(update={"paused_at": t.now})
+            t.event("PausedByPerson", f"paused by {who}")
+        elif command.kind == "resume" and held is not None:
+            t.status = _shift_waits(t.status, t.now - held)
+            t.event("Resumed", f"resumed by {who}")
+
+
+def _shift_waits(status: RolloutStatus, by: timedelta) -> RolloutStatus:
+    def later(at: datetime | None) -> datetime | None:
+        return at + by if at is not None else None
+
+    steps = list(status.steps)
+    index = status.current_step_index
+    if index < len(steps):
+        step = steps[index]
+        steps[index] = step.model_copy(
+            update={"started_at": step.started_at + by, "no_data_since": later(step.no_data_since)}
+        )
+    return status.model_copy(
+        update={
+            "paused_at": None,
+            "phase_since": later(status.phase_since),
+            "metrics_unavailable_since": later(status.metrics_unavailable_since),
+            "steps": steps,
+        }
+    )
+
+
+def _held_phase(t: _Tick) -> bool:
+    """Held by a person: nothing advances and no deadline runs, but the canary is still
+    judged and a FAIL still rolls back."""
+    if t.obs.metrics_error is not None:
+        t.condition("Healthy", None, "MetricsUnavailable", t.obs.metrics_error)
+    else:
+        verdict = _judge_step(t)
+        if verdict is not None and verdict.verdict is judge.Verdict.FAIL:
+            return _fail_step(t, verdict)
+    weight = t.obs.route.canary_weight if t.obs.route is not None else 0
+    t.condition("Progressing", True, "PausedByPerson", f"held at {weight}% by a person")
+    return t.wait(f"paused at {weight}% (canary resume to go on)", t.plan.interval)
+
+
 def _commands(t: _Tick) -> None:
-    """Abort and promote apply in any active phase, before the phase's own logic."""
+    """Abort and promote apply in any active phase, before the phase's own logic; pause and
+    resume in the phases a release can be held in."""
     phase = t.status.phase
     abort = _pending(t, "abort")
     if abort is not None and phase != "RollingBack":
@@ -646,6 +704,8 @@ def _commands(t: _Tick) -> None:
     ):
         _record(t, gate_name(t.plan, t.status), "Promoted", promote)
         _start_promotion(t, f"promoted by {promote.actor or 'someone'}")
+    if t.status.phase in command_rules.HOLDABLE_PHASES:
+        _hold(t)
 
 
 def decide(plan: Plan, status: RolloutStatus, obs: Observation, now: datetime) -> Decision:
@@ -696,6 +756,8 @@ def _track_metrics(status: RolloutStatus, obs: Observation, now: datetime) -> Ro
 def _run(t: _Tick) -> None:
     for _ in range(len(t.plan.steps) + 8):
         handler = _HANDLERS.get(t.status.phase)
+        if t.status.paused_at is not None and t.status.phase in command_rules.HOLDABLE_PHASES:
+            handler = _held_phase
         if handler is None or not handler(t):
             return
     t.wait(t.reason, WAIT)  # pragma: no cover - every path settles well within the bound

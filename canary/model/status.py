@@ -86,7 +86,7 @@ class ApprovalRecord(Wire):
     """A person's decision at a gate, or a command they gave."""
 
     gate: str
-    decision: Literal["Approved", "Promoted", "Aborted", "Retried", "TimedOut"]
+    decision: Literal["Approved", "Promoted", "Aborted", "Retried", "TimedOut", "Paused", "Resumed"]
     actor: str = ""
     at: datetime
     comment: str = ""
@@ -97,6 +97,11 @@ class RolloutStatus(Wire):
 
     phase: Phase = "Pending"
     phase_since: datetime | None = None
+    paused_at: datetime | None = Field(
+        default=None,
+        description="Since when a person has held the release (canary pause); its deadlines "
+        "stop meanwhile. None: not held.",
+    )
     metrics_unavailable_since: datetime | None = Field(
         default=None, description="Since when the metrics could not be read (None: they can)."
     )
