@@ -8,6 +8,10 @@ repeating them is harmless. The only durable state is the returned ``RolloutStat
 Phases: Pending → Initializing → Progressing ⇄ Paused/WaitingApproval → Promoting → Succeeded,
 or → RollingBack → RolledBack (Aborted when a person stopped it), plus Superseded and Failed.
 
+Every wait has a deadline (``plan.Wait``) whose expiry raises the ``Stalled`` condition with a
+Warning Event and takes its ``onTimeout`` action (docs/operations.md); a person's ``pause`` holds
+a release and stops its deadlines until ``resume``.
+
 It decides and defines nothing else: what it reads and returns is ``canary.core.vocabulary``.
 It is longer than 400 lines on purpose: every phase handler sits in this one module so that
 each transition can be read beside the ones it leads to.
@@ -642,20 +646,27 @@ def _hold(t: _Tick) -> None:
             t.status = t.status.model_copy(update={"paused_at": t.now})
             t.event("PausedByPerson", f"paused by {who}")
         elif command.kind == "resume" and held is not None:
-            t.status = _shift_waits(t.status, t.now - held)
+            t.status = _shift_waits(t.status, held, t.now)
             t.event("Resumed", f"resumed by {who}")
+            t.condition("Progressing", True, "Resumed", f"resumed by {who}")
 
 
-def _shift_waits(status: RolloutStatus, by: timedelta) -> RolloutStatus:
+def _shift_waits(status: RolloutStatus, held: datetime, now: datetime) -> RolloutStatus:
+    """Every running wait's start moved on by the time held (a wait that began while held,
+    such as a metrics outage, begins now)."""
+
     def later(at: datetime | None) -> datetime | None:
-        return at + by if at is not None else None
+        return min(at + (now - held), now) if at is not None else None
 
     steps = list(status.steps)
     index = status.current_step_index
     if index < len(steps):
         step = steps[index]
         steps[index] = step.model_copy(
-            update={"started_at": step.started_at + by, "no_data_since": later(step.no_data_since)}
+            update={
+                "started_at": later(step.started_at),
+                "no_data_since": later(step.no_data_since),
+            }
         )
     return status.model_copy(
         update={

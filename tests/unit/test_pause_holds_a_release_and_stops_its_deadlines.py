@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from canary.core import commands, machine, vocabulary
+from canary.core import plan as plan_mod
 from canary.model.status import RolloutStatus
 from tests.unit.fake_cluster import T0, FakeCluster, make_plan, run
 
@@ -101,6 +102,8 @@ def test_resume_goes_on_and_deadlines_count_only_unheld_time() -> None:
     assert decision.status.paused_at is None
     assert decision.status.phase == "Initializing"
     assert [e.reason for e in decision.events] == ["Resumed"]
+    progressing = next(c for c in decision.status.conditions if c.type == "Progressing")
+    assert progressing.reason == "Resumed"
     status, end, _ = run(
         plan, cluster, status=decision.status, now=now, commands=given, max_ticks=1000
     )
@@ -165,3 +168,33 @@ def test_pause_and_resume_are_refused_outside_a_running_release(
 ) -> None:
     """pause/resume make sense only while a release is on its way (not promoting, not over)."""
     assert (commands.refusal(kind, phase) is not None) == refused
+
+
+def test_outage_that_began_while_held_is_timed_from_the_resume() -> None:
+    """Metrics lost while held: after resume, analysis.unavailable's 10m count from the resume."""
+    spec: dict[str, object] = {"analysis": {"unavailable": {"onTimeout": "Rollback"}}}
+    plan = make_plan(**spec)
+    cluster = FakeCluster()
+    status, now = _hold(spec, cluster, 2, timedelta(minutes=5))
+    cluster.metrics_error = "prometheus: down"
+    status, now = _hold_from(plan, status, cluster, now, timedelta(hours=1))
+    given = (_cmd("pause", timedelta(0)), _cmd("resume", timedelta(hours=2)))
+    resumed_at = now
+    status, end, _ = run(plan, cluster, status=status, now=now, commands=given, max_ticks=2000)
+    assert status.phase == "RolledBack"
+    assert timedelta(minutes=10) <= end - resumed_at <= timedelta(minutes=11)
+    progressing = next(c for c in status.conditions if c.type == "Progressing")
+    assert progressing.reason == "RolledBack"
+
+
+def _hold_from(
+    plan: plan_mod.Plan, status: RolloutStatus, cluster: FakeCluster, now: datetime, span: timedelta
+) -> tuple[RolloutStatus, datetime]:
+    end = now + span
+    pause = (_cmd("pause", timedelta(0)),)
+    while now < end:
+        decision = machine.decide(plan, status, cluster.observe(commands=pause), now)
+        status = decision.status
+        now += decision.requeue_after or timedelta(seconds=15)
+    assert status.paused_at is not None
+    return status, now
