@@ -406,6 +406,10 @@ def _initializing_phase(t: _Tick) -> bool:
         what = f"canary pods and route not ready ({replicas} pod(s) wanted)"
         if _deadline(t, "ProgressDeadlineExceeded", plan.progress, since, what) == "Rollback":
             return _start_rollback(t, f"{what} for {format_duration(plan.progress.timeout)}")
+        if obs.route is not None and obs.route.rejection_reason:
+            return t.wait(
+                f"waiting for the mesh to accept the route: {obs.route.rejection_reason}", WAIT
+            )
         return t.wait("waiting for the canary pods and the route", WAIT)
     t.event("Initialized", f"canary {plan.canary_deployment} ready with {replicas} pod(s)")
     return _begin_step(t, 0)
@@ -752,6 +756,7 @@ def decide(plan: Plan, status: RolloutStatus, obs: Observation, now: datetime) -
     _commands(t)
     _run(t)
     _report_stall(t)
+    _route_condition(t)
     return _decision(t)
 
 
@@ -762,6 +767,17 @@ def _track_metrics(status: RolloutStatus, obs: Observation, now: datetime) -> Ro
     if obs.evidence is not None and status.metrics_unavailable_since is not None:
         return status.model_copy(update={"metrics_unavailable_since": None})
     return status
+
+
+def _route_condition(t: _Tick) -> None:
+    """Report the mesh's refusal of the route as ``RouteAccepted=False`` (until it accepts)."""
+    route = t.obs.route
+    if route is None or t.status.phase in TERMINAL_PHASES:
+        return
+    if route.rejection_reason:
+        t.condition("RouteAccepted", False, route.rejection_reason, route.rejection_message)
+    elif route.accepted and any(c.type == "RouteAccepted" for c in t.status.conditions):
+        t.condition("RouteAccepted", True, "Accepted", "the mesh accepted the route")
 
 
 def _run(t: _Tick) -> None:
