@@ -185,6 +185,8 @@ _COMMAND_HELP: dict[CommandKind, str] = {
     "promote": "skip the remaining steps and promote the release now",
     "abort": "stop a rollout and send all traffic back to stable",
     "retry": "start a rolled-back, aborted or failed rollout again",
+    "pause": "hold a rollout at its current weight (analysis goes on; its deadlines stop)",
+    "resume": "let a paused rollout go on",
 }
 
 

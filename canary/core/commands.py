@@ -24,6 +24,8 @@ from canary.errors import Problem
 from canary.model.status import TERMINAL_PHASES
 
 PREFIX = "canary.dev/"
+HOLDABLE_PHASES = ("Initializing", "Progressing", "Paused", "WaitingApproval")
+"""Where `canary pause` holds a release (and `canary resume` lets it go on)."""
 KINDS: tuple[CommandKind, ...] = get_args(CommandKind)
 
 PAST_TENSE: Mapping[CommandKind, str] = {
@@ -31,6 +33,8 @@ PAST_TENSE: Mapping[CommandKind, str] = {
     "promote": "promoted",
     "abort": "aborted",
     "retry": "retried",
+    "pause": "paused",
+    "resume": "resumed",
 }
 """How the CLI reports a command it wrote: ``rollout.canary.dev/x approved``."""
 
@@ -103,9 +107,13 @@ def refusal(kind: CommandKind, phase: str) -> str | None:
     Checked by the CLI and the HTTP API before writing; the machine stays the final judge."""
     if kind == "approve" and phase != "WaitingApproval":
         return f"it is {phase}, not WaitingApproval"
+    if kind in ("pause", "resume") and phase not in HOLDABLE_PHASES:
+        return f"it is {phase}; only a release on its way can be paused or resumed"
     if kind == "retry" and phase not in ("RolledBack", "Aborted", "Failed"):
         return f"it is {phase}; only a RolledBack, Aborted or Failed rollout can be retried"
     if kind in ("abort", "promote"):
+        if kind == "abort" and phase == "Failed":
+            return None  # a promotion that missed its deadline can still be routed back
         if phase in TERMINAL_PHASES:
             return f"it has already finished ({phase})"
         if phase in ("RollingBack", "Promoting"):

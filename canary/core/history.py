@@ -29,6 +29,8 @@ Reason = Literal[
     "no_data",
     "approval_timeout",
     "progress_deadline",
+    "metrics_unavailable",
+    "promotion_deadline",
     "aborted_by_person",
     "invalid_spec",
     "target_deleted",
@@ -38,6 +40,11 @@ Reason = Literal[
 
 
 _FAILED: dict[str, Reason] = {"InvalidSpec": "invalid_spec", "TargetNotFound": "target_deleted"}
+_DEADLINES: dict[str, Reason] = {
+    "ProgressDeadlineExceeded": "progress_deadline",
+    "NoDataDeadlineExceeded": "no_data",
+    "MetricsUnavailableDeadlineExceeded": "metrics_unavailable",
+}
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,9 @@ def _rollback_reason(status: RolloutStatus) -> Reason:
         return "analysis"
     if status.approvals and status.approvals[-1].decision == "TimedOut":
         return "approval_timeout"
+    stalled, _ = _condition(status, "Stalled")
+    if stalled in _DEADLINES:
+        return _DEADLINES[stalled]
     _, message = _condition(status, "Progressing")
     if "not ready" in message:
         return "progress_deadline"
@@ -94,6 +104,8 @@ def outcome(status: RolloutStatus) -> Finished | None:
         return Finished("superseded", "newer_release", duration)
     if phase == "Failed":
         valid, _ = _condition(status, "Valid")
+        if _condition(status, "Progressing")[0] == "PromotionDeadlineExceeded":
+            return Finished("failed", "promotion_deadline", duration)
         return Finished("failed", _FAILED.get(valid, "other"), duration)
     return None
 

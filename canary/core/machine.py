@@ -8,6 +8,10 @@ repeating them is harmless. The only durable state is the returned ``RolloutStat
 Phases: Pending → Initializing → Progressing ⇄ Paused/WaitingApproval → Promoting → Succeeded,
 or → RollingBack → RolledBack (Aborted when a person stopped it), plus Superseded and Failed.
 
+Every wait has a deadline (``plan.Wait``) whose expiry raises the ``Stalled`` condition with a
+Warning Event and takes its ``onTimeout`` action (docs/operations.md); a person's ``pause`` holds
+a release and stops its deadlines until ``resume``.
+
 It decides and defines nothing else: what it reads and returns is ``canary.core.vocabulary``.
 It is longer than 400 lines on purpose: every phase handler sits in this one module so that
 each transition can be read beside the ones it leads to.
@@ -20,9 +24,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
+from canary.core import commands as command_rules
 from canary.core import judge
 from canary.core import steps as step_plan
-from canary.core.plan import Plan
+from canary.core.plan import Plan, Wait, approval_wait
 from canary.core.vocabulary import (
     Action,
     Command,
@@ -38,6 +43,8 @@ from canary.core.vocabulary import (
     set_condition,
 )
 from canary.errors import Problem
+from canary.model.base import format_duration
+from canary.model.policy import OnTimeout
 from canary.model.status import (
     TERMINAL_PHASES,
     ApprovalRecord,
@@ -48,8 +55,6 @@ from canary.model.status import (
     StepStatus,
 )
 
-PROGRESS_DEADLINE = timedelta(minutes=10)
-"""How long canary pods may take to become ready before the release is rolled back."""
 WAIT = timedelta(seconds=2)
 """How soon to look again while waiting for the cluster to catch up with an action."""
 RETRY_REFERENCES = timedelta(seconds=15)
@@ -72,6 +77,12 @@ class _Tick:
     reason: str = ""
     requeue: timedelta | None = None
     evidence_used: bool = False
+    obs_phase: str = ""
+    obs_step: int = 0
+    stalled: tuple[str, str] | None = None
+    """(reason, message) of a wait found past its deadline this tick."""
+    over: set[str] = field(default_factory=set)
+    """Deadline reasons whose waits this tick found over (the pods are ready, data came)."""
 
     def act(self, action: Action) -> None:
         # Actions are absolute: a later one of the same kind supersedes an earlier one.
@@ -82,8 +93,11 @@ class _Tick:
 
     def wait(self, reason: str, after: timedelta) -> bool:
         self.reason = reason
-        self.requeue = after if self.requeue is None else min(self.requeue, after)
+        self.wake(after)
         return False
+
+    def wake(self, after: timedelta) -> None:
+        self.requeue = after if self.requeue is None else min(self.requeue, after)
 
     def go(self, phase: Phase, reason: str, **changes: object) -> bool:
         self.status = self.status.model_copy(
@@ -113,6 +127,8 @@ def _handled(status: RolloutStatus, command: Command) -> bool:
         "promote": "Promoted",
         "abort": "Aborted",
         "retry": "Retried",
+        "pause": "Paused",
+        "resume": "Resumed",
     }[command.kind]
     return any(r.decision == decision and r.at == command.at for r in status.approvals)
 
@@ -158,6 +174,47 @@ def _record(t: _Tick, gate: str, decision: str, command: Command | None) -> None
         }
     )
     t.status = t.status.model_copy(update={"approvals": [*t.status.approvals, record]})
+
+
+_ON_TIMEOUT_TEXT: dict[OnTimeout, str] = {
+    "Rollback": "rolling back",
+    "Hold": "holding; a person should look",
+    "Continue": "going on",
+    "Fail": "stopping with traffic where it is",
+}
+
+
+def _deadline(t: _Tick, reason: str, wait: Wait, since: datetime, what: str) -> OnTimeout | None:
+    """What to do now about a wait that began at ``since``: None before its deadline (and
+    wake up at it), else its ``onTimeout``. Every expiry is reported (a ``Stalled`` condition
+    and a Warning Event, which notifies) once per wait, however long a Hold lasts."""
+    due = since + wait.timeout
+    if t.now < due:
+        t.wake(due - t.now)
+        return None
+    action = _ON_TIMEOUT_TEXT[wait.on_timeout]
+    t.stalled = (reason, f"{what} for {format_duration(wait.timeout)}: {action}")
+    return wait.on_timeout
+
+
+def _report_stall(t: _Tick) -> None:
+    """Raise ``Stalled`` (with its Warning Event) when a wait passed its deadline; lower it
+    once no wait is past one (a rollback keeps it: it says why the release ended)."""
+    old = next((c for c in t.status.conditions if c.type == "Stalled"), None)
+    if t.stalled is not None:
+        reason, message = t.stalled
+        if old is None or old.status != "True" or old.reason != reason:
+            t.event(reason, message, warning=True)
+            t.condition("Stalled", True, reason, message)
+        return
+    moved = (t.status.phase, t.status.current_step_index) != (t.obs_phase, t.obs_step)
+    if (
+        old is not None
+        and old.status == "True"
+        and t.status.phase not in (*TERMINAL_PHASES, "RollingBack")
+        and (moved or old.reason in t.over)
+    ):
+        t.condition("Stalled", False, "InTime", "no wait is past its deadline")
 
 
 def gate_name(plan: Plan, status: RolloutStatus) -> str:
@@ -285,13 +342,31 @@ def _judge_step(t: _Tick) -> judge.Judgement | None:
             }
         ),
     )
+    if not no_data:
+        t.over.add("NoDataDeadlineExceeded")
     healthy = {judge.Verdict.PASS: True, judge.Verdict.FAIL: False}.get(verdict.verdict)
     t.condition("Healthy", healthy, str(verdict.verdict), verdict.reason)
     return verdict
 
 
+def _metrics_outage(t: _Tick) -> bool:
+    """Metrics cannot be read: say so, and past ``analysis.unavailable``'s deadline take its
+    action. True when that action changed the phase."""
+    error = t.obs.metrics_error
+    assert error is not None
+    t.condition("Healthy", None, "MetricsUnavailable", error)
+    since = t.status.metrics_unavailable_since or t.now
+    what = f"metrics unavailable ({error})"
+    action = _deadline(t, "MetricsUnavailableDeadlineExceeded", t.plan.unavailable, since, what)
+    if action == "Rollback":
+        return _start_rollback(t, f"{what} for {format_duration(t.plan.unavailable.timeout)}")
+    return False
+
+
 def _watch_health(t: _Tick) -> bool:
     """While a step holds (pause, approval), keep judging: a FAIL still rolls back."""
+    if t.obs.metrics_error is not None:
+        return _metrics_outage(t)
     verdict = _judge_step(t)
     if verdict is not None and verdict.verdict is judge.Verdict.FAIL:
         return _fail_step(t, verdict)
@@ -320,7 +395,7 @@ def _pending_phase(t: _Tick) -> bool:
         return t.wait(f"waiting for Service {name} to exist", RETRY_REFERENCES)
     t.condition("Valid", True, "Resolved", "target, Service and policy found")
     t.status = t.status.model_copy(update={"started_at": t.status.started_at or t.now})
-    if t.plan.approve_before_start and not any(
+    if t.plan.before_start is not None and not any(
         r.gate == "beforeStart" and r.decision == "Approved" for r in t.status.approvals
     ):
         t.event("AwaitingApproval", "waiting for approval to start")
@@ -351,8 +426,10 @@ def _initializing_phase(t: _Tick) -> bool:
         and obs.route.accepted
     )
     if not ready:
-        if t.status.phase_since and t.now - t.status.phase_since > PROGRESS_DEADLINE:
-            return _start_rollback(t, f"canary pods not ready after {PROGRESS_DEADLINE}")
+        since = t.status.phase_since or t.now
+        what = f"canary pods and route not ready ({replicas} pod(s) wanted)"
+        if _deadline(t, "ProgressDeadlineExceeded", plan.progress, since, what) == "Rollback":
+            return _start_rollback(t, f"{what} for {format_duration(plan.progress.timeout)}")
         if obs.route is not None and obs.route.rejection_reason:
             return t.wait(
                 f"waiting for the mesh to accept the route: {obs.route.rejection_reason}", WAIT
@@ -374,12 +451,18 @@ def _progressing_phase(t: _Tick) -> bool:
         obs.canary is not None and obs.canary.current and obs.canary.ready_replicas >= replicas
     )
     if not canary_ready:
-        if t.now - record.started_at > PROGRESS_DEADLINE:
-            return _start_rollback(t, f"canary pods for {weight}% not ready in {PROGRESS_DEADLINE}")
+        what = f"canary pods for {weight}% not ready ({replicas} wanted)"
+        deadline = plan.progress
+        if _deadline(t, "ProgressDeadlineExceeded", deadline, record.started_at, what) == (
+            "Rollback"
+        ):
+            return _start_rollback(t, f"{what} for {format_duration(deadline.timeout)}")
         return t.wait(f"waiting for {replicas} canary pod(s) before moving to {weight}%", WAIT)
+    t.over.add("ProgressDeadlineExceeded")
     t.act(SetWeight(weight))
     if obs.metrics_error is not None:
-        t.condition("Healthy", None, "MetricsUnavailable", obs.metrics_error)
+        if _metrics_outage(t):
+            return True
         return t.wait(f"holding at {weight}%: metrics unavailable ({obs.metrics_error})", WAIT)
     verdict = _judge_step(t)
     if verdict is None:
@@ -389,13 +472,13 @@ def _progressing_phase(t: _Tick) -> bool:
     if verdict.verdict is judge.Verdict.PASS:
         return _finish_step(t, "Passed", verdict.reason)
     current = t.status.steps[index]
-    if (
-        verdict.verdict is judge.Verdict.NO_DATA
-        and current.no_data_since is not None
-        and t.now - current.no_data_since >= plan.no_data_timeout
-        and plan.no_data_on_timeout == "Rollback"
-    ):
-        return _start_rollback(t, f"step {index + 1}: no data for {plan.no_data_timeout}")
+    if verdict.verdict is judge.Verdict.NO_DATA and current.no_data_since is not None:
+        wait = Wait(plan.no_data_timeout, plan.no_data_on_timeout)
+        what = f"step {index + 1}: no canary traffic to judge"
+        if _deadline(t, "NoDataDeadlineExceeded", wait, current.no_data_since, what) == (
+            "Rollback"
+        ):
+            return _start_rollback(t, f"step {index + 1}: no data for {plan.no_data_timeout}")
     return t.wait(f"step {index + 1} at {weight}%: {verdict.reason}", plan.interval)
 
 
@@ -424,26 +507,40 @@ def _waiting_phase(t: _Tick) -> bool:
         _record(t, gate, "Approved", approve)
         t.event("Approved", f"{gate} approved by {approve.actor or 'someone'}")
         return _pass_gate(t, gate, "approved")
-    timeout, on_timeout = _gate_timeout(plan, gate, t.status)
+    wait = _gate_wait(plan, gate, t.status)
     since = t.status.phase_since or t.now
-    if timeout is not None:
-        if t.now - since >= timeout:
-            _record(t, gate, "TimedOut", None)
-            if on_timeout == "Rollback":
-                return _start_rollback(t, f"{gate}: no approval within {timeout}")
-            return _pass_gate(t, gate, f"no approval within {timeout}")
-        return t.wait(f"waiting for approval at {gate}", since + timeout - t.now)
-    return t.wait(f"waiting for approval at {gate}", plan.interval)
+    action = _deadline(t, "ApprovalDeadlineExceeded", wait, since, f"no approval at {gate}")
+    if action is None:  # _deadline wakes us at the deadline
+        return t.wait(f"waiting for approval at {gate}", timedelta.max)
+    if action == "Hold":
+        return t.wait(f"waiting for approval at {gate} (past its deadline)", plan.interval)
+    _record(t, gate, "TimedOut", None)
+    reason = f"{gate}: no approval within {format_duration(wait.timeout)}"
+    if gate == "beforeStart" and action == "Rollback":
+        return _end_unstarted(t, "RolledBack", reason)
+    if action == "Rollback":
+        return _start_rollback(t, reason)
+    return _pass_gate(t, gate, f"no approval within {format_duration(wait.timeout)}")
 
 
-def _gate_timeout(plan: Plan, gate: str, status: RolloutStatus) -> tuple[timedelta | None, str]:
-    if gate == "beforePromotion" and plan.before_promotion is not None:
-        return plan.before_promotion.timeout, plan.before_promotion.on_timeout or "Rollback"
-    if gate.startswith("step-"):
-        pause = plan.steps[status.current_step_index].pause
-        assert pause is not None  # only a pause step waits for approval
-        return pause.timeout, pause.on_timeout or "Rollback"
-    return None, "Rollback"
+def _gate_wait(plan: Plan, gate: str, status: RolloutStatus) -> Wait:
+    """The gate's wait; a gate the plan no longer has (the policy changed) keeps the default."""
+    if gate == "beforeStart":
+        wait = plan.before_start
+    elif gate == "beforePromotion":
+        wait = plan.before_promotion
+    else:
+        wait = plan.pause_gates[status.current_step_index]
+    return wait or approval_wait(None, None, None)
+
+
+def _end_unstarted(t: _Tick, phase: Phase, reason: str) -> bool:
+    """End a release that never started: nothing was created, so nothing is routed or scaled
+    (a route set to 100% stable now would point at a Service that does not exist)."""
+    t.event(phase, reason, warning=True)
+    t.condition("Progressing", False, phase, reason)
+    t.go(phase, reason, finished_at=t.now)
+    return False
 
 
 def _pass_gate(t: _Tick, gate: str, why: str) -> bool:
@@ -463,7 +560,12 @@ def _promoting_phase(t: _Tick) -> bool:
         t.act(PromoteStable())
         return t.wait("updating the stable Deployment to the release", WAIT)
     if not obs.target.ready:
+        since = t.status.phase_since or t.now
+        what = f"Deployment {t.plan.target} not rolled out"
+        if _deadline(t, "PromotionDeadlineExceeded", t.plan.promotion, since, what) == "Fail":
+            return _fail_promotion(t)
         return t.wait("waiting for the stable Deployment to roll out", WAIT)
+    t.over.add("PromotionDeadlineExceeded")
     if obs.route is not None and obs.route.canary_weight != 0:
         t.act(SetWeight(0))
         return t.wait("routing all traffic to the updated stable pods", WAIT)
@@ -473,6 +575,32 @@ def _promoting_phase(t: _Tick) -> bool:
     t.event("Promoted", f"{t.plan.target} promoted; all traffic on the updated stable pods")
     t.condition("Progressing", False, "Succeeded", "the release is promoted")
     return t.go("Succeeded", "promoted", finished_at=t.now)
+
+
+def _fail_promotion(t: _Tick) -> bool:
+    """The stable Deployment did not roll the release out in time. Traffic stays where it is:
+    the canary runs the release and passed analysis, and the stable Deployment keeps its old
+    ready pods while new ones fail. canary never reverts the stable Deployment: a person
+    decides, and this message says how."""
+    target = t.plan.target
+    weight = t.obs.route.canary_weight if t.obs.route is not None else 0
+    message = (
+        f"Deployment {target} did not roll out the release within "
+        f"{format_duration(t.plan.promotion.timeout)}; traffic stays {weight}% canary, "
+        f"{100 - weight}% stable and the canary keeps running. See why its new pods are not "
+        f"ready (kubectl rollout status deployment/{target}); once it has rolled out, "
+        f"`canary retry` finishes the promotion. To go back instead: kubectl rollout undo "
+        f"deployment/{target}, then `canary abort`."
+    )
+    t.condition("Progressing", False, "PromotionDeadlineExceeded", message)
+    return t.go("Failed", message, finished_at=t.now)
+
+
+def _promotion_failed(status: RolloutStatus) -> bool:
+    return status.phase == "Failed" and any(
+        c.type == "Progressing" and c.reason == "PromotionDeadlineExceeded"
+        for c in status.conditions
+    )
 
 
 def _rolling_back_phase(t: _Tick) -> bool:
@@ -500,13 +628,21 @@ def _terminal_phase(t: _Tick) -> bool:
         t.condition("Valid", True, "Resolved", "the spec is valid again")
         return t.go("Pending", "the spec is valid again", finished_at=None)
     retry = _pending(t, "retry")
+    abort = _pending(t, "abort")
+    if _promotion_failed(t.status) and abort is not None:
+        # A person reverted the stable Deployment (or accepts it as it is): route back.
+        _record(t, "promotion", "Aborted", abort)
+        return _start_rollback(t, f"aborted by {abort.actor or 'someone'}", "Aborting")
     if retry is None or t.status.phase in ("Succeeded", "Superseded"):
         return t.wait(t.status.message or t.status.phase.lower(), timedelta.max)
     _record(t, "retry", "Retried", retry)
     t.event("Retried", f"retry requested by {retry.actor or 'someone'}")
+    if _promotion_failed(t.status):
+        return t.go("Promoting", "retrying the promotion", finished_at=None)
     return t.go(
         "Pending",
         "retrying",
+        paused_at=None,
         current_step_index=0,
         steps=[],
         started_at=None,
@@ -525,13 +661,79 @@ _HANDLERS: dict[str, Callable[[_Tick], bool]] = {
 }
 
 
+def _hold(t: _Tick) -> None:
+    """`canary pause` and `canary resume`, in the order they were given. A pause holds the
+    release where it is; a resume moves every running wait's start on by the time held, so
+    that no deadline counts time a person held the release."""
+    given = [c for c in (_pending(t, "pause"), _pending(t, "resume")) if c is not None]
+    for command in sorted(given, key=lambda c: c.at):
+        who = command.actor or "someone"
+        decision = "Paused" if command.kind == "pause" else "Resumed"
+        _record(t, gate_name(t.plan, t.status), decision, command)
+        held = t.status.paused_at
+        if command.kind == "pause" and held is None:
+            t.status = t.status.model_copy(update={"paused_at": t.now})
+            t.event("PausedByPerson", f"paused by {who}")
+        elif command.kind == "resume" and held is not None:
+            t.status = _shift_waits(t.status, held, t.now)
+            t.event("Resumed", f"resumed by {who}")
+            t.condition("Progressing", True, "Resumed", f"resumed by {who}")
+
+
+def _shift_waits(status: RolloutStatus, held: datetime, now: datetime) -> RolloutStatus:
+    """Every running wait's start moved on by the time held (a wait that began while held,
+    such as a metrics outage, begins now)."""
+
+    def later(at: datetime | None) -> datetime | None:
+        return min(at + (now - held), now) if at is not None else None
+
+    steps = list(status.steps)
+    index = status.current_step_index
+    if index < len(steps):
+        step = steps[index]
+        steps[index] = step.model_copy(
+            update={
+                "started_at": later(step.started_at),
+                "no_data_since": later(step.no_data_since),
+            }
+        )
+    return status.model_copy(
+        update={
+            "paused_at": None,
+            "phase_since": later(status.phase_since),
+            "metrics_unavailable_since": later(status.metrics_unavailable_since),
+            "steps": steps,
+        }
+    )
+
+
+def _held_phase(t: _Tick) -> bool:
+    """Held by a person: nothing advances and no deadline runs, but the canary is still
+    judged and a FAIL still rolls back."""
+    if t.obs.metrics_error is not None:
+        t.condition("Healthy", None, "MetricsUnavailable", t.obs.metrics_error)
+    else:
+        verdict = _judge_step(t)
+        if verdict is not None and verdict.verdict is judge.Verdict.FAIL:
+            return _fail_step(t, verdict)
+    weight = t.obs.route.canary_weight if t.obs.route is not None else 0
+    t.condition("Progressing", True, "PausedByPerson", f"held at {weight}% by a person")
+    return t.wait(f"paused at {weight}% (canary resume to go on)", t.plan.interval)
+
+
 def _commands(t: _Tick) -> None:
-    """Abort and promote apply in any active phase, before the phase's own logic."""
+    """Abort and promote apply in any active phase, before the phase's own logic; pause and
+    resume in the phases a release can be held in."""
     phase = t.status.phase
     abort = _pending(t, "abort")
     if abort is not None and phase != "RollingBack":
-        _record(t, gate_name(t.plan, t.status), "Aborted", abort)
-        _start_rollback(t, f"aborted by {abort.actor or 'someone'}", "Aborting")
+        gate = gate_name(t.plan, t.status)
+        _record(t, gate, "Aborted", abort)
+        reason = f"aborted by {abort.actor or 'someone'}"
+        if phase == "Pending" or (phase == "WaitingApproval" and gate == "beforeStart"):
+            _end_unstarted(t, "Aborted", reason)
+        else:
+            _start_rollback(t, reason, "Aborting")
         return
     promote = _pending(t, "promote")
     if promote is not None and phase in (
@@ -542,14 +744,24 @@ def _commands(t: _Tick) -> None:
     ):
         _record(t, gate_name(t.plan, t.status), "Promoted", promote)
         _start_promotion(t, f"promoted by {promote.actor or 'someone'}")
+    if t.status.phase in command_rules.HOLDABLE_PHASES:
+        _hold(t)
 
 
 def decide(plan: Plan, status: RolloutStatus, obs: Observation, now: datetime) -> Decision:
     """Decide what to do now. Pure and deterministic."""
-    t = _Tick(plan=plan, obs=obs, now=now, status=status)
+    t = _Tick(
+        plan=plan,
+        obs=obs,
+        now=now,
+        status=status,
+        obs_phase=status.phase,
+        obs_step=status.current_step_index,
+    )
     if status.phase in TERMINAL_PHASES:
         if _terminal_phase(t):
             _run(t)
+            _report_stall(t)
         return _decision(t)
     _note_commands(t)
     if obs.superseded_by is not None:
@@ -564,10 +776,23 @@ def decide(plan: Plan, status: RolloutStatus, obs: Observation, now: datetime) -
         t.act(ScaleCanaryToZero())
         t.go("Failed", f"Deployment {plan.target} was deleted", finished_at=now)
         return _decision(t)
+    t.status = _track_metrics(t.status, obs, now)
+    if t.status.metrics_unavailable_since is None:
+        t.over.add("MetricsUnavailableDeadlineExceeded")
     _commands(t)
     _run(t)
+    _report_stall(t)
     _route_condition(t)
     return _decision(t)
+
+
+def _track_metrics(status: RolloutStatus, obs: Observation, now: datetime) -> RolloutStatus:
+    """Remember since when the metrics have been unreadable; forget it once they are read."""
+    if obs.metrics_error is not None and status.metrics_unavailable_since is None:
+        return status.model_copy(update={"metrics_unavailable_since": now})
+    if obs.evidence is not None and status.metrics_unavailable_since is not None:
+        return status.model_copy(update={"metrics_unavailable_since": None})
+    return status
 
 
 def _route_condition(t: _Tick) -> None:
@@ -584,6 +809,8 @@ def _route_condition(t: _Tick) -> None:
 def _run(t: _Tick) -> None:
     for _ in range(len(t.plan.steps) + 8):
         handler = _HANDLERS.get(t.status.phase)
+        if t.status.paused_at is not None and t.status.phase in command_rules.HOLDABLE_PHASES:
+            handler = _held_phase
         if handler is None or not handler(t):
             return
     t.wait(t.reason, WAIT)  # pragma: no cover - every path settles well within the bound

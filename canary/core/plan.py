@@ -16,13 +16,18 @@ from canary.core import steps as step_plan
 from canary.core.judge import Thresholds
 from canary.errors import InvalidSpec, Problem
 from canary.model.policy import (
+    DEFAULT_APPROVAL_TIMEOUT,
     DEFAULT_INTERVAL,
     DEFAULT_MIN_REQUESTS,
     DEFAULT_NO_DATA_TIMEOUT,
+    DEFAULT_PROGRESS_DEADLINE,
+    DEFAULT_PROMOTION_DEADLINE,
+    DEFAULT_UNAVAILABLE_TIMEOUT,
     ROUTE_VERSIONS,
-    ApprovalGate,
+    Approvals,
     CustomMetric,
     Notification,
+    OnTimeout,
     PolicyFields,
     ServiceRef,
     Step,
@@ -36,6 +41,14 @@ STABLE_SUFFIX = "-stable"
 CANARY_SUFFIX = "-canary"
 """What canary appends to the apex Service's name for the two arms' Services, to the target's
 name for the canary Deployment, and to selector label values for the canary pods."""
+
+
+@dataclass(frozen=True)
+class Wait:
+    """A wait's deadline and what happens when it passes (``OnTimeout``)."""
+
+    timeout: timedelta
+    on_timeout: OnTimeout
 
 
 @dataclass(frozen=True)
@@ -54,10 +67,16 @@ class Plan:
     thresholds: Thresholds
     no_data_timeout: timedelta
     no_data_on_timeout: Literal["Rollback", "Hold"]
-    approve_before_start: bool
-    before_promotion: ApprovalGate | None
+    before_start: Wait | None
+    """The beforeStart approval gate (None: no such gate)."""
+    before_promotion: Wait | None
     notifications: tuple[Notification, ...]
     custom_metrics: tuple[CustomMetric, ...] = ()
+    pause_gates: tuple[Wait | None, ...] = ()
+    """Per step: the approval wait of a pause step without a duration, else None."""
+    progress: Wait = Wait(DEFAULT_PROGRESS_DEADLINE, "Rollback")
+    promotion: Wait = Wait(DEFAULT_PROMOTION_DEADLINE, "Fail")
+    unavailable: Wait = Wait(DEFAULT_UNAVAILABLE_TIMEOUT, "Hold")
 
     @property
     def stable_service(self) -> str:
@@ -127,6 +146,26 @@ def _check_queries(rollout: Rollout, fields: PolicyFields) -> list[Problem]:
     return problems
 
 
+_GATE_ACTIONS: dict[str, OnTimeout] = {
+    "Rollback": "Rollback",
+    "Hold": "Hold",
+    "Continue": "Continue",
+    "Promote": "Continue",
+}
+
+
+def approval_wait(
+    approvals: Approvals | None, timeout: timedelta | None, on_timeout: str | None
+) -> Wait:
+    """An approval gate's wait: its own timeout/onTimeout, else the approvals' defaults. A
+    timeout someone set rolls back by default (as it always has); with none set, the gate is
+    reported after a day and goes on waiting."""
+    timeout = timeout or (approvals.timeout if approvals else None)
+    chosen = on_timeout or (approvals.on_timeout if approvals else None)
+    action = _GATE_ACTIONS.get(chosen or "", "Hold" if timeout is None else "Rollback")
+    return Wait(timeout or DEFAULT_APPROVAL_TIMEOUT, action)
+
+
 def thresholds(fields: PolicyFields) -> Thresholds:
     """The judge's settings from a policy's analysis section, defaults filled in."""
     analysis = fields.analysis
@@ -193,8 +232,10 @@ def build(rollout: Rollout, policy: RolloutPolicy | None) -> Plan:
     router: Router = traffic.router if traffic and traffic.router else "HTTPRoute"
     analysis = fields.analysis
     no_data = analysis.no_data if analysis else None
+    unavailable = analysis.unavailable if analysis else None
     approvals = fields.approvals
     gate = approvals.before_promotion if approvals else None
+    progress, promotion = fields.progress_deadline, fields.promotion_deadline
     return Plan(
         target=spec.target_ref.name,
         images=dict(spec.release.images or {}),
@@ -210,8 +251,32 @@ def build(rollout: Rollout, policy: RolloutPolicy | None) -> Plan:
         thresholds=thresholds(fields),
         no_data_timeout=(no_data.timeout if no_data else None) or DEFAULT_NO_DATA_TIMEOUT,
         no_data_on_timeout=(no_data.on_timeout if no_data else None) or "Rollback",
-        approve_before_start=bool(approvals and approvals.before_start),
-        before_promotion=gate if gate is not None and gate.required else None,
+        before_start=(
+            approval_wait(approvals, None, None) if approvals and approvals.before_start else None
+        ),
+        before_promotion=(
+            approval_wait(approvals, gate.timeout, gate.on_timeout)
+            if gate is not None and gate.required
+            else None
+        ),
         notifications=tuple(fields.notifications or ()),
         custom_metrics=tuple((analysis.metrics if analysis else None) or ()),
+        pause_gates=tuple(
+            approval_wait(approvals, s.pause.timeout, s.pause.on_timeout)
+            if s.pause is not None and s.pause.duration is None
+            else None
+            for s in steps
+        ),
+        progress=Wait(
+            (progress.timeout if progress else None) or DEFAULT_PROGRESS_DEADLINE,
+            (progress.on_timeout if progress else None) or "Rollback",
+        ),
+        promotion=Wait(
+            (promotion.timeout if promotion else None) or DEFAULT_PROMOTION_DEADLINE,
+            (promotion.on_timeout if promotion else None) or "Fail",
+        ),
+        unavailable=Wait(
+            (unavailable.timeout if unavailable else None) or DEFAULT_UNAVAILABLE_TIMEOUT,
+            (unavailable.on_timeout if unavailable else None) or "Hold",
+        ),
     )

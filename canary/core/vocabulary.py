@@ -16,7 +16,7 @@ from typing import Literal
 from canary.core import judge
 from canary.model.status import Condition, RolloutStatus
 
-CommandKind = Literal["approve", "promote", "abort", "retry"]
+CommandKind = Literal["approve", "promote", "abort", "retry", "pause", "resume"]
 
 
 # --- what the shell observed -------------------------------------------------------------

@@ -11,9 +11,26 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Literal, get_args
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
-from canary.model.base import DERIVED_SUFFIX_ROOM, Duration, Interval, ServiceName, Wire
+from canary.model.base import (
+    DERIVED_SUFFIX_ROOM,
+    DURATION_PATTERN,
+    Duration,
+    Interval,
+    ServiceName,
+    Wire,
+    format_duration,
+    parse_duration,
+)
 
 # The defaults ``canary.core.plan.build`` fills in, and the judge's: the one place they are set.
 DEFAULT_INTERVAL = timedelta(seconds=15)
@@ -25,6 +42,55 @@ DEFAULT_FALSE_ROLLBACK_RATE = 0.01
 DEFAULT_ERROR_RATE_TOLERANCE = 0.0
 DEFAULT_LATENCY_TOLERANCE = 0.2
 DEFAULT_HOLD_ABOVE = 1.0
+# Every wait's deadline and what happens when it passes (docs/operations.md says why).
+DEFAULT_PROGRESS_DEADLINE = timedelta(minutes=10)
+DEFAULT_PROMOTION_DEADLINE = timedelta(minutes=30)
+DEFAULT_UNAVAILABLE_TIMEOUT = timedelta(minutes=10)
+DEFAULT_APPROVAL_TIMEOUT = timedelta(hours=24)
+
+OnTimeout = Literal["Rollback", "Hold", "Continue", "Fail"]
+"""The one vocabulary of what a wait does when its deadline passes. Rollback: all traffic back
+to stable, the canary scaled to zero. Hold: keep waiting (the deadline is reported once).
+Continue: go on as if the wait had ended well (pass the gate). Fail: stop acting, leave
+traffic where it is, and say what a person should do. Each wait allows the subset that makes
+sense for it; every expiry is a ``Stalled`` condition, a Warning Event and a notification."""
+
+MIN_DEADLINE = timedelta(seconds=1)
+MAX_DEADLINE = timedelta(days=30)
+
+
+def _within_deadline_bounds(value: timedelta) -> timedelta:
+    if not MIN_DEADLINE <= value <= MAX_DEADLINE:
+        raise ValueError(
+            f"must be from {format_duration(MIN_DEADLINE)} to {format_duration(MAX_DEADLINE)}"
+        )
+    return value
+
+
+Deadline = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    AfterValidator(_within_deadline_bounds),
+    PlainSerializer(format_duration, return_type=str),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": DURATION_PATTERN,
+            "maxLength": 64,
+            "x-kubernetes-validations": [
+                {
+                    "rule": f"duration(self) >= duration('{format_duration(MIN_DEADLINE)}')",
+                    "message": f"must be at least {format_duration(MIN_DEADLINE)}",
+                },
+                {
+                    "rule": f"duration(self) <= duration('{format_duration(MAX_DEADLINE)}')",
+                    "message": f"must be at most {format_duration(MAX_DEADLINE)}",
+                },
+            ],
+        }
+    ),
+]
+"""How long a wait may last: from 1s to 30 days (720h); on the wire a string such as ``10m``."""
 
 Weight = Annotated[int, Field(ge=0, le=100, description="Percent of requests sent to the canary.")]
 
@@ -96,8 +162,10 @@ class Pause(Wire):
     timeout: Duration | None = Field(
         default=None, description="For an approval pause: how long to wait before onTimeout."
     )
-    on_timeout: Literal["Rollback", "Continue"] | None = Field(
-        default=None, description="What an approval pause does when its timeout passes."
+    on_timeout: Literal["Rollback", "Continue", "Hold"] | None = Field(
+        default=None,
+        description="What an approval pause does when its timeout passes: Rollback (default "
+        "when a timeout is set), Continue, or Hold (keep waiting, report it once).",
     )
 
 
@@ -190,6 +258,47 @@ class NoData(Wire):
     )
 
 
+class Unavailable(Wire):
+    """What to do while the metrics cannot be read (Prometheus down, a query failing). The
+    step holds meanwhile: an outage is never a breach and never lets a rollout advance."""
+
+    timeout: Deadline | None = Field(
+        default=None,
+        description="How long metrics may stay unreadable before onTimeout; default "
+        f"{format_duration(DEFAULT_UNAVAILABLE_TIMEOUT)}.",
+    )
+    on_timeout: Literal["Hold", "Rollback"] | None = Field(
+        default=None,
+        description="Hold (default: keep holding, report it once; one Prometheus outage must "
+        "not roll back every release in the cluster) or Rollback.",
+    )
+
+
+class ProgressDeadline(Wire):
+    """How long the canary pods of a step may take to become ready."""
+
+    timeout: Deadline | None = Field(
+        default=None,
+        description=f"Default {format_duration(DEFAULT_PROGRESS_DEADLINE)}, as a Deployment's.",
+    )
+    on_timeout: Literal["Rollback", "Hold"] | None = Field(
+        default=None, description="Rollback (default) or Hold (keep waiting, report it once)."
+    )
+
+
+class PromotionDeadline(Wire):
+    """How long the stable Deployment may take to roll out the release during promotion."""
+
+    timeout: Deadline | None = Field(
+        default=None, description=f"Default {format_duration(DEFAULT_PROMOTION_DEADLINE)}."
+    )
+    on_timeout: Literal["Fail", "Hold"] | None = Field(
+        default=None,
+        description="Fail (default: stop with traffic where it is, both sides serving, and "
+        "say what to do; the stable Deployment is never reverted) or Hold (keep waiting).",
+    )
+
+
 class CustomMetric(Wire):
     """An extra PromQL check. ``{{namespace}}``, ``{{target}}``, ``{{canary}}`` and
     ``{{interval}}`` are replaced before the query runs; the result must be one number."""
@@ -222,6 +331,7 @@ class Analysis(Wire):
     latency: Latency | None = None
     compare_with_stable: CompareWithStable | None = None
     no_data: NoData | None = None
+    unavailable: Unavailable | None = None
     metrics: list[CustomMetric] | None = Field(default=None, max_length=20)
 
 
@@ -232,16 +342,30 @@ class ApprovalGate(Wire):
     timeout: Duration | None = Field(
         default=None, description="How long to wait; forever if unset."
     )
-    on_timeout: Literal["Rollback", "Promote"] | None = Field(
-        default=None, description="What happens when the timeout passes; default Rollback."
+    on_timeout: Literal["Rollback", "Continue", "Hold", "Promote"] | None = Field(
+        default=None,
+        description="What happens when the timeout passes: Rollback (default when a timeout "
+        "is set), Continue (promote), Hold (keep waiting, report it once); Promote is the "
+        "older name of Continue.",
     )
 
 
 class Approvals(Wire):
-    """Approval gates around the rollout."""
+    """Approval gates around the rollout. ``timeout``/``onTimeout`` apply to every gate that
+    sets none of its own (beforeStart, and approval pauses and beforePromotion without one)."""
 
     before_start: bool | None = Field(default=None, description="Wait for an approval to start.")
     before_promotion: ApprovalGate | None = None
+    timeout: Deadline | None = Field(
+        default=None,
+        description="How long any gate waits before onTimeout. Unset: after "
+        f"{format_duration(DEFAULT_APPROVAL_TIMEOUT)} the wait is reported (Hold) and goes on.",
+    )
+    on_timeout: Literal["Rollback", "Continue", "Hold"] | None = Field(
+        default=None,
+        description="What a gate does when its timeout passes; default Rollback when a timeout "
+        "is set.",
+    )
 
 
 class SecretKeyRef(Wire):
@@ -294,6 +418,8 @@ class PolicyFields(Wire):
     )
     analysis: Analysis | None = None
     approvals: Approvals | None = None
+    progress_deadline: ProgressDeadline | None = None
+    promotion_deadline: PromotionDeadline | None = None
     notifications: list[Notification] | None = Field(default=None, max_length=10)
 
     @model_validator(mode="after")

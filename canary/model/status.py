@@ -86,7 +86,7 @@ class ApprovalRecord(Wire):
     """A person's decision at a gate, or a command they gave."""
 
     gate: str
-    decision: Literal["Approved", "Promoted", "Aborted", "Retried", "TimedOut"]
+    decision: Literal["Approved", "Promoted", "Aborted", "Retried", "TimedOut", "Paused", "Resumed"]
     actor: str = ""
     at: datetime
     comment: str = ""
@@ -95,7 +95,7 @@ class ApprovalRecord(Wire):
 class CommandSeen(Wire):
     """When the controller first saw a command (identified by its kind and ``at``)."""
 
-    kind: Literal["approve", "promote", "abort", "retry"]
+    kind: Literal["approve", "promote", "abort", "retry", "pause", "resume"]
     at: datetime
     seen_at: datetime = Field(description="The controller's clock when it first saw it.")
 
@@ -105,6 +105,14 @@ class RolloutStatus(Wire):
 
     phase: Phase = "Pending"
     phase_since: datetime | None = None
+    paused_at: datetime | None = Field(
+        default=None,
+        description="Since when a person has held the release (canary pause); its deadlines "
+        "stop meanwhile. None: not held.",
+    )
+    metrics_unavailable_since: datetime | None = Field(
+        default=None, description="Since when the metrics could not be read (None: they can)."
+    )
     current_step_index: int = Field(default=0, ge=0)
     canary_weight: int = Field(default=0, ge=0, le=100)
     observed_generation: int | None = None

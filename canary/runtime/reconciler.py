@@ -257,13 +257,15 @@ def _finished(before: RolloutStatus, after: RolloutStatus) -> history.Finished |
 
 
 def _may_restart(rollout: Rollout) -> bool:
-    """A finished Rollout is looked at again only for a retry, or a fixed invalid spec."""
+    """A finished Rollout is looked at again only for a retry, a fixed invalid spec, or an
+    abort of a promotion that missed its deadline (the machine ignores any other)."""
     annotations = rollout.metadata.annotations
     invalid = (
         any(c.type == "Valid" and c.reason == "InvalidSpec" for c in rollout.status.conditions)
         and rollout.status.observed_generation != rollout.metadata.generation
     )
-    return invalid or any(k == f"{commands.PREFIX}retry" for k in annotations)
+    wanted = (commands.key("retry"), commands.key("abort"))
+    return invalid or any(k in wanted for k in annotations)
 
 
 def _log_name(reason: str) -> str:

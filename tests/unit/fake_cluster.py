@@ -60,6 +60,9 @@ class FakeCluster:
     canary_error_rate: float = 0.0
     stable_error_rate: float = 0.0
     pods_become_ready: bool = True
+    stable_rolls_out: bool = True
+    metrics_error: str | None = None
+    """While set, every measuring tick fails with it (Prometheus down)."""
 
     def apply(self, action: vocabulary.Action) -> None:
         """Apply one action as the adapters would."""
@@ -85,7 +88,7 @@ class FakeCluster:
         """Time passes: pods start."""
         if self.pods_become_ready:
             self.canary_ready = self.canary_replicas if self.canary_exists else 0
-        self.stable_ready = True
+        self.stable_ready = self.stable_ready or self.stable_rolls_out
 
     def evidence(self, seconds: float) -> judge.Evidence:
         """Traffic served since the last tick at the live weight, failures at the set rates."""
@@ -108,6 +111,7 @@ class FakeCluster:
         metrics_error: str | None = None,
     ) -> vocabulary.Observation:
         """What the reconciler would read now."""
+        metrics_error = metrics_error or self.metrics_error
         return vocabulary.Observation(
             target=(
                 vocabulary.TargetState(

@@ -100,6 +100,8 @@ def test_malformed_values_are_ignored_with_a_reason(value: str, reason: str) -> 
         ("abort", "Progressing", False),
         ("abort", "WaitingApproval", False),
         ("abort", "Succeeded", True),
+        ("abort", "Failed", False),
+        ("abort", "RolledBack", True),
         ("abort", "RollingBack", True),
         ("promote", "Paused", False),
         ("promote", "Promoting", True),
@@ -109,7 +111,8 @@ def test_malformed_values_are_ignored_with_a_reason(value: str, reason: str) -> 
 def test_refusal_names_commands_that_make_no_sense(
     kind: CommandKind, phase: str, refused: bool
 ) -> None:
-    """approve only while waiting, retry only after a failure, abort/promote only while active."""
+    """approve only while waiting, retry only after a failure, abort/promote only while active
+    (and abort after a Failed promotion, to route back once stable is reverted)."""
     reason = commands.refusal(kind, phase)
     assert (reason is not None) == refused
     if reason is not None:

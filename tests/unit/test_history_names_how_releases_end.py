@@ -33,6 +33,10 @@ def _progressing(message: str) -> dict[str, Any]:
     }
 
 
+def _stalled(reason: str) -> dict[str, Any]:
+    return {"type": "Stalled", "status": "True", "reason": reason, "lastTransitionTime": T1}
+
+
 @pytest.mark.parametrize(
     ("status", "result", "reason"),
     [
@@ -54,6 +58,24 @@ def _progressing(message: str) -> dict[str, Any]:
             "progress_deadline",
         ),
         (_status("RolledBack", steps=[_step(noDataSince=T0)]), "rolled_back", "no_data"),
+        (
+            _status("RolledBack", conditions=[_stalled("MetricsUnavailableDeadlineExceeded")]),
+            "rolled_back",
+            "metrics_unavailable",
+        ),
+        (
+            _status("RolledBack", conditions=[_stalled("ProgressDeadlineExceeded")]),
+            "rolled_back",
+            "progress_deadline",
+        ),
+        (
+            _status(
+                "Failed",
+                conditions=[{**_progressing("stuck"), "reason": "PromotionDeadlineExceeded"}],
+            ),
+            "failed",
+            "promotion_deadline",
+        ),
         (_status("RolledBack", steps=[_step()]), "rolled_back", "other"),
         (_status("RolledBack", currentStepIndex=3), "rolled_back", "other"),
         (_status("Aborted"), "aborted", "aborted_by_person"),

@@ -50,6 +50,23 @@ def _error(spec: dict[str, Any]) -> tuple[str, str]:
         ({"release": SPEC["release"]}, "targetRef", "Field required"),
         (_spec(release={}), "release", "changes something"),
         (_spec(servce={"name": "x", "port": 1}), "servce", "Extra inputs"),
+        (_spec(progressDeadline={"timeout": "0s"}), "progressDeadline.timeout", "from 1s to 720h"),
+        (
+            _spec(promotionDeadline={"timeout": "721h"}),
+            "promotionDeadline.timeout",
+            "from 1s to 720h",
+        ),
+        (
+            _spec(promotionDeadline={"onTimeout": "Rollback"}),
+            "promotionDeadline.onTimeout",
+            "'Fail' or 'Hold'",
+        ),
+        (
+            _spec(analysis={"unavailable": {"onTimeout": "Continue"}}),
+            "analysis.unavailable.onTimeout",
+            "'Rollback' or 'Hold'",
+        ),
+        (_spec(approvals={"timeout": "5"}), "approvals.timeout", "duration"),
     ],
 )
 def test_invalid_specs_are_rejected_at_the_field(

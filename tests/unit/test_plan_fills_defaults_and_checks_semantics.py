@@ -92,3 +92,77 @@ def test_semantic_problems_name_the_field(spec: dict[str, object], path: str, te
     assert problem.path == path
     assert text in problem.message
     assert problem.hint
+
+
+def test_every_wait_has_a_default_deadline_and_action() -> None:
+    """Unset, each wait gets its documented deadline and onTimeout."""
+    result = plan.build(make_rollout(approvals={"beforeStart": True}), None)
+    assert result.progress == plan.Wait(timedelta(minutes=10), "Rollback")
+    assert result.promotion == plan.Wait(timedelta(minutes=30), "Fail")
+    assert result.unavailable == plan.Wait(timedelta(minutes=10), "Hold")
+    assert result.before_start == plan.Wait(timedelta(hours=24), "Hold")
+    assert result.pause_gates == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("approvals", "pause", "gate", "start", "step"),
+    [
+        ({}, {}, {}, ("24h", "Hold"), ("24h", "Hold")),
+        ({"timeout": "1h"}, {}, {}, ("1h", "Rollback"), ("1h", "Rollback")),
+        ({"onTimeout": "Continue"}, {}, {}, ("24h", "Continue"), ("24h", "Continue")),
+        (
+            {"timeout": "1h"},
+            {"timeout": "5m", "onTimeout": "Hold"},
+            {},
+            ("1h", "Rollback"),
+            ("5m", "Hold"),
+        ),
+        (
+            {},
+            {"timeout": "5m"},
+            {"timeout": "2h", "onTimeout": "Promote"},
+            ("24h", "Hold"),
+            ("5m", "Rollback"),
+        ),
+    ],
+)
+def test_approval_gates_take_their_own_then_the_approvals_deadline(
+    approvals: dict[str, object],
+    pause: dict[str, object],
+    gate: dict[str, object],
+    start: tuple[str, str],
+    step: tuple[str, str],
+) -> None:
+    """A gate's own timeout/onTimeout win over approvals'; a timeout set defaults to Rollback;
+    none set is a day's Hold; Promote is the older name of Continue."""
+    rollout = make_rollout(
+        steps=[{"setWeight": 10}, {"pause": pause}, {"pause": {"duration": "1m"}}],
+        approvals={**approvals, "beforeStart": True, "beforePromotion": gate},
+    )
+    result = plan.build(rollout, None)
+    wait = {"24h": timedelta(hours=24), "1h": timedelta(hours=1), "5m": timedelta(minutes=5)}
+    assert result.before_start == plan.Wait(wait[start[0]], start[1])  # type: ignore[arg-type]
+    assert result.pause_gates[1] == plan.Wait(wait[step[0]], step[1])  # type: ignore[arg-type]
+    assert result.pause_gates[0] is None
+    assert result.pause_gates[2] is None
+    promotion = result.before_promotion
+    assert promotion is not None
+    if gate:
+        assert promotion == plan.Wait(timedelta(hours=2), "Continue")
+    else:
+        assert promotion == result.before_start
+
+
+def test_configured_deadlines_replace_the_defaults() -> None:
+    """progressDeadline, promotionDeadline and analysis.unavailable are read from the policy."""
+    result = plan.build(
+        make_rollout(
+            progressDeadline={"timeout": "3m", "onTimeout": "Hold"},
+            promotionDeadline={"timeout": "1h", "onTimeout": "Hold"},
+            analysis={"unavailable": {"timeout": "30m", "onTimeout": "Rollback"}},
+        ),
+        None,
+    )
+    assert result.progress == plan.Wait(timedelta(minutes=3), "Hold")
+    assert result.promotion == plan.Wait(timedelta(hours=1), "Hold")
+    assert result.unavailable == plan.Wait(timedelta(minutes=30), "Rollback")

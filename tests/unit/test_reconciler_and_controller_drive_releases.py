@@ -8,7 +8,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from canary.core import evidence, history, machine, vocabulary
+from canary.core import commands, evidence, history, machine, vocabulary
 from canary.core import plan as plan_mod
 from canary.errors import InvalidSpec, Problem
 from canary.model.linkerd import LATENCY_BUCKETS_MS
@@ -336,3 +336,20 @@ def test_changes_to_a_rollouts_deployments_wake_it() -> None:
     assert controller.queue.get(stop) == (world.ref, None)
     controller.on_change(Change("Deployment", "u", "x", labels={ROLLOUT_LABEL: "web"}))
     assert controller.queue.get(stop) == (Ref("u", "web"), None)
+
+
+def test_abort_reaches_a_promotion_that_missed_its_deadline() -> None:
+    """A Failed promotion is reconciled again for `canary abort`: all traffic back to stable."""
+    world = World()
+    world.cluster.stable_rolls_out = False
+    assert world.drive(ticks=1000) == "Failed"
+    assert world.route_weight() == 50
+    assert [(f.result, f.reason) for f in world.finished] == [("failed", "promotion_deadline")]
+    world.cluster.stable_template, world.cluster.stable_ready = "v1", True  # rollout undo
+    command = vocabulary.Command("abort", world.clock.now(), actor="ana")
+    ((key, value),) = commands.encode(command).items()
+    world.store.annotate(world.ref, key, value)
+    world.drive()
+    assert world.phase() == "Aborted"
+    assert (world.route_weight(), world.cluster.canary_replicas) == (0, 0)
+    assert world.cluster.stable_template == "v1"
