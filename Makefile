@@ -11,8 +11,9 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # The dev environment's orchestrator is standard-library Python: it needs no virtualenv.
 DEVENV := $(PYTHON) -m devenv
 # Debian packages the dev environment needs on PATH (etcd and Prometheus are unpacked into the
-# cache by devenv itself, without installing them as services).
-DEV_APT_PACKAGES := openssl ca-certificates
+# cache by devenv itself, without installing them as services). The dashboard's browser test
+# drives Debian's chromium with Playwright (the browser Playwright would download is never used).
+DEV_APT_PACKAGES := openssl ca-certificates chromium fonts-dejavu-core
 
 .PHONY: help
 help: ## list the targets
