@@ -117,7 +117,9 @@ def test_dashboard_follows_a_release_and_approve_obeys_rbac(
     weighted = [s for s in steps if s.get("weight") is not None]
     assert [s["weight"] for s in weighted][:2] == [20, 50]
     expect(page.locator(".step-mark")).to_have_count(len(weighted))
-    measured = [s for s in steps if s.get("weight") is not None or s.get("canary", {}).get("requests")]
+    measured = [
+        s for s in steps if s.get("weight") is not None or s.get("canary", {}).get("requests")
+    ]
     expect(page.locator(".bar.canary")).to_have_count(3 * len(measured))
     expect(page.locator("#phase")).to_have_text("WaitingApproval")
     expect(page.locator("button[data-command]")).to_have_count(0)
