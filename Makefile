@@ -40,10 +40,15 @@ lint: $(STAMP) ## ruff, mypy --strict, import contracts, CRDs in sync with the m
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/python -m canary.crdgen --check crds
+	$(BIN)/python -m canary.grafana --check charts/canary/dashboards
 
 .PHONY: crds
 crds: $(STAMP) ## regenerate crds/ from the models
 	$(BIN)/python -m canary.crdgen --write crds
+
+.PHONY: grafana
+grafana: $(STAMP) ## regenerate the Grafana dashboard (charts/canary/dashboards/canary.json)
+	$(BIN)/python -m canary.grafana --write charts/canary/dashboards
 
 .PHONY: unit
 unit: $(STAMP) ## fast tests of the pure core (no cluster)

@@ -245,25 +245,25 @@ class _Handlers:
         text = await self.call(self.api.metrics.exposition)
         return Response(text, media_type=CONTENT_TYPE)
 
-    async def _listed(self, request: Request) -> list[Rollout]:
+    async def _listed(self, request: Request) -> tuple[Identity, list[Rollout]]:
         who = await self.identity(request)
         wanted = request.query_params.get("namespace")
         if wanted is not None:
             namespace = _namespace(wanted)
             await self.call(self.gate.require, who, access.LIST, namespace)
-            return list(await self.call(self.api.store.list, namespace))
-        return await self.call(self._readable, who)
+            return who, list(await self.call(self.api.store.list, namespace))
+        return who, await self.call(self._readable, who)
 
     async def rollouts(self, request: Request) -> Response:
-        found = await self._listed(request)
+        _, found = await self._listed(request)
         return JSONResponse({"items": [summary(r) for r in found]})
 
     async def dashboard(self, _: Request) -> Response:
         return HTMLResponse(pages.SHELL, headers=_PAGE_HEADERS)
 
     async def history(self, request: Request) -> Response:
-        found = await self._listed(request)
-        page = pages.history_page(found, self.api.clock())
+        who, found = await self._listed(request)
+        page = pages.history_page(found, self.api.clock(), who.username)
         return HTMLResponse(page, headers=_PAGE_HEADERS)
 
     async def release(self, request: Request) -> Response:
@@ -274,7 +274,7 @@ class _Handlers:
         if found is None:
             raise _not_found(ref)
         analysis, allowed = await self.call(self._release_context, found, who)
-        page = pages.release_page(found, analysis, self.api.clock(), allowed)
+        page = pages.release_page(found, analysis, self.api.clock(), who.username, allowed)
         return HTMLResponse(page, headers=_PAGE_HEADERS)
 
     def _release_context(

@@ -173,23 +173,24 @@ def paired(
         parts.append(
             f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(limit):.1f}" y2="{y(limit):.1f}" '
             f'stroke="{INK}" stroke-width="1.5" stroke-dasharray="6 4" class="limit"/>'
-            f'<text x="{WIDTH - RIGHT}" y="{y(limit) - 4:.1f}" font-size="11" fill="{INK}" '
-            f'text-anchor="end">limit {_fmt(limit)}{escape(unit)}</text>'
+            f'<text x="{LEFT + 4}" y="{y(limit) - 4:.1f}" font-size="11" fill="{INK}">'
+            f"limit {_fmt(limit)}{escape(unit)}</text>"
         )
     parts.append("</svg>")
     return "".join(parts)
 
 
 def evidence(checks: Sequence[Check]) -> str:
-    """Each check's value as a share of its limit, on a log scale from 1/100 to 10×: the
-    dashed line is the limit (the judge's e-values fail at or above it)."""
+    """Each check's value as a share of its limit, on a log scale from 1/100 to 10×, with the
+    figures beside it: the dashed line is the limit (the judge's e-values fail at or above it;
+    a custom check with a minimum fails below it)."""
     shown = [c for c in checks if c.value is not None and c.limit]
     if not shown:
         return '<p class="empty">The judge has no evidence for this step yet.</p>'
     row = 28
     height = TOP + row * len(shown) + 24
-    left = 170
-    plot_w = WIDTH - left - RIGHT
+    left, right = 150, 150
+    plot_w = WIDTH - left - right
 
     def x(ratio: float) -> float:
         scaled = (math.log10(min(max(ratio, 0.01), 10.0)) + 2) / 3
@@ -213,6 +214,8 @@ def evidence(checks: Sequence[Check]) -> str:
             f'fill="{colour}" class="evidence"><title>{escape(check.name)}: '
             f"{_fmt(check.value)} (limit {_fmt(check.limit)}, {escape(check.verdict)})"
             "</title></rect>"
+            f'<text x="{WIDTH - right + 8}" y="{top + 15}" font-size="12" fill="{INK}">'
+            f"{_fmt(check.value)} / {_fmt(check.limit)} {escape(check.verdict)}</text>"
         )
     limit_x = x(1.0)
     bottom = TOP + row * len(shown)
@@ -222,7 +225,7 @@ def evidence(checks: Sequence[Check]) -> str:
         f'<text x="{left}" y="{bottom + 16}" font-size="11" fill="{INK}">1/100 of the limit</text>'
         f'<text x="{limit_x:.1f}" y="{bottom + 16}" font-size="11" fill="{INK}" '
         f'text-anchor="middle">limit</text>'
-        f'<text x="{WIDTH - RIGHT}" y="{bottom + 16}" font-size="11" fill="{INK}" '
+        f'<text x="{WIDTH - right}" y="{bottom + 16}" font-size="11" fill="{INK}" '
         f'text-anchor="end">10×</text></svg>'
     )
     return "".join(parts)

@@ -103,13 +103,21 @@ def _link(rollout: Rollout) -> str:
     return f'<a href="#/{ns}/{name}">{name}</a>'
 
 
-def history_page(rollouts: Sequence[Rollout], now: datetime) -> str:
-    """Every target's releases, newest first; the targets with the latest release first."""
+def _who(viewer: str) -> str:
+    return f'<p class="who">Signed in as <strong>{escape(viewer)}</strong></p>'
+
+
+def history_page(rollouts: Sequence[Rollout], now: datetime, viewer: str) -> str:
+    """Every target's releases, newest first; the targets with the latest release first.
+    ``viewer`` is the reviewed name of the person looking."""
     groups: dict[tuple[str, str], list[Rollout]] = {}
     for rollout in reversed(history.ordered(rollouts)):
         groups.setdefault(history.target(rollout), []).append(rollout)
     live = any(is_live(r) for r in rollouts)
-    parts = [f'<div class="view" data-live="{str(live).lower()}"><h1>Promotion history</h1>']
+    parts = [
+        f'<div class="view" data-live="{str(live).lower()}">{_who(viewer)}'
+        "<h1>Promotion history</h1>"
+    ]
     if not groups:
         parts.append("<p>No releases in the namespaces you may read.</p>")
     for (namespace, target), releases in groups.items():
@@ -217,7 +225,11 @@ def _steps_table(steps: Sequence[StepStatus], now: datetime) -> str:
 
 
 def release_page(
-    rollout: Rollout, analysis: Analysis | None, now: datetime, allowed: Iterable[CommandKind]
+    rollout: Rollout,
+    analysis: Analysis | None,
+    now: datetime,
+    viewer: str,
+    allowed: Iterable[CommandKind],
 ) -> str:
     """One release: summary, command buttons, charts per step (``analysis`` gives the limits
     drawn), step table and approvals."""
@@ -236,7 +248,7 @@ def release_page(
     )
     return "".join(
         [
-            f'<div class="view" data-live="{str(is_live(rollout)).lower()}">',
+            f'<div class="view" data-live="{str(is_live(rollout)).lower()}">{_who(viewer)}',
             '<p><a href="#/">← Promotion history</a></p>',
             f'<h1>{escape(meta.name)} <span class="ns">in {escape(meta.namespace)}</span></h1>',
             '<dl class="summary">',
@@ -323,6 +335,8 @@ dl.summary dd { margin: 0; }
 svg.chart { width: 100%; max-width: 640px; height: auto; display: block; }
 button { font: inherit; min-height: 44px; padding: .3em 1em; border-radius: .3em;
   border: 1px solid #183153; background: #183153; color: #fff; cursor: pointer; }
+header button { border-color: #fff; }
+.who { color: #444; font-size: .9em; margin: .5em 0 0; }
 button.abort { background: #8a1c12; border-color: #8a1c12; }
 button.secondary { background: #fff; color: #183153; }
 input { font: inherit; min-height: 40px; padding: 0 .4em; max-width: 100%; }

@@ -125,8 +125,9 @@ def test_fragments_need_a_reviewed_identity() -> None:
 
 
 def test_history_lists_each_targets_releases_newest_first_in_readable_namespaces() -> None:
-    """The viewer sees web-3, web-2, web-1 in that order, with phase, image, duration,
-    outcome and canary failures, and nothing from namespace other; the admin sees both."""
+    """The viewer, named as reviewed, sees web-3, web-2, web-1 in that order, with phase,
+    image, duration, outcome and canary failures, and nothing from namespace other; the admin
+    sees both."""
     served, running = _served()
     try:
         viewer = call(served.url + "/ui/history", token=VIEWER)
@@ -134,6 +135,7 @@ def test_history_lists_each_targets_releases_newest_first_in_readable_namespaces
     finally:
         running.stop()
     assert viewer.status == 200
+    assert "Signed in as <strong>system:serviceaccount:test:viewer</strong>" in viewer.body
     rows = re.findall(r'<tr data-rollout="([^"]+)">', viewer.body)
     assert rows == ["web-3", "web-2", "web-1"]
     assert "api-7" not in viewer.body
