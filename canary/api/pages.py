@@ -440,6 +440,10 @@ view.addEventListener("click", async (event) => {
   if (reply.ok) { form.querySelector("input[name=comment]").value = "";
     setTimeout(load, 500); }
 });
+if (location.hash.startsWith("#token=")) {
+  sessionStorage.setItem(KEY, location.hash.slice(7));
+  history.replaceState(null, "", location.pathname + "#/");
+}
 window.addEventListener("hashchange", load);
 load();
 """.replace("__POLL__", str(POLL_SECONDS))
