@@ -43,9 +43,6 @@ class StaticView:
         """The fixed cluster."""
         return self._snapshot
 
-    def accept_route(self, route: RouteView) -> None:
-        """Routes are accepted already."""
-
 
 def cluster(rps: float, pods: int) -> MeshSnapshot:
     """One apex Service at ``rps``, split 80/20 by an HTTPRoute over ``pods`` pods."""
@@ -73,9 +70,7 @@ def cluster(rps: float, pods: int) -> MeshSnapshot:
         ServiceView("bench", "web-stable", {"app": "web"}, (80,), {}),
         ServiceView("bench", "web-canary", {"app": "web-canary"}, (80,), {}),
     )
-    route = RouteView(
-        "HTTPRoute", "bench", "web", "web", (("web-stable", 80), ("web-canary", 20)), 1, 1
-    )
+    route = RouteView("HTTPRoute", "bench", "web", "web", (("web-stable", 80), ("web-canary", 20)))
     return MeshSnapshot(pods=tuple(views), services=services, routes=(route,))
 
 

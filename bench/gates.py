@@ -10,7 +10,6 @@ gates' decisions make the runs differ). Prints the table and writes ``docs/bench
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 import multiprocessing
 import os
@@ -20,12 +19,12 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
+from bench import twin
 from bench.baselines import ArgoStyle, FlaggerStyle
-from bench.ours import DEFAULT_THRESHOLDS, Ours
 from bench.report import render, splice, targets
 from bench.scenarios import BY_KEY, SCENARIOS, Scenario
 from bench.world import World
@@ -44,15 +43,23 @@ class Gate(Protocol):
     def tick(self, world: World) -> str | None: ...
 
 
-SENSITIVE = dataclasses.replace(DEFAULT_THRESHOLDS, hold_above=0.1)
+TWINS: dict[str, tuple[str, dict[str, object]]] = {
+    "ours": ("ours", twin.ANALYSIS),
+    "ours-sensitive": (
+        "ours, holdAbove 0.1",
+        {**twin.ANALYSIS, "compareWithStable": {"holdAbove": 0.1}},
+    ),
+}
+"""canary itself, run by the digital twin (``bench.twin``): the gate's name and the Rollout's
+``analysis``."""
 
 GATES: dict[str, Callable[[], Gate]] = {
-    "ours": Ours,
-    "ours-sensitive": lambda: Ours(thresholds=SENSITIVE, name="ours, holdAbove 0.1"),
     "flagger": FlaggerStyle,
     "argo0": lambda: ArgoStyle(failure_limit=0),
     "argo3": lambda: ArgoStyle(failure_limit=3),
 }
+"""The baselines, re-implemented from their published rules."""
+
 ONLY_ON: dict[str, tuple[str, ...]] = {"ours-sensitive": ("S1", "S3-", "S4-")}
 """Gates run on some scenarios only (by key prefix): the sensitive setting shows the trade of
 time for power where it matters, without hours-long low-traffic runs."""
@@ -74,8 +81,10 @@ class Outcome:
     failed: int
 
 
-def run(scenario: Scenario, gate_key: str, seed: int) -> Outcome:
-    """Simulate one rollout of ``scenario`` under one gate."""
+def run(scenario: Scenario, gate_key: str, seed: int, loop: twin.Loop = twin.LIVE) -> Outcome:
+    """Simulate one rollout of ``scenario`` under one gate (canary's with ``loop``'s timing)."""
+    if gate_key in TWINS:
+        return run_twin(scenario, gate_key, seed, loop)
     world = World(scenario, seed)
     world.run_until(0.0)
     gate = GATES[gate_key]()
@@ -98,10 +107,37 @@ def run(scenario: Scenario, gate_key: str, seed: int) -> Outcome:
     return Outcome(result, world.now, world.full_at, world.canary_failures())
 
 
-def _task(args: tuple[str, str, int, int]) -> list[Outcome]:
-    key, gate, first, count = args
+def run_twin(scenario: Scenario, gate_key: str, seed: int, loop: twin.Loop = twin.LIVE) -> Outcome:
+    """One rollout by canary's real controller in the digital twin."""
+    done = twin.run(
+        scenario,
+        seed,
+        analysis=TWINS[gate_key][1],
+        settle=loop.settle,
+        tick=loop.tick,
+        max_s=MAX_S,
+    )
+    result = (
+        "promoted"
+        if done.phase in twin.PROMOTED
+        else "rolled_back"
+        if done.phase in twin.ROLLED_BACK
+        else "stuck"
+    )
+    world = done.world
+    return Outcome(result, done.ended_s, world.full_at, world.canary_failures())
+
+
+def name_of(gate_key: str) -> str:
+    """The gate's name in the table."""
+    return TWINS[gate_key][0] if gate_key in TWINS else GATES[gate_key]().name
+
+
+def _task(args: tuple[str, str, int, int, twin.Loop]) -> list[Outcome]:
+    key, gate, first, count, loop = args
+    twin.quiet()
     scenario = BY_KEY[key]
-    return [run(scenario, gate, seed) for seed in range(first, first + count)]
+    return [run(scenario, gate, seed, loop) for seed in range(first, first + count)]
 
 
 def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -180,11 +216,10 @@ def markdown(rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the benchmark and print (and write) the table."""
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", help="scenario keys (default: all)")
-    parser.add_argument("--gates", nargs="*", default=list(GATES), choices=list(GATES))
+    parser.add_argument("--gates", nargs="*", default=[*TWINS, *GATES], choices=[*TWINS, *GATES])
     parser.add_argument("--seeds", type=int, help="seeds per cell (default: the scenario's)")
     parser.add_argument(
         "--others",
@@ -194,13 +229,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--sensitive-seeds", type=int, help="seeds per cell for the sensitive setting"
     )
+    parser.add_argument(
+        "--settle", type=float, default=twin.LIVE.settle.total_seconds(), help="canary's settle, s"
+    )
+    parser.add_argument(
+        "--tick", type=float, default=twin.LIVE.tick.total_seconds(), help="canary's tick, s"
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--no-write", action="store_true", help="do not write docs/benchmarks.md")
     parser.add_argument("--out", default="docs/benchmarks.md")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark and print (and write) the table."""
+    args = _parser().parse_args(argv)
     chosen = [BY_KEY[k] for k in args.only] if args.only else list(SCENARIOS)
     started = time.monotonic()
-    tasks: list[tuple[str, str, int, int]] = []
+    loop = twin.Loop(timedelta(seconds=args.settle), timedelta(seconds=args.tick))
+    tasks: list[tuple[str, str, int, int, twin.Loop]] = []
     seeds_of: dict[tuple[str, str], int] = {}
     for scenario in chosen:
         for gate in args.gates:
@@ -212,11 +259,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.sensitive_seeds and gate == "ours-sensitive":
                 seeds = min(seeds, args.sensitive_seeds)
             seeds_of[(scenario.key, gate)] = seeds
-            tasks += [(scenario.key, gate, s, min(50, seeds - s)) for s in range(0, seeds, 50)]
+            tasks += [
+                (scenario.key, gate, s, min(50, seeds - s), loop) for s in range(0, seeds, 50)
+            ]
     results: dict[tuple[str, str], list[Outcome]] = {}
     with multiprocessing.get_context("fork").Pool(max(1, min(args.workers, 2))) as pool:
         finished = pool.imap(_task, tasks)
-        for done, ((key, gate, _, _), outcomes) in enumerate(zip(tasks, finished, strict=True), 1):
+        for done, ((key, gate, _, _, _), outcomes) in enumerate(
+            zip(tasks, finished, strict=True), 1
+        ):
             results.setdefault((key, gate), []).extend(outcomes)
             if done % 20 == 0 or done == len(tasks):
                 spent = time.monotonic() - started
@@ -226,7 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for gate in args.gates:
             if not applies(gate, scenario):
                 continue
-            name = GATES[gate]().name
+            name = name_of(gate)
             rows.append(row(scenario, name, results[(scenario.key, gate)]))
     elapsed = time.monotonic() - started
     table = markdown(rows)

@@ -42,12 +42,17 @@ class Scenario:
     flap: Flap | None = None
     swing: float | None = None
     swing_at_s: float = 120.0
+    bad_from_weight: float | None = None
+    """The canary behaves as the stable until the route gives it this weight (then as
+    ``canary``): a regression that begins after the steps below this weight passed."""
     seeds: int = 1000
 
     @property
     def floor(self) -> float | None:
         """``p1·kl(1−β‖α)/KL(p1‖p0)`` failed requests (α = β = 0.05), for error regressions."""
         p0, p1 = self.stable.error_rate, self.canary.error_rate
+        if self.bad_from_weight is not None:
+            return None
         if not self.bad or not self.canary_serves or p1 <= p0:
             return None
         return failed_requests_floor(p0, p1)
@@ -125,6 +130,43 @@ SCENARIOS: tuple[Scenario, ...] = (
         HEALTHY,
         bad=False,
         bad_stable_pod=behaviour(0.03),
+    ),
+    *(
+        Scenario(
+            f"S8-20x-after{k}",
+            f"canary turns 20× worse than stable's 0.1% after {k} passed step(s)",
+            HEALTHY,
+            behaviour(0.02),
+            bad=True,
+            bad_from_weight=w,
+        )
+        for k, w in ((1, 10.0), (2, 20.0), (3, 50.0))
+    ),
+    *(
+        Scenario(
+            f"S9-{base * 100:g}%-{'healthy' if f == 1 else f'{f:g}x'}",
+            f"noisy service: stable {base * 100:g}% errors, canary "
+            + ("the same" if f == 1 else f"{f:g}× worse"),
+            behaviour(base),
+            behaviour(base * f),
+            bad=f != 1,
+        )
+        for base in (0.01, 0.03)
+        for f in (1.0, 2.0, 3.0)
+    ),
+    Scenario(
+        "S9-92%-healthy",
+        "a service ~92% successful (emojivoto's web), canary the same",
+        behaviour(0.08),
+        behaviour(0.08),
+        bad=False,
+    ),
+    Scenario(
+        "S9-92%-2x",
+        "a service ~92% successful (emojivoto's web), canary 2× the failures",
+        behaviour(0.08),
+        behaviour(0.16),
+        bad=True,
     ),
     Scenario("S7-double", "healthy; R doubles at 2 min", HEALTHY, HEALTHY, bad=False, swing=2.0),
     Scenario("S7-halve", "healthy; R halves at 2 min", HEALTHY, HEALTHY, bad=False, swing=0.5),

@@ -16,7 +16,7 @@ import numpy as np
 
 from bench.scenarios import Scenario
 from canary.model.linkerd import LATENCY_BUCKETS_MS
-from canary.sim.traffic import NO_POD, Backend, Counters, Mesh
+from canary.sim.traffic import NO_POD, Backend, Behaviour, Counters, Mesh
 
 NAMESPACE = "test"
 STABLE = "podinfo"
@@ -43,8 +43,13 @@ class World:
         for i, pod in enumerate(STABLE_PODS):
             bad = scenario.bad_stable_pod is not None and i == 0
             self.mesh.set_pod(pod, scenario.bad_stable_pod if bad else scenario.stable)  # type: ignore[arg-type]
+        self.flapping = False
+        self.turned = scenario.bad_from_weight is None
+        """Whether the canary behaves as ``scenario.canary`` yet (S8: only from a weight on)."""
         for pod in CANARY_PODS:
-            self.mesh.set_pod(pod, scenario.canary)
+            self.mesh.set_pod(pod, self._behaviour(pod))
+        self.canary_pods: tuple[str, ...] = CANARY_PODS
+        """The canary pods that are ready and take traffic (the twin scales them)."""
         self.now = -WARMUP_S
         self.weight = 0.0
         self.pending: list[tuple[float, float]] = []
@@ -53,7 +58,6 @@ class World:
         self.next_scrape = self.now + self.offset
         self.scrape_index = 0
         self.full_at: float | None = None
-        self.flapping = False
         self.next_flap = self.now if scenario.flap else math.inf
 
     def rps(self) -> float:
@@ -68,14 +72,32 @@ class World:
         self.pending.append((at, weight))
         return at
 
+    def scale_canary(self, replicas: int) -> None:
+        """Make ``replicas`` canary pods ready (new ones count from zero; gone ones keep their
+        last counters, as Prometheus keeps a stale series for a while)."""
+        pods = tuple(CANARY_PODS[0] if i == 0 else f"{CANARY}-5f6e7d-y{i}" for i in range(replicas))
+        for pod in pods:
+            if pod not in self.deployment:
+                self.deployment[pod] = CANARY
+                self.mesh.set_pod(pod, self._behaviour(pod))
+        self.canary_pods = pods
+
+    def _behaviour(self, pod: str) -> Behaviour:
+        s = self.scenario
+        base = s.stable if self.deployment[pod] == STABLE or not self.turned else s.canary
+        if pod == STABLE_PODS[0] and s.bad_stable_pod is not None:
+            base = s.bad_stable_pod
+        flap = s.flap
+        if flap is None or not self.flapping:
+            return base
+        return replace(base, error_rate=max(flap.error_rate, base.error_rate))
+
     def _flap(self) -> None:
         flap = self.scenario.flap
         assert flap is not None
         self.flapping = bool(self.rng.random() < flap.probability)
-        for pod in (*STABLE_PODS, *CANARY_PODS):
-            base = self.scenario.stable if self.deployment[pod] == STABLE else self.scenario.canary
-            rate = flap.error_rate if self.flapping else base.error_rate
-            self.mesh.set_pod(pod, replace(base, error_rate=max(rate, base.error_rate)))
+        for pod in self.deployment:
+            self.mesh.set_pod(pod, self._behaviour(pod))
         self.next_flap = self.now + flap.segment_s
 
     def run_until(self, end: float) -> None:
@@ -91,6 +113,11 @@ class World:
             for at, weight in [p for p in self.pending if p[0] <= self.now]:
                 self.pending.remove((at, weight))
                 self.weight = weight
+                bad_from = self.scenario.bad_from_weight
+                if not self.turned and bad_from is not None and weight >= bad_from:
+                    self.turned = True
+                    for pod in self.deployment:
+                        self.mesh.set_pod(pod, self._behaviour(pod))
                 if weight >= 100 and self.full_at is None:
                     self.full_at = at
             if self.next_flap <= self.now:
@@ -104,7 +131,7 @@ class World:
                 self.next_scrape = max(self.now + 1e-6, planned + jitter)
 
     def _traffic(self, seconds: float) -> None:
-        canary_pods = CANARY_PODS if self.scenario.canary_serves else ()
+        canary_pods = self.canary_pods if self.scenario.canary_serves else ()
         self.mesh.advance(
             seconds,
             self.rps(),
@@ -128,7 +155,9 @@ class World:
     def canary_failures(self) -> int:
         """Failed user requests that went to the canary: served by it, or failed on the way
         because no canary pod was there to serve them."""
-        served = sum(self.mesh.inbound(p).failures for p in CANARY_PODS)
+        served = sum(
+            self.mesh.inbound(p).failures for p, d in self.deployment.items() if d == CANARY
+        )
         lost = sum(
             c.failures
             for (_, backend, pod), c in self.mesh.outbound().items()

@@ -1,5 +1,6 @@
-"""One local control plane: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok
-and Prometheus as background processes on 127.0.0.1, described by `<devdir>/state.json`.
+"""One local control plane: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok,
+Prometheus, and Linkerd's real policy controller and SMI adaptor as background processes on
+127.0.0.1, described by `<devdir>/state.json`.
 
 Called by the CLI (`python -m devenv up|down|status|stop|start`), which `make dev-up` and the
 pytest fixture run. `up` is idempotent: a healthy environment is left alone. Every process runs
@@ -20,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from devenv import components, layout, pki, processes, prometheus, tools
+from devenv import components, layout, linkerd, pki, processes, prometheus, tools
 from devenv.errors import DevEnvError
 from devenv.probes import KubeApi, get, tls_context, wait_for
 
@@ -34,6 +35,8 @@ COMPONENTS = (
     "kube-controller-manager",
     "kube-scheduler",
     "kwok",
+    "linkerd-policy-controller",
+    "linkerd-smi-adaptor",
 )
 READY_TIMEOUT = 90.0
 
@@ -192,6 +195,9 @@ class DevEnv:
             "kube-scheduler",
             "kwok",
             "prometheus",
+            "linkerd-policy-controller",
+            "linkerd-policy-grpc",
+            "linkerd-smi-adaptor",
         )
         state = State(ports, {}, toolset.kubernetes_version, str(toolset.kubectl))
         self._save(state)
@@ -272,9 +278,47 @@ class DevEnv:
                 controllers["kube-controller-manager"].log,
                 controllers["kube-controller-manager"],
             )
+        with self._step("linkerd policy controller and smi adaptor ready"):
+            self._start_linkerd(api, setup, spawn)
         with self._step(f"prometheus ready on 127.0.0.1:{ports['prometheus']}"):
             self._wait_prometheus(prom, ports["prometheus"])
         self._write_env(ports, toolset)
+
+    def _start_linkerd(
+        self,
+        api: KubeApi,
+        setup: components.Setup,
+        spawn: Callable[[str, list[str]], processes.Process],
+    ) -> None:
+        """The policy controller needs its bootstrap objects (and the CRDs) before it starts,
+        and is ready once its admin server says so; the adaptor once it serves metrics."""
+        for collection, body in linkerd.bootstrap():
+            api.request("POST", collection, body)
+        mesh, ports = setup.toolset.linkerd, setup.ports
+        policy = spawn(
+            "linkerd-policy-controller",
+            linkerd.policy_controller(
+                mesh.policy_controller,
+                self.dir.kubeconfig,
+                ports["linkerd-policy-controller"],
+                ports["linkerd-policy-grpc"],
+            ),
+        )
+        adaptor = spawn(
+            "linkerd-smi-adaptor",
+            linkerd.smi_adaptor(
+                mesh.smi_adaptor, self.dir.kubeconfig, ports["linkerd-smi-adaptor"]
+            ),
+        )
+        for process, path in ((policy, "/ready"), (adaptor, "/metrics")):
+            url = f"http://127.0.0.1:{ports[process.name]}{path}"
+            wait_for(
+                process.name,
+                lambda url=url: get(url)[0] == 200,  # type: ignore[misc]
+                READY_TIMEOUT,
+                process.log,
+                process,
+            )
 
     def _wait_prometheus(self, process: processes.Process, port: int) -> None:
         wait_for(
@@ -291,11 +335,13 @@ class DevEnv:
             f"PROMETHEUS_URL=http://127.0.0.1:{ports['prometheus']}",
             f"PROMETHEUS_TARGETS_DIR={self.dir.targets_dir}",
             f"KUBECTL={toolset.kubectl}",
+            f"LINKERD_POLICY_GRPC=127.0.0.1:{ports['linkerd-policy-grpc']}",
         ]
         self.dir.env_file.write_text("\n".join(lines) + "\n")
 
     def _install_crds(self, toolset: tools.Toolset) -> None:
-        sources = [toolset.gateway_api_crds, layout.DEVENV_CRDS_DIR]
+        # Linkerd's CRDs include linkerd-smi's TrafficSplit (it stores v1alpha1).
+        sources = [toolset.gateway_api_crds, toolset.linkerd.crds]
         sources += sorted(layout.PROJECT_CRDS_DIR.glob("*.yaml"))
         args = [arg for source in sources for arg in ("-f", str(source))]
         self._kubectl("apply", "--server-side", "--force-conflicts", *args)

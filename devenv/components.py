@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from devenv import layout, pki, tools
+from devenv import layout, linkerd, pki, tools
 
 SERVICE_CIDR = "10.96.0.0/16"
 POD_CIDR = "10.244.0.0/16"
@@ -22,6 +22,8 @@ ENVIRONMENT: dict[str, dict[str, str]] = {
     # lists. kwok's client-go asks for one on every (re)list and backs off after each refusal,
     # which left pods Pending for 10-40 s; plain LIST+WATCH makes them Ready in about a second.
     "kwok": {"KUBE_FEATURE_WatchListClient": "false"},
+    # The policy controller's Lease holder identity (only the holder writes route status).
+    "linkerd-policy-controller": {"HOSTNAME": linkerd.HOLDER},
 }
 
 

@@ -16,7 +16,6 @@ from pathlib import Path
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_DIR.parent
 K8S_MODULE_DIR = PACKAGE_DIR / "k8s"
-DEVENV_CRDS_DIR = PACKAGE_DIR / "crds"
 PROJECT_CRDS_DIR = REPO_ROOT / "crds"
 
 KWOK_VERSION = "v0.8.0"

@@ -19,7 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from devenv import layout
+from devenv import layout, linkerd
 from devenv.errors import DevEnvError
 
 Report = Callable[[str], None]
@@ -44,6 +44,7 @@ class Toolset:
     etcd: Path
     prometheus: Path
     gateway_api_crds: Path
+    linkerd: linkerd.Linkerd
 
 
 def ensure(report: Report) -> Toolset:
@@ -67,6 +68,7 @@ def ensure(report: Report) -> Toolset:
         results = {name: _result(name, future, report) for name, future in futures.items()}
     paths = list(results.values())
     k8s_bin, kwok, etcd, prometheus, gateway = paths
+    mesh = linkerd.find() or _linkerd_from_source(report)
     return Toolset(
         kubernetes_version=version,
         kube_apiserver=k8s_bin / "kube-apiserver",
@@ -78,6 +80,7 @@ def ensure(report: Report) -> Toolset:
         etcd=etcd,
         prometheus=prometheus,
         gateway_api_crds=gateway,
+        linkerd=mesh,
     )
 
 
@@ -102,15 +105,13 @@ def _require_command(command: str) -> None:
         raise DevEnvError(f"required tool `{command}` is not on PATH: {hint}")
 
 
-def _build_log(entry: str) -> Path:
+def build_log(entry: str) -> Path:
     logs = layout.cache_root() / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     return logs / f"{entry}.log"
 
 
-def _run(
-    what: str, argv: list[str], log: Path, cwd: Path, env: dict[str, str] | None = None
-) -> str:
+def run(what: str, argv: list[str], log: Path, cwd: Path, env: dict[str, str] | None = None) -> str:
     """Runs a build step, appending its output to `log`; returns its stdout."""
     with log.open("a") as out:
         out.write(f"$ {' '.join(argv)}\n")
@@ -130,14 +131,14 @@ def _run(
     return proc.stdout
 
 
-def _cache_entry(
+def cache_entry(
     name: str, build: Callable[[Path], None], report: Report, note: str = ""
 ) -> tuple[Path, bool]:
     """`<cache>/<name>` and whether it was built now, by `build(tmpdir)`, or found complete."""
     entry = layout.cache_root() / name
     if (entry / COMPLETE_MARKER).exists():
         return entry, False
-    report(f"building {name}{note} (log: {_build_log(name)})")
+    report(f"building {name}{note} (log: {build_log(name)})")
     tmp = entry.with_name(f"{name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -157,7 +158,7 @@ def _cache_entry(
 
 def _kubernetes(version: str, report: Report) -> tuple[Path, bool]:
     name = f"k8s-{version}"
-    log = _build_log(name)
+    log = build_log(name)
     major, minor = version.lstrip("v").split(".")[:2]
     version_vars = {
         "gitVersion": version,
@@ -171,7 +172,7 @@ def _kubernetes(version: str, report: Report) -> tuple[Path, bool]:
 
     def build(tmp: Path) -> None:
         log.write_text("")
-        _run(
+        run(
             f"go build of Kubernetes {version} ({', '.join(K8S_COMMANDS)})",
             [
                 "go",
@@ -187,7 +188,7 @@ def _kubernetes(version: str, report: Report) -> tuple[Path, bool]:
             env=GO_ENV,
         )
 
-    entry, built = _cache_entry(
+    entry, built = cache_entry(
         name, build, report, ", the first time takes 10-15 minutes on 2 cores"
     )
     return entry / "bin", built
@@ -202,11 +203,11 @@ def _kwok(report: Report) -> tuple[Path, bool]:
     """kwok's binary (`bin/kwok`) and the stage files it runs with (`stages/*.yaml`)."""
     version = layout.KWOK_VERSION
     name = f"kwok-{version}"
-    log = _build_log(name)
+    log = build_log(name)
 
     def build(tmp: Path) -> None:
         log.write_text("")
-        out = _run(
+        out = run(
             f"go mod download of sigs.k8s.io/kwok@{version}",
             ["go", "mod", "download", "-json", f"sigs.k8s.io/kwok@{version}"],
             log,
@@ -222,7 +223,7 @@ def _kwok(report: Report) -> tuple[Path, bool]:
                     shutil.copyfile(file, stages / file.name)
         if not any(stages.iterdir()):
             raise DevEnvError(f"no kwok stages found in the kwok {version} module", log)
-        _run(
+        run(
             f"go install of kwok {layout.KWOK_VERSION}",
             [
                 "go",
@@ -236,17 +237,17 @@ def _kwok(report: Report) -> tuple[Path, bool]:
             env={**GO_ENV, "GOBIN": str(tmp / "bin")},
         )
 
-    return _cache_entry(name, build, report)
+    return cache_entry(name, build, report)
 
 
 def _gateway_api_crds(report: Report) -> tuple[Path, bool]:
     version = layout.GATEWAY_API_VERSION
     name = f"gateway-api-{version}"
-    log = _build_log(name)
+    log = build_log(name)
 
     def build(tmp: Path) -> None:
         log.write_text("")
-        out = _run(
+        out = run(
             f"go mod download of sigs.k8s.io/gateway-api@{version}",
             ["go", "mod", "download", "-json", f"sigs.k8s.io/gateway-api@{version}"],
             log,
@@ -261,8 +262,76 @@ def _gateway_api_crds(report: Report) -> tuple[Path, bool]:
         for file in files:
             shutil.copyfile(file, tmp / "crds" / file.name)
 
-    entry, built = _cache_entry(name, build, report)
+    entry, built = cache_entry(name, build, report)
     return entry / "crds", built
+
+
+def _linkerd_from_source(report: Report) -> linkerd.Linkerd:
+    """Clone the named commits and build both binaries into the cache (Rust ≥ 1.90 and Go).
+
+    For contributors outside this project's CI. It could not be run where it was written (no
+    access to GitHub there), so it is the recipe of ``../shared/linkerd/README.md`` put into
+    commands, not a tested path. The CRDs come from ``linkerd install --crds`` of the same
+    checkout and the SMI SDK module (through the Go module proxy).
+    """
+
+    def build(tmp: Path) -> None:
+        log = build_log(f"linkerd-{linkerd.LINKERD2_COMMIT}")
+        for repo, commit, into in (
+            (linkerd.LINKERD2_REPO, linkerd.LINKERD2_COMMIT, tmp / "linkerd2"),
+            (linkerd.SMI_REPO, linkerd.SMI_COMMIT, tmp / "linkerd-smi"),
+        ):
+            run(f"git clone {repo}", ["git", "clone", "-q", repo, str(into)], log, tmp)
+            run(f"checkout {commit}", ["git", "checkout", "-q", commit], log, into)
+        run(
+            "cargo build of the policy controller",
+            ["cargo", "build", "--release", "--locked", "-p", linkerd.POLICY_CONTROLLER],
+            log,
+            tmp / "linkerd2",
+        )
+        (tmp / "bin").mkdir()
+        shutil.copy(tmp / "linkerd2/target/release" / linkerd.POLICY_CONTROLLER, tmp / "bin")
+        run(
+            "go build of the smi adaptor",
+            ["go", "build", "-o", str(tmp / "bin" / linkerd.SMI_ADAPTOR), "./adaptor"],
+            log,
+            tmp / "linkerd-smi",
+        )
+        (tmp / "crds").mkdir()
+        rendered = run(
+            "linkerd install --crds",
+            ["go", "run", "./cli", "install", "--crds", "--set", "installGatewayAPI=false"],
+            log,
+            tmp / "linkerd2",
+        )
+        (tmp / "crds" / "linkerd.yaml").write_text(rendered)
+        sdk = go_module_dir(linkerd.SMI_SDK_MODULE, log, tmp)
+        shutil.copy(sdk / "crds" / "split.yaml", tmp / "crds" / "smi-trafficsplit.yaml")
+        for checkout in ("linkerd2", "linkerd-smi"):
+            shutil.rmtree(tmp / checkout)
+
+    for tool in ("git", "cargo", "go"):
+        if shutil.which(tool) is None:
+            places = ", ".join(f"${v}" for v in linkerd.ENV_VARS.values())
+            raise DevEnvError(
+                f"Linkerd's policy controller and SMI adaptor are neither named ({places}) nor "
+                f"in {linkerd.SHARED_DIR}/bin, and building them needs `{tool}` on PATH"
+            )
+    entry, _ = cache_entry(
+        f"linkerd-{linkerd.LINKERD2_COMMIT}", build, report, ", the first time takes 15-20 minutes"
+    )
+    binaries = entry / "bin"
+    return linkerd.Linkerd(
+        binaries / linkerd.POLICY_CONTROLLER, binaries / linkerd.SMI_ADAPTOR, entry / "crds"
+    )
+
+
+def go_module_dir(module: str, log: Path, cwd: Path) -> Path:
+    """The unpacked source of a Go module (``path@version``), fetched through the module proxy."""
+    out = run(
+        f"go mod download of {module}", ["go", "mod", "download", "-json", module], log, cwd, GO_ENV
+    )
+    return Path(json.loads(out)["Dir"])
 
 
 def _debian_package(package: str, binary: str, report: Report) -> tuple[Path, bool]:
@@ -275,25 +344,25 @@ def _debian_package(package: str, binary: str, report: Report) -> tuple[Path, bo
         return cached[-1].parent / binary, False
     version = _candidate_version(package)
     name = f"{package}-{version.replace(':', '_')}"
-    log = _build_log(name)
+    log = build_log(name)
 
     def build(tmp: Path) -> None:
         log.write_text("")
         download = tmp / "download"
         download.mkdir()
-        _run(
+        run(
             f"apt-get download {package}={version}",
             ["apt-get", "download", "-q", "-o", "APT::Sandbox::User=root", f"{package}={version}"],
             log,
             cwd=download,
         )
         for deb in download.glob("*.deb"):
-            _run(f"dpkg-deb -x {deb.name}", ["dpkg-deb", "-x", str(deb), str(tmp)], log, cwd=tmp)
+            run(f"dpkg-deb -x {deb.name}", ["dpkg-deb", "-x", str(deb), str(tmp)], log, cwd=tmp)
         shutil.rmtree(download)
         if not (tmp / binary).is_file():
             raise DevEnvError(f"{package} {version} has no {binary}", log)
 
-    entry, built = _cache_entry(name, build, report)
+    entry, built = cache_entry(name, build, report)
     return entry / binary, built
 
 
@@ -308,6 +377,6 @@ def _candidate_version(package: str) -> str:
             if key == "Candidate" and value and value != "(none)":
                 return value
         if attempt == 0:
-            log = _build_log("apt-get-update")
-            _run("apt-get update", ["apt-get", "update", "-qq"], log, cwd=Path("/"))
+            log = build_log("apt-get-update")
+            run("apt-get update", ["apt-get", "update", "-qq"], log, cwd=Path("/"))
     raise DevEnvError(f"apt knows no candidate version of the Debian package `{package}`")

@@ -1,7 +1,8 @@
 """In-memory stand-ins for the runtime's tests, kept honest by contract tests.
 
-- ``FakeRouter`` implements ``ports.TrafficRouter`` with a pretend mesh that accepts a route's
-  generation when told to (or at once). ``test_routers_keep_the_router_contract.py`` (in
+- ``FakeRouter`` implements ``ports.TrafficRouter`` with a pretend mesh that accepts a new route
+  when told to (or at once) and, like Linkerd's policy controller, keeps it accepted when only
+  its weights change. ``test_routers_keep_the_router_contract.py`` (in
   tests/integration) runs one contract against it and the real routers on a real API server.
 - ``FakeMetrics`` implements ``ports.MetricProvider`` with counters and answers the test sets;
   ``test_metrics_keep_the_metric_provider_contract.py`` runs one contract against it and
@@ -34,15 +35,15 @@ Json = dict[str, Any]
 @dataclass
 class _FakeRoute:
     canary_weight: int
-    generation: int
-    accepted_generation: int | None
+    accepted: bool
 
 
 class FakeRouter:
     """A ``TrafficRouter`` whose routes live in memory.
 
-    With ``auto_accept`` the pretend mesh accepts every change at once (a TrafficSplit, or a
-    cluster whose mesh is quick); without it a changed route is unaccepted until ``accept``."""
+    With ``auto_accept`` the pretend mesh accepts a new route at once (a TrafficSplit, or a
+    cluster whose mesh is quick); without it a new route is unaccepted until ``accept``. A
+    weight change never withdraws acceptance (Linkerd does not rewrite status for weights)."""
 
     def __init__(self, *, auto_accept: bool = True) -> None:
         self.auto_accept = auto_accept
@@ -53,28 +54,21 @@ class FakeRouter:
         route = self.routes.get((namespace, plan.route_name))
         if route is None:
             return None
-        return RouteState(
-            canary_weight=route.canary_weight,
-            accepted=route.accepted_generation == route.generation,
-        )
+        return RouteState(canary_weight=route.canary_weight, accepted=route.accepted)
 
     def set_weights(self, namespace: str, plan: Plan, canary: int) -> None:
-        """Create the route or change its weight; a change is a new generation."""
+        """Create the route or change its weight."""
         weights.split(canary)  # the same ValueError as the real routers for a bad percent
         key = (namespace, plan.route_name)
         route = self.routes.get(key)
         if route is None:
-            route = self.routes[key] = _FakeRoute(canary, 1, None)
-        elif route.canary_weight != canary:
+            self.routes[key] = _FakeRoute(canary, self.auto_accept)
+        else:
             route.canary_weight = canary
-            route.generation += 1
-        if self.auto_accept:
-            route.accepted_generation = route.generation
 
     def accept(self, namespace: str, plan: Plan) -> None:
-        """What the mesh does: accept the route's current generation."""
-        route = self.routes[(namespace, plan.route_name)]
-        route.accepted_generation = route.generation
+        """What the mesh does: accept the route."""
+        self.routes[(namespace, plan.route_name)].accepted = True
 
 
 @dataclass

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from canary.core import latency, sequential
@@ -124,6 +124,11 @@ class _Sequential:
     """Whether the current step adds to this check (a check that cannot move does not hold)."""
     information: float = 0.0
     """What the current step's data could tell a design-size regression apart by (nats)."""
+    comparison: bool = False
+    """A comparison with stable (these are e-detectors, see ``_change_points``)."""
+    whole_log_e: float | None = None
+    """The log e-value of the check over the whole rollout, before the change-point mixture:
+    what holding looks at (None: ``log_e`` is that)."""
 
 
 def success_rate(arm: Arm) -> float | None:
@@ -188,7 +193,9 @@ def _errors(t: Thresholds, steps: Sequence[Evidence]) -> _Sequential:
     moving = _comparing(now) and now.canary.requests > 0 and now.stable.requests > 0
     events, share = triples[-1][0] + triples[-1][1], triples[-1][2]
     information = sequential.comparison_information(events, share, rho0, DESIGN_KAPPA)
-    return _Sequential("errors-vs-stable", log_e, ERRORS_WEIGHT, message, moving, information)
+    return _Sequential(
+        "errors-vs-stable", log_e, ERRORS_WEIGHT, message, moving, information, comparison=True
+    )
 
 
 def _latency_band(t: Thresholds, steps: Sequence[Evidence], band: latency.Band) -> _Sequential:
@@ -220,7 +227,7 @@ def _latency_band(t: Thresholds, steps: Sequence[Evidence], band: latency.Band) 
         events = counts.canary_events + counts.stable_events
         information = sequential.comparison_information(events, counts.share, 1.0, kappa)
     moving = _comparing(steps[-1]) and counts is not None
-    return _Sequential(band.name, log_e, 1.0, message, moving, information)
+    return _Sequential(band.name, log_e, 1.0, message, moving, information, comparison=True)
 
 
 def _slo(
@@ -303,6 +310,29 @@ def _sequential_checks(t: Thresholds, steps: Sequence[Evidence]) -> list[_Sequen
     return [make() for make in makers]
 
 
+def _change_points(t: Thresholds, steps: Sequence[Evidence]) -> list[_Sequential]:
+    """The sequential checks as e-detectors: each check's e-value mixes the check run on the
+    whole rollout with the check restarted at each later step (``sequential.change_point_log_e``).
+    Messages, holding and information are those of the whole rollout's check.
+
+    Only the comparisons with stable restart: they condition on the events both arms saw, so a
+    failure both share (a flapping dependency) is no evidence. The absolute SLO checks keep the
+    whole rollout's evidence: restarted at the 100% step, where no stable traffic is left to
+    show that a burst of failures is shared, they would roll back healthy releases more often."""
+    found = _sequential_checks(t, steps)
+    restarted = [_sequential_checks(t, steps[j:]) for j in range(1, len(steps))]
+    return [
+        replace(
+            s,
+            log_e=sequential.change_point_log_e([s.log_e, *(r[i].log_e for r in restarted)]),
+            whole_log_e=s.log_e,
+        )
+        if s.comparison
+        else s
+        for i, s in enumerate(found)
+    ]
+
+
 def _point_check(name: str, value: float | None, lo: float | None, hi: float | None) -> CheckResult:
     if value is None or math.isnan(value):
         return CheckResult(name=name, verdict="NoData", message="no data")
@@ -322,7 +352,7 @@ def evaluate(thresholds: Thresholds, evidence: Evidence) -> Judgement:
     evidence is above ``hold_above``; PASS otherwise."""
     t = thresholds
     steps = (*evidence.earlier, evidence)
-    found = _sequential_checks(t, steps)
+    found = _change_points(t, steps)
     total = sum(s.weight for s in found)
     limit = 1.0 / t.false_rollback_rate
     checks: list[CheckResult] = []
@@ -330,7 +360,8 @@ def evaluate(thresholds: Thresholds, evidence: Evidence) -> Judgement:
     for s in found:
         own_limit = limit * total / s.weight
         e = _e(s.log_e)
-        holding = s.moving and e > hold and s.information < math.log(own_limit)
+        whole = e if s.whole_log_e is None else _e(s.whole_log_e)
+        holding = s.moving and whole > hold and s.information < math.log(own_limit)
         verdict: CheckVerdict = "Fail" if e >= own_limit else "Inconclusive" if holding else "Pass"
         checks.append(
             CheckResult(

@@ -329,6 +329,10 @@ def _initializing_phase(t: _Tick) -> bool:
     if not ready:
         if t.status.phase_since and t.now - t.status.phase_since > PROGRESS_DEADLINE:
             return _start_rollback(t, f"canary pods not ready after {PROGRESS_DEADLINE}")
+        if obs.route is not None and obs.route.rejection_reason:
+            return t.wait(
+                f"waiting for the mesh to accept the route: {obs.route.rejection_reason}", WAIT
+            )
         return t.wait("waiting for the canary pods and the route", WAIT)
     t.event("Initialized", f"canary {plan.canary_deployment} ready with {replicas} pod(s)")
     return _begin_step(t, 0)
@@ -536,7 +540,19 @@ def decide(plan: Plan, status: RolloutStatus, obs: Observation, now: datetime) -
         return _decision(t)
     _commands(t)
     _run(t)
+    _route_condition(t)
     return _decision(t)
+
+
+def _route_condition(t: _Tick) -> None:
+    """Report the mesh's refusal of the route as ``RouteAccepted=False`` (until it accepts)."""
+    route = t.obs.route
+    if route is None or t.status.phase in TERMINAL_PHASES:
+        return
+    if route.rejection_reason:
+        t.condition("RouteAccepted", False, route.rejection_reason, route.rejection_message)
+    elif route.accepted and any(c.type == "RouteAccepted" for c in t.status.conditions):
+        t.condition("RouteAccepted", True, "Accepted", "the mesh accepted the route")
 
 
 def _run(t: _Tick) -> None:

@@ -21,6 +21,9 @@ Two shapes of test:
 - **Rate** (the canary alone against an absolute limit ``p0``: a success-rate floor, a latency
   ceiling). Each request is an event with probability ``p ≤ p0`` under the null; alternatives
   ``κ·p0``.
+- **Change points** (:func:`change_point_log_e`): each test is also restarted at every step
+  boundary and the restarts mixed with prior weights, so a canary that turns bad after some
+  good steps is judged on the steps since, not on the whole rollout.
 - **Share** (is the canary receiving the traffic it is routed?). Under working routing each
   request reaches the canary with probability at least ``SHARE_NULL`` of its weight; the
   alternative is that almost nothing reaches it (its pods are not serving, requests fail before
@@ -52,6 +55,10 @@ SLOW_MIXTURE: Mixture = tuple((k, 1 / 7) for k in (1.1, 1.25, 1.5, 2.0, 3.0, 5.0
 FAST_MIXTURE: Mixture = tuple((1.0 / k, 1 / 5) for k in (1.1, 1.25, 1.5, 2.0, 3.0))
 """For fast responses: the canary has *fewer* of them than the null allows."""
 
+CHANGE_FROM_START = 0.5
+"""The prior weight of "the canary was bad from the first step" in the change-point mixture;
+the rest is spread over later starts, halving with each step (¼ from step 2, ⅛ from step 3…)."""
+
 SHARE_NULL = 0.1
 """Routing counts as working while the canary gets at least this fraction of its weight."""
 SHARE_ALTERNATIVE = 0.001
@@ -66,6 +73,25 @@ def log_mean_exp(values: Sequence[float], weights: Sequence[float] | None = None
     if weights is None:
         weights = [1.0 / len(values)] * len(values)
     return top + math.log(sum(w * math.exp(v - top) for v, w in zip(values, weights, strict=True)))
+
+
+def change_point_weight(start: int) -> float:
+    """The prior weight of a regression that begins at step ``start`` (0: from the first)."""
+    if start <= 0:
+        return CHANGE_FROM_START
+    return (1.0 - CHANGE_FROM_START) * 0.5**start
+
+
+def change_point_log_e(by_start: Sequence[float]) -> float:
+    """The e-detector: log ``Σ_j w_j·E_j``, where ``by_start[j]`` is the log e-value of the
+    same test restarted at step ``j`` (on steps ``j…`` only) and ``w_j`` is
+    :func:`change_point_weight`. A test restarted at a step boundary (a stopping time) is an
+    e-process that is 1 until then, so the weighted sum over every possible start is again one
+    (weights summing to at most 1; starts not reached yet, left out, would only add). Evidence
+    gathered while a canary looked good is thus not held against it when it turns bad later:
+    the restart at the step where it turned bad pays only ``log(1/w_j)`` instead."""
+    weights = [change_point_weight(j) for j in range(len(by_start))]
+    return log_mean_exp(list(by_start), weights)
 
 
 def comparison_llr(x_c: int, x_s: int, share: float, rho0: float, kappa: float) -> float:

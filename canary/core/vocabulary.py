@@ -49,7 +49,11 @@ class RouteState:
 
     canary_weight: int
     accepted: bool
-    """The mesh accepted the route at its current generation, so the weights are in effect."""
+    """The mesh accepted the route, so the weights are in effect."""
+    rejection_reason: str = ""
+    """Why the mesh refuses the route (its condition reason, e.g. ``NoMatchingParent``)."""
+    rejection_message: str = ""
+    """What the mesh said, and how to fix it."""
 
 
 @dataclass(frozen=True)

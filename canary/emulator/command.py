@@ -4,13 +4,17 @@ Who calls it: developers, ``make demo`` and the integration tests, against the l
 plane. It watches the cluster through :class:`~canary.adapters.kube.meshview.MeshView`, rebuilds
 the topology when something changed, advances the traffic model every ``--tick`` seconds of
 real time, serves every emulated proxy's ``/metrics`` from one HTTP server on 127.0.0.1, writes
-Prometheus file-SD targets, and marks GAMMA HTTPRoutes Accepted as Linkerd would. It runs until
-SIGINT/SIGTERM and then withdraws its targets. See docs/emulator.md.
+Prometheus file-SD targets. It writes nothing to the cluster: route status and ServiceProfiles
+come from Linkerd's real policy controller and smi adaptor, and with ``--policy-grpc`` the split
+of an HTTPRoute is what the policy controller's ``OutboundPolicies/Get`` answers each load
+generator's proxy (asked again every second). It runs until SIGINT/SIGTERM and then
+withdraws its targets. See docs/emulator.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import signal
 import sys
@@ -23,8 +27,10 @@ from typing import Protocol
 
 import structlog
 
-from canary.adapters.kube.meshview import MeshSnapshot, MeshView, RouteView
+from canary.adapters.kube.meshview import MeshSnapshot, MeshView, RouteView, ServiceView
+from canary.adapters.outbound.client import Backends, OutboundPolicies
 from canary.emulator import targets, topology
+from canary.emulator.annotations import RPS
 from canary.emulator.engine import Engine
 from canary.emulator.server import MetricsServer
 from canary.errors import CanaryError
@@ -33,6 +39,9 @@ log = structlog.get_logger("canary.emulator")
 
 RESYNC_SECONDS = 5.0
 """Rebuild the topology at least this often even without a watch event (cheap insurance)."""
+POLICY_SECONDS = 1.0
+"""How often the policy controller is asked again (its index follows a route change a moment
+after the watch event that woke the emulator)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,6 +52,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="kubeconfig of the cluster to emulate a mesh for (default: $KUBECONFIG)",
     )
     parser.add_argument("--context", default=None, help="kubeconfig context (default: current)")
+    parser.add_argument(
+        "--policy-grpc",
+        default=os.environ.get("LINKERD_POLICY_GRPC"),
+        help="host:port of Linkerd's policy controller gRPC API: HTTPRoute splits are what its "
+        "OutboundPolicies/Get answers (default: $LINKERD_POLICY_GRPC; unset: read the accepted "
+        "routes themselves)",
+    )
     parser.add_argument(
         "--targets-dir",
         type=Path,
@@ -88,7 +104,14 @@ class ClusterView(Protocol):
     def start(self) -> None: ...
     def stop(self) -> None: ...
     def snapshot(self) -> MeshSnapshot: ...
-    def accept_route(self, route: RouteView) -> None: ...
+
+
+class PolicySource(Protocol):
+    """Where proxies learn route backends (``OutboundPolicies`` in production)."""
+
+    def backends(self, namespace: str, service: str, port: int, source_pod: str) -> Backends:
+        """The weighted backend Services a proxy in ``source_pod`` gets for ``service:port``."""
+        ...
 
 
 class Emulator:
@@ -105,9 +128,12 @@ class Emulator:
         seed: int = 0,
         namespaces: Sequence[str] = (),
         targets_file: str = targets.FILE_NAME,
+        policies: PolicySource | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.view = view
+        self.policies = policies
+        self._answers: dict[tuple[str, str], Backends] = {}
         self.clock = clock
         """Seconds on a monotonic clock (injected by tests)."""
         self.targets_dir = targets_dir
@@ -119,7 +145,7 @@ class Emulator:
         self.stopping = threading.Event()
         self._reported: set[str] = set()
         self._last = 0.0
-        self._last_sync = float("-inf")
+        self._last_sync = self._last_policy = float("-inf")
 
     def run(self) -> int:
         """Serve until ``stopping`` is set; returns the exit code."""
@@ -142,13 +168,18 @@ class Emulator:
         self._last = self.clock()
 
     def step(self) -> None:
-        """One turn of the loop: sync when the cluster changed (or a resync is due), then move
-        the traffic model on by the time since the last turn."""
+        """One turn of the loop: sync when the cluster changed (or a resync is due), ask the
+        policy controller again when that is due, then move the traffic model on by the time
+        since the last turn."""
         now = self.clock()
         if self.view.changed.is_set() or now - self._last_sync >= RESYNC_SECONDS:
             self.view.changed.clear()
             self.sync()
-            self._last_sync = now
+            self._last_sync = self._last_policy = now
+        elif self.policies is not None and now - self._last_policy >= POLICY_SECONDS:
+            self._last_policy = now
+            if self._ask_policies(self.view.snapshot()):
+                self.sync(ask=False)
         self.engine.tick(now - self._last)
         self._last = now
 
@@ -160,9 +191,14 @@ class Emulator:
         self.view.stop()
         log.info("emulator_stopped", requests_sent=self.engine.requests_sent)
 
-    def sync(self) -> None:
+    def sync(self, ask: bool = True) -> None:
         """Rebuild the topology from the cluster and publish what changed."""
-        current = topology.build(self.view.snapshot(), self.namespaces)
+        snapshot = self.view.snapshot()
+        if self.policies is not None:
+            if ask:
+                self._ask_policies(snapshot)
+            snapshot = self._policy_routes(snapshot)
+        current = topology.build(snapshot, self.namespaces)
         self.engine.apply(current)
         groups = self.engine.targets(self.server.address)
         if targets.write(self.targets_dir, groups, self.targets_file):
@@ -174,13 +210,44 @@ class Emulator:
             if text not in self._reported:
                 log.warning("annotation_rejected", problem=text)
         self._reported = reported
-        for route in current.routes_to_accept:
-            name = f"{route.namespace}/{route.name}"
+
+    def _loaded_services(self, snapshot: MeshSnapshot) -> list[ServiceView]:
+        return [
+            s
+            for s in snapshot.services
+            if RPS in s.annotations and (not self.namespaces or s.namespace in self.namespaces)
+        ]
+
+    def _ask_policies(self, snapshot: MeshSnapshot) -> bool:
+        """Ask the policy controller about every loaded Service, as each load generator's proxy
+        would; True when an answer changed. A failed question keeps the last answer (a proxy
+        keeps its last policy too)."""
+        assert self.policies is not None
+        answers = {}
+        for service in self._loaded_services(snapshot):
+            key = (service.namespace, service.name)
+            port = next(iter(service.ports), topology.DEFAULT_PORT)
             try:
-                self.view.accept_route(route)
-                log.info("route_accepted", route=name, generation=route.generation)
-            except CanaryError as exc:
-                log.warning("route_accept_failed", route=name, error=str(exc))
+                answers[key] = self.policies.backends(
+                    service.namespace, service.name, port, f"{service.name}-loadgen"
+                )
+            except CanaryError as error:
+                log.warning("outbound_policy_failed", service="/".join(key), error=str(error))
+                if key in self._answers:
+                    answers[key] = self._answers[key]
+        changed = answers != self._answers
+        if changed:
+            log.info("outbound_policies_changed", services=len(answers))
+        self._answers = answers
+        return changed
+
+    def _policy_routes(self, snapshot: MeshSnapshot) -> MeshSnapshot:
+        """The snapshot with its HTTPRoute splits replaced by the policy controller's answers."""
+        routes = [r for r in snapshot.routes if r.kind != "HTTPRoute"]
+        for (namespace, service), backends in sorted(self._answers.items()):
+            if backends != ((service, 1.0),):
+                routes.append(RouteView("HTTPRoute", namespace, service, service, backends))
+        return dataclasses.replace(snapshot, routes=tuple(routes))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -196,6 +263,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         namespaces=args.namespace,
         targets_file=args.targets_file,
+        policies=OutboundPolicies(args.policy_grpc) if args.policy_grpc else None,
     )
 
     def stop(signum: int, frame: FrameType | None) -> None:

@@ -18,7 +18,7 @@ from canary.emulator.topology import Flow, ScrapedPod, Topology, destination
 from canary.sim import exposition
 from canary.sim.traffic import NO_POD, Counters, Mesh
 
-EMPTY = Topology(pods={}, flows=(), routes_to_accept=(), problems=())
+EMPTY = Topology(pods={}, flows=(), problems=())
 
 
 @dataclass

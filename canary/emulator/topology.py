@@ -9,9 +9,10 @@ plain values:
   Pending/Running with an IP is scraped (as the linkerd-viz job keeps Pending/Running pods), and
   only a Ready one receives traffic.
 - A Service annotated ``sim.canary.dev/rps`` gets that load from a load-generator "pod"
-  ``<service>-loadgen``. It is split by the first route for that Service (HTTPRoute with the
-  Service as a GAMMA parent, else TrafficSplit with it as ``spec.service``); a Service without a
-  route sends to its own pods. A backend's pods are the Ready pods its selector picks.
+  ``<service>-loadgen``. It is split by the split Linkerd has in force for that Service (an
+  HTTPRoute the policy controller accepted with the Service as a GAMMA parent, else the
+  ServiceProfile dstOverrides the smi adaptor wrote from a TrafficSplit); a Service without one
+  sends to its own pods. A backend's pods are the Ready pods its selector picks.
 - Scrape target labels are what the linkerd-viz ``linkerd-proxy`` job's relabelling produces:
   ``namespace``, ``pod``, the proxy-injector's labels (``deployment`` from the owning
   Deployment, ``control_plane_ns``, ``workload_ns``), every other pod label under its sanitized
@@ -77,7 +78,6 @@ class Topology:
 
     pods: Mapping[str, ScrapedPod]
     flows: tuple[Flow, ...]
-    routes_to_accept: tuple[RouteView, ...]
     problems: tuple[AnnotationProblem, ...]
 
 
@@ -236,14 +236,7 @@ def build(snapshot: MeshSnapshot, namespaces: frozenset[str] = frozenset()) -> T
             )
         )
 
-    to_accept = tuple(
-        r
-        for r in snapshot.routes
-        if r.kind == "HTTPRoute" and r.accepted_generation != r.generation
-    )
-    return Topology(
-        pods=pods, flows=tuple(flows), routes_to_accept=to_accept, problems=tuple(problems)
-    )
+    return Topology(pods=pods, flows=tuple(flows), problems=tuple(problems))
 
 
 def destination(flow: Flow, backend: str, pod: ScrapedPod | None) -> Destination:

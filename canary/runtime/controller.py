@@ -64,18 +64,39 @@ class WorkQueue:
         """The next due Rollout and its measurement; None when stopping."""
         with self._cond:
             while not stop.is_set():
-                while self._heap and self._due.get(self._heap[0].ref) != self._heap[0].due:
-                    heapq.heappop(self._heap)  # superseded by an earlier entry
-                if self._heap:
-                    wait = (self._heap[0].due - self._clock.now()).total_seconds()
+                due = self._next_due()
+                if due is not None:
+                    wait = (due - self._clock.now()).total_seconds()
                     if wait <= 0:
-                        item = heapq.heappop(self._heap)
-                        del self._due[item.ref]
-                        return item.ref, self._measurements.pop(item.ref, None)
+                        return self._pop()
                     self._cond.wait(min(wait, idle))
                 else:
                     self._cond.wait(idle)
         return None
+
+    def next_due(self) -> datetime | None:
+        """When the soonest queued Rollout is due (None: the queue is empty)."""
+        with self._cond:
+            return self._next_due()
+
+    def pop_due(self) -> tuple[Ref, Measurement | None] | None:
+        """The soonest Rollout if it is due now, without waiting (None: nothing is due): for a
+        driver that moves its own clock, like the benchmark's digital twin."""
+        with self._cond:
+            due = self._next_due()
+            if due is None or due > self._clock.now():
+                return None
+            return self._pop()
+
+    def _next_due(self) -> datetime | None:
+        while self._heap and self._due.get(self._heap[0].ref) != self._heap[0].due:
+            heapq.heappop(self._heap)  # superseded by an earlier entry
+        return self._heap[0].due if self._heap else None
+
+    def _pop(self) -> tuple[Ref, Measurement | None]:
+        item = heapq.heappop(self._heap)
+        del self._due[item.ref]
+        return item.ref, self._measurements.pop(item.ref, None)
 
     def __len__(self) -> int:
         with self._cond:
@@ -138,10 +159,21 @@ class Controller:
     def run_worker(self, stop: StopSignal) -> None:
         """Reconcile queued Rollouts one at a time until ``stop``."""
         while (item := self.queue.get(stop)) is not None:
-            ref, measurement = item
-            result = self.work(ref, measurement)
-            if result.requeue_after is not None:
-                self.queue.add(ref, result.requeue_after)
+            self._serve(*item)
+
+    def run_due(self) -> int:
+        """Reconcile every Rollout due now, one at a time, without waiting; how many were
+        reconciled. For a driver that moves its own clock (the benchmark's digital twin)."""
+        done = 0
+        while (item := self.queue.pop_due()) is not None:
+            self._serve(*item)
+            done += 1
+        return done
+
+    def _serve(self, ref: Ref, measurement: Measurement | None) -> None:
+        result = self.work(ref, measurement)
+        if result.requeue_after is not None:
+            self.queue.add(ref, result.requeue_after)
 
     def work(self, ref: Ref, measurement: Measurement | None = None) -> Result:
         """Reconcile one Rollout now and note what measuring needs to know of it."""

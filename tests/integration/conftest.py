@@ -50,6 +50,7 @@ class Cluster:
     targets_dir: Path
     kubectl: Path
     owned: bool  # started by this test session (and so stopped by it)
+    policy_grpc: str = ""  # host:port of Linkerd's policy controller gRPC API
 
     def stop_prometheus(self) -> None:
         """Stops Prometheus; its URL refuses connections until `start_prometheus`."""
@@ -81,6 +82,7 @@ def _cluster_from(dev_dir: Path, owned: bool) -> Cluster:
         targets_dir=Path(env["PROMETHEUS_TARGETS_DIR"]),
         kubectl=Path(env["KUBECTL"]),
         owned=owned,
+        policy_grpc=env.get("LINKERD_POLICY_GRPC", ""),
     )
 
 

@@ -53,7 +53,7 @@ def test_second_up_is_a_no_op_and_down_stops_every_process_group(tmp_path: Path)
         assert first.returncode == 0, first.stdout + first.stderr
         state = json.loads((dev_dir / "state.json").read_text())
         pids = [record["pid"] for record in state["processes"].values()]
-        assert len(pids) == 6
+        assert len(pids) == 8  # 6 Kubernetes/Prometheus processes + 2 of Linkerd
         assert all(_alive(pid) for pid in pids)
 
         second = _devenv(dev_dir, "up")

@@ -49,6 +49,7 @@ def emulator(cluster: Cluster, namespace: str, log: Path) -> Iterator[Path]:
                 "--targets-file", targets_file,
                 "--namespace", namespace,
                 "--port", "0",
+                "--policy-grpc", cluster.policy_grpc,
                 "--seed", "7",
             ],
             stdout=err,
@@ -269,8 +270,9 @@ def _post_change_rates(cluster: Cluster, namespace: str, after: float) -> dict[s
 def test_weight_change_moves_the_canary_share_within_two_scrapes(
     cluster: Cluster, kube: client.ApiClient, namespace: str, router: str, tmp_path: Path
 ) -> None:
-    """Routes 100/0 → 80/20: the canary serves 20 ± 3% of requests within two scrape intervals,
-    and an HTTPRoute is marked Accepted at its new generation."""
+    """Routes 100/0 → 80/20: the canary serves 20 ± 3% of requests within two scrape intervals
+    (an HTTPRoute once Linkerd's policy controller accepted it, a TrafficSplit through the
+    ServiceProfile the smi adaptor writes)."""
     create_app(kube, namespace, rps=200, canary={"sim.canary.dev/latency-p50-ms": "20"})
     custom = client.CustomObjectsApi(kube)
     body = _route(router, 0)
@@ -282,6 +284,21 @@ def test_weight_change_moves_the_canary_share_within_two_scrapes(
         wait_for("the canary's proxy to be scraped", lambda: query(cluster, up), 40)
         stable = f'request_total{{namespace="{namespace}",deployment="podinfo"}}'
         wait_for("stable traffic in Prometheus", lambda: query(cluster, stable), 20)
+        if router == "HTTPRoute":
+
+            def accepted() -> bool:
+                route: dict[str, Any] = custom.get_namespaced_custom_object(  # type: ignore[assignment]
+                    group, version, namespace, plural, "podinfo"
+                )
+                return any(
+                    parent["controllerName"] == "linkerd.io/policy-controller"
+                    and c["type"] == "Accepted"
+                    and c["status"] == "True"
+                    for parent in route.get("status", {}).get("parents", [])
+                    for c in parent["conditions"]
+                )
+
+            wait_for("Linkerd's policy controller to accept the route", accepted, 20)
         changed = time.time()
         patch = {"spec": _route(router, 20)["spec"]}
         custom.patch_namespaced_custom_object(group, version, namespace, plural, "podinfo", patch)
@@ -294,19 +311,14 @@ def test_weight_change_moves_the_canary_share_within_two_scrapes(
         assert sum(rates.values()) > 100, (rates, query(cluster, _samples(namespace)))
         share = 100 * sum(r for pod, r in rates.items() if "canary" in pod) / sum(rates.values())
         assert share == pytest.approx(20, abs=3), (rates, query(cluster, _samples(namespace)))
-        if router == "HTTPRoute":
-
-            def accepted() -> bool:
-                route: dict[str, Any] = custom.get_namespaced_custom_object(  # type: ignore[assignment]
-                    group, version, namespace, plural, "podinfo"
-                )
-                generation = route["metadata"]["generation"]
-                return any(
-                    c["type"] == "Accepted"
-                    and c["status"] == "True"
-                    and c["observedGeneration"] == generation
-                    for parent in route.get("status", {}).get("parents", [])
-                    for c in parent["conditions"]
-                )
-
-            wait_for("the route to be Accepted at its generation", accepted, 10)
+        if router == "TrafficSplit":
+            # The split reached the emulator through the smi adaptor's ServiceProfile.
+            profile: dict[str, Any] = custom.get_namespaced_custom_object(  # type: ignore[assignment]
+                "linkerd.io", "v1alpha2", namespace, "serviceprofiles",
+                f"podinfo.{namespace}.svc.cluster.local",
+            )  # fmt: skip
+            overrides = {
+                o["authority"].split(".")[0]: str(o["weight"])
+                for o in profile["spec"]["dstOverrides"]
+            }
+            assert overrides == {"podinfo-stable": "800", "podinfo-canary": "200"}

@@ -1,7 +1,9 @@
-"""The routers against a real API server: what they write, what survives, what conflicts."""
+"""The routers against a real API server with Linkerd's real policy controller: what they write,
+what survives, what conflicts, and what Linkerd's route status means to them."""
 
 from __future__ import annotations
 
+import time
 from functools import partial
 from typing import Any
 
@@ -13,7 +15,11 @@ from canary.adapters.routers.httproute import HTTPRouteRouter
 from canary.adapters.routers.trafficsplit import TrafficSplitRouter
 from canary.core.vocabulary import RouteState
 from canary.errors import Conflict, InvalidSpec
-from tests.integration.test_routers_keep_the_router_contract import accept_httproute
+from tests.integration.test_routers_keep_the_router_contract import (
+    create_services,
+    set_weights,
+    wait_accepted,
+)
 from tests.unit.fake_cluster import make_plan
 
 pytestmark = pytest.mark.integration
@@ -51,7 +57,7 @@ def _user_route() -> dict[str, Any]:
 
 def test_created_route_has_the_gamma_shape(kube: client.ApiClient, namespace: str) -> None:
     """The created route attaches to the core Service with group and kind set, and is labelled."""
-    HTTPRouteRouter(partial(CustomObjects, kube)).set_weights(namespace, PLAN, 5)
+    set_weights(HTTPRouteRouter(partial(CustomObjects, kube)), namespace, PLAN, 5)
     route = CustomObjects(kube, V1, "httproutes").get(namespace, "podinfo")
     assert route is not None
     assert route["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "canary"
@@ -70,12 +76,19 @@ def test_created_route_has_the_gamma_shape(kube: client.ApiClient, namespace: st
 
 
 def test_user_rules_survive_weight_patches(kube: client.ApiClient, namespace: str) -> None:
-    """Header and path rules the user owns keep their matches and backends through every step."""
+    """Header and path rules the user owns keep their matches and backends through every step,
+    and Linkerd's policy controller accepts the route with them."""
+    create_services(kube, namespace, PLAN)
+    admin = client.V1Service(
+        metadata=client.V1ObjectMeta(name="admin"),
+        spec=client.V1ServiceSpec(ports=[client.V1ServicePort(port=80)]),
+    )
+    client.CoreV1Api(kube).create_namespaced_service(namespace, admin)
     objects = CustomObjects(kube, V1, "httproutes")
     objects.create(namespace, _user_route())
     router = HTTPRouteRouter(partial(CustomObjects, kube))
     for weight in (5, 50, 100, 0):
-        router.set_weights(namespace, PLAN, weight)
+        set_weights(router, namespace, PLAN, weight)
         route = objects.get(namespace, "podinfo")
         assert route is not None
         rules = route["spec"]["rules"]
@@ -86,7 +99,11 @@ def test_user_rules_survive_weight_patches(kube: client.ApiClient, namespace: st
         assert [(r["name"], r.get("weight")) for r in rules[1]["backendRefs"]] == [("admin", 1)]
         split = {r["name"]: r["weight"] for r in rules[2]["backendRefs"]}
         assert split == {"podinfo-stable": 100 - weight, "podinfo-canary": weight}
-        assert router.observe(namespace, PLAN) == RouteState(weight, False)
+        state = router.observe(namespace, PLAN)
+        assert state is not None
+        assert state.canary_weight == weight
+    wait_accepted(router, namespace, PLAN)
+    assert router.observe(namespace, PLAN) == RouteState(0, True)
 
 
 def test_a_route_read_at_v1beta1_shows_the_same_weights(
@@ -94,26 +111,56 @@ def test_a_route_read_at_v1beta1_shows_the_same_weights(
 ) -> None:
     """A route written at v1 and steered at v1beta1 is one object: both read the same split."""
     v1 = HTTPRouteRouter(partial(CustomObjects, kube))
-    v1.set_weights(namespace, PLAN, 30)
+    set_weights(v1, namespace, PLAN, 30)
     v1beta1_plan = make_plan(traffic={"apiVersion": "gateway.networking.k8s.io/v1beta1"})
     v1beta1 = HTTPRouteRouter(partial(CustomObjects, kube))
-    assert v1beta1.observe(namespace, v1beta1_plan) == RouteState(30, False)
-    v1beta1.set_weights(namespace, v1beta1_plan, 60)
-    assert v1.observe(namespace, PLAN) == RouteState(60, False)
+    seen = v1beta1.observe(namespace, v1beta1_plan)
+    assert seen is not None
+    assert seen.canary_weight == 30
+    set_weights(v1beta1, namespace, v1beta1_plan, 60)
+    seen = v1.observe(namespace, PLAN)
+    assert seen is not None
+    assert seen.canary_weight == 60
 
 
-def test_acceptance_follows_the_generation(kube: client.ApiClient, namespace: str) -> None:
-    """Accepted at one generation; a weight change makes a new generation, not yet accepted."""
+def test_linkerd_accepts_without_a_generation_and_keeps_it_through_weight_changes(
+    kube: client.ApiClient, namespace: str
+) -> None:
+    """The real policy controller marks the route Accepted and ResolvedRefs without any
+    observedGeneration; a later weight change is trusted at once (status is not rewritten)."""
+    create_services(kube, namespace, PLAN)
     router = HTTPRouteRouter(partial(CustomObjects, kube))
-    router.set_weights(namespace, PLAN, 10)
-    accept_httproute(kube, V1, namespace, "podinfo")
-    assert router.observe(namespace, PLAN) == RouteState(10, True)
-    router.set_weights(namespace, PLAN, 10)
-    assert router.observe(namespace, PLAN) == RouteState(10, True)
-    router.set_weights(namespace, PLAN, 20)
-    assert router.observe(namespace, PLAN) == RouteState(20, False)
-    accept_httproute(kube, V1, namespace, "podinfo")
+    set_weights(router, namespace, PLAN, 10)
+    wait_accepted(router, namespace, PLAN)
+    route = CustomObjects(kube, V1, "httproutes").get(namespace, "podinfo")
+    assert route is not None
+    (parent,) = route["status"]["parents"]
+    assert parent["controllerName"] == "linkerd.io/policy-controller"
+    conditions = {c["type"]: c for c in parent["conditions"]}
+    assert {t: c["status"] for t, c in conditions.items()} == {
+        "Accepted": "True",
+        "ResolvedRefs": "True",
+    }
+    assert not any("observedGeneration" in c for c in conditions.values())
+    set_weights(router, namespace, PLAN, 20)
     assert router.observe(namespace, PLAN) == RouteState(20, True)
+
+
+def test_a_missing_parent_service_is_reported_with_linkerds_reason(
+    kube: client.ApiClient, namespace: str
+) -> None:
+    """Without the apex Service Linkerd answers NoMatchingParent; the router reports that reason
+    and a fix hint, and never counts the route as accepted."""
+    router = HTTPRouteRouter(partial(CustomObjects, kube))
+    set_weights(router, namespace, PLAN, 10)
+    deadline = time.monotonic() + 20
+    state = router.observe(namespace, PLAN)
+    while state is not None and not state.rejection_reason and time.monotonic() < deadline:
+        time.sleep(0.2)
+        state = router.observe(namespace, PLAN)
+    assert state is not None
+    assert (state.accepted, state.rejection_reason) == (False, "NoMatchingParent")
+    assert "the parent Service podinfo must exist" in state.rejection_message
 
 
 class _RacingObjects(CustomObjects):
@@ -139,12 +186,12 @@ def test_a_concurrent_edit_conflicts_instead_of_being_overwritten(
     applies and keeps their edit."""
     plan = make_plan(traffic={"router": router_kind, "apiVersion": api_version})
     router_type = HTTPRouteRouter if router_kind == "HTTPRoute" else TrafficSplitRouter
-    router_type(partial(CustomObjects, kube)).set_weights(namespace, plan, 5)
+    set_weights(router_type(partial(CustomObjects, kube)), namespace, plan, 5)
     racing = router_type(partial(_RacingObjects, kube))
     with pytest.raises(Conflict):
         racing.set_weights(namespace, plan, 10)
     router = router_type(partial(CustomObjects, kube))
-    router.set_weights(namespace, plan, 10)
+    set_weights(router, namespace, plan, 10)
     state = router.observe(namespace, plan)
     assert state is not None
     assert state.canary_weight == 10
@@ -163,8 +210,10 @@ def test_a_users_route_without_canary_backends_is_refused(
     objects.create(namespace, body)
     router = HTTPRouteRouter(partial(CustomObjects, kube))
     with pytest.raises(InvalidSpec, match="no rule sending traffic"):
-        router.set_weights(namespace, PLAN, 10)
-    assert router.observe(namespace, PLAN) == RouteState(0, False)
+        set_weights(router, namespace, PLAN, 10)
+    state = router.observe(namespace, PLAN)
+    assert state is not None
+    assert (state.canary_weight, state.accepted) == (0, False)
     after = objects.get(namespace, "podinfo")
     assert after is not None
     assert after["metadata"]["generation"] == 1
@@ -183,8 +232,8 @@ def test_trafficsplit_versions_write_their_own_weight_forms(
         }
     )
     router = TrafficSplitRouter(partial(CustomObjects, kube))
-    router.set_weights(namespace, v2, 5)
-    router.set_weights(namespace, v1, 5)
+    set_weights(router, namespace, v2, 5)
+    set_weights(router, namespace, v1, 5)
     stored_v2 = CustomObjects(kube, "split.smi-spec.io/v1alpha2", "trafficsplits").get(
         namespace, "podinfo"
     )
@@ -228,5 +277,5 @@ def test_a_hand_written_quantity_split_is_read_and_steered(
     plan = make_plan(traffic={"router": "TrafficSplit", "apiVersion": "split.smi-spec.io/v1alpha1"})
     router = TrafficSplitRouter(partial(CustomObjects, kube))
     assert router.observe(namespace, plan) == RouteState(50, True)
-    router.set_weights(namespace, plan, 100)
+    set_weights(router, namespace, plan, 100)
     assert router.observe(namespace, plan) == RouteState(100, True)

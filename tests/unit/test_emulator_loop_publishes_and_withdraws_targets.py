@@ -1,5 +1,6 @@
-"""The emulator process loop: follows cluster changes, accepts routes, survives bad annotations,
-and withdraws its targets when stopped. Time is the test's clock: the loop is turned by hand."""
+"""The emulator process loop: follows cluster changes and the policy controller's answers,
+survives bad annotations, and withdraws its targets when stopped. Time is the test's clock: the
+loop is turned by hand."""
 
 import json
 import threading
@@ -13,12 +14,11 @@ from canary.emulator.command import Emulator, build_parser
 
 
 class FakeView:
-    """A cluster whose snapshot the test replaces; records accepted routes."""
+    """A cluster whose snapshot the test replaces."""
 
     def __init__(self, snapshot: MeshSnapshot) -> None:
         self.changed = threading.Event()
         self.snapshot_value = snapshot
-        self.accepted: list[tuple[str, int]] = []
         self.running = False
 
     def start(self) -> None:
@@ -32,10 +32,6 @@ class FakeView:
     def snapshot(self) -> MeshSnapshot:
         """The current fake cluster."""
         return self.snapshot_value
-
-    def accept_route(self, route: RouteView) -> None:
-        """Record the acceptance, as the policy controller's status write would."""
-        self.accepted.append((route.name, route.generation))
 
     def replace(self, snapshot: MeshSnapshot) -> None:
         """Change the cluster and signal it, as a watch event does."""
@@ -71,8 +67,7 @@ def _cluster(canary_weight: int) -> MeshSnapshot:
         ),
         routes=(
             RouteView("HTTPRoute", "demo", "web", "web",
-                      (("web-stable", 100 - canary_weight), ("web-canary", canary_weight)),
-                      generation=canary_weight + 1),
+                      (("web-stable", 100 - canary_weight), ("web-canary", canary_weight))),
         ),
     )  # fmt: skip
 
@@ -98,8 +93,8 @@ def _requests(address: str, path: str) -> int:
 
 
 def test_loop_follows_the_cluster_and_cleans_up(tmp_path: Path) -> None:
-    """Targets appear for the watched namespace only, weights follow the route, routes are
-    accepted at each generation, and closing removes the targets file."""
+    """Targets appear for the watched namespace only, weights follow the route, and closing
+    removes the targets file."""
     view = FakeView(_cluster(0))
     clock = Seconds()
     emulator = Emulator(
@@ -119,7 +114,6 @@ def test_loop_follows_the_cluster_and_cleans_up(tmp_path: Path) -> None:
         clock.now += 1.0
         emulator.step()
         assert _requests(address, "/pods/demo/web-canary-1/metrics") > 100
-        assert view.accepted == [("web", 1), ("web", 51)]
         assert view.running
     finally:
         emulator.close()
@@ -148,3 +142,47 @@ def test_command_line_defaults_come_from_the_dev_environment(
     assert str(args.targets_dir) == "/p/targets"
     assert args.namespace == ["a", "b"]
     assert args.port == 0
+
+
+class FakePolicies:
+    """The policy controller's answers, as the test sets them."""
+
+    def __init__(self, answer: tuple[tuple[str, float], ...]) -> None:
+        self.answer = answer
+        self.asked: set[tuple[str, str, int, str]] = set()
+
+    def backends(
+        self, namespace: str, service: str, port: int, source_pod: str
+    ) -> tuple[tuple[str, float], ...]:
+        """Whatever the test set, recording who asked about what."""
+        self.asked.add((namespace, service, port, source_pod))
+        return self.answer
+
+
+def test_with_a_policy_source_the_split_is_its_answer_not_the_route(tmp_path: Path) -> None:
+    """The route object says 50/50, the policy controller says 100/0 and then 0/100: the load
+    follows the answers, asked again a second later without any watch event."""
+    view = FakeView(_cluster(50))
+    policies = FakePolicies((("web-stable", 1.0), ("web-canary", 0.0)))
+    clock = Seconds()
+    emulator = Emulator(
+        view, tmp_path, port=0, namespaces=["demo"], targets_file="t.json", clock=clock,
+        policies=policies,
+    )  # fmt: skip
+    emulator.open()
+    try:
+        emulator.step()
+        address = emulator.server.address
+        clock.now += 1.0
+        emulator.step()
+        assert _requests(address, "/pods/demo/web-1/metrics") > 100
+        assert _requests(address, "/pods/demo/web-canary-1/metrics") == 0
+        policies.answer = (("web-stable", 0.0), ("web-canary", 1.0))
+        clock.now += 1.0
+        emulator.step()  # asks again and switches to the new answer
+        clock.now += 1.0
+        emulator.step()
+        assert _requests(address, "/pods/demo/web-canary-1/metrics") > 100
+        assert policies.asked == {("demo", "web", 80, "web-loadgen")}
+    finally:
+        emulator.close()

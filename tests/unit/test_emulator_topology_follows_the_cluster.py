@@ -78,8 +78,6 @@ def test_route_splits_the_apex_by_its_weights() -> None:
         name="podinfo",
         apex="podinfo",
         backends=(("podinfo-stable", 80.0), ("podinfo-canary", 20.0)),
-        generation=3,
-        accepted_generation=2,
     )
     snapshot = MeshSnapshot(pods=(STABLE, CANARY), services=SERVICES, routes=(route,))
     topology = build(snapshot)
@@ -88,18 +86,19 @@ def test_route_splits_the_apex_by_its_weights() -> None:
         "podinfo-stable": Backend(80.0, (pod_key(STABLE),)),
         "podinfo-canary": Backend(20.0, (pod_key(CANARY),)),
     }
-    assert topology.routes_to_accept == (route,)
     assert topology.pods[pod_key(CANARY)].behaviour.error_rate == 0.5
 
 
-def test_httproute_wins_over_trafficsplit_and_accepted_routes_are_left_alone() -> None:
-    """When both route kinds name the apex the HTTPRoute is used; an accepted route is not
-    re-accepted."""
-    route = RouteView("HTTPRoute", "test", "r", "podinfo", (("podinfo-canary", 1.0),), 2, 2)
-    split = RouteView("TrafficSplit", "test", "a-split", "podinfo", (("podinfo-stable", 1.0),))
-    topology = build(MeshSnapshot(pods=(STABLE, CANARY), services=SERVICES, routes=(split, route)))
+def test_httproute_wins_over_a_serviceprofile() -> None:
+    """When an accepted HTTPRoute and a ServiceProfile's overrides both split the apex, the
+    HTTPRoute is used (Linkerd's proxies prefer routes)."""
+    route = RouteView("HTTPRoute", "test", "r", "podinfo", (("podinfo-canary", 1.0),))
+    profile = RouteView(
+        "ServiceProfile", "test", "a-profile", "podinfo", (("podinfo-stable", 1.0),)
+    )
+    snapshot = MeshSnapshot(pods=(STABLE, CANARY), services=SERVICES, routes=(profile, route))
+    topology = build(snapshot)
     assert list(topology.flows[0].backends) == ["podinfo-canary"]
-    assert topology.routes_to_accept == ()
 
 
 def test_unmeshed_pods_and_pods_without_ip_are_not_scraped() -> None:

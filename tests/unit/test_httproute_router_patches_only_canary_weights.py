@@ -1,4 +1,5 @@
-"""HTTPRoute router logic on an in-memory store: creation, weight-only patches, accepted status."""
+"""HTTPRoute router logic on an in-memory store: creation, weight-only patches, and what
+Linkerd's route status means (acceptance, refusals with their reason)."""
 
 from __future__ import annotations
 
@@ -23,25 +24,31 @@ def _router(store: InMemoryObjects) -> HTTPRouteRouter:
     return HTTPRouteRouter(lambda api_version, plural: store)
 
 
-def _accept(store: InMemoryObjects, *, generation: int | None = None, status: str = "True") -> None:
+def _accept(
+    store: InMemoryObjects,
+    *,
+    generation: int | None = None,
+    accepted: tuple[str, str] = ("True", "Accepted"),
+    resolved: tuple[str, str] = ("True", "ResolvedRefs"),
+    controller: str = "linkerd.io/policy-controller",
+) -> None:
+    """Write the parent status Linkerd's policy controller writes (no observedGeneration unless
+    ``generation`` is given)."""
     route = store.objects[(NS, PLAN.route_name)]
-    parent_ref = route["spec"]["parentRefs"][0]
+    parent_ref = {**route["spec"]["parentRefs"][0], "namespace": NS}
+    conditions: list[dict[str, Any]] = [
+        {"type": kind, "status": status, "reason": reason, "message": ""}
+        for kind, (status, reason) in (("Accepted", accepted), ("ResolvedRefs", resolved))
+    ]
+    if generation is not None:
+        for condition in conditions:
+            condition["observedGeneration"] = generation
     store.set_status(
         NS,
         PLAN.route_name,
         {
             "parents": [
-                {
-                    "parentRef": parent_ref,
-                    "controllerName": "linkerd.io/policy-controller",
-                    "conditions": [
-                        {
-                            "type": "Accepted",
-                            "status": status,
-                            "observedGeneration": generation or route["metadata"]["generation"],
-                        }
-                    ],
-                }
+                {"parentRef": parent_ref, "controllerName": controller, "conditions": conditions}
             ]
         },
     )
@@ -94,17 +101,31 @@ def test_creates_the_route_with_the_apex_as_parent() -> None:
     assert (state.canary_weight, state.accepted) == (20, False)
 
 
-def test_weights_are_trusted_once_accepted_at_the_current_generation() -> None:
-    """Accepted at generation N counts until the next weight change makes generation N+1."""
+def test_weights_are_trusted_once_linkerd_accepts_and_through_later_weight_changes() -> None:
+    """Not trusted before Linkerd accepts; after that a weight change is trusted at once,
+    because Linkerd does not rewrite status when only weights change."""
     store = InMemoryObjects()
     router = _router(store)
     router.set_weights(NS, PLAN, 5)
+    assert router.observe(NS, PLAN) == RouteState(5, False)
     _accept(store)
     assert router.observe(NS, PLAN) == RouteState(5, True)
     router.set_weights(NS, PLAN, 10)
-    assert router.observe(NS, PLAN) == RouteState(10, False)
-    _accept(store)
     assert router.observe(NS, PLAN) == RouteState(10, True)
+
+
+def test_a_generation_is_compared_only_when_a_condition_carries_one() -> None:
+    """A stale observedGeneration does not count; a current one or none at all does."""
+    store = InMemoryObjects()
+    router = _router(store)
+    router.set_weights(NS, PLAN, 5)
+    router.set_weights(NS, PLAN, 6)  # generation 2
+    _accept(store, generation=1)
+    assert router.observe(NS, PLAN) == RouteState(6, False)
+    _accept(store, generation=2)
+    assert router.observe(NS, PLAN) == RouteState(6, True)
+    _accept(store)
+    assert router.observe(NS, PLAN) == RouteState(6, True)
 
 
 def test_setting_the_same_weights_writes_nothing() -> None:
@@ -262,23 +283,43 @@ def test_no_status_for_the_apex_is_not_accepted(status: dict[str, Any], expected
     assert httproute.accepted(route, NS, PLAN) is expected
 
 
-def test_acceptance_needs_every_controller_at_this_generation() -> None:
-    """Old generations do not count; a controller refusing the current one wins."""
+def test_only_linkerds_status_with_both_conditions_true_counts() -> None:
+    """Another controller's parent status, or Accepted without ResolvedRefs, is not enough."""
     store = InMemoryObjects()
     router = _router(store)
-    router.set_weights(NS, PLAN, 5)
-    router.set_weights(NS, PLAN, 6)  # generation 2
-    _accept(store, generation=1)
-    assert router.observe(NS, PLAN) == RouteState(6, False)
-    _accept(store, status="False")
+    router.set_weights(NS, PLAN, 6)
+    _accept(store, controller="example.com/gateway")
     assert router.observe(NS, PLAN) == RouteState(6, False)
     route = store.objects[(NS, "podinfo")]
-    ok = copy.deepcopy(route["status"]["parents"][0])
-    ok["conditions"][0]["status"] = "True"
-    route["status"]["parents"].append(ok)
+    route["status"]["parents"][0]["controllerName"] = "linkerd.io/policy-controller"
+    route["status"]["parents"][0]["conditions"].pop()  # ResolvedRefs
     assert router.observe(NS, PLAN) == RouteState(6, False)
-    route["status"]["parents"] = [ok]
-    assert router.observe(NS, PLAN) == RouteState(6, True)
+
+
+@pytest.mark.parametrize(
+    ("condition", "reason", "hint"),
+    [
+        ("Accepted", "NoMatchingParent", "the parent Service podinfo must exist in shop"),
+        ("Accepted", "RouteReasonConflicted", "another route already claims Service podinfo"),
+        ("ResolvedRefs", "BackendNotFound", "canary creates podinfo-stable and podinfo-canary"),
+        ("ResolvedRefs", "InvalidKind", "backendRefs must be Services"),
+        ("ResolvedRefs", "SomethingNew", "see the route's status.parents"),
+    ],
+)
+def test_a_refusal_is_reported_with_linkerds_reason_and_a_hint(
+    condition: str, reason: str, hint: str
+) -> None:
+    """Accepted=False or ResolvedRefs=False: not accepted, Linkerd's reason, a hint to fix it."""
+    store = InMemoryObjects()
+    router = _router(store)
+    router.set_weights(NS, PLAN, 6)
+    refused = {"accepted" if condition == "Accepted" else "resolved": ("False", reason)}
+    _accept(store, **refused)  # type: ignore[arg-type]
+    state = router.observe(NS, PLAN)
+    assert state is not None
+    assert (state.accepted, state.rejection_reason) == (False, reason)
+    assert f"{condition}=False ({reason})" in state.rejection_message
+    assert hint in state.rejection_message
 
 
 def test_a_concurrent_edit_makes_the_patch_conflict() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 import pytest
@@ -436,3 +437,31 @@ def test_promotion_waits_for_the_stable_rollout() -> None:
     assert decision.actions == ()
     assert decision.status.phase == "Promoting"
     assert "roll out" in decision.reason
+
+
+def test_a_route_the_mesh_refuses_is_reported_and_cleared_once_accepted() -> None:
+    """Linkerd's refusal becomes RouteAccepted=False with its reason and message while the
+    release waits; once the mesh accepts, the condition turns True and the release goes on."""
+    cluster = FakeCluster(route_exists=True, accepted=False, services=True)
+    refused = cluster.observe()
+    assert refused.route is not None
+    route = vocabulary.RouteState(
+        0, False, "NoMatchingParent", "Linkerd reports ...; the parent Service podinfo must exist"
+    )
+    refused = dataclasses.replace(refused, route=route)
+    status = RolloutStatus()
+    for _ in range(3):
+        decision = machine.decide(make_plan(), status, refused, T0)
+        status = decision.status
+        for action in decision.actions:
+            cluster.apply(action)
+        cluster.settle()
+    assert status.phase == "Initializing"
+    assert "NoMatchingParent" in decision.reason
+    condition = next(c for c in status.conditions if c.type == "RouteAccepted")
+    assert (condition.status, condition.reason) == ("False", "NoMatchingParent")
+    assert "must exist" in condition.message
+    cluster.accepted = True
+    decision = machine.decide(make_plan(), status, cluster.observe(), T0 + timedelta(seconds=5))
+    assert _conditions(decision.status)["RouteAccepted"] == ("True", "Accepted")
+    assert decision.status.phase == "Progressing"

@@ -238,6 +238,34 @@ def test_queue_runs_each_rollout_once_soonest_first() -> None:
     assert queue.get(stop) is None
 
 
+def test_queue_hands_out_due_rollouts_without_waiting() -> None:
+    """A driver with its own clock asks when the next Rollout is due and takes only due ones;
+    the controller reconciles every due Rollout and queues it again at its requeue time."""
+    clock = FakeClock(T0)
+    queue = WorkQueue(clock)
+    a, b = Ref("n", "a"), Ref("n", "b")
+    assert queue.next_due() is None
+    queue.add(a, timedelta(seconds=10))
+    queue.add(b, timedelta(seconds=5), rec.Measurement(error="down"))
+    queue.add(b, timedelta(seconds=3))
+    assert queue.next_due() == T0 + timedelta(seconds=3)
+    assert queue.pop_due() is None
+    clock.advance(timedelta(seconds=6))
+    assert queue.pop_due() == (b, rec.Measurement(error="down"))
+    assert queue.pop_due() is None
+    assert queue.next_due() == T0 + timedelta(seconds=10)
+
+    world = World()
+    controller = Controller(world.reconciler, world.store, FakeMetrics(), world.clock)
+    controller.queue.add(world.ref)
+    assert controller.run_due() == 1
+    assert world.phase() == "Initializing"
+    assert controller.run_due() == 0  # requeued for later, not now
+    due = controller.queue.next_due()
+    assert due is not None
+    assert due > world.clock.now()
+
+
 def _pod(
     namespace: str, deployment: str, pod: str, requests: int, failures: int
 ) -> tuple[evidence.PodKey, evidence.PodCounters]:

@@ -1,9 +1,15 @@
-"""What the mesh emulator sees of the cluster: Services, Pods, ReplicaSets and traffic routes.
+"""What the mesh emulator sees of the cluster: Services, Pods, ReplicaSets and the splits real
+Linkerd puts in force.
 
 Who calls it: ``canary.emulator`` (the only user). It keeps a live, watch-fed cache of the
 objects a Linkerd data plane reacts to and hands out plain frozen snapshots of them, so that the
-emulator never touches the ``kubernetes`` library. It also plays the one write Linkerd's policy
-controller does that the controller relies on: marking GAMMA HTTPRoutes ``Accepted``.
+emulator never touches the ``kubernetes`` library. It writes nothing: route status is written
+by Linkerd's real policy controller, ServiceProfiles by the real linkerd-smi adaptor.
+
+Splits, as proxies get them: an HTTPRoute counts only once Linkerd's policy controller has
+accepted it for a Service parent (``Accepted`` and ``ResolvedRefs`` True), so a route the real
+controller rejects sends no canary traffic; a TrafficSplit counts through the ServiceProfile
+``dstOverrides`` the smi adaptor wrote from it, never through the split itself.
 
 It is longer than 400 lines because it converts five kinds of object and runs their informers
 in one place, so that only this module of the emulator touches ``kubernetes``.
@@ -12,9 +18,11 @@ What it must not do: decide anything about traffic (that is the emulator's and t
 model's job) or swallow the API server being down silently — watch failures are retried with
 backoff and counted in ``errors``.
 
-Versions: each kind is read at the first of its ``ROUTE_VERSIONS`` (newest first) that the API
-server serves (a CRD that serves several shows the same objects at each, so only one is
-watched). A kind whose CRD is not installed is looked for again every few seconds.
+Versions: Gateway API HTTPRoutes are read at the first of ``ROUTE_VERSIONS["HTTPRoute"]``
+(newest first) that the API server serves (a CRD that serves several shows the same objects at
+each, so only one is watched), Linkerd's own ``policy.linkerd.io/v1beta3`` HTTPRoutes (other
+objects) beside them, ServiceProfiles at ``linkerd.io/v1alpha2``. A kind whose CRD is not
+installed is looked for again every few seconds.
 """
 
 from __future__ import annotations
@@ -24,7 +32,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from kubernetes import dynamic as _dynamic
@@ -37,6 +44,10 @@ from canary.model.policy import ROUTE_VERSIONS
 
 POLICY_CONTROLLER = "linkerd.io/policy-controller"
 """The ``controllerName`` Linkerd's policy controller writes into HTTPRoute parent status."""
+
+LINKERD_HTTPROUTE_VERSIONS = ("policy.linkerd.io/v1beta3",)
+SERVICEPROFILE_VERSIONS = ("linkerd.io/v1alpha2",)
+CLUSTER_DOMAIN_SUFFIX = ".svc.cluster.local"
 
 
 Json = dict[str, Any]
@@ -77,9 +88,10 @@ class ServiceView:
 
 @dataclass(frozen=True)
 class RouteView:
-    """A traffic split of an apex Service into weighted backend Services.
+    """A traffic split of an apex Service into weighted backend Services, as Linkerd has it in
+    force.
 
-    ``kind`` is ``HTTPRoute`` or ``TrafficSplit``; ``backends`` are ``(service, weight)`` pairs.
+    ``kind`` is ``HTTPRoute`` or ``ServiceProfile``; ``backends`` are ``(service, weight)``.
     """
 
     kind: str
@@ -87,8 +99,6 @@ class RouteView:
     name: str
     apex: str
     backends: tuple[tuple[str, float], ...]
-    generation: int = 0
-    accepted_generation: int | None = None
 
 
 @dataclass(frozen=True)
@@ -167,8 +177,21 @@ def _replicaset_owner(obj: Json) -> tuple[str, str, str]:
     return (meta.get("namespace", ""), meta.get("name", ""), deployment)
 
 
+def _linkerd_accepts(obj: Json) -> bool:
+    """Whether Linkerd's policy controller accepted the route for a Service parent and
+    resolved its backends (what makes it serve the route to proxies)."""
+    for parent in (obj.get("status") or {}).get("parents") or []:
+        if parent.get("controllerName") != POLICY_CONTROLLER:
+            continue
+        verdicts = {c.get("type"): c.get("status") for c in parent.get("conditions") or []}
+        if verdicts.get("Accepted") == "True" and verdicts.get("ResolvedRefs") == "True":
+            return True
+    return False
+
+
 def _httproute(obj: Json) -> RouteView | None:
-    """The route's split of a GAMMA parent Service, or None for a route that is not GAMMA."""
+    """The route's split of a GAMMA parent Service, or None for a route that is not GAMMA or
+    that Linkerd has not accepted."""
     meta, spec = _meta(obj), obj.get("spec") or {}
     namespace = meta.get("namespace", "")
     apex = next(
@@ -181,7 +204,7 @@ def _httproute(obj: Json) -> RouteView | None:
         ),
         "",
     )
-    if not apex:
+    if not apex or not _linkerd_accepts(obj):
         return None
     rule: Json = next((r for r in spec.get("rules") or [] if r.get("backendRefs")), {})
     backends = tuple(
@@ -189,41 +212,39 @@ def _httproute(obj: Json) -> RouteView | None:
         for ref in rule.get("backendRefs") or []
         if ref.get("kind", "Service") == "Service" and ref.get("group", "") in ("", "core")
     )
-    accepted = [
-        cond.get("observedGeneration")
-        for parent in (obj.get("status") or {}).get("parents") or []
-        if parent.get("controllerName") == POLICY_CONTROLLER
-        for cond in parent.get("conditions") or []
-        if cond.get("type") == "Accepted" and cond.get("status") == "True"
-    ]
     return RouteView(
         kind="HTTPRoute",
         namespace=namespace,
         name=meta.get("name", ""),
         apex=apex,
         backends=backends,
-        generation=int(meta.get("generation") or 0),
-        accepted_generation=accepted[0] if accepted else None,
     )
 
 
-def _trafficsplit(obj: Json) -> RouteView | None:
+def _service_of(authority: str, namespace: str) -> str:
+    """``web`` from ``web.<namespace>.svc.cluster.local[:port]``, else empty."""
+    host = authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority
+    suffix = f".{namespace}{CLUSTER_DOMAIN_SUFFIX}"
+    return host.removesuffix(suffix) if host.endswith(suffix) else ""
+
+
+def _serviceprofile(obj: Json) -> RouteView | None:
+    """The split a ServiceProfile's ``dstOverrides`` put in force (the smi adaptor writes them
+    from a TrafficSplit), or None for a profile without overrides."""
     meta, spec = _meta(obj), obj.get("spec") or {}
-    backends: list[tuple[str, float]] = []
-    for b in spec.get("backends") or []:
-        with contextlib.suppress(ValueError):
-            backends.append(
-                (b.get("service", ""), float(weights.parse_quantity(b.get("weight", 0))))
-            )
-    if not spec.get("service"):
+    namespace, name = meta.get("namespace", ""), meta.get("name", "")
+    apex = _service_of(name, namespace)
+    overrides = spec.get("dstOverrides") or []
+    if not apex or not overrides:
         return None
+    backends: list[tuple[str, float]] = []
+    for override in overrides:
+        service = _service_of(str(override.get("authority", "")), namespace)
+        with contextlib.suppress(ValueError):
+            if service:
+                backends.append((service, float(weights.parse_quantity(override.get("weight", 0)))))
     return RouteView(
-        kind="TrafficSplit",
-        namespace=meta.get("namespace", ""),
-        name=meta.get("name", ""),
-        apex=spec["service"],
-        backends=tuple(backends),
-        generation=int(meta.get("generation") or 0),
+        kind="ServiceProfile", namespace=namespace, name=name, apex=apex, backends=tuple(backends)
     )
 
 
@@ -346,15 +367,19 @@ class MeshView:
         self._httproutes = _Informer(
             self._dyn, ROUTE_VERSIONS["HTTPRoute"], "HTTPRoute", _httproute, self.changed
         )
-        self._splits = _Informer(
-            self._dyn, ROUTE_VERSIONS["TrafficSplit"], "TrafficSplit", _trafficsplit, self.changed
+        self._linkerd_httproutes = _Informer(
+            self._dyn, LINKERD_HTTPROUTE_VERSIONS, "HTTPRoute", _httproute, self.changed
+        )
+        self._profiles = _Informer(
+            self._dyn, SERVICEPROFILE_VERSIONS, "ServiceProfile", _serviceprofile, self.changed
         )
         self._informers = (
             self._pods,
             self._services,
             self._replicasets,
             self._httproutes,
-            self._splits,
+            self._linkerd_httproutes,
+            self._profiles,
         )
         self._threads: list[threading.Thread] = []
 
@@ -387,60 +412,10 @@ class MeshView:
         return MeshSnapshot(
             pods=tuple(self._pods.items()),
             services=tuple(self._services.items()),
-            routes=(*self._httproutes.items(), *self._splits.items()),
+            routes=(
+                *self._httproutes.items(),
+                *self._linkerd_httproutes.items(),
+                *self._profiles.items(),
+            ),
             replicaset_owners=owners,
-        )
-
-    def accept_route(self, route: RouteView) -> None:
-        """Mark a GAMMA HTTPRoute ``Accepted`` at its generation, as Linkerd's policy controller
-        does; other controllers' parent entries are kept.
-
-        Raises canary's errors (``client.translated``): :class:`~canary.errors.Conflict` when
-        the route changed meanwhile.
-        """
-        with translated(f"mark HTTPRoute {route.namespace}/{route.name} accepted"):
-            self._accept_route(route)
-
-    def _accept_route(self, route: RouteView) -> None:
-        resource = self._dyn.resources.get(
-            api_version=self._httproutes.api_version, kind="HTTPRoute"
-        )
-        current = self._dyn.get(resource, name=route.name, namespace=route.namespace).to_dict()
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        parents = [
-            p
-            for p in (current.get("status") or {}).get("parents") or []
-            if p.get("controllerName") != POLICY_CONTROLLER
-        ]
-        generation = _meta(current).get("generation", route.generation)
-        for ref in (current.get("spec") or {}).get("parentRefs") or []:
-            if ref.get("kind") != "Service":
-                continue
-            parents.append(
-                {
-                    "parentRef": ref,
-                    "controllerName": POLICY_CONTROLLER,
-                    "conditions": [
-                        {
-                            "type": condition,
-                            "status": "True",
-                            "reason": condition,
-                            "message": "",
-                            "observedGeneration": generation,
-                            "lastTransitionTime": now,
-                        }
-                        for condition in ("Accepted", "ResolvedRefs")
-                    ],
-                }
-            )
-        body = {
-            "metadata": {"resourceVersion": _meta(current).get("resourceVersion")},
-            "status": {"parents": parents},
-        }
-        self._dyn.patch(
-            resource.status,
-            body=body,
-            name=route.name,
-            namespace=route.namespace,
-            content_type="application/merge-patch+json",
         )

@@ -11,12 +11,17 @@ naming its two Services, in every rule that names either, adding the missing one
 such a rule; it never removes or rewrites anything else, so the rules a user added (header
 matches, other backends, filters) survive every step. Writes are JSON patches that carry the
 resourceVersion they were computed from, so a concurrent edit makes them fail with ``Conflict``
-instead of being overwritten; a route that already has the weights is not written at all.
+instead of being overwritten (Linkerd's own status write counts: the reconciler retries on the
+next tick); a route that already has the weights is not written at all.
 
-Weights are trusted only once the mesh has accepted the route at its current generation
-(``status.parents[]`` for the apex Service: ``Accepted=True`` with ``observedGeneration ==
-metadata.generation``), which Linkerd's policy controller — and the local mesh emulator in its
-place — writes.
+Weights are trusted once Linkerd's policy controller has accepted the route for the apex Service:
+its ``status.parents[]`` entry (``controllerName: linkerd.io/policy-controller``, ``parentRef`` the
+apex Service) has ``Accepted=True`` and ``ResolvedRefs=True``. The real controller writes no
+``observedGeneration`` and does not rewrite status when only backend weights change, so a
+generation is compared only when a condition carries one, and after a weight patch the weights
+are in force once the route is accepted (the controller lets them settle before it measures).
+``Accepted=False`` (``NoMatchingParent``, ``RouteReasonConflicted``) or ``ResolvedRefs=False``
+(``BackendNotFound``, ``InvalidKind``) is reported with Linkerd's reason and a hint.
 """
 
 from __future__ import annotations
@@ -100,18 +105,58 @@ def canary_weight(route: Json, namespace: str, plan: Plan) -> int:
     return max(shares, default=0)
 
 
-def accepted(route: Json, namespace: str, plan: Plan) -> bool:
-    """Whether the mesh accepted the route for the apex Service at its current generation (and
-    no controller reports it not accepted at that generation)."""
+POLICY_CONTROLLER = "linkerd.io/policy-controller"
+"""The ``controllerName`` of Linkerd's policy controller in a route's parent status."""
+
+HINTS = {
+    "NoMatchingParent": "the parent Service {apex} must exist in {namespace} with a ClusterIP "
+    "(not headless, not ExternalName), and the parentRef must name it with group core",
+    "RouteReasonConflicted": "another route already claims Service {apex}: remove or merge it",
+    "BackendNotFound": "every backendRef must name an existing Service and port; canary "
+    "creates {stable} and {canary}",
+    "InvalidKind": "backendRefs must be Services (group core, kind Service)",
+}
+
+
+def _linkerd_conditions(route: Json, namespace: str, plan: Plan) -> list[Json]:
+    """Accepted/ResolvedRefs conditions Linkerd wrote for the apex Service, at this generation
+    when they say which one (the real controller never does)."""
     generation = (route.get("metadata") or {}).get("generation")
-    verdicts = [
-        condition.get("status") == "True"
+    return [
+        condition
         for parent in (route.get("status") or {}).get("parents") or []
-        if _names_apex(parent.get("parentRef") or {}, namespace, plan)
+        if parent.get("controllerName") == POLICY_CONTROLLER
+        and _names_apex(parent.get("parentRef") or {}, namespace, plan)
         for condition in parent.get("conditions") or []
-        if condition.get("type") == "Accepted" and condition.get("observedGeneration") == generation
+        if condition.get("type") in ("Accepted", "ResolvedRefs")
+        and condition.get("observedGeneration", generation) == generation
     ]
-    return bool(verdicts) and all(verdicts)
+
+
+def accepted(route: Json, namespace: str, plan: Plan) -> bool:
+    """Whether Linkerd accepted the route for the apex Service and resolved its backends."""
+    verdicts = {c.get("type"): c.get("status") for c in _linkerd_conditions(route, namespace, plan)}
+    return verdicts.get("Accepted") == "True" and verdicts.get("ResolvedRefs") == "True"
+
+
+def rejection(route: Json, namespace: str, plan: Plan) -> tuple[str, str]:
+    """``(reason, message with a fix hint)`` when Linkerd refuses the route, else ``("", "")``."""
+    for condition in _linkerd_conditions(route, namespace, plan):
+        if condition.get("status") != "False":
+            continue
+        reason = str(condition.get("reason") or condition.get("type"))
+        said = str(condition.get("message") or "").strip()
+        hint = HINTS.get(reason, "see the route's status.parents").format(
+            apex=plan.service.name,
+            namespace=namespace,
+            stable=plan.stable_service,
+            canary=plan.canary_service,
+        )
+        what = (
+            f"Linkerd reports HTTPRoute {namespace}/{plan.route_name} {condition.get('type')}=False"
+        )
+        return reason, f"{what} ({reason}{': ' + said if said else ''}); {hint}"
+    return "", ""
 
 
 def _backend(name: str, plan: Plan, weight: int) -> Json:
@@ -221,14 +266,17 @@ class HTTPRouteRouter:
         return self._clients.of(plan)
 
     def observe(self, namespace: str, plan: Plan) -> RouteState | None:
-        """The live canary percent, and whether the mesh accepted this generation of the route;
+        """The live canary percent, whether Linkerd accepted the route, and why it refuses it;
         None when the route does not exist."""
         route = self._objects(plan).get(namespace, plan.route_name)
         if route is None:
             return None
+        reason, message = rejection(route, namespace, plan)
         return RouteState(
             canary_weight=canary_weight(route, namespace, plan),
             accepted=accepted(route, namespace, plan),
+            rejection_reason=reason,
+            rejection_message=message,
         )
 
     def set_weights(self, namespace: str, plan: Plan, canary: int) -> None:

@@ -15,6 +15,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,13 @@ from tests.integration.conftest import Cluster
 
 REPO = Path(__file__).resolve().parents[3]
 GROUP, VERSION = "canary.dev", "v1alpha1"
+V1_ROUTE = "gateway.networking.k8s.io/v1"
+
+
+def quantity(value: object) -> Fraction:
+    """A route weight: an integer, or a Kubernetes quantity such as ``950m``."""
+    text = str(value)
+    return Fraction(text[:-1]) / 1000 if text.endswith("m") else Fraction(text)
 
 
 @dataclass
@@ -70,6 +78,7 @@ class Release:
     controller: Process
     emulator: Process
     router: str
+    api_version: str = ""
 
     @property
     def custom(self) -> Any:
@@ -148,23 +157,37 @@ class Release:
         )
 
     def canary_weight(self) -> int:
-        """The live canary weight from the route object itself."""
+        """The live canary weight from the route object itself, read at the policy's version."""
+        default = "split.smi-spec.io/v1alpha2" if self.router == "TrafficSplit" else V1_ROUTE
+        group, version = (self.api_version or default).split("/")
         if self.router == "TrafficSplit":
             split = self.custom.get_namespaced_custom_object(
-                "split.smi-spec.io", "v1alpha2", self.namespace, "trafficsplits", "podinfo"
+                group, version, self.namespace, "trafficsplits", "podinfo"
             )
-            weights = {b["service"]: int(b["weight"]) for b in split["spec"]["backends"]}
+            weights = {b["service"]: quantity(b["weight"]) for b in split["spec"]["backends"]}
         else:
             route = self.custom.get_namespaced_custom_object(
-                "gateway.networking.k8s.io", "v1", self.namespace, "httproutes", "podinfo"
+                group, version, self.namespace, "httproutes", "podinfo"
             )
             weights = {
-                b["name"]: int(b.get("weight", 1))
+                b["name"]: Fraction(b.get("weight", 1))
                 for rule in route["spec"]["rules"]
                 for b in rule["backendRefs"]
             }
         total = weights["podinfo-stable"] + weights["podinfo-canary"]
         return round(100 * weights["podinfo-canary"] / total) if total else 0
+
+    def profile_overrides(self) -> dict[str, Fraction]:
+        """The ServiceProfile ``dstOverrides`` Linkerd's smi adaptor wrote for the apex:
+        backend Service → weight."""
+        profile = self.custom.get_namespaced_custom_object(
+            "linkerd.io", "v1alpha2", self.namespace, "serviceprofiles",
+            f"podinfo.{self.namespace}.svc.cluster.local",
+        )  # fmt: skip
+        return {
+            o["authority"].split(".")[0]: quantity(o["weight"])
+            for o in profile["spec"].get("dstOverrides") or []
+        }
 
     def deployment(self, name: str) -> Any:
         """A Deployment as stored (a client model)."""
@@ -172,7 +195,9 @@ class Release:
         return apps.read_namespaced_deployment(name, self.namespace)
 
 
-def install_podinfo(api: client.ApiClient, namespace: str, router: str, rps: int) -> None:
+def install_podinfo(
+    api: client.ApiClient, namespace: str, router: str, rps: int, api_version: str = ""
+) -> None:
     """The podinfo Deployment (4 replicas), its apex Service with load, and a fast policy."""
     apps: Any = client.AppsV1Api(api)
     core: Any = client.CoreV1Api(api)
@@ -220,7 +245,10 @@ def install_podinfo(api: client.ApiClient, namespace: str, router: str, rps: int
             "metadata": {"name": "podinfo"},
             "spec": {
                 "service": {"name": "podinfo", "port": 9898},
-                "traffic": {"router": router},
+                "traffic": {
+                    "router": router,
+                    **({"apiVersion": api_version} if api_version else {}),
+                },
                 "steps": [{"setWeight": 20}, {"setWeight": 50}, {"setWeight": 100}],
                 "analysis": {
                     "interval": "2s",
@@ -240,8 +268,8 @@ def release_env(
     """Install podinfo in the test's namespace and start its emulator and controller."""
     started: list[Process] = []
 
-    def make(router: str = "HTTPRoute", rps: int = 100) -> Release:
-        install_podinfo(kube, namespace, router, rps)
+    def make(router: str = "HTTPRoute", rps: int = 100, api_version: str = "") -> Release:
+        install_podinfo(kube, namespace, router, rps, api_version)
         emulator = Process(
             "emulator",
             [
@@ -251,6 +279,7 @@ def release_env(
                 "--targets-file", f"{namespace}.json",
                 "--namespace", namespace,
                 "--port", "0",
+                "--policy-grpc", cluster.policy_grpc,
             ],
             tmp_path / "emulator.log",
         )  # fmt: skip
@@ -270,7 +299,7 @@ def release_env(
         for process in (emulator, controller):
             process.start()
             started.append(process)
-        return Release(namespace, kube, controller, emulator, router)
+        return Release(namespace, kube, controller, emulator, router, api_version)
 
     try:
         yield make

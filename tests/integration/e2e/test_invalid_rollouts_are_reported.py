@@ -64,3 +64,37 @@ def test_semantic_error_fails_with_the_field_path(release_env: Callable[..., Rel
     valid = _wait_condition(env, "6.1.0", "InvalidSpec")
     assert "spec.steps[1].setWeight" in valid["message"]
     assert env.rollout("6.1.0")["status"]["phase"] == "Failed"
+
+
+def test_a_route_linkerd_refuses_is_reported_with_its_reason(
+    release_env: Callable[..., Release],
+) -> None:
+    """A headless apex Service (no ClusterIP) cannot parent a route: Linkerd's real policy
+    controller answers NoMatchingParent, and the Rollout waits with RouteAccepted=False naming
+    that reason and the fix."""
+    env = release_env()
+    core: Any = client.CoreV1Api(env.api)
+    core.delete_namespaced_service("podinfo", env.namespace)
+    headless = {
+        "metadata": {"name": "podinfo"},
+        "spec": {
+            "clusterIP": "None",
+            "selector": {"app": "podinfo"},
+            "ports": [{"name": "http", "port": 9898}],
+        },
+    }
+    core.create_namespaced_service(env.namespace, headless)
+    env.create("6.1.0")
+    status: dict[str, Any] = {}
+    for _ in range(60):
+        status = env.rollout("6.1.0").get("status") or {}
+        found = [c for c in status.get("conditions") or [] if c["type"] == "RouteAccepted"]
+        if found and found[0]["reason"] == "NoMatchingParent":
+            assert found[0]["status"] == "False"
+            assert "parent service must have a ClusterIP" in found[0]["message"]
+            assert "the parent Service podinfo must exist" in found[0]["message"]
+            assert status["phase"] == "Initializing"
+            assert env.canary_weight() == 0
+            return
+        time.sleep(1)
+    pytest.fail(f"no RouteAccepted=False NoMatchingParent; status: {status}")

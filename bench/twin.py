@@ -1,0 +1,354 @@
+"""The digital twin: canary's real controller, run in virtual time against a simulated cluster.
+
+The benchmark's "ours" is not a model of the controller: it is ``canary.runtime.controller``'s
+``Controller`` (its work queue, measuring tick and ``canary.core.measuring`` windows) driving the
+real ``Reconciler``, which runs the real ``machine.decide`` and ``judge`` on a real ``Rollout``.
+Only the ports are simulated, each over ``bench.world.World`` (``canary.sim.traffic``'s mesh and
+Prometheus-like scrapes every 10 s with jitter and loss):
+
+- the Rollout store is the tests' contract-tested ``MemoryRolloutStore``;
+- the router is the contract-tested ``FakeRouter`` with a mesh that accepts a changed route
+  when the new weight takes effect in the world (after the world's 1–3 s actuation delay);
+- the workloads report the stable Deployment, the canary Deployment (its pods start
+  ``POD_START_S`` after they are asked for, then take traffic) and the Services;
+- the metric provider answers the one counters query from the newest scrape, in Prometheus'
+  JSON shape, through ``evidence.parse`` as ``PrometheusMetrics`` does;
+- the clock is virtual: the driver jumps from one due thing to the next (a queued reconcile, the
+  measuring tick, the resync, a pod becoming ready, a route accepted).
+
+Watch events are delivered as the live feed would: a Deployment change wakes its Rollout.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
+
+import structlog
+
+from bench.baselines import P99_MAX_MS, STEPS, SUCCESS_RATE_MIN
+from bench.scenarios import Scenario
+from bench.world import CANARY, NAMESPACE, STABLE, World, samples
+from canary.core import evidence, measuring
+from canary.core.plan import Plan
+from canary.core.vocabulary import (
+    Action,
+    CanaryState,
+    EnsureCanary,
+    EnsureServices,
+    Event,
+    PromoteStable,
+    RouteState,
+    ScaleCanaryToZero,
+    TargetState,
+)
+from canary.model.rollout import ROLLOUT_LABEL, Rollout
+from canary.ports import Arms, Change, MetricProvider, WorkloadState
+from canary.runtime.controller import Controller
+from canary.runtime.reconciler import Reconciler
+from canary.sim.traffic import Counters
+from tests.fake_store import MemoryRolloutStore
+from tests.fakes import FakeClock, FakeRouter
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+ROLLOUT = "podinfo-2"
+STABLE_REPLICAS = 3
+POD_START_S = 5.0
+"""Seconds from asking for canary pods (or a new stable template) to their being ready."""
+TICK = timedelta(seconds=5)
+"""``canary run --tick``'s default."""
+RESYNC_S = 60.0
+
+
+@dataclass(frozen=True)
+class Loop:
+    """The live loop's timing knobs (``canary run --settle/--tick``), to tune on the twin."""
+
+    settle: timedelta = measuring.SETTLE
+    tick: timedelta = TICK
+
+
+LIVE = Loop()
+"""``canary run``'s defaults."""
+MAX_S = 6 * 3600.0
+
+ANALYSIS: dict[str, Any] = {
+    "minRequestsPerStep": 200,
+    "successRate": {"min": SUCCESS_RATE_MIN},
+    "latency": {"percentile": 99, "maxMs": int(P99_MAX_MS)},
+}
+"""The default analysis, with the same absolute SLOs the baselines are given."""
+
+
+def quiet() -> None:
+    """The benchmark runs thousands of rollouts: keep the controller's logs below critical."""
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.CRITICAL))
+
+
+def rollout(analysis: dict[str, Any] | None = None) -> Rollout:
+    """The Rollout of podinfo the twin releases: the benchmark's steps, the given analysis."""
+    return Rollout.model_validate(
+        {
+            "metadata": {"name": ROLLOUT, "namespace": NAMESPACE, "generation": 1},
+            "spec": {
+                "targetRef": {"name": STABLE},
+                "release": {"images": {STABLE: "podinfo:6.1.0"}},
+                "service": {"name": STABLE, "port": 9898},
+                "steps": [{"setWeight": w} for w in STEPS],
+                "analysis": ANALYSIS if analysis is None else analysis,
+            },
+        }
+    )
+
+
+class Timers:
+    """Things the simulated cluster will do at a virtual time."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Callable[[], None]]] = []
+        self._n = 0
+
+    def at(self, when: float, do: Callable[[], None]) -> None:
+        """Do ``do`` at ``when``."""
+        self._n += 1
+        heapq.heappush(self._heap, (when, self._n, do))
+
+    def next(self) -> float | None:
+        """When the next thing is due."""
+        return self._heap[0][0] if self._heap else None
+
+    def fire(self, now: float) -> None:
+        """Do everything due by ``now``."""
+        while self._heap and self._heap[0][0] <= now:
+            heapq.heappop(self._heap)[2]()
+
+
+@dataclass
+class TwinWorkloads:
+    """``ports.Workloads`` over the world: Deployments whose pods start after a delay."""
+
+    world: World
+    timers: Timers
+    notify: Callable[[str], None]
+    canary_replicas: int = 0
+    canary_ready: int = 0
+    canary_exists: bool = False
+    services: bool = False
+    has_release: bool = False
+    stable_ready: bool = True
+
+    def observe(self, namespace: str, rollout: str, plan: Plan) -> WorkloadState:
+        """The Deployments and Services as they are now."""
+        canary = (
+            CanaryState(self.canary_replicas, self.canary_ready, current=True)
+            if self.canary_exists
+            else None
+        )
+        target = TargetState(STABLE_REPLICAS, self.stable_ready, self.has_release)
+        return WorkloadState(target, True, canary, self.services)
+
+    def apply(self, namespace: str, rollout: str, plan: Plan, action: Action) -> None:
+        """Carry out one workload action; pods become ready ``POD_START_S`` later."""
+        now = self.world.now
+        match action:
+            case EnsureServices():
+                self.services = True
+            case EnsureCanary(replicas=replicas) if replicas != self.canary_replicas:
+                self.canary_exists = True
+                self.canary_replicas = replicas
+                self.canary_ready = min(self.canary_ready, replicas)
+                self.world.scale_canary(self.canary_ready)
+                self.timers.at(now + POD_START_S, lambda: self._ready(replicas))
+            case ScaleCanaryToZero():
+                self.canary_replicas = self.canary_ready = 0
+                self.world.scale_canary(0)
+            case PromoteStable() if not self.has_release:
+                self.has_release, self.stable_ready = True, False
+                self.timers.at(now + POD_START_S, self._stable_ready)
+            case _:
+                pass
+
+    def _ready(self, replicas: int) -> None:
+        if self.canary_replicas == replicas:
+            self.canary_ready = replicas
+            self.world.scale_canary(replicas)
+            self.notify(CANARY)
+
+    def _stable_ready(self) -> None:
+        self.stable_ready = True
+        self.notify(STABLE)
+
+
+@dataclass
+class TwinRouter:
+    """``ports.TrafficRouter``: the contract-tested ``FakeRouter``, whose pretend mesh accepts
+    a changed route when the world's weight takes effect."""
+
+    world: World
+    timers: Timers
+    routes: FakeRouter = field(default_factory=lambda: FakeRouter(auto_accept=False))
+    writes: int = 0
+
+    def observe(self, namespace: str, plan: Plan) -> RouteState | None:
+        """The live weights."""
+        return self.routes.observe(namespace, plan)
+
+    def set_weights(self, namespace: str, plan: Plan, canary: int) -> None:
+        """Write the weight; the mesh applies it after the actuation delay.
+
+        As with Linkerd, a new route is accepted once the mesh has it, and a weight change never
+        withdraws acceptance: the controller's settle time covers the delay."""
+        before = self.routes.observe(namespace, plan)
+        self.routes.set_weights(namespace, plan, canary)
+        if before is None or before.canary_weight != canary:
+            self.writes += 1
+            at = self.world.set_weight(float(canary))
+            if before is None:
+                self.timers.at(at, lambda: self.routes.accept(namespace, plan))
+
+
+@dataclass
+class TwinMetrics:
+    """``ports.MetricProvider``: the counters query answered from the newest scrape.
+
+    By default the snapshot is built straight from the scraped counters; with ``as_json`` it
+    goes through Prometheus' JSON shape and ``evidence.parse``, as ``PrometheusMetrics`` does
+    (a test checks the two agree; the direct way is several times faster)."""
+
+    world: World
+    as_json: bool = False
+    _parsed: tuple[float, evidence.Snapshot] | None = None
+
+    def snapshot(self, targets: Sequence[Arms]) -> evidence.Snapshot:
+        """What Prometheus returns for the counters query now."""
+        scrape = self.world.latest(self.world.now)
+        if scrape is None:
+            return {}
+        if self._parsed is None or self._parsed[0] != scrape[0]:
+            self._parsed = (scrape[0], self.parse(scrape[1]))
+        wanted = {(a.namespace, name) for a in targets for name in (a.stable, a.canary)}
+        return {k: v for k, v in self._parsed[1].items() if k.target in wanted}
+
+    def parse(self, pods: Mapping[str, Counters]) -> evidence.Snapshot:
+        """The snapshot of one scrape."""
+        deployment = self.world.deployment
+        if self.as_json:
+            return evidence.parse(samples(pods, deployment))
+        out: dict[evidence.PodKey, evidence.PodCounters] = {}
+        for pod, counters in pods.items():
+            if counters.requests == 0:
+                continue
+            failures = counters.failures
+            out[evidence.PodKey(NAMESPACE, deployment[pod], pod)] = evidence.PodCounters(
+                requests=counters.successes + failures,
+                failures=failures,
+                buckets=counters.latency_total.buckets,
+            )
+        return out
+
+    def value(self, query: str) -> float | None:
+        """No custom metrics in the benchmark."""
+        return None
+
+
+class NoEvents:
+    """``ports.EventRecorder`` that drops Events."""
+
+    def record(self, rollout: Rollout, event: Event) -> None:
+        """Drop it."""
+
+
+class Decided(NamedTuple):
+    """What the controller had decided after a reconcile: phase, step, route weight."""
+
+    seconds: float
+    phase: str
+    step: int
+    weight: int | None
+
+
+@dataclass(frozen=True)
+class TwinRun:
+    """How one twin run ended: the phase reached, when (virtual seconds), the world."""
+
+    phase: str
+    ended_s: float
+    world: World
+    reconciles: int
+    trace: tuple[Decided, ...] = ()
+    """Every change of phase, step or route weight, with its virtual time."""
+
+
+ROLLED_BACK = frozenset({"RollingBack", "RolledBack", "Aborted", "Failed"})
+PROMOTED = frozenset({"Promoting", "Succeeded"})
+
+
+def run(
+    scenario: Scenario,
+    seed: int,
+    *,
+    analysis: dict[str, Any] | None = None,
+    settle: timedelta = measuring.SETTLE,
+    tick: timedelta = TICK,
+    max_s: float = MAX_S,
+    metrics: Callable[[World, FakeClock], MetricProvider] | None = None,
+) -> TwinRun:
+    """Release ``scenario``'s canary with the real controller until it rolls back (and traffic
+    is back on stable) or starts promoting, or ``max_s`` passes."""
+    world = World(scenario, seed)
+    world.run_until(0.0)
+    timers = Timers()
+    clock = FakeClock(T0)
+    store = MemoryRolloutStore()
+    ref = store.add(rollout(analysis))
+    controller: Controller
+
+    def notify(deployment: str) -> None:
+        controller.on_change(Change("Deployment", NAMESPACE, deployment, {ROLLOUT_LABEL: ROLLOUT}))
+
+    workloads = TwinWorkloads(world, timers, notify)
+    router = TwinRouter(world, timers)
+    provider = TwinMetrics(world) if metrics is None else metrics(world, clock)
+    reconciler = Reconciler(store, workloads, {"HTTPRoute": router}, NoEvents(), clock)
+    controller = Controller(reconciler, store, provider, clock, settle=settle)
+    controller.on_change(Change("Rollout", NAMESPACE, ROLLOUT))
+    tick_s = tick.total_seconds()
+    next_tick, next_resync = tick_s, RESYNC_S
+    phase = ""
+    trace: list[Decided] = []
+    while True:
+        due = controller.queue.next_due()
+        candidates = [next_tick, next_resync, max_s]
+        if due is not None:
+            candidates.append((due - T0).total_seconds())
+        if (timer := timers.next()) is not None:
+            candidates.append(timer)
+        now = max(world.now, min(candidates))
+        world.run_until(now)
+        clock.current = T0 + timedelta(seconds=now)
+        timers.fire(now)
+        if now >= next_tick:
+            controller.measure()
+            next_tick += tick_s
+        if now >= next_resync:
+            controller.resync()
+            next_resync += RESYNC_S
+        if controller.run_due():
+            status = store.rollouts[ref].status
+            phase = status.phase or ""
+            route = router.routes.routes.get((NAMESPACE, STABLE))
+            decided = Decided(
+                round(now, 6),
+                phase,
+                status.current_step_index,
+                None if route is None else route.canary_weight,
+            )
+            if not trace or trace[-1][1:] != decided[1:]:
+                trace.append(decided)
+        if phase in PROMOTED or phase in ROLLED_BACK - {"RollingBack"} or now >= max_s:
+            break
+    return TwinRun(phase, world.now, world, controller.reconciles, tuple(trace))
