@@ -6,7 +6,8 @@ puts them in place, and asks again every few seconds while a release runs. ``his
 the releases of each target newest first; ``release`` renders one release's step timeline,
 charts (``canary.api.charts``), step table, approvals, and the command buttons the caller may
 use. Pure: Rollouts, the time and the allowed commands in, HTML out (every value escaped).
-Used by ``canary.api.app``; must not do I/O.
+Used by ``canary.api.app``; must not do I/O. Over 400 lines because the page's stylesheet and
+script live here as text, beside the markup they style and drive.
 """
 
 from __future__ import annotations
