@@ -11,8 +11,9 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # The dev environment's orchestrator is standard-library Python: it needs no virtualenv.
 DEVENV := $(PYTHON) -m devenv
 # Debian packages the dev environment needs on PATH (etcd and Prometheus are unpacked into the
-# cache by devenv itself, without installing them as services).
-DEV_APT_PACKAGES := openssl ca-certificates
+# cache by devenv itself, without installing them as services). The dashboard's browser test
+# drives Debian's chromium with Playwright (the browser Playwright would download is never used).
+DEV_APT_PACKAGES := openssl ca-certificates chromium fonts-dejavu-core
 
 .PHONY: help
 help: ## list the targets
@@ -41,6 +42,7 @@ lint: $(STAMP) ## ruff, mypy --strict, import contracts, CRDs in sync with the m
 	$(BIN)/lint-imports
 	$(BIN)/python -m canary.crdgen --check crds
 	$(BIN)/python -m canary.crdgen --check charts/canary/crds
+	$(BIN)/python -m canary.grafana --check charts/canary/dashboards
 
 .PHONY: crds
 crds: $(STAMP) ## regenerate crds/ (and the chart's copy) from the models
@@ -50,6 +52,10 @@ crds: $(STAMP) ## regenerate crds/ (and the chart's copy) from the models
 .PHONY: deploy
 deploy: ## render charts/canary with its default values into deploy/ (builds helm once)
 	$(DEVENV) deploy
+
+.PHONY: grafana
+grafana: $(STAMP) ## regenerate the Grafana dashboard (charts/canary/dashboards/canary.json)
+	$(BIN)/python -m canary.grafana --write charts/canary/dashboards
 
 .PHONY: unit
 unit: $(STAMP) ## fast tests of the pure core (no cluster)

@@ -1,11 +1,13 @@
-"""Latency of the API's Rollout list (what the history page reads) with many finished Rollouts.
+"""Latency of the API's Rollout list and of the dashboard's history page with many finished
+Rollouts.
 
 Run: ``.venv/bin/python -m bench.api_history [--rollouts 1000] [--requests 300]``.
 Serves the real app with the real uvicorn on 127.0.0.1 over an in-memory store of ``--rollouts``
 finished Rollouts (of 10 targets in 5 namespaces) and an access review that answers at once
 (the real one's TokenReview/SubjectAccessReview answers are cached for 10 s, so a warm page pays
-for neither), then times ``--requests`` sequential ``GET /api/v1/rollouts`` and prints the median
-and the 99th percentile. The store lives in memory: a real cluster adds one list call.
+for neither), then times ``--requests`` sequential ``GET /api/v1/rollouts`` and as many
+``GET /ui/history`` (the dashboard's history, rendered as HTML) and prints the median and the
+99th percentile of each. The store lives in memory: a real cluster adds one list call.
 """
 
 from __future__ import annotations
@@ -82,7 +84,7 @@ def _rollouts(count: int) -> list[Rollout]:
 
 
 def main() -> None:
-    """Print the median and p99 latency of the list."""
+    """Print the median and p99 latency of the list and of the history page."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rollouts", type=int, default=1000)
     parser.add_argument("--requests", type=int, default=300)
@@ -96,23 +98,26 @@ def main() -> None:
         metrics=ControllerMetrics(),
     )
     running = server.start(app.build(api), host="127.0.0.1", port=0)
-    url = running.url + "/api/v1/rollouts"
-    request = urllib.request.Request(url, headers={"Authorization": "Bearer x"})
-    times = []
     try:
-        for _ in range(args.requests):
-            started = time.perf_counter()
-            with urllib.request.urlopen(request, timeout=10) as response:
-                size = len(response.read())
-            times.append((time.perf_counter() - started) * 1000)
+        for path in ("/api/v1/rollouts", "/ui/history"):
+            request = urllib.request.Request(
+                running.url + path, headers={"Authorization": "Bearer x"}
+            )
+            times = []
+            for _ in range(args.requests):
+                started = time.perf_counter()
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    size = len(response.read())
+                times.append((time.perf_counter() - started) * 1000)
+            times.sort()
+            p99 = times[min(len(times) - 1, int(len(times) * 0.99))]
+            print(
+                f"GET {path}, {args.rollouts} finished Rollouts ({size} bytes), "
+                f"{args.requests} requests: median {statistics.median(times):.1f} ms, "
+                f"p99 {p99:.1f} ms"
+            )
     finally:
         running.stop()
-    times.sort()
-    p99 = times[min(len(times) - 1, int(len(times) * 0.99))]
-    print(
-        f"GET /api/v1/rollouts, {args.rollouts} finished Rollouts ({size} bytes), "
-        f"{args.requests} requests: median {statistics.median(times):.1f} ms, p99 {p99:.1f} ms"
-    )
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import argparse
 import functools
 import logging
 import os
+import secrets
 import signal
 import sys
 import threading
@@ -24,7 +25,7 @@ import structlog
 from canary import __version__
 from canary.adapters.kube import client as kube
 from canary.adapters.kube import kubeconfig
-from canary.adapters.kube.access import KubeAccessReview
+from canary.adapters.kube.access import KubeAccessReview, KubeSelfReview
 from canary.adapters.kube.events import KubeEventRecorder
 from canary.adapters.kube.lease import KubeLease
 from canary.adapters.kube.objects import CustomObjects
@@ -440,6 +441,52 @@ def _run(args: argparse.Namespace) -> int:
         log.info("controller_stopped", reconciles=controller.reconciles)
 
 
+def _dashboard(args: argparse.Namespace) -> int:
+    """`canary dashboard`: the dashboard on this machine, as the kubeconfig's user."""
+    _configure_logging("warning")
+    api = kube.connect(args.kubeconfig, args.context)
+    store = KubeRolloutStore(api)
+    secret = secrets.token_urlsafe(24)
+    server = api_server.start(
+        api_app.build(
+            api_app.Api(
+                store=store,
+                annotator=store,
+                access=KubeSelfReview(api, secret),
+                ready=lambda: True,
+                metrics=ControllerMetrics(),
+            )
+        ),
+        host=args.address,
+        port=args.port,
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    # The secret rides in the fragment, which browsers never send; the page keeps it in the
+    # tab's session storage.
+    print(f"dashboard: {server.url}/#token={secret}  (Ctrl-C stops it)", flush=True)
+    try:
+        stop.wait()
+    finally:
+        server.stop()
+    return 0
+
+
+def _add_dashboard_command(sub: Any) -> None:
+    cmd = sub.add_parser(
+        "dashboard",
+        help="serve the dashboard locally, as the kubeconfig's user",
+        description="Serve the web dashboard on this machine, reading and acting with the "
+        "kubeconfig's own credentials and RBAC rights. Prints a URL with a one-time secret: "
+        "only a browser that opens it may use the dashboard.",
+    )
+    _cluster_options(cmd, top=False)
+    cmd.add_argument("--address", default="127.0.0.1", help="address to listen on")
+    cmd.add_argument("--port", type=int, default=8081, help="port to listen on (0: any)")
+    cmd.set_defaults(func=_dashboard)
+
+
 def _add_run_command(sub: Any) -> None:
     cmd = sub.add_parser(
         "run",
@@ -531,6 +578,7 @@ def build_parser() -> argparse.ArgumentParser:
     lint_cmd.set_defaults(func=_lint)
     _add_cluster_commands(sub)
     _add_run_command(sub)
+    _add_dashboard_command(sub)
     return parser
 
 

@@ -1,6 +1,11 @@
 """canary's HTTP API as an ASGI app (Starlette): health, readiness, the controller's metrics,
 the Rollouts for a dashboard, and the commands the CLI's approve/promote/abort/retry mirror.
 
+    GET  /                             the dashboard's page (no data: its script asks for the
+                                       fragments below with the person's token)
+    GET  /ui/history                   HTML: releases per target, newest first (?namespace=NS)
+    GET  /ui/namespaces/NS/rollouts/NAME   HTML: one release, its charts and the buttons the
+                                       caller may use (``canary.api.pages``)
     GET  /healthz                      200 while the process serves and its worker runs, else 503
     GET  /readyz                       200 when ``ready()`` (leader elected, watches up), else 503
     GET  /metrics                      Prometheus text (``canary.api.metrics``)
@@ -11,7 +16,7 @@ the Rollouts for a dashboard, and the commands the CLI's approve/promote/abort/r
     GET  /api/v1/namespaces/NS/rollouts/NAME/KIND?expires=…&sig=…   the page a signed chat
                                        link (``canary.core.links``) opens: it asks for a token
 
-Every ``/api/`` request needs ``Authorization: Bearer <Kubernetes token>`` (or the
+Every ``/api/`` and ``/ui/`` request needs ``Authorization: Bearer <Kubernetes token>`` (or the
 ``X-Forwarded-Access-Token`` an OAuth2 proxy adds): the cluster says who holds it (TokenReview)
 and whether RBAC lets them act (SubjectAccessReview, ``canary.core.access``). Lists show only
 the namespaces the caller may list; the actor of a command is the reviewed identity. Every error
@@ -39,12 +44,13 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from canary.api import problems
+from canary.api import pages, problems
 from canary.api.access import Gate
 from canary.api.metrics import CONTENT_TYPE, ControllerMetrics
 from canary.api.problems import Problem
 from canary.core import access, commands, links
 from canary.core.vocabulary import Command, CommandKind
+from canary.model.policy import Analysis
 from canary.model.rollout import Rollout
 from canary.ports import AccessReview, Annotator, Identity, Ref, RolloutStore
 
@@ -112,6 +118,19 @@ def summary(rollout: Rollout) -> dict[str, Any]:
         "startedAt": _time(status.started_at),
         "finishedAt": _time(status.finished_at),
     }
+
+
+_BUTTONS: tuple[CommandKind, ...] = ("approve", "promote", "abort", "retry")
+_PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": (
+        f"default-src 'none'; script-src 'sha256-{pages.SCRIPT_HASH}'; "
+        "style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; "
+        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+}
 
 
 def _namespace(text: str) -> str:
@@ -230,16 +249,56 @@ class _Handlers:
         text = await self.call(self.api.metrics.exposition)
         return Response(text, media_type=CONTENT_TYPE)
 
-    async def rollouts(self, request: Request) -> Response:
+    async def _listed(self, request: Request) -> tuple[Identity, list[Rollout]]:
         who = await self.identity(request)
         wanted = request.query_params.get("namespace")
         if wanted is not None:
             namespace = _namespace(wanted)
             await self.call(self.gate.require, who, access.LIST, namespace)
-            found = await self.call(self.api.store.list, namespace)
-        else:
-            found = await self.call(self._readable, who)
+            return who, list(await self.call(self.api.store.list, namespace))
+        return who, await self.call(self._readable, who)
+
+    async def rollouts(self, request: Request) -> Response:
+        _, found = await self._listed(request)
         return JSONResponse({"items": [summary(r) for r in found]})
+
+    async def dashboard(self, _: Request) -> Response:
+        return HTMLResponse(pages.SHELL, headers=_PAGE_HEADERS)
+
+    async def history(self, request: Request) -> Response:
+        who, found = await self._listed(request)
+        page = pages.history_page(found, self.api.clock(), who.username)
+        return HTMLResponse(page, headers=_PAGE_HEADERS)
+
+    async def release(self, request: Request) -> Response:
+        ref = _ref(request)
+        who = await self.identity(request)
+        await self.call(self.gate.require, who, access.READ, ref.namespace)
+        found = await self.call(self.api.store.get, ref)
+        if found is None:
+            raise _not_found(ref)
+        analysis, allowed = await self.call(self._release_context, found, who)
+        page = pages.release_page(found, analysis, self.api.clock(), who.username, allowed)
+        return HTMLResponse(page, headers=_PAGE_HEADERS)
+
+    def _release_context(
+        self, rollout: Rollout, who: Identity
+    ) -> tuple[Analysis | None, list[CommandKind]]:
+        """The analysis whose limits the charts draw (the Rollout's own, else its policy's),
+        and the commands that make sense now and that RBAC lets ``who`` give (blocking)."""
+        analysis = rollout.spec.analysis
+        if analysis is None and rollout.spec.policy_ref is not None:
+            policy_ref = Ref(rollout.metadata.namespace, rollout.spec.policy_ref.name)
+            policy = self.api.store.policy(policy_ref)
+            analysis = policy.spec.analysis if policy is not None else None
+        namespace = rollout.metadata.namespace
+        allowed: list[CommandKind] = [
+            kind
+            for kind in _BUTTONS
+            if commands.refusal(kind, rollout.status.phase) is None
+            and self.gate.allowed(who, access.command_permission(kind), namespace)
+        ]
+        return analysis, allowed
 
     def _readable(self, who: Identity) -> list[Rollout]:
         """Every Rollout in the namespaces ``who`` may list (blocking)."""
@@ -331,6 +390,9 @@ def build(api: Api) -> Starlette:
 
     one = "/api/v1/namespaces/{namespace}/rollouts/{name}"
     routes = [
+        Route("/", handlers.dashboard, methods=["GET"]),
+        Route("/ui/history", handlers.history, methods=["GET"]),
+        Route("/ui/namespaces/{namespace}/rollouts/{name}", handlers.release, methods=["GET"]),
         Route("/healthz", handlers.healthz, methods=["GET"]),
         Route("/readyz", handlers.readyz, methods=["GET"]),
         Route("/metrics", handlers.metrics, methods=["GET"]),

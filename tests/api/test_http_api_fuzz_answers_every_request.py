@@ -1,5 +1,6 @@
-"""Fuzzing the real server with hypothesis: whatever bytes arrive, the answer is an HTTP
-response below 500, and every error is a JSON problem. A fixed, small budget keeps it fast."""
+"""Fuzzing the real server (the API and the dashboard) with hypothesis: whatever bytes arrive,
+the answer is an HTTP response below 500, and every error is a JSON problem. A fixed, small
+budget keeps it fast."""
 
 from __future__ import annotations
 
@@ -28,9 +29,11 @@ PATH = st.one_of(
         st.one_of(st.none(), SEGMENT),
     ),
     st.builds(
-        lambda q: "/api/v1/rollouts" + q,
+        lambda prefix, q: prefix + q,
+        st.sampled_from(["/api/v1/rollouts", "/ui/history"]),
         st.one_of(st.just(""), SEGMENT.map(lambda s: "?namespace=" + s)),
     ),
+    st.builds(lambda ns, name: f"/ui/namespaces/{ns}/rollouts/{name}", SEGMENT, SEGMENT),
     st.sampled_from(["/healthz", "/readyz", "/metrics", "/", "/api/", "*"]),
     st.builds(lambda q: q, SEGMENT).map(lambda s: "/" + s),
 )

@@ -57,6 +57,16 @@ PROBES = {
         "import uvicorn",
         "The HTTP stack and the metrics registry only in canary.api",
     ),
+    "the Grafana SDK in the CLI": (
+        "canary/cli.py",
+        "import grafana_foundation_sdk",
+        "grafana_foundation_sdk only in canary.grafana",
+    ),
+    "the CLI importing the dashboard generator": (
+        "canary/cli.py",
+        "import canary.grafana",
+        "Layers:",
+    ),
 }
 
 

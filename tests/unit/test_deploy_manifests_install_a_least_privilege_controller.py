@@ -41,6 +41,7 @@ def test_every_object_of_an_install_is_there() -> None:
         ("ClusterRole", "canary-operator"),
         ("PodDisruptionBudget", "canary"),
         ("NetworkPolicy", "canary"),
+        ("ConfigMap", "canary-grafana-dashboard"),
     }
     cluster_scoped = (
         "Namespace",

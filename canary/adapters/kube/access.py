@@ -4,10 +4,16 @@
 token (ServiceAccount tokens, and OIDC ID tokens when the API server is set up for them), and a
 SubjectAccessReview says whether that identity holds an RBAC permission. The controller needs
 ``create`` on ``tokenreviews`` and ``subjectaccessreviews`` (the chart grants them, charts/canary).
+
+``KubeSelfReview`` serves ``canary dashboard`` on a person's own machine: the caller is whoever
+the kubeconfig names (a SelfSubjectReview, which also covers client certificates), once they
+present the session's secret; their rights come from SelfSubjectAccessReviews. Anyone may create
+both, so it needs no extra RBAC.
 """
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
 from kubernetes import client
@@ -62,4 +68,48 @@ class KubeAccessReview:
         )
         with translated("create subjectaccessreview"):
             status = self._authz.create_subject_access_review(review).status
+        return bool(status is not None and status.allowed and not status.denied)
+
+
+class KubeSelfReview:
+    """The kubeconfig's own identity, for callers that know ``secret``; its own RBAC rights."""
+
+    def __init__(self, api: client.ApiClient, secret: str) -> None:
+        self._authn: Any = client.AuthenticationV1Api(api)
+        self._authz: Any = client.AuthorizationV1Api(api)
+        self._secret = secret
+
+    def authenticate(self, token: str) -> Identity | None:
+        """The kubeconfig's user (a SelfSubjectReview) when ``token`` is the secret."""
+        if not hmac.compare_digest(token.encode(), self._secret.encode()):
+            return None
+        with translated("create selfsubjectreview"):
+            status = self._authn.create_self_subject_review(client.V1SelfSubjectReview()).status
+        user = status.user_info if status is not None else None
+        if user is None:
+            return None
+        extra = {k: tuple(v) for k, v in (user.extra or {}).items()}
+        return Identity(
+            username=user.username or "",
+            uid=user.uid or "",
+            groups=tuple(user.groups or ()),
+            extra=extra or None,
+        )
+
+    def allowed(self, who: Identity, permission: Permission, namespace: str | None) -> bool:
+        """Whether the kubeconfig's user may do ``permission`` (SelfSubjectAccessReview);
+        ``who`` is that user, as ``authenticate`` returned."""
+        review = client.V1SelfSubjectAccessReview(
+            spec=client.V1SelfSubjectAccessReviewSpec(
+                resource_attributes=client.V1ResourceAttributes(
+                    group=permission.group,
+                    resource=permission.resource,
+                    subresource=permission.subresource or None,
+                    verb=permission.verb,
+                    namespace=namespace or "",
+                ),
+            )
+        )
+        with translated("create selfsubjectaccessreview"):
+            status = self._authz.create_self_subject_access_review(review).status
         return bool(status is not None and status.allowed and not status.denied)

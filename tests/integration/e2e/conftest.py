@@ -133,16 +133,19 @@ class Release:
             pytrace=False,
         )
 
-    def controller_metrics(self) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-        """The controller's /metrics, parsed with prometheus_client's parser: every sample by
-        (name, labels). The port is the one the controller logged when its API started."""
+    def api_url(self) -> str:
+        """Where the controller's HTTP API listens: the port it logged when its API started."""
         started = [
             json.loads(line)
             for line in self.controller.log.read_text(errors="replace").splitlines()
             if '"api_started"' in line
         ]
-        port = urllib.parse.urlsplit(started[-1]["url"]).port
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+        return f"http://127.0.0.1:{urllib.parse.urlsplit(started[-1]['url']).port}"
+
+    def controller_metrics(self) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+        """The controller's /metrics, parsed with prometheus_client's parser: every sample by
+        (name, labels)."""
+        with urllib.request.urlopen(f"{self.api_url()}/metrics", timeout=10) as reply:
             text = reply.read().decode()
         return {
             (sample.name, frozenset(sample.labels.items())): sample.value
