@@ -66,13 +66,17 @@ def test_namespaced_install_promotes_and_rolls_back(
     RolledBack, the Lease held in the install's namespace, the webhook told of both."""
     core = client.CoreV1Api(kube)
     home = f"canary-ns-{uuid.uuid4().hex[:6]}"
+    release = f"canary-{home[-6:]}"
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=home)))
     helm_home = tmp_path / "helm"
     started: list[Process] = []
     try:
+        # A release name of its own: its cluster-scoped objects (the API-auth and approver
+        # roles, the commands policy) must not collide with deploy/'s, installed in this cluster.
         done = serviceaccount.helm(
-            cluster, "install", "canary", str(manifests.CHART), "-n", home,
-            "--set", f"watchNamespaces={{{namespace}}}", home=helm_home,
+            cluster, "install", release, str(manifests.CHART), "-n", home,
+            "--set", f"watchNamespaces={{{namespace}}}", "--set", "serviceAccount.name=canary",
+            home=helm_home,
         )  # fmt: skip
         assert done.returncode == 0, done.stdout + done.stderr
         config = serviceaccount.token_kubeconfig(kube, home, "canary", tmp_path / "sa.kubeconfig")
@@ -140,5 +144,5 @@ def test_namespaced_install_promotes_and_rolls_back(
     finally:
         for process in reversed(started):
             process.kill()
-        serviceaccount.helm(cluster, "uninstall", "canary", "-n", home, home=helm_home)
+        serviceaccount.helm(cluster, "uninstall", release, "-n", home, home=helm_home)
         core.delete_namespace(home)
