@@ -100,18 +100,18 @@ def read(data: bytes) -> list[Any]:
         where = f"byte {data[error.start]:#04x} at offset {error.start}"
         raise Unreadable(f"not UTF-8 text ({where})") from None
     documents: list[Any] = []
-    loader: _BoundedLoader | None = None
     try:
         loader = _BoundedLoader(text)
-        while loader.check_node():
-            node = loader.get_node()
-            if node is None:
-                continue
-            if _expanded_size(node) > MAX_NODES:
-                raise Unreadable(f"more than {MAX_NODES} values once its aliases are expanded")
-            document = loader.construct_document(node)
-            if document is not None:
-                documents.append(document)
+        try:
+            loader.check_node()  # drops STREAM-START; get_node() is None at STREAM-END
+            while (node := loader.get_node()) is not None:
+                if _expanded_size(node) > MAX_NODES:
+                    raise Unreadable(f"more than {MAX_NODES} values once its aliases are expanded")
+                document = loader.construct_document(node)
+                if document is not None:
+                    documents.append(document)
+        finally:
+            loader.dispose()
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -131,9 +131,6 @@ def read(data: bytes) -> list[Any]:
         # IndexError): whatever they raise, the file is not YAML lint can read.
         first_line = str(error).strip().split("\n", 1)[0][:200]
         raise Unreadable(f"not valid YAML: {first_line or type(error).__name__}") from None
-    finally:
-        if loader is not None:
-            loader.dispose()
     return documents
 
 

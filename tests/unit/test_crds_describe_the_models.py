@@ -104,3 +104,13 @@ def test_unions_that_are_not_optional_are_refused() -> None:
 
     with pytest.raises(schema.SchemaError, match="structural"):
         schema.structural(Either)
+
+
+class _FreeForm(BaseModel):
+    labels: dict[str, Any]
+
+
+def test_a_free_form_mapping_keeps_unknown_fields() -> None:
+    """A mapping with no declared properties or value schema keeps unknown fields in the CRD."""
+    labels = schema.structural(_FreeForm)["properties"]["labels"]
+    assert labels == {"type": "object", "x-kubernetes-preserve-unknown-fields": True}

@@ -91,3 +91,23 @@ def test_lint_reports_an_unconfinable_query_at_its_field() -> None:
     (finding,) = lint.check([document])
     assert finding.problem.path == "spec.analysis.metrics[1].query"
     assert 'use namespace="shop"' in finding.problem.message
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        # The pinned selector prints its backslash unescaped, so it no longer parses.
+        'up{path="\\\\"}',
+        # The parser prints this nested subquery as text it cannot parse back.
+        "rate(x[5m:])[10m:]",
+        # Printed unescaped, the string closes early and smuggles in another namespace's series.
+        'label_replace(up, "d", "\\", \\"a\\", \\"\\") or up{namespace=\\"payments\\"} '
+        'or label_replace(up, \\"d\\", \\"", "a", "")',
+    ],
+)
+def test_a_query_whose_rewrite_does_not_read_back_pinned_is_refused(query: str) -> None:
+    """A rewrite that does not parse back, or parses back with a selector outside the namespace,
+    is refused rather than sent."""
+    with pytest.raises(InvalidSpec, match="cannot be confined") as refused:
+        _render(query)
+    assert refused.value.problems[0].path == "spec.analysis.metrics"

@@ -119,3 +119,15 @@ def test_lint_checks_the_names_and_bounds_the_controller_needs(
     path.write_text(ROLLOUT + tail)
     assert cli.main(["lint", str(path)]) == 1
     assert expected in capsys.readouterr().out
+
+
+def test_a_control_character_is_refused_before_parsing() -> None:
+    """A control character is refused as not YAML by the reader, before any document is read."""
+    with pytest.raises(lint.Unreadable, match="unacceptable character #x0001"):
+        lint.read(b"kind: Rollout\nname: \x01\n")
+
+
+def test_every_document_of_a_stream_is_read_and_empty_ones_are_dropped() -> None:
+    """Each non-empty document of a multi-document stream is read, in order."""
+    assert lint.read(b"---\na: 1\n---\n---\nb: 2\n...\n") == [{"a": 1}, {"b": 2}]
+    assert lint.read(b"") == []
