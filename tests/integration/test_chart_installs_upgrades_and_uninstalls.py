@@ -71,11 +71,26 @@ def test_values_outside_the_schema_are_refused(helm: Any, values: list[str], nam
 
 
 def test_a_namespaced_rendering_grants_only_the_listed_namespaces(helm: Any) -> None:
-    """watchNamespaces: a Role+RoleBinding per listed namespace, no cluster RBAC, the controller
-    told to watch just those."""
+    """watchNamespaces: a Role+RoleBinding per listed namespace; the only cluster-wide rights the
+    controller is bound to are the reviews of its API's callers (TokenReview and
+    SubjectAccessReview, cluster-scoped by nature); the approver and operator ClusterRoles are for
+    people and bound to no one; the controller told to watch just those namespaces."""
     docs = _render(helm, "--set", "watchNamespaces={team-a,team-b}")
     kinds = {(d["kind"], d["metadata"].get("namespace")) for d in docs}
-    assert not {k for k, _ in kinds} & {"ClusterRole", "ClusterRoleBinding"}
+    roles = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ClusterRole"}
+    bound = {d["roleRef"]["name"] for d in docs if d["kind"] == "ClusterRoleBinding"}
+    assert bound == {"canary-api-auth"}
+    assert {
+        (group, resource, verb)
+        for rule in roles["canary-api-auth"]["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    } == {
+        ("authentication.k8s.io", "tokenreviews", "create"),
+        ("authorization.k8s.io", "subjectaccessreviews", "create"),
+    }
+    assert set(roles) == {"canary-api-auth", "canary-approver", "canary-operator"}
     assert {("Role", "team-a"), ("Role", "team-b"), ("RoleBinding", "team-a")} <= kinds
     (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
     (container,) = deployment["spec"]["template"]["spec"]["containers"]

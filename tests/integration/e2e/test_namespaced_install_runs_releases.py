@@ -17,6 +17,7 @@ import pytest
 from kubernetes import client
 
 from devenv import manifests
+from tests.adapters.test_notifiers_post_and_never_raise import local_address
 from tests.integration import serviceaccount
 from tests.integration.conftest import Cluster
 from tests.integration.e2e.conftest import GROUP, VERSION, Process, Release, install_podinfo
@@ -43,8 +44,9 @@ class _Hook(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def webhook() -> Iterator[_Hooks]:
-    """A local webhook receiver; ``received`` holds the JSON documents posted to it."""
-    server = _Hooks(("127.0.0.1", 0), _Hook)
+    """A webhook receiver on this machine's non-loopback address (the controller never calls
+    loopback; the test allows this address as an operator allows a private receiver)."""
+    server = _Hooks((local_address(), 0), _Hook)
     server.received = []
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -83,7 +85,8 @@ def test_namespaced_install_promotes_and_rolls_back(
         with serviceaccount.client_for(config) as api:
             serviceaccount.wait_until_allowed(api, namespace)
         install_podinfo(kube, namespace, "HTTPRoute", 100)
-        url = f"http://127.0.0.1:{webhook.server_address[1]}/hook"
+        address, port = str(webhook.server_address[0]), int(webhook.server_address[1])
+        url = f"http://{address}:{port}/hook"
         core.create_namespaced_secret(
             namespace,
             client.V1Secret(
@@ -119,6 +122,7 @@ def test_namespaced_install_promotes_and_rolls_back(
                 "--lease-namespace", home,
                 "--tick", "2s",
                 "--http-port", "0",
+                "--outbound-allow", f"{address}/32",
             ],
             tmp_path / "controller.log",
         )  # fmt: skip
