@@ -153,8 +153,24 @@ def test_a_namespaced_install_cannot_touch_another_namespace(
     """As the ServiceAccount of an install given namespace A: Rollouts, Deployments and the
     named Secret in A are reachable; in B, cluster-wide, and Secrets it does not name, 403."""
     home, given, other = namespaces
+    # A release name of its own (its cluster-scoped objects must not collide with deploy/'s) and
+    # no commands policy: bound cluster-wide it would judge every other test's commands; it has
+    # its own test (test_approvals_are_decided_by_rbac.py).
+    release = f"canary-{home[-6:]}"
+    helm(
+        "install", release, CHART, "-n", home, "--set", f"watchNamespaces={{{given}}}",
+        "--set", "serviceAccount.name=canary", "--set", "approvals.admissionPolicy=false",
+    )  # fmt: skip
+    try:
+        _only_its_namespace(kube, home, given, other, tmp_path)
+    finally:
+        helm("uninstall", release, "-n", home, "--wait", "--timeout", "120s")
+
+
+def _only_its_namespace(
+    kube: client.ApiClient, home: str, given: str, other: str, tmp_path: Path
+) -> None:
     core = client.CoreV1Api(kube)
-    helm("install", "canary", CHART, "-n", home, "--set", f"watchNamespaces={{{given}}}")
     for namespace in (given, other):
         for secret in ("canary-notifications", "database"):
             core.create_namespaced_secret(
@@ -191,7 +207,6 @@ def test_a_namespaced_install_cannot_touch_another_namespace(
             with pytest.raises(client.ApiException) as error:
                 call()
             assert error.value.status == 403, error.value.body
-    helm("uninstall", "canary", "-n", home, "--wait")
 
 
 def test_the_optional_service_monitor_scrapes_the_api_service(helm: Any) -> None:

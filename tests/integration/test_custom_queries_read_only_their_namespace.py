@@ -53,7 +53,12 @@ def test_custom_queries_are_confined_to_the_rollouts_namespace(
         'sum(max_over_time(response_total{direction="inbound"}[1m:1s]))',
         'sum(response_total{namespace="{{namespace}}", direction="inbound"})',
     ):
-        assert metrics.value(_render(query, own)) == 150.0, query
+        # Waited for, not read once: a subquery's steps are aligned to whole seconds, so a
+        # sample scraped within the last second is not in it yet. Unconfined, every one of
+        # these would read 1150 (the other tenant's 1000 included) and never 150.
+        rendered = _render(query, own)
+        eventually(lambda q=rendered: metrics.value(q) == 150.0, seconds=20)  # type: ignore[misc]
+        assert metrics.value(rendered) == 150.0, query
     with pytest.raises(InvalidSpec, match="reads only its own namespace"):
         _render(f'sum(response_total{{namespace="{other}"}})', own)
     with pytest.raises(InvalidSpec, match="reads only its own namespace"):

@@ -27,7 +27,7 @@ RBAC = Path(__file__).resolve().parents[2] / "deploy" / "canary.yaml"
 
 def _role() -> dict[str, Any]:
     docs = [d for d in yaml.safe_load_all(RBAC.read_text()) if d]
-    (role,) = [d for d in docs if d["kind"] == "ClusterRole"]
+    (role,) = [d for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"] == "canary"]
     found: dict[str, Any] = role
     return found
 
@@ -122,7 +122,7 @@ def test_the_role_allows_what_it_lists_and_nothing_more(
         ("", "secrets", "list"),
         ("", "pods", "list"),
         ("apps", "deployments", "delete"),
-        ("canary.dev", "rollouts", "delete"),
+        ("canary.dev", "rolloutpolicies", "delete"),  # Rollouts: retention deletes old ones
         ("canary.dev", "rollouts", "update"),
         ("coordination.k8s.io", "leases", "delete"),
     ]:
