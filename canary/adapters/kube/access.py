@@ -23,6 +23,28 @@ from canary.core.access import Permission
 from canary.ports import Identity
 
 
+def _identity(user: Any) -> Identity:
+    """An ``Identity`` from the API server's ``UserInfo`` (TokenReview or SelfSubjectReview)."""
+    extra = {k: tuple(v) for k, v in (user.extra or {}).items()}
+    return Identity(
+        username=user.username or "",
+        uid=user.uid or "",
+        groups=tuple(user.groups or ()),
+        extra=extra or None,
+    )
+
+
+def _attributes(permission: Permission, namespace: str | None) -> Any:
+    """The resource attributes an access review asks about (namespace None: everywhere)."""
+    return client.V1ResourceAttributes(
+        group=permission.group,
+        resource=permission.resource,
+        subresource=permission.subresource or None,
+        verb=permission.verb,
+        namespace=namespace or "",
+    )
+
+
 class KubeAccessReview:
     """TokenReviews and SubjectAccessReviews through authentication/v1 and authorization/v1."""
 
@@ -41,13 +63,7 @@ class KubeAccessReview:
         if status is None or not status.authenticated or status.user is None:
             return None
         user = status.user
-        extra = {k: tuple(v) for k, v in (user.extra or {}).items()}
-        return Identity(
-            username=user.username or "",
-            uid=user.uid or "",
-            groups=tuple(user.groups or ()),
-            extra=extra or None,
-        )
+        return _identity(user)
 
     def allowed(self, who: Identity, permission: Permission, namespace: str | None) -> bool:
         """Whether RBAC lets ``who`` do ``permission`` in ``namespace`` (None: everywhere)."""
@@ -57,13 +73,7 @@ class KubeAccessReview:
                 uid=who.uid or None,
                 groups=list(who.groups),
                 extra={k: list(v) for k, v in (who.extra or {}).items()} or None,
-                resource_attributes=client.V1ResourceAttributes(
-                    group=permission.group,
-                    resource=permission.resource,
-                    subresource=permission.subresource or None,
-                    verb=permission.verb,
-                    namespace=namespace or "",
-                ),
+                resource_attributes=_attributes(permission, namespace),
             )
         )
         with translated("create subjectaccessreview"):
@@ -88,26 +98,14 @@ class KubeSelfReview:
         user = status.user_info if status is not None else None
         if user is None:
             return None
-        extra = {k: tuple(v) for k, v in (user.extra or {}).items()}
-        return Identity(
-            username=user.username or "",
-            uid=user.uid or "",
-            groups=tuple(user.groups or ()),
-            extra=extra or None,
-        )
+        return _identity(user)
 
     def allowed(self, who: Identity, permission: Permission, namespace: str | None) -> bool:
         """Whether the kubeconfig's user may do ``permission`` (SelfSubjectAccessReview);
         ``who`` is that user, as ``authenticate`` returned."""
         review = client.V1SelfSubjectAccessReview(
             spec=client.V1SelfSubjectAccessReviewSpec(
-                resource_attributes=client.V1ResourceAttributes(
-                    group=permission.group,
-                    resource=permission.resource,
-                    subresource=permission.subresource or None,
-                    verb=permission.verb,
-                    namespace=namespace or "",
-                ),
+                resource_attributes=_attributes(permission, namespace),
             )
         )
         with translated("create selfsubjectaccessreview"):
