@@ -60,10 +60,13 @@ def record(
     step_count: int,
 ) -> RolloutStatus:
     """``status`` (the status the events leave behind) with an outbox entry for each event and
-    each notification that wants it, due at once."""
+    each notification that wants it, due at once. Only events someone wants are numbered."""
     box = status.outbox
     sequence, pending = box.sequence, list(box.pending)
     for event in events:
+        receivers = [(i, n) for i, n in enumerate(notifications) if wanted(n, event)]
+        if not receivers:
+            continue
         sequence += 1
         pending += [
             OutboxEntry(
@@ -81,8 +84,7 @@ def record(
                 step_count=step_count,
                 next_attempt_at=now,
             )
-            for index, notification in enumerate(notifications)
-            if wanted(notification, event)
+            for index, notification in receivers
         ]
     if sequence == box.sequence:
         return status

@@ -59,6 +59,10 @@ def test_each_event_is_recorded_for_each_receiver_that_wants_it() -> None:
     )
     assert entry.next_attempt_at == NOW
     assert record() == AFTER  # no events, nothing changes
+    unwanted = Notification.model_validate(
+        {"type": "slack", "url": "https://h.example", "events": ["Aborted"]}
+    )
+    assert outbox.record(AFTER, [STEP], [unwanted], uid="u", now=NOW, step_count=2) == AFTER
 
 
 def test_the_outbox_stays_bounded_and_counts_what_it_drops() -> None:
