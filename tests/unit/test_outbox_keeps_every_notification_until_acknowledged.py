@@ -16,11 +16,13 @@ from canary.core.vocabulary import Event
 from canary.model.policy import Notification
 from canary.model.status import Outbox, OutboxEntry, RolloutStatus
 from canary.ports import Ref
+from canary.runtime.controller import Controller
 from canary.runtime.outbox import OutboxWorker
+from canary.runtime.reconciler import Reconciler
 from tests.fake_store import MemoryRolloutStore
-from tests.fakes import FakeClock
-from tests.unit.fake_cluster import make_rollout
-from tests.unit.test_reconciler_and_controller_drive_releases import World
+from tests.fakes import FakeClock, FakeEvents, FakeMetrics, FakeRouter
+from tests.unit.fake_cluster import FakeCluster, make_rollout
+from tests.unit.test_reconciler_and_controller_drive_releases import ClusterWorkloads, World
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 SLACK = Notification(type="slack", url="https://hooks.slack.com/x")
@@ -259,12 +261,15 @@ def test_what_a_killed_worker_sent_is_sent_again_with_the_same_key() -> None:
     assert stored.status.outbox.pending == []
 
 
-def test_a_scan_finds_what_a_previous_controller_left() -> None:
-    """At start the worker looks through every Rollout's outbox and delivers what is pending."""
+def test_the_resync_hands_the_worker_what_a_previous_controller_left() -> None:
+    """A new controller's resync finds pending outboxes; its worker delivers them."""
     store, ref, clock = world()
     courier = Courier()
     worker = OutboxWorker(store, courier, clock)
-    worker.scan()
+    reconciler = Reconciler(
+        store, ClusterWorkloads(FakeCluster()), {"HTTPRoute": FakeRouter()}, FakeEvents(), clock
+    )
+    Controller(reconciler, store, FakeMetrics(), clock, on_notify=worker.wake).resync()
     stop = threading.Event()
     thread = threading.Thread(target=worker.run, args=(stop,), kwargs={"idle": 0.01})
     thread.start()
