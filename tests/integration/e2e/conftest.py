@@ -59,18 +59,36 @@ class Process:
 
     def kill(self, sig: int = signal.SIGTERM) -> None:
         """Signal the process and wait for it."""
+        self.signal(sig)
+        self.reap()
+
+    def signal(self, sig: int = signal.SIGTERM) -> None:
+        """Signal the process without waiting for it."""
         if self.popen is not None and self.popen.poll() is None:
             os.killpg(self.popen.pid, sig)
-            try:
-                self.popen.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait()
+
+    def reap(self) -> None:
+        """Wait for a signalled process (15 s, then SIGKILL)."""
+        if self.popen is None:
+            return
+        try:
+            self.popen.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait()
 
     def tail(self, lines: int = 40) -> str:
         """The end of the log, for failure messages."""
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
         return "\n".join(text.splitlines()[-lines:])
+
+
+def stop_all(processes: list[Process]) -> None:
+    """Stop several processes at once: signal them all, then wait for each."""
+    for process in processes:
+        process.signal()
+    for process in processes:
+        process.reap()
 
 
 @dataclass
@@ -308,6 +326,42 @@ def controller_kubeconfig(
     return path
 
 
+def start_processes(
+    cluster: Cluster, controller_kubeconfig: Path, namespaces: list[str], log_dir: Path
+) -> tuple[Process, Process]:
+    """Start a mesh emulator and a controller (as the chart's ServiceAccount) that both watch
+    only ``namespaces``, logging into ``log_dir``; the caller kills them."""
+    emulator = Process(
+        "emulator",
+        [
+            sys.executable, "-m", "canary.emulator",
+            "--kubeconfig", str(cluster.kubeconfig),
+            "--targets-dir", str(cluster.targets_dir),
+            "--targets-file", f"{namespaces[0]}.json",
+            *(arg for ns in namespaces for arg in ("--namespace", ns)),
+            "--port", "0",
+            "--policy-grpc", cluster.policy_grpc,
+        ],
+        log_dir / "emulator.log",
+    )  # fmt: skip
+    controller = Process(
+        "controller",
+        [
+            sys.executable, "-m", "canary", "run",
+            "--kubeconfig", str(controller_kubeconfig),
+            "--prometheus-url", cluster.prometheus_url,
+            "--watch-namespace", ",".join(namespaces),
+            "--tick", "2s",
+            "--no-leader-elect",
+            "--http-port", "0",
+        ],
+        log_dir / "controller.log",
+    )  # fmt: skip
+    for process in (emulator, controller):
+        process.start()
+    return emulator, controller
+
+
 @pytest.fixture
 def release_env(
     cluster: Cluster,
@@ -321,35 +375,10 @@ def release_env(
 
     def make(router: str = "HTTPRoute", rps: int = 100, api_version: str = "") -> Release:
         install_podinfo(kube, namespace, router, rps, api_version)
-        emulator = Process(
-            "emulator",
-            [
-                sys.executable, "-m", "canary.emulator",
-                "--kubeconfig", str(cluster.kubeconfig),
-                "--targets-dir", str(cluster.targets_dir),
-                "--targets-file", f"{namespace}.json",
-                "--namespace", namespace,
-                "--port", "0",
-                "--policy-grpc", cluster.policy_grpc,
-            ],
-            tmp_path / "emulator.log",
-        )  # fmt: skip
-        controller = Process(
-            "controller",
-            [
-                sys.executable, "-m", "canary", "run",
-                "--kubeconfig", str(controller_kubeconfig),
-                "--prometheus-url", cluster.prometheus_url,
-                "--watch-namespace", namespace,
-                "--tick", "2s",
-                "--no-leader-elect",
-                "--http-port", "0",
-            ],
-            tmp_path / "controller.log",
-        )  # fmt: skip
-        for process in (emulator, controller):
-            process.start()
-            started.append(process)
+        emulator, controller = start_processes(
+            cluster, controller_kubeconfig, [namespace], tmp_path
+        )
+        started.extend((emulator, controller))
         return Release(namespace, kube, controller, emulator, router, api_version)
 
     try:
