@@ -217,12 +217,49 @@ class Release:
         return apps.read_namespaced_deployment(name, self.namespace)
 
 
+LOADGEN_IMAGE = "fortio/fortio:1.69.5"
+
+
+def loadgen(rps: int) -> dict[str, Any]:
+    """A real load generator for podinfo on a real mesh: fortio sending ``rps`` requests per
+    second until it is deleted (with the emulator, the Service's ``sim.canary.dev/rps`` does)."""
+    url = "http://podinfo:9898/"
+    return {
+        "metadata": {"name": "podinfo-loadgen"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "podinfo-loadgen"}},
+            "template": {
+                "metadata": {"labels": {"app": "podinfo-loadgen"}},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "fortio",
+                            "image": LOADGEN_IMAGE,
+                            "args": ["load", "-qps", str(rps), "-c", "4", "-t", "0", url],
+                        }
+                    ]
+                },
+            },
+        },
+    }
+
+
 def install_podinfo(
-    api: client.ApiClient, namespace: str, router: str, rps: int, api_version: str = ""
+    api: client.ApiClient,
+    namespace: str,
+    router: str,
+    rps: int,
+    api_version: str = "",
+    *,
+    traffic: str = "emulated",
 ) -> None:
-    """The podinfo Deployment (4 replicas), its apex Service with load, and a fast policy."""
+    """The podinfo Deployment (4 replicas), its apex Service with load, and a fast policy; on a
+    real mesh (``traffic="mesh"``) a real load generator too."""
     apps: Any = client.AppsV1Api(api)
     core: Any = client.CoreV1Api(api)
+    if traffic == "mesh":
+        apps.create_namespaced_deployment(namespace, loadgen(rps))
     apps.create_namespaced_deployment(
         namespace,
         {
@@ -330,7 +367,8 @@ def start_processes(
     cluster: Cluster, controller_kubeconfig: Path, namespaces: list[str], log_dir: Path
 ) -> tuple[Process, Process]:
     """Start a mesh emulator and a controller (as the chart's ServiceAccount) that both watch
-    only ``namespaces``, logging into ``log_dir``; the caller kills them."""
+    only ``namespaces``, logging into ``log_dir``; the caller kills them. On a real mesh the
+    emulator is not started (real proxies serve the metrics)."""
     emulator = Process(
         "emulator",
         [
@@ -357,7 +395,7 @@ def start_processes(
         ],
         log_dir / "controller.log",
     )  # fmt: skip
-    for process in (emulator, controller):
+    for process in (emulator, controller) if cluster.traffic != "mesh" else (controller,):
         process.start()
     return emulator, controller
 
@@ -374,7 +412,7 @@ def release_env(
     started: list[Process] = []
 
     def make(router: str = "HTTPRoute", rps: int = 100, api_version: str = "") -> Release:
-        install_podinfo(kube, namespace, router, rps, api_version)
+        install_podinfo(kube, namespace, router, rps, api_version, traffic=cluster.traffic)
         emulator, controller = start_processes(
             cluster, controller_kubeconfig, [namespace], tmp_path
         )
