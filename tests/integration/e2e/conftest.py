@@ -14,7 +14,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -364,7 +364,11 @@ def controller_kubeconfig(
 
 
 def start_processes(
-    cluster: Cluster, controller_kubeconfig: Path, namespaces: list[str], log_dir: Path
+    cluster: Cluster,
+    controller_kubeconfig: Path,
+    namespaces: list[str],
+    log_dir: Path,
+    controller_args: Sequence[str] = (),
 ) -> tuple[Process, Process]:
     """Start a mesh emulator and a controller (as the chart's ServiceAccount) that both watch
     only ``namespaces``, logging into ``log_dir``; the caller kills them. On a real mesh the
@@ -392,6 +396,7 @@ def start_processes(
             "--tick", "2s",
             "--no-leader-elect",
             "--http-port", "0",
+            *controller_args,
         ],
         log_dir / "controller.log",
     )  # fmt: skip
@@ -411,10 +416,15 @@ def release_env(
     """Install podinfo in the test's namespace and start its emulator and controller."""
     started: list[Process] = []
 
-    def make(router: str = "HTTPRoute", rps: int = 100, api_version: str = "") -> Release:
+    def make(
+        router: str = "HTTPRoute",
+        rps: int = 100,
+        api_version: str = "",
+        controller_args: Sequence[str] = (),
+    ) -> Release:
         install_podinfo(kube, namespace, router, rps, api_version, traffic=cluster.traffic)
         emulator, controller = start_processes(
-            cluster, controller_kubeconfig, [namespace], tmp_path
+            cluster, controller_kubeconfig, [namespace], tmp_path, controller_args
         )
         started.extend((emulator, controller))
         return Release(namespace, kube, controller, emulator, router, api_version)
