@@ -11,6 +11,8 @@ the Rollouts for a dashboard, and the commands the CLI's approve/promote/abort/r
     GET  /metrics                      Prometheus text (``canary.api.metrics``)
     GET  /api/v1/rollouts              {"items": [summary, ...]}   (?namespace=NS to filter)
     GET  /api/v1/namespaces/NS/rollouts/NAME          the Rollout as stored
+    POST /slack/actions, /slack/commands   Slack's buttons and slash command, signed by Slack
+                                       (``canary.api.slack``); only when Slack is configured
     POST /api/v1/namespaces/NS/rollouts/NAME/KIND     KIND in approve|promote|abort|retry,
                                        body {"comment": "..."} → 202, 403, 404, 409
     GET  /api/v1/namespaces/NS/rollouts/NAME/KIND?expires=…&sig=…   the page a signed chat
@@ -48,6 +50,7 @@ from canary.api import pages, problems
 from canary.api.access import Gate
 from canary.api.metrics import CONTENT_TYPE, ControllerMetrics
 from canary.api.problems import Problem
+from canary.api.slack import Slack, SlackEndpoints
 from canary.core import access, commands, links
 from canary.core.vocabulary import Command, CommandKind
 from canary.model.policy import Analysis
@@ -92,6 +95,9 @@ class Api:
     alive: Callable[[], bool] = lambda: True
     """Whether the controller's worker thread still runs (liveness: a dead worker restarts)."""
     link_secret: str | None = None
+    """The chat key: signs the tickets of chat buttons and links (``canary.core.chat``)."""
+    slack: Slack | None = None
+    """The Slack app (its endpoints are served only when it is configured)."""
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     limits: Limits = field(default_factory=Limits)
 
@@ -401,6 +407,19 @@ def build(api: Api) -> Starlette:
         Route(one + "/{kind}", handlers.command, methods=["POST"]),
         Route(one + "/{kind}", handlers.confirm, methods=["GET"]),
     ]
+    if api.slack is not None:
+        slack = SlackEndpoints(
+            api.slack,
+            api.store,
+            handlers.gate,
+            api.link_secret,
+            api.clock,
+            handlers.call,
+            handlers.body,
+            handlers._give,
+        )
+        routes.append(Route("/slack/actions", slack.actions, methods=["POST"]))
+        routes.append(Route("/slack/commands", slack.commands, methods=["POST"]))
     return Starlette(
         routes=routes,
         exception_handlers=problems.handlers,

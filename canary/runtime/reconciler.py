@@ -200,8 +200,11 @@ class Reconciler:
                 weight = action.canary
             else:
                 self._workloads.apply(ns, name, plan, action)
+        # Listeners hear of an event with the status it led to (chat buttons are for the stage
+        # the release is in now, not the one it left).
+        after = rollout.model_copy(update={"status": decision.status})
         for event in decision.events:
-            self._events.record(rollout, event)
+            self._events.record(after, event)
             bound.info(_log_name(event.reason), message=event.message)
         if decision.status != rollout.status:
             self._write(rollout, decision.status)

@@ -34,6 +34,7 @@ class PolicyNotifier:
         *,
         api_url: str | None = None,
         link_secret: str | None = None,
+        interactive: bool = False,
         timeout: float = TIMEOUT,
         delivered: Callable[[str, bool], None] = lambda _type, _ok: None,
         policy: outbound.Policy = STRICT,
@@ -41,6 +42,7 @@ class PolicyNotifier:
         self._notifications, self._secret = notifications, secret
         self._api_url, self._link_secret, self._timeout = api_url, link_secret, timeout
         self._delivered, self._policy = delivered, policy
+        self._interactive = interactive
 
     def _url(self, rollout: Rollout, notification: Notification) -> str | None:
         if notification.url is not None:
@@ -70,6 +72,7 @@ class PolicyNotifier:
                     url,
                     api_url=self._api_url,
                     link_secret=self._link_secret,
+                    interactive=self._interactive,
                     timeout=self._timeout,
                     policy=self._policy,
                 )
