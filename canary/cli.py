@@ -56,6 +56,7 @@ from canary.runtime import leader
 from canary.runtime.clock import SystemClock
 from canary.runtime.controller import Controller, start_thread
 from canary.runtime.guard import GuardedReconciler
+from canary.runtime.messages import MessageLedger
 from canary.runtime.retention import Retention
 from canary.runtime.scheduler import Scheduler
 
@@ -353,11 +354,9 @@ class _Identities:
             return self._value
 
 
-def _slack(args: argparse.Namespace) -> Slack | None:
-    """The Slack app, when its signing secret is configured."""
-    signing = _secret("CANARY_SLACK_SIGNING_SECRET", args.slack_signing_secret_file)
-    if not signing:
-        return None
+def _slack(args: argparse.Namespace) -> tuple[Slack | None, SlackWebApi]:
+    """The Slack app: its Web API (with the bot token, if any), and its endpoints when the
+    signing secret is configured."""
     origins: tuple[str, ...] = ("https://hooks.slack.com",)
     if args.slack_api_url != "https://slack.com/api/":  # a Slack stand-in answers too
         parts = urllib.parse.urlsplit(args.slack_api_url)
@@ -367,7 +366,10 @@ def _slack(args: argparse.Namespace) -> Slack | None:
         base_url=args.slack_api_url,
         response_origins=origins,
     )
-    return Slack(signing, _Identities(args.slack_identities), web.members, web.respond)
+    signing = _secret("CANARY_SLACK_SIGNING_SECRET", args.slack_signing_secret_file)
+    if not signing:
+        return None, web
+    return Slack(signing, _Identities(args.slack_identities), web.members, web.respond), web
 
 
 def _run_arguments_refused(args: argparse.Namespace) -> str | None:
@@ -400,7 +402,7 @@ def _run(args: argparse.Namespace) -> int:
         return plan.notifications if plan is not None else ()
 
     link_secret = _secret("CANARY_LINK_SECRET", args.link_secret_file)
-    slack = _slack(args)
+    slack, slack_web = _slack(args)
     registry = ControllerMetrics(store)
     events = _Events(
         KubeEventRecorder(api),
@@ -412,6 +414,8 @@ def _run(args: argparse.Namespace) -> int:
             interactive=slack is not None,
             delivered=registry.observe_delivery,
             policy=args.outbound_allow,
+            web=slack_web,
+            remember=MessageLedger(store).remember,
         ),
     )
     reconciler = GuardedReconciler(
@@ -616,7 +620,8 @@ def _add_run_command(sub: Any) -> None:
     )
     cmd.add_argument(
         "--slack-bot-token-file",
-        help="the Slack app's bot token (or $CANARY_SLACK_BOT_TOKEN): reads user groups",
+        help="the Slack app's bot token (or $CANARY_SLACK_BOT_TOKEN): posts messages to the "
+        "channels policies name and updates them in place; reads user groups",
     )
     cmd.add_argument(
         "--slack-api-url", default="https://slack.com/api/", help=argparse.SUPPRESS

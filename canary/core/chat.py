@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from canary.core import access, commands
 from canary.core.vocabulary import CommandKind
 from canary.model.rollout import Rollout
-from canary.model.status import ChatActionUsed, RolloutStatus
+from canary.model.status import ChatActionUsed, RolloutStatus, SlackMessage
 
 MAX_TICKET = 1024
 """Characters a ticket may have (a Slack button value may have 2,000)."""
@@ -50,8 +50,10 @@ def escape(value: str) -> str:
 
 def stage(status: RolloutStatus) -> str:
     """Where the release is, as chat tickets name it: the approval gate it waits at
-    (``beforeStart``, ``step-2``, ``beforePromotion``), else its phase and step, and when that
-    began (``Progressing/step-1@1795000000``). A ticket acts only while its stage lasts."""
+    (``beforeStart``, ``step-2``, ``beforePromotion``), else its phase and step, and how many
+    decisions were recorded before it (``Progressing/step-1#2``: a retried release reaching
+    the same gate again is another stage). A ticket acts only while its stage lasts. Computed
+    from status alone, so a reconcile that is retried names the same stage."""
     if status.phase == "WaitingApproval":
         if not status.steps:
             where = "beforeStart"
@@ -61,13 +63,12 @@ def stage(status: RolloutStatus) -> str:
             where = f"step-{status.current_step_index}"
     else:
         where = f"{status.phase}/step-{status.current_step_index}"
-    since = int(status.phase_since.timestamp()) if status.phase_since else 0
-    return f"{where}@{since}"
+    return f"{where}#{len(status.approvals)}"
 
 
 def place(stage_name: str) -> str:
     """The readable part of a stage (``step-2``, ``Progressing/step-1``)."""
-    return stage_name.rsplit("@", 1)[0]
+    return stage_name.rsplit("#", 1)[0]
 
 
 @dataclass(frozen=True)
@@ -306,3 +307,36 @@ def with_used(status: RolloutStatus, ticket: Ticket, actor: str, now: datetime) 
     record = ChatActionUsed(nonce=ticket.nonce, kind=ticket.kind, actor=actor[:512], at=now)
     chat = status.chat.model_copy(update={"used": [*status.chat.used[-15:], record]})
     return status.model_copy(update={"chat": chat})
+
+
+def with_message(status: RolloutStatus, channel: str, ts: str) -> RolloutStatus:
+    """``status`` remembering the Slack message ``ts`` in ``channel`` (one per channel)."""
+    kept = [m for m in status.chat.slack if m.channel != channel][-7:]
+    chat = status.chat.model_copy(update={"slack": [*kept, SlackMessage(channel=channel, ts=ts)]})
+    return status.model_copy(update={"chat": chat})
+
+
+def progress(rollout: Rollout) -> str:
+    """One line on where the release is: phase, step, weight, and the latest step's checks."""
+    status = rollout.status
+    parts: list[str] = [status.phase]
+    if status.steps:
+        parts.append(f"step {min(status.current_step_index, len(status.steps) - 1) + 1}")
+    parts.append(f"canary {status.canary_weight}%")
+    if status.steps:
+        step = status.steps[-1]
+        parts.append(f"{step.canary.requests} canary requests, {step.canary.failures} failed")
+        parts.extend(
+            f"{c.name} {c.verdict}"
+            + (
+                f" ({c.value:.4g} vs {c.limit:.4g})"
+                if c.value is not None and c.limit is not None
+                else ""
+            )
+            for c in step.checks
+        )
+    approvals = [a for a in status.approvals if a.actor]
+    if approvals:
+        last = approvals[-1]
+        parts.append(f"{last.gate} {last.decision.lower()} by {last.actor}")
+    return " · ".join(parts)

@@ -1,10 +1,11 @@
 """On the real API server: a Rollout waits at its beforeStart gate; the controller posts the
-Slack message with interactive buttons to a local server playing Slack; Slack (the stand-in,
-signing like Slack) sends the press of Approve to canary's HTTP API, which maps the Slack user
-to a Kubernetes user, asks the real API server's RBAC (SubjectAccessReview), and writes the
-command; the controller passes the gate and records the approval naming both identities. A
-replayed press, a forged one and a second press give nothing more; a Slack user RBAC refuses is
-told which permission is missing."""
+Slack message with interactive buttons to a local server playing Slack's Web API
+(chat.postMessage with the bot token) and keeps its ts in status; Slack (the stand-in, signing
+like Slack) sends the press of Approve to canary's HTTP API, which maps the Slack user to a
+Kubernetes user, asks the real API server's RBAC (SubjectAccessReview), and writes the command;
+the controller passes the gate, records the approval naming both identities, and updates the
+same message (chat.update). A replayed press, a forged one and a second press give nothing
+more; a Slack user RBAC refuses is told which permission is missing."""
 
 from __future__ import annotations
 
@@ -30,13 +31,13 @@ from canary.adapters.routers.httproute import HTTPRouteRouter
 from canary.api import app, server
 from canary.api.metrics import ControllerMetrics
 from canary.api.slack import Slack
-from canary.core import chat, outbound
+from canary.core import chat
 from canary.model.rollout import Rollout
 from canary.ports import Ref
 from canary.runtime.clock import SystemClock
 from canary.runtime.controller import Controller, start_thread
 from canary.runtime.guard import GuardedReconciler
-from tests.adapters.test_notifiers_post_and_never_raise import LOCAL
+from canary.runtime.messages import MessageLedger
 from tests.integration.conftest import Cluster
 from tests.slack import SIGNING_SECRET, TEAM, FakeSlack, button_press, signed
 
@@ -118,7 +119,7 @@ def test_an_approval_from_a_slack_button_moves_a_waiting_rollout(
     Kubernetes user; replayed, forged and repeated presses and an unauthorised user do not."""
     _app(kube, namespace)
     _approvers(kube, namespace)
-    slack = FakeSlack(LOCAL)
+    slack = FakeSlack()
     rollout = {
         "apiVersion": "canary.dev/v1alpha1",
         "kind": "Rollout",
@@ -129,7 +130,7 @@ def test_an_approval_from_a_slack_button_moves_a_waiting_rollout(
             "release": {"images": {"web": "web:2"}},
             "steps": [{"setWeight": 50}],
             "approvals": {"beforeStart": True},
-            "notifications": [{"type": "slack", "url": f"{slack.url}/services/T0/B0/hook"}],
+            "notifications": [{"type": "slack", "channel": "C0RELEASES"}],
         },
     }
     client.CustomObjectsApi(kube).create_namespaced_custom_object(
@@ -143,12 +144,14 @@ def test_an_approval_from_a_slack_button_moves_a_waiting_rollout(
         plan = reconciler.plan(Ref(found.metadata.namespace, found.metadata.name))
         return plan.notifications if plan is not None else ()
 
+    web = SlackWebApi("xoxb-bot-token", base_url=slack.url + "/api/", response_origins=(slack.url,))
     notifier = PolicyNotifier(
         notifications,
         lambda _ns, _ref: None,
         link_secret=CHAT_KEY,
         interactive=True,
-        policy=outbound.Policy.parse([f"{LOCAL}/32"]),
+        web=web,
+        remember=MessageLedger(store).remember,
     )
 
     class Events:
@@ -165,7 +168,6 @@ def test_an_approval_from_a_slack_button_moves_a_waiting_rollout(
     )
     metrics = PrometheusMetrics(cluster.prometheus_url)
     controller = Controller(reconciler, store, metrics, clock, namespace=namespace)
-    web = SlackWebApi(None, base_url=slack.url + "/api/", response_origins=(slack.url,))
     api = app.Api(
         store=store,
         annotator=store,
@@ -194,10 +196,13 @@ def test_an_approval_from_a_slack_button_moves_a_waiting_rollout(
     try:
         controller.resync()
         _until(lambda: current().status.phase == "WaitingApproval", "the beforeStart gate")
-        hook = "/services/T0/B0/hook"
-        _until(lambda: any("blocks" in b for p, b in slack.received if p == hook), "a message")
-        message = next(b for p, b in slack.received if p == hook and "blocks" in b)
-        buttons = {e["action_id"]: e["value"] for e in message["blocks"][1]["elements"]}
+        _until(lambda: bool(slack.calls("chat.postMessage")), "the Slack message")
+        (message,) = slack.calls("chat.postMessage")
+        assert (message["channel"], message["_auth"]) == ("C0RELEASES", "Bearer xoxb-bot-token")
+        _until(lambda: bool(current().status.chat.slack), "the message's ts in status")
+        (posted,) = current().status.chat.slack
+        assert posted.channel == "C0RELEASES"
+        buttons = {e["action_id"]: e["value"] for e in message["blocks"][2]["elements"]}
         assert set(buttons) == {"canary-approve", "canary-promote", "canary-abort"}
         approve = buttons["canary-approve"]
 
@@ -236,6 +241,11 @@ def test_an_approval_from_a_slack_button_moves_a_waiting_rollout(
         annotation = json.loads(current().metadata.annotations["canary.dev/approve"])
         assert annotation["actor"] == ALICE
         assert len(current().status.approvals) == 1
+        _until(lambda: bool(slack.calls("chat.update")), "the message to be updated")
+        updates = slack.calls("chat.update")
+        assert {(u["channel"], u["ts"]) for u in updates} == {("C0RELEASES", posted.ts)}
+        assert any("Approved" in u["text"] for u in updates)
+        assert len(slack.calls("chat.postMessage")) == 1
     finally:
         stop.set()
         worker.join(timeout=10)

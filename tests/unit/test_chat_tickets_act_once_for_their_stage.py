@@ -39,7 +39,7 @@ def ticket(rollout: Rollout, kind: str = "approve") -> chat.Ticket:
 @pytest.mark.parametrize(
     ("status", "expected"),
     [
-        ({"phase": "WaitingApproval"}, "beforeStart@0"),
+        ({"phase": "WaitingApproval"}, "beforeStart#0"),
         (
             {
                 "phase": "WaitingApproval",
@@ -47,20 +47,22 @@ def ticket(rollout: Rollout, kind: str = "approve") -> chat.Ticket:
                 "currentStepIndex": 1,
                 "steps": [{"index": 0, "weight": 10, "startedAt": "2026-11-21T07:50:00Z"}],
             },
-            "beforePromotion@1795248000",
+            "beforePromotion#0",
         ),
         (
             {"phase": "Progressing", "currentStepIndex": 2, "phaseSince": "2026-11-21T08:00:00Z"},
-            "Progressing/step-2@1795248000",
+            "Progressing/step-2#0",
         ),
     ],
 )
-def test_stage_names_the_gate_or_phase_and_when_it_began(
+def test_stage_names_the_gate_or_phase_and_the_decisions_before_it(
     status: dict[str, Any], expected: str
 ) -> None:
-    """The stage is the gate waited at (or the phase and step) and the time it began."""
+    """The stage is the gate waited at (or the phase and step) and the decisions so far."""
     assert chat.stage(make("r", **status).status) == expected
-    assert chat.stage(waiting().status) == "step-1@1795247700"
+    assert chat.stage(waiting().status) == "step-1#0"
+    retried = [{"gate": "step-1", "decision": "Retried", "actor": "bob", "at": NOW.isoformat()}]
+    assert chat.stage(waiting(approvals=retried).status) == "step-1#1"  # the same gate again
 
 
 def test_a_signed_ticket_reads_back_and_any_change_is_refused() -> None:
@@ -123,12 +125,12 @@ def test_used_records_are_bounded() -> None:
     """status.chat.used keeps the newest 16 records."""
     status = waiting().status
     for index in range(40):
-        stale = chat.Ticket("test", "web-2", f"uid-{index}", "s@0", "approve", 0)
+        stale = chat.Ticket("test", "web-2", f"uid-{index}", "s#0", "approve", 0)
         status = chat.with_used(status, stale, "someone", NOW)
     assert len(status.chat.used) == 16
     assert (
         status.chat.used[-1].nonce
-        == chat.Ticket("test", "web-2", "uid-39", "s@0", "approve", 0).nonce
+        == chat.Ticket("test", "web-2", "uid-39", "s#0", "approve", 0).nonce
     )
 
 

@@ -92,9 +92,9 @@ def action_buttons(rollout: Rollout, key: str, expires: datetime) -> list[dict[s
     return elements
 
 
-def buttons(event: Event) -> list[str]:
-    """Which commands the message offers for this event."""
-    offered = []
+def buttons(event: Event) -> list[CommandKind]:
+    """Which commands a message with links offers for this event."""
+    offered: list[CommandKind] = []
     if event.reason == "AwaitingApproval":
         offered.append("approve")
     if event.reason in _ABORTABLE:
@@ -112,12 +112,13 @@ class SlackNotifier:
         api_url: str | None = None,
         link_secret: str | None = None,
         interactive: bool = False,
+        progress: bool = False,
         timeout: float = TIMEOUT,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         policy: outbound.Policy = STRICT,
     ) -> None:
         self.url, self.api_url, self.link_secret = url, api_url, link_secret
-        self.interactive = interactive
+        self.interactive, self.progress = interactive, progress
         self.timeout, self.clock, self.policy = timeout, clock, policy
 
     def message(self, rollout: Rollout, event: Event) -> dict[str, Any]:
@@ -127,10 +128,18 @@ class SlackNotifier:
         api_url, secret, linked = self.api_url, self.link_secret, buttons(event)
         expires = self.clock() + LINK_LIFETIME
         section = {"type": "section", "text": {"type": "mrkdwn", "text": summary}}
-        if self.interactive and secret:
-            elements = action_buttons(rollout, secret, expires)
-            if elements:
-                document["blocks"] = [section, {"type": "actions", "elements": elements}]
+        if self.interactive or self.progress:
+            # Interactive, or posted with the Web API and updated in place: where the release
+            # is, and buttons when Slack can send their presses to canary.
+            context = {
+                "type": "context",
+                "elements": [{"type": "mrkdwn", "text": escape(chat.progress(rollout))}],
+            }
+            document["blocks"] = [section, context]
+            if self.interactive and secret:
+                elements = action_buttons(rollout, secret, expires)
+                if elements:
+                    document["blocks"].append({"type": "actions", "elements": elements})
             return document
         if not (api_url and secret and linked):
             return document
@@ -139,14 +148,7 @@ class SlackNotifier:
                 "type": "button",
                 "text": {"type": "plain_text", "text": kind.capitalize()},
                 "style": "primary" if kind == "approve" else "danger",
-                "url": links.link(
-                    api_url,
-                    secret,
-                    namespace=rollout.metadata.namespace,
-                    name=rollout.metadata.name,
-                    kind=kind,
-                    expires=expires,
-                ),
+                "url": links.link(api_url, secret, chat.ticket_for(rollout, kind, expires)),
             }
             for kind in linked
         ]
@@ -159,10 +161,11 @@ class SlackNotifier:
 
 
 class SlackWebApi:
-    """What the interactivity endpoint asks of Slack: the members of a user group (Web API
-    ``usergroups.users.list`` with the bot token, cached for ``ttl`` seconds) and answers to a
-    payload's ``response_url``. Never raises: a failure is logged and means no members / no
-    answer."""
+    """Slack's Web API with the app's bot token: messages posted to a channel and updated in
+    place (``chat.postMessage``, ``chat.update``), the members of a user group
+    (``usergroups.users.list``, cached for ``ttl`` seconds), and answers to a payload's
+    ``response_url``. Never raises: a failure is logged and means no message / no members /
+    no answer."""
 
     def __init__(
         self,
@@ -179,6 +182,30 @@ class SlackWebApi:
         self._ttl, self._now = ttl, now
         self._members: dict[str, tuple[float, frozenset[str]]] = {}
         self._lock = threading.Lock()
+
+    @property
+    def posts(self) -> bool:
+        """Whether there is a bot token to post with."""
+        return bool(self._token)
+
+    def post(self, channel: str, document: dict[str, Any]) -> str | None:
+        """Post a message to ``channel``; its ``ts`` (what ``update`` needs), None on failure."""
+        try:
+            answer = self._client.chat_postMessage(channel=channel, **document)
+        except (SlackApiError, OSError, ValueError) as error:
+            log.warning("notification_dropped", host="slack", error=type(error).__name__)
+            return None
+        ts = answer.get("ts")
+        return str(ts) if ts else None
+
+    def update(self, channel: str, ts: str, document: dict[str, Any]) -> bool:
+        """Replace the message ``ts`` in ``channel``; True when Slack took it."""
+        try:
+            self._client.chat_update(channel=channel, ts=ts, **document)
+        except (SlackApiError, OSError, ValueError) as error:
+            log.warning("notification_dropped", host="slack", error=type(error).__name__)
+            return False
+        return True
 
     def members(self, group: str) -> frozenset[str]:
         """The Slack user IDs in user group ``group`` (empty without a bot token)."""
