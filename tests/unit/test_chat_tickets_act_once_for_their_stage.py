@@ -4,6 +4,9 @@ identity mapping and the slash command's grammar."""
 
 from __future__ import annotations
 
+import base64
+import hmac
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -211,3 +214,74 @@ def test_status_text_names_phase_weight_and_decisions() -> None:
         "waiting for approval at step-1\n"
         "beforeStart: approved by bob at 2026-11-21 07:49:00 UTC"
     )
+
+
+def _signed_body(document: object) -> str:
+    """A ticket whose body is ``document``, signed as canary signs (the format in chat.sign)."""
+    body = base64.urlsafe_b64encode(json.dumps(document).encode()).decode().rstrip("=")
+    message = b"canary.dev/chat-ticket/v1\n" + body.encode()
+    return f"{body}.{hmac.new(KEY.encode(), message, 'sha256').hexdigest()}"
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        ["test", "web-2", "uid", "s#0", "approve"],
+        ["test", "web-2", "uid", "s#0", "explode", 1],
+        ["test", "web-2", "uid", "s#0", "approve", "1"],
+        ["test", 2, "uid", "s#0", "approve", 1],
+        {"namespace": "test"},
+    ],
+)
+def test_a_correctly_signed_ticket_of_the_wrong_shape_is_refused(document: object) -> None:
+    """Even under the right key, a body that is not a ticket reads as None."""
+    assert chat.read(KEY, _signed_body(document)) is None
+    assert chat.read(KEY, _signed_body(["test", "web-2", "uid", "s#0", "approve", 1])) is not None
+
+
+def test_messages_are_remembered_one_per_channel() -> None:
+    """A channel's newer message replaces its older one; at most 8 channels are kept."""
+    status = waiting().status
+    status = chat.with_message(status, "C1", "1.1")
+    status = chat.with_message(status, "C2", "2.1")
+    status = chat.with_message(status, "C1", "1.2")
+    assert [(m.channel, m.ts) for m in status.chat.slack] == [("C2", "2.1"), ("C1", "1.2")]
+    for index in range(20):
+        status = chat.with_message(status, f"C{index}X", "3.1")
+    assert len(status.chat.slack) == 8
+
+
+def test_progress_says_phase_step_weight_checks_and_the_last_decision() -> None:
+    """The line a message's context shows as the release moves."""
+    rollout = waiting(
+        canaryWeight=20,
+        steps=[
+            {
+                "index": 0,
+                "weight": 20,
+                "startedAt": "2026-11-21T07:50:00Z",
+                "canary": {"requests": 120, "failures": 1},
+                "checks": [
+                    {"name": "success-rate", "verdict": "Pass", "value": 99.17, "limit": 99},
+                    {"name": "errors-vs-stable", "verdict": "Inconclusive"},
+                ],
+            }
+        ],
+        approvals=[
+            {"gate": "beforeStart", "decision": "Approved", "actor": "bob", "at": NOW.isoformat()},
+            {"gate": "step-0", "decision": "TimedOut", "at": NOW.isoformat()},
+        ],
+    )
+    assert chat.progress(rollout) == (
+        "WaitingApproval · step 1 · canary 20% · 120 canary requests, 1 failed · "
+        "success-rate Pass (99.17 vs 99) · errors-vs-stable Inconclusive · "
+        "beforeStart approved by bob"
+    )
+    assert chat.progress(make("r")) == "Pending · canary 0%"
+    assert chat.kind("resume") == "resume"
+
+
+def test_status_text_of_a_new_rollout_and_slack_escaping() -> None:
+    """A Rollout not started yet says so; text for Slack has &, < and > escaped."""
+    assert chat.status_text(make("r")) == "test/r (podinfo): Pending, not started, canary weight 0%"
+    assert chat.escape("<!here> & <x|y>") == "&lt;!here&gt; &amp; &lt;x|y&gt;"
