@@ -136,7 +136,10 @@ class SlackEndpoints:
         if not self.replays.first(signature, self.slack.now()):
             log.warning("slack_request_refused", reason="replay")
             raise Problem(401, "this signed request was already received: a replay, refused")
-        form = parse_qs(text, max_num_fields=64)
+        try:
+            form = parse_qs(text, max_num_fields=64)
+        except ValueError as error:
+            raise Problem(400, "the form has too many fields") from error
         return {k: v[0] for k, v in form.items()}
 
     def _person(self, team: str, user_id: str, name: str) -> chat.Person | str:

@@ -190,3 +190,19 @@ def test_the_slash_command_approves_and_reports_status(setup: Setup) -> None:
     )
     assert run("approve test/<!channel>", "U0ALICE").startswith("'test/&lt;!channel&gt;'")
     assert run("", "U0ALICE").startswith("usage: /canary")
+
+
+def test_malformed_signed_requests_are_problems_not_errors(setup: Setup) -> None:
+    """A correctly signed form with too many fields, or whose payload is not JSON, is a 400
+    problem; an interaction canary does not handle is acknowledged and ignored."""
+    url = setup.url + "/slack/actions"
+    crowded = signed(url, {f"f{i}": "x" for i in range(100)}).send()
+    assert (crowded.status, crowded.json()["detail"]) == (400, "the form has too many fields")
+    not_json = signed(url, {"payload": "{"}).send()
+    assert (not_json.status, not_json.json()["detail"]) == (
+        400,
+        "the form field 'payload' must be JSON",
+    )
+    other = signed(url, {"payload": json.dumps({"type": "view_submission"})}).send()
+    assert other.status == 200
+    assert setup.slack.answers() == []

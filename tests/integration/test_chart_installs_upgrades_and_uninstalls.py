@@ -101,7 +101,9 @@ def test_slack_values_render_the_identity_mapping_and_the_app_secret(
     (container,) = pod["containers"]
     assert "--slack-identities=/etc/canary/slack/identities.yaml" in container["args"]
     secrets = {
-        e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e
+        e["name"]: e["valueFrom"]["secretKeyRef"]
+        for e in container["env"]
+        if "secretKeyRef" in e.get("valueFrom", {})
     }
     assert secrets["CANARY_SLACK_SIGNING_SECRET"] == {
         "name": "canary-slack",
