@@ -38,6 +38,7 @@ from canary.runtime.clock import SystemClock
 from canary.runtime.controller import Controller, start_thread
 from canary.runtime.guard import GuardedReconciler
 from canary.runtime.messages import MessageLedger
+from canary.runtime.outbox import OutboxWorker
 from tests.integration.conftest import Cluster
 from tests.slack import SIGNING_SECRET, TEAM, FakeSlack, button_press, signed
 
@@ -140,34 +141,27 @@ def test_an_approval_from_a_slack_button_moves_a_waiting_rollout(
     clock = SystemClock()
     ref = Ref(namespace, "web-2")
 
-    def notifications(found: Rollout) -> Any:
-        plan = reconciler.plan(Ref(found.metadata.namespace, found.metadata.name))
-        return plan.notifications if plan is not None else ()
-
     web = SlackWebApi("xoxb-bot-token", base_url=slack.url + "/api/", response_origins=(slack.url,))
-    notifier = PolicyNotifier(
-        notifications,
+    courier = PolicyNotifier(
+        lambda found: tuple(found.spec.notifications or ()),
         lambda _ns, _ref: None,
         link_secret=CHAT_KEY,
         interactive=True,
         web=web,
         remember=MessageLedger(store).remember,
     )
-
-    class Events:
-        def record(self, found: Rollout, event: Any) -> None:
-            KubeEventRecorder(kube).record(found, event)
-            notifier.record(found, event)
-
+    deliveries = OutboxWorker(store, courier, clock)
     reconciler = GuardedReconciler(
         store,
         KubeWorkloads(kube),
         {"HTTPRoute": HTTPRouteRouter(functools.partial(CustomObjects, kube))},
-        Events(),
+        KubeEventRecorder(kube),
         clock,
     )
     metrics = PrometheusMetrics(cluster.prometheus_url)
-    controller = Controller(reconciler, store, metrics, clock, namespace=namespace)
+    controller = Controller(
+        reconciler, store, metrics, clock, namespace=namespace, on_notify=deliveries.wake
+    )
     api = app.Api(
         store=store,
         annotator=store,
@@ -180,6 +174,7 @@ def test_an_approval_from_a_slack_button_moves_a_waiting_rollout(
     running = server.start(app.build(api), host="127.0.0.1", port=0)
     stop = threading.Event()
     worker = start_thread(lambda: controller.run_worker(stop), "worker")
+    delivering = start_thread(lambda: deliveries.run(stop, idle=0.2), "outbox")
 
     def current() -> Rollout:
         found = store.get(ref)
@@ -249,6 +244,7 @@ def test_an_approval_from_a_slack_button_moves_a_waiting_rollout(
     finally:
         stop.set()
         worker.join(timeout=10)
+        delivering.join(timeout=10)
         running.stop()
         metrics.close()
         slack.stop()

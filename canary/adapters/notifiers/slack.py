@@ -1,6 +1,7 @@
 """Slack (incoming webhook): a short message per rollout event, with command buttons.
 
-Implements ``ports.EventRecorder``; never raises (see ``webhook.post_json``). With the Slack
+``policy.PolicyNotifier`` builds it when it delivers the event from the outbox (posting it to
+the incoming webhook, or with ``SlackWebApi`` to a channel, updated in place). With the Slack
 app's interactivity configured (``interactive``), the buttons are Slack buttons whose value is
 a signed ticket for the Rollout's UID and its stage (``canary.core.chat``): Slack sends a press
 to canary's ``/slack/actions``, which checks Slack's signature, the person's mapped identity and
@@ -23,8 +24,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web import WebClient
 from slack_sdk.webhook import WebhookClient
 
-from canary.adapters.notifiers.webhook import STRICT, TIMEOUT, post_json
-from canary.core import chat, commands, links, outbound
+from canary.adapters.notifiers.webhook import TIMEOUT
+from canary.core import chat, commands, links
 from canary.core.chat import escape
 from canary.core.vocabulary import CommandKind, Event
 from canary.model.rollout import Rollout
@@ -113,13 +114,10 @@ class SlackNotifier:
         link_secret: str | None = None,
         interactive: bool = False,
         progress: bool = False,
-        timeout: float = TIMEOUT,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        policy: outbound.Policy = STRICT,
     ) -> None:
-        self.url, self.api_url, self.link_secret = url, api_url, link_secret
+        self.url, self.api_url, self.link_secret, self.clock = url, api_url, link_secret, clock
         self.interactive, self.progress = interactive, progress
-        self.timeout, self.clock, self.policy = timeout, clock, policy
 
     def message(self, rollout: Rollout, event: Event) -> dict[str, Any]:
         """The Slack message (text, and Block Kit blocks with the buttons)."""
@@ -154,10 +152,6 @@ class SlackNotifier:
         ]
         document["blocks"] = [section, {"type": "actions", "elements": elements}]
         return document
-
-    def record(self, rollout: Rollout, event: Event) -> None:
-        """Post the message; log and drop it on failure."""
-        post_json(self.url, self.message(rollout, event), self.timeout, self.policy)
 
 
 class SlackWebApi:
