@@ -574,7 +574,7 @@ def _promoting_phase(t: _Tick) -> bool:
         return t.wait("scaling the canary to zero", WAIT)
     t.event("Promoted", f"{t.plan.target} promoted; all traffic on the updated stable pods")
     t.condition("Progressing", False, "Succeeded", "the release is promoted")
-    return t.go("Succeeded", "promoted", finished_at=t.now)
+    return t.go("Succeeded", "promoted", finished_at=t.now, promoted=obs.target.template)
 
 
 def _fail_promotion(t: _Tick) -> bool:

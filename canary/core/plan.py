@@ -208,6 +208,12 @@ def build(rollout: Rollout, policy: RolloutPolicy | None) -> Plan:
     resolved ``spec.policyRef`` (``policy`` is None when there is none)."""
     spec = rollout.spec
     fields = merge_policy(spec, policy.spec if policy is not None else None)
+    undo_steps = fields.undo.steps if fields.undo is not None else None
+    if spec.release.undo_of is not None and undo_steps is not None:
+        # An undo goes back to a template that already ran: the policy's undo.steps apply.
+        fields = fields.model_copy(
+            update={"steps": list(undo_steps), "step_weight": None, "max_weight": None}
+        )
     problems: list[Problem] = []
     if fields.service is None:
         problems.append(
@@ -219,6 +225,8 @@ def build(rollout: Rollout, policy: RolloutPolicy | None) -> Plan:
         )
     steps = step_plan.expand(fields)
     steps_path = "spec.steps" if fields.steps is not None else "spec.stepWeight"
+    if spec.release.undo_of is not None and undo_steps is not None:
+        steps_path = "spec.undo.steps"
     problems.extend(_check_steps(steps, steps_path))
     metric_names = [m.name for m in (fields.analysis.metrics or [])] if fields.analysis else []
     for name in sorted({n for n in metric_names if metric_names.count(n) > 1}):

@@ -398,6 +398,18 @@ class Notification(Wire):
         return self
 
 
+class Undo(Wire):
+    """How an undo (``canary undo``: a Rollout back to the previous release's template) runs."""
+
+    steps: list[Step] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="The steps of an undo, instead of the policy's steps: usually fewer and "
+        "bigger, since the template it goes back to already ran in production.",
+    )
+
+
 class PolicyFields(Wire):
     """Every field a RolloutPolicy holds and a Rollout may override."""
 
@@ -421,6 +433,7 @@ class PolicyFields(Wire):
     progress_deadline: ProgressDeadline | None = None
     promotion_deadline: PromotionDeadline | None = None
     notifications: list[Notification] | None = Field(default=None, max_length=10)
+    undo: Undo | None = None
 
     @model_validator(mode="after")
     def _steps_or_shorthand(self) -> PolicyFields:
