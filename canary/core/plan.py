@@ -20,6 +20,7 @@ from canary.model.policy import (
     DEFAULT_INTERVAL,
     DEFAULT_MIN_REQUESTS,
     DEFAULT_NO_DATA_TIMEOUT,
+    DEFAULT_PAUSE_DEADLINE,
     DEFAULT_PROGRESS_DEADLINE,
     DEFAULT_PROMOTION_DEADLINE,
     DEFAULT_UNAVAILABLE_TIMEOUT,
@@ -77,6 +78,8 @@ class Plan:
     progress: Wait = Wait(DEFAULT_PROGRESS_DEADLINE, "Rollback")
     promotion: Wait = Wait(DEFAULT_PROMOTION_DEADLINE, "Fail")
     unavailable: Wait = Wait(DEFAULT_UNAVAILABLE_TIMEOUT, "Hold")
+    held: Wait = Wait(DEFAULT_PAUSE_DEADLINE, "Hold")
+    """A person's hold (``canary pause``)."""
 
     @property
     def stable_service(self) -> str:
@@ -244,6 +247,7 @@ def build(rollout: Rollout, policy: RolloutPolicy | None) -> Plan:
     approvals = fields.approvals
     gate = approvals.before_promotion if approvals else None
     progress, promotion = fields.progress_deadline, fields.promotion_deadline
+    held = fields.pause_deadline
     return Plan(
         target=spec.target_ref.name,
         images=dict(spec.release.images or {}),
@@ -286,5 +290,9 @@ def build(rollout: Rollout, policy: RolloutPolicy | None) -> Plan:
         unavailable=Wait(
             (unavailable.timeout if unavailable else None) or DEFAULT_UNAVAILABLE_TIMEOUT,
             (unavailable.on_timeout if unavailable else None) or "Hold",
+        ),
+        held=Wait(
+            (held.timeout if held else None) or DEFAULT_PAUSE_DEADLINE,
+            (held.on_timeout if held else None) or "Hold",
         ),
     )
