@@ -15,7 +15,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -350,7 +350,11 @@ def release_env(
     started: list[Process] = []
 
     def make(
-        router: str = "HTTPRoute", rps: int = 100, api_version: str = "", read_only: bool = False
+        router: str = "HTTPRoute",
+        rps: int = 100,
+        api_version: str = "",
+        controller_args: Sequence[str] = (),
+        read_only: bool = False,
     ) -> Release:
         install_podinfo(kube, namespace, router, rps, api_version)
         kubeconfig = controller_kubeconfig
@@ -380,6 +384,7 @@ def release_env(
                 "--tick", "2s",
                 "--no-leader-elect",
                 "--http-port", "0",
+                *controller_args,
             ],
             tmp_path / "controller.log",
         )  # fmt: skip
