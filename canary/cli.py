@@ -129,6 +129,12 @@ def _release(args: argparse.Namespace) -> int:
     )
 
 
+def _undo(args: argparse.Namespace) -> int:
+    return _console(args).undo(
+        args.target, actor=_actor(args), comment=args.comment or "", name=args.name
+    )
+
+
 def _get(args: argparse.Namespace) -> int:
     return _console(args).get(args.name, all_namespaces=args.all_namespaces, output=args.output)
 
@@ -243,6 +249,24 @@ def _add_cluster_commands(sub: Any) -> None:
     cmd.add_argument("--step-weight", type=int, help="raise the weight by this much each step")
     cmd.add_argument("--max-weight", type=int, help="with --step-weight: the last weight")
     cmd.set_defaults(func=_release)
+
+    cmd = sub.add_parser(
+        "undo",
+        parents=[cluster],
+        help="release a Deployment's previous template again",
+        description="Create a Rollout back to the template of the Deployment's previous "
+        "Succeeded release, with the policy's undo.steps (else its steps), its approvals and its "
+        "analysis, like any release. Example: canary undo deploy/podinfo",
+    )
+    cmd.add_argument("target", type=_argument_type(release.parse_target), metavar="deploy/NAME")
+    cmd.add_argument("--name", help="Rollout name (default: <deployment>-undo-<time>)")
+    cmd.add_argument("--comment", help="why (kept in the kubernetes.io/change-cause annotation)")
+    cmd.add_argument(
+        "--as-actor",
+        metavar="WHO",
+        help="who asks (default: the user the API server authenticates)",
+    )
+    cmd.set_defaults(func=_undo)
 
     cmd = sub.add_parser("get", parents=[cluster], help="list rollouts (oldest first) or show one")
     cmd.add_argument("name", nargs="?", metavar="ROLLOUT")
@@ -452,6 +476,7 @@ def _run(args: argparse.Namespace) -> int:
             api_app.Api(
                 store=store,
                 annotator=store,
+                create=store.create,
                 access=KubeAccessReview(api),
                 ready=lambda: leading.is_set() and feed.ready.is_set(),
                 metrics=registry,
@@ -511,6 +536,7 @@ def _dashboard(args: argparse.Namespace) -> int:
             api_app.Api(
                 store=store,
                 annotator=store,
+                create=store.create,
                 access=KubeSelfReview(api, secret),
                 ready=lambda: True,
                 metrics=ControllerMetrics(),

@@ -13,8 +13,11 @@ the Rollouts for a dashboard, and the commands the CLI's approve/promote/abort/r
     GET  /api/v1/namespaces/NS/rollouts/NAME          the Rollout as stored
     POST /slack/actions, /slack/commands   Slack's buttons and slash command, signed by Slack
                                        (``canary.api.slack``); only when Slack is configured
-    POST /api/v1/namespaces/NS/rollouts/NAME/KIND     KIND in approve|promote|abort|retry,
-                                       body {"comment": "..."} → 202, 403, 404, 409
+    POST /api/v1/namespaces/NS/rollouts/NAME/KIND     KIND in approve|promote|abort|retry|
+                                       pause|resume, body {"comment": "..."} → 202, 403, 404, 409
+    POST /api/v1/namespaces/NS/deployments/NAME/undo  a Rollout back to the Deployment's previous
+                                       Succeeded release (``canary.core.undo``); needs ``create``
+                                       on rollouts, like any release → 201, 403, 409, 422
     GET  /api/v1/namespaces/NS/rollouts/NAME/KIND?t=TICKET   the page a signed chat link
                                        (``canary.core.links``) opens: it asks for a token, and
                                        POSTs to the same URL; a link's ticket acts at most once
@@ -52,9 +55,9 @@ from canary.api.access import Gate
 from canary.api.metrics import CONTENT_TYPE, ControllerMetrics
 from canary.api.problems import Problem
 from canary.api.slack import Slack, SlackEndpoints
-from canary.core import access, chat, commands, links
+from canary.core import access, chat, commands, links, undo
 from canary.core.vocabulary import Command, CommandKind
-from canary.errors import Conflict
+from canary.errors import Conflict, InvalidSpec
 from canary.model.policy import Analysis
 from canary.model.rollout import Rollout
 from canary.ports import AccessReview, Annotator, Identity, Ref, RolloutStore
@@ -94,6 +97,8 @@ class Api:
     access: AccessReview
     ready: Callable[[], bool]
     metrics: ControllerMetrics
+    create: Callable[[Rollout], Rollout] | None = None
+    """Creates a Rollout (an undo); None: this server creates none (undo answers 501)."""
     alive: Callable[[], bool] = lambda: True
     """Whether the controller's worker thread still runs (liveness: a dead worker restarts)."""
     link_secret: str | None = None
@@ -353,23 +358,59 @@ class _Handlers:
         )
         return HTMLResponse(page, headers={"Cache-Control": "no-store"})
 
-    async def command(self, request: Request) -> Response:
-        ref, kind = _ref(request), _kind(request)
-        who = await self.identity(request)
-        await self.call(self.gate.require, who, access.command_permission(kind), ref.namespace)
+    async def _comment(self, request: Request) -> str:
         raw = await self.body(request)
         try:
-            body = CommandBody.model_validate_json(raw.strip() or b"{}")
+            return CommandBody.model_validate_json(raw.strip() or b"{}").comment
         except ValidationError as error:
             errors = [
                 {"field": ".".join(str(p) for p in e["loc"]) or "(body)", "message": e["msg"]}
                 for e in error.errors(include_url=False, include_context=False, include_input=False)
             ]
             raise Problem(400, 'send a JSON object: {"comment": "..."}', errors=errors) from error
+
+    async def undo(self, request: Request) -> Response:
+        namespace = _namespace(request.path_params["namespace"])
+        target = request.path_params["name"]
+        if not access.is_name(target):
+            raise Problem(400, f"{target!r} is not a valid Deployment name (RFC 1123 subdomain)")
+        who = await self.identity(request)
+        await self.call(self.gate.require, who, access.CREATE, namespace)
+        comment = await self._comment(request)
+        document = await self.call(self._undo, namespace, target, who.username, comment)
+        return JSONResponse(document, 201)
+
+    def _undo(self, namespace: str, target: str, actor: str, comment: str) -> dict[str, Any]:
+        """Create the Rollout that goes back to the previous release (blocking)."""
+        if self.api.create is None:
+            raise Problem(501, "this server does not create Rollouts: use canary undo")
+        try:
+            undoing = undo.choose(self.api.store.list(namespace), target)
+            rollout = undo.build(undoing, now=self.api.clock(), actor=actor, comment=comment)
+            made = self.api.create(rollout)
+        except ValueError as error:
+            raise Problem(409, f"cannot undo deploy/{target}: {error}") from error
+        except Conflict as error:
+            raise Problem(409, f"cannot undo deploy/{target} now: {error}; try again") from error
+        except InvalidSpec as error:
+            raise Problem(422, f"cannot undo deploy/{target}: {error}") from error
+        earlier = undoing.earlier.metadata.name
+        log.info("undo_created", rollout=made.metadata.name, undo_of=earlier, actor=actor)
+        return {
+            "rollout": f"{namespace}/{made.metadata.name}",
+            "undoOf": earlier,
+            "actor": actor,
+        }
+
+    async def command(self, request: Request) -> Response:
+        ref, kind = _ref(request), _kind(request)
+        who = await self.identity(request)
+        await self.call(self.gate.require, who, access.command_permission(kind), ref.namespace)
+        comment = await self._comment(request)
         ticket = self._link(request, ref, kind)
         if ticket is not None:
             await self.call(self._use_link, ref, ticket, who.username)
-        status, document = await self.call(self._give, ref, kind, who.username, body.comment)
+        status, document = await self.call(self._give, ref, kind, who.username, comment)
         return JSONResponse(document, status)
 
     def _use_link(self, ref: Ref, ticket: chat.Ticket, actor: str) -> None:
@@ -432,6 +473,11 @@ def build(api: Api) -> Starlette:
         Route(one, handlers.rollout, methods=["GET"]),
         Route(one + "/{kind}", handlers.command, methods=["POST"]),
         Route(one + "/{kind}", handlers.confirm, methods=["GET"]),
+        Route(
+            "/api/v1/namespaces/{namespace}/deployments/{name}/undo",
+            handlers.undo,
+            methods=["POST"],
+        ),
     ]
     if api.slack is not None:
         slack = SlackEndpoints(

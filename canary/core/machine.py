@@ -574,7 +574,7 @@ def _promoting_phase(t: _Tick) -> bool:
         return t.wait("scaling the canary to zero", WAIT)
     t.event("Promoted", f"{t.plan.target} promoted; all traffic on the updated stable pods")
     t.condition("Progressing", False, "Succeeded", "the release is promoted")
-    return t.go("Succeeded", "promoted", finished_at=t.now)
+    return t.go("Succeeded", "promoted", finished_at=t.now, promoted=obs.target.template)
 
 
 def _fail_promotion(t: _Tick) -> bool:
@@ -675,9 +675,14 @@ def _hold(t: _Tick) -> None:
             t.status = t.status.model_copy(update={"paused_at": t.now})
             t.event("PausedByPerson", f"paused by {who}")
         elif command.kind == "resume" and held is not None:
-            t.status = _shift_waits(t.status, held, t.now)
-            t.event("Resumed", f"resumed by {who}")
-            t.condition("Progressing", True, "Resumed", f"resumed by {who}")
+            _resume(t, held, f"resumed by {who}")
+
+
+def _resume(t: _Tick, held: datetime, why: str) -> None:
+    t.status = _shift_waits(t.status, held, t.now)
+    t.over.add("PauseDeadlineExceeded")
+    t.event("Resumed", why)
+    t.condition("Progressing", True, "Resumed", why)
 
 
 def _shift_waits(status: RolloutStatus, held: datetime, now: datetime) -> RolloutStatus:
@@ -717,6 +722,16 @@ def _held_phase(t: _Tick) -> bool:
         if verdict is not None and verdict.verdict is judge.Verdict.FAIL:
             return _fail_step(t, verdict)
     weight = t.obs.route.canary_weight if t.obs.route is not None else 0
+    held = t.status.paused_at
+    assert held is not None
+    wait = t.plan.held
+    action = _deadline(t, "PauseDeadlineExceeded", wait, held, f"held at {weight}% by a person")
+    if action == "Continue":
+        _record(t, gate_name(t.plan, t.status), "Resumed", None)
+        _resume(t, held, f"resumed by canary: held for {format_duration(wait.timeout)}")
+        return True
+    if action == "Rollback":
+        return _start_rollback(t, f"held by a person for {format_duration(wait.timeout)}")
     t.condition("Progressing", True, "PausedByPerson", f"held at {weight}% by a person")
     return t.wait(f"paused at {weight}% (canary resume to go on)", t.plan.interval)
 

@@ -15,6 +15,7 @@ from typing import Literal
 
 from canary.core import judge
 from canary.model.status import Condition, RolloutStatus
+from canary.model.template import TemplatePatch
 
 CommandKind = Literal["approve", "promote", "abort", "retry", "pause", "resume"]
 
@@ -31,6 +32,8 @@ class TargetState:
     """Rolled out: its newest generation is observed and every replica is updated and ready."""
     has_release: bool
     """Its pod template already is this release's template (promotion has been applied)."""
+    template: TemplatePatch | None = None
+    """Its pod template as far as a release can change it (``canary.core.undo.record``)."""
 
 
 @dataclass(frozen=True)

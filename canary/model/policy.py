@@ -48,6 +48,7 @@ DEFAULT_PROGRESS_DEADLINE = timedelta(minutes=10)
 DEFAULT_PROMOTION_DEADLINE = timedelta(minutes=30)
 DEFAULT_UNAVAILABLE_TIMEOUT = timedelta(minutes=10)
 DEFAULT_APPROVAL_TIMEOUT = timedelta(hours=24)
+DEFAULT_PAUSE_DEADLINE = timedelta(hours=24)
 
 OnTimeout = Literal["Rollback", "Hold", "Continue", "Fail"]
 """The one vocabulary of what a wait does when its deadline passes. Rollback: all traffic back
@@ -300,6 +301,19 @@ class PromotionDeadline(Wire):
     )
 
 
+class PauseDeadline(Wire):
+    """How long a person's hold (canary pause) may last; the other deadlines stop meanwhile."""
+
+    timeout: Deadline | None = Field(
+        default=None, description=f"Default {format_duration(DEFAULT_PAUSE_DEADLINE)}."
+    )
+    on_timeout: Literal["Hold", "Continue", "Rollback"] | None = Field(
+        default=None,
+        description="Hold (default: stay held, report it once so a forgotten hold surfaces), "
+        "Continue (resume on its own) or Rollback.",
+    )
+
+
 class CustomMetric(Wire):
     """An extra PromQL check. ``{{namespace}}``, ``{{target}}``, ``{{canary}}`` and
     ``{{interval}}`` are replaced before the query runs; the result must be one number."""
@@ -432,6 +446,18 @@ class Notification(Wire):
         return self
 
 
+class Undo(Wire):
+    """How an undo (``canary undo``: a Rollout back to the previous release's template) runs."""
+
+    steps: list[Step] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="The steps of an undo, instead of the policy's steps: usually fewer and "
+        "bigger, since the template it goes back to already ran in production.",
+    )
+
+
 class PolicyFields(Wire):
     """Every field a RolloutPolicy holds and a Rollout may override."""
 
@@ -454,7 +480,9 @@ class PolicyFields(Wire):
     approvals: Approvals | None = None
     progress_deadline: ProgressDeadline | None = None
     promotion_deadline: PromotionDeadline | None = None
+    pause_deadline: PauseDeadline | None = None
     notifications: list[Notification] | None = Field(default=None, max_length=10)
+    undo: Undo | None = None
 
     @model_validator(mode="after")
     def _steps_or_shorthand(self) -> PolicyFields:

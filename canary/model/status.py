@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import Field
 
 from canary.model.base import Wire
+from canary.model.template import TemplatePatch
 
 Phase = Literal[
     "Pending",
@@ -192,6 +193,12 @@ class RolloutStatus(Wire):
     message: str = ""
     steps: list[StepStatus] = Field(default_factory=list)
     approvals: list[ApprovalRecord] = Field(default_factory=list)
+    promoted: TemplatePatch | None = Field(
+        default=None,
+        description="Set when the release Succeeded: the stable pod template it promoted, as "
+        "far as a release can change it (images, env, args, resources, labels, annotations). "
+        "canary undo goes back to it.",
+    )
     commands_seen: list[CommandSeen] = Field(
         default_factory=list,
         max_length=8,

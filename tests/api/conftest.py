@@ -40,6 +40,7 @@ GRANTS: set[tuple[str, access.Permission, str | None]] = {
     ),
     ("admin", access.READ, None),
     ("admin", access.LIST, None),
+    ("admin", access.CREATE, None),
     *(("admin", access.command_permission(kind), None) for kind in app.KINDS),
 }
 
