@@ -59,7 +59,7 @@ ROLLOUT = "podinfo-2"
 STABLE_REPLICAS = 3
 POD_START_S = 5.0
 """Seconds from asking for canary pods (or a new stable template) to their being ready."""
-TICK = timedelta(seconds=5)
+TICK = timedelta(seconds=2)
 """``canary run --tick``'s default."""
 RESYNC_S = 60.0
 
@@ -351,4 +351,6 @@ def run(
                 trace.append(decided)
         if phase in PROMOTED or phase in ROLLED_BACK - {"RollingBack"} or now >= max_s:
             break
+    while world.pending:  # the route written last takes effect after the actuation delay
+        world.run_until(max(at for at, _ in world.pending))
     return TwinRun(phase, world.now, world, controller.reconciles, tuple(trace))

@@ -471,3 +471,36 @@ def test_a_route_the_mesh_refuses_is_reported_and_cleared_once_accepted() -> Non
     decision = machine.decide(make_plan(), status, cluster.observe(), T0 + timedelta(seconds=5))
     assert _conditions(decision.status)["RouteAccepted"] == ("True", "Accepted")
     assert decision.status.phase == "Progressing"
+
+
+def _early(cluster: FakeCluster, seconds: float) -> vocabulary.Observation:
+    """An observation carrying only counts since the weight changed (no settled window)."""
+    counts = cluster.evidence(seconds)
+    return dataclasses.replace(cluster.observe(measured=False), early=counts)
+
+
+def test_an_early_look_rolls_back_a_clearly_failing_canary() -> None:
+    """Counts since the weight changed that fail the early look roll back at once; the step's
+    settled counts stay as they were."""
+    plan = make_plan()
+    cluster = FakeCluster(canary_error_rate=1.0)
+    status, now, _ = run(plan, cluster, max_ticks=2)
+    assert status.phase == "Progressing"
+    before = status.steps[0].canary
+    decision = machine.decide(plan, status, _early(cluster, 2.0), now)
+    assert decision.status.phase == "RollingBack"
+    assert decision.actions == (vocabulary.SetWeight(0),)
+    assert decision.status.steps[0].verdict == "Failed"
+    assert decision.status.steps[0].message.startswith("early look:")
+    assert decision.status.steps[0].canary == before
+
+
+def test_an_early_look_at_a_healthy_canary_changes_nothing() -> None:
+    """Healthy counts in an early look neither pass the step nor count toward it."""
+    plan = make_plan()
+    cluster = FakeCluster()
+    status, now, _ = run(plan, cluster, max_ticks=2)
+    decision = machine.decide(plan, status, _early(cluster, 60.0), now)
+    assert decision.status.phase == "Progressing"
+    assert decision.status.current_step_index == status.current_step_index
+    assert decision.status.steps == status.steps
