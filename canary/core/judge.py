@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from enum import StrEnum
 
 from canary.core import latency, sequential
@@ -374,6 +375,20 @@ def evaluate_early(thresholds: Thresholds, counts: Evidence, step: int) -> Judge
     if found.verdict is not Verdict.FAIL:
         return None
     return replace(found, reason=f"early look: {found.reason}")
+
+
+SLOW_STEP = timedelta(minutes=10)
+"""A step expected to need longer than this to reach its minimum says what would shorten it."""
+
+
+def time_to_minimum(requests: int, minimum: int, elapsed: timedelta) -> timedelta | None:
+    """How much longer a step needs, at the canary request rate it has seen so far, to reach
+    ``minimum`` canary requests: whole seconds, or None when it has them or no rate is known
+    yet (no requests, no time)."""
+    if requests <= 0 or requests >= minimum or elapsed <= timedelta(0):
+        return None
+    seconds = (minimum - requests) * elapsed.total_seconds() / requests
+    return timedelta(seconds=math.ceil(seconds))
 
 
 def _point_check(name: str, value: float | None, lo: float | None, hi: float | None) -> CheckResult:

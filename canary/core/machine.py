@@ -500,7 +500,21 @@ def _progressing_phase(t: _Tick) -> bool:
             "Rollback"
         ):
             return _start_rollback(t, f"step {index + 1}: no data for {plan.no_data_timeout}")
-    return t.wait(f"step {index + 1} at {weight}%: {verdict.reason}", plan.interval)
+    return t.wait(f"step {index + 1} at {weight}%: {verdict.reason}{_eta(t)}", plan.interval)
+
+
+def _eta(t: _Tick) -> str:
+    """When a step short of its minimum requests will have them at the traffic seen so far,
+    and, when that is long, what would shorten it ("" when there is nothing to estimate)."""
+    record = t.status.steps[t.status.current_step_index]
+    minimum = t.plan.thresholds.min_requests
+    eta = judge.time_to_minimum(record.canary.requests, minimum, t.now - record.started_at)
+    if eta is None:
+        return ""
+    note = f"; about {format_duration(eta)} more at the current canary traffic"
+    if eta > judge.SLOW_STEP:
+        note += " (a higher weight for this step or a load-test hook would shorten it)"
+    return note
 
 
 def _paused_phase(t: _Tick) -> bool:

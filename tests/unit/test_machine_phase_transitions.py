@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from canary.core import machine, vocabulary
+from canary.core import judge, machine, vocabulary
 from canary.errors import Problem
 from canary.model.status import ApprovalRecord, RolloutStatus
 from tests.unit.fake_cluster import T0, FakeCluster, make_plan, run
@@ -504,3 +504,25 @@ def test_an_early_look_at_a_healthy_canary_changes_nothing() -> None:
     assert decision.status.phase == "Progressing"
     assert decision.status.current_step_index == status.current_step_index
     assert decision.status.steps == status.steps
+
+
+def test_a_step_short_of_its_minimum_says_when_it_will_have_it() -> None:
+    """At the traffic seen so far the message estimates the time left to the minimum, and
+    when that is long, what would shorten it."""
+    plan = make_plan(analysis={"minRequestsPerStep": 10_000})
+    status, _, _ = run(plan, FakeCluster(rps=20), max_ticks=4)
+    assert status.phase == "Progressing"
+    assert "more at the current canary traffic" in status.message
+    assert "load-test hook" in status.message
+    busy, _, _ = run(make_plan(analysis={"minRequestsPerStep": 300}), FakeCluster(), max_ticks=3)
+    assert busy.phase == "Progressing"
+    assert "about" in busy.message
+    assert "load-test hook" not in busy.message
+
+
+def test_time_to_minimum_extrapolates_the_rate_seen() -> None:
+    """100 of 400 requests in 50 s: 150 s more; nothing to say without requests or when done."""
+    assert judge.time_to_minimum(100, 400, timedelta(seconds=50)) == timedelta(seconds=150)
+    assert judge.time_to_minimum(0, 400, timedelta(seconds=50)) is None
+    assert judge.time_to_minimum(400, 400, timedelta(seconds=50)) is None
+    assert judge.time_to_minimum(10, 400, timedelta(0)) is None
