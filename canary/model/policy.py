@@ -394,6 +394,13 @@ class Notification(Wire):
         description="An http or https URL, without user:password@ (keep secrets in urlFrom).",
     )
     url_from: SecretKeyRef | None = Field(default=None, description="Read the URL from a Secret.")
+    channel: str | None = Field(
+        default=None,
+        pattern=r"^[A-Z0-9]{1,32}$",
+        description="slack only: a channel ID (C0123ABCD). With the controller's Slack bot "
+        "token the message is posted there and updated in place as the release moves; a url "
+        "or urlFrom, if also given, is used only when the controller has no bot token.",
+    )
     events: list[EventReason] | None = Field(
         default=None,
         max_length=32,
@@ -414,8 +421,14 @@ class Notification(Wire):
 
     @model_validator(mode="after")
     def _has_url(self) -> Notification:
-        if (self.url is None) == (self.url_from is None):
+        if self.channel is not None and self.type != "slack":
+            raise ValueError("channel is for slack notifications only")
+        if self.url is not None and self.url_from is not None:
             raise ValueError("a notification has exactly one of url or urlFrom")
+        if self.url is None and self.url_from is None and self.channel is None:
+            raise ValueError(
+                "a notification has exactly one of url or urlFrom (slack: or a channel)"
+            )
         return self
 
 

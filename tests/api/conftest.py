@@ -15,6 +15,7 @@ import pytest
 
 from canary.api import app, server
 from canary.api.metrics import ControllerMetrics
+from canary.api.slack import Slack
 from canary.core import access
 from canary.ports import Identity
 from tests.api.fake_access import FakeAccessReview
@@ -97,6 +98,7 @@ def serve(
     store: MemoryRolloutStore,
     limits: app.Limits | None = None,
     server_limits: server.ServerLimits | None = None,
+    slack: Slack | None = None,
 ) -> tuple[app.Api, server.Running]:
     """Start a real server for ``store``; the caller stops it."""
     api = app.Api(
@@ -108,6 +110,7 @@ def serve(
         link_secret=LINK_SECRET,
         clock=lambda: NOW,
         limits=limits or app.Limits(),
+        slack=slack,
     )
     running = server.start(app.build(api), host="127.0.0.1", port=0, limits=server_limits)
     return api, running
