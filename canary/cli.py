@@ -598,8 +598,9 @@ def _add_run_command(sub: Any) -> None:
     cmd.add_argument(
         "--tick",
         type=_argument_type(parse_duration),
-        default=timedelta(seconds=5),
-        help="how often to query Prometheus for every Rollout being judged (default 5s)",
+        default=timedelta(seconds=2),
+        help="how often to query Prometheus for every Rollout being judged (default 2s: a "
+        "failing canary is rolled back soon after a scrape shows it)",
     )
     cmd.add_argument(
         "--settle",

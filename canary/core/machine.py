@@ -309,10 +309,10 @@ def _judge_step(t: _Tick) -> judge.Judgement | None:
         return None
     record = t.status.steps[index]
     live = obs.route is not None and obs.route.accepted
-    if obs.evidence is None or not live or obs.route is None:
+    if not live or obs.route is None or obs.route.canary_weight != record.weight:
         return None
-    if obs.route.canary_weight != record.weight:
-        return None
+    if obs.evidence is None:
+        return _judge_early(t) if obs.early is not None else None
     t.evidence_used = True
     percentile = t.plan.thresholds.latency_percentile
     canary = _arm(record.canary) + obs.evidence.canary
@@ -323,7 +323,7 @@ def _judge_step(t: _Tick) -> judge.Judgement | None:
         if s.weight
     )
     verdict = judge.evaluate(
-        t.plan.thresholds,
+        judge.settled(t.plan.thresholds),
         judge.Evidence(
             canary, stable, obs.evidence.custom, canary_weight=record.weight, earlier=earlier
         ),
@@ -346,6 +346,27 @@ def _judge_step(t: _Tick) -> judge.Judgement | None:
         t.over.add("NoDataDeadlineExceeded")
     healthy = {judge.Verdict.PASS: True, judge.Verdict.FAIL: False}.get(verdict.verdict)
     t.condition("Healthy", healthy, str(verdict.verdict), verdict.reason)
+    return verdict
+
+
+def _judge_early(t: _Tick) -> judge.Judgement | None:
+    """The fail-only look at the counts since the weight changed (``judge.evaluate_early``):
+    a FAIL, noted on the step, or None — nothing is added to the step's counts."""
+    assert t.obs.early is not None
+    index = t.status.current_step_index
+    record = t.status.steps[index]
+    early = t.obs.early
+    verdict = judge.evaluate_early(
+        t.plan.thresholds,
+        judge.Evidence(early.canary, early.stable, canary_weight=record.weight),
+        index,
+    )
+    if verdict is None:
+        return None
+    t.evidence_used = True
+    update = {"checks": list(verdict.checks), "message": verdict.reason}
+    _replace_step(t, record.model_copy(update=update))
+    t.condition("Healthy", False, str(verdict.verdict), verdict.reason)
     return verdict
 
 
@@ -479,7 +500,21 @@ def _progressing_phase(t: _Tick) -> bool:
             "Rollback"
         ):
             return _start_rollback(t, f"step {index + 1}: no data for {plan.no_data_timeout}")
-    return t.wait(f"step {index + 1} at {weight}%: {verdict.reason}", plan.interval)
+    return t.wait(f"step {index + 1} at {weight}%: {verdict.reason}{_eta(t)}", plan.interval)
+
+
+def _eta(t: _Tick) -> str:
+    """When a step short of its minimum requests will have them at the traffic seen so far,
+    and, when that is long, what would shorten it ("" when there is nothing to estimate)."""
+    record = t.status.steps[t.status.current_step_index]
+    minimum = t.plan.thresholds.min_requests
+    eta = judge.time_to_minimum(record.canary.requests, minimum, t.now - record.started_at)
+    if eta is None:
+        return ""
+    note = f"; about {format_duration(eta)} more at the current canary traffic"
+    if eta > judge.SLOW_STEP:
+        note += " (a higher weight for this step or a load-test hook would shorten it)"
+    return note
 
 
 def _paused_phase(t: _Tick) -> bool:

@@ -72,7 +72,8 @@ class Command:
 @dataclass(frozen=True)
 class Observation:
     """What the reconciler read this time. ``evidence`` is the tick's new counts (None when
-    this reconcile did not measure); ``metrics_error`` says why measuring failed."""
+    this reconcile did not measure); ``metrics_error`` says why measuring failed; ``early``
+    the counts since the weight changed that make no window yet (for a fail-only look)."""
 
     target: TargetState | None
     apex_service: bool
@@ -81,6 +82,7 @@ class Observation:
     route: RouteState | None = None
     evidence: judge.Evidence | None = None
     metrics_error: str | None = None
+    early: judge.Evidence | None = None
     commands: tuple[Command, ...] = ()
     superseded_by: str | None = None
 
