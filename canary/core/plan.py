@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
 
-from canary.core import promql
+from canary.core import outbound, promql
 from canary.core import steps as step_plan
 from canary.core.judge import Thresholds
 from canary.errors import InvalidSpec, Problem
@@ -26,6 +26,7 @@ from canary.model.policy import (
     ROUTE_VERSIONS,
     Approvals,
     CustomMetric,
+    Hook,
     Notification,
     OnTimeout,
     PolicyFields,
@@ -77,6 +78,7 @@ class Plan:
     progress: Wait = Wait(DEFAULT_PROGRESS_DEADLINE, "Rollback")
     promotion: Wait = Wait(DEFAULT_PROMOTION_DEADLINE, "Fail")
     unavailable: Wait = Wait(DEFAULT_UNAVAILABLE_TIMEOUT, "Hold")
+    hooks: tuple[Hook, ...] = ()
 
     @property
     def stable_service(self) -> str:
@@ -143,6 +145,20 @@ def _check_queries(rollout: Rollout, fields: PolicyFields) -> list[Problem]:
         except InvalidSpec as error:
             path = f"spec.analysis.metrics[{index}].query"
             problems.extend(Problem(path, p.message, p.hint) for p in error.problems)
+    return problems
+
+
+def _check_hooks(hooks: list[Hook]) -> list[Problem]:
+    """Hook names are unique, and every URL is one canary calls at all."""
+    problems: list[Problem] = []
+    names = [h.name for h in hooks]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(Problem("spec.hooks", f"hook {name!r} is defined twice", "rename one"))
+    for index, hook in enumerate(hooks):
+        try:
+            outbound.destination(hook.url)
+        except outbound.Refused as refused:
+            problems.append(Problem(f"spec.hooks[{index}].url", str(refused)))
     return problems
 
 
@@ -226,6 +242,7 @@ def build(rollout: Rollout, policy: RolloutPolicy | None) -> Plan:
             Problem("spec.analysis.metrics", f"metric {name!r} is defined twice", "rename one")
         )
     problems.extend(_check_queries(rollout, fields))
+    problems.extend(_check_hooks(fields.hooks or []))
     if problems or fields.service is None:
         raise InvalidSpec(problems)
     traffic = fields.traffic
@@ -279,4 +296,5 @@ def build(rollout: Rollout, policy: RolloutPolicy | None) -> Plan:
             (unavailable.timeout if unavailable else None) or DEFAULT_UNAVAILABLE_TIMEOUT,
             (unavailable.on_timeout if unavailable else None) or "Hold",
         ),
+        hooks=tuple(fields.hooks or ()),
     )

@@ -27,7 +27,15 @@ from canary.errors import (
 )
 from canary.model.rollout import Rollout
 from canary.model.status import TERMINAL_PHASES, RolloutStatus
-from canary.ports import Clock, EventRecorder, Ref, RolloutStore, TrafficRouter, Workloads
+from canary.ports import (
+    Clock,
+    EventRecorder,
+    HookCaller,
+    Ref,
+    RolloutStore,
+    TrafficRouter,
+    Workloads,
+)
 
 log = structlog.get_logger("canary.reconciler")
 
@@ -82,8 +90,11 @@ class Reconciler:
         routers: Mapping[str, TrafficRouter],
         events: EventRecorder,
         clock: Clock,
+        *,
+        hooks: HookCaller | None = None,
     ) -> None:
         self._store = store
+        self._hooks = hooks
         self._workloads = workloads
         self._routers = routers
         self._events = events
@@ -180,6 +191,7 @@ class Reconciler:
             metrics_error=measurement.error if measurement else None,
             commands=commands.decode(rollout.metadata.annotations),
             superseded_by=superseded_by(rollout, others),
+            hook_answers=tuple(self._hooks.answers(Ref(ns, name))) if self._hooks else (),
         )
         decision = machine.decide(plan, rollout.status, obs, self._clock.now())
         ready = world.canary.ready_replicas if world.canary is not None else 0
@@ -205,6 +217,11 @@ class Reconciler:
             bound.info(_log_name(event.reason), message=event.message)
         if decision.status != rollout.status:
             self._write(rollout, decision.status)
+            # Started only once status records them, so a call is never made unrecorded.
+            for call in decision.hook_calls:
+                if self._hooks is not None:
+                    self._hooks.start(rollout, call)
+                    bound.info("hook_started", hook=call.name, point=call.point)
             if decision.status.phase != rollout.status.phase:
                 bound.info("phase_changed", phase=decision.status.phase, reason=decision.reason)
         return weight
