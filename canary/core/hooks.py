@@ -150,7 +150,8 @@ def at(
     if not mine:
         return Gate("Passed", state)
     if state is None or state.point != point:
-        kept = state.attempts if state is not None else []
+        left = abandon(state, state.point, now) if state is not None else None
+        kept = left.attempts if left is not None else []
         state = HookState(point=point, since=now, passed=[], attempts=kept)
     since = state.since or now
     was_passed = all(h.name in state.passed for h in mine)
@@ -267,3 +268,23 @@ def failed_note(state: HookState | None) -> str:
         }
     )
     return f" ({', '.join(failed)} failed)" if failed else ""
+
+
+def abandon(state: HookState | None, point: str | None, now: datetime) -> HookState | None:
+    """``state`` with the calls still running at ``point`` (None: anywhere) marked ``Lost``:
+    the release left the point (or ended) before they answered; their answers no longer count."""
+    if state is None:
+        return None
+    attempts = [
+        a.model_copy(
+            update={
+                "result": "Lost",
+                "finished_at": now,
+                "message": "the release moved on before the answer came",
+            }
+        )
+        if a.result == "Running" and point in (None, a.point)
+        else a
+        for a in state.attempts
+    ]
+    return state.model_copy(update={"attempts": attempts})

@@ -413,10 +413,12 @@ def _confirm(t: _Tick, kind: HookType, point: str) -> bool | None:
     action = _deadline(t, "HookDeadlineExceeded", gate.deadline, gate.since, what)
     if action is None or action == "Hold":
         return t.wait(f"waiting for the {point} hooks: {gate.message}", gate.wake or WAIT)
+    left = hook_rules.abandon(t.status.hooks, point, t.now)
     if action == "Continue":
-        passed = hook_rules.pass_all(t.plan.hooks, kind, t.status.hooks)
+        passed = hook_rules.pass_all(t.plan.hooks, kind, left)
         t.status = t.status.model_copy(update={"hooks": passed, "phase_since": t.now})
         return None
+    t.status = t.status.model_copy(update={"hooks": left})
     reason = f"{what} within {format_duration(gate.deadline.timeout)} ({gate.message})"
     if kind == "confirm-start":
         return _end_unstarted(t, "RolledBack", reason)
@@ -902,6 +904,8 @@ def _decision(t: _Tick) -> Decision:
     status = t.status.model_copy(
         update={"canary_weight": weight, "message": t.reason or t.status.message}
     )
+    if status.phase in TERMINAL_PHASES and status.hooks is not None:
+        status = status.model_copy(update={"hooks": hook_rules.abandon(status.hooks, None, t.now)})
     return Decision(tuple(t.actions), status, t.reason, requeue, tuple(t.events), tuple(t.calls))
 
 

@@ -333,3 +333,62 @@ def test_gates_share_the_one_on_timeout_vocabulary() -> None:
         assert plan.pause_gates[1] is not None
         assert plan.pause_gates[1].on_timeout == action
         assert hooks.wait_of(plan.hooks[0]).on_timeout == action
+
+
+def test_lint_refuses_hooks_outside_the_documents_namespace() -> None:
+    """`canary lint` names a hook URL that is not a Service of the document's namespace."""
+    from canary.core import lint
+
+    policy = {
+        "apiVersion": "canary.dev/v1alpha1",
+        "kind": "RolloutPolicy",
+        "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {
+            "hooks": [
+                _hook("ok", "pre-rollout") | {"url": "http://checks.shop.svc:8080/"},
+                _hook("bad", "confirm-step") | {"url": "http://checks.payments.svc:8080/"},
+            ]
+        },
+    }
+    findings = lint.check([policy])
+    assert [(f.problem.path, f.kind) for f in findings] == [("spec.hooks[1].url", "RolloutPolicy")]
+    assert "only Services in namespace shop" in findings[0].problem.message
+    assert "--outbound-allow" in findings[0].problem.hint
+
+
+def test_a_call_running_when_the_deadline_passes_is_abandoned() -> None:
+    """A confirm call still running at its deadline is marked Lost; none stays Running."""
+    run = drive(
+        {"gate": lambda _c, n: ("Failed", 409) if n == 1 else None},
+        hooks=[_hook("gate", "confirm-start", interval="1s", timeout="5s", callTimeout="60s")],
+    )
+    assert run.status.phase == "RolledBack"
+    assert run.status.hooks is not None
+    assert [a.result for a in run.status.hooks.attempts] == ["Failed", "Lost"]
+    assert "moved on" in run.status.hooks.attempts[-1].message
+
+
+def test_an_abort_while_a_confirm_call_runs_leaves_no_call_running() -> None:
+    """Aborted at a confirm-step gate whose call never answers: the call is Lost, not Running."""
+    plan = make_plan(hooks=[_hook("gate", "confirm-step", callTimeout="60s")])
+    cluster = FakeCluster()
+    status, now = RolloutStatus(), T0
+    for _ in range(20):
+        decision = machine.decide(plan, status, cluster.observe(), now)
+        for action in decision.actions:
+            cluster.apply(action)
+        status = decision.status
+        cluster.settle()
+        now += timedelta(seconds=1)
+    assert status.hooks is not None
+    assert status.hooks.attempts[-1].result == "Running"
+    abort = vocabulary.Command("abort", now, actor="ana")
+    for _ in range(10):
+        decision = machine.decide(plan, status, cluster.observe(commands=(abort,)), now)
+        for action in decision.actions:
+            cluster.apply(action)
+        status = decision.status
+        cluster.settle()
+        now += timedelta(seconds=1)
+    assert status.phase == "Aborted"
+    assert [a.result for a in status.hooks.attempts] == ["Lost"]
