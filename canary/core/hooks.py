@@ -143,6 +143,8 @@ def at(
     point: str,
     state: HookState | None,
     now: datetime,
+    *,
+    steps: int = 0,
 ) -> Gate:
     """Where the release stands at ``point`` with the ``kind`` hooks of the policy: the calls to
     start now, and whether it may go on. No hook of that kind: passed, status untouched."""
@@ -177,10 +179,10 @@ def at(
             if now < due:
                 wakes.append(due - now)
             else:
-                calls.append(_call(hook, point, now))
+                calls.append(_call(hook, point, now, steps))
                 wakes.append(POLL)
         else:
-            calls.append(_call(hook, point, now))
+            calls.append(_call(hook, point, now, steps))
             wakes.append(POLL)
             waiting.append(hook)
     state = _started(state, calls, now)
@@ -218,7 +220,7 @@ def at(
     )
 
 
-def _call(hook: Hook, point: str, now: datetime) -> CallHook:
+def _call(hook: Hook, point: str, now: datetime, steps: int) -> CallHook:
     return CallHook(
         key=f"{hook.name}@{point}@{now.isoformat()}",
         name=hook.name,
@@ -227,6 +229,7 @@ def _call(hook: Hook, point: str, now: datetime) -> CallHook:
         url=hook.url,
         timeout=call_timeout(hook),
         metadata=tuple(sorted((hook.metadata or {}).items())),
+        step_count=steps,
     )
 
 

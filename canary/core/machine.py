@@ -387,7 +387,7 @@ def _fail_step(t: _Tick, verdict: judge.Judgement) -> bool:
 
 def _hooks(t: _Tick, kind: HookType, point: str) -> hook_rules.Gate:
     """The policy's ``kind`` hooks at ``point`` (canary.core.hooks): calls to start, status."""
-    gate = hook_rules.at(t.plan.hooks, kind, point, t.status.hooks, t.now)
+    gate = hook_rules.at(t.plan.hooks, kind, point, t.status.hooks, t.now, steps=len(t.plan.steps))
     t.status = t.status.model_copy(update={"hooks": gate.state})
     t.calls.extend(gate.calls)
     return gate

@@ -143,6 +143,8 @@ class CallHook:
     url: str
     timeout: timedelta
     metadata: tuple[tuple[str, str], ...] = ()
+    step_count: int = 0
+    """How many steps the release has (the payload says "step i of n")."""
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,9 @@ from datetime import timedelta
 
 import pytest
 
-from canary.adapters.hooks.http import SCHEMA, HTTPHooks, call
+from canary.adapters.hooks.http import HTTPHooks, call
 from canary.core import outbound
+from canary.core.notice import SCHEMA
 from canary.core.vocabulary import CallHook, HookAnswer
 from canary.ports import Ref
 from tests.fake_store import make
@@ -57,10 +58,16 @@ def test_two_xx_passes_and_the_payload_describes_the_call() -> None:
         assert (answer.key, answer.result, answer.code) == ("k1", "Passed", 200)
         (body,) = receiver.calls("ok")
     assert body["schema"] == SCHEMA
-    assert body["key"] == "k1"
-    assert body["hook"] == {"name": "gate", "type": "confirm-step", "point": "confirm-step/1"}
+    assert body["id"] == "k1"
+    assert body["hook"] == {
+        "name": "gate",
+        "type": "confirm-step",
+        "point": "confirm-step/1",
+        "metadata": {"team": "web"},
+    }
     assert body["rollout"]["name"] == "web-2"
-    assert (body["canaryWeight"], body["metadata"]) == (20, {"team": "web"})
+    assert body["weights"] == {"canary": 20, "stable": 80}
+    assert body["event"]["reason"] == "HookCalled"
 
 
 def test_non_2xx_fails_with_the_status_and_the_answer() -> None:

@@ -391,4 +391,5 @@ def test_an_abort_while_a_confirm_call_runs_leaves_no_call_running() -> None:
         cluster.settle()
         now += timedelta(seconds=1)
     assert status.phase == "Aborted"
+    assert status.hooks is not None
     assert [a.result for a in status.hooks.attempts] == ["Lost"]

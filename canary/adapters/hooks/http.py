@@ -27,39 +27,34 @@ from urllib.parse import urlsplit
 
 import structlog
 
-from canary.core import outbound
-from canary.core.vocabulary import CallHook, HookAnswer
+from canary.core import notice, outbound
+from canary.core.vocabulary import CallHook, Event, HookAnswer
 from canary.model.rollout import Rollout
 from canary.ports import Ref
 
 log = structlog.get_logger("canary.hooks")
 
-SCHEMA = "canary.dev/hook/v1"
 ANSWERS_PER_ROLLOUT = 32
 MAX_ROLLOUTS = 4096
 MAX_BODY = 4096
 """Bytes of the receiver's answer read (its start is kept as the attempt's message)."""
 
 
-def payload(rollout: Rollout, call: CallHook) -> dict[str, Any]:
-    """The JSON a hook receives: which call, at which point, about which release."""
-    meta, status = rollout.metadata, rollout.status
-    return {
-        "schema": SCHEMA,
-        "key": call.key,
-        "hook": {"name": call.name, "type": call.type, "point": call.point},
-        "rollout": {
-            "namespace": meta.namespace,
-            "name": meta.name,
-            "uid": meta.uid,
-            "target": rollout.spec.target_ref.name,
-        },
-        "images": dict(rollout.spec.release.images or {}),
-        "phase": status.phase,
-        "canaryWeight": status.canary_weight,
-        "currentStepIndex": status.current_step_index,
+def payload(rollout: Rollout, call: CallHook, at: datetime) -> dict[str, Any]:
+    """The JSON a hook receives: the notification document (``canary.core.notice``, schema
+    ``canary.dev/notification/v1``) about the call, with ``hook`` saying which call it is.
+    ``id`` is the call's key: the same on a repeated call, so a receiver can drop duplicates."""
+    event = Event("Normal", "HookCalled", f"{call.type} hook {call.name} at {call.point}")
+    document = notice.build(
+        rollout, rollout.status, event, key=call.key, at=at, step_count=call.step_count
+    )
+    document["hook"] = {
+        "name": call.name,
+        "type": call.type,
+        "point": call.point,
         "metadata": dict(call.metadata),
     }
+    return document
 
 
 class _Pinned(http.client.HTTPConnection):
@@ -147,7 +142,7 @@ class HTTPHooks:
             if call.key in self._started:
                 return
             self._started.add(call.key)
-        self._pool.submit(self._run, ref, payload(rollout, call), call)
+        self._pool.submit(self._run, ref, payload(rollout, call, self._clock()), call)
 
     def _run(self, ref: Ref, document: dict[str, Any], hook: CallHook) -> None:
         try:

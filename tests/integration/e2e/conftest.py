@@ -14,7 +14,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -323,7 +323,7 @@ def release_env(
         router: str = "HTTPRoute",
         rps: int = 100,
         api_version: str = "",
-        controller_args: tuple[str, ...] = (),
+        controller_args: Sequence[str] = (),
     ) -> Release:
         install_podinfo(kube, namespace, router, rps, api_version)
         emulator = Process(
