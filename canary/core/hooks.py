@@ -34,6 +34,8 @@ from canary.model.status import MAX_HOOK_ATTEMPTS, HookAttempt, HookState
 
 LOST_GRACE = timedelta(seconds=5)
 """How long after its timeout a call with no answer counts as lost."""
+LOST_RETRIES = 2
+"""How often a lost pre-rollout, post-rollout or rollback call is asked again."""
 POLL = timedelta(seconds=1)
 """How soon to look again for the answer of a running call."""
 
@@ -93,7 +95,6 @@ def record(
     timeouts = {h.name: call_timeout(h) for h in hooks}
     events: list[Event] = []
     attempts: list[HookAttempt] = []
-    passed = list(state.passed)
     for recorded in state.attempts:
         attempt = recorded
         if attempt.result == "Running":
@@ -118,15 +119,8 @@ def record(
                 )
             if attempt.result != "Running":
                 events.append(_event(attempt))
-                if (
-                    attempt.result == "Passed"
-                    and attempt.point == state.point
-                    and attempt.hook not in passed
-                ):
-                    passed.append(attempt.hook)
         attempts.append(attempt)
-    new = state.model_copy(update={"attempts": attempts, "passed": passed})
-    return new, tuple(events)
+    return state.model_copy(update={"attempts": attempts}), tuple(events)
 
 
 def _event(attempt: HookAttempt) -> Event:
@@ -157,6 +151,14 @@ def at(
         state = HookState(point=point, since=now, passed=[], attempts=kept)
     since = state.since or now
     was_passed = all(h.name in state.passed for h in mine)
+    answered = [
+        a.hook
+        for a in state.attempts
+        if a.point == point and a.result == "Passed" and a.hook not in state.passed
+    ]
+    if answered:
+        passed = [*state.passed, *dict.fromkeys(h for h in answered if h in {m.name for m in mine})]
+        state = state.model_copy(update={"passed": passed})
     calls: list[CallHook] = []
     wakes: list[timedelta] = []
     failed: list[str] = []
@@ -169,7 +171,7 @@ def at(
         if last is not None and last.result == "Running":
             wakes.append(POLL)
             waiting.append(hook)
-        elif last is not None and kind not in CONFIRM_HOOKS and last.result != "Lost":
+        elif last is not None and kind not in CONFIRM_HOOKS and not _ask_again(tried):
             failed.append(hook.name)
         elif last is not None and last.finished_at is not None:
             # A confirm gate asks again after its interval; a lost call is asked again at once.
@@ -218,6 +220,12 @@ def at(
         just_passed=not was_passed,
         failed=tuple(failed),
     )
+
+
+def _ask_again(tried: Sequence[HookAttempt]) -> bool:
+    """Whether a hook that is called once is asked again: only after a lost call, at most
+    :data:`LOST_RETRIES` times (a controller restarting again and again must not loop)."""
+    return tried[-1].result == "Lost" and sum(a.result == "Lost" for a in tried) <= LOST_RETRIES
 
 
 def _call(hook: Hook, point: str, now: datetime, steps: int) -> CallHook:

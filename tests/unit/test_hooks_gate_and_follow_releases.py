@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from canary.core import hooks, machine, vocabulary
+from canary.core import hooks, machine, outbound, vocabulary
 from canary.errors import InvalidSpec
 from canary.model.policy import Hook
 from canary.model.status import MAX_HOOK_ATTEMPTS, RolloutStatus
@@ -393,3 +393,61 @@ def test_an_abort_while_a_confirm_call_runs_leaves_no_call_running() -> None:
     assert status.phase == "Aborted"
     assert status.hooks is not None
     assert [a.result for a in status.hooks.attempts] == ["Lost"]
+
+
+def test_passing_confirm_start_restarts_the_progress_deadline() -> None:
+    """Time spent at confirm-start is not counted against the progress deadline: the
+    Initializing phase's clock starts again when the gate passes."""
+    run = drive(
+        {"gate": _after(30)},
+        hooks=[_hook("gate", "confirm-start", interval="30s")],
+        progressDeadline={"timeout": "5m"},
+    )
+    assert run.status.phase == "Succeeded"
+    assert run.now - T0 > timedelta(minutes=15)
+
+
+def test_a_rollback_hook_that_never_answers_delays_only_the_final_phase() -> None:
+    """A rollback hook whose calls are lost (no answer ever recorded): traffic is back on
+    stable at once; it is asked again twice, then RolledBack says it failed."""
+    run = drive(
+        {"rb": lambda _c, _n: None},
+        cluster=FakeCluster(canary_error_rate=0.2),
+        hooks=[_hook("rb", "rollback", callTimeout="10s")],
+    )
+    assert run.status.phase == "RolledBack"
+    assert run.called("rb") == 1 + hooks.LOST_RETRIES
+    rolling = next(i for i, d in enumerate(run.decisions) if d.status.phase == "RollingBack")
+    assert run.weights[rolling] == 0
+    assert run.status.hooks is not None
+    assert [a.result for a in run.status.hooks.attempts] == ["Lost"] * 3
+    assert "rollback hook rb failed" in run.status.message
+
+
+def test_helpers_leave_a_release_without_hook_status_alone() -> None:
+    """No status.hooks yet: nothing to pass, abandon or report."""
+    assert hooks.pass_all((), "confirm-step", None) is None
+    assert hooks.abandon(None, None, T0) is None
+    assert hooks.failed_note(None) == ""
+
+
+def test_a_hook_url_canary_never_calls_is_an_invalid_spec() -> None:
+    """A URL the schema lets through but the outbound policy cannot parse names its path."""
+    with pytest.raises(InvalidSpec, match=r"spec\.hooks\[0\]\.url.*not a DNS name"):
+        make_plan(hooks=[_hook("a", "pre-rollout") | {"url": "http://bad_host.t.svc/"}])
+
+
+@pytest.mark.parametrize("address", ["::ffff:127.0.0.1", "169.254.169.254", "fe80::1%eth0"])
+def test_hook_addresses_never_reach_loopback_link_local_or_metadata(address: str) -> None:
+    """Whatever a hook's host resolves to, loopback, link-local and metadata are refused."""
+    target = outbound.check_hook(outbound.Policy(), "http://gate.t.svc/", "t")
+    with pytest.raises(outbound.Refused, match="loopback, link-local or metadata"):
+        outbound.check_hook_address(target, address)
+
+
+def test_a_private_cluster_address_is_fine_for_a_hook_but_not_a_notification() -> None:
+    """A Service's cluster IP is private: hooks may call it, notifications need an allow."""
+    target = outbound.check_hook(outbound.Policy(), "http://gate.t.svc/", "t")
+    outbound.check_hook_address(target, "10.96.0.12")
+    with pytest.raises(outbound.Refused, match="not public"):
+        outbound.check_address(outbound.Policy(), target, "10.96.0.12")
