@@ -167,26 +167,14 @@ def at(
         if hook.name in state.passed:
             continue
         tried = [a for a in state.attempts if a.point == point and a.hook == hook.name]
-        last = tried[-1] if tried else None
-        if last is not None and last.result == "Running":
-            wakes.append(POLL)
-            waiting.append(hook)
-        elif last is not None and kind not in CONFIRM_HOOKS and not _ask_again(tried):
+        what, wake = _next(hook, kind, tried, now)
+        if what == "failed":
             failed.append(hook.name)
-        elif last is not None and last.finished_at is not None:
-            # A confirm gate asks again after its interval; a lost call is asked again at once.
-            again = hook.interval or DEFAULT_HOOK_INTERVAL if kind in CONFIRM_HOOKS else None
-            due = last.finished_at + (again or timedelta(0))
-            waiting.append(hook)
-            if now < due:
-                wakes.append(due - now)
-            else:
-                calls.append(_call(hook, point, now, steps))
-                wakes.append(POLL)
-        else:
+            continue
+        waiting.append(hook)
+        wakes.append(wake)
+        if what == "call":
             calls.append(_call(hook, point, now, steps))
-            wakes.append(POLL)
-            waiting.append(hook)
     state = _started(state, calls, now)
     last_words = [
         _describe(a)
@@ -220,6 +208,27 @@ def at(
         just_passed=not was_passed,
         failed=tuple(failed),
     )
+
+
+def _next(
+    hook: Hook, kind: HookType, tried: Sequence[HookAttempt], now: datetime
+) -> tuple[Literal["call", "wait", "failed"], timedelta]:
+    """What to do now about a hook that has not passed at its point, given its calls there:
+    call it, wait (for a running call's answer, or a confirm gate's interval), or count it
+    failed (a once-called hook that did not pass); and when to look again."""
+    last = tried[-1] if tried else None
+    if last is None:
+        return "call", POLL
+    if last.result == "Running":
+        return "wait", POLL
+    if kind not in CONFIRM_HOOKS and not _ask_again(tried):
+        return "failed", POLL
+    # A confirm gate asks again after its interval; a lost call is asked again at once.
+    again = hook.interval or DEFAULT_HOOK_INTERVAL if kind in CONFIRM_HOOKS else None
+    due = (last.finished_at or now) + (again or timedelta(0))
+    if now < due:
+        return "wait", due - now
+    return "call", POLL
 
 
 def _ask_again(tried: Sequence[HookAttempt]) -> bool:
