@@ -1,9 +1,10 @@
 """Reconcile latency with and without a receiver that hangs (issue 14: notifications never block).
 
-Run: ``.venv/bin/python bench/notify_latency.py [--releases 4]`` (prints a table; about a
-minute). Each mode releases the same healthy Rollouts one step at a time with the real
-``Reconciler`` (fake workloads and router, as in the unit tests: what is timed is the reconcile
-itself) and times every ``reconcile`` call by the wall clock. Every Rollout's policy notifies a
+Run: ``.venv/bin/python -m bench.notify_latency [--releases 20]`` (prints a table; about a
+minute, most of it the inline case with a hanging receiver). Each mode releases the same
+healthy Rollouts one step at a time with the real ``Reconciler`` (fake workloads and router, as
+in the unit tests: what is timed is the reconcile itself) and times every ``reconcile`` call by
+the wall clock. Every Rollout's policy notifies a
 webhook on a real HTTP server on this machine's non-loopback address, which answers at once or
 never answers, and the real ``PolicyNotifier`` sends over HTTP:
 
@@ -127,9 +128,9 @@ class Inline:
             self.courier.deliver(rollout, entry)
 
 
-def run(mode: str, hang: bool | None, releases: int) -> tuple[list[float], float]:
-    """Release ``releases`` Rollouts side by side; every reconcile's wall seconds, and the
-    wall seconds until all were promoted."""
+def run(mode: str, hang: bool | None, releases: int) -> tuple[list[float], float, int]:
+    """Release ``releases`` Rollouts side by side; every reconcile's wall seconds, the wall
+    seconds until all were promoted, and how many POSTs the receiver got by then."""
     receiver = Receiver(hang=bool(hang)) if hang is not None else None
     notifications = [Notification(type="webhook", url=receiver.url)] if receiver else []
     store, clock = LockedStore(), FakeClock(T0)
@@ -176,11 +177,12 @@ def run(mode: str, hang: bool | None, releases: int) -> tuple[list[float], float
                 done.add(ref)
         clock.advance(timedelta(seconds=5))
     wall = time.perf_counter() - started
+    posts = receiver.requests if receiver is not None else 0
     stop.set()
     thread.join()
     if receiver is not None:
         receiver.stop()
-    return durations, wall
+    return durations, wall, posts
 
 
 def _quiet() -> None:
@@ -190,14 +192,20 @@ def _quiet() -> None:
 def main(argv: list[str] | None = None) -> None:
     """Print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--releases", type=int, default=4)
+    parser.add_argument("--releases", type=int, default=20)
+    parser.add_argument(
+        "--inline-hanging", type=int, default=2, help="releases in the slow inline+hanging case"
+    )
     args = parser.parse_args(argv)
     _quiet()
     print(f"{platform.processor() or platform.machine()}, Python {platform.python_version()}")
-    print(f"{args.releases} healthy releases side by side, 2 steps each")
+    print(
+        f"{args.releases} healthy releases side by side ({args.inline_hanging} for inline with a "
+        "hanging receiver), 2 steps each"
+    )
     print()
     print(f"{'mode':<8} {'receiver':<12} {'reconciles':>10} {'median ms':>10} {'p99 ms':>9} "
-          f"{'max ms':>9} {'all promoted s':>15}")  # fmt: skip
+          f"{'max ms':>9} {'all promoted s':>15} {'receiver POSTs':>15}")  # fmt: skip
     cases: list[tuple[str, bool | None]] = [
         ("outbox", None),
         ("outbox", False),
@@ -206,7 +214,8 @@ def main(argv: list[str] | None = None) -> None:
         ("inline", True),
     ]
     for mode, hang in cases:
-        durations, wall = run(mode, hang, args.releases)
+        releases = args.inline_hanging if (mode, hang) == ("inline", True) else args.releases
+        durations, wall, posts = run(mode, hang, releases)
         receiver = {None: "none", False: "answering", True: "hanging"}[hang]
         ms: Callable[[float], str] = lambda s: f"{s * 1000:.1f}"  # noqa: E731
         p99 = (
@@ -216,7 +225,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         print(
             f"{mode:<8} {receiver:<12} {len(durations):>10} {ms(statistics.median(durations)):>10}"
-            f" {ms(p99):>9} {ms(max(durations)):>9} {wall:>15.1f}"
+            f" {ms(p99):>9} {ms(max(durations)):>9} {wall:>15.1f} {posts:>15}"
         )
 
 

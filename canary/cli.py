@@ -361,7 +361,6 @@ def _run(args: argparse.Namespace) -> int:
             policy=args.outbound_allow,
         ),
         clock,
-        namespace=namespaces[0] if len(namespaces) == 1 else None,
     )
     reconciler = GuardedReconciler(
         store=store,
@@ -414,7 +413,6 @@ def _run(args: argparse.Namespace) -> int:
     def start() -> None:
         scheduler.every(args.tick, controller.measure, "measure")
         scheduler.every(timedelta(seconds=60), controller.resync, "resync")
-        scheduler.every(timedelta(seconds=60), deliveries.scan, "outbox")
         retention = Retention(
             store,
             store,
@@ -427,7 +425,6 @@ def _run(args: argparse.Namespace) -> int:
         start_thread(lambda: feed.run(controller.on_change, stop), "watch")
         workers.append(start_thread(lambda: controller.run_worker(stop), "worker"))
         workers.append(start_thread(lambda: deliveries.run(stop), "outbox"))
-        deliveries.scan()
         controller.resync()
         leading.set()
         log.info("controller_started", tick=str(args.tick), namespace=",".join(namespaces) or "*")

@@ -138,6 +138,15 @@ def summary(document: Mapping[str, Any]) -> str:
     )
 
 
+_MARKDOWN = str.maketrans({c: f"\\{c}" for c in "\\`*_[]<>~"})
+
+
+def plain(text: str) -> str:
+    """``text`` with Markdown's special characters escaped: Teams renders a card's text as
+    Markdown, and tenant-controlled text must not make links or formatting."""
+    return text.translate(_MARKDOWN)
+
+
 def adaptive_card(document: Mapping[str, Any], actions: Mapping[str, str]) -> dict[str, Any]:
     """The message a Microsoft Teams Workflows webhook takes: one Adaptive Card (1.4) with the
     event, the facts of the release, and a button opening each URL of ``actions`` (title →
@@ -163,14 +172,16 @@ def adaptive_card(document: Mapping[str, Any], actions: Mapping[str, str]) -> di
         "body": [
             {
                 "type": "TextBlock",
-                "text": summary(document),
+                "text": plain(summary(document)),
                 "wrap": True,
                 "weight": "Bolder",
                 "color": "Attention" if document["event"]["type"] == "Warning" else "Good",
             },
             {
                 "type": "FactSet",
-                "facts": [{"title": title, "value": str(value)} for title, value in facts],
+                "facts": [
+                    {"title": plain(title), "value": plain(str(value))} for title, value in facts
+                ],
             },
         ],
         "actions": [

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from canary.core import judge, measuring, promql
+from canary.core import judge, measuring, outbox, promql
 from canary.core.plan import Plan
 from canary.errors import CanaryError, MetricsUnavailable
 from canary.model.rollout import ROLLOUT_LABEL
@@ -149,14 +149,18 @@ class Controller:
             self.queue.add(Ref(*key))
 
     def resync(self) -> None:
-        """Wake every Rollout (a safety net under the watches)."""
+        """Wake every Rollout (a safety net under the watches), and report each one whose
+        outbox holds notifications (what a previous controller left unsent)."""
         try:
             rollouts = self._store.list(self._namespace)
         except CanaryError as error:
             log.warning("resync_failed", error=str(error))
             return
         for rollout in rollouts:
-            self.queue.add(Ref(rollout.metadata.namespace, rollout.metadata.name))
+            ref = Ref(rollout.metadata.namespace, rollout.metadata.name)
+            self.queue.add(ref)
+            if (due := outbox.next_due(rollout.status.outbox)) is not None:
+                self._on_notify(ref, due)
 
     # -- the worker ------------------------------------------------------------------------
 

@@ -1,13 +1,14 @@
 """The delivery worker: sends what Rollouts' outboxes hold, beside the reconciles, never in them.
 
 The reconcile records each event's notifications in the Rollout's status (``canary.core.outbox``)
-and tells this worker when they are due (``wake``); at start, and every minute after, the worker
-also looks through every Rollout (``scan``), so that what a killed controller left unsent goes
-out. For each Rollout with something due it delivers through a ``ports.Courier`` (each receiver
-in its own thread, each attempt bounded by the courier's timeout), then writes the outcomes
-into the status, guarded by resourceVersion: acknowledged entries leave, failed ones wait their
-backoff, hopeless ones are dead-lettered. An entry leaves only after its acknowledgement is
-written, so a kill between the two sends it again with the same idempotency key: at least once.
+and tells this worker when they are due (``wake``); so does the controller's resync, at start
+and every minute after, for every Rollout whose outbox holds something, so that what a killed
+controller left unsent goes out. For each Rollout with something due, the worker delivers
+through a ``ports.Courier`` (each receiver in its own thread, each attempt bounded by the
+courier's timeout), then writes the outcomes into the status, guarded by resourceVersion:
+acknowledged entries leave, failed ones wait their backoff, hopeless ones are dead-lettered. An
+entry leaves only after its acknowledgement is written, so a kill between the two sends it
+again with the same idempotency key: at least once.
 
 What it must not do: hold up a reconcile (it has its own threads, and a hanging receiver holds
 one of them for at most the timeout), or lose an entry on a write conflict (it reads the Rollout
@@ -45,11 +46,9 @@ class OutboxWorker:
         courier: Courier,
         clock: Clock,
         *,
-        namespace: str | None = None,
         parallel: int = 4,
     ) -> None:
         self._store, self._courier, self._clock = store, courier, clock
-        self._namespace = namespace
         self._due: dict[Ref, datetime] = {}
         self._busy: set[Ref] = set()
         self._cond = threading.Condition()
@@ -62,18 +61,6 @@ class OutboxWorker:
             if ref not in self._due or due < self._due[ref]:
                 self._due[ref] = due
                 self._cond.notify()
-
-    def scan(self) -> None:
-        """Note every Rollout whose outbox holds something (at start, and as a safety net)."""
-        try:
-            rollouts = self._store.list(self._namespace)
-        except CanaryError as error:
-            log.warning("outbox_scan_failed", error=str(error))
-            return
-        for rollout in rollouts:
-            due = outbox.next_due(rollout.status.outbox)
-            if due is not None:
-                self.wake(Ref(rollout.metadata.namespace, rollout.metadata.name), due)
 
     def run(self, stop: StopSignal, idle: float = 1.0) -> None:
         """Deliver until ``stop``: each due Rollout in a thread of its own, one at a time."""

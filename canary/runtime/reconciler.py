@@ -106,11 +106,6 @@ class Reconciler:
         self._plans: dict[Ref, plan_mod.Plan] = {}
         self._rejected: dict[Ref, frozenset[str]] = {}
 
-    def plan(self, ref: Ref) -> plan_mod.Plan | None:
-        """The last valid plan of a Rollout this reconciler has seen (None: none yet): what the
-        Events it records are about, so that notifiers need not build it again."""
-        return self._plans.get(ref)
-
     def reconcile(self, ref: Ref, measurement: Measurement | None = None) -> Result:
         """Reconcile one Rollout; transient trouble comes back as a short requeue."""
         bound = log.bind(rollout=ref.name, namespace=ref.namespace)

@@ -120,6 +120,7 @@ def test_the_teams_card_shows_the_facts_and_the_links() -> None:
     facts = {f["title"]: f["value"] for f in card["body"][1]["facts"]}
     assert facts["Phase"] == "Succeeded"
     assert facts["Step"] == "4 of 5"
+    assert facts["podinfo"] == "podinfo:6.1.0"
     assert facts["Canary"] == "400 requests, 1 failed"
     assert card["actions"] == [
         {"type": "Action.OpenUrl", "title": "Open", "url": "https://canary.example/ui"}
@@ -134,3 +135,12 @@ def test_a_warning_card_is_coloured_for_attention() -> None:
     card = notice.adaptive_card(document, {})["attachments"][0]["content"]
     assert card["body"][0]["color"] == "Attention"
     assert card["actions"] == []
+
+
+def test_card_text_cannot_make_links_or_formatting() -> None:
+    """Tenant text in a Teams card has Markdown escaped: no forged link, no bold."""
+    event = Event("Warning", "AnalysisFailed", "see [logs](https://evil.example) **now**")
+    document = notice.build(BEFORE, RolloutStatus(), event, key="k", at=NOW, step_count=1)
+    text = notice.adaptive_card(document, {})["attachments"][0]["content"]["body"][0]["text"]
+    assert "\\[logs\\](https://evil.example) \\*\\*now\\*\\*" in text
+    assert notice.plain("a_b") == "a\\_b"

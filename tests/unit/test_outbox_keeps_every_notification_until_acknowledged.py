@@ -14,13 +14,16 @@ from hypothesis import strategies as st
 from canary.core import outbox
 from canary.core.vocabulary import Event
 from canary.model.policy import Notification
+from canary.model.rollout import RolloutSpec
 from canary.model.status import Outbox, OutboxEntry, RolloutStatus
 from canary.ports import Ref
+from canary.runtime.controller import Controller
 from canary.runtime.outbox import OutboxWorker
+from canary.runtime.reconciler import Reconciler
 from tests.fake_store import MemoryRolloutStore
-from tests.fakes import FakeClock
-from tests.unit.fake_cluster import make_rollout
-from tests.unit.test_reconciler_and_controller_drive_releases import World
+from tests.fakes import FakeClock, FakeEvents, FakeMetrics, FakeRouter
+from tests.unit.fake_cluster import FakeCluster, make_rollout
+from tests.unit.test_reconciler_and_controller_drive_releases import ClusterWorkloads, World
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 SLACK = Notification(type="slack", url="https://hooks.slack.com/x")
@@ -259,12 +262,15 @@ def test_what_a_killed_worker_sent_is_sent_again_with_the_same_key() -> None:
     assert stored.status.outbox.pending == []
 
 
-def test_a_scan_finds_what_a_previous_controller_left() -> None:
-    """At start the worker looks through every Rollout's outbox and delivers what is pending."""
+def test_the_resync_hands_the_worker_what_a_previous_controller_left() -> None:
+    """A new controller's resync finds pending outboxes; its worker delivers them."""
     store, ref, clock = world()
     courier = Courier()
     worker = OutboxWorker(store, courier, clock)
-    worker.scan()
+    reconciler = Reconciler(
+        store, ClusterWorkloads(FakeCluster()), {"HTTPRoute": FakeRouter()}, FakeEvents(), clock
+    )
+    Controller(reconciler, store, FakeMetrics(), clock, on_notify=worker.wake).resync()
     stop = threading.Event()
     thread = threading.Thread(target=worker.run, args=(stop,), kwargs={"idle": 0.01})
     thread.start()
@@ -280,3 +286,30 @@ def test_a_scan_finds_what_a_previous_controller_left() -> None:
         thread.join()
     assert stored is not None
     assert stored.status.outbox.delivered == 2 * stored.status.outbox.sequence
+
+
+def test_a_spec_turned_invalid_mid_release_notifies_with_the_last_valid_plan() -> None:
+    """The rollback an invalid edit causes reaches the receivers the release had."""
+    released = World(rollout=make_rollout(notifications=[SLACK.wire(), HOOK.wire()]))
+    while released.phase() != "Progressing":
+        released.tick()
+    stored = released.store.get(released.ref)
+    assert stored is not None
+    before = stored.status.outbox.sequence
+    broken = RolloutSpec.model_validate(
+        {**stored.spec.wire(), "steps": [{"setWeight": 50}, {"setWeight": 10}]}
+    )
+    meta = stored.metadata.model_copy(update={"generation": 2})
+    released.store.rollouts[released.ref] = stored.model_copy(
+        update={"spec": broken, "metadata": meta}
+    )
+    result = released.tick()
+    stored = released.store.get(released.ref)
+    assert stored is not None
+    box = stored.status.outbox
+    assert box.sequence > before
+    new = [e for e in box.pending if e.sequence > before]
+    assert {e.type for e in new} == {"slack", "webhook"}
+    assert {e.event.reason for e in new} >= {"InvalidSpec"}
+    assert new[-1].phase == stored.status.phase
+    assert result.notify_at is not None
