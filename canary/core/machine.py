@@ -774,9 +774,11 @@ def _shift_waits(status: RolloutStatus, held: datetime, now: datetime) -> Rollou
                 "no_data_since": later(step.no_data_since),
             }
         )
+    hooks = status.hooks
     return status.model_copy(
         update={
             "paused_at": None,
+            "hooks": hooks.model_copy(update={"since": later(hooks.since)}) if hooks else None,
             "phase_since": later(status.phase_since),
             "metrics_unavailable_since": later(status.metrics_unavailable_since),
             "steps": steps,

@@ -451,3 +451,46 @@ def test_a_private_cluster_address_is_fine_for_a_hook_but_not_a_notification() -
     outbound.check_hook_address(target, "10.96.0.12")
     with pytest.raises(outbound.Refused, match="not public"):
         outbound.check_address(outbound.Policy(), target, "10.96.0.12")
+
+
+def test_a_person_pausing_stops_a_confirm_gates_deadline() -> None:
+    """Held by `canary pause` for two hours at a confirm-step gate with a 1h deadline: after
+    `canary resume` the gate still has what was left of its hour."""
+    plan = make_plan(hooks=[_hook("gate", "confirm-step", interval="1m", timeout="1h")])
+    cluster = FakeCluster()
+    status, now = RolloutStatus(), T0
+    answers: list[vocabulary.HookAnswer] = []
+
+    def tick(*commands: vocabulary.Command) -> None:
+        nonlocal status, now
+        obs = dataclasses.replace(cluster.observe(commands=commands), hook_answers=tuple(answers))
+        decision = machine.decide(plan, status, obs, now)
+        for action in decision.actions:
+            cluster.apply(action)
+        answers.extend(
+            vocabulary.HookAnswer(c.key, "Failed", 409, "", now) for c in decision.hook_calls
+        )
+        status = decision.status
+        cluster.settle()
+
+    for _ in range(40):  # to the first gate, denied for ten minutes
+        tick()
+        now += timedelta(seconds=15)
+    assert status.hooks is not None
+    assert status.hooks.point == "confirm-step/0"
+    pause = vocabulary.Command("pause", now, actor="ana")
+    tick(pause)
+    now += timedelta(hours=2)
+    resume = vocabulary.Command("resume", now, actor="ana")
+    tick(pause, resume)
+    now += timedelta(seconds=15)
+    tick(pause, resume)
+    assert status.phase == "Progressing"
+    assert cluster.weight == 0
+    for _ in range(300):  # the rest of the hour runs out
+        now += timedelta(seconds=15)
+        tick(pause, resume)
+        if status.phase != "Progressing":
+            break
+    assert status.phase in ("RollingBack", "RolledBack")
+    assert now - T0 > timedelta(hours=3)
