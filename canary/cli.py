@@ -24,7 +24,8 @@ from typing import Any
 import structlog
 import yaml
 
-from canary import __version__
+from canary import __version__, loadtest
+from canary.adapters.hooks.http import HTTPHooks
 from canary.adapters.kube import client as kube
 from canary.adapters.kube import kubeconfig
 from canary.adapters.kube.access import KubeAccessReview, KubeSelfReview
@@ -426,6 +427,7 @@ def _run(args: argparse.Namespace) -> int:
     link_secret = _secret("CANARY_LINK_SECRET", args.link_secret_file)
     slack, slack_web = _slack(args)
     registry = ControllerMetrics(store)
+
     deliveries = OutboxWorker(
         store,
         PolicyNotifier(
@@ -450,6 +452,8 @@ def _run(args: argparse.Namespace) -> int:
         },
         events=KubeEventRecorder(api),
         clock=clock,
+        # A hook answered: reconcile its Rollout now (late-bound: the controller comes below).
+        hooks=HTTPHooks(args.outbound_allow, done=lambda ref: controller.queue.add(ref)),  # noqa: PLW0108
     )
     metrics = InstrumentedMetrics(PrometheusMetrics(args.prometheus_url), registry)
     controller = Controller(
@@ -666,6 +670,52 @@ def _add_run_command(sub: Any) -> None:
     cmd.set_defaults(func=_run)
 
 
+def _loadtest(args: argparse.Namespace) -> int:
+    """`canary loadtest`: send a bounded load, print a summary; 1 when too many failed."""
+    load = loadtest.Load(
+        url=args.url,
+        rate=args.rate,
+        duration=args.duration.total_seconds(),
+        concurrency=args.concurrency,
+        timeout=args.timeout.total_seconds(),
+    )
+    problems = load.problems()
+    if problems:
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
+    tally = loadtest.run(load)
+    print(loadtest.summary(load, tally))
+    failed = 100 * tally.failed / max(1, tally.requests)
+    if failed > args.max_failures:
+        print(f"error: {failed:.1f}% failed, above --max-failures {args.max_failures:g}%")
+        return 1
+    return 0
+
+
+def _add_loadtest_command(sub: Any) -> None:
+    cmd = sub.add_parser(
+        "loadtest",
+        help="send a steady HTTP load to a URL (a pre-rollout Job for quiet services)",
+        description="Send RATE requests a second to URL for DURATION from CONCURRENCY "
+        "connections and print a summary. Exits 1 when more than --max-failures percent "
+        "failed (5xx or no answer), 2 on bad arguments. See docs/hooks.md.",
+    )
+    cmd.add_argument("url", metavar="URL", help="e.g. http://podinfo-canary.test:9898/")
+    cmd.add_argument("--rate", type=float, default=10.0, help="requests a second (max 1000)")
+    cmd.add_argument(
+        "--duration", type=parse_duration, default=parse_duration("1m"), help="e.g. 2m (max 1h)"
+    )
+    cmd.add_argument("--concurrency", type=int, default=4, help="connections (1-64)")
+    cmd.add_argument(
+        "--timeout", type=parse_duration, default=parse_duration("5s"), help="per request"
+    )
+    cmd.add_argument(
+        "--max-failures", type=float, default=100.0, help="percent failed before exit 1"
+    )
+    cmd.set_defaults(func=_loadtest)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line grammar of every subcommand."""
     parser = argparse.ArgumentParser(prog="canary", description="Canary releases for Kubernetes.")
@@ -681,6 +731,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lint_cmd.add_argument("files", nargs="+", metavar="FILE", help="YAML files ('-' for stdin)")
     lint_cmd.set_defaults(func=_lint)
+    _add_loadtest_command(sub)
     _add_cluster_commands(sub)
     _add_run_command(sub)
     _add_dashboard_command(sub)

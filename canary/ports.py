@@ -15,7 +15,15 @@ from typing import Protocol
 from canary.core import evidence, outbox
 from canary.core.access import Permission
 from canary.core.plan import Plan
-from canary.core.vocabulary import Action, CanaryState, Event, RouteState, TargetState
+from canary.core.vocabulary import (
+    Action,
+    CallHook,
+    CanaryState,
+    Event,
+    HookAnswer,
+    RouteState,
+    TargetState,
+)
 from canary.model.rollout import Rollout, RolloutPolicy
 from canary.model.status import OutboxEntry, RolloutStatus
 
@@ -106,6 +114,18 @@ class EventRecorder(Protocol):
 
     def record(self, rollout: Rollout, event: Event) -> None:
         """Record ``event`` about ``rollout``; never raises."""
+
+
+class HookCaller(Protocol):
+    """The policy's hooks, called off the reconcile path (``canary.adapters.hooks``)."""
+
+    def start(self, rollout: Rollout, call: CallHook) -> None:
+        """Begin ``call`` in the background (nothing if it is running or done); never raises
+        and never waits for the answer."""
+
+    def answers(self, ref: Ref) -> Sequence[HookAnswer]:
+        """The answers of the Rollout's calls that have ended (kept, bounded, until newer ones
+        push them out: the machine ignores those it has recorded)."""
 
 
 class Courier(Protocol):

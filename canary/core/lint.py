@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from canary.core import plan
+from canary.core import outbound, plan
 from canary.errors import InvalidSpec, Problem
 from canary.model.rollout import API_VERSION, GROUP, Rollout, RolloutPolicy
 from canary.model.template import ALLOWED_FIELDS
@@ -206,6 +206,7 @@ def check(documents: Sequence[Any]) -> list[Finding]:
         except ValidationError as error:
             findings.extend(Finding(index, kind, name, p) for p in problems_of(error))
             continue
+        findings.extend(Finding(index, kind, name, p) for p in _hook_urls(parsed))
         if isinstance(parsed, RolloutPolicy):
             policies[(parsed.metadata.namespace, parsed.metadata.name)] = parsed
         else:
@@ -213,6 +214,26 @@ def check(documents: Sequence[Any]) -> list[Finding]:
     for index, rollout in rollouts:
         findings.extend(_semantic(index, rollout, policies))
     return sorted(findings, key=lambda f: f.document)
+
+
+def _hook_urls(parsed: Rollout | RolloutPolicy) -> list[Problem]:
+    """Hooks the controller would refuse to call under its default URL policy: anything but a
+    Service of the document's own namespace."""
+    namespace = parsed.metadata.namespace
+    problems = []
+    for index, hook in enumerate(parsed.spec.hooks or []):
+        try:
+            outbound.check_hook(outbound.Policy(), hook.url, namespace)
+        except outbound.Refused as refused:
+            problems.append(
+                Problem(
+                    f"spec.hooks[{index}].url",
+                    str(refused),
+                    f"call a Service of this namespace (http://<service>.{namespace}.svc:<port>/"
+                    "…), or ask the platform team to allow the host (--outbound-allow)",
+                )
+            )
+    return problems
 
 
 def _semantic(

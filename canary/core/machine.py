@@ -25,11 +25,13 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from canary.core import commands as command_rules
+from canary.core import hooks as hook_rules
 from canary.core import judge
 from canary.core import steps as step_plan
 from canary.core.plan import Plan, Wait, approval_wait
 from canary.core.vocabulary import (
     Action,
+    CallHook,
     Command,
     CommandKind,
     Decision,
@@ -44,7 +46,7 @@ from canary.core.vocabulary import (
 )
 from canary.errors import Problem
 from canary.model.base import format_duration
-from canary.model.policy import OnTimeout
+from canary.model.policy import HookType, OnTimeout
 from canary.model.status import (
     TERMINAL_PHASES,
     ApprovalRecord,
@@ -83,6 +85,7 @@ class _Tick:
     """(reason, message) of a wait found past its deadline this tick."""
     over: set[str] = field(default_factory=set)
     """Deadline reasons whose waits this tick found over (the pods are ready, data came)."""
+    calls: list[CallHook] = field(default_factory=list)
 
     def act(self, action: Action) -> None:
         # Actions are absolute: a later one of the same kind supersedes an earlier one.
@@ -403,6 +406,55 @@ def _fail_step(t: _Tick, verdict: judge.Judgement) -> bool:
     )
 
 
+def _hooks(t: _Tick, kind: HookType, point: str) -> hook_rules.Gate:
+    """The policy's ``kind`` hooks at ``point`` (canary.core.hooks): calls to start, status."""
+    gate = hook_rules.at(t.plan.hooks, kind, point, t.status.hooks, t.now, steps=len(t.plan.steps))
+    t.status = t.status.model_copy(update={"hooks": gate.state})
+    t.calls.extend(gate.calls)
+    return gate
+
+
+def _reached(t: _Tick, point: str) -> bool:
+    """Whether the release's hooks already stand at ``point`` (a later one in this phase)."""
+    return t.status.hooks is not None and t.status.hooks.point == point
+
+
+def _confirm(t: _Tick, kind: HookType, point: str) -> bool | None:
+    """The confirm hooks at ``point``: None when they let the release go on, else what the
+    phase handler returns (waiting, or their deadline's onTimeout changed the phase)."""
+    gate = _hooks(t, kind, point)
+    if gate.passed:
+        t.over.add("HookDeadlineExceeded")
+        if gate.just_passed:  # the next wait's deadline counts from here
+            t.status = t.status.model_copy(update={"phase_since": t.now})
+        return None
+    assert gate.deadline is not None
+    assert gate.since is not None
+    what = f"no 2xx answer from the {point} hooks"
+    action = _deadline(t, "HookDeadlineExceeded", gate.deadline, gate.since, what)
+    if action is None or action == "Hold":
+        return t.wait(f"waiting for the {point} hooks: {gate.message}", gate.wake or WAIT)
+    left = hook_rules.abandon(t.status.hooks, point, t.now)
+    if action == "Continue":
+        passed = hook_rules.pass_all(t.plan.hooks, kind, left)
+        t.status = t.status.model_copy(update={"hooks": passed, "phase_since": t.now})
+        return None
+    t.status = t.status.model_copy(update={"hooks": left})
+    reason = f"{what} within {format_duration(gate.deadline.timeout)} ({gate.message})"
+    if kind == "confirm-start":
+        return _end_unstarted(t, "RolledBack", reason)
+    return _start_rollback(t, reason)
+
+
+def _reported(t: _Tick, kind: HookType) -> hook_rules.Gate | None:
+    """The ``rollback`` or ``post-rollout`` hooks: called once, their failures reported. None
+    once every one has answered (or failed), else their gate (the caller waits)."""
+    gate = _hooks(t, kind, kind)
+    if gate.passed:
+        return None
+    return gate
+
+
 # --- phase handlers: each returns True when it changed phase (then the next one runs) ------
 
 
@@ -434,6 +486,10 @@ def _initializing_phase(t: _Tick) -> bool:
     if obs.route is not None and obs.route.canary_weight != 0:
         t.act(SetWeight(0))
         return t.wait("moving leftover canary traffic back to stable", WAIT)
+    if not _reached(t, "pre-rollout"):
+        held = _confirm(t, "confirm-start", "confirm-start")
+        if held is not None:
+            return held
     t.act(EnsureServices())
     t.act(EnsureCanary(replicas))
     t.act(SetWeight(0))
@@ -456,6 +512,11 @@ def _initializing_phase(t: _Tick) -> bool:
                 f"waiting for the mesh to accept the route: {obs.route.rejection_reason}", WAIT
             )
         return t.wait("waiting for the canary pods and the route", WAIT)
+    pre = _hooks(t, "pre-rollout", "pre-rollout")
+    if pre.outcome == "Failed":
+        return _start_rollback(t, f"pre-rollout hook failed: {pre.message}", "PreRolloutFailed")
+    if not pre.passed:
+        return t.wait(f"waiting for the pre-rollout hooks: {pre.message}", pre.wake or WAIT)
     t.event("Initialized", f"canary {plan.canary_deployment} ready with {replicas} pod(s)")
     return _begin_step(t, 0)
 
@@ -480,6 +541,10 @@ def _progressing_phase(t: _Tick) -> bool:
             return _start_rollback(t, f"{what} for {format_duration(deadline.timeout)}")
         return t.wait(f"waiting for {replicas} canary pod(s) before moving to {weight}%", WAIT)
     t.over.add("ProgressDeadlineExceeded")
+    if weight > (obs.route.canary_weight if obs.route is not None else 0):
+        held = _confirm(t, "confirm-step", f"confirm-step/{index}")
+        if held is not None:
+            return held
     t.act(SetWeight(weight))
     if obs.metrics_error is not None:
         if _metrics_outage(t):
@@ -592,6 +657,9 @@ def _promoting_phase(t: _Tick) -> bool:
     assert obs.target is not None
     t.condition("Progressing", True, "Promoting", "moving the stable Deployment to the release")
     if not obs.target.has_release:
+        held = _confirm(t, "confirm-promotion", "confirm-promotion")
+        if held is not None:
+            return held
         t.act(PromoteStable())
         return t.wait("updating the stable Deployment to the release", WAIT)
     if not obs.target.ready:
@@ -607,9 +675,17 @@ def _promoting_phase(t: _Tick) -> bool:
     if obs.canary is not None and obs.canary.replicas > 0:
         t.act(ScaleCanaryToZero())
         return t.wait("scaling the canary to zero", WAIT)
+    post = _reported(t, "post-rollout")
+    if post is not None:
+        return t.wait(f"waiting for the post-rollout hooks: {post.message}", post.wake or WAIT)
     t.event("Promoted", f"{t.plan.target} promoted; all traffic on the updated stable pods")
     t.condition("Progressing", False, "Succeeded", "the release is promoted")
-    return t.go("Succeeded", "promoted", finished_at=t.now, promoted=obs.target.template)
+    return t.go(
+        "Succeeded",
+        f"promoted{hook_rules.failed_note(t.status.hooks)}",
+        finished_at=t.now,
+        promoted=obs.target.template,
+    )
 
 
 def _fail_promotion(t: _Tick) -> bool:
@@ -641,14 +717,20 @@ def _promotion_failed(status: RolloutStatus) -> bool:
 def _rolling_back_phase(t: _Tick) -> bool:
     obs = t.obs
     t.act(SetWeight(0))
+    told = None if _reached(t, "post-rollout") else _reported(t, "rollback")
     if obs.route is not None and (obs.route.canary_weight != 0 or not obs.route.accepted):
         return t.wait("routing all traffic back to stable", timedelta(seconds=1))
     if obs.canary is not None and obs.canary.replicas > 0:
         t.act(ScaleCanaryToZero())
         return t.wait("scaling the canary to zero", timedelta(seconds=1))
+    if told is not None:
+        return t.wait(f"waiting for the rollback hooks: {told.message}", told.wake or WAIT)
+    post = _reported(t, "post-rollout")
+    if post is not None:
+        return t.wait(f"waiting for the post-rollout hooks: {post.message}", post.wake or WAIT)
     final: Phase = "Aborted" if _aborted(t.status) else "RolledBack"
     cause = next(c for c in t.status.conditions if c.type == "Progressing")
-    message = cause.message
+    message = cause.message + hook_rules.failed_note(t.status.hooks)
     t.event(final, f"all traffic on stable; canary scaled to zero ({message})", warning=True)
     t.condition("Progressing", False, final, message)
     t.status = t.status.model_copy(update={"finished_at": t.now, "phase": final})
@@ -737,9 +819,11 @@ def _shift_waits(status: RolloutStatus, held: datetime, now: datetime) -> Rollou
                 "no_data_since": later(step.no_data_since),
             }
         )
+    hooks = status.hooks
     return status.model_copy(
         update={
             "paused_at": None,
+            "hooks": hooks.model_copy(update={"since": later(hooks.since)}) if hooks else None,
             "phase_since": later(status.phase_since),
             "metrics_unavailable_since": later(status.metrics_unavailable_since),
             "steps": steps,
@@ -826,7 +910,9 @@ def decide(plan: Plan, status: RolloutStatus, obs: Observation, now: datetime) -
         t.act(ScaleCanaryToZero())
         t.go("Failed", f"Deployment {plan.target} was deleted", finished_at=now)
         return _decision(t)
-    t.status = _track_metrics(t.status, obs, now)
+    recorded, hook_events = hook_rules.record(plan.hooks, status.hooks, obs.hook_answers, now)
+    t.status = _track_metrics(t.status, obs, now).model_copy(update={"hooks": recorded})
+    t.events.extend(hook_events)
     if t.status.metrics_unavailable_since is None:
         t.over.add("MetricsUnavailableDeadlineExceeded")
     _commands(t)
@@ -875,7 +961,9 @@ def _decision(t: _Tick) -> Decision:
     status = t.status.model_copy(
         update={"canary_weight": weight, "message": t.reason or t.status.message}
     )
-    return Decision(tuple(t.actions), status, t.reason, requeue, tuple(t.events))
+    if status.phase in TERMINAL_PHASES and status.hooks is not None:
+        status = status.model_copy(update={"hooks": hook_rules.abandon(status.hooks, None, t.now)})
+    return Decision(tuple(t.actions), status, t.reason, requeue, tuple(t.events), tuple(t.calls))
 
 
 def invalid(status: RolloutStatus, problems: list[Problem], now: datetime) -> Decision:

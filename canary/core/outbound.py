@@ -126,9 +126,8 @@ def _address(text: str) -> IPAddress | None:
         return None
 
 
-def check_address(policy: Policy, target: Destination, address: str) -> None:
-    """Refused unless ``target`` may be reached at ``address`` (one address its host resolved
-    to; check every one, then connect to one that passed)."""
+def _never_called(target: Destination, address: str) -> IPAddress:
+    """``address`` as an IP address; Refused when it is one canary never calls."""
     ip = _address(address.split("%", 1)[0])
     if ip is None:
         raise Refused("the host resolved to something that is not an IP address")
@@ -142,6 +141,13 @@ def check_address(policy: Policy, target: Destination, address: str) -> None:
         or ip in METADATA_ADDRESSES
     ):
         raise Refused(f"{target.host} resolves to {ip}, a loopback, link-local or metadata address")
+    return ip
+
+
+def check_address(policy: Policy, target: Destination, address: str) -> None:
+    """Refused unless ``target`` may be reached at ``address`` (one address its host resolved
+    to; check every one, then connect to one that passed)."""
+    ip = _never_called(target, address)
     if ip.is_global or policy.allows_host(target.host) or policy.allows_address(ip):
         return
     raise Refused(
@@ -153,7 +159,7 @@ def check_address(policy: Policy, target: Destination, address: str) -> None:
 def check_hook(policy: Policy, url: str, namespace: str) -> Destination:
     """Where a gating hook of a Rollout in ``namespace`` may call: a Service of that namespace
     (``<service>.<namespace>.svc`` or ``….svc.cluster.local``) or a host the operator allows.
-    Refused otherwise (its addresses are still checked with :func:`check_address`)."""
+    Refused otherwise (its addresses are still checked with :func:`check_hook_address`)."""
     target = destination(url)
     labels = target.host.split(".")
     in_namespace = (
@@ -162,9 +168,18 @@ def check_hook(policy: Policy, url: str, namespace: str) -> Destination:
         and labels[2] == "svc"
         and labels[3:] in ([], ["cluster", "local"])
     )
-    if in_namespace or policy.allows_host(target.host):
+    literal = _address(target.host)
+    allowed = policy.allows_address(literal) if literal is not None else False
+    if in_namespace or allowed or policy.allows_host(target.host):
         return target
     raise Refused(
         f"a hook may call only Services in namespace {namespace} "
         f"(<service>.{namespace}.svc) or hosts the operator allows, not {target.host}"
     )
+
+
+def check_hook_address(target: Destination, address: str) -> None:
+    """Refused when a hook's host (allowed by :func:`check_hook`) resolves to ``address`` and
+    that is a loopback, link-local, unspecified, multicast or metadata address. Cluster
+    addresses are private, so unlike a notification's they need no allow-list."""
+    _never_called(target, address)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
 
-from canary.core import promql
+from canary.core import outbound, promql
 from canary.core import steps as step_plan
 from canary.core.judge import Thresholds
 from canary.errors import InvalidSpec, Problem
@@ -27,6 +27,7 @@ from canary.model.policy import (
     ROUTE_VERSIONS,
     Approvals,
     CustomMetric,
+    Hook,
     Notification,
     OnTimeout,
     PolicyFields,
@@ -80,6 +81,7 @@ class Plan:
     unavailable: Wait = Wait(DEFAULT_UNAVAILABLE_TIMEOUT, "Hold")
     held: Wait = Wait(DEFAULT_PAUSE_DEADLINE, "Hold")
     """A person's hold (``canary pause``)."""
+    hooks: tuple[Hook, ...] = ()
 
     @property
     def stable_service(self) -> str:
@@ -146,6 +148,20 @@ def _check_queries(rollout: Rollout, fields: PolicyFields) -> list[Problem]:
         except InvalidSpec as error:
             path = f"spec.analysis.metrics[{index}].query"
             problems.extend(Problem(path, p.message, p.hint) for p in error.problems)
+    return problems
+
+
+def _check_hooks(hooks: list[Hook]) -> list[Problem]:
+    """Hook names are unique, and every URL is one canary calls at all."""
+    problems: list[Problem] = []
+    names = [h.name for h in hooks]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(Problem("spec.hooks", f"hook {name!r} is defined twice", "rename one"))
+    for index, hook in enumerate(hooks):
+        try:
+            outbound.destination(hook.url)
+        except outbound.Refused as refused:
+            problems.append(Problem(f"spec.hooks[{index}].url", str(refused)))
     return problems
 
 
@@ -237,6 +253,7 @@ def build(rollout: Rollout, policy: RolloutPolicy | None) -> Plan:
             Problem("spec.analysis.metrics", f"metric {name!r} is defined twice", "rename one")
         )
     problems.extend(_check_queries(rollout, fields))
+    problems.extend(_check_hooks(fields.hooks or []))
     if problems or fields.service is None:
         raise InvalidSpec(problems)
     traffic = fields.traffic
@@ -295,4 +312,5 @@ def build(rollout: Rollout, policy: RolloutPolicy | None) -> Plan:
             (held.timeout if held else None) or DEFAULT_PAUSE_DEADLINE,
             (held.on_timeout if held else None) or "Hold",
         ),
+        hooks=tuple(fields.hooks or ()),
     )

@@ -70,6 +70,17 @@ class Command:
 
 
 @dataclass(frozen=True)
+class HookAnswer:
+    """How one hook call ended (``key`` names the call, as ``CallHook.key``)."""
+
+    key: str
+    result: Literal["Passed", "Failed", "TimedOut", "Refused"]
+    code: int | None
+    message: str
+    at: datetime
+
+
+@dataclass(frozen=True)
 class Observation:
     """What the reconciler read this time. ``evidence`` is the tick's new counts (None when
     this reconcile did not measure); ``metrics_error`` says why measuring failed; ``early``
@@ -85,6 +96,9 @@ class Observation:
     early: judge.Evidence | None = None
     commands: tuple[Command, ...] = ()
     superseded_by: str | None = None
+    hook_answers: tuple[HookAnswer, ...] = ()
+    """Hook calls that ended since they were started (the shell keeps them until they are
+    recorded; an answer already recorded is ignored)."""
 
 
 # --- what to do ---------------------------------------------------------------------------
@@ -123,6 +137,22 @@ Action = EnsureServices | EnsureCanary | SetWeight | PromoteStable | ScaleCanary
 
 
 @dataclass(frozen=True)
+class CallHook:
+    """Start one hook call (POST the release's JSON to ``url``) off the reconcile path; its
+    answer comes back in a later ``Observation.hook_answers``."""
+
+    key: str
+    name: str
+    type: str
+    point: str
+    url: str
+    timeout: timedelta
+    metadata: tuple[tuple[str, str], ...] = ()
+    step_count: int = 0
+    """How many steps the release has (the payload says "step i of n")."""
+
+
+@dataclass(frozen=True)
 class Event:
     """A Kubernetes Event to record on the Rollout."""
 
@@ -140,6 +170,7 @@ class Decision:
     reason: str
     requeue_after: timedelta | None
     events: tuple[Event, ...] = ()
+    hook_calls: tuple[CallHook, ...] = ()
 
 
 def set_condition(

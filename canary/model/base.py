@@ -112,6 +112,16 @@ Interval = Annotated[
 ]
 """An evaluation tick: from 1s (no hot loops) to 1h."""
 
+MAX_CALL_TIMEOUT = timedelta(seconds=60)
+
+CallTimeout = Annotated[
+    timedelta,
+    BeforeValidator(_bounded(MIN_INTERVAL, MAX_CALL_TIMEOUT)),
+    PlainSerializer(format_duration, return_type=str),
+    WithJsonSchema(_duration_schema(MIN_INTERVAL, MAX_CALL_TIMEOUT)),
+]
+"""How long one outbound call (a hook) may take: from 1s to 60s."""
+
 DERIVED_SUFFIX_ROOM = len("-canary")
 """canary names what it creates ``<service>-stable``, ``<service>-canary`` and
 ``<target>-canary``: the names it derives from must leave room for the suffix."""

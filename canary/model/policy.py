@@ -25,6 +25,7 @@ from pydantic import (
 from canary.model.base import (
     DERIVED_SUFFIX_ROOM,
     DURATION_PATTERN,
+    CallTimeout,
     Duration,
     Interval,
     ServiceName,
@@ -56,6 +57,10 @@ to stable, the canary scaled to zero. Hold: keep waiting (the deadline is report
 Continue: go on as if the wait had ended well (pass the gate). Fail: stop acting, leave
 traffic where it is, and say what a person should do. Each wait allows the subset that makes
 sense for it; every expiry is a ``Stalled`` condition, a Warning Event and a notification."""
+
+GateOnTimeout = Literal["Rollback", "Hold", "Continue"]
+"""The ``OnTimeout`` values a gate allows (an approval gate, an approval pause, a confirm hook):
+a gate's wait can roll back, keep waiting, or pass."""
 
 MIN_DEADLINE = timedelta(seconds=1)
 MAX_DEADLINE = timedelta(days=30)
@@ -164,7 +169,7 @@ class Pause(Wire):
     timeout: Duration | None = Field(
         default=None, description="For an approval pause: how long to wait before onTimeout."
     )
-    on_timeout: Literal["Rollback", "Continue", "Hold"] | None = Field(
+    on_timeout: GateOnTimeout | None = Field(
         default=None,
         description="What an approval pause does when its timeout passes: Rollback (default "
         "when a timeout is set), Continue, or Hold (keep waiting, report it once).",
@@ -376,7 +381,7 @@ class Approvals(Wire):
         description="How long any gate waits before onTimeout. Unset: after "
         f"{format_duration(DEFAULT_APPROVAL_TIMEOUT)} the wait is reported (Hold) and goes on.",
     )
-    on_timeout: Literal["Rollback", "Continue", "Hold"] | None = Field(
+    on_timeout: GateOnTimeout | None = Field(
         default=None,
         description="What a gate does when its timeout passes; default Rollback when a timeout "
         "is set.",
@@ -458,6 +463,80 @@ class Undo(Wire):
     )
 
 
+HookType = Literal[
+    "confirm-start",
+    "confirm-step",
+    "confirm-promotion",
+    "pre-rollout",
+    "post-rollout",
+    "rollback",
+]
+"""When a hook is called (docs/hooks.md): the three confirm gates wait for a 2xx answer;
+pre-rollout must answer 2xx once or the release rolls back; post-rollout and rollback are
+called once and their answers reported."""
+CONFIRM_HOOKS: frozenset[str] = frozenset({"confirm-start", "confirm-step", "confirm-promotion"})
+
+DEFAULT_CALL_TIMEOUT = timedelta(seconds=10)
+DEFAULT_HOOK_INTERVAL = timedelta(seconds=10)
+DEFAULT_HOOK_TIMEOUT = timedelta(hours=1)
+
+
+class Hook(Wire):
+    """An HTTP call the controller makes at a point of the release (a POST of the release's
+    JSON). Only to Services in the Rollout's own namespace (``<service>.<namespace>.svc``) or
+    hosts the operator allows."""
+
+    name: ServiceName
+    type: HookType
+    url: str = Field(
+        max_length=2048,
+        pattern=URL_PATTERN,
+        description="An http or https URL, e.g. http://checks.<namespace>.svc:8080/gate.",
+    )
+    call_timeout: CallTimeout | None = Field(
+        default=None,
+        description="How long one call may take, from 1s to 60s (default "
+        f"{format_duration(DEFAULT_CALL_TIMEOUT)}); no answer in time is a failed call.",
+    )
+    interval: Interval | None = Field(
+        default=None,
+        description="confirm-*: how soon to ask again after a non-2xx answer (default "
+        f"{format_duration(DEFAULT_HOOK_INTERVAL)}).",
+    )
+    timeout: Deadline | None = Field(
+        default=None,
+        description="confirm-*: how long the release waits for a 2xx answer before onTimeout "
+        f"(default {format_duration(DEFAULT_HOOK_TIMEOUT)}).",
+    )
+    on_timeout: GateOnTimeout | None = Field(
+        default=None,
+        description="confirm-*: Rollback (default), Hold (keep asking, report it once) or "
+        "Continue (pass the gate).",
+    )
+    metadata: dict[ServiceName, Annotated[str, Field(max_length=256)]] | None = Field(
+        default=None, max_length=16, description="Passed as is in the call's JSON."
+    )
+
+    @model_validator(mode="after")
+    def _gate_fields_on_gates(self) -> Hook:
+        if self.type not in CONFIRM_HOOKS:
+            given = [
+                alias
+                for alias, value in (
+                    ("interval", self.interval),
+                    ("timeout", self.timeout),
+                    ("onTimeout", self.on_timeout),
+                )
+                if value is not None
+            ]
+            if given:
+                raise ValueError(
+                    f"{', '.join(given)}: only for confirm-* hooks; a {self.type} hook is "
+                    "called once (callTimeout bounds the call)"
+                )
+        return self
+
+
 class PolicyFields(Wire):
     """Every field a RolloutPolicy holds and a Rollout may override."""
 
@@ -483,6 +562,9 @@ class PolicyFields(Wire):
     pause_deadline: PauseDeadline | None = None
     notifications: list[Notification] | None = Field(default=None, max_length=10)
     undo: Undo | None = None
+    hooks: list[Hook] | None = Field(
+        default=None, max_length=10, description="HTTP calls that gate or follow the release."
+    )
 
     @model_validator(mode="after")
     def _steps_or_shorthand(self) -> PolicyFields:

@@ -125,6 +125,35 @@ class ChatStatus(Wire):
     slack: list[SlackMessage] = Field(default_factory=list, max_length=8)
 
 
+HookResult = Literal["Running", "Passed", "Failed", "TimedOut", "Refused", "Lost"]
+MAX_HOOK_ATTEMPTS = 20
+
+
+class HookAttempt(Wire):
+    """One call of a hook: when, and what it answered (``Lost``: the controller restarted
+    before the call ended)."""
+
+    hook: str = Field(max_length=63)
+    type: str = Field(max_length=32)
+    point: str = Field(max_length=40, description="Where the release was: e.g. confirm-step/2.")
+    key: str = Field(max_length=160, description="Identifies the call (hook@point@start).")
+    started_at: datetime
+    finished_at: datetime | None = None
+    result: HookResult = "Running"
+    code: int | None = Field(default=None, ge=100, le=599, description="The HTTP status.")
+    message: str = Field(default="", max_length=512)
+
+
+class HookState(Wire):
+    """Where the release's hooks stand: the point it is at, since when it waits there, which
+    hooks passed there, and the latest calls (running ones included)."""
+
+    point: str = Field(default="", max_length=40)
+    since: datetime | None = None
+    passed: list[str] = Field(default_factory=list, max_length=10)
+    attempts: list[HookAttempt] = Field(default_factory=list, max_length=MAX_HOOK_ATTEMPTS)
+
+
 class OutboxEvent(Wire):
     """The event a pending notification is about."""
 
@@ -207,6 +236,9 @@ class RolloutStatus(Wire):
     )
     chat: ChatStatus = Field(default_factory=ChatStatus)
 
+    hooks: HookState | None = Field(
+        default=None, description="The policy's hooks: the latest calls and what they answered."
+    )
     outbox: Outbox = Field(
         default_factory=Outbox,
         description="Notifications still to deliver, and how deliveries went.",

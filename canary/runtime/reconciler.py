@@ -29,7 +29,15 @@ from canary.errors import (
 )
 from canary.model.rollout import Rollout
 from canary.model.status import TERMINAL_PHASES, RolloutStatus
-from canary.ports import Clock, EventRecorder, Ref, RolloutStore, TrafficRouter, Workloads
+from canary.ports import (
+    Clock,
+    EventRecorder,
+    HookCaller,
+    Ref,
+    RolloutStore,
+    TrafficRouter,
+    Workloads,
+)
 
 log = structlog.get_logger("canary.reconciler")
 
@@ -88,8 +96,11 @@ class Reconciler:
         routers: Mapping[str, TrafficRouter],
         events: EventRecorder,
         clock: Clock,
+        *,
+        hooks: HookCaller | None = None,
     ) -> None:
         self._store = store
+        self._hooks = hooks
         self._workloads = workloads
         self._routers = routers
         self._events = events
@@ -185,6 +196,7 @@ class Reconciler:
             early=measurement.early if measurement else None,
             commands=commands.decode(rollout.metadata.annotations),
             superseded_by=superseded_by(rollout, others),
+            hook_answers=tuple(self._hooks.answers(Ref(ns, name))) if self._hooks else (),
         )
         decision = machine.decide(plan, rollout.status, obs, self._clock.now())
         ready = world.canary.ready_replicas if world.canary is not None else 0
@@ -213,6 +225,12 @@ class Reconciler:
         status = self._outboxed(rollout, plan, decision)
         if status != rollout.status:
             self._write(rollout, status)
+            # Started only once status records them, so that no call is made unrecorded; the
+            # payload describes the release as just written.
+            for call in decision.hook_calls:
+                if self._hooks is not None:
+                    self._hooks.start(rollout.model_copy(update={"status": status}), call)
+                    bound.info("hook_started", hook=call.name, point=call.point)
             if status.phase != rollout.status.phase:
                 bound.info("phase_changed", phase=status.phase, reason=decision.reason)
         return weight, _notify_at(decision.status, status)

@@ -1,0 +1,1 @@
+"""hooks — the policy's HTTP hooks, called in the background (see docs/hooks.md)."""
