@@ -312,6 +312,7 @@ def test_measuring_tick_batches_and_waits_for_the_new_weight() -> None:
     item = controller.queue.get(stop)
     assert item is not None
     ref, tick = item
+    controller.queue.done(ref)
     assert ref == world.ref
     assert tick is not None
     assert tick.evidence is not None
