@@ -5,10 +5,11 @@ which runs ONE Prometheus query for every Rollout being judged and hands each it
 Several worker threads take Rollouts from the queue; the queue never hands out a Rollout that a
 worker is still reconciling (it is held back until that reconcile is done), so a Rollout is
 never reconciled twice at once. A reconcile that ends in an error is retried after a delay that
-doubles with each failure in a row of that Rollout (up to :data:`BACKOFF_MAX`). When a window
-of counts is complete is decided by the pure ``canary.core.measuring``: the controller only
-keeps its state (under a lock), runs the query and feeds the queue. Used by
-``canary run`` (through ``canary.cli``); talks to the world only through ports.
+doubles with each failure in a row of that Rollout (up to :data:`BACKOFF_MAX`); a Conflict is a
+lost race, not a failure: it is retried after the usual short delay, from a fresher cache. When
+a window of counts is complete is decided by the pure ``canary.core.measuring``: the controller
+only keeps its state (under a lock), runs the query and feeds the queue. Used by ``canary run``
+(through ``canary.cli``); talks to the world only through ports.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import structlog
 
 from canary.core import judge, measuring, promql
 from canary.core.plan import Plan
-from canary.errors import CanaryError, MetricsUnavailable
+from canary.errors import CanaryError, Conflict, MetricsUnavailable
 from canary.model.rollout import ROLLOUT_LABEL
 from canary.ports import Arms, Change, Clock, MetricProvider, Ref, RolloutStore, StopSignal
 from canary.runtime.reconciler import Measurement, Reconciler, Result
@@ -218,6 +219,8 @@ class Controller:
             if result.error is None or result.requeue_after is None:
                 self._failures.pop(ref, None)
                 return result.requeue_after
+            if result.error == Conflict.__name__:
+                return result.requeue_after  # another writer won a race: not a failure
             failures = self._failures.get(ref, 0)
             self._failures[ref] = failures + 1
         delay: timedelta = result.requeue_after * 2 ** min(failures, 16)

@@ -258,8 +258,13 @@ class CachedObjects:
         return self._direct.create(namespace, body)
 
     def patch(self, namespace: str, name: str, patch: Any) -> Obj:
-        """Patch the object on the API server (a stale resourceVersion guard: Conflict)."""
-        return self._direct.patch(namespace, name, patch)
+        """Patch the object on the API server (a stale resourceVersion guard: Conflict), and
+        cache the answer."""
+        current: Obj | None = self._informer.get(namespace, name)
+        done = self._direct.patch(namespace, name, patch)
+        if current is not None:
+            self._informer.offer(done, (current.get("metadata") or {}).get("resourceVersion"))
+        return done
 
 
 class CachedLookup:

@@ -225,6 +225,9 @@ class Informer:
 
     def _store(self, namespace: str, name: str, obj: dict[str, Any]) -> None:
         version = str(obj["metadata"].get("resourceVersion", ""))
+        current = self._objects.get(namespace, {}).get(name)
+        if current is not None and _older(version, current[0]):
+            return  # a lagging watch event behind a write this process has already cached
         kept = (version, self._keep(obj), _labels(obj))
         self._objects.setdefault(namespace, {})[name] = kept
 
@@ -234,6 +237,13 @@ class Informer:
             scope.pop(name, None)
             if not scope:
                 del self._objects[namespace]  # no empty dict left per deleted namespace
+
+
+def _older(version: str, than: str) -> bool:
+    """Whether ``version`` is older than ``than``. resourceVersions are opaque to clients in
+    general; the API server over etcd gives integers (etcd revisions) and only then are they
+    compared, so a non-integer version is never taken for an older one."""
+    return version.isdigit() and than.isdigit() and int(version) < int(than)
 
 
 def _labels(obj: dict[str, Any]) -> dict[str, str]:
