@@ -52,7 +52,6 @@ OURS = ("rollouts", "rolloutpolicies", "deployments", "services", "httproutes")
 OTHERS = ("deployments/status", "httproutes/status")
 """Writes of other controllers (kube-controller-manager, Linkerd's policy controller), left out."""
 GOOD, BAD = "Succeeded", "RolledBack"
-STEADY = frozenset({"Progressing", "RollingBack", GOOD, BAD, "Failed"})
 
 
 @dataclass(frozen=True)
@@ -68,6 +67,7 @@ class Setup:
     rps: int = 20
     timeout: float = 900.0
     steady: float = 20.0  # seconds of the steady-state window (no Rollout changing phase)
+    early: bool = False  # end once the steady window is measured and both kinds have finished
 
     def bad(self, i: int) -> bool:
         """Every tenth Rollout is bad."""
@@ -354,7 +354,7 @@ class Harness:
         started = time.monotonic()
         _start_rollouts(self.api, setup, version)
         watch = _Watch(self, started)
-        while time.monotonic() - started < setup.timeout and not watch.done():
+        while time.monotonic() - started < setup.timeout and not watch.done(report):
             time.sleep(1)
             watch.observe(report)
         report.seconds = time.monotonic() - started
@@ -414,7 +414,10 @@ class _Watch:
         self.steady: tuple[float, Counter[tuple[str, str]], float] | None = None
         self.started = started
 
-    def done(self) -> bool:
+    def done(self, report: Report) -> bool:
+        if self.h.setup.early and report.steady_gets >= 0:
+            ended = set(self.last.values())
+            return GOOD in ended and BAD in ended
         return bool(self.last) and all(p in (GOOD, BAD, "Failed") for p in self.last.values())
 
     def observe(self, report: Report) -> None:
@@ -428,13 +431,14 @@ class _Watch:
             elif app in self.shifted and app in self.visible and app not in self.back:
                 self.back[app] = now
         phases = self.h.phases()
-        # Steady: every Rollout past its set-up (the canary, Services and route exist) and none
-        # promoting, the only reconciles that GET (a write re-reads what it replaces).
-        promoted = {n for n, p in phases.items() if p == GOOD}
+        # Steady: no Rollout changing phase, none still to start and none promoting: the only
+        # reconciles that GET are those that create a canary or promote (a write re-reads
+        # what it replaces); a Rollout waiting (for pods, for the mesh to accept its route),
+        # measuring or rolling back reads only the cache.
         quiet = (
-            len(phases) == self.h.setup.n
-            and all(p in STEADY for p in phases.values())
-            and promoted == {n for n, p in self.last.items() if p == GOOD}
+            phases == self.last
+            and len(phases) == self.h.setup.n
+            and all(p not in ("", "Pending", "Promoting") for p in phases.values())
         )
         self.last = phases
         if report.steady_gets >= 0:

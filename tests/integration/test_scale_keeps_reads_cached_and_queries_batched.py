@@ -25,16 +25,18 @@ TICK_SECONDS = 2
 def test_fifty_rollouts_share_one_query_per_tick_and_read_only_the_cache(
     cluster: Cluster, tmp_path: Path
 ) -> None:
-    """N = 50: queries per tick ≤ 1, zero GETs in steady state, no wrong decision."""
+    """N = 50: queries per tick ≤ 1, zero GETs in steady state, no wrong decision (the run
+    ends once a good release was promoted and a bad one rolled back)."""
     setup = scale.Setup(
         50,
         f"scale-{uuid.uuid4().hex[:8]}",
-        interval="20s",  # long enough for a steady window of every Rollout measuring
+        interval="10s",
         steps=(50,),
         tick=f"{TICK_SECONDS}s",
         rps=40,
-        timeout=240,
+        timeout=300,
         steady=8,
+        early=True,
     )
     env = {
         "PROMETHEUS_URL": cluster.prometheus_url,
@@ -48,5 +50,4 @@ def test_fifty_rollouts_share_one_query_per_tick_and_read_only_the_cache(
     assert report.snapshots <= report.seconds / TICK_SECONDS + 1, summary
     assert report.steady_gets == 0, summary  # -1: no steady window was seen at all
     assert report.reconciles > 0, summary
-    finished = setup.n - report.unfinished
-    assert finished > 0, summary
+    assert {"Succeeded", "RolledBack"} <= set(report.phases.values()), summary
