@@ -7,10 +7,11 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
+from canary.errors import ApiUnavailable, Conflict
 from canary.ports import Ref
 from canary.runtime import guard
 from canary.runtime.controller import BACKOFF_MAX, Controller, WorkQueue
-from canary.runtime.reconciler import Measurement
+from canary.runtime.reconciler import RETRY_TRANSIENT, Measurement
 from tests.fake_store import MemoryRolloutStore
 from tests.fakes import FakeClock, FakeEvents, FakeMetrics, FakeRouter
 from tests.unit.fake_cluster import T0, make_rollout
@@ -49,33 +50,48 @@ def test_held_back_rollout_keeps_its_measurement() -> None:
     assert queue.get(stop) == (a, Measurement(error="down"))
 
 
-def test_failing_rollout_backs_off_exponentially_and_recovers() -> None:
-    """Each failure in a row doubles the retry delay (capped); a success resets it."""
+def _failing() -> tuple[Controller, PoisonedWorkloads, FakeClock]:
     clock = FakeClock(T0)
     rollout = make_rollout()
     meta = rollout.metadata.model_copy(update={"name": "bad", "resource_version": "1"})
     store = MemoryRolloutStore(rollout.model_copy(update={"metadata": meta}))
     workloads = PoisonedWorkloads("bad")
+    workloads.poison = ApiUnavailable("the API server is down")
     reconciler = guard.GuardedReconciler(
         store, workloads, {"HTTPRoute": FakeRouter()}, FakeEvents(), clock
     )
-    controller = Controller(reconciler, store, FakeMetrics(), clock)
-    bad = Ref("t", "bad")
+    return Controller(reconciler, store, FakeMetrics(), clock), workloads, clock
+
+
+def _delays(controller: Controller, clock: FakeClock, times: int) -> list[timedelta]:
+    """Run the due Rollout ``times`` times, each when it is due; the requeue delays."""
     delays = []
-    controller.queue.add(bad)
-    for _ in range(6):
+    for _ in range(times):
         assert controller.run_due() == 1
         due = controller.queue.next_due()
         assert due is not None
         delays.append(due - clock.now())
         clock.advance(due - clock.now())
-    base = guard.RETRY_UNEXPECTED
-    assert delays == [base, base * 2, base * 4, base * 8, BACKOFF_MAX, BACKOFF_MAX]
+    return delays
+
+
+def test_failing_rollout_backs_off_exponentially_and_recovers() -> None:
+    """Each failure in a row doubles the retry delay (capped); a success resets it."""
+    controller, workloads, clock = _failing()
+    controller.queue.add(Ref("t", "bad"))
+    base = RETRY_TRANSIENT
+    doubling = [base * 2**k for k in range(8)]  # 2 s … 256 s
+    assert _delays(controller, clock, 10) == [*doubling, BACKOFF_MAX, BACKOFF_MAX]
     workloads.poison = None
     assert controller.run_due() == 1  # succeeds: the count of failures is forgotten
-    workloads.poison = ZeroDivisionError("again")
-    controller.queue.add(bad)
-    assert controller.run_due() == 1
-    due = controller.queue.next_due()
-    assert due is not None
-    assert due - clock.now() == base  # the count started over
+    workloads.poison = ApiUnavailable("down again")
+    controller.queue.add(Ref("t", "bad"))
+    assert _delays(controller, clock, 1) == [base]  # the count started over
+
+
+def test_a_conflict_is_retried_without_growing_delay() -> None:
+    """A Conflict is a lost race, not a failure: retried after the usual delay each time."""
+    controller, workloads, clock = _failing()
+    workloads.poison = Conflict("the object has been modified")
+    controller.queue.add(Ref("t", "bad"))
+    assert _delays(controller, clock, 4) == [RETRY_TRANSIENT] * 4
