@@ -14,7 +14,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -319,7 +319,12 @@ def release_env(
     """Install podinfo in the test's namespace and start its emulator and controller."""
     started: list[Process] = []
 
-    def make(router: str = "HTTPRoute", rps: int = 100, api_version: str = "") -> Release:
+    def make(
+        router: str = "HTTPRoute",
+        rps: int = 100,
+        api_version: str = "",
+        controller_args: Sequence[str] = (),
+    ) -> Release:
         install_podinfo(kube, namespace, router, rps, api_version)
         emulator = Process(
             "emulator",
@@ -344,6 +349,7 @@ def release_env(
                 "--tick", "2s",
                 "--no-leader-elect",
                 "--http-port", "0",
+                *controller_args,
             ],
             tmp_path / "controller.log",
         )  # fmt: skip
