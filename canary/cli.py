@@ -8,6 +8,7 @@ arguments to the console, the lint core or the runtime, and holds no logic of it
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import secrets
