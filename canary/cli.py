@@ -46,7 +46,7 @@ from canary.errors import CanaryError
 from canary.model.base import parse_duration
 from canary.model.policy import Notification
 from canary.model.rollout import Rollout, merge_policy
-from canary.ports import Ref
+from canary.ports import Ref, RolloutStore
 from canary.runtime import leader
 from canary.runtime.clock import SystemClock
 from canary.runtime.controller import Controller, start_thread
@@ -306,7 +306,7 @@ def _configure_logging(level: str) -> None:
     )
 
 
-def _notifications(store: KubeRolloutStore, rollout: Rollout) -> tuple[Notification, ...]:
+def _notifications(store: RolloutStore, rollout: Rollout) -> tuple[Notification, ...]:
     """The notifications of a Rollout's policy as it is now (a delivery may come long after
     the reconcile that recorded it, from a controller that has built no plan of it)."""
     policy_ref = rollout.spec.policy_ref
