@@ -113,6 +113,14 @@ dev-status: ## show what the dev environment runs
 bench-gates: $(STAMP) ## gate-quality benchmark (BENCHMARK.md §1); writes docs/benchmarks.md
 	$(BIN)/python -m bench.gates $(BENCH_ARGS)
 
+.PHONY: bench-scale
+bench-scale: $(STAMP) dev-up ## controller scale (BENCHMARK.md §2): N=10,100 Rollouts; writes docs/benchmarks.md
+	$(BIN)/python -m bench.scale $(or $(BENCH_ARGS),--n 10 --n 100)
+
+.PHONY: soak
+soak: $(STAMP) dev-up ## 30 min of Rollouts released, finished, deleted; controller RSS slope into docs/benchmarks.md
+	$(BIN)/python -m bench.scale --n 100 --soak $(or $(SOAK_MINUTES),30)
+
 .PHONY: test
 test: lint dev-tools ## install everything and run the whole suite with branch coverage
 	$(BIN)/coverage erase

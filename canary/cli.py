@@ -29,12 +29,11 @@ from canary.adapters.hooks.http import HTTPHooks
 from canary.adapters.kube import client as kube
 from canary.adapters.kube import kubeconfig
 from canary.adapters.kube.access import KubeAccessReview, KubeSelfReview
+from canary.adapters.kube.cached import SYNC_SECONDS, CachedLookup, KubeCache
 from canary.adapters.kube.events import KubeEventRecorder
 from canary.adapters.kube.lease import KubeLease
-from canary.adapters.kube.objects import CustomObjects
 from canary.adapters.kube.rollouts import KubeRolloutStore
 from canary.adapters.kube.secrets import KubeSecrets
-from canary.adapters.kube.watch import KubeChangeFeed
 from canary.adapters.kube.workloads import KubeWorkloads
 from canary.adapters.metrics.prometheus import PrometheusMetrics
 from canary.adapters.notifiers.policy import PolicyNotifier
@@ -52,7 +51,7 @@ from canary.errors import CanaryError
 from canary.model.base import parse_duration
 from canary.model.policy import Notification
 from canary.model.rollout import Rollout, merge_policy
-from canary.ports import Ref
+from canary.ports import Ref, RolloutStore
 from canary.runtime import leader
 from canary.runtime.clock import SystemClock
 from canary.runtime.controller import Controller, start_thread
@@ -337,7 +336,7 @@ def _configure_logging(level: str) -> None:
     )
 
 
-def _notifications(store: KubeRolloutStore, rollout: Rollout) -> tuple[Notification, ...]:
+def _notifications(store: RolloutStore, rollout: Rollout) -> tuple[Notification, ...]:
     """The notifications of a Rollout's policy as it is now (a delivery may come long after
     the reconcile that recorded it, from a controller that has built no plan of it)."""
     policy_ref = rollout.spec.policy_ref
@@ -408,6 +407,13 @@ def _run_arguments_refused(args: argparse.Namespace) -> str | None:
         return f"--outbound-allow: {error}"
     if not args.prometheus_url:
         return "--prometheus-url (or PROMETHEUS_URL) is required"
+    if args.workers < 1:
+        return f"--workers must be at least 1 (got {args.workers})"
+    if args.kube_qps <= 0 or args.kube_burst < 1:
+        return (
+            f"--kube-qps must be above 0 and --kube-burst at least 1 "
+            f"(got {args.kube_qps} and {args.kube_burst})"
+        )
     return None
 
 
@@ -418,11 +424,14 @@ def _run(args: argparse.Namespace) -> int:
     if refused := _run_arguments_refused(args):
         print(f"error: {refused}", file=sys.stderr)
         return 2
-    api = kube.connect(args.kubeconfig, args.context)
+    api = kube.connect(
+        args.kubeconfig, args.context, limiter=kube.RateLimiter(args.kube_qps, args.kube_burst)
+    )
     clock = SystemClock()
     namespaces: list[str] = args.watch_namespace
-    store = KubeRolloutStore(api, namespaces)
-    objects = functools.partial(CustomObjects, api)
+    direct = KubeRolloutStore(api, namespaces)
+    cache = KubeCache(api, namespaces)
+    store = cache.store(direct)
 
     link_secret = _secret("CANARY_LINK_SECRET", args.link_secret_file)
     slack, slack_web = _slack(args)
@@ -445,10 +454,14 @@ def _run(args: argparse.Namespace) -> int:
     )
     reconciler = GuardedReconciler(
         store=store,
-        workloads=KubeWorkloads(api),
+        workloads=KubeWorkloads(
+            api,
+            deployments=CachedLookup(cache.deployments),
+            services=CachedLookup(cache.services),
+        ),
         routers={
-            "HTTPRoute": HTTPRouteRouter(objects),
-            "TrafficSplit": TrafficSplitRouter(objects),
+            "HTTPRoute": HTTPRouteRouter(cache.route_objects),
+            "TrafficSplit": TrafficSplitRouter(cache.route_objects),
         },
         events=KubeEventRecorder(api),
         clock=clock,
@@ -472,15 +485,15 @@ def _run(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     scheduler = Scheduler()
-    feed = KubeChangeFeed(api, namespaces)
+    feed = cache
     leading = threading.Event()
     workers: list[threading.Thread] = []
     server = api_server.start(
         api_app.build(
             api_app.Api(
-                store=store,
-                annotator=store,
-                create=store.create,
+                store=direct,
+                annotator=direct,
+                create=direct.create,
                 access=KubeAccessReview(api),
                 ready=lambda: leading.is_set() and feed.ready.is_set(),
                 metrics=registry,
@@ -498,15 +511,17 @@ def _run(args: argparse.Namespace) -> int:
         scheduler.every(timedelta(seconds=60), controller.resync, "resync")
         retention = Retention(
             store,
-            store,
+            direct,
             keep=args.keep_finished,
             namespace=namespaces[0] if len(namespaces) == 1 else None,  # else: the store's scope
             on_deleted=registry.deleted.inc,
         )
         scheduler.every(timedelta(seconds=60), retention.run, "retention")
         scheduler.start()
-        start_thread(lambda: feed.run(controller.on_change, stop), "watch")
-        workers.append(start_thread(lambda: controller.run_worker(stop), "worker"))
+        start_thread(lambda: feed.run(controller.on_change, stop), "informers")
+        cache.wait_synced(SYNC_SECONDS)  # an unsynced cache would say Rollouts do not exist
+        for i in range(args.workers):
+            workers.append(start_thread(lambda: controller.run_worker(stop), f"worker-{i}"))
         workers.append(start_thread(lambda: deliveries.run(stop), "outbox"))
         controller.resync()
         leading.set()
@@ -631,6 +646,25 @@ def _add_run_command(sub: Any) -> None:
         metavar="N",
         help="keep the newest N finished Rollouts per target, and always the last Succeeded "
         "one; delete older ones (default 20; 0 deletes nothing, e.g. when GitOps owns them)",
+    )
+    cmd.add_argument(
+        "--workers",
+        type=int,
+        default=4,
+        metavar="N",
+        help="Rollouts reconciled at once (default 4; never the same Rollout twice at once)",
+    )
+    cmd.add_argument(
+        "--kube-qps",
+        type=float,
+        default=20.0,
+        help="requests a second to the Kubernetes API server, on average (default 20)",
+    )
+    cmd.add_argument(
+        "--kube-burst",
+        type=int,
+        default=30,
+        help="requests to the Kubernetes API server allowed in a burst (default 30)",
     )
     cmd.add_argument("--http-address", default="0.0.0.0", help="address of the HTTP API")
     cmd.add_argument("--http-port", type=int, default=8080, help="port of the HTTP API (0: any)")

@@ -44,6 +44,7 @@ CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 # A release lasts from seconds (a broken canary rolled back at once) to hours (approval gates).
 RELEASE_BUCKETS = (30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0, 14400.0)
 QUERY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+SIZE_BUCKETS = (1, 10, 100, 1_000, 10_000, 100_000)
 
 __all__ = ["CONTENT_TYPE", "ControllerMetrics", "InstrumentedMetrics", "RolloutCollector"]
 
@@ -160,6 +161,18 @@ class ControllerMetrics:
             buckets=QUERY_BUCKETS,
             registry=reg,
         )
+        self.snapshot_rollouts = Histogram(
+            "canary_prometheus_snapshot_rollouts",
+            "Rollouts measured by one snapshot query (the measuring tick runs one for all).",
+            buckets=SIZE_BUCKETS,
+            registry=reg,
+        )
+        self.snapshot_series = Histogram(
+            "canary_prometheus_snapshot_pods",
+            "Pods (series of counters) one snapshot query answered with.",
+            buckets=SIZE_BUCKETS,
+            registry=reg,
+        )
         self.query_failures = Counter(
             "canary_prometheus_query_failures",
             "Prometheus queries that failed, by kind.",
@@ -215,10 +228,13 @@ class InstrumentedMetrics:
         self._inner, self._metrics = inner, metrics
 
     def snapshot(self, targets: Sequence[Arms]) -> evidence.Snapshot:
-        """The wrapped provider's snapshot, timed."""
+        """The wrapped provider's snapshot, timed and sized."""
         started = time.perf_counter()
         try:
-            return self._inner.snapshot(targets)
+            found = self._inner.snapshot(targets)
+            self._metrics.snapshot_rollouts.observe(len(targets))
+            self._metrics.snapshot_series.observe(len(found))
+            return found
         except MetricsUnavailable:
             self._metrics.query_failures.labels(query="snapshot").inc()
             raise

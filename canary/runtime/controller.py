@@ -1,13 +1,16 @@
-"""The controller loop: a work queue of Rollouts, one worker, and the measuring tick.
+"""The controller loop: a work queue of Rollouts, its workers, and the measuring tick.
 
 Wakes a Rollout on watch events (at once), on its requeue time, and on the measuring tick,
 which runs ONE Prometheus query for every Rollout being judged and hands each its share.
-Reconciles run one at a time in the worker thread, so a Rollout is never reconciled twice at
-once. When a window of counts is complete is decided by the pure ``canary.core.measuring``: the
-controller only keeps its state (under a lock), runs the query and feeds the queue. A reconcile
-that put notifications into a Rollout's outbox is reported to ``on_notify`` (the delivery
-worker). Used by
-``canary run`` (through ``canary.cli``); talks to the world only through ports.
+Several worker threads take Rollouts from the queue; the queue never hands out a Rollout that a
+worker is still reconciling (it is held back until that reconcile is done), so a Rollout is
+never reconciled twice at once. A reconcile that ends in an error is retried after a delay that
+doubles with each failure in a row of that Rollout (up to :data:`BACKOFF_MAX`); a Conflict is a
+lost race, not a failure: it is retried after the usual short delay, from a fresher cache. When
+a window of counts is complete is decided by the pure ``canary.core.measuring``: the controller
+only keeps its state (under a lock), runs the query and feeds the queue. A reconcile that put
+notifications into a Rollout's outbox is reported to ``on_notify`` (the delivery worker). Used
+by ``canary run`` (through ``canary.cli``); talks to the world only through ports.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import structlog
 
 from canary.core import judge, measuring, outbox, promql
 from canary.core.plan import Plan
-from canary.errors import CanaryError, MetricsUnavailable
+from canary.errors import CanaryError, Conflict, MetricsUnavailable
 from canary.model.rollout import ROLLOUT_LABEL
 from canary.ports import Arms, Change, Clock, MetricProvider, Ref, RolloutStore, StopSignal
 from canary.runtime.reconciler import Measurement, Reconciler, Result
@@ -37,15 +40,22 @@ class _Item:
     ref: Ref = field(compare=False)
 
 
+BACKOFF_MAX = timedelta(minutes=5)
+"""The longest a failing Rollout waits before its next reconcile."""
+
+
 class WorkQueue:
     """Rollouts waiting to be reconciled, each at most once, soonest first; a measurement
-    waiting for a Rollout rides along with it."""
+    waiting for a Rollout rides along with it. A Rollout handed out by ``get`` or ``pop_due``
+    is active until ``done``: meanwhile it is not handed out again, however often it is added."""
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._heap: list[_Item] = []
         self._due: dict[Ref, datetime] = {}
         self._measurements: dict[Ref, Measurement] = {}
+        self._active: set[Ref] = set()
+        self._held: dict[Ref, datetime] = {}  # due while active: queued again by ``done``
         self._cond = threading.Condition()
 
     def add(
@@ -92,19 +102,40 @@ class WorkQueue:
                 return None
             return self._pop()
 
+    def done(self, ref: Ref) -> None:
+        """The reconcile of ``ref`` is over: it may be handed out again (at once, if it was
+        added meanwhile)."""
+        with self._cond:
+            self._active.discard(ref)
+            due = self._held.pop(ref, None)
+            if due is not None:
+                self._due[ref] = due
+                heapq.heappush(self._heap, _Item(due, ref))
+                self._cond.notify()
+
     def _next_due(self) -> datetime | None:
-        while self._heap and self._due.get(self._heap[0].ref) != self._heap[0].due:
-            heapq.heappop(self._heap)  # superseded by an earlier entry
-        return self._heap[0].due if self._heap else None
+        while self._heap:
+            top = self._heap[0]
+            if self._due.get(top.ref) != top.due:
+                heapq.heappop(self._heap)  # superseded by an earlier entry
+            elif top.ref in self._active:
+                heapq.heappop(self._heap)  # a worker has it: hold it back until done
+                del self._due[top.ref]
+                held = self._held.get(top.ref)
+                self._held[top.ref] = top.due if held is None else min(held, top.due)
+            else:
+                return top.due
+        return None
 
     def _pop(self) -> tuple[Ref, Measurement | None]:
         item = heapq.heappop(self._heap)
         del self._due[item.ref]
+        self._active.add(item.ref)
         return item.ref, self._measurements.pop(item.ref, None)
 
     def __len__(self) -> int:
         with self._cond:
-            return len(self._due)
+            return len(self._due) + len(self._held)
 
 
 class Controller:
@@ -132,6 +163,7 @@ class Controller:
         self.queue = WorkQueue(clock)
         self._lock = threading.Lock()
         self._measuring = measuring.State(settle=settle)
+        self._failures: dict[Ref, int] = {}  # failed reconciles in a row; gone on a success
         self.reconciles = 0
 
     # -- waking Rollouts -------------------------------------------------------------------
@@ -167,7 +199,8 @@ class Controller:
     # -- the worker ------------------------------------------------------------------------
 
     def run_worker(self, stop: StopSignal) -> None:
-        """Reconcile queued Rollouts one at a time until ``stop``."""
+        """Reconcile queued Rollouts one at a time until ``stop`` (run it in several threads:
+        the queue keeps them off each other's Rollouts)."""
         while (item := self.queue.get(stop)) is not None:
             self._serve(*item)
 
@@ -181,19 +214,36 @@ class Controller:
         return done
 
     def _serve(self, ref: Ref, measurement: Measurement | None) -> None:
-        result = self.work(ref, measurement)
-        if result.requeue_after is not None:
-            self.queue.add(ref, result.requeue_after)
+        try:
+            result = self.work(ref, measurement)
+        finally:
+            self.queue.done(ref)
+        delay = self._backoff(ref, result)
+        if delay is not None:
+            self.queue.add(ref, delay)
+
+    def _backoff(self, ref: Ref, result: Result) -> timedelta | None:
+        """The requeue delay, doubled for each failure of ``ref`` in a row before this one."""
+        with self._lock:
+            if result.error is None or result.requeue_after is None:
+                self._failures.pop(ref, None)
+                return result.requeue_after
+            if result.error == Conflict.__name__:
+                return result.requeue_after  # another writer won a race: not a failure
+            failures = self._failures.get(ref, 0)
+            self._failures[ref] = failures + 1
+        delay: timedelta = result.requeue_after * 2 ** min(failures, 16)
+        return min(delay, BACKOFF_MAX)
 
     def work(self, ref: Ref, measurement: Measurement | None = None) -> Result:
         """Reconcile one Rollout now and note what measuring needs to know of it."""
         started = time.perf_counter()
         result = self._reconciler.reconcile(ref, measurement)
-        self.reconciles += 1
         self._on_result(result, time.perf_counter() - started)
         if result.notify_at is not None:
             self._on_notify(ref, result.notify_at)
         with self._lock:
+            self.reconciles += 1
             self._measuring = measuring.reconciled(
                 self._measuring,
                 (ref.namespace, ref.name),

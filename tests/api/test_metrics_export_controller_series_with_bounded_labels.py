@@ -173,6 +173,9 @@ def test_prometheus_queries_and_notifications_are_timed_and_counted(served: Serv
     assert samples["canary_prometheus_query_duration_seconds_count", labels(query="value")] == 2
     assert samples["canary_prometheus_query_failures_total", labels(query="snapshot")] == 1
     assert samples["canary_prometheus_query_failures_total", labels(query="value")] == 1
+    # Sized only when answered: one snapshot of no Rollouts and no pods.
+    assert samples["canary_prometheus_snapshot_rollouts_count", labels()] == 1
+    assert samples["canary_prometheus_snapshot_pods_sum", labels()] == 0
     assert samples["canary_notification_deliveries_total", labels(type="slack", result="ok")] == 1
     assert (
         samples["canary_notification_deliveries_total", labels(type="webhook", result="failed")]

@@ -7,7 +7,9 @@ ever sees ``canary.errors`` (Conflict, ApiUnavailable, TerminalError, InvalidSpe
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -20,8 +22,58 @@ from kubernetes.dynamic.exceptions import ResourceNotFoundError
 from canary.errors import ApiUnavailable, Conflict, InvalidSpec, Problem, TerminalError
 
 
-def connect(kubeconfig: str | None = None, context: str | None = None) -> client.ApiClient:
-    """An API client from a kubeconfig file (or $KUBECONFIG, ~/.kube/config), else in-cluster."""
+class RateLimiter:
+    """A token bucket: ``qps`` requests a second on average, bursts of up to ``burst`` (the
+    client-side limit client-go and controller-runtime apply toward the API server)."""
+
+    def __init__(
+        self,
+        qps: float,
+        burst: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if qps <= 0 or burst < 1:
+            raise ValueError(f"qps must be > 0 and burst >= 1 (got qps={qps}, burst={burst})")
+        self._qps, self._burst = qps, burst
+        self._clock, self._sleep = clock, sleep
+        self._tokens = float(burst)
+        self._last = clock()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> float:
+        """Take one token, sleeping until it is there; the seconds slept."""
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self._burst, self._tokens + (now - self._last) * self._qps)
+            self._last = now
+            self._tokens -= 1  # reserved now: later callers queue behind this one
+            wait = -self._tokens / self._qps if self._tokens < 0 else 0.0
+        if wait > 0:
+            self._sleep(wait)
+        return wait
+
+
+class LimitedApiClient(client.ApiClient):
+    """An API client whose every request (a watch counts when it starts) takes a token."""
+
+    limiter: RateLimiter | None = None
+
+    def call_api(self, *args: Any, **kwargs: Any) -> Any:
+        if self.limiter is not None:
+            self.limiter.acquire()
+        return super().call_api(*args, **kwargs)
+
+
+def connect(
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    *,
+    limiter: RateLimiter | None = None,
+) -> client.ApiClient:
+    """An API client from a kubeconfig file (or $KUBECONFIG, ~/.kube/config), else in-cluster;
+    with ``limiter``, its requests are rate limited."""
     configuration = client.Configuration()
     try:
         if kubeconfig is not None:
@@ -38,7 +90,9 @@ def connect(kubeconfig: str | None = None, context: str | None = None) -> client
             f"cannot find a cluster: {error}; pass --kubeconfig or set KUBECONFIG"
         ) from error
     configuration.retries = urllib3.Retry(total=2, backoff_factor=0.2)
-    return client.ApiClient(configuration)
+    api = LimitedApiClient(configuration)
+    api.limiter = limiter
+    return api
 
 
 def _message(error: ApiException) -> str:

@@ -28,7 +28,8 @@ from canary.ports import Ref
 log = structlog.get_logger("canary.rollouts")
 
 
-def _parse_rollout(obj: dict[str, Any]) -> Rollout:
+def parse_rollout(obj: dict[str, Any]) -> Rollout:
+    """A Rollout from the wire; InvalidSpec (with field paths) when it does not parse."""
     try:
         return Rollout.model_validate(obj)
     except ValidationError as error:
@@ -39,6 +40,14 @@ def _parse_rollout(obj: dict[str, Any]) -> Rollout:
         raise InvalidSpec(
             [Problem("", f"cannot read the object: {type(error).__name__}")]
         ) from error
+
+
+def parse_policy(obj: dict[str, Any]) -> RolloutPolicy:
+    """A RolloutPolicy from the wire; InvalidSpec when it does not parse."""
+    try:
+        return RolloutPolicy.model_validate(obj)
+    except ValidationError as error:
+        raise InvalidSpec(problems_of(error)) from error
 
 
 class KubeRolloutStore:
@@ -53,7 +62,7 @@ class KubeRolloutStore:
         """The Rollout, or None when it does not exist. Raises InvalidSpec (with field paths)
         when the stored object does not parse."""
         found = self._rollouts.get(ref.namespace, ref.name)
-        return None if found is None else _parse_rollout(found)
+        return None if found is None else parse_rollout(found)
 
     def list(self, namespace: str | None = None) -> list[Rollout]:
         """Every Rollout (in one namespace, or in all the store sees) that parses; others are
@@ -66,7 +75,7 @@ class KubeRolloutStore:
         rollouts = []
         for obj in found:
             try:
-                rollouts.append(_parse_rollout(obj))
+                rollouts.append(parse_rollout(obj))
             except InvalidSpec as error:
                 meta = obj.get("metadata", {})
                 log.warning(
@@ -81,15 +90,14 @@ class KubeRolloutStore:
         """The RolloutPolicy, or None when it does not exist. Raises InvalidSpec when it does
         not parse."""
         found = self._policies.get(ref.namespace, ref.name)
-        if found is None:
-            return None
-        try:
-            return RolloutPolicy.model_validate(found)
-        except ValidationError as error:
-            raise InvalidSpec(problems_of(error)) from error
+        return None if found is None else parse_policy(found)
 
     def write_status(self, rollout: Rollout, status: RolloutStatus) -> None:
         """Replace the status, guarded by the Rollout's resourceVersion (raises Conflict)."""
+        self.replace_status(rollout, status)
+
+    def replace_status(self, rollout: Rollout, status: RolloutStatus) -> dict[str, Any]:
+        """``write_status``, answering the Rollout as the API server stored it."""
         meta = rollout.metadata
         body = {
             "apiVersion": API_VERSION,
@@ -101,7 +109,7 @@ class KubeRolloutStore:
             },
             "status": status.wire(),
         }
-        self._rollouts.replace_status(meta.namespace, meta.name, body)
+        return self._rollouts.replace_status(meta.namespace, meta.name, body)
 
     def annotate(self, ref: Ref, key: str, value: str) -> None:
         """Set one annotation on the Rollout (a merge patch: other annotations stay)."""
@@ -113,7 +121,7 @@ class KubeRolloutStore:
         body = rollout.wire()
         body.pop("status", None)
         made = self._rollouts.create(rollout.metadata.namespace, body)
-        return _parse_rollout(made)
+        return parse_rollout(made)
 
     def label(self, ref: Ref, key: str, value: str) -> None:
         """Set one label on the Rollout (a merge patch: other labels stay)."""

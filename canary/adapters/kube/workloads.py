@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 from kubernetes import client
@@ -103,15 +104,30 @@ def _annotations(obj: Obj) -> dict[str, str]:
     return dict(obj["metadata"].get("annotations") or {})
 
 
-class KubeWorkloads:
-    """Deployments and Services through the apps/v1 and core/v1 APIs."""
+Lookup = Callable[[str, str], Obj | None]
+"""Where ``observe`` and the no-change checks read a Deployment or a Service: by default a GET,
+in ``canary run`` an informer's trimmed copy (``canary.adapters.kube.cached``)."""
 
-    def __init__(self, api: client.ApiClient) -> None:
+
+class KubeWorkloads:
+    """Deployments and Services through the apps/v1 and core/v1 APIs. Reads go through the
+    lookups; a write re-reads what it rewrites from the API server (a cached copy is trimmed)
+    and carries its resourceVersion, so a stale cache costs a Conflict, never a wrong write."""
+
+    def __init__(
+        self,
+        api: client.ApiClient,
+        *,
+        deployments: Lookup | None = None,
+        services: Lookup | None = None,
+    ) -> None:
         # Objects are handled as camelCase dicts, as on the wire; the typed client models
         # would only add Optional checks on fields the API server always sets.
         self._apps: Any = client.AppsV1Api(api)
         self._core: Any = client.CoreV1Api(api)
         self._api = api
+        self._read_deployment: Lookup = deployments or self._deployment
+        self._read_service: Lookup = services or self._service
 
     def _dict(self, obj: object) -> Obj:
         result: Obj = self._api.sanitize_for_serialization(obj)
@@ -138,8 +154,8 @@ class KubeWorkloads:
     def observe(self, namespace: str, rollout: str, plan: Plan) -> WorkloadState:
         """Read the target, the apex Service, the canary Deployment and the two Services."""
         wanted = release_id(rollout, plan)
-        stable = self._deployment(namespace, plan.target)
-        apex = self._service(namespace, plan.service.name)
+        stable = self._read_deployment(namespace, plan.target)
+        apex = self._read_service(namespace, plan.service.name)
         target = None
         if stable is not None:
             target = TargetState(
@@ -148,7 +164,7 @@ class KubeWorkloads:
                 has_release=has_release(stable, rollout, plan),
                 template=undo.record(stable["spec"]["template"]),
             )
-        canary = self._deployment(namespace, plan.canary_deployment)
+        canary = self._read_deployment(namespace, plan.canary_deployment)
         canary_state = None
         if canary is not None:
             status = canary.get("status", {})
@@ -164,7 +180,7 @@ class KubeWorkloads:
                 current=_annotations(canary).get(RELEASE_ANNOTATION) == wanted,
             )
         services_ready = apex is not None and all(
-            (found := self._service(namespace, name)) is not None
+            (found := self._read_service(namespace, name)) is not None
             and (found["spec"].get("selector") or {}) == selector
             for name, selector in self._service_selectors(plan, apex).items()
         )
@@ -197,7 +213,7 @@ class KubeWorkloads:
                 raise TypeError(f"not a workload action: {action!r}")
 
     def _ensure_services(self, namespace: str, plan: Plan) -> None:
-        apex = self._service(namespace, plan.service.name)
+        apex = self._read_service(namespace, plan.service.name)
         if apex is None:
             raise InvalidSpec(
                 [Problem("spec.service.name", f"Service {plan.service.name} does not exist")]
@@ -207,7 +223,9 @@ class KubeWorkloads:
             for port in apex["spec"].get("ports") or []
         ]
         for name, selector in self._service_selectors(plan, apex).items():
-            existing = self._service(namespace, name)
+            existing = self._read_service(namespace, name)
+            if existing is not None and (existing["spec"].get("selector") or {}) != selector:
+                existing = self._service(namespace, name)  # the whole object, to replace it
             with translated(f"write service {namespace}/{name}"):
                 if existing is None:
                     body = {
@@ -250,7 +268,9 @@ class KubeWorkloads:
 
     def _ensure_canary(self, namespace: str, rollout: str, plan: Plan, replicas: int) -> None:
         wanted = release_id(rollout, plan)
-        canary = self._deployment(namespace, plan.canary_deployment)
+        canary = self._read_deployment(namespace, plan.canary_deployment)
+        if canary is None or _annotations(canary).get(RELEASE_ANNOTATION) != wanted:
+            canary = self._deployment(namespace, plan.canary_deployment)  # a cache may lag
         if canary is not None and _annotations(canary).get(RELEASE_ANNOTATION) == wanted:
             if canary["spec"].get("replicas") != replicas:
                 self._scale_canary(namespace, plan, replicas)
@@ -289,7 +309,7 @@ class KubeWorkloads:
                 )
 
     def _scale_canary(self, namespace: str, plan: Plan, replicas: int) -> None:
-        if self._deployment(namespace, plan.canary_deployment) is None:
+        if self._read_deployment(namespace, plan.canary_deployment) is None:
             return
         with translated(f"scale deployment {namespace}/{plan.canary_deployment}"):
             self._apps.patch_namespaced_deployment_scale(

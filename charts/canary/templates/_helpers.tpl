@@ -42,39 +42,41 @@ tests/integration/e2e/test_rbac_matches_what_the_controller_called.py compares t
 the API server's audit log of an e2e run as this ServiceAccount.
 */}}
 {{- define "canary.rules" -}}
-# Releases and policies: watched, read; the HTTP API's commands are annotations and retention
-# labels them (patch); retention deletes old finished ones (--keep-finished); the HTTP API's
-# undo creates a Rollout for a caller RBAC lets create one (create).
+# Releases and policies: listed and watched into the controller's cache; read singly only by
+# the HTTP API; the API's commands are annotations and retention labels them (patch); retention
+# deletes old finished ones (--keep-finished); the HTTP API's undo creates a Rollout for a
+# caller RBAC lets create one (create).
 - apiGroups: [canary.dev]
   resources: [rollouts]
   verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [canary.dev]
   resources: [rolloutpolicies]
-  verbs: [get]
+  verbs: [get, list, watch]
 # The durable record of each release, replaced guarded by its resourceVersion.
 - apiGroups: [canary.dev]
   resources: [rollouts/status]
   verbs: [update]
-# Stable Deployments watched (a watch needs no list), read, dry-run-patched to build the canary
-# template and patched on promotion; the -canary Deployment created, replaced on a new release,
-# and scaled.
+# Deployments listed and watched into the cache (trimmed); read singly before a write,
+# dry-run-patched to build the canary template and patched on promotion; the -canary
+# Deployment created, replaced on a new release, and scaled.
 - apiGroups: [apps]
   resources: [deployments]
-  verbs: [get, watch, create, update, patch]
+  verbs: [get, list, watch, create, update, patch]
 - apiGroups: [apps]
   resources: [deployments/scale]
   verbs: [patch]
-# The -stable and -canary Services beside the apex Service (replaced when its selector changes).
+# Services cached; the -stable and -canary Services beside the apex Service created, and
+# replaced (read singly first) when its selector changes.
 - apiGroups: [""]
   resources: [services]
-  verbs: [get, create, update]
-# The traffic split: read, created once, weights patched.
+  verbs: [get, list, watch, create, update]
+# The traffic split: cached, created once, weights patched.
 - apiGroups: [gateway.networking.k8s.io, policy.linkerd.io]
   resources: [httproutes]
-  verbs: [get, create, patch]
+  verbs: [list, watch, create, patch]
 - apiGroups: [split.smi-spec.io]
   resources: [trafficsplits]
-  verbs: [get, create, patch]
+  verbs: [list, watch, create, patch]
 # Events on Rollouts (kubectl describe rollout).
 - apiGroups: [""]
   resources: [events]

@@ -33,8 +33,12 @@ JUSTIFIED: dict[Call, str] = {
     **{
         (verb, "policy.linkerd.io", "httproutes"): "Linkerd's own HTTPRoute version "
         "(spec.traffic.apiVersion: policy.linkerd.io/v1beta3); the e2e routes are Gateway API's"
-        for verb in ("get", "create", "patch")
+        for verb in ("list", "watch", "create", "patch")
     },
+    ("get", "canary.dev", "rollouts"): "the HTTP API reads single Rollouts for its callers "
+    "(tests/api); the controller reads them from its cache",
+    ("get", "canary.dev", "rolloutpolicies"): "the HTTP API reads a Rollout's policy for its "
+    "callers (tests/api); the controller reads them from its cache",
     ("patch", "canary.dev", "rollouts"): "people's commands through the controller's HTTP API "
     "(approve/abort/… are annotations; tests/api); the e2e tests annotate as the admin",
     ("create", "canary.dev", "rollouts"): "undo through the controller's HTTP API creates the "

@@ -1,0 +1,604 @@
+"""Controller scale against the real local control plane (BENCHMARK.md §2, issue 16).
+
+N Rollouts run at once in one namespace, each with its own Deployment (1 pod), apex Service
+(with emulated load) and HTTPRoute, 10% of them bad (their canary fails 30% of requests). One
+``canary run`` process (as the cluster admin, 4 workers), one mesh emulator, the dev
+environment's Prometheus. Measured from outside the controller:
+
+- API requests: the kube-apiserver's own ``apiserver_request_total`` (scraped from its
+  ``/metrics``), by verb and resource, for the resources the controller touches; the emulator
+  and the harness only list and watch, so GETs and writes of these resources are the
+  controller's;
+- the controller's own ``/metrics``: reconciles, snapshot queries and their duration;
+- peak RSS (``VmHWM``) and CPU seconds from ``/proc``;
+- reaction latency of each bad Rollout: from the first sample of its canary's failures in
+  Prometheus to its route's canary weight back at 0 (the harness watches the routes);
+- wrong decisions: a good Rollout rolled back or failed, a bad one promoted.
+
+``python -m bench.scale --n 10 --n 100`` writes the table into docs/benchmarks.md;
+``tests/integration/test_scale_keeps_reads_cached_and_queries_batched.py`` runs a short N = 50.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import urllib.request
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config
+
+from canary.adapters.kube.informer import Informer
+
+REPO = Path(__file__).resolve().parents[1]
+GROUP, VERSION = "canary.dev", "v1alpha1"
+OURS = ("rollouts", "rolloutpolicies", "deployments", "services", "httproutes")
+OTHERS = ("deployments/status", "httproutes/status")
+"""Writes of other controllers (kube-controller-manager, Linkerd's policy controller), left out."""
+GOOD, BAD = "Succeeded", "RolledBack"
+
+
+@dataclass(frozen=True)
+class Setup:
+    """One scale run."""
+
+    n: int
+    namespace: str
+    interval: str = "15s"
+    steps: tuple[int, ...] | None = None  # None: the default steps
+    tick: str = "5s"
+    workers: int = 4
+    rps: int = 20
+    timeout: float = 900.0
+    steady: float = 20.0  # seconds of the steady-state window (no Rollout changing phase)
+    early: bool = False  # end once the steady window is measured and both kinds have finished
+
+    def bad(self, i: int) -> bool:
+        """Every tenth Rollout is bad."""
+        return i % 10 == 9
+
+
+@dataclass
+class Report:
+    """What one run measured."""
+
+    n: int
+    seconds: float = 0.0
+    reconciles: float = 0.0
+    requests: Counter[tuple[str, str]] = field(default_factory=Counter)
+    steady_gets: int = -1
+    steady_reconciles: float = 0.0
+    snapshots: float = 0.0
+    ticks: float = 0.0
+    value_queries: float = 0.0
+    query_seconds: float = 0.0
+    peak_rss_mb: float = 0.0
+    cpu_seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    phases: dict[str, str] = field(default_factory=dict)
+    wrong: list[str] = field(default_factory=list)
+    unfinished: int = 0
+
+    def per_minute(self, verbs: tuple[str, ...]) -> float:
+        total = sum(v for (verb, _), v in self.requests.items() if verb in verbs)
+        return 60 * total / self.seconds if self.seconds else 0.0
+
+    def per_reconcile(self, verbs: tuple[str, ...]) -> float:
+        total = sum(v for (verb, _), v in self.requests.items() if verb in verbs)
+        return total / self.reconciles if self.reconciles else 0.0
+
+
+def apiserver_requests(api: client.ApiClient) -> Counter[tuple[str, str]]:
+    """``apiserver_request_total`` summed by (verb, resource), for canary's resources."""
+    request = api.param_serialize(
+        method="GET", resource_path="/metrics", auth_settings=["BearerToken"]
+    )
+    response: Any = api.call_api(*request)
+    response.read()
+    counts: Counter[tuple[str, str]] = Counter()
+    for line in response.data.decode().splitlines():
+        if not line.startswith("apiserver_request_total{"):
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', line))
+        resource = labels.get("resource", "")
+        if labels.get("subresource"):
+            resource += "/" + labels["subresource"]
+        if labels.get("resource") in OURS and resource not in OTHERS:
+            counts[labels["verb"], resource] += int(float(line.rsplit(" ", 1)[1]))
+    return counts
+
+
+def _apply(api: client.ApiClient, setup: Setup) -> None:
+    apps: Any = client.AppsV1Api(api)
+    core: Any = client.CoreV1Api(api)
+    custom: Any = client.CustomObjectsApi(api)
+    core.create_namespace({"metadata": {"name": setup.namespace}})
+    analysis: dict[str, Any] = {
+        "interval": setup.interval,
+        "minRequestsPerStep": 10,
+        "successRate": {"min": 95},
+    }
+    policy: dict[str, Any] = {"traffic": {"router": "HTTPRoute"}, "analysis": analysis}
+    if setup.steps is not None:
+        policy["steps"] = [{"setWeight": w} for w in setup.steps]
+    custom.create_namespaced_custom_object(
+        GROUP, VERSION, setup.namespace, "rolloutpolicies",
+        {"apiVersion": f"{GROUP}/{VERSION}", "kind": "RolloutPolicy",
+         "metadata": {"name": "scale"}, "spec": policy},
+    )  # fmt: skip
+
+    def app(i: int) -> None:
+        name = f"app-{i}"
+        labels = {"app": name}
+        apps.create_namespaced_deployment(
+            setup.namespace,
+            {
+                "metadata": {"name": name},
+                "spec": {
+                    "replicas": 1,
+                    "selector": {"matchLabels": labels},
+                    "template": {
+                        "metadata": {
+                            "labels": labels,
+                            "annotations": {"sim.canary.dev/error-rate": "0.001"},
+                        },
+                        "spec": {"containers": [{"name": "app", "image": "app:1"}]},
+                    },
+                },
+            },
+        )
+        core.create_namespaced_service(
+            setup.namespace,
+            {
+                "metadata": {"name": name, "annotations": {"sim.canary.dev/rps": str(setup.rps)}},
+                "spec": {"selector": labels, "ports": [{"name": "http", "port": 9898}]},
+            },
+        )
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(app, range(setup.n)))
+
+
+def _start_rollouts(api: client.ApiClient, setup: Setup, version: int) -> None:
+    custom: Any = client.CustomObjectsApi(api)
+
+    def start(i: int) -> None:
+        release: dict[str, Any] = {"images": {"app": f"app:{version}"}}
+        if setup.bad(i):
+            release["templatePatch"] = {
+                "metadata": {"annotations": {"sim.canary.dev/error-rate": "0.3"}}
+            }
+        custom.create_namespaced_custom_object(
+            GROUP, VERSION, setup.namespace, "rollouts",
+            {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Rollout",
+             "metadata": {"name": f"app-{i}-v{version}"},
+             "spec": {"targetRef": {"name": f"app-{i}"}, "release": release,
+                      "service": {"name": f"app-{i}", "port": 9898},
+                      "policyRef": {"name": "scale"}}},
+        )  # fmt: skip
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(start, range(setup.n)))
+
+
+def canary_weight(route: dict[str, Any]) -> int:
+    """The percent of a route's weight on backends named ``*-canary``."""
+    total = canary = 0
+    for rule in (route.get("spec") or {}).get("rules") or []:
+        for ref in rule.get("backendRefs") or []:
+            weight = int(ref.get("weight", 1))
+            total += weight
+            canary += weight if str(ref.get("name", "")).endswith("-canary") else 0
+    return round(100 * canary / total) if total else 0
+
+
+class Process:
+    """A child process with its log file, in its own session."""
+
+    def __init__(self, argv: list[str], log: Path, env: dict[str, str] | None = None) -> None:
+        self.log = log
+        with log.open("ab") as handle:
+            self.popen = subprocess.Popen(
+                argv, stdout=handle, stderr=subprocess.STDOUT, cwd=REPO,
+                start_new_session=True, env=env,
+            )  # fmt: skip
+
+    def proc(self, key: str) -> str:
+        """A line of /proc/<pid>/status."""
+        for line in Path(f"/proc/{self.popen.pid}/status").read_text().splitlines():
+            if line.startswith(key):
+                return line.split(":", 1)[1].strip()
+        return ""
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU seconds of the process so far."""
+        fields = Path(f"/proc/{self.popen.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            os.killpg(self.popen.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait()
+
+
+def _controller_metrics(url: str) -> dict[str, float]:
+    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as reply:
+        text = reply.read().decode()
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            found[name] = float(value)
+    return found
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _wait_ready(url: str, log: Path, deadline: float) -> None:
+    """Until the controller's /readyz answers 200 (it leads and its caches are synced)."""
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=5) as reply:
+                if reply.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"the controller did not get ready; log:\n{log.read_text()[-3000:]}")
+
+
+def _failures_visible(prometheus: str, namespace: str) -> set[str]:
+    """Canary Deployments whose failures Prometheus has samples of."""
+    query = (
+        f'sum by (deployment) (response_total{{namespace="{namespace}", direction="inbound", '
+        f'classification="failure", deployment=~".*-canary"}}) > 0'
+    )
+    url = f"{prometheus}/api/v1/query?" + urllib.parse.urlencode({"query": query})
+    with urllib.request.urlopen(url, timeout=10) as reply:
+        result = json.loads(reply.read())["data"]["result"]
+    return {r["metric"]["deployment"] for r in result}
+
+
+class Harness:
+    """The apps of a run, the emulator, the controller, and the harness's own watches of the
+    routes and Rollouts (a watch each: the harness adds no GET and no LIST per second)."""
+
+    def __init__(self, setup: Setup, kubeconfig: Path, env: dict[str, str], workdir: Path) -> None:
+        self.setup, self.env = setup, env
+        self.api: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
+            config_file=str(kubeconfig)
+        )
+        workdir.mkdir(parents=True, exist_ok=True)
+        _apply(self.api, setup)
+        child_env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+        ns, port = setup.namespace, _free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.emulator = Process(
+            [sys.executable, "-m", "canary.emulator", "--kubeconfig", str(kubeconfig),
+             "--targets-dir", env["PROMETHEUS_TARGETS_DIR"], "--targets-file", f"{ns}.json",
+             "--namespace", ns, "--port", "0",
+             "--policy-grpc", env.get("LINKERD_POLICY_GRPC", "")],
+            workdir / "emulator.log", child_env,
+        )  # fmt: skip
+        self.controller = Process(
+            [sys.executable, "-m", "canary", "run", "--kubeconfig", str(kubeconfig),
+             "--prometheus-url", env["PROMETHEUS_URL"], "--watch-namespace", ns,
+             "--tick", setup.tick, "--no-leader-elect", "--http-address", "127.0.0.1",
+             "--http-port", str(port),
+             "--workers", str(setup.workers), "--log-level", "warning"],
+            workdir / "controller.log", child_env,
+        )  # fmt: skip
+        self.stop = threading.Event()
+        custom: Any = client.CustomObjectsApi(self.api)
+        self.custom = custom
+        self.routes = Informer(
+            "HTTPRoute",
+            [(ns, lambda **kw: custom.list_namespaced_custom_object(
+                "gateway.networking.k8s.io", "v1", ns, "httproutes", **kw))],
+        )  # fmt: skip
+        self.rollouts = Informer(
+            "Rollout",
+            [(ns, lambda **kw: custom.list_namespaced_custom_object(
+                GROUP, VERSION, ns, "rollouts", **kw))],
+        )  # fmt: skip
+        for informer in (self.routes, self.rollouts):
+            threading.Thread(target=informer.run, args=(None, self.stop), daemon=True).start()
+        try:
+            _wait_ready(self.url, workdir / "controller.log", time.monotonic() + 180)
+            for informer in (self.routes, self.rollouts):
+                informer.wait_synced(60)
+        except BaseException:
+            self.close()
+            raise
+
+    def reconciles(self) -> float:
+        return _controller_metrics(self.url)["canary_reconcile_total"]
+
+    def phases(self) -> dict[str, str]:
+        return {
+            r["metadata"]["name"]: (r.get("status") or {}).get("phase", "")
+            for r in self.rollouts.values(self.setup.namespace)
+        }
+
+    def round(self, version: int) -> Report:
+        """Release version ``version`` of every app; run until all are finished; measure."""
+        setup, report = self.setup, Report(self.setup.n)
+        requests_before = apiserver_requests(self.api)
+        metrics_before = _controller_metrics(self.url)
+        cpu_before = self.controller.cpu_seconds()
+        started = time.monotonic()
+        _start_rollouts(self.api, setup, version)
+        watch = _Watch(self, started)
+        while time.monotonic() - started < setup.timeout and not watch.done(report):
+            time.sleep(1)
+            watch.observe(report)
+        report.seconds = time.monotonic() - started
+        report.requests = apiserver_requests(self.api) - requests_before
+        metrics = _controller_metrics(self.url)
+        report.reconciles = (
+            metrics["canary_reconcile_total"] - metrics_before["canary_reconcile_total"]
+        )
+        snapshot = 'canary_prometheus_query_duration_seconds_count{query="snapshot"}'
+        value = 'canary_prometheus_query_duration_seconds_count{query="value"}'
+        total = 'canary_prometheus_query_duration_seconds_sum{query="snapshot"}'
+        report.snapshots = metrics.get(snapshot, 0) - metrics_before.get(snapshot, 0)
+        report.value_queries = metrics.get(value, 0) - metrics_before.get(value, 0)
+        report.query_seconds = metrics.get(total, 0) - metrics_before.get(total, 0)
+        report.peak_rss_mb = self.rss_mb("VmHWM")
+        report.cpu_seconds = self.controller.cpu_seconds() - cpu_before
+        report.phases = watch.last
+        report.latencies = [watch.back[a] - watch.visible[a] for a in watch.back]
+        for i in range(setup.n):
+            phase = watch.last.get(f"app-{i}-v{version}", "")
+            wrong = phase == GOOD if setup.bad(i) else phase in (BAD, "Failed")
+            if wrong:
+                report.wrong.append(f"app-{i}-v{version}: {phase}")
+            if phase not in (GOOD, BAD, "Failed"):
+                report.unfinished += 1
+        return report
+
+    def rss_mb(self, key: str = "VmRSS") -> float:
+        """The controller's resident memory now (VmRSS) or at its peak (VmHWM), in MB."""
+        return int(self.controller.proc(key).split()[0]) / 1024
+
+    def delete_rollouts(self) -> None:
+        """Delete every Rollout (a soak round's end: the caches must let them go)."""
+        self.custom.delete_collection_namespaced_custom_object(
+            GROUP, VERSION, self.setup.namespace, "rollouts"
+        )
+
+    def close(self) -> None:
+        self.stop.set()
+        self.controller.stop()
+        self.emulator.stop()
+        client.CoreV1Api(self.api).delete_namespace(self.setup.namespace)
+        self.api.close()  # type: ignore[no-untyped-call]
+
+
+class _Watch:
+    """What the harness sees during a round: when each bad canary's failures became visible
+    in Prometheus, when its route was back at 0, and a steady window of Progressing Rollouts
+    in which the API server's GET count is compared."""
+
+    def __init__(self, harness: Harness, started: float) -> None:
+        self.h = harness
+        self.visible: dict[str, float] = {}
+        self.shifted: set[str] = set()
+        self.back: dict[str, float] = {}
+        self.last: dict[str, str] = {}
+        self.steady: tuple[float, Counter[tuple[str, str]], float] | None = None
+        self.started = started
+
+    def done(self, report: Report) -> bool:
+        if self.h.setup.early and report.steady_gets >= 0:
+            ended = set(self.last.values())
+            return GOOD in ended and BAD in ended
+        return bool(self.last) and all(p in (GOOD, BAD, "Failed") for p in self.last.values())
+
+    def observe(self, report: Report) -> None:
+        now, ns = time.monotonic(), self.h.setup.namespace
+        for dep in _failures_visible(self.h.env["PROMETHEUS_URL"], ns):
+            self.visible.setdefault(dep.removesuffix("-canary"), now)
+        for route in self.h.routes.values(ns):
+            app = route["metadata"]["name"]
+            if canary_weight(route) > 0:
+                self.shifted.add(app)
+            elif app in self.shifted and app in self.visible and app not in self.back:
+                self.back[app] = now
+        phases = self.h.phases()
+        # Steady: no Rollout changing phase, none still to start and none promoting: the only
+        # reconciles that GET are those that create a canary or promote (a write re-reads
+        # what it replaces); a Rollout waiting (for pods, for the mesh to accept its route),
+        # measuring or rolling back reads only the cache.
+        quiet = (
+            phases == self.last
+            and len(phases) == self.h.setup.n
+            and all(p not in ("", "Pending", "Promoting") for p in phases.values())
+        )
+        self.last = phases
+        if report.steady_gets >= 0:
+            return
+        if not quiet:
+            self.steady = None  # a phase changed: the window starts again
+        elif self.steady is None:
+            self.steady = (now, apiserver_requests(self.h.api), self.h.reconciles())
+        elif now - self.steady[0] >= self.h.setup.steady:
+            delta = apiserver_requests(self.h.api) - self.steady[1]
+            report.steady_gets = sum(v for (verb, _), v in delta.items() if verb == "GET")
+            report.steady_reconciles = self.h.reconciles() - self.steady[2]
+
+
+def run(setup: Setup, kubeconfig: Path, env: dict[str, str], workdir: Path) -> Report:
+    """Set up, release every app once, run until all are finished (or ``setup.timeout``)."""
+    harness = Harness(setup, kubeconfig, env, workdir)
+    try:
+        return harness.round(2)
+    finally:
+        harness.close()
+
+
+def soak(
+    setup: Setup, kubeconfig: Path, env: dict[str, str], workdir: Path, minutes: float
+) -> tuple[list[tuple[float, float]], list[Report]]:
+    """Release every app again and again for ``minutes``, deleting the finished Rollouts after
+    each round; the controller's RSS sampled every minute: (minutes, MB) and the rounds."""
+    harness = Harness(setup, kubeconfig, env, workdir)
+    samples: list[tuple[float, float]] = []
+    started = time.monotonic()
+
+    def sample() -> None:
+        while not harness.stop.wait(60):
+            samples.append(((time.monotonic() - started) / 60, harness.rss_mb()))
+
+    threading.Thread(target=sample, daemon=True).start()
+    rounds = []
+    try:
+        version = 2
+        while time.monotonic() - started < minutes * 60:
+            rounds.append(harness.round(version))
+            harness.delete_rollouts()
+            version += 1
+        return samples, rounds
+    finally:
+        harness.close()
+
+
+def slope(samples: list[tuple[float, float]]) -> float:
+    """Least-squares slope of RSS over time, MB per hour."""
+    if len(samples) < 2:
+        return float("nan")
+    return statistics.linear_regression(*zip(*samples, strict=True)).slope * 60
+
+
+def _quantile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def table(reports: list[Report], tick: float) -> str:
+    """The Markdown table of the runs."""
+    rows = [
+        "| N | run s | peak RSS MB | CPU s/min | reconciles | API writes/reconcile | "
+        "GETs/reconcile (all) | GETs in steady window | API req/min (GET, LIST, writes) | "
+        "queries/tick | query s (mean) | reaction median / p99 s | wrong | unfinished |",
+        "|" + "---|" * 14,
+    ]
+    writes = ("POST", "PUT", "PATCH", "DELETE", "APPLY", "UPDATE", "CREATE")
+    for r in reports:
+        ticks = r.seconds / tick
+        cpu = 60 * r.cpu_seconds / r.seconds
+        per_minute = ", ".join(
+            f"{r.per_minute(verbs):.0f}" for verbs in (("GET",), ("LIST",), writes)
+        )
+        query = r.query_seconds / r.snapshots if r.snapshots else 0.0
+        median = statistics.median(r.latencies) if r.latencies else float("nan")
+        rows.append(
+            f"| {r.n} | {r.seconds:.0f} | {r.peak_rss_mb:.0f} | {cpu:.1f} | {r.reconciles:.0f} "
+            f"| {r.per_reconcile(writes):.2f} | {r.per_reconcile(('GET',)):.2f} "
+            f"| {r.steady_gets} (of {r.steady_reconciles:.0f} reconciles) | {per_minute} "
+            f"| {r.snapshots / ticks:.2f} | {query:.3f} "
+            f"| {median:.1f} / {_quantile(r.latencies, 0.99):.1f} | {len(r.wrong)} "
+            f"| {r.unfinished} |"
+        )
+    return "\n".join(rows)
+
+
+def _env(dev_dir: Path) -> dict[str, str]:
+    lines = (dev_dir / "env").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if "=" in line)
+
+
+def _replace_section(path: Path, heading: str, text: str) -> None:
+    """Put ``text`` (starting with ``heading``) in place of that section of ``path``."""
+    old = path.read_text() if path.exists() else ""
+    start = old.find(f"\n{heading}\n")
+    if start >= 0:
+        end = old.find("\n## ", start + 1)
+        old = old[:start] + (old[end:] if end >= 0 else "")
+    path.write_text(old.rstrip("\n") + "\n\n" + text)
+
+
+def _machine() -> str:
+    load = os.getloadavg()
+    return (
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.node()}: {os.cpu_count()} cores, "
+        f"load average {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f} at the end (a shared machine)"
+    )
+
+
+SCALE = "## Controller scale (BENCHMARK.md §2)"
+SOAK = "## Controller soak (issue 16)"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, action="append", help="Rollouts at once (repeatable)")
+    parser.add_argument("--dev-dir", default=str(REPO / ".dev"), help="a running dev environment")
+    parser.add_argument("--interval", default="15s", help="analysis interval (default 15s)")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds a round may take")
+    parser.add_argument("--soak", type=float, metavar="MINUTES", help="soak for MINUTES instead")
+    parser.add_argument("--output", default=str(REPO / "docs" / "benchmarks.md"))
+    args = parser.parse_args()
+    env = _env(Path(args.dev_dir))
+    kubeconfig, work = Path(env["KUBECONFIG"]), REPO / ".dev" / "bench-scale"
+    sizes = args.n or ([100] if args.soak else [10, 100])
+    command = f"python -m bench.scale {' '.join(f'--n {n}' for n in sizes)}"
+    if args.soak:
+        setup = Setup(sizes[0], f"soak-{int(time.time())}", args.interval, timeout=args.timeout)
+        samples, rounds = soak(setup, kubeconfig, env, work / "soak", args.soak)
+        finished = sum(r.n - r.unfinished for r in rounds)
+        wrong = sum(len(r.wrong) for r in rounds)
+        text = (
+            f"{SOAK}\n\n`make soak` (`{command} --soak {args.soak:g}`), {_machine()}. "
+            f"{len(rounds)} rounds of {setup.n} Rollouts each (released, finished, deleted): "
+            f"{finished} finished, {wrong} wrong decisions. Controller RSS every minute (MB): "
+            f"{', '.join(f'{mb:.0f}' for _, mb in samples)}; slope "
+            f"**{slope(samples):+.1f} MB/hour**.\n"
+        )
+        print(text, flush=True)
+        _replace_section(Path(args.output), SOAK, text)
+        return 0
+    reports = []
+    for n in sizes:
+        setup = Setup(n, f"scale-{n}-{int(time.time())}", args.interval, timeout=args.timeout)
+        report = run(setup, kubeconfig, env, work / str(n))
+        print(table([report], 5.0), flush=True)
+        reports.append(report)
+    text = (
+        f"{SCALE}\n\n`make bench-scale` (`{command}`), {_machine()}. "
+        f"Analysis interval {args.interval}, tick 5s, 4 workers, 10% bad, default steps.\n\n"
+        f"{table(reports, 5.0)}\n"
+    )
+    _replace_section(Path(args.output), SCALE, text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,274 @@
+"""The informer-backed reads agree with direct reads of a real API server, and send no GET.
+
+The contract of the cache-backed ports (``canary.adapters.kube.cached``) against the direct
+adapters: once the watches have caught up, ``CachedRolloutStore``, ``KubeWorkloads`` over cached
+lookups and the routers over ``CachedObjects`` answer exactly what the direct adapters answer;
+a status write is read back at once; a write from a stale copy is a Conflict; deleted objects
+leave the cache; an informer whose watch resourceVersion has expired (410 Gone) lists again.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import pytest
+from kubernetes import client
+
+from canary.adapters.kube.cached import CachedLookup, KubeCache
+from canary.adapters.kube.informer import Informer
+from canary.adapters.kube.objects import CustomObjects
+from canary.adapters.kube.rollouts import KubeRolloutStore
+from canary.adapters.kube.workloads import KubeWorkloads
+from canary.adapters.routers.httproute import HTTPRouteRouter
+from canary.core import vocabulary
+from canary.errors import Conflict
+from canary.model.rollout import Rollout, RolloutPolicy
+from canary.model.status import RolloutStatus
+from canary.ports import Ref
+from tests.integration.conftest import Cluster
+from tests.integration.test_routers_keep_the_router_contract import create_services, set_weights
+from tests.unit.fake_cluster import make_plan
+
+pytestmark = pytest.mark.integration
+
+T = TypeVar("T")
+
+
+class Counted:
+    """An API client of its own that counts the requests it sends, by HTTP method."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.api = cluster.api_client()
+        self.calls: list[tuple[str, str]] = []
+        original = self.api.call_api
+
+        def call_api(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+            if "watch=" not in url.lower():
+                self.calls.append((method, url))
+            return original(method, url, *args, **kwargs)
+
+        setattr(self.api, "call_api", call_api)  # noqa: B010  (a test's spy on one instance)
+
+    def gets(self) -> list[str]:
+        """The URLs of the GETs sent so far (watches left out)."""
+        return [path for method, path in self.calls if method == "GET"]
+
+
+@pytest.fixture
+def cached(cluster: Cluster, namespace: str) -> Iterator[tuple[KubeCache, Counted]]:
+    """A running, synced cache of ``namespace`` on its own counting client."""
+    counted = Counted(cluster)
+    cache = KubeCache(counted.api, [namespace])
+    stop = threading.Event()
+    thread = threading.Thread(target=cache.run, args=(lambda _c: None, stop), daemon=True)
+    thread.start()
+    try:
+        cache.wait_synced(30)
+        counted.calls.clear()  # the first lists
+        yield cache, counted
+    finally:
+        stop.set()
+        counted.api.close()  # type: ignore[no-untyped-call]
+
+
+def eventually(read: Callable[[], T], want: Callable[[T], bool], timeout: float = 15) -> T:
+    """``read()`` once ``want`` holds of it (the watch delivers within a second or so)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = read()
+        if want(value) or time.monotonic() > deadline:
+            return value
+        time.sleep(0.1)
+
+
+def agree(cached: Callable[[], T], direct: Callable[[], T], timeout: float = 15) -> T:
+    """What both reads answer, once they answer the same. The two reads are not one instant
+    (kwok readies pods, Linkerd writes route status meanwhile), so pairs are read until one
+    pair agrees; the test fails with the last pair if none does."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pair = (cached(), direct())
+        if pair[0] == pair[1]:
+            return pair[0]
+        if time.monotonic() > deadline:
+            pytest.fail(f"the cache never caught up; last (cached, direct): {pair}")
+        time.sleep(0.1)
+
+
+def _rollout(namespace: str, name: str) -> Rollout:
+    return Rollout.model_validate(
+        {
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {
+                "targetRef": {"name": "podinfo"},
+                "release": {"images": {"podinfo": "podinfo:6.1.0"}},
+                "policyRef": {"name": "podinfo"},
+            },
+        }
+    )
+
+
+def test_store_reads_agree_and_status_writes_are_read_back_at_once(
+    kube: client.ApiClient, namespace: str, cached: tuple[KubeCache, Counted]
+) -> None:
+    """get, list and policy agree with the API server; a write is visible at once; a write
+    from a stale copy is a Conflict; a deleted Rollout leaves the cache."""
+    cache, counted = cached
+    direct = KubeRolloutStore(kube)
+    store = cache.store(KubeRolloutStore(counted.api))
+    ref = Ref(namespace, "web-1")
+    direct.create(_rollout(namespace, "web-1"))
+    CustomObjects(kube, "canary.dev/v1alpha1", "rolloutpolicies").create(
+        namespace,
+        {
+            "apiVersion": "canary.dev/v1alpha1",
+            "kind": "RolloutPolicy",
+            "metadata": {"name": "podinfo"},
+            "spec": {},
+        },
+    )
+    assert agree(lambda: store.get(ref), lambda: direct.get(ref)) is not None
+    policy = Ref(namespace, "podinfo")
+    assert agree(lambda: store.policy(policy), lambda: direct.policy(policy)) is not None
+    assert isinstance(store.policy(Ref(namespace, "podinfo")), RolloutPolicy)
+    assert store.list(namespace) == direct.list(namespace)
+    assert store.get(Ref(namespace, "nope")) is None
+    assert store.policy(Ref(namespace, "nope")) is None
+
+    before = store.get(ref)
+    assert before is not None
+    store.write_status(before, RolloutStatus(phase="Initializing", message="cached"))
+    after = store.get(ref)  # no wait: the write's answer is in the cache
+    assert after is not None
+    assert after.status.message == "cached"
+    with pytest.raises(Conflict):
+        store.write_status(before, RolloutStatus(phase="Progressing"))
+    agree(lambda: store.get(ref), lambda: direct.get(ref))
+    assert counted.gets() == []  # every read above came from the cache
+
+    got = direct.get(ref)
+    assert got is not None
+    direct.delete(got)
+    assert eventually(lambda: store.get(ref), lambda r: r is None) is None
+    assert store.list(namespace) == []
+
+
+def test_workloads_observe_the_same_world_through_the_cache(
+    kube: client.ApiClient, namespace: str, cached: tuple[KubeCache, Counted]
+) -> None:
+    """Before and after canary's Services and canary Deployment exist, observing through the
+    trimmed cache gives what direct GETs give, and observing sends no GET."""
+    cache, counted = cached
+    direct = KubeWorkloads(kube)
+    through_cache = KubeWorkloads(
+        counted.api,
+        deployments=CachedLookup(cache.deployments),
+        services=CachedLookup(cache.services),
+    )
+    plan = make_plan()
+    apps: Any = client.AppsV1Api(kube)  # bodies as dicts, as on the wire
+    core: Any = client.CoreV1Api(kube)
+    apps.create_namespaced_deployment(
+        namespace,
+        {
+            "metadata": {"name": "podinfo", "labels": {"app": "podinfo"}},
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": {"app": "podinfo"}},
+                "template": {
+                    "metadata": {"labels": {"app": "podinfo"}},
+                    "spec": {"containers": [{"name": "podinfo", "image": "podinfo:6.0.0"}]},
+                },
+            },
+        },
+    )
+    core.create_namespaced_service(
+        namespace,
+        {
+            "metadata": {"name": "podinfo"},
+            "spec": {"selector": {"app": "podinfo"}, "ports": [{"port": 9898}]},
+        },
+    )
+
+    def same() -> None:
+        agree(
+            lambda: through_cache.observe(namespace, "podinfo-2", plan),
+            lambda: direct.observe(namespace, "podinfo-2", plan),
+        )
+
+    same()
+    before = len(counted.gets())
+    through_cache.observe(namespace, "podinfo-2", plan)
+    assert len(counted.gets()) == before  # observing is served by the cache
+    through_cache.apply(namespace, "podinfo-2", plan, vocabulary.EnsureServices())
+    same()
+    through_cache.apply(namespace, "podinfo-2", plan, vocabulary.EnsureCanary(replicas=1))
+    same()
+    state = direct.observe(namespace, "podinfo-2", plan)
+    assert state.services_ready
+    assert state.canary is not None
+    assert state.canary.current
+    # Already in place: applying again sends no GET (and no write) once the cache has them.
+    before = len(counted.gets())
+    through_cache.apply(namespace, "podinfo-2", plan, vocabulary.EnsureServices())
+    through_cache.apply(namespace, "podinfo-2", plan, vocabulary.EnsureCanary(replicas=1))
+    assert len(counted.gets()) == before
+
+
+def test_routes_read_through_the_cache_agree(
+    kube: client.ApiClient, namespace: str, cached: tuple[KubeCache, Counted]
+) -> None:
+    """An HTTPRoute router over the cache observes the weights the direct router observes,
+    and its weight writes (guarded by the cached resourceVersion) land."""
+    cache, _ = cached
+    plan = make_plan()
+    create_services(kube, namespace, plan)
+    direct = HTTPRouteRouter(functools.partial(CustomObjects, kube))
+    through_cache = HTTPRouteRouter(cache.route_objects)
+    assert through_cache.observe(namespace, plan) is None
+    for weight in (10, 50, 0):
+        agree(
+            lambda: through_cache.observe(namespace, plan), lambda: direct.observe(namespace, plan)
+        )
+        set_weights(through_cache, namespace, plan, weight)
+        state = direct.observe(namespace, plan)
+        assert state is not None
+        assert state.canary_weight == weight
+        seen = agree(
+            lambda: through_cache.observe(namespace, plan), lambda: direct.observe(namespace, plan)
+        )
+        assert seen is not None
+        assert seen.canary_weight == weight
+
+
+def test_an_expired_watch_lists_again_and_catches_up(
+    kube: client.ApiClient, namespace: str
+) -> None:
+    """A watch from a resourceVersion the API server no longer has (410 Gone) makes the
+    informer list again: objects created meanwhile are cached, deleted ones dropped."""
+    core: Any = client.CoreV1Api(kube)
+    expired = {"done": False}
+
+    def lister(**kwargs: Any) -> Any:
+        if kwargs.get("watch") and not expired["done"]:
+            expired["done"] = True
+            kwargs["resource_version"] = "1"  # long compacted away
+        return core.list_namespaced_config_map(namespace, **kwargs)
+
+    informer = Informer("ConfigMap", [(namespace, lister)])
+    stop = threading.Event()
+    threading.Thread(target=informer.run, args=(None, stop), daemon=True).start()
+    try:
+        informer.wait_synced(30)
+        core.create_namespaced_config_map(namespace, {"metadata": {"name": "after-410"}})
+        found = eventually(lambda: informer.get(namespace, "after-410"), lambda v: v is not None)
+        assert found is not None
+        assert expired["done"]
+        core.delete_namespaced_config_map("after-410", namespace)
+        assert eventually(lambda: informer.get(namespace, "after-410"), lambda v: v is None) is None
+    finally:
+        stop.set()

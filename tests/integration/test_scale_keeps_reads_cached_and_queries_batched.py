@@ -1,0 +1,53 @@
+"""A reduced scale run (issue 16): 50 Rollouts at once on one controller, 5 of them bad.
+
+Asserts the structural properties, never timings: at most one Prometheus query per measuring
+tick whatever the number of Rollouts (and no per-Rollout query), no GET of canary's resources
+in a steady window of Progressing Rollouts (the kube-apiserver's own ``apiserver_request_total``
+counts), and no wrong decision (a good release rolled back, a bad one promoted). The full
+benchmark is ``make bench-scale`` (bench/scale.py).
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from bench import scale
+from tests.integration.conftest import Cluster
+
+pytestmark = pytest.mark.integration
+
+TICK_SECONDS = 2
+
+
+def test_fifty_rollouts_share_one_query_per_tick_and_read_only_the_cache(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """N = 50: queries per tick ≤ 1, zero GETs in steady state, no wrong decision (the run
+    ends once a good release was promoted and a bad one rolled back)."""
+    setup = scale.Setup(
+        50,
+        f"scale-{uuid.uuid4().hex[:8]}",
+        interval="10s",
+        steps=(50,),
+        tick=f"{TICK_SECONDS}s",
+        rps=40,
+        timeout=300,
+        steady=8,
+        early=True,
+    )
+    env = {
+        "PROMETHEUS_URL": cluster.prometheus_url,
+        "PROMETHEUS_TARGETS_DIR": str(cluster.targets_dir),
+        "LINKERD_POLICY_GRPC": cluster.policy_grpc,
+    }
+    report = scale.run(setup, cluster.kubeconfig, env, tmp_path)
+    summary = scale.table([report], TICK_SECONDS)
+    assert report.wrong == [], summary
+    assert report.value_queries == 0, summary
+    assert report.snapshots <= report.seconds / TICK_SECONDS + 1, summary
+    assert report.steady_gets == 0, summary  # -1: no steady window was seen at all
+    assert report.reconciles > 0, summary
+    assert {"Succeeded", "RolledBack"} <= set(report.phases.values()), summary
