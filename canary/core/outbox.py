@@ -82,6 +82,7 @@ def record(
                 canary_weight=status.canary_weight,
                 step_index=status.current_step_index,
                 step_count=step_count,
+                decisions=len(status.approvals),
                 next_attempt_at=now,
             )
             for index, notification in receivers
@@ -103,14 +104,17 @@ def record(
 
 
 def as_of(status: RolloutStatus, entry: OutboxEntry) -> RolloutStatus:
-    """The status as the entry's event left it: its phase, weight and step, and the approvals
-    given by then (the steps' records are the current ones)."""
+    """The status as the entry's event left it: its phase, weight and step, and the decisions
+    recorded by then (the steps' records are the current ones). ``status.approvals`` only
+    grows, so those are its first ``entry.decisions``; their ``at`` cannot tell, being read
+    from the clock of whoever gave the command. So a chat ticket made from this status names
+    the stage (``chat.stage``) the live status names until the release moves on."""
     return status.model_copy(
         update={
             "phase": entry.phase,
             "canary_weight": entry.canary_weight,
             "current_step_index": entry.step_index,
-            "approvals": [a for a in status.approvals if a.at <= entry.at],
+            "approvals": status.approvals[: entry.decisions],
         }
     )
 

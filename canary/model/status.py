@@ -180,6 +180,14 @@ class OutboxEntry(Wire):
     canary_weight: int = Field(ge=0, le=100)
     step_index: int = Field(ge=0)
     step_count: int = Field(ge=0)
+    decisions: int | None = Field(
+        default=None,
+        ge=0,
+        description="How many records status.approvals held right after the event: the "
+        "decisions made by then are its first this many (counted, since a command's 'at' is "
+        "read from the clock of whoever gave it). Absent in an entry recorded before it was "
+        "kept: all of them.",
+    )
     attempts: int = Field(default=0, ge=0)
     next_attempt_at: datetime
     last_error: str = Field(default="", max_length=256)

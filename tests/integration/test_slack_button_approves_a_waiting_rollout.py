@@ -200,6 +200,10 @@ def test_an_approval_from_a_slack_button_moves_a_waiting_rollout(
         buttons = {e["action_id"]: e["value"] for e in message["blocks"][2]["elements"]}
         assert set(buttons) == {"canary-approve", "canary-promote", "canary-abort"}
         approve = buttons["canary-approve"]
+        posted_for, waiting = chat.read(CHAT_KEY, approve), current()
+        assert posted_for is not None  # the stage posted is the one the API will compute
+        assert (posted_for.uid, posted_for.stage) == (waiting.metadata.uid, "beforeStart#0")
+        assert chat.stage(waiting.status) == posted_for.stage
 
         status, refused = press("U0BOB", approve)
         assert status == 200
