@@ -398,7 +398,8 @@ class DevEnv:
         self.report(f"stopped {name} (pid {process.pid})")
 
     def start(self, name: str) -> None:
-        """Starts a stopped component again with the same command line (so port and data)."""
+        """Starts a stopped component again with the same command line (so port and data);
+        returns once Prometheus or the API server is ready again."""
         with self._exclusive():
             self._start_again(name)
 
@@ -416,6 +417,8 @@ class DevEnv:
         self._save(state)
         if name == "prometheus":
             self._wait_prometheus(restarted, state.ports["prometheus"])
+        elif name == "kube-apiserver":
+            wait_for("kube-apiserver", self._api().ready, READY_TIMEOUT, restarted.log, restarted)
         self.report(f"started {name} (pid {restarted.pid})")
 
     def _record(self, name: str) -> processes.Process:

@@ -20,8 +20,11 @@ from kubernetes.dynamic.exceptions import ResourceNotFoundError
 from canary.errors import ApiUnavailable, Conflict, InvalidSpec, Problem, TerminalError
 
 
-def connect(kubeconfig: str | None = None, context: str | None = None) -> client.ApiClient:
-    """An API client from a kubeconfig file (or $KUBECONFIG, ~/.kube/config), else in-cluster."""
+def connect(
+    kubeconfig: str | None = None, context: str | None = None, user_agent: str | None = None
+) -> client.ApiClient:
+    """An API client from a kubeconfig file (or $KUBECONFIG, ~/.kube/config), else in-cluster;
+    ``user_agent`` is what the API server's audit log records for its requests."""
     configuration = client.Configuration()
     try:
         if kubeconfig is not None:
@@ -38,7 +41,10 @@ def connect(kubeconfig: str | None = None, context: str | None = None) -> client
             f"cannot find a cluster: {error}; pass --kubeconfig or set KUBECONFIG"
         ) from error
     configuration.retries = urllib3.Retry(total=2, backoff_factor=0.2)
-    return client.ApiClient(configuration)
+    api = client.ApiClient(configuration)
+    if user_agent is not None:
+        api.user_agent = user_agent
+    return api
 
 
 def _message(error: ApiException) -> str:
