@@ -69,6 +69,10 @@ class Cluster:
         ready."""
         self._run("start", component)
 
+    def revive(self) -> None:
+        """Starts again every component that exited (as a kubelet would)."""
+        self._run("revive")
+
     def api_client(self) -> client.ApiClient:
         """A new API client for the dev admin (close it when done)."""
         api: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]

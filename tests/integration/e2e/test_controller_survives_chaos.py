@@ -415,9 +415,11 @@ class Chaos:
             self.blind.append((blind_from, time.monotonic()))
 
     def check(self, after: str) -> None:
-        """The checks after a fault: a live leader again within a minute, no invalid route
-        version, no Rollout ended in the wrong phase, no advance while blind."""
+        """The checks after a fault (components that exited started again first): a live
+        leader within a minute, no invalid route version, no Rollout ended in the wrong phase,
+        no advance while blind."""
         deadline = time.monotonic() + 60
+        self.cluster.revive()  # what exited in the outage, as the kubelet would
         while not self._led():
             if time.monotonic() > deadline:
                 self.fail(f"after {after}: no replica renews the Lease")
