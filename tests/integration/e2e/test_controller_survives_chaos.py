@@ -524,6 +524,12 @@ def test_releases_survive_kills_outages_and_two_replicas(
             run.run_for(run.rng.uniform(1.0, 6.0), more_waves=True)
             fault()
             run.check(f"fault {number}/{len(faults)} ({fault.__name__})")
+            print(
+                f"chaos: fault {number}/{len(faults)} ({fault.__name__}) survived at "
+                f"{time.monotonic() - started:.0f}s; finished Rollouts "
+                f"{sum(t.phase in TERMINAL for t in run.rollouts)}/{len(run.rollouts)}",
+                file=sys.stderr,
+            )
         deadline = time.monotonic() + WAVE_TIMEOUT
         while not run.done():
             if time.monotonic() > deadline:
