@@ -24,14 +24,15 @@ p99 2 s) fail their first window whatever the draw.
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import os
 import random
 import signal
+import socket
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -147,25 +148,28 @@ class Recorder:
     stream from the start (etcd is never stopped), so no version is missed, even while the API
     server is down."""
 
-    def __init__(self, etcd: str, namespace: str) -> None:
+    def __init__(self, etcd_port: int, namespace: str) -> None:
         prefix = f"/registry/gateway.networking.k8s.io/httproutes/{namespace}/"
-        body = {
-            "create_request": {
-                "key": base64.b64encode(prefix.encode()).decode(),
-                "range_end": base64.b64encode((prefix[:-1] + "0").encode()).decode(),
+        self.body = json.dumps(
+            {
+                "create_request": {
+                    "key": base64.b64encode(prefix.encode()).decode(),
+                    "range_end": base64.b64encode((prefix[:-1] + "0").encode()).decode(),
+                }
             }
-        }
-        self.request = urllib.request.Request(
-            f"{etcd}/v3/watch", data=json.dumps(body).encode(), method="POST"
         )
+        self.connection = http.client.HTTPConnection("127.0.0.1", etcd_port)
         self.samples: list[chaos.Sample] = []
         self.problems: list[str] = []
         self.versions = 0
-        self.reply: Any = None
+        self.stopping = False
         self.thread = threading.Thread(target=self._run, daemon=True, name="recorder")
 
     def start(self) -> None:
-        self.reply = urllib.request.urlopen(self.request, timeout=None)
+        self.connection.connect()
+        self.socket = self.connection.sock
+        self.connection.request("POST", "/v3/watch", body=self.body)
+        self.reply = self.connection.getresponse()
         json.loads(self.reply.readline())  # the watch is created: versions from now on come
         self.thread.start()
 
@@ -181,15 +185,20 @@ class Recorder:
                     name = route["metadata"]["name"]
                     sample = chaos.Sample(time.monotonic(), name, chaos.canary_weight(route))
                     self.samples.append(sample)
-        except (OSError, ValueError, AttributeError) as error:
-            # http.client raises AttributeError when stop() closes the reply under a read.
-            if self.reply is not None:  # not closed by stop()
+        except (OSError, ValueError, http.client.HTTPException) as error:
+            if not self.stopping:
                 self.problems.append(f"the etcd watch ended: {error!r}")
+        else:
+            if not self.stopping:
+                self.problems.append("the etcd watch ended")
 
     def stop(self) -> None:
-        reply, self.reply = self.reply, None
-        if reply is not None:
-            reply.close()
+        """End the watch: shutting the socket down wakes the reading thread (closing the
+        reply under it would wait for the read's lock)."""
+        self.stopping = True
+        self.socket.shutdown(socket.SHUT_RDWR)
+        self.thread.join(30)
+        self.connection.close()
 
     def walks(self) -> dict[str, list[int]]:
         found: dict[str, list[int]] = {}
@@ -271,6 +280,7 @@ class Chaos:
         self.leader_kills = 0
 
     def fail(self, what: str) -> None:
+        print(f"chaos: seed {SEED}: FAILED {what}", file=sys.stderr, flush=True)
         pytest.fail(
             f"seed {SEED}: {what}\n--- replica logs\n"
             + "\n".join(p.tail(15) for p in self.replicas.processes),
@@ -446,9 +456,9 @@ class Chaos:
         )
 
 
-def _etcd_url(cluster: Cluster) -> str:
+def _etcd_port(cluster: Cluster) -> int:
     state = State.from_json(layout.DevDir(cluster.dev_dir).state_file.read_text())
-    return f"http://127.0.0.1:{state.ports['etcd']}"
+    return state.ports["etcd"]
 
 
 def _replica(
@@ -511,7 +521,7 @@ def test_releases_survive_kills_outages_and_two_replicas(
     processes = [_replica(x, cluster, controller_kubeconfig, namespace, tmp_path) for x in "ab"]
     replicas = Replicas(processes)
     support = Replicas([emulator])
-    recorder = Recorder(_etcd_url(cluster), namespace)
+    recorder = Recorder(_etcd_port(cluster), namespace)
     recorder.start()
     support.start()
     replicas.start()
