@@ -13,7 +13,8 @@ DEVENV := $(PYTHON) -m devenv
 # Debian packages the dev environment needs on PATH (etcd and Prometheus are unpacked into the
 # cache by devenv itself, without installing them as services). The dashboard's browser test
 # drives Debian's chromium with Playwright (the browser Playwright would download is never used).
-DEV_APT_PACKAGES := openssl ca-certificates chromium fonts-dejavu-core
+# shellcheck checks hack/e2e-kind.sh (a test runs it).
+DEV_APT_PACKAGES := openssl ca-certificates chromium fonts-dejavu-core shellcheck
 
 .PHONY: help
 help: ## list the targets
@@ -106,6 +107,10 @@ dev-down: ## stop everything dev-up started
 .PHONY: demo
 demo: $(STAMP) dev-up ## a healthy release promoted and a faulty one rolled back, live
 	$(BIN)/python -m devenv.demo
+
+.PHONY: e2e-kind
+e2e-kind: $(STAMP) ## e2e tests on a kind cluster with all of real Linkerd (needs Docker, kind, helm)
+	hack/e2e-kind.sh
 
 .PHONY: dev-status
 dev-status: ## show what the dev environment runs

@@ -42,16 +42,17 @@ from canary.api import server as api_server
 from canary.api.metrics import ControllerMetrics, InstrumentedMetrics
 from canary.console import Console
 from canary.core import commands, lint, outbound, release
-from canary.core.vocabulary import CommandKind, Event
+from canary.core.vocabulary import CommandKind
 from canary.errors import CanaryError
 from canary.model.base import parse_duration
 from canary.model.policy import Notification
-from canary.model.rollout import Rollout
+from canary.model.rollout import Rollout, merge_policy
 from canary.ports import Ref
 from canary.runtime import leader
 from canary.runtime.clock import SystemClock
 from canary.runtime.controller import Controller, start_thread
 from canary.runtime.guard import GuardedReconciler
+from canary.runtime.outbox import OutboxWorker
 from canary.runtime.retention import Retention
 from canary.runtime.scheduler import Scheduler
 
@@ -306,15 +307,17 @@ def _configure_logging(level: str) -> None:
     )
 
 
-class _Events:
-    """Every event goes to Kubernetes Events and to the policy's notifications."""
-
-    def __init__(self, *recorders: Any) -> None:
-        self._recorders = recorders
-
-    def record(self, rollout: Rollout, event: Event) -> None:
-        for recorder in self._recorders:
-            recorder.record(rollout, event)
+def _notifications(store: KubeRolloutStore, rollout: Rollout) -> tuple[Notification, ...]:
+    """The notifications of a Rollout's policy as it is now (a delivery may come long after
+    the reconcile that recorded it, from a controller that has built no plan of it)."""
+    policy_ref = rollout.spec.policy_ref
+    policy = (
+        store.policy(Ref(rollout.metadata.namespace, policy_ref.name))
+        if policy_ref is not None
+        else None
+    )
+    merged = merge_policy(rollout.spec, policy.spec if policy is not None else None)
+    return tuple(merged.notifications or ())
 
 
 def _run_arguments_refused(args: argparse.Namespace) -> str | None:
@@ -343,25 +346,21 @@ def _run(args: argparse.Namespace) -> int:
     store = KubeRolloutStore(api, namespaces)
     objects = functools.partial(CustomObjects, api)
 
-    def notifications(rollout: Rollout) -> tuple[Notification, ...]:
-        # The plan the reconciler recording this Event has just built (bound below).
-        plan = reconciler.plan(Ref(rollout.metadata.namespace, rollout.metadata.name))
-        return plan.notifications if plan is not None else ()
-
     link_secret = os.environ.get("CANARY_LINK_SECRET") or (
         Path(args.link_secret_file).read_text().strip() if args.link_secret_file else None
     )
     registry = ControllerMetrics(store)
-    events = _Events(
-        KubeEventRecorder(api),
+    deliveries = OutboxWorker(
+        store,
         PolicyNotifier(
-            notifications,
+            functools.partial(_notifications, store),
             KubeSecrets(api).value,
             api_url=args.api_url,
             link_secret=link_secret,
             delivered=registry.observe_delivery,
             policy=args.outbound_allow,
         ),
+        clock,
     )
     reconciler = GuardedReconciler(
         store=store,
@@ -370,7 +369,7 @@ def _run(args: argparse.Namespace) -> int:
             "HTTPRoute": HTTPRouteRouter(objects),
             "TrafficSplit": TrafficSplitRouter(objects),
         },
-        events=events,
+        events=KubeEventRecorder(api),
         clock=clock,
     )
     metrics = InstrumentedMetrics(PrometheusMetrics(args.prometheus_url), registry)
@@ -384,6 +383,7 @@ def _run(args: argparse.Namespace) -> int:
         on_result=lambda result, seconds: registry.observe_reconcile(
             seconds, result.error, result.finished
         ),
+        on_notify=deliveries.wake,
     )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -422,6 +422,7 @@ def _run(args: argparse.Namespace) -> int:
         scheduler.start()
         start_thread(lambda: feed.run(controller.on_change, stop), "watch")
         workers.append(start_thread(lambda: controller.run_worker(stop), "worker"))
+        workers.append(start_thread(lambda: deliveries.run(stop), "outbox"))
         controller.resync()
         leading.set()
         log.info("controller_started", tick=str(args.tick), namespace=",".join(namespaces) or "*")

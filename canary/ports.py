@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from canary.core import evidence
+from canary.core import evidence, outbox
 from canary.core.access import Permission
 from canary.core.plan import Plan
 from canary.core.vocabulary import Action, CanaryState, Event, RouteState, TargetState
 from canary.model.rollout import Rollout, RolloutPolicy
-from canary.model.status import RolloutStatus
+from canary.model.status import OutboxEntry, RolloutStatus
 
 
 @dataclass(frozen=True, order=True)
@@ -102,10 +102,18 @@ class MetricProvider(Protocol):
 
 
 class EventRecorder(Protocol):
-    """Kubernetes Events on a Rollout, and anything else that listens (chat, webhooks)."""
+    """Kubernetes Events on a Rollout (chat and webhooks hear of them through the outbox)."""
 
     def record(self, rollout: Rollout, event: Event) -> None:
         """Record ``event`` about ``rollout``; never raises."""
+
+
+class Courier(Protocol):
+    """Delivers the notifications of a Rollout's outbox to their receivers (chat, webhooks)."""
+
+    def deliver(self, rollout: Rollout, entry: OutboxEntry) -> outbox.Attempt:
+        """Send ``entry`` to its receiver (the ``entry.receiver``-th notification of the
+        Rollout's policy) within a bounded time; the outcome, never an exception."""
 
 
 class Clock(Protocol):

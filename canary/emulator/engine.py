@@ -64,7 +64,7 @@ class Engine:
         with self._lock:
             for flow in self._topology.flows:
                 self.requests_sent += self._mesh.advance(
-                    seconds, flow.rps, flow.backends, client=flow.client
+                    seconds, flow.rps, flow.backends, client=flow.client, paths=flow.paths
                 )
             self._generation += 1
 

@@ -8,7 +8,8 @@ plain values:
 - A pod is *meshed* unless annotated ``linkerd.io/inject: disabled``; a meshed pod in phase
   Pending/Running with an IP is scraped (as the linkerd-viz job keeps Pending/Running pods), and
   only a Ready one receives traffic.
-- A Service annotated ``sim.canary.dev/rps`` gets that load from a load-generator "pod"
+- A Service annotated ``sim.canary.dev/rps`` (and optionally ``sim.canary.dev/paths``, the mix
+  of paths its clients ask for) gets that load from a load-generator "pod"
   ``<service>-loadgen``. It is split by the split Linkerd has in force for that Service (an
   HTTPRoute the policy controller accepted with the Service as a GAMMA parent, else the
   ServiceProfile dstOverrides the smi adaptor wrote from a TrafficSplit); a Service without one
@@ -26,7 +27,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from canary.adapters.kube.meshview import MeshSnapshot, PodView, RouteView, ServiceView
-from canary.emulator.annotations import AnnotationProblem, pod_behaviour, service_rps
+from canary.emulator.annotations import (
+    AnnotationProblem,
+    pod_behaviour,
+    service_paths,
+    service_rps,
+)
 from canary.sim.exposition import Destination, Labels, identity, inbound_labels
 from canary.sim.traffic import Backend, Behaviour
 
@@ -67,6 +73,7 @@ class Flow:
     service: str
     rps: float
     backends: Mapping[str, Backend]
+    paths: tuple[tuple[str, float], ...]
     ports: Mapping[str, int]
     metrics_path: str
     target_labels: Mapping[str, str]
@@ -199,6 +206,8 @@ def build(snapshot: MeshSnapshot, namespaces: frozenset[str] = frozenset()) -> T
         problems.extend(found)
         if rps <= 0:
             continue
+        paths, found = service_paths(where, service.annotations)
+        problems.extend(found)
         split = routes.get((service.namespace, service.name))
         weights = split.backends if split else ((service.name, 1.0),)
         backends = {
@@ -220,6 +229,7 @@ def build(snapshot: MeshSnapshot, namespaces: frozenset[str] = frozenset()) -> T
                 service=service.name,
                 rps=rps,
                 backends=backends,
+                paths=paths,
                 ports=ports,
                 metrics_path=path,
                 target_labels={

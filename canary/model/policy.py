@@ -16,6 +16,7 @@ from pydantic import (
     BeforeValidator,
     Field,
     PlainSerializer,
+    StringConstraints,
     WithJsonSchema,
     field_validator,
     model_validator,
@@ -375,6 +376,9 @@ class SecretKeyRef(Wire):
     key: str = Field(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")
 
 
+EventReason = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Za-z]{0,63}$")]
+"""The reason of a rollout event (``StepAdvanced``, ``Promoted``…), as Kubernetes Events show it."""
+
 URL_PATTERN = r"^https?://[^\s/?#@]+([/?#][^\s]*)?$"
 """http(s), a host without credentials, then anything but white space."""
 
@@ -390,6 +394,23 @@ class Notification(Wire):
         description="An http or https URL, without user:password@ (keep secrets in urlFrom).",
     )
     url_from: SecretKeyRef | None = Field(default=None, description="Read the URL from a Secret.")
+    events: list[EventReason] | None = Field(
+        default=None,
+        max_length=32,
+        description="Only these event reasons (e.g. AwaitingApproval, RolledBack, Promoted); "
+        "every event when unset.",
+    )
+    signing_secret_from: SecretKeyRef | None = Field(
+        default=None,
+        description="Sign each delivery with this key (HMAC-SHA256 in the X-Canary-Signature "
+        "header; docs/notifications.md). Webhooks only.",
+    )
+
+    @model_validator(mode="after")
+    def _signs_webhooks_only(self) -> Notification:
+        if self.signing_secret_from is not None and self.type != "webhook":
+            raise ValueError("signingSecretFrom applies to webhook notifications only")
+        return self
 
     @model_validator(mode="after")
     def _has_url(self) -> Notification:

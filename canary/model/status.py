@@ -100,6 +100,52 @@ class CommandSeen(Wire):
     seen_at: datetime = Field(description="The controller's clock when it first saw it.")
 
 
+class OutboxEvent(Wire):
+    """The event a pending notification is about."""
+
+    type: Literal["Normal", "Warning"]
+    reason: str = Field(max_length=128)
+    message: str = Field(default="", max_length=1024)
+
+
+class OutboxEntry(Wire):
+    """One notification still to deliver: an event for one receiver of the policy, with the
+    rollout's state right after the event (what the message will say, however late it goes)."""
+
+    key: str = Field(
+        max_length=128,
+        description="The event's idempotency key (<rollout uid>:<sequence>); every receiver of "
+        "the event gets the same one.",
+    )
+    sequence: int = Field(ge=1)
+    receiver: int = Field(ge=0, description="Which of the policy's notifications, by index.")
+    type: Literal["slack", "msteams", "webhook"]
+    event: OutboxEvent
+    at: datetime = Field(description="When the event happened.")
+    phase: Phase
+    canary_weight: int = Field(ge=0, le=100)
+    step_index: int = Field(ge=0)
+    step_count: int = Field(ge=0)
+    attempts: int = Field(default=0, ge=0)
+    next_attempt_at: datetime
+    last_error: str = Field(default="", max_length=256)
+
+
+class Outbox(Wire):
+    """Notifications the controller owes: recorded by the reconcile that made the event, removed
+    by the delivery worker once a receiver acknowledged them (or gave up on them)."""
+
+    sequence: int = Field(default=0, ge=0, description="Events numbered so far.")
+    pending: list[OutboxEntry] = Field(default_factory=list, max_length=100)
+    delivered: int = Field(default=0, ge=0, description="Notifications acknowledged.")
+    dead_lettered: int = Field(
+        default=0, ge=0, description="Notifications given up on after their last attempt."
+    )
+    last_dead_letter: str = Field(
+        default="", max_length=512, description="Which was the last given up on, and why."
+    )
+
+
 class RolloutStatus(Wire):
     """The controller's durable record of a rollout."""
 
@@ -127,4 +173,8 @@ class RolloutStatus(Wire):
         max_length=8,
         description="The latest command of each kind and when the controller first saw it: a "
         "gate passes only on an approval first seen after the gate opened.",
+    )
+    outbox: Outbox = Field(
+        default_factory=Outbox,
+        description="Notifications still to deliver, and how deliveries went.",
     )

@@ -4,7 +4,9 @@ Wakes a Rollout on watch events (at once), on its requeue time, and on the measu
 which runs ONE Prometheus query for every Rollout being judged and hands each its share.
 Reconciles run one at a time in the worker thread, so a Rollout is never reconciled twice at
 once. When a window of counts is complete is decided by the pure ``canary.core.measuring``: the
-controller only keeps its state (under a lock), runs the query and feeds the queue. Used by
+controller only keeps its state (under a lock), runs the query and feeds the queue. A reconcile
+that put notifications into a Rollout's outbox is reported to ``on_notify`` (the delivery
+worker). Used by
 ``canary run`` (through ``canary.cli``); talks to the world only through ports.
 """
 
@@ -19,7 +21,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from canary.core import judge, measuring, promql
+from canary.core import judge, measuring, outbox, promql
 from canary.core.plan import Plan
 from canary.errors import CanaryError, MetricsUnavailable
 from canary.model.rollout import ROLLOUT_LABEL
@@ -116,6 +118,7 @@ class Controller:
         namespace: str | None = None,
         settle: timedelta = measuring.SETTLE,
         on_result: Callable[[Result, float], None] = lambda _result, _seconds: None,
+        on_notify: Callable[[Ref, datetime], None] = lambda _ref, _due: None,
     ) -> None:
         self._reconciler = reconciler
         self._store = store
@@ -123,6 +126,7 @@ class Controller:
         self._clock = clock
         self._namespace = namespace
         self._on_result = on_result
+        self._on_notify = on_notify
         self.queue = WorkQueue(clock)
         self._lock = threading.Lock()
         self._measuring = measuring.State(settle=settle)
@@ -145,14 +149,18 @@ class Controller:
             self.queue.add(Ref(*key))
 
     def resync(self) -> None:
-        """Wake every Rollout (a safety net under the watches)."""
+        """Wake every Rollout (a safety net under the watches), and report each one whose
+        outbox holds notifications (what a previous controller left unsent)."""
         try:
             rollouts = self._store.list(self._namespace)
         except CanaryError as error:
             log.warning("resync_failed", error=str(error))
             return
         for rollout in rollouts:
-            self.queue.add(Ref(rollout.metadata.namespace, rollout.metadata.name))
+            ref = Ref(rollout.metadata.namespace, rollout.metadata.name)
+            self.queue.add(ref)
+            if (due := outbox.next_due(rollout.status.outbox)) is not None:
+                self._on_notify(ref, due)
 
     # -- the worker ------------------------------------------------------------------------
 
@@ -181,6 +189,8 @@ class Controller:
         result = self._reconciler.reconcile(ref, measurement)
         self.reconciles += 1
         self._on_result(result, time.perf_counter() - started)
+        if result.notify_at is not None:
+            self._on_notify(ref, result.notify_at)
         with self._lock:
             self._measuring = measuring.reconciled(
                 self._measuring,

@@ -4,18 +4,20 @@ Called by ``canary.runtime.controller`` from its single worker thread, for a Rol
 watch event, a requeue, or a measuring tick (then with the tick's evidence). Level-triggered:
 it never asks why it was woken; it reads everything, lets ``machine.decide`` choose, applies the
 absolute actions in order, and writes status last (guarded by resourceVersion). It never waits
-inside a tick. Talks to the world only through ``canary.ports``.
+inside a tick, and never sends a notification itself: the notifications of its events go into
+the outbox of the status it writes (``canary.core.outbox``), which ``canary.runtime.outbox``
+delivers. Talks to the world only through ``canary.ports``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 
-from canary.core import commands, history, judge, machine, measuring, vocabulary
+from canary.core import commands, history, judge, machine, measuring, outbox, vocabulary
 from canary.core import plan as plan_mod
 from canary.errors import (
     CanaryError,
@@ -54,6 +56,8 @@ class Result:
     """The class of the error that ended this reconcile early, if one did."""
     finished: history.Finished | None = None
     """How the release ended, when this reconcile wrote its terminal status."""
+    notify_at: datetime | None = None
+    """When the outbox this reconcile wrote has a notification due (None: it added none)."""
 
 
 def superseded_by(rollout: Rollout, others: list[Rollout]) -> str | None:
@@ -90,11 +94,6 @@ class Reconciler:
         self._clock = clock
         self._plans: dict[Ref, plan_mod.Plan] = {}
         self._rejected: dict[Ref, frozenset[str]] = {}
-
-    def plan(self, ref: Ref) -> plan_mod.Plan | None:
-        """The last valid plan of a Rollout this reconciler has seen (None: none yet): what the
-        Events it records are about, so that notifiers need not build it again."""
-        return self._plans.get(ref)
 
     def reconcile(self, ref: Ref, measurement: Measurement | None = None) -> Result:
         """Reconcile one Rollout; transient trouble comes back as a short requeue."""
@@ -150,7 +149,7 @@ class Reconciler:
         self._plans[ref] = plan
         try:
             decision, ready = self._decide(rollout, plan, measurement)
-            weight = self._act(rollout, plan, decision, bound)
+            weight, notify_at = self._act(rollout, plan, decision, bound)
         except ConfigError as error:
             problems = (
                 list(error.problems)
@@ -160,7 +159,10 @@ class Reconciler:
             return self._invalid(rollout, problems, bound)
         report = measuring.Reconciled.of(plan, decision.status.phase, weight, ready)
         return Result(
-            decision.requeue_after, report, finished=_finished(rollout.status, decision.status)
+            decision.requeue_after,
+            report,
+            finished=_finished(rollout.status, decision.status),
+            notify_at=notify_at,
         )
 
     def _decide(
@@ -191,7 +193,9 @@ class Reconciler:
         plan: plan_mod.Plan,
         decision: vocabulary.Decision,
         bound: structlog.typing.FilteringBoundLogger,
-    ) -> int | None:
+    ) -> tuple[int | None, datetime | None]:
+        """Apply the actions, record the events, write the status with their notifications;
+        the weight set (if any) and when a notification it recorded is due (if any)."""
         ns, name = rollout.metadata.namespace, rollout.metadata.name
         weight = None
         for action in decision.actions:
@@ -203,11 +207,29 @@ class Reconciler:
         for event in decision.events:
             self._events.record(rollout, event)
             bound.info(_log_name(event.reason), message=event.message)
-        if decision.status != rollout.status:
-            self._write(rollout, decision.status)
-            if decision.status.phase != rollout.status.phase:
-                bound.info("phase_changed", phase=decision.status.phase, reason=decision.reason)
-        return weight
+        status = self._outboxed(rollout, plan, decision)
+        if status != rollout.status:
+            self._write(rollout, status)
+            if status.phase != rollout.status.phase:
+                bound.info("phase_changed", phase=status.phase, reason=decision.reason)
+        return weight, _notify_at(decision.status, status)
+
+    def _outboxed(
+        self, rollout: Rollout, plan: plan_mod.Plan | None, decision: vocabulary.Decision
+    ) -> RolloutStatus:
+        """The decision's status with its events' notifications in the outbox (the plan's
+        notifications: the last valid plan's when the spec has just turned invalid)."""
+        if plan is None or not decision.events:
+            return decision.status
+        meta = rollout.metadata
+        return outbox.record(
+            decision.status,
+            decision.events,
+            plan.notifications,
+            uid=meta.uid or f"{meta.namespace}/{meta.name}",
+            now=self._clock.now(),
+            step_count=len(plan.steps),
+        )
 
     def _invalid(
         self,
@@ -219,21 +241,28 @@ class Reconciler:
         decision = machine.invalid(rollout.status, problems, self._clock.now())
         decision = vocabulary.with_generation(decision, rollout.metadata.generation)
         last_plan = self._plans.get(ref)
+        notify_at = None
         if decision.actions and last_plan is not None:
             # Traffic was shifted under the last valid plan: send it back with that plan, in
             # order (route first); a later action failing must not keep the status unwritten.
             try:
-                self._act(rollout, last_plan, decision, bound)
+                _, notify_at = self._act(rollout, last_plan, decision, bound)
             except CanaryError as error:
                 bound.error("rollback_incomplete", error=str(error))
-                self._write(rollout, decision.status)
+                status = self._outboxed(rollout, last_plan, decision)
+                self._write(rollout, status)
+                notify_at = _notify_at(decision.status, status)
         else:
             for event in decision.events:
                 self._events.record(rollout, event)
-            if decision.status != rollout.status:
-                self._write(rollout, decision.status)
+            status = self._outboxed(rollout, last_plan, decision)
+            if status != rollout.status:
+                self._write(rollout, status)
+                notify_at = _notify_at(decision.status, status)
         bound.warning("spec_invalid", problems=[str(p) for p in problems])
-        return Result(None, finished=_finished(rollout.status, decision.status))
+        return Result(
+            None, finished=_finished(rollout.status, decision.status), notify_at=notify_at
+        )
 
     def _reject_malformed_commands(
         self, ref: Ref, rollout: Rollout, bound: structlog.typing.FilteringBoundLogger
@@ -254,6 +283,13 @@ def _finished(before: RolloutStatus, after: RolloutStatus) -> history.Finished |
     if before.phase in TERMINAL_PHASES or after.phase not in TERMINAL_PHASES:
         return None
     return history.outcome(after)
+
+
+def _notify_at(decided: RolloutStatus, written: RolloutStatus) -> datetime | None:
+    """When a notification the write added is due; None when it added none."""
+    if written.outbox.sequence == decided.outbox.sequence:
+        return None
+    return outbox.next_due(written.outbox)
 
 
 def _may_restart(rollout: Rollout) -> bool:

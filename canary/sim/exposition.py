@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from canary.model.linkerd import LATENCY_BUCKETS_MS
-from canary.sim.traffic import Counters, is_failure
+from canary.sim.traffic import SUCCESS_STATUS, Counters, is_failure, is_grpc_failure
 
 Labels = tuple[tuple[str, str], ...]
 """Ordered ``(name, value)`` pairs: order matters, it is part of the format."""
@@ -141,16 +141,28 @@ def render(series: Iterable[tuple[Labels, Counters]]) -> str:
     out.append("# HELP response_total Total count of HTTP responses.")
     out.append("# TYPE response_total counter")
     for labels, counters in active:
-        out.extend(
-            _response_line(labels, status, n) for status, n in sorted(counters.responses.items())
-        )
+        out.extend(_response_lines(labels, counters))
     out.append("# EOF")
     return "\n".join(out) + "\n"
 
 
-def _response_line(labels: str, status: int, n: int) -> str:
-    classification = "failure" if is_failure(status) else "success"
+def _response_lines(labels: str, counters: Counters) -> list[str]:
+    """One line per HTTP status; HTTP 200 answers of gRPC pods split by ``grpc_status``."""
+    lines: list[str] = []
+    for status, n in sorted(counters.responses.items()):
+        plain = n
+        if status == SUCCESS_STATUS:
+            for code, m in sorted(counters.grpc.items()):
+                lines.append(_response_line(labels, status, str(code), is_grpc_failure(code), m))
+                plain -= m
+        if plain:
+            lines.append(_response_line(labels, status, "", is_failure(status), plain))
+    return lines
+
+
+def _response_line(labels: str, status: int, grpc: str, failure: bool, n: int) -> str:
+    classification = "failure" if failure else "success"
     return (
         f'response_total{{{labels},status_code="{status}",classification="{classification}",'
-        f'grpc_status="",error=""}} {n}'
+        f'grpc_status="{grpc}",error=""}} {n}'
     )

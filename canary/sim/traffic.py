@@ -11,6 +11,12 @@ What it models. Requests arrive as a Poisson process at ``rps``. Each request go
 ready pods uniformly. The pod's :class:`Behaviour` decides the outcome: it fails with probability
 ``error_rate`` (HTTP ``error_status``, 500 by default), and its latency is log-normal with the
 given median and p99 — or, for failures when ``fast_fail_ms`` is set, exactly ``fast_fail_ms``.
+A gRPC pod (``grpc=True``) answers every request with HTTP 200 and a ``grpc-status``: 0 for a
+success, ``grpc_error_status`` (2, UNKNOWN, by default) for a failure. A caller may say which
+paths its requests ask for (``paths``: path → relative share); a pod may fail some paths at their
+own rate (``path_error_rates``), every other path at ``error_rate``. A request then fails with
+probability ``Σ share(path) × rate(path)``, the rate of the mixture (the proxy's inbound series
+carry no path, so this is all that shows).
 Latencies are truncated to whole milliseconds, as the proxy does, so a latency ``v`` lands in
 the bucket ``le=b`` iff ``floor(v) <= b``. A request sent to a backend that has no ready pod
 fails at the client's proxy with 503 and reaches no pod; with every weight zero the route answers
@@ -78,9 +84,21 @@ IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 
 
+GRPC_OK = 0
+GRPC_FAILURE_CODES = frozenset({2, 4, 7, 13, 14, 15})
+"""gRPC statuses Linkerd classifies as failures (UNKNOWN, DEADLINE_EXCEEDED, PERMISSION_DENIED,
+INTERNAL, UNAVAILABLE, DATA_LOSS); every other code, like any HTTP status below 500, is a
+success."""
+
+
 def is_failure(status_code: int) -> bool:
     """Linkerd's classification of an HTTP response: 5xx is a failure, anything else a success."""
     return 500 <= status_code <= 599
+
+
+def is_grpc_failure(grpc_status: int) -> bool:
+    """Linkerd's classification of a gRPC response by its ``grpc-status``."""
+    return grpc_status in GRPC_FAILURE_CODES
 
 
 @dataclass(frozen=True)
@@ -89,7 +107,10 @@ class Behaviour:
 
     ``latency_p50_ms``/``latency_p99_ms`` define a log-normal; equal values mean a constant
     latency. ``fast_fail_ms`` (``None``: failures take as long as successes) is the latency of
-    every failed response. ``error_status`` is the 5xx status of a failure.
+    every failed response. ``error_status`` is the 5xx status of a failure. A ``grpc`` pod
+    answers HTTP 200 with ``grpc-status`` 0, or ``grpc_error_status`` (1–16) for a failure.
+    ``path_error_rates`` are ``(path, probability)`` pairs: the error rate of requests for that
+    path (other paths fail at ``error_rate``).
     """
 
     error_rate: float = 0.0
@@ -97,6 +118,9 @@ class Behaviour:
     latency_p99_ms: float = 50.0
     fast_fail_ms: float | None = None
     error_status: int = 500
+    grpc: bool = False
+    grpc_error_status: int = 2
+    path_error_rates: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.error_rate <= 1.0:
@@ -114,6 +138,24 @@ class Behaviour:
             raise ValueError(f"fast_fail_ms must be a non-negative number, got {self.fast_fail_ms}")
         if not is_failure(self.error_status):
             raise ValueError(f"error_status must be a 5xx status, got {self.error_status}")
+        if not 1 <= self.grpc_error_status <= 16:
+            raise ValueError(
+                "grpc_error_status must be a gRPC status from 1 to 16, "
+                f"got {self.grpc_error_status}"
+            )
+        for path, rate in self.path_error_rates:
+            if not 0.0 <= rate <= 1.0:
+                raise ValueError(f"the error rate of {path} must be between 0 and 1, got {rate}")
+
+    def failure_rate(self, paths: Sequence[tuple[str, float]] = ()) -> float:
+        """The probability that a request fails when requests ask for ``paths`` in the given
+        shares (normalised; none given: every request fails at ``error_rate``)."""
+        total = sum(share for _, share in paths)
+        if total <= 0:
+            return self.error_rate
+        rates = dict(self.path_error_rates)
+        mixed = sum(share * rates.get(path, self.error_rate) for path, share in paths) / total
+        return min(1.0, max(0.0, mixed))
 
 
 @dataclass(frozen=True)
@@ -149,22 +191,25 @@ class Counters:
     """Cumulative counters of one proxy series group: requests, responses and latency.
 
     ``responses`` and ``latency`` are keyed by HTTP status code; the classification of a status
-    is :func:`is_failure`.
+    is :func:`is_failure`. ``grpc`` counts, by ``grpc-status``, the responses of gRPC pods (all of
+    them HTTP 200, so also counted in ``responses[200]``), classified by :func:`is_grpc_failure`.
     """
 
     requests: int
     responses: Mapping[int, int]
     latency: Mapping[int, Histogram]
+    grpc: Mapping[int, int] = field(default_factory=dict)
 
     @property
     def failures(self) -> int:
-        """Responses classified as failures (5xx)."""
-        return sum(n for status, n in self.responses.items() if is_failure(status))
+        """Responses classified as failures (HTTP 5xx, or a gRPC failure status)."""
+        http = sum(n for status, n in self.responses.items() if is_failure(status))
+        return http + sum(n for code, n in self.grpc.items() if is_grpc_failure(code))
 
     @property
     def successes(self) -> int:
         """Responses classified as successes."""
-        return sum(n for status, n in self.responses.items() if not is_failure(status))
+        return sum(self.responses.values()) - self.failures
 
     @property
     def latency_total(self) -> Histogram:
@@ -249,10 +294,15 @@ class _Series:
     responses: dict[int, int] = field(default_factory=dict)
     buckets: dict[int, IntArray] = field(default_factory=dict)
     sums: dict[int, float] = field(default_factory=dict)
+    grpc: dict[int, int] = field(default_factory=dict)
 
-    def observe(self, status: int, counts: IntArray, dist: _Distribution) -> None:
+    def observe(
+        self, status: int, counts: IntArray, dist: _Distribution, grpc: int | None = None
+    ) -> None:
         total = int(counts.sum())
         self.responses[status] = self.responses.get(status, 0) + total
+        if grpc is not None:
+            self.grpc[grpc] = self.grpc.get(grpc, 0) + total
         if status in self.buckets:
             self.buckets[status] += counts
         else:
@@ -270,6 +320,7 @@ class _Series:
                 )
                 for status, counts in self.buckets.items()
             },
+            grpc=dict(self.grpc),
         )
 
 
@@ -323,8 +374,10 @@ class Mesh:
         rps: float,
         backends: Mapping[str, Backend],
         client: str = "client",
+        paths: Sequence[tuple[str, float]] = (),
     ) -> int:
-        """Send ``rps × seconds`` Poisson-distributed requests from ``client`` through a route.
+        """Send ``rps × seconds`` Poisson-distributed requests from ``client`` through a route,
+        asking for ``paths`` in the given relative shares (none: paths do not matter).
 
         Every pod a backend names must have been added with :meth:`set_pod`. Returns the number of
         requests sent.
@@ -346,10 +399,17 @@ class Mesh:
         shares = rng.multinomial(n, weights / total).tolist() if len(names) > 1 else [n]
         for backend_name, count in zip(names, shares, strict=True):
             if count:
-                self._send(client, backend_name, backends[backend_name].pods, count)
+                self._send(client, backend_name, backends[backend_name].pods, count, paths)
         return n
 
-    def _send(self, client: str, backend: str, pods: Sequence[str], n: int) -> None:
+    def _send(
+        self,
+        client: str,
+        backend: str,
+        pods: Sequence[str],
+        n: int,
+        paths: Sequence[tuple[str, float]],
+    ) -> None:
         if not pods:
             self._fail_at_client(client, backend, n, UNAVAILABLE_STATUS)
             return
@@ -361,23 +421,27 @@ class Mesh:
         for name, count in zip(pods, per_pod, strict=True):
             if count:
                 out = self._outbound_series(client, backend, name)
-                self._serve(self._pods[name], count, out)
+                self._serve(self._pods[name], count, out, paths)
 
-    def _serve(self, pod: _Pod, n: int, out: _Series) -> None:
+    def _serve(self, pod: _Pod, n: int, out: _Series, paths: Sequence[tuple[str, float]]) -> None:
         rng = self._rng
         behaviour = pod.behaviour
         pod.inbound.requests += n
         out.requests += n
-        failed = int(rng.binomial(n, behaviour.error_rate)) if behaviour.error_rate > 0 else 0
+        rate = behaviour.failure_rate(paths)
+        failed = int(rng.binomial(n, rate)) if rate > 0 else 0
         ok = n - failed
+        grpc = behaviour.grpc
         if ok:
             counts = rng.multinomial(ok, pod.success.probs)
-            pod.inbound.observe(SUCCESS_STATUS, counts, pod.success)
-            out.observe(SUCCESS_STATUS, counts, pod.success)
+            pod.inbound.observe(SUCCESS_STATUS, counts, pod.success, GRPC_OK if grpc else None)
+            out.observe(SUCCESS_STATUS, counts, pod.success, GRPC_OK if grpc else None)
         if failed:
             counts = rng.multinomial(failed, pod.failure.probs)
-            pod.inbound.observe(behaviour.error_status, counts, pod.failure)
-            out.observe(behaviour.error_status, counts, pod.failure)
+            status = SUCCESS_STATUS if grpc else behaviour.error_status
+            code = behaviour.grpc_error_status if grpc else None
+            pod.inbound.observe(status, counts, pod.failure, code)
+            out.observe(status, counts, pod.failure, code)
 
     def _fail_at_client(self, client: str, backend: str, n: int, status: int) -> None:
         out = self._outbound_series(client, backend, NO_POD)

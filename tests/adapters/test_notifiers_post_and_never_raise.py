@@ -1,6 +1,7 @@
-"""Webhook, Slack and per-policy notifiers deliver to a real HTTP receiver on this machine's
-non-loopback address (allowed the way an operator allows a private receiver), and drop (never
-raise) when the receiver fails, refuses, or is too slow."""
+"""The policy notifier delivers outbox entries (webhook document, Slack message, Teams card) to a
+real HTTP receiver on this machine's non-loopback address (allowed the way an operator allows a
+private receiver), and reports (never raises) a receiver that fails, refuses, or is too slow,
+saying whether another attempt can help."""
 
 from __future__ import annotations
 
@@ -18,10 +19,11 @@ import pytest
 
 from canary.adapters.notifiers import slack, webhook
 from canary.adapters.notifiers.policy import PolicyNotifier
-from canary.core import links, outbound
+from canary.core import links, notice, outbound, outbox
 from canary.core.vocabulary import Event
 from canary.errors import ApiUnavailable
 from canary.model.policy import Notification, SecretKeyRef
+from canary.model.status import OutboxEntry
 from tests.fake_store import make
 
 NOW = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
@@ -48,6 +50,7 @@ class Receiver:
 
     def __init__(self) -> None:
         self.received: list[tuple[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
         self.status = 200
         self.delay = 0.0
         receiver = self
@@ -60,6 +63,7 @@ class Receiver:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 time.sleep(receiver.delay)
                 receiver.received.append((self.path, json.loads(body)))
+                receiver.headers.append({**self.headers, "body": body.decode()})
                 self.send_response(receiver.status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -93,52 +97,100 @@ def _closed_port() -> str:
         return f"http://{LOCAL}:{sock.getsockname()[1]}/hook"
 
 
-def test_webhook_posts_rollout_phase_reason_and_message(receiver: Receiver) -> None:
-    """The generic webhook receives the rollout's identity, phase, weight and the event."""
-    webhook.WebhookNotifier(receiver.url + "/hooks/canary", policy=ALLOW_LOCAL).record(
-        ROLLOUT, FAILED
+def entries(notifications: list[Notification], event: Event) -> list[OutboxEntry]:
+    """What the reconcile records for ``event``: one entry per notification that wants it."""
+    status = outbox.record(
+        ROLLOUT.status, [event], notifications, uid="uid-7", now=NOW, step_count=5
     )
-    assert receiver.received == [
-        (
-            "/hooks/canary",
-            {
-                "rollout": {"namespace": "test", "name": "web-2", "target": "podinfo"},
-                "phase": "WaitingApproval",
-                "canaryWeight": 20,
-                "currentStepIndex": 2,
-                "type": "Warning",
-                "reason": "AnalysisFailed",
-                "message": "step 2 failed analysis: success rate 91%",
-            },
-        )
-    ]
+    return status.outbox.pending
 
 
-def test_failed_deliveries_are_dropped_not_raised(receiver: Receiver) -> None:
-    """A 500, a refused connection, a timeout and a malformed URL all return False quietly."""
+def notifier(notifications: list[Notification], **secrets: str) -> PolicyNotifier:
+    def secret(namespace: str, ref: SecretKeyRef) -> str | None:
+        assert namespace == "test"
+        return secrets.get(ref.name)
+
+    return PolicyNotifier(
+        lambda _: notifications,
+        secret,
+        api_url="https://canary.example",
+        link_secret="s3cret",
+        policy=ALLOW_LOCAL,
+        clock=lambda: NOW,
+    )
+
+
+def test_webhook_gets_the_versioned_document_signed_with_its_idempotency_key(
+    receiver: Receiver,
+) -> None:
+    """The webhook receives canary.dev/notification/v1, the event's key, and a valid signature."""
+    hook = Notification.model_validate(
+        {
+            "type": "webhook",
+            "url": receiver.url + "/hooks/canary",
+            "signingSecretFrom": {"name": "signing", "key": "key"},
+        }
+    )
+    (entry,) = entries([hook], FAILED)
+    assert notifier([hook], signing="k3y").deliver(ROLLOUT, entry) == outbox.Attempt(True)
+    ((path, document),) = receiver.received
+    assert path == "/hooks/canary"
+    assert document["schema"] == notice.SCHEMA
+    assert document["id"] == "uid-7:1"
+    assert (document["phase"], document["weights"]["canary"]) == ("WaitingApproval", 20)
+    assert document["event"]["reason"] == "AnalysisFailed"
+    assert document["links"]["dashboard"] == (
+        "https://canary.example/ui/namespaces/test/rollouts/web-2"
+    )
+    headers = receiver.headers[0]
+    assert headers["Idempotency-Key"] == "uid-7:1"
+    timestamp = int(headers["X-Canary-Timestamp"])
+    assert timestamp == int(NOW.timestamp())
+    body = headers["body"].encode()
+    assert headers["X-Canary-Signature"] == notice.signature(b"k3y", timestamp, body)
+
+
+def test_an_unsigned_webhook_carries_no_signature(receiver: Receiver) -> None:
+    """Without a signing Secret there is no signature header (and nothing to fake one from)."""
+    hook = Notification(type="webhook", url=receiver.url)
+    (entry,) = entries([hook], FAILED)
+    assert notifier([hook]).deliver(ROLLOUT, entry).ok
+    assert "X-Canary-Signature" not in receiver.headers[0]
+
+
+def test_failed_deliveries_say_whether_to_try_again(receiver: Receiver) -> None:
+    """5xx, 429, refused connections, timeouts and DNS are retried; 4xx and refused URLs are not."""
     receiver.status = 500
-    assert not webhook.post_json(receiver.url, {"a": 1}, policy=ALLOW_LOCAL)
-    assert len(receiver.received) == 1
-    assert not webhook.post_json(_closed_port(), {"a": 1}, policy=ALLOW_LOCAL)
+    assert webhook.post(receiver.url, b"{}", policy=ALLOW_LOCAL) == outbox.Attempt(
+        False, f"{LOCAL} answered 500"
+    )
+    receiver.status = 429
+    assert not webhook.post(receiver.url, b"{}", policy=ALLOW_LOCAL).permanent
+    receiver.status = 404
+    assert webhook.post(receiver.url, b"{}", policy=ALLOW_LOCAL).permanent
+    assert len(receiver.received) == 3
+    closed = webhook.post(_closed_port(), b"{}", policy=ALLOW_LOCAL)
+    assert (closed.ok, closed.permanent) == (False, False)
     receiver.status, receiver.delay = 200, 0.5
-    assert not webhook.post_json(receiver.url, {"a": 1}, timeout=0.1, policy=ALLOW_LOCAL)
-    assert not webhook.post_json("not a url", {"a": 1}, policy=ALLOW_LOCAL)
+    slow = webhook.post(receiver.url, b"{}", timeout=0.1, policy=ALLOW_LOCAL)
+    assert (slow.ok, slow.permanent) == (False, False)
+    unresolved = webhook.post("http://unresolvable.invalid/x", b"{}", policy=ALLOW_LOCAL)
+    assert (unresolved.ok, unresolved.permanent) == (False, False)
+    malformed = webhook.post("not a url", b"{}", policy=ALLOW_LOCAL)
+    assert (malformed.ok, malformed.permanent) == (False, True)
     receiver.delay = 0.0
     assert webhook.post_json(receiver.url, {"a": 1}, policy=ALLOW_LOCAL)
+    assert not webhook.post_json(_closed_port(), {"a": 1}, policy=ALLOW_LOCAL)
 
 
-def test_slack_message_has_text_and_signed_approve_and_abort_buttons(receiver: Receiver) -> None:
+def test_slack_message_has_text_and_signed_approve_and_abort_buttons() -> None:
     """A rollout waiting for approval gets Approve and Abort buttons that are valid API links."""
-    notifier = slack.SlackNotifier(
-        receiver.url + "/services/T0/B0/xyz",
+    message = slack.SlackNotifier(
+        "https://hooks.slack.com/services/T0/B0/xyz",
         api_url="https://canary.example",
         link_secret="s3cret",
         clock=lambda: NOW,
-        policy=ALLOW_LOCAL,
-    )
-    notifier.record(ROLLOUT, WAITING)
-    ((path, message),) = receiver.received
-    assert path == "/services/T0/B0/xyz"
+    ).message(ROLLOUT, WAITING)
     assert message["text"] == (
         ":large_green_circle: canary test/web-2 (podinfo): AwaitingApproval: "
         "step 3: waiting for approval"
@@ -163,44 +215,45 @@ def test_slack_message_has_text_and_signed_approve_and_abort_buttons(receiver: R
         )
 
 
-def test_slack_offers_no_buttons_without_the_api_or_for_final_events(receiver: Receiver) -> None:
+def test_slack_offers_no_buttons_without_the_api_or_for_final_events() -> None:
     """Without the API's URL and token, or after the end, the message is text only."""
-    slack.SlackNotifier(receiver.url, policy=ALLOW_LOCAL).record(ROLLOUT, WAITING)
+    plain = slack.SlackNotifier("https://hooks.slack.com/x").message(ROLLOUT, WAITING)
     done = Event("Warning", "RolledBack", "all traffic on stable")
-    slack.SlackNotifier(
-        receiver.url, api_url="http://x", link_secret="s", policy=ALLOW_LOCAL
-    ).record(ROLLOUT, done)
-    assert [list(m) for _, m in receiver.received] == [["text"], ["text"]]
-    assert receiver.received[1][1]["text"].startswith(":warning:")
+    final = slack.SlackNotifier("https://hooks.slack.com/x", api_url="http://x", link_secret="s")
+    message = final.message(ROLLOUT, done)
+    assert [list(plain), list(message)] == [["text"], ["text"]]
+    assert message["text"].startswith(":warning:")
 
 
-def test_policy_notifier_sends_each_listed_notification(receiver: Receiver) -> None:
+def test_policy_notifier_sends_each_listed_notification_its_format(receiver: Receiver) -> None:
     """slack, msteams and webhook entries each get their format; a Secret URL is resolved."""
     notifications = [
         Notification(type="slack", url=receiver.url + "/slack"),
         Notification(type="msteams", url=receiver.url + "/teams"),
         Notification.model_validate({"type": "webhook", "urlFrom": {"name": "hook", "key": "url"}}),
     ]
-    secrets = {("test", "hook", "url"): receiver.url + "/hook"}
-
-    def secret(namespace: str, ref: SecretKeyRef) -> str | None:
-        return secrets.get((namespace, ref.name, ref.key))
-
-    PolicyNotifier(lambda _: notifications, secret, policy=ALLOW_LOCAL).record(ROLLOUT, FAILED)
+    sender = notifier(notifications, hook=receiver.url + "/hook")
+    for entry in entries(notifications, WAITING):
+        assert sender.deliver(ROLLOUT, entry).ok
     paths = [p for p, _ in receiver.received]
     assert paths == ["/slack", "/teams", "/hook"]
-    assert set(receiver.received[1][1]) == {"text"}
-    assert receiver.received[2][1]["reason"] == "AnalysisFailed"
+    assert receiver.received[0][1]["text"].endswith(
+        "AwaitingApproval: step 3: waiting for approval"
+    )
+    card = receiver.received[1][1]["attachments"][0]["content"]
+    assert card["type"] == "AdaptiveCard"
+    assert [a["title"] for a in card["actions"]] == ["Open", "Approve", "Abort"]
+    assert receiver.received[2][1]["event"]["reason"] == "AwaitingApproval"
+    assert {h["Idempotency-Key"] for h in receiver.headers} == {"uid-7:1"}
 
 
-def test_policy_notifier_drops_what_it_cannot_resolve(receiver: Receiver) -> None:
-    """A missing Secret, a Secret read error, or an unreadable policy drops quietly."""
+def test_policy_notifier_reports_what_it_cannot_resolve(receiver: Receiver) -> None:
+    """A missing or unreadable Secret or policy fails for now; a receiver gone from the policy
+    fails for good; nothing raises and nothing is sent."""
     from_secret = Notification.model_validate(
         {"type": "webhook", "urlFrom": {"name": "gone", "key": "url"}}
     )
-
-    def missing(namespace: str, ref: SecretKeyRef) -> str | None:
-        return None
+    (entry,) = entries([from_secret], FAILED)
 
     def broken(namespace: str, ref: SecretKeyRef) -> str | None:
         raise ApiUnavailable("down")
@@ -208,7 +261,22 @@ def test_policy_notifier_drops_what_it_cannot_resolve(receiver: Receiver) -> Non
     def no_policy(rollout: object) -> list[Notification]:
         raise ApiUnavailable("down")
 
-    PolicyNotifier(lambda _: [from_secret], missing, policy=ALLOW_LOCAL).record(ROLLOUT, FAILED)
-    PolicyNotifier(lambda _: [from_secret], broken, policy=ALLOW_LOCAL).record(ROLLOUT, FAILED)
-    PolicyNotifier(no_policy, missing, policy=ALLOW_LOCAL).record(ROLLOUT, FAILED)
+    missing = notifier([from_secret]).deliver(ROLLOUT, entry)
+    unreadable = PolicyNotifier(lambda _: [from_secret], broken).deliver(ROLLOUT, entry)
+    no_read = PolicyNotifier(no_policy, broken).deliver(ROLLOUT, entry)
+    removed = notifier([]).deliver(ROLLOUT, entry)
+    retyped = notifier([Notification(type="slack", url=receiver.url)]).deliver(ROLLOUT, entry)
+    assert [(a.ok, a.permanent) for a in (missing, unreadable, no_read)] == [(False, False)] * 3
+    assert [(a.ok, a.permanent) for a in (removed, retyped)] == [(False, True)] * 2
+    assert receiver.received == []
+
+
+def test_a_signing_secret_that_cannot_be_read_sends_nothing_unsigned(receiver: Receiver) -> None:
+    """A webhook that must be signed is not sent without its key."""
+    hook = Notification.model_validate(
+        {"type": "webhook", "url": receiver.url, "signingSecretFrom": {"name": "x", "key": "k"}}
+    )
+    (entry,) = entries([hook], FAILED)
+    attempt = notifier([hook]).deliver(ROLLOUT, entry)
+    assert (attempt.ok, attempt.permanent) == (False, False)
     assert receiver.received == []

@@ -1,7 +1,7 @@
 """Every call made for a tenant follows one URL policy: http(s) only, no credentials, never
 loopback/link-local/metadata, private receivers only where the operator allows, hooks only to
-Services of the Rollout's namespace, no redirects, malformed answers dropped, only the host in
-logs, and Slack text escaped."""
+Services of the Rollout's namespace, no redirects, malformed answers failed (to retry), only
+the host in logs and in the errors kept in status, and Slack text escaped."""
 
 from __future__ import annotations
 
@@ -19,7 +19,12 @@ from canary.adapters.notifiers.policy import PolicyNotifier
 from canary.core import outbound
 from canary.core.vocabulary import Event
 from canary.model.policy import Notification, SecretKeyRef
-from tests.adapters.test_notifiers_post_and_never_raise import ALLOW_LOCAL, LOCAL, ROLLOUT
+from tests.adapters.test_notifiers_post_and_never_raise import (
+    ALLOW_LOCAL,
+    LOCAL,
+    ROLLOUT,
+    entries,
+)
 from tests.fake_store import make
 
 FAILED = Event("Warning", "AnalysisFailed", "step 2 failed")
@@ -220,11 +225,12 @@ def test_malformed_answers_are_dropped_not_raised(
     local, _ = recorders
     local.raw = raw
     assert not webhook.post_json(local.url + "/x", {"a": 1}, policy=ALLOW_LOCAL)
-    PolicyNotifier(
-        lambda _: [Notification(type="webhook", url=local.url + "/x")],
-        lambda *_: None,
-        policy=ALLOW_LOCAL,
-    ).record(ROLLOUT, FAILED)
+    hook = [Notification(type="webhook", url=local.url + "/x")]
+    (entry,) = entries(hook, FAILED)
+    attempt = PolicyNotifier(lambda _: hook, lambda *_: None, policy=ALLOW_LOCAL).deliver(
+        ROLLOUT, entry
+    )
+    assert (attempt.ok, attempt.permanent) == (False, False)
 
 
 def _closed_port() -> int:
@@ -246,12 +252,16 @@ def test_logs_name_the_host_never_the_url_or_secret() -> None:
         Notification.model_validate({"type": t, "urlFrom": {"name": n, "key": "url"}})
         for t, n in (("slack", "hook"), ("webhook", "hook"), ("msteams", "junk"))
     ]
+    sender = PolicyNotifier(lambda _: notifications, secret, policy=ALLOW_LOCAL)
     with capture_logs() as logs:
-        PolicyNotifier(lambda _: notifications, secret, policy=ALLOW_LOCAL).record(ROLLOUT, FAILED)
+        attempts = [sender.deliver(ROLLOUT, e) for e in entries(notifications, FAILED)]
         webhook.post_json(secret_url.replace(LOCAL, "unresolvable.invalid"), {})
     assert len(logs) == 4
     text = repr(logs)
     assert "SECRET" not in text
+    # The errors are kept in the Rollout's status, which more people read than the Secret.
+    assert [a.ok for a in attempts] == [False] * 3
+    assert "SECRET" not in repr(attempts)
     assert any(entry.get("host") == LOCAL for entry in logs)
 
 

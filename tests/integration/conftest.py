@@ -1,15 +1,19 @@
 """Fixtures that give integration tests a real, ready local control plane.
 
-`cluster` (session): reuses the developer's running dev environment (`make dev-up`, in `.dev/`)
-when there is one; otherwise it starts its own in `.dev/pytest/` and stops it when the session
-ends, whatever the tests did. It drives `python -m devenv` in a subprocess, so the components
-are never children of the test process. `kube` (session) is a `kubernetes` API client for the
-dev admin; `namespace` (function) is a fresh namespace, deleted after the test.
+`cluster` (session): with ``CANARY_E2E_KUBECONFIG`` set, a cluster of one's own with real
+Linkerd (``make e2e-kind``: its Prometheus at ``CANARY_E2E_PROMETHEUS_URL``, traffic from real
+proxies and load generators, so no emulator is started); otherwise it reuses the developer's
+running dev environment (`make dev-up`, in `.dev/`) when there is one, or starts its own in
+`.dev/pytest/` and stops it when the session ends, whatever the tests did. It drives
+`python -m devenv` in a subprocess, so the components are never children of the test process.
+`kube` (session) is a `kubernetes` API client for the dev admin; `namespace` (function) is a
+fresh namespace, deleted after the test.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -51,6 +55,7 @@ class Cluster:
     kubectl: Path
     owned: bool  # started by this test session (and so stopped by it)
     policy_grpc: str = ""  # host:port of Linkerd's policy controller gRPC API
+    traffic: str = "emulated"  # or "mesh": real Linkerd proxies and real load generators
 
     def stop_prometheus(self) -> None:
         """Stops Prometheus; its URL refuses connections until `start_prometheus`."""
@@ -99,9 +104,36 @@ def _cluster_from(dev_dir: Path, owned: bool) -> Cluster:
     )
 
 
+E2E_KUBECONFIG = "CANARY_E2E_KUBECONFIG"
+E2E_PROMETHEUS_URL = "CANARY_E2E_PROMETHEUS_URL"
+
+
+def _cluster_from_environment(kubeconfig: str) -> Cluster:
+    kubectl = shutil.which("kubectl")
+    if not kubectl or E2E_PROMETHEUS_URL not in os.environ:
+        pytest.fail(
+            f"{E2E_KUBECONFIG} needs kubectl on PATH and {E2E_PROMETHEUS_URL} "
+            "(the mesh's Prometheus, e.g. a port-forward of linkerd-viz's)",
+            pytrace=False,
+        )
+    return Cluster(
+        dev_dir=layout.default_dev_dir() / "e2e",
+        kubeconfig=Path(kubeconfig),
+        prometheus_url=os.environ[E2E_PROMETHEUS_URL],
+        targets_dir=Path(),
+        kubectl=Path(kubectl),
+        owned=False,
+        traffic="mesh",
+    )
+
+
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[Cluster]:
-    """A ready control plane: the running dev environment, or one started for this session."""
+    """A ready control plane: the cluster the environment names, the running dev environment,
+    or one started for this session."""
+    if kubeconfig := os.environ.get(E2E_KUBECONFIG):
+        yield _cluster_from_environment(kubeconfig)
+        return
     shared = layout.default_dev_dir()
     if _devenv(shared, "status").returncode == 0:
         yield _cluster_from(shared, owned=False)

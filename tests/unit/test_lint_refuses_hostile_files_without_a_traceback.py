@@ -63,12 +63,15 @@ def _bomb(levels: int, fan: int = 10) -> str:
 def test_hostile_file_gets_one_clear_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], data: bytes, message: str
 ) -> None:
-    """The file is refused with a one-line reason on stderr and exit status 1, quickly."""
+    """The file is refused with a one-line reason on stderr and exit status 1, in bounded work.
+
+    The bound is on this process's CPU time, not wall time: an alias bomb expanded would take
+    minutes of CPU, while a loaded machine only stretches the wall clock."""
     path = tmp_path / "hostile.yaml"
     path.write_bytes(data)
-    started = time.monotonic()
+    started = time.process_time()
     assert cli.main(["lint", str(path)]) == 1
-    assert time.monotonic() - started < 5
+    assert time.process_time() - started < 5
     err = capsys.readouterr().err
     assert f"{path}: " in err
     assert message in err

@@ -46,6 +46,24 @@ def _error(spec: dict[str, Any]) -> tuple[str, str]:
         (_spec(analysis={"interval": "5"}), "analysis.interval", "duration"),
         (_spec(analysis={"metrics": [{"name": "x", "query": "up"}]}), "analysis.metrics.0", "min"),
         (_spec(notifications=[{"type": "slack"}]), "notifications.0", "exactly one of url"),
+        (
+            _spec(
+                notifications=[
+                    {
+                        "type": "slack",
+                        "url": "https://hooks.slack.com/x",
+                        "signingSecretFrom": {"name": "s", "key": "k"},
+                    }
+                ]
+            ),
+            "notifications.0",
+            "webhook notifications only",
+        ),
+        (
+            _spec(notifications=[{"type": "slack", "url": "https://h.example", "events": ["x"]}]),
+            "notifications.0.events.0",
+            "pattern",
+        ),
         (_spec(stepWeight=10, steps=[{"setWeight": 5}]), "", "not both"),
         ({"release": SPEC["release"]}, "targetRef", "Field required"),
         (_spec(release={}), "release", "changes something"),

@@ -151,11 +151,10 @@ def test_policy_is_merged_in() -> None:
             "spec": {"service": {"name": "podinfo", "port": 80}, "steps": [{"setWeight": 50}]},
         }
     )
-    assert world.reconciler.plan(world.ref) is None
     assert world.drive() == "Succeeded"
-    plan = world.reconciler.plan(world.ref)  # what the Events' notifiers read
-    assert plan is not None
-    assert [s.set_weight for s in plan.steps] == [50]
+    stored = world.store.get(world.ref)
+    assert stored is not None
+    assert [s.weight for s in stored.status.steps] == [50]
 
 
 def test_invalid_spec_fails_without_actions() -> None:

@@ -1,31 +1,37 @@
-"""Delivers each rollout event to the notifications its policy lists (``spec.notifications``:
-slack, msteams or webhook, each with a URL or a Secret holding it).
+"""Delivers each notification of a Rollout's outbox to the receiver its policy lists
+(``spec.notifications``: slack, msteams or webhook, each with a URL or a Secret holding it).
 
-Implements ``ports.EventRecorder``; never raises. The composition root wires it with two
-callables, so that this module needs no cluster access of its own: ``notifications`` (the
-merged policy's list for a Rollout) and ``secret`` (the value of a Secret key in a namespace);
-``delivered`` hears of each delivery (type, success) for the controller's metrics.
+Implements ``ports.Courier``; never raises. What is sent: for ``webhook`` the
+``canary.dev/notification/v1`` document (``canary.core.notice``), signed when the notification
+names a signing Secret; for ``msteams`` its Adaptive Card; for ``slack`` the Slack message
+(``slack.SlackNotifier``). Every request carries the event's ``Idempotency-Key``.
+
+The composition root wires it with two callables, so that this module needs no cluster access
+of its own: ``notifications`` (the merged policy's list for a Rollout) and ``secret`` (the value
+of a Secret key in a namespace); ``delivered`` hears of each attempt (type, success) for the
+controller's metrics.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
 
-import structlog
-
-from canary.adapters.notifiers.slack import SlackNotifier, text
-from canary.adapters.notifiers.webhook import STRICT, TIMEOUT, payload, post_json
-from canary.core import outbound
+from canary.adapters.notifiers.slack import LINK_LIFETIME, SlackNotifier, buttons
+from canary.adapters.notifiers.webhook import STRICT, TIMEOUT, post
+from canary.core import links, notice, outbound, outbox
 from canary.core.vocabulary import Event
 from canary.errors import CanaryError
 from canary.model.policy import Notification, SecretKeyRef
 from canary.model.rollout import Rollout
-
-log = structlog.get_logger("canary.notifiers")
+from canary.model.status import OutboxEntry
 
 
 class PolicyNotifier:
-    """Fans an event out to each notification of the Rollout's policy."""
+    """Sends an outbox entry to its notification of the Rollout's policy."""
 
     def __init__(
         self,
@@ -37,47 +43,89 @@ class PolicyNotifier:
         timeout: float = TIMEOUT,
         delivered: Callable[[str, bool], None] = lambda _type, _ok: None,
         policy: outbound.Policy = STRICT,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._notifications, self._secret = notifications, secret
         self._api_url, self._link_secret, self._timeout = api_url, link_secret, timeout
-        self._delivered, self._policy = delivered, policy
+        self._delivered, self._policy, self._clock = delivered, policy, clock
 
-    def _url(self, rollout: Rollout, notification: Notification) -> str | None:
-        if notification.url is not None:
-            return notification.url
-        assert notification.url_from is not None  # the model requires one of the two
-        try:
-            return self._secret(rollout.metadata.namespace, notification.url_from)
-        except CanaryError as error:
-            log.warning("notification_dropped", secret=notification.url_from.name, error=str(error))
-            return None
+    def deliver(self, rollout: Rollout, entry: OutboxEntry) -> outbox.Attempt:
+        """Send ``entry``; the outcome (counted for the metrics)."""
+        attempt = self._deliver(rollout, entry)
+        self._delivered(entry.type, attempt.ok)
+        return attempt
 
-    def record(self, rollout: Rollout, event: Event) -> None:
-        """Deliver ``event`` to every notification; log and drop what fails."""
+    def _deliver(self, rollout: Rollout, entry: OutboxEntry) -> outbox.Attempt:
         try:
             targets = self._notifications(rollout)
         except CanaryError as error:
-            log.warning("notification_dropped", rollout=rollout.metadata.name, error=str(error))
-            return
-        for notification in targets:
-            url = self._url(rollout, notification)
-            if url is None:
-                log.warning("notification_dropped", reason="no URL", type=notification.type)
-                self._delivered(notification.type, False)
-                continue
-            if notification.type == "slack":
-                slack = SlackNotifier(
-                    url,
-                    api_url=self._api_url,
-                    link_secret=self._link_secret,
-                    timeout=self._timeout,
-                    policy=self._policy,
-                )
-                document = slack.message(rollout, event)
-            elif notification.type == "msteams":
-                document = {"text": text(rollout, event)}
-            else:
-                document = payload(rollout, event)
-            self._delivered(
-                notification.type, post_json(url, document, self._timeout, self._policy)
+            return outbox.Attempt(False, f"the policy could not be read: {error}")
+        if entry.receiver >= len(targets) or targets[entry.receiver].type != entry.type:
+            return outbox.Attempt(False, "the notification left the policy", permanent=True)
+        notification = targets[entry.receiver]
+        url = notification.url or self._value(rollout, notification.url_from)
+        if url is None:
+            return outbox.Attempt(False, "the Secret holding the URL could not be read")
+        event = Event(entry.event.type, entry.event.reason, entry.event.message)
+        headers = {notice.IDEMPOTENCY_HEADER: entry.key}
+        document: Any
+        if notification.type == "slack":
+            slack = SlackNotifier(url, api_url=self._api_url, link_secret=self._link_secret)
+            document = slack.message(rollout, event)
+        else:
+            document = notice.build(
+                rollout,
+                outbox.as_of(rollout.status, entry),
+                event,
+                key=entry.key,
+                at=entry.at,
+                step_count=entry.step_count,
+                links=self._links(rollout, event),
             )
+            if notification.type == "msteams":
+                titles = {"dashboard": "Open"} | {
+                    kind: kind.capitalize() for kind in buttons(event)
+                }
+                actions = document["links"]
+                document = notice.adaptive_card(
+                    document, {titles[kind]: url for kind, url in actions.items()}
+                )
+        body = json.dumps(document).encode()
+        if notification.signing_secret_from is not None:
+            key = self._value(rollout, notification.signing_secret_from)
+            if key is None:
+                return outbox.Attempt(False, "the Secret holding the signing key could not be read")
+            timestamp = int(self._clock().timestamp())
+            headers[notice.TIMESTAMP_HEADER] = str(timestamp)
+            headers[notice.SIGNATURE_HEADER] = notice.signature(key.encode(), timestamp, body)
+        return post(url, body, headers, self._timeout, self._policy)
+
+    def _value(self, rollout: Rollout, ref: SecretKeyRef | None) -> str | None:
+        if ref is None:
+            return None
+        try:
+            return self._secret(rollout.metadata.namespace, ref)
+        except CanaryError:
+            return None
+
+    def _links(self, rollout: Rollout, event: Event) -> dict[str, str]:
+        """The release's dashboard page, and the signed command links the event offers."""
+        if not self._api_url:
+            return {}
+        meta = rollout.metadata
+        found = {
+            "dashboard": f"{self._api_url.rstrip('/')}/ui/namespaces/{quote(meta.namespace)}"
+            f"/rollouts/{quote(meta.name)}"
+        }
+        if self._link_secret:
+            expires = self._clock() + LINK_LIFETIME
+            for kind in buttons(event):
+                found[kind] = links.link(
+                    self._api_url,
+                    self._link_secret,
+                    namespace=meta.namespace,
+                    name=meta.name,
+                    kind=kind,
+                    expires=expires,
+                )
+        return found

@@ -1,6 +1,6 @@
 """Slack (incoming webhook): a short message per rollout event, with Approve and Abort buttons.
 
-Implements ``ports.EventRecorder``; never raises (see ``webhook.post_json``). The buttons are
+``policy.PolicyNotifier`` sends it when it delivers the event from the outbox. The buttons are
 signed links to canary's HTTP API (``canary.core.links``): following one shows a confirmation
 page that gives the command, so link previews never act. Buttons appear only when the API's
 public URL and its token are configured.
@@ -12,8 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from canary.adapters.notifiers.webhook import STRICT, TIMEOUT, post_json
-from canary.core import links, outbound
+from canary.core import links
 from canary.core.vocabulary import Event
 from canary.model.rollout import Rollout
 
@@ -48,7 +47,7 @@ def buttons(event: Event) -> list[str]:
 
 
 class SlackNotifier:
-    """Posts to one Slack incoming-webhook URL."""
+    """The messages for one Slack incoming-webhook URL."""
 
     def __init__(
         self,
@@ -56,12 +55,9 @@ class SlackNotifier:
         *,
         api_url: str | None = None,
         link_secret: str | None = None,
-        timeout: float = TIMEOUT,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        policy: outbound.Policy = STRICT,
     ) -> None:
-        self.url, self.api_url, self.link_secret = url, api_url, link_secret
-        self.timeout, self.clock, self.policy = timeout, clock, policy
+        self.url, self.api_url, self.link_secret, self.clock = url, api_url, link_secret, clock
 
     def message(self, rollout: Rollout, event: Event) -> dict[str, Any]:
         """The Slack message (text, and Block Kit blocks with the buttons)."""
@@ -92,7 +88,3 @@ class SlackNotifier:
             {"type": "actions", "elements": elements},
         ]
         return document
-
-    def record(self, rollout: Rollout, event: Event) -> None:
-        """Post the message; log and drop it on failure."""
-        post_json(self.url, self.message(rollout, event), self.timeout, self.policy)

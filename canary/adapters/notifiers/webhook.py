@@ -1,9 +1,10 @@
-"""A generic webhook: each rollout event is POSTed as JSON to a URL.
+"""POSTing to a receiver: how every notification (webhook, Slack, Teams) leaves the controller.
 
-Implements ``ports.EventRecorder``. Never raises: a delivery that fails (refused by the outbound
-policy, refused by the receiver, timed out, non-2xx, a malformed answer) is logged and dropped,
-because a notification must never stop a rollback. The timeout is short for the same reason:
-``record`` runs inside a reconcile.
+Never raises: a delivery that fails (refused by the outbound policy, refused by the receiver,
+timed out, non-2xx, a malformed answer) comes back as an ``outbox.Attempt`` that says why and
+whether trying again can help; the delivery worker (``canary.runtime.outbox``) retries it. It
+runs outside the reconcile, and a bounded timeout keeps a hanging receiver from holding a
+delivery thread for long.
 
 Every URL passes ``canary.core.outbound`` first: the host is resolved here, every address it
 resolves to is checked, and the connection goes to the address that was checked (so a second
@@ -22,13 +23,12 @@ from typing import Any
 import structlog
 
 from canary.core import outbound
-from canary.core.vocabulary import Event
-from canary.model.rollout import Rollout
+from canary.core.outbox import Attempt
 
 log = structlog.get_logger("canary.notifiers")
 
-TIMEOUT = 2.0
-"""Seconds a delivery may take before it is dropped."""
+TIMEOUT = 5.0
+"""Seconds a delivery may take before it counts as failed (and is retried later)."""
 
 STRICT = outbound.Policy()
 """Public receivers only: the policy when the operator allows nothing more."""
@@ -57,29 +57,38 @@ class _PinnedHTTPS(http.client.HTTPSConnection):
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
 
 
+class _Unresolved(OSError):
+    """The host did not resolve (now: DNS may answer later)."""
+
+
 def _checked_address(policy: outbound.Policy, target: outbound.Destination) -> str:
     """An address of the target's host that the policy allows; Refused if any is not."""
     try:
         found = socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError):
-        raise outbound.Refused(f"{target.host} does not resolve") from None
+        raise _Unresolved(f"{target.host} does not resolve") from None
     addresses = [str(info[4][0]) for info in found]
     if not addresses:
-        raise outbound.Refused(f"{target.host} does not resolve")
+        raise _Unresolved(f"{target.host} does not resolve")
     for address in addresses:
         outbound.check_address(policy, target, address)
     return addresses[0]
 
 
-def post_json(
-    url: str, document: Any, timeout: float = TIMEOUT, policy: outbound.Policy = STRICT
-) -> bool:
-    """POST ``document`` as JSON; True when the receiver answered 2xx. Never raises."""
+def post(
+    url: str,
+    body: bytes,
+    headers: dict[str, str] | None = None,
+    timeout: float = TIMEOUT,
+    policy: outbound.Policy = STRICT,
+) -> Attempt:
+    """POST ``body`` (JSON) with ``headers``; acknowledged when the receiver answered 2xx. A
+    URL the policy refuses and a 4xx other than 408 and 429 are refusals for good."""
     try:
         target = outbound.destination(url)
     except outbound.Refused as refused:
         log.warning("notification_refused", reason=str(refused))
-        return False
+        return Attempt(False, str(refused), permanent=True)
     try:
         address = _checked_address(policy, target)
         connection_type = _PinnedHTTPS if target.scheme == "https" else _PinnedHTTP
@@ -88,8 +97,12 @@ def post_json(
             connection.request(
                 "POST",
                 target.target,
-                body=json.dumps(document).encode(),
-                headers={"Content-Type": "application/json", "User-Agent": "canary"},
+                body=body,
+                headers={
+                    "Content-Type": "application/json",
+                    "User-Agent": "canary",
+                    **(headers or {}),
+                },
             )
             response = connection.getresponse()
             status = response.status
@@ -97,44 +110,21 @@ def post_json(
             connection.close()
     except outbound.Refused as refused:
         log.warning("notification_refused", host=target.host, reason=str(refused))
-        return False
+        return Attempt(False, str(refused), permanent=True)
     except (OSError, http.client.HTTPException, ValueError) as error:
         # OSError: refused, unreachable, timed out, TLS; HTTPException: a malformed answer.
         # The exception's text may quote the URL: log its kind only.
-        log.warning("notification_dropped", host=target.host, error=type(error).__name__)
-        return False
+        log.warning("notification_failed", host=target.host, error=type(error).__name__)
+        return Attempt(False, f"{target.host}: {type(error).__name__}")
     if not 200 <= status < 300:
-        log.warning("notification_dropped", host=target.host, status=status)
-        return False
-    return True
+        log.warning("notification_failed", host=target.host, status=status)
+        permanent = 400 <= status < 500 and status not in (408, 429)
+        return Attempt(False, f"{target.host} answered {status}", permanent=permanent)
+    return Attempt(True)
 
 
-def payload(rollout: Rollout, event: Event) -> dict[str, Any]:
-    """The JSON a webhook receives about one event."""
-    meta, status = rollout.metadata, rollout.status
-    return {
-        "rollout": {
-            "namespace": meta.namespace,
-            "name": meta.name,
-            "target": rollout.spec.target_ref.name,
-        },
-        "phase": status.phase,
-        "canaryWeight": status.canary_weight,
-        "currentStepIndex": status.current_step_index,
-        "type": event.type,
-        "reason": event.reason,
-        "message": event.message,
-    }
-
-
-class WebhookNotifier:
-    """POSTs ``payload(rollout, event)`` to one URL."""
-
-    def __init__(
-        self, url: str, timeout: float = TIMEOUT, policy: outbound.Policy = STRICT
-    ) -> None:
-        self.url, self.timeout, self.policy = url, timeout, policy
-
-    def record(self, rollout: Rollout, event: Event) -> None:
-        """Deliver the event; log and drop it on failure."""
-        post_json(self.url, payload(rollout, event), self.timeout, self.policy)
+def post_json(
+    url: str, document: Any, timeout: float = TIMEOUT, policy: outbound.Policy = STRICT
+) -> bool:
+    """POST ``document`` as JSON; True when the receiver answered 2xx. Never raises."""
+    return post(url, json.dumps(document).encode(), timeout=timeout, policy=policy).ok

@@ -14,7 +14,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -65,18 +65,36 @@ class Process:
 
     def kill(self, sig: int = signal.SIGTERM) -> None:
         """Signal the process and wait for it."""
+        self.signal(sig)
+        self.reap()
+
+    def signal(self, sig: int = signal.SIGTERM) -> None:
+        """Signal the process without waiting for it."""
         if self.popen is not None and self.popen.poll() is None:
             os.killpg(self.popen.pid, sig)
-            try:
-                self.popen.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait()
+
+    def reap(self) -> None:
+        """Wait for a signalled process (15 s, then SIGKILL)."""
+        if self.popen is None:
+            return
+        try:
+            self.popen.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait()
 
     def tail(self, lines: int = 40) -> str:
         """The end of the log, for failure messages."""
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
         return "\n".join(text.splitlines()[-lines:])
+
+
+def stop_all(processes: list[Process]) -> None:
+    """Stop several processes at once: signal them all, then wait for each."""
+    for process in processes:
+        process.signal()
+    for process in processes:
+        process.reap()
 
 
 @dataclass
@@ -205,12 +223,49 @@ class Release:
         return apps.read_namespaced_deployment(name, self.namespace)
 
 
+LOADGEN_IMAGE = "fortio/fortio:1.69.5"
+
+
+def loadgen(rps: int) -> dict[str, Any]:
+    """A real load generator for podinfo on a real mesh: fortio sending ``rps`` requests per
+    second until it is deleted (with the emulator, the Service's ``sim.canary.dev/rps`` does)."""
+    url = "http://podinfo:9898/"
+    return {
+        "metadata": {"name": "podinfo-loadgen"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "podinfo-loadgen"}},
+            "template": {
+                "metadata": {"labels": {"app": "podinfo-loadgen"}},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "fortio",
+                            "image": LOADGEN_IMAGE,
+                            "args": ["load", "-qps", str(rps), "-c", "4", "-t", "0", url],
+                        }
+                    ]
+                },
+            },
+        },
+    }
+
+
 def install_podinfo(
-    api: client.ApiClient, namespace: str, router: str, rps: int, api_version: str = ""
+    api: client.ApiClient,
+    namespace: str,
+    router: str,
+    rps: int,
+    api_version: str = "",
+    *,
+    traffic: str = "emulated",
 ) -> None:
-    """The podinfo Deployment (4 replicas), its apex Service with load, and a fast policy."""
+    """The podinfo Deployment (4 replicas), its apex Service with load, and a fast policy; on a
+    real mesh (``traffic="mesh"``) a real load generator too."""
     apps: Any = client.AppsV1Api(api)
     core: Any = client.CoreV1Api(api)
+    if traffic == "mesh":
+        apps.create_namespaced_deployment(namespace, loadgen(rps))
     apps.create_namespaced_deployment(
         namespace,
         {
@@ -314,6 +369,48 @@ def controller_kubeconfig(
     return path
 
 
+def start_processes(
+    cluster: Cluster,
+    controller_kubeconfig: Path,
+    namespaces: list[str],
+    log_dir: Path,
+    controller_args: Sequence[str] = (),
+) -> tuple[Process, Process]:
+    """Start a mesh emulator and a controller (as the chart's ServiceAccount) that both watch
+    only ``namespaces``, logging into ``log_dir``; the caller kills them. On a real mesh the
+    emulator is not started (real proxies serve the metrics)."""
+    emulator = Process(
+        "emulator",
+        [
+            sys.executable, "-m", "canary.emulator",
+            "--kubeconfig", str(cluster.kubeconfig),
+            "--targets-dir", str(cluster.targets_dir),
+            "--targets-file", f"{namespaces[0]}.json",
+            *(arg for ns in namespaces for arg in ("--namespace", ns)),
+            "--port", "0",
+            "--policy-grpc", cluster.policy_grpc,
+        ],
+        log_dir / "emulator.log",
+    )  # fmt: skip
+    controller = Process(
+        "controller",
+        [
+            sys.executable, "-m", "canary", "run",
+            "--kubeconfig", str(controller_kubeconfig),
+            "--prometheus-url", cluster.prometheus_url,
+            "--watch-namespace", ",".join(namespaces),
+            "--tick", "2s",
+            "--no-leader-elect",
+            "--http-port", "0",
+            *controller_args,
+        ],
+        log_dir / "controller.log",
+    )  # fmt: skip
+    for process in (emulator, controller) if cluster.traffic != "mesh" else (controller,):
+        process.start()
+    return emulator, controller
+
+
 @pytest.fixture
 def release_env(
     cluster: Cluster,
@@ -325,37 +422,17 @@ def release_env(
     """Install podinfo in the test's namespace and start its emulator and controller."""
     started: list[Process] = []
 
-    def make(router: str = "HTTPRoute", rps: int = 100, api_version: str = "") -> Release:
-        install_podinfo(kube, namespace, router, rps, api_version)
-        emulator = Process(
-            "emulator",
-            [
-                sys.executable, "-m", "canary.emulator",
-                "--kubeconfig", str(cluster.kubeconfig),
-                "--targets-dir", str(cluster.targets_dir),
-                "--targets-file", f"{namespace}.json",
-                "--namespace", namespace,
-                "--port", "0",
-                "--policy-grpc", cluster.policy_grpc,
-            ],
-            tmp_path / "emulator.log",
-        )  # fmt: skip
-        controller = Process(
-            "controller",
-            [
-                sys.executable, "-m", "canary", "run",
-                "--kubeconfig", str(controller_kubeconfig),
-                "--prometheus-url", cluster.prometheus_url,
-                "--watch-namespace", namespace,
-                "--tick", "2s",
-                "--no-leader-elect",
-                "--http-port", "0",
-            ],
-            tmp_path / "controller.log",
-        )  # fmt: skip
-        for process in (emulator, controller):
-            process.start()
-            started.append(process)
+    def make(
+        router: str = "HTTPRoute",
+        rps: int = 100,
+        api_version: str = "",
+        controller_args: Sequence[str] = (),
+    ) -> Release:
+        install_podinfo(kube, namespace, router, rps, api_version, traffic=cluster.traffic)
+        emulator, controller = start_processes(
+            cluster, controller_kubeconfig, [namespace], tmp_path, controller_args
+        )
+        started.extend((emulator, controller))
         return Release(namespace, kube, controller, emulator, router, api_version)
 
     try:

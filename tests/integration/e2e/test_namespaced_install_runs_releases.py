@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -143,8 +144,15 @@ def test_namespaced_install_promotes_and_rolls_back(
 
         leases: Any = client.CoordinationV1Api(kube)
         assert leases.read_namespaced_lease("canary-controller", home).spec.holder_identity
-        told = {(doc["rollout"]["name"], doc["reason"]) for doc in webhook.received}
-        assert {("6.1.0", "Promoted"), ("6.2.0", "RolledBack")} <= told, told
+        # Notifications leave from the outbox after the status is written: allow them a moment.
+        wanted = {("6.1.0", "Promoted"), ("6.2.0", "RolledBack")}
+        deadline = time.monotonic() + 30
+        while True:
+            told = {(doc["rollout"]["name"], doc["event"]["reason"]) for doc in webhook.received}
+            if wanted <= told or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert wanted <= told, told
     finally:
         for process in reversed(started):
             process.kill()
