@@ -30,6 +30,7 @@ import os
 import random
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -217,9 +218,16 @@ class Replicas:
     lock: threading.Lock = field(default_factory=threading.Lock)
     stopped: threading.Event = field(default_factory=threading.Event)
 
+    started: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def _start(self, process: Process) -> None:
+        process.start()
+        assert process.popen is not None
+        self.started.append(process.popen)  # every one is accounted for at stop()
+
     def start(self) -> None:
         for process in self.processes:
-            process.start()
+            self._start(process)
         threading.Thread(target=self._keep, daemon=True, name="keeper").start()
 
     def _keep(self) -> None:
@@ -227,7 +235,7 @@ class Replicas:
             with self.lock:
                 for process in self.processes:
                     if process.popen is not None and process.popen.poll() is not None:
-                        process.start()
+                        self._start(process)
                         self.restarts += 1
 
     def kill(self, process: Process) -> None:
@@ -240,6 +248,10 @@ class Replicas:
         with self.lock:
             for process in self.processes:
                 process.kill()
+            for popen in self.started:  # none should run still; none is left running
+                if popen.poll() is None:
+                    os.killpg(popen.pid, signal.SIGKILL)
+                    popen.wait()
 
 
 @dataclass
