@@ -104,9 +104,14 @@ def targets(results: Results, scenarios: Sequence[Scenario]) -> list[str]:
 SECTION = "## Gate quality (BENCHMARK.md §1)"
 
 NOTES = (
-    "- *These notes analysed the previous round's re-implemented loop; the twin (the real "
-    "controller, with its 12 s settle and windows) is slower to react, so they are to be "
-    "redone on the twin's figures.*",
+    "- **100% errors with ≤ 20 failed requests.** At 100 req/s and weight 5 the canary fails "
+    "5 requests a second. Prometheus scrapes every 10 s, so about 5 s of its failures (≈ 25) "
+    "are served on average before any scrape can show one; then half a tick (2 s, ≈ 5) and the "
+    "route change (1–3 s, ≈ 10). The early look fails the canary on the first scrape that shows "
+    "a handful of failures, so 35–40 failed requests is what this data path allows; ≤ 20 needs "
+    "a faster scrape (5 s halves it) or a smaller first weight (1% divides it by five).",
+    "- *The notes below analysed the previous round's re-implemented loop; to be redone on the "
+    "twin's figures.*",
     "- **20× on 0.1% errors in ≤ 30 s.** The judge compares the canary with the stable it runs "
     "beside, so it must also learn that the stable's rate is low; at 95 req/s × 0.1% the stable "
     "fails once every ten seconds, and a false-rollback budget of 1% needs a few such failures "

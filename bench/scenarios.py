@@ -75,6 +75,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "S1", "healthy: canary = stable (0.1% errors)", HEALTHY, HEALTHY, bad=False, seeds=3000
     ),
     Scenario("S2-errors", "canary 100% errors", HEALTHY, behaviour(1.0), bad=True, seeds=3000),
+    Scenario("S2-errors-10%", "canary 10% errors", HEALTHY, behaviour(0.1), bad=True),
     Scenario(
         "S2-crash",
         "canary crash-looping: serves nothing, its requests fail before reaching it",

@@ -6,8 +6,8 @@ real ``Reconciler``, which runs the real ``machine.decide`` and ``judge`` on a r
 Only the ports are simulated, each over ``bench.world.World`` (``canary.sim.traffic``'s mesh and
 Prometheus-like scrapes every 10 s with jitter and loss):
 
-- the Rollout store is the tests' contract-tested ``MemoryRolloutStore``;
-- the router is the contract-tested ``FakeRouter`` with a mesh that accepts a changed route
+- the Rollout store is ``canary.runtime.memory``'s contract-tested ``MemoryRolloutStore``;
+- the router is the contract-tested ``MemoryRouter`` with a mesh that accepts a changed route
   when the new weight takes effect in the world (after the world's 1–3 s actuation delay);
 - the workloads report the stable Deployment, the canary Deployment (its pods start
   ``POD_START_S`` after they are asked for, then take traffic) and the Services;
@@ -49,17 +49,16 @@ from canary.core.vocabulary import (
 from canary.model.rollout import ROLLOUT_LABEL, Rollout
 from canary.ports import Arms, Change, MetricProvider, WorkloadState
 from canary.runtime.controller import Controller
+from canary.runtime.memory import MemoryRolloutStore, MemoryRouter, VirtualClock
 from canary.runtime.reconciler import Reconciler
 from canary.sim.traffic import Counters
-from tests.fake_store import MemoryRolloutStore
-from tests.fakes import FakeClock, FakeRouter
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 ROLLOUT = "podinfo-2"
 STABLE_REPLICAS = 3
 POD_START_S = 5.0
 """Seconds from asking for canary pods (or a new stable template) to their being ready."""
-TICK = timedelta(seconds=5)
+TICK = timedelta(seconds=2)
 """``canary run --tick``'s default."""
 RESYNC_S = 60.0
 
@@ -185,12 +184,12 @@ class TwinWorkloads:
 
 @dataclass
 class TwinRouter:
-    """``ports.TrafficRouter``: the contract-tested ``FakeRouter``, whose pretend mesh accepts
+    """``ports.TrafficRouter``: the contract-tested ``MemoryRouter``, whose pretend mesh accepts
     a changed route when the world's weight takes effect."""
 
     world: World
     timers: Timers
-    routes: FakeRouter = field(default_factory=lambda: FakeRouter(auto_accept=False))
+    routes: MemoryRouter = field(default_factory=lambda: MemoryRouter(auto_accept=False))
     writes: int = 0
 
     def observe(self, namespace: str, plan: Plan) -> RouteState | None:
@@ -295,14 +294,14 @@ def run(
     settle: timedelta = measuring.SETTLE,
     tick: timedelta = TICK,
     max_s: float = MAX_S,
-    metrics: Callable[[World, FakeClock], MetricProvider] | None = None,
+    metrics: Callable[[World, VirtualClock], MetricProvider] | None = None,
 ) -> TwinRun:
     """Release ``scenario``'s canary with the real controller until it rolls back (and traffic
     is back on stable) or starts promoting, or ``max_s`` passes."""
     world = World(scenario, seed)
     world.run_until(0.0)
     timers = Timers()
-    clock = FakeClock(T0)
+    clock = VirtualClock(T0)
     store = MemoryRolloutStore()
     ref = store.add(rollout(analysis))
     controller: Controller
@@ -351,4 +350,6 @@ def run(
                 trace.append(decided)
         if phase in PROMOTED or phase in ROLLED_BACK - {"RollingBack"} or now >= max_s:
             break
+    while world.pending:  # the route written last takes effect after the actuation delay
+        world.run_until(max(at for at, _ in world.pending))
     return TwinRun(phase, world.now, world, controller.reconciles, tuple(trace))

@@ -15,12 +15,14 @@ import secrets
 import signal
 import sys
 import threading
+import urllib.parse
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import structlog
+import yaml
 
 from canary import __version__
 from canary.adapters.kube import client as kube
@@ -35,13 +37,15 @@ from canary.adapters.kube.watch import KubeChangeFeed
 from canary.adapters.kube.workloads import KubeWorkloads
 from canary.adapters.metrics.prometheus import PrometheusMetrics
 from canary.adapters.notifiers.policy import PolicyNotifier
+from canary.adapters.notifiers.slack import SlackWebApi
 from canary.adapters.routers.httproute import HTTPRouteRouter
 from canary.adapters.routers.trafficsplit import TrafficSplitRouter
 from canary.api import app as api_app
 from canary.api import server as api_server
 from canary.api.metrics import ControllerMetrics, InstrumentedMetrics
+from canary.api.slack import Slack
 from canary.console import Console
-from canary.core import commands, lint, outbound, release
+from canary.core import chat, commands, lint, outbound, release
 from canary.core.vocabulary import CommandKind
 from canary.errors import CanaryError
 from canary.model.base import parse_duration
@@ -52,6 +56,7 @@ from canary.runtime import leader
 from canary.runtime.clock import SystemClock
 from canary.runtime.controller import Controller, start_thread
 from canary.runtime.guard import GuardedReconciler
+from canary.runtime.messages import MessageLedger
 from canary.runtime.outbox import OutboxWorker
 from canary.runtime.retention import Retention
 from canary.runtime.scheduler import Scheduler
@@ -121,6 +126,12 @@ def _release(args: argparse.Namespace) -> int:
         policy=args.policy,
         step_weight=args.step_weight,
         max_weight=args.max_weight,
+    )
+
+
+def _undo(args: argparse.Namespace) -> int:
+    return _console(args).undo(
+        args.target, actor=_actor(args), comment=args.comment or "", name=args.name
     )
 
 
@@ -239,6 +250,24 @@ def _add_cluster_commands(sub: Any) -> None:
     cmd.add_argument("--max-weight", type=int, help="with --step-weight: the last weight")
     cmd.set_defaults(func=_release)
 
+    cmd = sub.add_parser(
+        "undo",
+        parents=[cluster],
+        help="release a Deployment's previous template again",
+        description="Create a Rollout back to the template of the Deployment's previous "
+        "Succeeded release, with the policy's undo.steps (else its steps), its approvals and its "
+        "analysis, like any release. Example: canary undo deploy/podinfo",
+    )
+    cmd.add_argument("target", type=_argument_type(release.parse_target), metavar="deploy/NAME")
+    cmd.add_argument("--name", help="Rollout name (default: <deployment>-undo-<time>)")
+    cmd.add_argument("--comment", help="why (kept in the kubernetes.io/change-cause annotation)")
+    cmd.add_argument(
+        "--as-actor",
+        metavar="WHO",
+        help="who asks (default: the user the API server authenticates)",
+    )
+    cmd.set_defaults(func=_undo)
+
     cmd = sub.add_parser("get", parents=[cluster], help="list rollouts (oldest first) or show one")
     cmd.add_argument("name", nargs="?", metavar="ROLLOUT")
     cmd.add_argument("-A", "--all-namespaces", action="store_true", help="in every namespace")
@@ -320,6 +349,56 @@ def _notifications(store: KubeRolloutStore, rollout: Rollout) -> tuple[Notificat
     return tuple(merged.notifications or ())
 
 
+def _secret(variable: str, path: str | None) -> str | None:
+    """A secret from an environment variable, else from a file (a mounted Secret key)."""
+    return os.environ.get(variable) or (Path(path).read_text().strip() if path else None)
+
+
+class _Identities:
+    """The platform team's Slack mapping, read again whenever its file (a mounted ConfigMap)
+    changes; a file that no longer parses keeps the last good mapping and is logged."""
+
+    def __init__(self, path: str | None) -> None:
+        self._path = Path(path) if path else None
+        self._stamp: float | None = None
+        self._value = chat.SlackIdentities()
+        self._lock = threading.Lock()
+        self()
+
+    def __call__(self) -> chat.SlackIdentities:
+        if self._path is None:
+            return self._value
+        with self._lock:
+            try:
+                stamp = self._path.stat().st_mtime
+                if stamp != self._stamp:
+                    loaded = yaml.safe_load(self._path.read_text()) or {}
+                    self._value, self._stamp = chat.SlackIdentities.model_validate(loaded), stamp
+            except (OSError, yaml.YAMLError, ValueError) as error:
+                structlog.get_logger("canary").error(
+                    "slack_identities_unread", path=str(self._path), error=str(error)[:300]
+                )
+            return self._value
+
+
+def _slack(args: argparse.Namespace) -> tuple[Slack | None, SlackWebApi]:
+    """The Slack app: its Web API (with the bot token, if any), and its endpoints when the
+    signing secret is configured."""
+    origins: tuple[str, ...] = ("https://hooks.slack.com",)
+    if args.slack_api_url != "https://slack.com/api/":  # a Slack stand-in answers too
+        parts = urllib.parse.urlsplit(args.slack_api_url)
+        origins += (f"{parts.scheme}://{parts.netloc}",)
+    web = SlackWebApi(
+        _secret("CANARY_SLACK_BOT_TOKEN", args.slack_bot_token_file),
+        base_url=args.slack_api_url,
+        response_origins=origins,
+    )
+    signing = _secret("CANARY_SLACK_SIGNING_SECRET", args.slack_signing_secret_file)
+    if not signing:
+        return None, web
+    return Slack(signing, _Identities(args.slack_identities), web.members, web.respond), web
+
+
 def _run_arguments_refused(args: argparse.Namespace) -> str | None:
     """Check (and parse in place) `canary run`'s arguments; the problem, or None."""
     try:
@@ -346,9 +425,8 @@ def _run(args: argparse.Namespace) -> int:
     store = KubeRolloutStore(api, namespaces)
     objects = functools.partial(CustomObjects, api)
 
-    link_secret = os.environ.get("CANARY_LINK_SECRET") or (
-        Path(args.link_secret_file).read_text().strip() if args.link_secret_file else None
-    )
+    link_secret = _secret("CANARY_LINK_SECRET", args.link_secret_file)
+    slack, slack_web = _slack(args)
     registry = ControllerMetrics(store)
     deliveries = OutboxWorker(
         store,
@@ -357,8 +435,11 @@ def _run(args: argparse.Namespace) -> int:
             KubeSecrets(api).value,
             api_url=args.api_url,
             link_secret=link_secret,
+            interactive=slack is not None,
             delivered=registry.observe_delivery,
             policy=args.outbound_allow,
+            web=slack_web,
+            remember=MessageLedger(store).remember,
         ),
         clock,
     )
@@ -397,11 +478,13 @@ def _run(args: argparse.Namespace) -> int:
             api_app.Api(
                 store=store,
                 annotator=store,
+                create=store.create,
                 access=KubeAccessReview(api),
                 ready=lambda: leading.is_set() and feed.ready.is_set(),
                 metrics=registry,
                 alive=lambda: all(worker.is_alive() for worker in workers),
                 link_secret=link_secret,
+                slack=slack,
             )
         ),
         host=args.http_address,
@@ -461,6 +544,7 @@ def _dashboard(args: argparse.Namespace) -> int:
             api_app.Api(
                 store=store,
                 annotator=store,
+                create=store.create,
                 access=KubeSelfReview(api, secret),
                 ready=lambda: True,
                 metrics=ControllerMetrics(),
@@ -522,8 +606,9 @@ def _add_run_command(sub: Any) -> None:
     cmd.add_argument(
         "--tick",
         type=_argument_type(parse_duration),
-        default=timedelta(seconds=5),
-        help="how often to query Prometheus for every Rollout being judged (default 5s)",
+        default=timedelta(seconds=2),
+        help="how often to query Prometheus for every Rollout being judged (default 2s: a "
+        "failing canary is rolled back soon after a scrape shows it)",
     )
     cmd.add_argument(
         "--settle",
@@ -565,6 +650,25 @@ def _add_run_command(sub: Any) -> None:
         help="key that signs the links of chat buttons (or $CANARY_LINK_SECRET)",
     )
     cmd.add_argument("--api-url", help="public URL of the HTTP API, for links in chat messages")
+    cmd.add_argument(
+        "--slack-signing-secret-file",
+        help="the Slack app's signing secret (or $CANARY_SLACK_SIGNING_SECRET): serves "
+        "/slack/actions and /slack/commands and makes message buttons interactive",
+    )
+    cmd.add_argument(
+        "--slack-identities",
+        metavar="FILE",
+        help="YAML mapping Slack users and user groups to Kubernetes users and groups "
+        "(re-read when it changes; see docs/chatops.md)",
+    )
+    cmd.add_argument(
+        "--slack-bot-token-file",
+        help="the Slack app's bot token (or $CANARY_SLACK_BOT_TOKEN): posts messages to the "
+        "channels policies name and updates them in place; reads user groups",
+    )
+    cmd.add_argument(
+        "--slack-api-url", default="https://slack.com/api/", help=argparse.SUPPRESS
+    )  # tests point it at a Slack stand-in
     cmd.add_argument(
         "--outbound-allow",
         action="append",

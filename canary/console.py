@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 import yaml
 
-from canary.core import commands, history, present, release
+from canary.core import commands, history, present, release, undo
 from canary.core import plan as plan_mod
 from canary.core.vocabulary import Command, CommandKind
 from canary.errors import Conflict, InvalidSpec, TransientError
@@ -121,6 +121,32 @@ class Console:
         except InvalidSpec as error:
             return self._invalid(made, error)
         self._say(f"rollout.canary.dev/{made} created")
+        return 0
+
+    def undo(
+        self, deployment: str, *, actor: str, comment: str = "", name: str | None = None
+    ) -> int:
+        """Create the Rollout that takes ``deployment`` back to its previous Succeeded
+        release's template (``canary.core.undo``)."""
+        try:
+            undoing = undo.choose(self.store.list(self.namespace), deployment)
+            rollout = undo.build(undoing, now=self.clock(), actor=actor, comment=comment, name=name)
+        except ValueError as error:
+            return self._fail(f"error: cannot undo deploy/{deployment}: {error}")
+        except InvalidSpec as error:
+            return self._invalid(name or deployment, error)
+        made = rollout.metadata.name
+        try:
+            self.create(rollout)
+        except Conflict:
+            return self._fail(
+                f'Error from server (AlreadyExists): {RESOURCE} "{made}" already exists; '
+                "pass --name to choose another"
+            )
+        except InvalidSpec as error:
+            return self._invalid(made, error)
+        earlier = undoing.earlier.metadata.name
+        self._say(f"rollout.canary.dev/{made} created (back to {earlier}'s template)")
         return 0
 
     def get(

@@ -19,56 +19,16 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from typing import Any
 
-from canary.core import evidence, promql, weights
-from canary.core.plan import Plan
-from canary.core.vocabulary import Event, RouteState
+from canary.core import evidence, promql
+from canary.core.vocabulary import Event
 from canary.errors import Conflict, MetricsUnavailable
 from canary.model.rollout import Rollout
 from canary.ports import Arms
+from canary.runtime.memory import MemoryRouter, VirtualClock
 
 Json = dict[str, Any]
-
-
-@dataclass
-class _FakeRoute:
-    canary_weight: int
-    accepted: bool
-
-
-class FakeRouter:
-    """A ``TrafficRouter`` whose routes live in memory.
-
-    With ``auto_accept`` the pretend mesh accepts a new route at once (a TrafficSplit, or a
-    cluster whose mesh is quick); without it a new route is unaccepted until ``accept``. A
-    weight change never withdraws acceptance (Linkerd does not rewrite status for weights)."""
-
-    def __init__(self, *, auto_accept: bool = True) -> None:
-        self.auto_accept = auto_accept
-        self.routes: dict[tuple[str, str], _FakeRoute] = {}
-
-    def observe(self, namespace: str, plan: Plan) -> RouteState | None:
-        """The live weight, or None when no route exists."""
-        route = self.routes.get((namespace, plan.route_name))
-        if route is None:
-            return None
-        return RouteState(canary_weight=route.canary_weight, accepted=route.accepted)
-
-    def set_weights(self, namespace: str, plan: Plan, canary: int) -> None:
-        """Create the route or change its weight."""
-        weights.split(canary)  # the same ValueError as the real routers for a bad percent
-        key = (namespace, plan.route_name)
-        route = self.routes.get(key)
-        if route is None:
-            self.routes[key] = _FakeRoute(canary, self.auto_accept)
-        else:
-            route.canary_weight = canary
-
-    def accept(self, namespace: str, plan: Plan) -> None:
-        """What the mesh does: accept the route."""
-        self.routes[(namespace, plan.route_name)].accepted = True
 
 
 @dataclass
@@ -196,16 +156,5 @@ class FakeEvents:
         self.events.append((rollout.metadata.name, event.reason))
 
 
-class FakeClock:
-    """A clock the test moves."""
-
-    def __init__(self, now: datetime) -> None:
-        self.current = now
-
-    def now(self) -> datetime:
-        """The time the test set."""
-        return self.current
-
-    def advance(self, delta: timedelta) -> None:
-        """Move time on."""
-        self.current += delta
+FakeRouter = MemoryRouter
+FakeClock = VirtualClock

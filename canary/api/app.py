@@ -11,10 +11,16 @@ the Rollouts for a dashboard, and the commands the CLI's approve/promote/abort/r
     GET  /metrics                      Prometheus text (``canary.api.metrics``)
     GET  /api/v1/rollouts              {"items": [summary, ...]}   (?namespace=NS to filter)
     GET  /api/v1/namespaces/NS/rollouts/NAME          the Rollout as stored
-    POST /api/v1/namespaces/NS/rollouts/NAME/KIND     KIND in approve|promote|abort|retry,
-                                       body {"comment": "..."} → 202, 403, 404, 409
-    GET  /api/v1/namespaces/NS/rollouts/NAME/KIND?expires=…&sig=…   the page a signed chat
-                                       link (``canary.core.links``) opens: it asks for a token
+    POST /slack/actions, /slack/commands   Slack's buttons and slash command, signed by Slack
+                                       (``canary.api.slack``); only when Slack is configured
+    POST /api/v1/namespaces/NS/rollouts/NAME/KIND     KIND in approve|promote|abort|retry|
+                                       pause|resume, body {"comment": "..."} → 202, 403, 404, 409
+    POST /api/v1/namespaces/NS/deployments/NAME/undo  a Rollout back to the Deployment's previous
+                                       Succeeded release (``canary.core.undo``); needs ``create``
+                                       on rollouts, like any release → 201, 403, 409, 422
+    GET  /api/v1/namespaces/NS/rollouts/NAME/KIND?t=TICKET   the page a signed chat link
+                                       (``canary.core.links``) opens: it asks for a token, and
+                                       POSTs to the same URL; a link's ticket acts at most once
 
 Every ``/api/`` and ``/ui/`` request needs ``Authorization: Bearer <Kubernetes token>`` (or the
 ``X-Forwarded-Access-Token`` an OAuth2 proxy adds): the cluster says who holds it (TokenReview)
@@ -48,8 +54,10 @@ from canary.api import pages, problems
 from canary.api.access import Gate
 from canary.api.metrics import CONTENT_TYPE, ControllerMetrics
 from canary.api.problems import Problem
-from canary.core import access, commands, links
+from canary.api.slack import Slack, SlackEndpoints
+from canary.core import access, chat, commands, links, undo
 from canary.core.vocabulary import Command, CommandKind
+from canary.errors import Conflict, InvalidSpec
 from canary.model.policy import Analysis
 from canary.model.rollout import Rollout
 from canary.ports import AccessReview, Annotator, Identity, Ref, RolloutStore
@@ -89,9 +97,14 @@ class Api:
     access: AccessReview
     ready: Callable[[], bool]
     metrics: ControllerMetrics
+    create: Callable[[Rollout], Rollout] | None = None
+    """Creates a Rollout (an undo); None: this server creates none (undo answers 501)."""
     alive: Callable[[], bool] = lambda: True
     """Whether the controller's worker thread still runs (liveness: a dead worker restarts)."""
     link_secret: str | None = None
+    """The chat key: signs the tickets of chat buttons and links (``canary.core.chat``)."""
+    slack: Slack | None = None
+    """The Slack app (its endpoints are served only when it is configured)."""
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     limits: Limits = field(default_factory=Limits)
 
@@ -183,7 +196,7 @@ form.addEventListener("submit", async (event) => {{
     headers["Authorization"] = "Bearer " + token.value;
   }}
   const comment = document.getElementById("comment").value;
-  const reply = await fetch(location.pathname, {{
+  const reply = await fetch(location.pathname + location.search, {{
     method: "POST", headers, body: JSON.stringify({{comment}})}});
   const answer = await reply.json();
   document.getElementById("result").textContent =
@@ -318,43 +331,103 @@ class _Handlers:
             raise _not_found(ref)
         return JSONResponse(found.wire())
 
+    def _link(self, request: Request, ref: Ref, kind: CommandKind) -> chat.Ticket | None:
+        """The ticket of a signed link (query ``t``), None without one; Problem 403 when it
+        is not valid here."""
+        text = request.query_params.get("t")
+        if text is None:
+            return None
+        found = links.ticket(
+            self.api.link_secret or "", text, namespace=ref.namespace, name=ref.name, kind=kind
+        )
+        if found is None:
+            raise Problem(403, "this link is not valid, or it has expired")
+        return found
+
     async def confirm(self, request: Request) -> Response:
         ref, kind = _ref(request), _kind(request)
-        query = request.query_params
-        secret = self.api.link_secret
-        if "sig" not in query:
+        ticket = self._link(request, ref, kind)
+        if ticket is None:
             raise Problem(405, f"give a command with POST {request.url.path}")
-        valid = bool(secret) and links.valid(
-            secret or "",
-            namespace=ref.namespace,
-            name=ref.name,
-            kind=kind,
-            expires=query.get("expires", ""),
-            sig=query.get("sig", ""),
-            now=self.api.clock(),
-        )
-        if not valid:
-            raise Problem(403, "this link is not valid, or it has expired")
+        rollout = await self.call(self.api.store.get, ref)
+        why = chat.refusal(ticket, rollout, self.api.clock())
+        if why is not None:
+            raise Problem(403, f"this link cannot be used: {why}")
         page = _CONFIRM.format(
             kind=html.escape(kind), namespace=html.escape(ref.namespace), name=html.escape(ref.name)
         )
         return HTMLResponse(page, headers={"Cache-Control": "no-store"})
 
-    async def command(self, request: Request) -> Response:
-        ref, kind = _ref(request), _kind(request)
-        who = await self.identity(request)
-        await self.call(self.gate.require, who, access.command_permission(kind), ref.namespace)
+    async def _comment(self, request: Request) -> str:
         raw = await self.body(request)
         try:
-            body = CommandBody.model_validate_json(raw.strip() or b"{}")
+            return CommandBody.model_validate_json(raw.strip() or b"{}").comment
         except ValidationError as error:
             errors = [
                 {"field": ".".join(str(p) for p in e["loc"]) or "(body)", "message": e["msg"]}
                 for e in error.errors(include_url=False, include_context=False, include_input=False)
             ]
             raise Problem(400, 'send a JSON object: {"comment": "..."}', errors=errors) from error
-        status, document = await self.call(self._give, ref, kind, who.username, body.comment)
+
+    async def undo(self, request: Request) -> Response:
+        namespace = _namespace(request.path_params["namespace"])
+        target = request.path_params["name"]
+        if not access.is_name(target):
+            raise Problem(400, f"{target!r} is not a valid Deployment name (RFC 1123 subdomain)")
+        who = await self.identity(request)
+        await self.call(self.gate.require, who, access.CREATE, namespace)
+        comment = await self._comment(request)
+        document = await self.call(self._undo, namespace, target, who.username, comment)
+        return JSONResponse(document, 201)
+
+    def _undo(self, namespace: str, target: str, actor: str, comment: str) -> dict[str, Any]:
+        """Create the Rollout that goes back to the previous release (blocking)."""
+        if self.api.create is None:
+            raise Problem(501, "this server does not create Rollouts: use canary undo")
+        try:
+            undoing = undo.choose(self.api.store.list(namespace), target)
+            rollout = undo.build(undoing, now=self.api.clock(), actor=actor, comment=comment)
+            made = self.api.create(rollout)
+        except ValueError as error:
+            raise Problem(409, f"cannot undo deploy/{target}: {error}") from error
+        except Conflict as error:
+            raise Problem(409, f"cannot undo deploy/{target} now: {error}; try again") from error
+        except InvalidSpec as error:
+            raise Problem(422, f"cannot undo deploy/{target}: {error}") from error
+        earlier = undoing.earlier.metadata.name
+        log.info("undo_created", rollout=made.metadata.name, undo_of=earlier, actor=actor)
+        return {
+            "rollout": f"{namespace}/{made.metadata.name}",
+            "undoOf": earlier,
+            "actor": actor,
+        }
+
+    async def command(self, request: Request) -> Response:
+        ref, kind = _ref(request), _kind(request)
+        who = await self.identity(request)
+        await self.call(self.gate.require, who, access.command_permission(kind), ref.namespace)
+        comment = await self._comment(request)
+        ticket = self._link(request, ref, kind)
+        if ticket is not None:
+            await self.call(self._use_link, ref, ticket, who.username)
+        status, document = await self.call(self._give, ref, kind, who.username, comment)
         return JSONResponse(document, status)
+
+    def _use_link(self, ref: Ref, ticket: chat.Ticket, actor: str) -> None:
+        """Record a link's ticket as used, once (blocking); Problem 409 when it cannot act."""
+        for _ in range(3):
+            rollout = self.api.store.get(ref)
+            why = chat.refusal(ticket, rollout, self.api.clock())
+            if why is not None:
+                raise Problem(409, f"this link cannot be used: {why}")
+            assert rollout is not None
+            try:
+                status = chat.with_used(rollout.status, ticket, actor, self.api.clock())
+                self.api.store.write_status(rollout, status)
+            except Conflict:
+                continue
+            return
+        raise Problem(409, f"rollout {ref} is changing too fast; try again")
 
     def _give(
         self, ref: Ref, kind: CommandKind, actor: str, comment: str
@@ -400,7 +473,25 @@ def build(api: Api) -> Starlette:
         Route(one, handlers.rollout, methods=["GET"]),
         Route(one + "/{kind}", handlers.command, methods=["POST"]),
         Route(one + "/{kind}", handlers.confirm, methods=["GET"]),
+        Route(
+            "/api/v1/namespaces/{namespace}/deployments/{name}/undo",
+            handlers.undo,
+            methods=["POST"],
+        ),
     ]
+    if api.slack is not None:
+        slack = SlackEndpoints(
+            api.slack,
+            api.store,
+            handlers.gate,
+            api.link_secret,
+            api.clock,
+            handlers.call,
+            handlers.body,
+            handlers._give,
+        )
+        routes.append(Route("/slack/actions", slack.actions, methods=["POST"]))
+        routes.append(Route("/slack/commands", slack.commands, methods=["POST"]))
     return Starlette(
         routes=routes,
         exception_handlers=problems.handlers,

@@ -33,6 +33,9 @@ READ = Permission("get")
 LIST = Permission("list")
 """Listing the Rollouts of a namespace (or, asked without one, of every namespace)."""
 
+CREATE = Permission("create")
+"""Creating a Rollout: a release, and so an undo."""
+
 
 def command_permission(kind: str) -> Permission:
     """The permission that lets a person give command ``kind`` (approve, promote, abort, retry)

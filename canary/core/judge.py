@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from enum import StrEnum
 
 from canary.core import latency, sequential
@@ -41,6 +42,9 @@ DESIGN_LATENCY_KAPPA = 1.25
 rate (or the rate limit), a quarter more slow (or fewer fast) responses than allowed."""
 MAX_REPORTED = 1e300
 """E-values beyond this are reported as this (they are far past any threshold anyway)."""
+EARLY_SHARE = 0.1
+"""The share of the false-rollback budget spent on early looks (:func:`evaluate_early`); the
+settled windows get the rest (:func:`settled`)."""
 
 
 class Verdict(StrEnum):
@@ -331,6 +335,60 @@ def _change_points(t: Thresholds, steps: Sequence[Evidence]) -> list[_Sequential
         else s
         for i, s in enumerate(found)
     ]
+
+
+def settled(thresholds: Thresholds) -> Thresholds:
+    """The thresholds for the settled windows when early looks (:func:`evaluate_early`) take
+    ``EARLY_SHARE`` of the false-rollback budget: together they keep ``false_rollback_rate``."""
+    rate = thresholds.false_rollback_rate * (1.0 - EARLY_SHARE)
+    return replace(thresholds, false_rollback_rate=rate)
+
+
+def early_rate(thresholds: Thresholds, step: int) -> float:
+    """The false-rollback rate an early look at step ``step`` (0-based) may spend: step ``k``
+    gets ``EARLY_SHARE·w_k`` of the budget, ``w_k`` the change-point weights (½, ¼, ⅛…), whose
+    sum stays below 1 — so all early looks of a rollout together stay below
+    ``EARLY_SHARE·false_rollback_rate`` (0.1% at the default 1%)."""
+    weight = sequential.change_point_weight(step)
+    return thresholds.false_rollback_rate * EARLY_SHARE * weight
+
+
+def evaluate_early(thresholds: Thresholds, counts: Evidence, step: int) -> Judgement | None:
+    """A fail-only look at the counts a step has served since its weight changed, before they
+    make a settled window (during the settle time, on windows shorter than a scrape interval):
+    a FAIL when they alone are enough evidence against the canary, else None.
+
+    The counts may include a little traffic from before the weight change and from pods
+    scraped at different moments; the comparisons with stable condition on the requests each
+    arm actually served, so stay valid, and the absolute checks subtract what stable shows
+    too. The look is an e-process over this step's counts only, with its own budget
+    (:func:`early_rate`); custom metrics and ``minRequestsPerStep`` play no part, and a step
+    at full weight, with no stable traffic left to compare with, is not looked at early."""
+    weight = counts.canary_weight
+    if weight is None or not 0.0 < weight < 100.0 or counts.canary.requests <= 0:
+        return None
+    rate = early_rate(thresholds, step)
+    found = evaluate(
+        replace(thresholds, false_rollback_rate=rate, custom={}),
+        Evidence(counts.canary, counts.stable, canary_weight=weight),
+    )
+    if found.verdict is not Verdict.FAIL:
+        return None
+    return replace(found, reason=f"early look: {found.reason}")
+
+
+SLOW_STEP = timedelta(minutes=10)
+"""A step expected to need longer than this to reach its minimum says what would shorten it."""
+
+
+def time_to_minimum(requests: int, minimum: int, elapsed: timedelta) -> timedelta | None:
+    """How much longer a step needs, at the canary request rate it has seen so far, to reach
+    ``minimum`` canary requests: whole seconds, or None when it has them or no rate is known
+    yet (no requests, no time)."""
+    if requests <= 0 or requests >= minimum or elapsed <= timedelta(0):
+        return None
+    seconds = (minimum - requests) * elapsed.total_seconds() / requests
+    return timedelta(seconds=math.ceil(seconds))
 
 
 def _point_check(name: str, value: float | None, lo: float | None, hi: float | None) -> CheckResult:

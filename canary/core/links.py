@@ -1,27 +1,19 @@
-"""Signed links for chat buttons: a URL that opens, until it expires, the page from which a
-person gives one command to one Rollout.
+"""Signed links for chats without interactivity (Slack incoming webhooks, Teams cards): a URL
+that opens the page from which a person gives one command to one Rollout.
 
-Notifiers make the links (``link``); the HTTP API checks them (``valid``) before it shows the
-confirmation page, and the command itself still needs the person's own reviewed token, so a
-link preview fetching the URL, or anyone else holding it, never gives the command. The key is
-the controller's link secret. Pure: the caller passes the time.
+A link is only a pointer: its query carries a chat ticket (``canary.core.chat``) bound to the
+Rollout's UID and the stage of the release it was posted for, signed with the controller's chat
+key (a Secret of its own), with an expiry. The HTTP API shows a confirmation page for a valid
+ticket; the command itself needs the person's own reviewed token and RBAC permission, and the
+ticket acts at most once (its nonce is recorded in status). So a link preview fetching the URL,
+or anyone else holding it, never gives the command. Pure.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import re
-from datetime import datetime
 from urllib.parse import quote, urlencode
 
-_EXPIRES = re.compile(r"[0-9]{1,12}")
-
-
-def signature(secret: str, namespace: str, name: str, kind: str, expires: int) -> str:
-    """The HMAC-SHA256 of what the link allows, hex."""
-    message = f"{namespace}/{name}/{kind}/{expires}".encode()
-    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+from canary.core import chat
 
 
 def path(namespace: str, name: str, kind: str) -> str:
@@ -29,28 +21,16 @@ def path(namespace: str, name: str, kind: str) -> str:
     return f"/api/v1/namespaces/{quote(namespace)}/rollouts/{quote(name)}/{quote(kind)}"
 
 
-def link(
-    base_url: str, secret: str, *, namespace: str, name: str, kind: str, expires: datetime
-) -> str:
-    """A URL that gives ``kind`` to the Rollout when followed and confirmed before ``expires``."""
-    stamp = int(expires.timestamp())
-    query = urlencode({"expires": stamp, "sig": signature(secret, namespace, name, kind, stamp)})
-    return f"{base_url.rstrip('/')}{path(namespace, name, kind)}?{query}"
+def link(base_url: str, key: str, ticket: chat.Ticket) -> str:
+    """A URL that gives the ticket's command when followed and confirmed."""
+    where = path(ticket.namespace, ticket.name, ticket.kind)
+    return f"{base_url.rstrip('/')}{where}?{urlencode({'t': chat.sign(key, ticket)})}"
 
 
-def valid(
-    secret: str,
-    *,
-    namespace: str,
-    name: str,
-    kind: str,
-    expires: str,
-    sig: str,
-    now: datetime,
-) -> bool:
-    """Whether a link's ``expires`` and ``sig`` allow ``kind`` on the Rollout at ``now``."""
-    # isdigit() accepts '²', which int() refuses: only ASCII digits are a time.
-    if not secret or not _EXPIRES.fullmatch(expires) or int(expires) < now.timestamp():
-        return False
-    expected = signature(secret, namespace, name, kind, int(expires))
-    return hmac.compare_digest(expected, sig)
+def ticket(key: str, text: str, *, namespace: str, name: str, kind: str) -> chat.Ticket | None:
+    """The ticket of a link followed to ``kind`` on ``namespace/name``; None when it is not
+    signed with ``key`` or points elsewhere."""
+    found = chat.read(key, text)
+    if found is None or (found.namespace, found.name, found.kind) != (namespace, name, kind):
+        return None
+    return found

@@ -309,10 +309,10 @@ def _judge_step(t: _Tick) -> judge.Judgement | None:
         return None
     record = t.status.steps[index]
     live = obs.route is not None and obs.route.accepted
-    if obs.evidence is None or not live or obs.route is None:
+    if not live or obs.route is None or obs.route.canary_weight != record.weight:
         return None
-    if obs.route.canary_weight != record.weight:
-        return None
+    if obs.evidence is None:
+        return _judge_early(t) if obs.early is not None else None
     t.evidence_used = True
     percentile = t.plan.thresholds.latency_percentile
     canary = _arm(record.canary) + obs.evidence.canary
@@ -323,7 +323,7 @@ def _judge_step(t: _Tick) -> judge.Judgement | None:
         if s.weight
     )
     verdict = judge.evaluate(
-        t.plan.thresholds,
+        judge.settled(t.plan.thresholds),
         judge.Evidence(
             canary, stable, obs.evidence.custom, canary_weight=record.weight, earlier=earlier
         ),
@@ -346,6 +346,27 @@ def _judge_step(t: _Tick) -> judge.Judgement | None:
         t.over.add("NoDataDeadlineExceeded")
     healthy = {judge.Verdict.PASS: True, judge.Verdict.FAIL: False}.get(verdict.verdict)
     t.condition("Healthy", healthy, str(verdict.verdict), verdict.reason)
+    return verdict
+
+
+def _judge_early(t: _Tick) -> judge.Judgement | None:
+    """The fail-only look at the counts since the weight changed (``judge.evaluate_early``):
+    a FAIL, noted on the step, or None — nothing is added to the step's counts."""
+    assert t.obs.early is not None
+    index = t.status.current_step_index
+    record = t.status.steps[index]
+    early = t.obs.early
+    verdict = judge.evaluate_early(
+        t.plan.thresholds,
+        judge.Evidence(early.canary, early.stable, canary_weight=record.weight),
+        index,
+    )
+    if verdict is None:
+        return None
+    t.evidence_used = True
+    update = {"checks": list(verdict.checks), "message": verdict.reason}
+    _replace_step(t, record.model_copy(update=update))
+    t.condition("Healthy", False, str(verdict.verdict), verdict.reason)
     return verdict
 
 
@@ -479,7 +500,21 @@ def _progressing_phase(t: _Tick) -> bool:
             "Rollback"
         ):
             return _start_rollback(t, f"step {index + 1}: no data for {plan.no_data_timeout}")
-    return t.wait(f"step {index + 1} at {weight}%: {verdict.reason}", plan.interval)
+    return t.wait(f"step {index + 1} at {weight}%: {verdict.reason}{_eta(t)}", plan.interval)
+
+
+def _eta(t: _Tick) -> str:
+    """When a step short of its minimum requests will have them at the traffic seen so far,
+    and, when that is long, what would shorten it ("" when there is nothing to estimate)."""
+    record = t.status.steps[t.status.current_step_index]
+    minimum = t.plan.thresholds.min_requests
+    eta = judge.time_to_minimum(record.canary.requests, minimum, t.now - record.started_at)
+    if eta is None:
+        return ""
+    note = f"; about {format_duration(eta)} more at the current canary traffic"
+    if eta > judge.SLOW_STEP:
+        note += " (a higher weight for this step or a load-test hook would shorten it)"
+    return note
 
 
 def _paused_phase(t: _Tick) -> bool:
@@ -574,7 +609,7 @@ def _promoting_phase(t: _Tick) -> bool:
         return t.wait("scaling the canary to zero", WAIT)
     t.event("Promoted", f"{t.plan.target} promoted; all traffic on the updated stable pods")
     t.condition("Progressing", False, "Succeeded", "the release is promoted")
-    return t.go("Succeeded", "promoted", finished_at=t.now)
+    return t.go("Succeeded", "promoted", finished_at=t.now, promoted=obs.target.template)
 
 
 def _fail_promotion(t: _Tick) -> bool:
@@ -675,9 +710,14 @@ def _hold(t: _Tick) -> None:
             t.status = t.status.model_copy(update={"paused_at": t.now})
             t.event("PausedByPerson", f"paused by {who}")
         elif command.kind == "resume" and held is not None:
-            t.status = _shift_waits(t.status, held, t.now)
-            t.event("Resumed", f"resumed by {who}")
-            t.condition("Progressing", True, "Resumed", f"resumed by {who}")
+            _resume(t, held, f"resumed by {who}")
+
+
+def _resume(t: _Tick, held: datetime, why: str) -> None:
+    t.status = _shift_waits(t.status, held, t.now)
+    t.over.add("PauseDeadlineExceeded")
+    t.event("Resumed", why)
+    t.condition("Progressing", True, "Resumed", why)
 
 
 def _shift_waits(status: RolloutStatus, held: datetime, now: datetime) -> RolloutStatus:
@@ -717,6 +757,16 @@ def _held_phase(t: _Tick) -> bool:
         if verdict is not None and verdict.verdict is judge.Verdict.FAIL:
             return _fail_step(t, verdict)
     weight = t.obs.route.canary_weight if t.obs.route is not None else 0
+    held = t.status.paused_at
+    assert held is not None
+    wait = t.plan.held
+    action = _deadline(t, "PauseDeadlineExceeded", wait, held, f"held at {weight}% by a person")
+    if action == "Continue":
+        _record(t, gate_name(t.plan, t.status), "Resumed", None)
+        _resume(t, held, f"resumed by canary: held for {format_duration(wait.timeout)}")
+        return True
+    if action == "Rollback":
+        return _start_rollback(t, f"held by a person for {format_duration(wait.timeout)}")
     t.condition("Progressing", True, "PausedByPerson", f"held at {weight}% by a person")
     return t.wait(f"paused at {weight}% (canary resume to go on)", t.plan.interval)
 

@@ -14,6 +14,11 @@ window is complete, the counts its two arms served since it was last judged. The
 - **Every ready canary pod scraped**: until as many canary pods appear in the snapshot as are
   ready, stable's count has no counterpart; the window stays open.
 - **Counter resets, new pods, scrape gaps** are ``canary.core.evidence``'s rules.
+- **Early looks**: a canary that is clearly failing must not wait for the settle time and a
+  full window. So every tick also adds its counts to what the step served since its weight
+  changed (settle included); when they grew on a tick that completes no window, with every
+  ready canary pod scraped, :func:`early` offers them to the judge's fail-only look
+  (``judge.evaluate_early``), which has its own share of the false-rollback budget.
 
 Pure: no clock (``now`` is a parameter), no I/O, no logging. Rollouts are keyed by
 ``(namespace, name)``.
@@ -71,6 +76,11 @@ class Track:
     """When the window now being counted began (None: not begun)."""
     counts: judge.Evidence | None = None
     """What the arms served in the open window."""
+    early: judge.Evidence | None = None
+    """What the arms served since the weight last changed or judging began, settle included."""
+    early_fresh: bool = False
+    """Whether the last tick added canary requests to ``early`` without completing a window:
+    they are offered for an early look."""
 
 
 @dataclass(frozen=True)
@@ -101,10 +111,19 @@ def reconciled(state: State, key: Key, report: Reconciled, now: datetime) -> Sta
             track, judged=True, settling_since=old.settling_since if old.judged else now
         )
     else:
-        track = replace(track, judged=False, counts=None, window_since=None)
+        track = replace(
+            track, judged=False, counts=None, window_since=None, early=None, early_fresh=False
+        )
     if report.weight_set is not None and old.weight != report.weight_set:
         # Counts served at the old weight must not be credited to the new step.
-        track = replace(track, weight=report.weight_set, counts=None, settling_since=now)
+        track = replace(
+            track,
+            weight=report.weight_set,
+            counts=None,
+            settling_since=now,
+            early=None,
+            early_fresh=False,
+        )
     return replace(state, tracks={**state.tracks, key: track}, owners=owners)
 
 
@@ -132,24 +151,38 @@ def advance(
     for key, plan in judged(state).items():
         track = tracks[key]
         namespace = key[0]
-        since = track.settling_since
-        if since is not None and now - since < state.settle:
-            tracks[key] = replace(track, window_since=now)
-            continue
         tick = judge.Evidence(
             canary=deltas.get((namespace, plan.canary_deployment), judge.Arm()),
             stable=deltas.get((namespace, plan.target), judge.Arm()),
         )
+        visible = sum(1 for pod in snapshot if pod.target == (namespace, plan.canary_deployment))
+        early = tick if track.early is None else _sum(track.early, tick)
+        fresh = tick.canary.requests > 0 and visible >= track.canary_ready
+        track = replace(track, early=early, early_fresh=fresh)
+        since = track.settling_since
+        if since is not None and now - since < state.settle:
+            tracks[key] = replace(track, window_since=now)
+            continue
         counts = tick if track.counts is None else _sum(track.counts, tick)
         started = track.window_since or now
-        visible = sum(1 for pod in snapshot if pod.target == (namespace, plan.canary_deployment))
         long_enough = max(plan.interval, state.settle)
         if now - started >= long_enough and visible >= track.canary_ready:
             ready[key] = counts
-            tracks[key] = replace(track, window_since=now, counts=None)
+            tracks[key] = replace(track, window_since=now, counts=None, early_fresh=False)
         else:
             tracks[key] = replace(track, window_since=started, counts=counts)
     return replace(state, baseline=baseline, tracks=tracks), ready
+
+
+def early(state: State) -> dict[Key, judge.Evidence]:
+    """The counts the last :func:`advance` offers for an early look: for each judged Rollout
+    whose tick added canary requests, with every ready canary pod scraped, but completed no
+    window — what it served since its weight last changed."""
+    return {
+        key: track.early
+        for key, track in state.tracks.items()
+        if track.judged and track.early_fresh and track.early is not None
+    }
 
 
 def _sum(a: judge.Evidence, b: judge.Evidence) -> judge.Evidence:

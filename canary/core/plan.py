@@ -20,6 +20,7 @@ from canary.model.policy import (
     DEFAULT_INTERVAL,
     DEFAULT_MIN_REQUESTS,
     DEFAULT_NO_DATA_TIMEOUT,
+    DEFAULT_PAUSE_DEADLINE,
     DEFAULT_PROGRESS_DEADLINE,
     DEFAULT_PROMOTION_DEADLINE,
     DEFAULT_UNAVAILABLE_TIMEOUT,
@@ -77,6 +78,8 @@ class Plan:
     progress: Wait = Wait(DEFAULT_PROGRESS_DEADLINE, "Rollback")
     promotion: Wait = Wait(DEFAULT_PROMOTION_DEADLINE, "Fail")
     unavailable: Wait = Wait(DEFAULT_UNAVAILABLE_TIMEOUT, "Hold")
+    held: Wait = Wait(DEFAULT_PAUSE_DEADLINE, "Hold")
+    """A person's hold (``canary pause``)."""
 
     @property
     def stable_service(self) -> str:
@@ -208,6 +211,12 @@ def build(rollout: Rollout, policy: RolloutPolicy | None) -> Plan:
     resolved ``spec.policyRef`` (``policy`` is None when there is none)."""
     spec = rollout.spec
     fields = merge_policy(spec, policy.spec if policy is not None else None)
+    undo_steps = fields.undo.steps if fields.undo is not None else None
+    if spec.release.undo_of is not None and undo_steps is not None:
+        # An undo goes back to a template that already ran: the policy's undo.steps apply.
+        fields = fields.model_copy(
+            update={"steps": list(undo_steps), "step_weight": None, "max_weight": None}
+        )
     problems: list[Problem] = []
     if fields.service is None:
         problems.append(
@@ -219,6 +228,8 @@ def build(rollout: Rollout, policy: RolloutPolicy | None) -> Plan:
         )
     steps = step_plan.expand(fields)
     steps_path = "spec.steps" if fields.steps is not None else "spec.stepWeight"
+    if spec.release.undo_of is not None and undo_steps is not None:
+        steps_path = "spec.undo.steps"
     problems.extend(_check_steps(steps, steps_path))
     metric_names = [m.name for m in (fields.analysis.metrics or [])] if fields.analysis else []
     for name in sorted({n for n in metric_names if metric_names.count(n) > 1}):
@@ -236,6 +247,7 @@ def build(rollout: Rollout, policy: RolloutPolicy | None) -> Plan:
     approvals = fields.approvals
     gate = approvals.before_promotion if approvals else None
     progress, promotion = fields.progress_deadline, fields.promotion_deadline
+    held = fields.pause_deadline
     return Plan(
         target=spec.target_ref.name,
         images=dict(spec.release.images or {}),
@@ -278,5 +290,9 @@ def build(rollout: Rollout, policy: RolloutPolicy | None) -> Plan:
         unavailable=Wait(
             (unavailable.timeout if unavailable else None) or DEFAULT_UNAVAILABLE_TIMEOUT,
             (unavailable.on_timeout if unavailable else None) or "Hold",
+        ),
+        held=Wait(
+            (held.timeout if held else None) or DEFAULT_PAUSE_DEADLINE,
+            (held.on_timeout if held else None) or "Hold",
         ),
     )

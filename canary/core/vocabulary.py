@@ -15,6 +15,7 @@ from typing import Literal
 
 from canary.core import judge
 from canary.model.status import Condition, RolloutStatus
+from canary.model.template import TemplatePatch
 
 CommandKind = Literal["approve", "promote", "abort", "retry", "pause", "resume"]
 
@@ -31,6 +32,8 @@ class TargetState:
     """Rolled out: its newest generation is observed and every replica is updated and ready."""
     has_release: bool
     """Its pod template already is this release's template (promotion has been applied)."""
+    template: TemplatePatch | None = None
+    """Its pod template as far as a release can change it (``canary.core.undo.record``)."""
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,8 @@ class Command:
 @dataclass(frozen=True)
 class Observation:
     """What the reconciler read this time. ``evidence`` is the tick's new counts (None when
-    this reconcile did not measure); ``metrics_error`` says why measuring failed."""
+    this reconcile did not measure); ``metrics_error`` says why measuring failed; ``early``
+    the counts since the weight changed that make no window yet (for a fail-only look)."""
 
     target: TargetState | None
     apex_service: bool
@@ -78,6 +82,7 @@ class Observation:
     route: RouteState | None = None
     evidence: judge.Evidence | None = None
     metrics_error: str | None = None
+    early: judge.Evidence | None = None
     commands: tuple[Command, ...] = ()
     superseded_by: str | None = None
 

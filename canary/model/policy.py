@@ -48,6 +48,7 @@ DEFAULT_PROGRESS_DEADLINE = timedelta(minutes=10)
 DEFAULT_PROMOTION_DEADLINE = timedelta(minutes=30)
 DEFAULT_UNAVAILABLE_TIMEOUT = timedelta(minutes=10)
 DEFAULT_APPROVAL_TIMEOUT = timedelta(hours=24)
+DEFAULT_PAUSE_DEADLINE = timedelta(hours=24)
 
 OnTimeout = Literal["Rollback", "Hold", "Continue", "Fail"]
 """The one vocabulary of what a wait does when its deadline passes. Rollback: all traffic back
@@ -300,6 +301,19 @@ class PromotionDeadline(Wire):
     )
 
 
+class PauseDeadline(Wire):
+    """How long a person's hold (canary pause) may last; the other deadlines stop meanwhile."""
+
+    timeout: Deadline | None = Field(
+        default=None, description=f"Default {format_duration(DEFAULT_PAUSE_DEADLINE)}."
+    )
+    on_timeout: Literal["Hold", "Continue", "Rollback"] | None = Field(
+        default=None,
+        description="Hold (default: stay held, report it once so a forgotten hold surfaces), "
+        "Continue (resume on its own) or Rollback.",
+    )
+
+
 class CustomMetric(Wire):
     """An extra PromQL check. ``{{namespace}}``, ``{{target}}``, ``{{canary}}`` and
     ``{{interval}}`` are replaced before the query runs; the result must be one number."""
@@ -394,6 +408,13 @@ class Notification(Wire):
         description="An http or https URL, without user:password@ (keep secrets in urlFrom).",
     )
     url_from: SecretKeyRef | None = Field(default=None, description="Read the URL from a Secret.")
+    channel: str | None = Field(
+        default=None,
+        pattern=r"^[A-Z0-9]{1,32}$",
+        description="slack only: a channel ID (C0123ABCD). With the controller's Slack bot "
+        "token the message is posted there and updated in place as the release moves; a url "
+        "or urlFrom, if also given, is used only when the controller has no bot token.",
+    )
     events: list[EventReason] | None = Field(
         default=None,
         max_length=32,
@@ -414,9 +435,27 @@ class Notification(Wire):
 
     @model_validator(mode="after")
     def _has_url(self) -> Notification:
-        if (self.url is None) == (self.url_from is None):
+        if self.channel is not None and self.type != "slack":
+            raise ValueError("channel is for slack notifications only")
+        if self.url is not None and self.url_from is not None:
             raise ValueError("a notification has exactly one of url or urlFrom")
+        if self.url is None and self.url_from is None and self.channel is None:
+            raise ValueError(
+                "a notification has exactly one of url or urlFrom (slack: or a channel)"
+            )
         return self
+
+
+class Undo(Wire):
+    """How an undo (``canary undo``: a Rollout back to the previous release's template) runs."""
+
+    steps: list[Step] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="The steps of an undo, instead of the policy's steps: usually fewer and "
+        "bigger, since the template it goes back to already ran in production.",
+    )
 
 
 class PolicyFields(Wire):
@@ -441,7 +480,9 @@ class PolicyFields(Wire):
     approvals: Approvals | None = None
     progress_deadline: ProgressDeadline | None = None
     promotion_deadline: PromotionDeadline | None = None
+    pause_deadline: PauseDeadline | None = None
     notifications: list[Notification] | None = Field(default=None, max_length=10)
+    undo: Undo | None = None
 
     @model_validator(mode="after")
     def _steps_or_shorthand(self) -> PolicyFields:

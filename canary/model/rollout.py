@@ -76,6 +76,11 @@ class Release(Wire):
         "Only containers' image, env, args and resources, and the pod's labels and annotations "
         "(not linkerd.io, canary.dev, AppArmor or seccomp keys) may change.",
     )
+    undo_of: Name | None = Field(
+        default=None,
+        description="This release is an undo back to the template that Rollout promoted "
+        "(canary undo writes it): the policy's undo.steps apply instead of its steps.",
+    )
 
     @model_validator(mode="after")
     def _changes_something(self) -> Release:

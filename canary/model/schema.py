@@ -43,9 +43,17 @@ CEL_RULES: dict[str, list[dict[str, str]]] = {
     ],
     "Notification": [
         {
-            "rule": "has(self.url) != has(self.urlFrom)",
+            "rule": "!(has(self.url) && has(self.urlFrom))",
             "message": "a notification has exactly one of url or urlFrom",
-        }
+        },
+        {
+            "rule": "has(self.url) || has(self.urlFrom) || has(self.channel)",
+            "message": "a notification has exactly one of url or urlFrom (slack: or a channel)",
+        },
+        {
+            "rule": "!has(self.channel) || self.type == 'slack'",
+            "message": "channel is for slack notifications only",
+        },
     ],
     "Release": [
         {

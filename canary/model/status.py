@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import Field
 
 from canary.model.base import Wire
+from canary.model.template import TemplatePatch
 
 Phase = Literal[
     "Pending",
@@ -100,6 +101,30 @@ class CommandSeen(Wire):
     seen_at: datetime = Field(description="The controller's clock when it first saw it.")
 
 
+class ChatActionUsed(Wire):
+    """A chat button or signed link that has acted: each acts at most once (``core.chat``)."""
+
+    nonce: str = Field(pattern=r"^[0-9a-f]{1,64}$", description="Which posting it came from.")
+    kind: Literal["approve", "promote", "abort", "retry", "pause", "resume"]
+    actor: str = Field(max_length=512)
+    at: datetime
+
+
+class SlackMessage(Wire):
+    """A Slack message (posted with the Web API) that the controller keeps up to date."""
+
+    channel: str = Field(pattern=r"^[A-Z0-9]{1,32}$")
+    ts: str = Field(pattern=r"^[0-9]{1,12}\.[0-9]{1,8}$")
+
+
+class ChatStatus(Wire):
+    """What chat needs to remember about a release: the buttons and links already used, and
+    the Slack messages to update in place as the release moves."""
+
+    used: list[ChatActionUsed] = Field(default_factory=list, max_length=16)
+    slack: list[SlackMessage] = Field(default_factory=list, max_length=8)
+
+
 class OutboxEvent(Wire):
     """The event a pending notification is about."""
 
@@ -168,12 +193,20 @@ class RolloutStatus(Wire):
     message: str = ""
     steps: list[StepStatus] = Field(default_factory=list)
     approvals: list[ApprovalRecord] = Field(default_factory=list)
+    promoted: TemplatePatch | None = Field(
+        default=None,
+        description="Set when the release Succeeded: the stable pod template it promoted, as "
+        "far as a release can change it (images, env, args, resources, labels, annotations). "
+        "canary undo goes back to it.",
+    )
     commands_seen: list[CommandSeen] = Field(
         default_factory=list,
         max_length=8,
         description="The latest command of each kind and when the controller first saw it: a "
         "gate passes only on an approval first seen after the gate opened.",
     )
+    chat: ChatStatus = Field(default_factory=ChatStatus)
+
     outbox: Outbox = Field(
         default_factory=Outbox,
         description="Notifications still to deliver, and how deliveries went.",

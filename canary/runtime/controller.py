@@ -54,7 +54,9 @@ class WorkQueue:
         """Reconcile ``ref`` after ``after`` (sooner if it is already queued sooner)."""
         due = self._clock.now() + after
         with self._cond:
-            if measurement is not None:
+            if measurement is not None and not (
+                measurement.early is not None and ref in self._measurements
+            ):  # an early look never displaces a window or an error waiting to be served
                 self._measurements[ref] = measurement
             if ref in self._due and self._due[ref] <= due:
                 return
@@ -204,7 +206,8 @@ class Controller:
 
     def measure(self) -> None:
         """One Prometheus query for every Rollout being judged; wake those whose window is
-        complete (``canary.core.measuring``) with the counts they served in it."""
+        complete (``canary.core.measuring``) with the counts they served in it, and those
+        with new counts since their weight changed for an early, fail-only look."""
         with self._lock:
             judged = measuring.judged(self._measuring)
         if not judged:
@@ -220,8 +223,11 @@ class Controller:
         with self._lock:
             self._measuring, ready = measuring.advance(self._measuring, snapshot, self._clock.now())
             plans = measuring.judged(self._measuring)
+            early = measuring.early(self._measuring)
         for key, counts in ready.items():
             self._wake_measured(Ref(*key), plans[key], counts)
+        for key, counts in early.items():
+            self.queue.add(Ref(*key), measurement=Measurement(early=counts))
 
     def _wake_measured(self, ref: Ref, plan: Plan, counts: judge.Evidence) -> None:
         custom: dict[str, float | None] = {}

@@ -43,6 +43,8 @@ class Measurement:
 
     evidence: judge.Evidence | None = None
     error: str | None = None
+    early: judge.Evidence | None = None
+    """Counts since the weight changed that make no window yet: for a fail-only look."""
 
 
 @dataclass(frozen=True)
@@ -180,6 +182,7 @@ class Reconciler:
             route=route,
             evidence=measurement.evidence if measurement else None,
             metrics_error=measurement.error if measurement else None,
+            early=measurement.early if measurement else None,
             commands=commands.decode(rollout.metadata.annotations),
             superseded_by=superseded_by(rollout, others),
         )

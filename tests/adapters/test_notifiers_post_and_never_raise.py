@@ -19,7 +19,7 @@ import pytest
 
 from canary.adapters.notifiers import slack, webhook
 from canary.adapters.notifiers.policy import PolicyNotifier
-from canary.core import links, notice, outbound, outbox
+from canary.core import chat, links, notice, outbound, outbox
 from canary.core.vocabulary import Event
 from canary.errors import ApiUnavailable
 from canary.model.policy import Notification, SecretKeyRef
@@ -204,15 +204,37 @@ def test_slack_message_has_text_and_signed_approve_and_abort_buttons() -> None:
         url = urlsplit(button["url"])
         query = {k: v[0] for k, v in parse_qs(url.query).items()}
         assert url.path == links.path("test", "web-2", kind)
-        assert links.valid(
-            "s3cret",
-            namespace="test",
-            name="web-2",
-            kind=kind,
-            expires=query["expires"],
-            sig=query["sig"],
-            now=NOW,
-        )
+        ticket = links.ticket("s3cret", query["t"], namespace="test", name="web-2", kind=kind)
+        assert ticket is not None
+        assert (ticket.stage, ticket.expires) == ("beforeStart#0", int(NOW.timestamp()) + 86400)
+
+
+def test_interactive_slack_buttons_carry_signed_tickets_for_the_current_stage() -> None:
+    """With the Slack app's interactivity, the buttons are Slack buttons whose values are
+    tickets for the Rollout's stage, under the chat key; the message says where the release is."""
+    message = slack.SlackNotifier(
+        "https://hooks.slack.com/services/T0/B0/xyz",
+        link_secret="s3cret",
+        interactive=True,
+        clock=lambda: NOW,
+    ).message(ROLLOUT, WAITING)
+    section, context, actions = message["blocks"]
+    assert section["text"]["text"] == message["text"]
+    assert context["elements"][0]["text"] == "WaitingApproval · canary 20%"
+    kinds = [e["action_id"] for e in actions["elements"]]
+    assert kinds == ["canary-approve", "canary-promote", "canary-abort"]
+    for element in actions["elements"]:
+        ticket = chat.read("s3cret", element["value"])
+        assert ticket is not None
+        assert (ticket.namespace, ticket.name, ticket.stage) == ("test", "web-2", "beforeStart#0")
+        assert f"canary-{ticket.kind}" == element["action_id"]
+    assert "confirm" in actions["elements"][2]
+    paused = make("web-2", phase="Paused", currentStepIndex=1)
+    assert [e["action_id"] for e in slack.action_buttons(paused, "k", NOW)] == [
+        "canary-resume",
+        "canary-abort",
+    ]
+    assert slack.action_buttons(make("web-2", phase="Succeeded"), "k", NOW) == []
 
 
 def test_slack_offers_no_buttons_without_the_api_or_for_final_events() -> None:

@@ -15,6 +15,7 @@ import pytest
 
 from canary.api import app, server
 from canary.api.metrics import ControllerMetrics
+from canary.api.slack import Slack
 from canary.core import access
 from canary.ports import Identity
 from tests.api.fake_access import FakeAccessReview
@@ -39,6 +40,7 @@ GRANTS: set[tuple[str, access.Permission, str | None]] = {
     ),
     ("admin", access.READ, None),
     ("admin", access.LIST, None),
+    ("admin", access.CREATE, None),
     *(("admin", access.command_permission(kind), None) for kind in app.KINDS),
 }
 
@@ -97,6 +99,7 @@ def serve(
     store: MemoryRolloutStore,
     limits: app.Limits | None = None,
     server_limits: server.ServerLimits | None = None,
+    slack: Slack | None = None,
 ) -> tuple[app.Api, server.Running]:
     """Start a real server for ``store``; the caller stops it."""
     api = app.Api(
@@ -108,6 +111,7 @@ def serve(
         link_secret=LINK_SECRET,
         clock=lambda: NOW,
         limits=limits or app.Limits(),
+        slack=slack,
     )
     running = server.start(app.build(api), host="127.0.0.1", port=0, limits=server_limits)
     return api, running

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from canary.api import app
-from canary.core import commands, links
+from canary.core import chat, commands, links
 from canary.errors import ApiUnavailable, TerminalError
 from canary.ports import Ref
 from tests.api.conftest import (
@@ -189,13 +189,14 @@ def test_an_empty_body_is_a_command_without_comment(served: Served) -> None:
 
 
 def _signed(served: Served, kind: str, expires: datetime) -> str:
-    return links.link(
-        served.url, LINK_SECRET, namespace="test", name="web-2", kind=kind, expires=expires
-    )
+    rollout = served.store.get(Ref("test", "web-2"))
+    assert rollout is not None
+    return links.link(served.url, LINK_SECRET, chat.ticket_for(rollout, kind, expires))  # type: ignore[arg-type]
 
 
 def test_a_signed_link_opens_a_page_that_asks_the_person_to_authenticate(served: Served) -> None:
-    """A chat link shows a confirmation page and does nothing; its POST needs a token."""
+    """A chat link shows a confirmation page and does nothing; its POST needs a token; it
+    gives the command once, and then says who used it."""
     url = _signed(served, "approve", NOW + timedelta(hours=1))
     page = call(url)
     assert page.status == 200
@@ -211,15 +212,37 @@ def test_a_signed_link_opens_a_page_that_asks_the_person_to_authenticate(served:
     rollout = served.store.get(Ref("test", "web-2"))
     assert rollout is not None
     assert commands.decode(rollout.metadata.annotations)[0].comment == "<ok>"
+    again = call(url, "POST", b"{}", JSON, token=ADMIN)
+    assert is_problem(again, 409)
+    assert again.json()["detail"] == (
+        "this link cannot be used: already approved by "
+        "system:serviceaccount:test:approver at 2026-11-21 08:00:00 UTC"
+    )
+    assert is_problem(call(url), 403)
 
 
 def test_expired_or_forged_links_open_nothing(served: Served) -> None:
-    """An expired link, or one for another command, is 403; without a signature 405."""
+    """An expired link, one for another command or Rollout, or one of a deleted Rollout of the
+    same name, is 403; without a ticket 405."""
     expired = _signed(served, "approve", NOW - timedelta(seconds=1))
     assert is_problem(call(expired), 403)
+    assert is_problem(call(expired, "POST", b"{}", JSON, token=APPROVER), 409)
     forged = _signed(served, "approve", NOW + timedelta(hours=1)).replace("/approve?", "/abort?")
     assert is_problem(call(forged), 403)
+    assert is_problem(call(forged, "POST", b"{}", JSON, token=ADMIN), 403)
+    elsewhere = _signed(served, "approve", NOW + timedelta(hours=1)).replace("/web-2/", "/web-1/")
+    assert is_problem(call(elsewhere), 403)
     assert is_problem(call(served.url + links.path("test", "web-2", "abort")), 405)
+    before = _signed(served, "approve", NOW + timedelta(hours=1))
+    assert is_problem(call(before.replace("t=", "t=x")), 403)
+    rollout = served.store.rollouts[Ref("test", "web-2")]
+    meta = rollout.metadata.model_copy(update={"uid": "a-recreated-rollout"})
+    served.store.rollouts[Ref("test", "web-2")] = rollout.model_copy(update={"metadata": meta})
+    recreated = call(before)
+    assert is_problem(recreated, 403)
+    assert "was deleted" in recreated.json()["detail"]
+    assert is_problem(call(before, "POST", b"{}", JSON, token=ADMIN), 409)
+    assert served.store.rollouts[Ref("test", "web-2")].metadata.annotations == {}
 
 
 class BrokenStore(MemoryRolloutStore):

@@ -14,6 +14,7 @@ import yaml
 from kubernetes import client
 
 from canary.adapters.kube.rollouts import KubeRolloutStore
+from canary.core import chat
 from devenv import layout, manifests
 from tests.integration import serviceaccount
 from tests.integration.conftest import Cluster
@@ -61,6 +62,7 @@ def test_deploy_is_the_chart_rendered_with_default_values() -> None:
         (["--set", "watchNamespaces={Team_A}"], "watchNamespaces"),
         (["--set", "controller.tick=soon"], "tick"),
         (["--set", "replica=2"], "replica"),
+        (["--set", "slack.identities.users.alice.username=alice"], "alice"),
     ],
 )
 def test_values_outside_the_schema_are_refused(helm: Any, values: list[str], named: str) -> None:
@@ -68,6 +70,50 @@ def test_values_outside_the_schema_are_refused(helm: Any, values: list[str], nam
     code, out = helm("template", "canary", CHART, *KUBE, *values, ok=False)
     assert code != 0
     assert named in out, out
+
+
+def test_slack_values_render_the_identity_mapping_and_the_app_secret(
+    helm: Any, tmp_path: Path
+) -> None:
+    """With slack.secret, the platform team's mapping becomes a ConfigMap the controller reads
+    (and that parses as its mapping), and the signing secret and bot token come from the Secret."""
+    values = tmp_path / "slack.yaml"
+    values.write_text(
+        yaml.safe_dump(
+            {
+                "slack": {
+                    "secret": "canary-slack",
+                    "identities": {
+                        "workspace": "T0123ABCD",
+                        "users": {"U0123ABCD": {"username": "alice@corp.example"}},
+                        "userGroups": {"S0456EFGH": {"groups": ["release-approvers"]}},
+                    },
+                }
+            }
+        )
+    )
+    docs = _render(helm, "-f", str(values))
+    (config,) = [d for d in docs if d["metadata"]["name"] == "canary-slack-identities"]
+    mapping = chat.SlackIdentities.model_validate(yaml.safe_load(config["data"]["identities.yaml"]))
+    assert mapping.users["U0123ABCD"].username == "alice@corp.example"
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert "--slack-identities=/etc/canary/slack/identities.yaml" in container["args"]
+    secrets = {
+        e["name"]: e["valueFrom"]["secretKeyRef"]
+        for e in container["env"]
+        if "secretKeyRef" in e.get("valueFrom", {})
+    }
+    assert secrets["CANARY_SLACK_SIGNING_SECRET"] == {
+        "name": "canary-slack",
+        "key": "signingSecret",
+    }
+    assert secrets["CANARY_SLACK_BOT_TOKEN"]["key"] == "botToken"
+    assert {"name": "slack-identities", "configMap": {"name": "canary-slack-identities"}} in pod[
+        "volumes"
+    ]
+    assert not [d for d in _render(helm) if "slack" in d["metadata"]["name"]]
 
 
 def test_a_namespaced_rendering_grants_only_the_listed_namespaces(helm: Any) -> None:

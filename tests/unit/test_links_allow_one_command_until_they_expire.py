@@ -1,61 +1,44 @@
-"""Signed chat links allow exactly one command on one Rollout until they expire."""
+"""Signed chat links point at one command on one Rollout: the link's ticket reads back only
+under its key and only for the command and Rollout it names (its expiry, UID, stage and single
+use are the ticket's rules: tests/unit/test_chat_tickets_act_once_for_their_stage.py)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
 
-from canary.core import links
+from canary.core import chat, links
 
 NOW = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
+TICKET = chat.Ticket("test", "web-2", "uid-1", "step-1#0", "approve", int(NOW.timestamp()))
 
 
-def _query(url: str) -> tuple[str, str, str]:
-    parts = urlsplit(url)
-    query = parse_qs(parts.query)
-    return parts.path, query["expires"][0], query["sig"][0]
-
-
-def _valid(secret: str, name: str, kind: str, signed: tuple[str, str], now: datetime) -> bool:
-    expires, sig = signed
-    return links.valid(
-        secret, namespace="test", name=name, kind=kind, expires=expires, sig=sig, now=now
-    )
+def _ticket(url: str) -> str:
+    return parse_qs(urlsplit(url).query)["t"][0]
 
 
 def test_a_link_points_at_the_command_endpoint_and_verifies() -> None:
-    """The URL is the API path of the command; its signature is valid before it expires."""
-    url = links.link(
-        "https://canary.example/",
-        "s3cret",
-        namespace="test",
-        name="web-2",
-        kind="approve",
-        expires=NOW,
-    )
-    path, expires, sig = _query(url)
-    assert url.startswith("https://canary.example/api/v1/namespaces/test/rollouts/web-2/approve?")
-    assert path == links.path("test", "web-2", "approve")
-    assert _valid("s3cret", "web-2", "approve", (expires, sig), NOW - timedelta(1))
+    """The URL is the API path of the command; its ticket reads back under the key."""
+    url = links.link("https://canary.example/", "s3cret", TICKET)
+    assert url.startswith("https://canary.example/api/v1/namespaces/test/rollouts/web-2/approve?t=")
+    assert urlsplit(url).path == links.path("test", "web-2", "approve")
+    found = links.ticket("s3cret", _ticket(url), namespace="test", name="web-2", kind="approve")
+    assert found == TICKET
 
 
 def test_a_link_allows_nothing_else() -> None:
-    """Another command, Rollout, key, expiry, or a late or empty key is refused."""
-    url = links.link(
-        "http://x", "s3cret", namespace="test", name="web-2", kind="approve", expires=NOW
-    )
-    _, expires, sig = _query(url)
-    early = NOW - timedelta(minutes=1)
-    assert not _valid("s3cret", "web-2", "abort", (expires, sig), early)
-    assert not _valid("s3cret", "web-3", "approve", (expires, sig), early)
-    assert not _valid("other", "web-2", "approve", (expires, sig), early)
-    assert not _valid("s3cret", "web-2", "approve", (str(int(expires) + 1), sig), early)
-    assert not _valid("s3cret", "web-2", "approve", ("soon", sig), early)
-    assert not _valid("s3cret", "web-2", "approve", (expires, sig), NOW + timedelta(1))
-    assert not _valid("", "web-2", "approve", (expires, sig), early)
+    """Another command, Rollout or namespace, another key, an empty key or an edit is refused."""
+    text = _ticket(links.link("http://x", "s3cret", TICKET))
+    where = {"namespace": "test", "name": "web-2", "kind": "approve"}
+    assert links.ticket("s3cret", text, **{**where, "kind": "abort"}) is None
+    assert links.ticket("s3cret", text, **{**where, "name": "web-3"}) is None
+    assert links.ticket("s3cret", text, **{**where, "namespace": "prod"}) is None
+    assert links.ticket("other", text, **where) is None
+    assert links.ticket("", text, **where) is None
+    assert links.ticket("s3cret", "x" + text, **where) is None
 
 
-def test_an_expiry_that_is_not_ascii_digits_is_refused_not_raised() -> None:
-    """'²' and '٣' pass str.isdigit() but are not times: the link is refused, never an error."""
-    for expires in ("²", "٣", "1" * 13, "-1", ""):
-        assert not _valid("s3cret", "web-2", "approve", (expires, "00"), NOW)
+def test_a_ticket_that_is_not_ascii_is_refused_not_raised() -> None:
+    """'²', '٣', a 13-digit number and junk are refused, never an error."""
+    for text in ("²", "٣.00", "1" * 13, "-1", "", "é" * 70 + "." + "0" * 64):
+        assert links.ticket("s3cret", text, namespace="test", name="web-2", kind="approve") is None

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from canary.core import machine, vocabulary
+from canary.core import judge, machine, vocabulary
 from canary.errors import Problem
 from canary.model.status import ApprovalRecord, RolloutStatus
 from tests.unit.fake_cluster import T0, FakeCluster, make_plan, run
@@ -471,3 +471,58 @@ def test_a_route_the_mesh_refuses_is_reported_and_cleared_once_accepted() -> Non
     decision = machine.decide(make_plan(), status, cluster.observe(), T0 + timedelta(seconds=5))
     assert _conditions(decision.status)["RouteAccepted"] == ("True", "Accepted")
     assert decision.status.phase == "Progressing"
+
+
+def _early(cluster: FakeCluster, seconds: float) -> vocabulary.Observation:
+    """An observation carrying only counts since the weight changed (no settled window)."""
+    counts = cluster.evidence(seconds)
+    return dataclasses.replace(cluster.observe(measured=False), early=counts)
+
+
+def test_an_early_look_rolls_back_a_clearly_failing_canary() -> None:
+    """Counts since the weight changed that fail the early look roll back at once; the step's
+    settled counts stay as they were."""
+    plan = make_plan()
+    cluster = FakeCluster(canary_error_rate=1.0)
+    status, now, _ = run(plan, cluster, max_ticks=2)
+    assert status.phase == "Progressing"
+    before = status.steps[0].canary
+    decision = machine.decide(plan, status, _early(cluster, 2.0), now)
+    assert decision.status.phase == "RollingBack"
+    assert decision.actions == (vocabulary.SetWeight(0),)
+    assert decision.status.steps[0].verdict == "Failed"
+    assert decision.status.steps[0].message.startswith("early look:")
+    assert decision.status.steps[0].canary == before
+
+
+def test_an_early_look_at_a_healthy_canary_changes_nothing() -> None:
+    """Healthy counts in an early look neither pass the step nor count toward it."""
+    plan = make_plan()
+    cluster = FakeCluster()
+    status, now, _ = run(plan, cluster, max_ticks=2)
+    decision = machine.decide(plan, status, _early(cluster, 60.0), now)
+    assert decision.status.phase == "Progressing"
+    assert decision.status.current_step_index == status.current_step_index
+    assert decision.status.steps == status.steps
+
+
+def test_a_step_short_of_its_minimum_says_when_it_will_have_it() -> None:
+    """At the traffic seen so far the message estimates the time left to the minimum, and
+    when that is long, what would shorten it."""
+    plan = make_plan(analysis={"minRequestsPerStep": 10_000})
+    status, _, _ = run(plan, FakeCluster(rps=20), max_ticks=4)
+    assert status.phase == "Progressing"
+    assert "more at the current canary traffic" in status.message
+    assert "load-test hook" in status.message
+    busy, _, _ = run(make_plan(analysis={"minRequestsPerStep": 300}), FakeCluster(), max_ticks=3)
+    assert busy.phase == "Progressing"
+    assert "about" in busy.message
+    assert "load-test hook" not in busy.message
+
+
+def test_time_to_minimum_extrapolates_the_rate_seen() -> None:
+    """100 of 400 requests in 50 s: 150 s more; nothing to say without requests or when done."""
+    assert judge.time_to_minimum(100, 400, timedelta(seconds=50)) == timedelta(seconds=150)
+    assert judge.time_to_minimum(0, 400, timedelta(seconds=50)) is None
+    assert judge.time_to_minimum(400, 400, timedelta(seconds=50)) is None
+    assert judge.time_to_minimum(10, 400, timedelta(0)) is None

@@ -146,3 +146,64 @@ def test_only_judged_rollouts_with_a_plan_are_measured() -> None:
     state = measuring.reconciled(state, KEY, measuring.Reconciled(), T0)
     assert measuring.judged(state) == {}
     assert measuring.owner(state, "t", "podinfo") == KEY
+
+
+EARLY: dict[str, list[Report | Scrape]] = {
+    "counts while settling are offered early, summed since the weight change": [
+        Report(0, weight=10),
+        Scrape(0, {"s1": 100, "c1": 10}),
+        Scrape(5, {"s1": 150, "c1": 15}, expect=(5, 50)),
+        Scrape(10, {"s1": 200, "c1": 20}, expect=(10, 100)),
+    ],
+    "a tick that completes a window offers nothing early; the sum goes on after it": [
+        Report(0, weight=10),
+        Scrape(0, {"s1": 100, "c1": 10}),
+        Scrape(15, {"s1": 200, "c1": 20}),
+        Scrape(20, {"s1": 250, "c1": 25}, expect=(15, 150)),
+    ],
+    "a weight change starts the sum again": [
+        Report(0, weight=10),
+        Scrape(0, {"s1": 100, "c1": 10}),
+        Scrape(5, {"s1": 150, "c1": 15}, expect=(5, 50)),
+        Report(6, weight=20),
+        Scrape(10, {"s1": 190, "c1": 25}, expect=(10, 40)),
+    ],
+    "nothing early while a ready canary pod is not scraped yet, then all it served": [
+        Report(0, weight=10, ready=2),
+        Scrape(0, {"s1": 100, "c1": 10}),
+        Scrape(5, {"s1": 150, "c1": 15}),
+        Scrape(10, {"s1": 200, "c1": 20, "c2": 4}, expect=(14, 100)),
+    ],
+    "nothing early on a tick without new canary requests": [
+        Report(0, weight=10),
+        Scrape(0, {"s1": 100, "c1": 10}),
+        Scrape(5, {"s1": 150, "c1": 10}),
+    ],
+    "nothing early once the Rollout is no longer judged": [
+        Report(0, weight=10),
+        Scrape(0, {"s1": 100, "c1": 10}),
+        Report(3, judged=False),
+        Scrape(5, {"s1": 150, "c1": 15}),
+    ],
+}
+
+
+@pytest.mark.parametrize("steps", EARLY.values(), ids=EARLY.keys())
+def test_measuring_offers_early_counts_since_the_weight_changed(
+    steps: list[Report | Scrape],
+) -> None:
+    """Each scrape offers the Rollout, for a fail-only look, exactly the counts the table
+    expects (since its weight changed), or nothing."""
+    state = measuring.State(settle=SETTLE)
+    for step in steps:
+        now = T0 + timedelta(seconds=step.at)
+        if isinstance(step, Report):
+            report = measuring.Reconciled.of(
+                PLAN, "Progressing" if step.judged else "Succeeded", step.weight, step.ready
+            )
+            state = measuring.reconciled(state, KEY, report, now)
+            continue
+        state, _ = measuring.advance(state, _snapshot(step.pods), now)
+        got = measuring.early(state).get(KEY)
+        counts = None if got is None else (got.canary.requests, got.stable.requests)
+        assert counts == step.expect, f"at {step.at}s"

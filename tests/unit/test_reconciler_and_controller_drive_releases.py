@@ -8,7 +8,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from canary.core import commands, evidence, history, machine, vocabulary
+from canary.core import commands, evidence, history, judge, machine, vocabulary
 from canary.core import plan as plan_mod
 from canary.errors import InvalidSpec, Problem
 from canary.model.linkerd import LATENCY_BUCKETS_MS
@@ -235,6 +235,24 @@ def test_queue_runs_each_rollout_once_soonest_first() -> None:
     assert queue.get(stop) == (b, None)
     stop.set()
     assert queue.get(stop) is None
+
+
+def test_an_early_look_never_displaces_a_waiting_window_or_error() -> None:
+    """A waiting window (or metrics error) rides on; an early look rides only alone, and a
+    later window replaces it."""
+    clock = FakeClock(T0)
+    queue = WorkQueue(clock)
+    a, b = Ref("n", "a"), Ref("n", "b")
+    window = rec.Measurement(evidence=judge.Evidence(judge.Arm(10), judge.Arm(90)))
+    early = rec.Measurement(early=judge.Evidence(judge.Arm(5, 5), judge.Arm(45)))
+    queue.add(a, measurement=window)
+    queue.add(a, measurement=early)
+    queue.add(b, measurement=early)
+    queue.add(b, measurement=window)
+    assert queue.pop_due() == (a, window)
+    assert queue.pop_due() == (b, window)
+    queue.add(a, measurement=early)
+    assert queue.pop_due() == (a, early)
 
 
 def test_queue_hands_out_due_rollouts_without_waiting() -> None:

@@ -25,6 +25,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from canary.adapters.kube.client import translated
+from canary.core import undo
 from canary.core.plan import CANARY_SUFFIX, Plan
 from canary.core.vocabulary import (
     Action,
@@ -145,6 +146,7 @@ class KubeWorkloads:
                 replicas=_replicas(stable),
                 ready=_rolled_out(stable),
                 has_release=has_release(stable, rollout, plan),
+                template=undo.record(stable["spec"]["template"]),
             )
         canary = self._deployment(namespace, plan.canary_deployment)
         canary_state = None

@@ -10,19 +10,28 @@ The composition root wires it with two callables, so that this module needs no c
 of its own: ``notifications`` (the merged policy's list for a Rollout) and ``secret`` (the value
 of a Secret key in a namespace); ``delivered`` hears of each attempt (type, success) for the
 controller's metrics.
+
+A slack notification with a ``channel``, when the controller has the Slack app's bot token
+(``web``), is one message per Rollout and channel: posted once, then updated in place with
+``chat.update`` as the release moves; ``remember`` stores the message's channel and ts in the
+Rollout's status (``status.chat.slack``) so that a restarted controller updates the same
+message. Without a bot token it falls back to the incoming-webhook URL, one message per event.
+With the Slack app's interactivity (``interactive``), Slack buttons carry signed tickets.
 """
 
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from canary.adapters.notifiers.slack import LINK_LIFETIME, SlackNotifier, buttons
+from canary.adapters.notifiers.slack import LINK_LIFETIME, SlackNotifier, SlackWebApi, buttons
 from canary.adapters.notifiers.webhook import STRICT, TIMEOUT, post
-from canary.core import links, notice, outbound, outbox
+from canary.core import chat, links, notice, outbound, outbox
 from canary.core.vocabulary import Event
 from canary.errors import CanaryError
 from canary.model.policy import Notification, SecretKeyRef
@@ -44,10 +53,18 @@ class PolicyNotifier:
         delivered: Callable[[str, bool], None] = lambda _type, _ok: None,
         policy: outbound.Policy = STRICT,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        interactive: bool = False,
+        web: SlackWebApi | None = None,
+        remember: Callable[[Rollout, str, str], None] = lambda _rollout, _channel, _ts: None,
     ) -> None:
         self._notifications, self._secret = notifications, secret
         self._api_url, self._link_secret, self._timeout = api_url, link_secret, timeout
         self._delivered, self._policy, self._clock = delivered, policy, clock
+        self._interactive, self._web, self._remember = interactive, web, remember
+        # Messages posted by this process, by (Rollout UID, channel): the worker may deliver a
+        # Rollout's next entry from a read made before the ts reached its status.
+        self._posted: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self._lock = threading.Lock()
 
     def deliver(self, rollout: Rollout, entry: OutboxEntry) -> outbox.Attempt:
         """Send ``entry``; the outcome (counted for the metrics)."""
@@ -63,15 +80,19 @@ class PolicyNotifier:
         if entry.receiver >= len(targets) or targets[entry.receiver].type != entry.type:
             return outbox.Attempt(False, "the notification left the policy", permanent=True)
         notification = targets[entry.receiver]
+        event = Event(entry.event.type, entry.event.reason, entry.event.message)
+        web, channel = self._web, notification.channel
+        if web is not None and web.posts and channel is not None:
+            return self._in_place(web, channel, rollout, entry, event)
         url = notification.url or self._value(rollout, notification.url_from)
         if url is None:
-            return outbox.Attempt(False, "the Secret holding the URL could not be read")
-        event = Event(entry.event.type, entry.event.reason, entry.event.message)
+            return outbox.Attempt(False, "no URL: the Secret could not be read, or no bot token")
         headers = {notice.IDEMPOTENCY_HEADER: entry.key}
         document: Any
+        # Buttons and links are for the stage the event left the release in.
+        after = rollout.model_copy(update={"status": outbox.as_of(rollout.status, entry)})
         if notification.type == "slack":
-            slack = SlackNotifier(url, api_url=self._api_url, link_secret=self._link_secret)
-            document = slack.message(rollout, event)
+            document = self._slack(url).message(after, event)
         else:
             document = notice.build(
                 rollout,
@@ -80,7 +101,7 @@ class PolicyNotifier:
                 key=entry.key,
                 at=entry.at,
                 step_count=entry.step_count,
-                links=self._links(rollout, event),
+                links=self._links(after, event),
             )
             if notification.type == "msteams":
                 titles = {"dashboard": "Open"} | {
@@ -99,6 +120,41 @@ class PolicyNotifier:
             headers[notice.TIMESTAMP_HEADER] = str(timestamp)
             headers[notice.SIGNATURE_HEADER] = notice.signature(key.encode(), timestamp, body)
         return post(url, body, headers, self._timeout, self._policy)
+
+    def _slack(self, url: str, *, progress: bool = False) -> SlackNotifier:
+        return SlackNotifier(
+            url,
+            api_url=self._api_url,
+            link_secret=self._link_secret,
+            interactive=self._interactive,
+            progress=progress,
+            clock=self._clock,
+        )
+
+    def _in_place(
+        self, web: SlackWebApi, channel: str, rollout: Rollout, entry: OutboxEntry, event: Event
+    ) -> outbox.Attempt:
+        """Update the Rollout's message in ``channel`` to where the release is now, or post it
+        the first time (and remember it)."""
+        document = self._slack("", progress=True).message(rollout, event)
+        mine = (rollout.metadata.uid or "", channel)
+        with self._lock:
+            known = self._posted.get(mine)
+        stored = next((m.ts for m in rollout.status.chat.slack if m.channel == channel), None)
+        current = known or stored
+        if current is not None:
+            if web.update(channel, current, document):
+                return outbox.Attempt(True)
+            return outbox.Attempt(False, "Slack refused chat.update")
+        ts = web.post(channel, document)
+        if ts is None:
+            return outbox.Attempt(False, "Slack refused chat.postMessage")
+        with self._lock:
+            self._posted[mine] = ts
+            while len(self._posted) > 10_000:
+                self._posted.popitem(last=False)
+        self._remember(rollout, channel, ts)
+        return outbox.Attempt(True)
 
     def _value(self, rollout: Rollout, ref: SecretKeyRef | None) -> str | None:
         if ref is None:
@@ -120,12 +176,6 @@ class PolicyNotifier:
         if self._link_secret:
             expires = self._clock() + LINK_LIFETIME
             for kind in buttons(event):
-                found[kind] = links.link(
-                    self._api_url,
-                    self._link_secret,
-                    namespace=meta.namespace,
-                    name=meta.name,
-                    kind=kind,
-                    expires=expires,
-                )
+                ticket = chat.ticket_for(rollout, kind, expires)
+                found[kind] = links.link(self._api_url, self._link_secret, ticket)
         return found

@@ -43,10 +43,11 @@ the API server's audit log of an e2e run as this ServiceAccount.
 */}}
 {{- define "canary.rules" -}}
 # Releases and policies: watched, read; the HTTP API's commands are annotations and retention
-# labels them (patch); retention deletes old finished ones (--keep-finished).
+# labels them (patch); retention deletes old finished ones (--keep-finished); the HTTP API's
+# undo creates a Rollout for a caller RBAC lets create one (create).
 - apiGroups: [canary.dev]
   resources: [rollouts]
-  verbs: [get, list, watch, patch, delete]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [canary.dev]
   resources: [rolloutpolicies]
   verbs: [get]

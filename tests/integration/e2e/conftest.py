@@ -6,6 +6,7 @@ chart's ServiceAccount (`canary-system/canary`, installed from `deploy/`), never
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -369,16 +370,48 @@ def controller_kubeconfig(
     return path
 
 
+READ_ONLY = [
+    "unshare", "--map-root-user", "--mount", "sh", "-c",
+    # Every mount read-only (in a mount namespace of its own), a 16 MiB tmpfs on /tmp: the
+    # chart's readOnlyRootFilesystem with its one emptyDir. Proven before the controller starts.
+    'for m in $(findmnt -rn -o TARGET | sort -r); do mount -o remount,bind,ro "$m" 2>/dev/null; '
+    "done; mount -t tmpfs -o size=16m tmpfs /tmp || exit 97; "
+    'if touch "$0" 2>/dev/null; then echo "the filesystem is still writable"; exit 98; fi; '
+    'cd /tmp && exec env HOME=/nonexistent PYTHONDONTWRITEBYTECODE=1 "$@"',
+    str(REPO / ".dev" / "read-only.probe"),
+]  # fmt: skip
+"""Runs a command the way the chart runs the controller's container: with a read-only root
+filesystem and writable /tmp only (the image sets PYTHONDONTWRITEBYTECODE too)."""
+
+
+def self_contained(kubeconfig: Path, directory: Path) -> Path:
+    """``kubeconfig`` with its CA inlined, written outside /tmp (which READ_ONLY hides)."""
+    config = yaml.safe_load(kubeconfig.read_text())
+    for entry in config["clusters"]:
+        path = entry["cluster"].pop("certificate-authority", None)
+        if path is not None:
+            data = base64.b64encode(Path(path).read_bytes()).decode()
+            entry["cluster"]["certificate-authority-data"] = data
+    directory.mkdir(parents=True, exist_ok=True)
+    written = directory / "controller.kubeconfig"
+    written.write_text(yaml.safe_dump(config))
+    written.chmod(0o600)
+    return written
+
+
 def start_processes(
     cluster: Cluster,
     controller_kubeconfig: Path,
     namespaces: list[str],
     log_dir: Path,
     controller_args: Sequence[str] = (),
+    *,
+    wrapper: Sequence[str] = (),
 ) -> tuple[Process, Process]:
     """Start a mesh emulator and a controller (as the chart's ServiceAccount) that both watch
     only ``namespaces``, logging into ``log_dir``; the caller kills them. On a real mesh the
-    emulator is not started (real proxies serve the metrics)."""
+    emulator is not started (real proxies serve the metrics). ``wrapper`` runs the controller
+    (``READ_ONLY``: as the chart does, on a read-only filesystem)."""
     emulator = Process(
         "emulator",
         [
@@ -395,6 +428,7 @@ def start_processes(
     controller = Process(
         "controller",
         [
+            *wrapper,
             sys.executable, "-m", "canary", "run",
             "--kubeconfig", str(controller_kubeconfig),
             "--prometheus-url", cluster.prometheus_url,
@@ -427,10 +461,19 @@ def release_env(
         rps: int = 100,
         api_version: str = "",
         controller_args: Sequence[str] = (),
+        read_only: bool = False,
     ) -> Release:
         install_podinfo(kube, namespace, router, rps, api_version, traffic=cluster.traffic)
+        kubeconfig = controller_kubeconfig
+        if read_only:
+            kubeconfig = self_contained(controller_kubeconfig, cluster.dev_dir / namespace)
         emulator, controller = start_processes(
-            cluster, controller_kubeconfig, [namespace], tmp_path, controller_args
+            cluster,
+            kubeconfig,
+            [namespace],
+            tmp_path,
+            controller_args,
+            wrapper=READ_ONLY if read_only else (),
         )
         started.extend((emulator, controller))
         return Release(namespace, kube, controller, emulator, router, api_version)

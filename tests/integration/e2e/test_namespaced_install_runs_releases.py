@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,9 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from canary.adapters.kube.client import whoami
+from canary.core import commands
+from canary.core.vocabulary import Command, CommandKind
 from devenv import manifests
 from tests.adapters.test_notifiers_post_and_never_raise import local_address
 from tests.integration import serviceaccount
@@ -58,6 +62,11 @@ def webhook() -> Iterator[_Hooks]:
         server.server_close()
 
 
+def _command(kind: CommandKind, actor: str) -> str:
+    """The annotation value of a command, in the canonical form the commands policy admits."""
+    return commands.encode(Command(kind, datetime.now(UTC), actor))[commands.key(kind)]
+
+
 def test_namespaced_install_promotes_and_rolls_back(
     cluster: Cluster,
     kube: client.ApiClient,
@@ -65,8 +74,9 @@ def test_namespaced_install_promotes_and_rolls_back(
     tmp_path: Path,
     webhook: _Hooks,
 ) -> None:
-    """Installed for one namespace; as its account: 6.1.0 Succeeded, 6.2.0 (20% errors)
-    RolledBack, the Lease held in the install's namespace, the webhook told of both."""
+    """Installed for one namespace; as its account: 6.1.0 waits for approval to start, then
+    Succeeded; 6.2.0 (20% errors) RolledBack; 6.3.0 aborted at its pause, Aborted; the Lease
+    held in the install's namespace, the webhook told of the promotion and the rollback."""
     core = client.CoreV1Api(kube)
     home = f"canary-ns-{uuid.uuid4().hex[:6]}"
     release = f"canary-{home[-6:]}"
@@ -132,15 +142,33 @@ def test_namespaced_install_promotes_and_rolls_back(
             started.append(process)
         env = Release(namespace, kube, controller, emulator, "HTTPRoute")
 
-        env.create("6.1.0")
+        env.create("6.1.0", approvals={"beforeStart": True})
+        waiting = env.wait("6.1.0", {"WaitingApproval", "RolledBack", "Failed"})
+        assert waiting["status"]["phase"] == "WaitingApproval", waiting["status"]
+        person = whoami(kube)  # the actor any commands admission policy would require
+        env.annotate("6.1.0", "canary.dev/approve", _command("approve", person))
         promoted = env.wait("6.1.0", {"Succeeded", "RolledBack", "Failed"})
         assert promoted["status"]["phase"] == "Succeeded", promoted["status"]
+        approvals = promoted["status"]["approvals"]
+        assert [(a["gate"], a["decision"], a["actor"]) for a in approvals] == [
+            ("beforeStart", "Approved", person)
+        ]
         env.create("6.2.0", {"sim.canary.dev/error-rate": "0.2"})
         rolled_back = env.wait("6.2.0", {"Succeeded", "RolledBack", "Failed"})
         assert rolled_back["status"]["phase"] == "RolledBack", rolled_back["status"]
         stable = env.deployment("podinfo")
         assert stable.spec.template.spec.containers[0].image.endswith(":6.1.0")
         assert env.canary_weight() == 0
+        env.create("6.3.0", steps=[{"setWeight": 20}, {"pause": {}}, {"setWeight": 100}])
+        env.wait("6.3.0", {"WaitingApproval"})
+        assert env.canary_weight() == 20
+        env.annotate("6.3.0", "canary.dev/abort", _command("abort", person))
+        aborted = env.wait("6.3.0", {"Aborted", "RolledBack", "Failed", "Succeeded"})
+        assert aborted["status"]["phase"] == "Aborted", aborted["status"]
+        assert env.canary_weight() == 0
+        assert env.deployment("podinfo-canary").spec.replicas == 0
+        stable = env.deployment("podinfo")
+        assert stable.spec.template.spec.containers[0].image.endswith(":6.1.0")
 
         leases: Any = client.CoordinationV1Api(kube)
         assert leases.read_namespaced_lease("canary-controller", home).spec.holder_identity

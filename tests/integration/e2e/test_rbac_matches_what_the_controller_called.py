@@ -37,6 +37,8 @@ JUSTIFIED: dict[Call, str] = {
     },
     ("patch", "canary.dev", "rollouts"): "people's commands through the controller's HTTP API "
     "(approve/abort/… are annotations; tests/api); the e2e tests annotate as the admin",
+    ("create", "canary.dev", "rollouts"): "undo through the controller's HTTP API creates the "
+    "Rollout for a caller RBAC lets create one (tests/api); the e2e tests call no API endpoint",
     ("delete", "canary.dev", "rollouts"): "retention deletes finished Rollouts beyond "
     "--keep-finished (20); no e2e target has that many",
     ("create", "authentication.k8s.io", "tokenreviews"): "the HTTP API reviews its callers' "
