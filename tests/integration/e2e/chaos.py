@@ -83,12 +83,13 @@ def walk_problems(weights: Sequence[int], steps: Sequence[int]) -> list[str]:
 
 
 def blind_advances(samples: Iterable[Sample], start: float, end: float) -> list[Sample]:
-    """Samples in [start, end] whose canary weight is above the route's previous one."""
+    """Samples in [start, end] whose canary weight rose from a step's (non-zero) weight: an
+    advance needs a passed analysis. Starting the first step (from 0) needs none."""
     last: dict[str, int] = {}
     risen = []
     for sample in sorted(samples, key=lambda s: s.seen):
         before = last.get(sample.route, 0)
-        if start <= sample.seen <= end and sample.canary > before:
+        if start <= sample.seen <= end and 0 < before < sample.canary:
             risen.append(sample)
         last[sample.route] = sample.canary
     return risen
