@@ -73,6 +73,13 @@ fuzz: $(STAMP) ## long fuzz run of lint, model→plan→machine, evidence, comma
 	echo "fuzz: $$targets targets x $(FUZZ_EXAMPLES) examples in $$(( $$(date +%s) - start ))s; crashes: $$crashes"; \
 	exit $$status
 
+CHAOS_KILLS ?= 100
+
+.PHONY: chaos
+chaos: $(STAMP) dev-tools ## chaos run on the local control plane: CHAOS_KILLS SIGKILLs, API server down 30s, Prometheus 60s
+	CANARY_CHAOS_KILLS=$(CHAOS_KILLS) CANARY_CHAOS_APISERVER_DOWN=30 CANARY_CHAOS_PROMETHEUS_DOWN=60 \
+	  $(BIN)/pytest -q -s -p no:cacheprovider tests/integration/e2e/test_controller_survives_chaos.py
+
 .PHONY: dev-system
 dev-system: ## install the Debian packages the dev environment needs (apt-get, once)
 	@missing=""; for pkg in $(DEV_APT_PACKAGES); do \

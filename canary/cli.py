@@ -424,8 +424,13 @@ def _run(args: argparse.Namespace) -> int:
     if refused := _run_arguments_refused(args):
         print(f"error: {refused}", file=sys.stderr)
         return 2
+    me = leader.identity()
+    # Each replica names itself to the API server, so its audit log tells replicas apart.
     api = kube.connect(
-        args.kubeconfig, args.context, limiter=kube.RateLimiter(args.kube_qps, args.kube_burst)
+        args.kubeconfig,
+        args.context,
+        limiter=kube.RateLimiter(args.kube_qps, args.kube_burst),
+        user_agent=f"canary/{me}",
     )
     clock = SystemClock()
     namespaces: list[str] = args.watch_namespace
@@ -531,7 +536,13 @@ def _run(args: argparse.Namespace) -> int:
         if args.leader_elect:
             lease = KubeLease(api, args.lease_namespace)
             lost = leader.lead(
-                lock=lease, me=leader.identity(), clock=clock, stop=stop, on_started=start
+                lock=lease,
+                me=me,
+                clock=clock,
+                stop=stop,
+                on_started=start,
+                ttl=args.lease_duration,
+                renew=args.lease_duration / 3,
             )
             return 1 if lost else 0
         start()
@@ -638,6 +649,13 @@ def _add_run_command(sub: Any) -> None:
         "--lease-namespace",
         default=os.environ.get("POD_NAMESPACE", "canary-system"),
         help="namespace of the leader-election Lease (default: $POD_NAMESPACE or canary-system)",
+    )
+    cmd.add_argument(
+        "--lease-duration",
+        type=_argument_type(parse_duration),
+        default=timedelta(seconds=15),
+        help="how long the Lease holds without renewal; the leader renews every third of it "
+        "and stops leading once it could not renew for this long (default 15s)",
     )
     cmd.add_argument(
         "--keep-finished",

@@ -1,5 +1,5 @@
-"""`python -m devenv up|down|status|tools|stop|start|helm|deploy`: the dev environment's command
-line.
+"""`python -m devenv up|down|status|tools|stop|start|revive|helm|deploy`: the dev environment's
+command line.
 
 Run by the Makefile (`dev-up`, `dev-down`, `dev-status`, `dev-tools`, `deploy`) and by the
 integration tests' session fixture. Exits 1 with an explanation (and the log to read) when
@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     for verb in ("stop", "start"):
         sub = commands.add_parser(verb, help=f"{verb} one component (keeps its port and data)")
         sub.add_argument("component", choices=cluster.COMPONENTS)
+    commands.add_parser("revive", help="start again every component that exited")
     args = parser.parse_args(argv)
 
     env = cluster.DevEnv(args.dir, report=_say)
@@ -61,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
             return _deploy(args.check)
         elif args.command == "stop":
             env.stop(args.component)
+        elif args.command == "revive":
+            env.revive()
         else:
             env.start(args.component)
     except DevEnvError as error:

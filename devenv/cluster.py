@@ -28,6 +28,8 @@ from devenv.probes import KubeApi, get, tls_context, wait_for
 Report = Callable[[str], None]
 
 # Start order; `down` stops in reverse.
+# How each Linkerd process says it is ready.
+LINKERD_READY = {"linkerd-policy-controller": "/ready", "linkerd-smi-adaptor": "/metrics"}
 COMPONENTS = (
     "prometheus",
     "etcd",
@@ -311,15 +313,12 @@ class DevEnv:
                 mesh.smi_adaptor, self.dir.kubeconfig, ports["linkerd-smi-adaptor"]
             ),
         )
-        for process, path in ((policy, "/ready"), (adaptor, "/metrics")):
-            url = f"http://127.0.0.1:{ports[process.name]}{path}"
-            wait_for(
-                process.name,
-                lambda url=url: get(url)[0] == 200,  # type: ignore[misc]
-                READY_TIMEOUT,
-                process.log,
-                process,
-            )
+        for process in (policy, adaptor):
+            self._wait_linkerd(process, ports[process.name])
+
+    def _wait_linkerd(self, process: processes.Process, port: int) -> None:
+        url = f"http://127.0.0.1:{port}{LINKERD_READY[process.name]}"
+        wait_for(process.name, lambda: get(url)[0] == 200, READY_TIMEOUT, process.log, process)
 
     def _wait_prometheus(self, process: processes.Process, port: int) -> None:
         wait_for(
@@ -398,9 +397,27 @@ class DevEnv:
         self.report(f"stopped {name} (pid {process.pid})")
 
     def start(self, name: str) -> None:
-        """Starts a stopped component again with the same command line (so port and data)."""
+        """Starts a stopped component again with the same command line (so port and data);
+        returns once Prometheus, the API server or Linkerd's process is ready again."""
         with self._exclusive():
             self._start_again(name)
+
+    def revive(self) -> list[str]:
+        """Starts again every component that exited, as a kubelet restarts a crashed container
+        (Linkerd's policy controller exits when it cannot renew its Lease while the API server
+        is down); returns their names."""
+        with self._exclusive():
+            state = self.state()
+            if state is None:
+                raise DevEnvError(f"no dev environment in {self.dir.root}")
+            exited = [
+                name
+                for name in COMPONENTS
+                if name in state.processes and not processes.is_running(state.processes[name])
+            ]
+            for name in exited:
+                self._start_again(name)
+        return exited
 
     def _start_again(self, name: str) -> None:
         process = self._record(name)
@@ -416,6 +433,10 @@ class DevEnv:
         self._save(state)
         if name == "prometheus":
             self._wait_prometheus(restarted, state.ports["prometheus"])
+        elif name == "kube-apiserver":
+            wait_for("kube-apiserver", self._api().ready, READY_TIMEOUT, restarted.log, restarted)
+        elif name in LINKERD_READY:
+            self._wait_linkerd(restarted, state.ports[name])
         self.report(f"started {name} (pid {restarted.pid})")
 
     def _record(self, name: str) -> processes.Process:

@@ -1,8 +1,10 @@
 """Leader election: only the replica holding the Lease reconciles.
 
-Used by ``canary run`` with a ``ports.LeaseLock``. The leader renews every ``renew``; if it
-cannot renew within ``ttl`` it stops leading at once (the process then exits and restarts as a
-follower, as controller-runtime does), so two replicas never act on the same Rollout for long.
+Used by ``canary run`` with a ``ports.LeaseLock``. The leader renews every ``renew``; once it
+could not renew for ``ttl - renew`` it stops leading (the process then exits and restarts as a
+follower, as controller-runtime does with its renew deadline). Another replica may take the
+Lease only ``ttl`` after its last renewal, and the leader checks every ``renew``, so it has
+stopped before anyone else can lead: two replicas never act at once.
 """
 
 from __future__ import annotations
@@ -40,20 +42,24 @@ def lead(
     it is lost. Returns True when leadership ended because it was lost."""
     leading = False
     last_renewed = clock.now()
+    deadline = ttl - renew
     while not stop.is_set():
+        # The renewal's own time: the Lease holds from when the request left, not when the
+        # answer came back.
+        asked = clock.now()
         try:
             held = lock.try_acquire(me, ttl)
         except CanaryError as error:
             log.warning("lease_renew_failed", error=str(error))
             held = False
-        now = clock.now()
         if held:
-            last_renewed = now
+            last_renewed = asked
             if not leading:
                 leading = True
                 log.info("leadership_acquired", identity=me)
                 on_started()
-        elif leading and now - last_renewed >= ttl:
+                continue  # starting may take a while: renew at once
+        if leading and clock.now() - last_renewed >= deadline:
             log.error("leadership_lost", identity=me)
             return True
         stop.wait(renew.total_seconds())

@@ -65,6 +65,19 @@ class Cluster:
         """Starts Prometheus again on the same port with the same data; returns once ready."""
         self._run("start", "prometheus")
 
+    def stop(self, component: str) -> None:
+        """Stops one component (`kube-apiserver`, `prometheus`, …) keeping its data and port."""
+        self._run("stop", component)
+
+    def start(self, component: str) -> None:
+        """Starts a stopped component again; returns once the API server or Prometheus is
+        ready."""
+        self._run("start", component)
+
+    def revive(self) -> None:
+        """Starts again every component that exited (as a kubelet would)."""
+        self._run("revive")
+
     def api_client(self) -> client.ApiClient:
         """A new API client for the dev admin (close it when done)."""
         api: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]

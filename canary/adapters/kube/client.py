@@ -71,9 +71,11 @@ def connect(
     context: str | None = None,
     *,
     limiter: RateLimiter | None = None,
+    user_agent: str | None = None,
 ) -> client.ApiClient:
     """An API client from a kubeconfig file (or $KUBECONFIG, ~/.kube/config), else in-cluster;
-    with ``limiter``, its requests are rate limited."""
+    with ``limiter``, its requests are rate limited; ``user_agent`` is what the API server's
+    audit log records for its requests."""
     configuration = client.Configuration()
     try:
         if kubeconfig is not None:
@@ -92,6 +94,8 @@ def connect(
     configuration.retries = urllib3.Retry(total=2, backoff_factor=0.2)
     api = LimitedApiClient(configuration)
     api.limiter = limiter
+    if user_agent is not None:
+        api.user_agent = user_agent
     return api
 
 

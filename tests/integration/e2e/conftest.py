@@ -49,12 +49,18 @@ class Process:
     argv: list[str]
     log: Path
     popen: subprocess.Popen[bytes] | None = None
+    env: dict[str, str] | None = None  # added to this process's environment
 
     def start(self) -> None:
         """Start (again)."""
         handle = self.log.open("ab")
         self.popen = subprocess.Popen(
-            self.argv, stdout=handle, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True
+            self.argv,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            start_new_session=True,
+            env={**os.environ, **self.env} if self.env else None,
         )
         handle.close()
 
