@@ -417,6 +417,18 @@ def _run_arguments_refused(args: argparse.Namespace) -> str | None:
     return None
 
 
+def _controller_client(args: argparse.Namespace) -> tuple[str, Any]:
+    """This replica's name and its API client: rate limited by --kube-qps/--kube-burst, and
+    named after the replica, so that the API server's audit log tells replicas apart."""
+    me = leader.identity()
+    return me, kube.connect(
+        args.kubeconfig,
+        args.context,
+        limiter=kube.RateLimiter(args.kube_qps, args.kube_burst),
+        user_agent=f"canary/{me}",
+    )
+
+
 def _run(args: argparse.Namespace) -> int:
     """`canary run`: the controller."""
     _configure_logging(args.log_level)
@@ -424,14 +436,7 @@ def _run(args: argparse.Namespace) -> int:
     if refused := _run_arguments_refused(args):
         print(f"error: {refused}", file=sys.stderr)
         return 2
-    me = leader.identity()
-    # Each replica names itself to the API server, so its audit log tells replicas apart.
-    api = kube.connect(
-        args.kubeconfig,
-        args.context,
-        limiter=kube.RateLimiter(args.kube_qps, args.kube_burst),
-        user_agent=f"canary/{me}",
-    )
+    me, api = _controller_client(args)
     clock = SystemClock()
     namespaces: list[str] = args.watch_namespace
     direct = KubeRolloutStore(api, namespaces)
