@@ -199,6 +199,7 @@ class DevEnv:
             "prometheus",
             "linkerd-policy-controller",
             "linkerd-policy-grpc",
+            "linkerd-policy-admission",
             "linkerd-smi-adaptor",
         )
         state = State(ports, {}, toolset.kubernetes_version, str(toolset.kubectl))
@@ -294,17 +295,23 @@ class DevEnv:
         spawn: Callable[[str, list[str]], processes.Process],
     ) -> None:
         """The policy controller needs its bootstrap objects (and the CRDs) before it starts,
-        and is ready once its admin server says so; the adaptor once it serves metrics."""
+        and is ready once its admin server says so and its webhook answers over TLS (then the
+        webhook is registered); the adaptor once it serves metrics."""
         for collection, body in linkerd.bootstrap():
             api.request("POST", collection, body)
-        mesh, ports = setup.toolset.linkerd, setup.ports
+        mesh, ports, keys = setup.toolset.linkerd, setup.ports, setup.keys
+        admission = ports["linkerd-policy-admission"]
         policy = spawn(
             "linkerd-policy-controller",
             linkerd.policy_controller(
                 mesh.policy_controller,
                 self.dir.kubeconfig,
-                ports["linkerd-policy-controller"],
-                ports["linkerd-policy-grpc"],
+                linkerd.PolicyPorts(
+                    ports["linkerd-policy-controller"], ports["linkerd-policy-grpc"], admission
+                ),
+                # The dev CA's 127.0.0.1 certificate, which kube-apiserver already trusts.
+                keys.serving.cert,
+                keys.serving.key,
             ),
         )
         adaptor = spawn(
@@ -313,8 +320,26 @@ class DevEnv:
                 mesh.smi_adaptor, self.dir.kubeconfig, ports["linkerd-smi-adaptor"]
             ),
         )
-        for process in (policy, adaptor):
-            self._wait_linkerd(process, ports[process.name])
+        serving = tls_context(keys.ca.cert)
+        checks = (
+            (policy, f"http://127.0.0.1:{ports[policy.name]}/ready", 200),
+            # Anything but a POST to / is answered 404: the TLS server is up.
+            (policy, f"https://127.0.0.1:{admission}/", 404),
+            (adaptor, f"http://127.0.0.1:{ports[adaptor.name]}/metrics", 200),
+        )
+        for process, url, status in checks:
+            wait_for(
+                process.name,
+                lambda url=url, status=status: get(url, serving)[0] == status,  # type: ignore[misc]
+                READY_TIMEOUT,
+                process.log,
+                process,
+            )
+        api.request(
+            "POST",
+            "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations",
+            linkerd.policy_webhook(admission, keys.ca.cert.read_bytes()),
+        )
 
     def _wait_linkerd(self, process: processes.Process, port: int) -> None:
         url = f"http://127.0.0.1:{port}{LINKERD_READY[process.name]}"

@@ -1,9 +1,13 @@
 """Linkerd's real control-plane pieces in the dev environment: the policy controller (it writes
-HTTPRoute status and serves the proxies' OutboundPolicies API) and the linkerd-smi adaptor (it
-turns TrafficSplits into ServiceProfile ``dstOverrides``).
+HTTPRoute status, serves the proxies' OutboundPolicies API and Linkerd's admission webhook) and
+the linkerd-smi adaptor (it turns TrafficSplits into ServiceProfile ``dstOverrides``).
 
 Called by `tools` (to find the binaries and CRDs) and by `cluster` (bootstrap objects, command
-lines, readiness URLs). It starts nothing itself.
+lines, the webhook registration). It starts nothing itself.
+
+The webhook is served over HTTPS on 127.0.0.1 with the dev CA's serving certificate (kubert's
+``--server-*`` flags) and registered by ``url``, as Linkerd's chart registers it by Service: the
+same kinds, the same namespace opt-out label, and its default ``failurePolicy: Ignore``.
 
 Where the binaries come from, first match wins:
 1. ``$CANARY_LINKERD_POLICY_CONTROLLER`` / ``$CANARY_LINKERD_SMI_ADAPTOR`` (each names one binary;
@@ -15,6 +19,7 @@ Where the binaries come from, first match wins:
 
 from __future__ import annotations
 
+import base64
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,14 +114,25 @@ def bootstrap() -> list[tuple[str, dict[str, Any]]]:
     ]
 
 
-def policy_controller(binary: Path, kubeconfig: Path, admin_port: int, grpc_port: int) -> list[str]:
-    """The policy controller's command line (the admission webhook is not served here)."""
+@dataclass(frozen=True)
+class PolicyPorts:
+    admin: int
+    grpc: int
+    admission: int
+
+
+def policy_controller(
+    binary: Path, kubeconfig: Path, ports: PolicyPorts, cert: Path, key: Path
+) -> list[str]:
+    """The policy controller's command line; `cert` and `key` (PEM) serve the webhook."""
     return [
         str(binary),
         f"--kubeconfig={kubeconfig}",
-        f"--admin-addr=127.0.0.1:{admin_port}",
-        f"--grpc-addr=127.0.0.1:{grpc_port}",
-        "--admission-controller-disabled",
+        f"--admin-addr=127.0.0.1:{ports.admin}",
+        f"--grpc-addr=127.0.0.1:{ports.grpc}",
+        f"--server-addr=127.0.0.1:{ports.admission}",
+        f"--server-tls-certs={cert}",
+        f"--server-tls-key={key}",
         f"--control-plane-namespace={CONTROL_PLANE_NS}",
         f"--policy-deployment-name={DESTINATION}",
         f"--cluster-networks={CLUSTER_NETWORKS}",
@@ -128,6 +144,61 @@ def policy_controller(binary: Path, kubeconfig: Path, admin_port: int, grpc_port
         "--log-level=info",
         "--log-format=plain",
     ]
+
+
+# What Linkerd's chart sends to the policy validator (CREATE and UPDATE; not `/status`).
+WEBHOOK_RESOURCES = {
+    "policy.linkerd.io": [
+        "authorizationpolicies",
+        "egressnetworks",
+        "httplocalratelimitpolicies",
+        "httproutes",
+        "meshtlsauthentications",
+        "networkauthentications",
+        "serverauthorizations",
+        "servers",
+    ],
+    "gateway.networking.k8s.io": ["grpcroutes", "httproutes", "tcproutes", "tlsroutes"],
+}
+WEBHOOK_OPT_OUT_LABEL = "config.linkerd.io/admission-webhooks"
+
+
+def policy_webhook(admission_port: int, ca_pem: bytes) -> dict[str, Any]:
+    """The ValidatingWebhookConfiguration that sends policy and route writes to the policy
+    controller on 127.0.0.1, trusting `ca_pem`."""
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": "linkerd-policy-validator-webhook-config"},
+        "webhooks": [
+            {
+                "name": "linkerd-policy-validator.linkerd.io",
+                "clientConfig": {
+                    "url": f"https://127.0.0.1:{admission_port}/",
+                    "caBundle": base64.b64encode(ca_pem).decode(),
+                },
+                "namespaceSelector": {
+                    "matchExpressions": [
+                        {"key": WEBHOOK_OPT_OUT_LABEL, "operator": "NotIn", "values": ["disabled"]}
+                    ]
+                },
+                "rules": [
+                    {
+                        "operations": ["CREATE", "UPDATE"],
+                        "apiGroups": [group],
+                        "apiVersions": ["*"],
+                        "resources": resources,
+                    }
+                    for group, resources in WEBHOOK_RESOURCES.items()
+                ],
+                # Linkerd's chart default: writes go through when the controller is down.
+                "failurePolicy": "Ignore",
+                "sideEffects": "None",
+                "admissionReviewVersions": ["v1"],
+                "timeoutSeconds": 5,
+            }
+        ],
+    }
 
 
 def smi_adaptor(binary: Path, kubeconfig: Path, metrics_port: int) -> list[str]:
