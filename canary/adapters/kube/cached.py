@@ -31,16 +31,23 @@ from canary.ports import Change, Ref, StopSignal
 
 Obj = dict[str, Any]
 
+RELEASED_CONTAINER_FIELDS = ("name", "image", "env", "args", "resources")
+"""What the cache keeps of each container: what a release may change, and its name."""
+
 SYNC_SECONDS = 60.0
 """How long a first read of a route kind waits for its cache to be listed."""
 
 
 def trim_deployment(obj: Obj) -> Obj:
     """A Deployment cut to what ``KubeWorkloads.observe`` reads: names, generation,
-    resourceVersion, canary's annotations, replicas, selector, container names and images,
-    and the rollout counters of its status."""
+    resourceVersion, canary's annotations, replicas, selector, what a release may change of
+    the pod template (its labels and annotations; each container's name, image, env, args and
+    resources: ``core.undo.record`` keeps them for an undo), and the rollout counters of its
+    status."""
     meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
-    template_spec = (spec.get("template") or {}).get("spec") or {}
+    template = spec.get("template") or {}
+    template_spec = template.get("spec") or {}
+    template_meta = template.get("metadata") or {}
     status = obj.get("status") or {}
     return {
         "metadata": {
@@ -56,12 +63,15 @@ def trim_deployment(obj: Obj) -> Obj:
             "replicas": spec.get("replicas"),
             "selector": spec.get("selector") or {},
             "template": {
+                "metadata": {
+                    k: template_meta[k] for k in ("labels", "annotations") if k in template_meta
+                },
                 "spec": {
                     "containers": [
-                        {"name": c.get("name"), "image": c.get("image")}
+                        {k: c[k] for k in RELEASED_CONTAINER_FIELDS if k in c}
                         for c in template_spec.get("containers") or []
                     ]
-                }
+                },
             },
         },
         "status": {
