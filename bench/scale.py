@@ -345,6 +345,13 @@ class Harness:
             for r in self.rollouts.values(self.setup.namespace)
         }
 
+    def message(self, i: int, version: int) -> str:
+        """Why Rollout ``app-i-vversion`` ended as it did (its status message), for a report."""
+        for r in self.rollouts.values(self.setup.namespace):
+            if r["metadata"]["name"] == f"app-{i}-v{version}":
+                return str((r.get("status") or {}).get("message", ""))
+        return ""
+
     def round(self, version: int) -> Report:
         """Release version ``version`` of every app; run until all are finished; measure."""
         setup, report = self.setup, Report(self.setup.n)
@@ -377,7 +384,7 @@ class Harness:
             phase = watch.last.get(f"app-{i}-v{version}", "")
             wrong = phase == GOOD if setup.bad(i) else phase in (BAD, "Failed")
             if wrong:
-                report.wrong.append(f"app-{i}-v{version}: {phase}")
+                report.wrong.append(f"app-{i}-v{version}: {phase}: {self.message(i, version)}")
             if phase not in (GOOD, BAD, "Failed"):
                 report.unfinished += 1
         return report

@@ -362,15 +362,19 @@ def evaluate_early(thresholds: Thresholds, counts: Evidence, step: int) -> Judge
     scraped at different moments; the comparisons with stable condition on the requests each
     arm actually served, so stay valid, and the absolute checks subtract what stable shows
     too. The look is an e-process over this step's counts only, with its own budget
-    (:func:`early_rate`); custom metrics and ``minRequestsPerStep`` play no part, and a step
-    at full weight, with no stable traffic left to compare with, is not looked at early."""
+    (:func:`early_rate`); custom metrics, ``minRequestsPerStep`` and the traffic share play no
+    part, and a step at full weight, with no stable traffic left to compare with, is not looked
+    at early."""
     weight = counts.canary_weight
     if weight is None or not 0.0 < weight < 100.0 or counts.canary.requests <= 0:
         return None
     rate = early_rate(thresholds, step)
+    # No weight is passed on, so the traffic-share check stays out: counts since the weight
+    # changed hold traffic split the old way while the mesh takes up the new weights (seconds;
+    # the settle time covers it), which that check would read as a canary receiving too little.
     found = evaluate(
         replace(thresholds, false_rollback_rate=rate, custom={}),
-        Evidence(counts.canary, counts.stable, canary_weight=weight),
+        Evidence(counts.canary, counts.stable),
     )
     if found.verdict is not Verdict.FAIL:
         return None

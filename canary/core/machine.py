@@ -354,7 +354,8 @@ def _judge_step(t: _Tick) -> judge.Judgement | None:
 
 def _judge_early(t: _Tick) -> judge.Judgement | None:
     """The fail-only look at the counts since the weight changed (``judge.evaluate_early``):
-    a FAIL, noted on the step, or None — nothing is added to the step's counts."""
+    a FAIL, noted on the step with those counts, or None — then nothing is added to the step's
+    counts, so an early look can never pass a step."""
     assert t.obs.early is not None
     index = t.status.current_step_index
     record = t.status.steps[index]
@@ -367,7 +368,15 @@ def _judge_early(t: _Tick) -> judge.Judgement | None:
     if verdict is None:
         return None
     t.evidence_used = True
-    update = {"checks": list(verdict.checks), "message": verdict.reason}
+    # A failing look ends the step: its record shows the counts that failed it, everything
+    # served since the weight changed (a superset of the windows already added to it).
+    percentile = t.plan.thresholds.latency_percentile
+    update = {
+        "canary": _arm_stats(early.canary, percentile),
+        "stable": _arm_stats(early.stable, percentile),
+        "checks": list(verdict.checks),
+        "message": verdict.reason,
+    }
     _replace_step(t, record.model_copy(update=update))
     t.condition("Healthy", False, str(verdict.verdict), verdict.reason)
     return verdict

@@ -51,6 +51,17 @@ def test_custom_metrics_and_the_minimum_play_no_part_early() -> None:
     assert judge.evaluate_early(t, counts, 0) is None
 
 
+def test_traffic_split_the_old_way_is_no_early_fail() -> None:
+    """Right after a weight change the counts hold traffic routed by the old weights: a healthy
+    canary that received 10 of 1,244 requests at weight 50% is not failed early (a settled
+    window, taken after the settle time, is where the traffic share is judged)."""
+    lagging = judge.Evidence(judge.Arm(10, 0), judge.Arm(1234, 1), canary_weight=50)
+    assert judge.evaluate_early(SLOS, lagging, 0) is None
+    settled = judge.evaluate(SLOS, lagging)
+    assert settled.verdict is judge.Verdict.FAIL
+    assert any(c.name == "traffic-share" and c.verdict == "Fail" for c in settled.checks)
+
+
 def test_the_budgets_of_early_looks_and_settled_windows_add_up_to_the_rate() -> None:
     """Step k spends EARLY_SHARE·w_k·α (w = ½, ¼, …); with the settled windows' (1 − EARLY_SHARE)·α
     a rollout of any number of steps stays within α — and early looks alone within 0.1% at the

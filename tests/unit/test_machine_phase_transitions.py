@@ -480,19 +480,23 @@ def _early(cluster: FakeCluster, seconds: float) -> vocabulary.Observation:
 
 
 def test_an_early_look_rolls_back_a_clearly_failing_canary() -> None:
-    """Counts since the weight changed that fail the early look roll back at once; the step's
-    settled counts stay as they were."""
+    """Counts since the weight changed that fail the early look roll back at once; the failed
+    step shows those counts, the evidence a person reads for the rollback."""
     plan = make_plan()
     cluster = FakeCluster(canary_error_rate=1.0)
     status, now, _ = run(plan, cluster, max_ticks=2)
     assert status.phase == "Progressing"
-    before = status.steps[0].canary
-    decision = machine.decide(plan, status, _early(cluster, 2.0), now)
+    observation = _early(cluster, 2.0)
+    assert observation.early is not None
+    decision = machine.decide(plan, status, observation, now)
     assert decision.status.phase == "RollingBack"
     assert decision.actions == (vocabulary.SetWeight(0),)
-    assert decision.status.steps[0].verdict == "Failed"
-    assert decision.status.steps[0].message.startswith("early look:")
-    assert decision.status.steps[0].canary == before
+    failed = decision.status.steps[0]
+    assert failed.verdict == "Failed"
+    assert failed.message.startswith("early look:")
+    assert failed.canary.requests == observation.early.canary.requests > 0
+    assert failed.canary.failures == observation.early.canary.failures > 0
+    assert failed.stable.requests == observation.early.stable.requests
 
 
 def test_an_early_look_at_a_healthy_canary_changes_nothing() -> None:
