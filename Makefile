@@ -124,6 +124,10 @@ bench-gates: $(STAMP) ## gate-quality benchmark (BENCHMARK.md §1); writes docs/
 bench-scale: $(STAMP) dev-up ## controller scale (BENCHMARK.md §2): N=10,100 Rollouts; writes docs/benchmarks.md
 	$(BIN)/python -m bench.scale $(or $(BENCH_ARGS),--n 10 --n 100)
 
+.PHONY: scale-check
+scale-check: $(STAMP) dev-tools ## the reduced scale check (N=50): queries per tick, GETs per reconcile, no wrong decision
+	$(BIN)/pytest -q -p no:cacheprovider -m scale tests/integration/test_scale_keeps_reads_cached_and_queries_batched.py
+
 .PHONY: soak
 soak: $(STAMP) dev-up ## 30 min of Rollouts released, finished, deleted; controller RSS slope into docs/benchmarks.md
 	$(BIN)/python -m bench.scale --n 100 --soak $(or $(SOAK_MINUTES),30)
