@@ -110,6 +110,14 @@ class Console:
             )
         except InvalidSpec as error:
             return self._invalid(name or deployment, error)
+        refused = self._create(rollout)
+        if refused is not None:
+            return refused
+        self._say(f"rollout.canary.dev/{rollout.metadata.name} created")
+        return 0
+
+    def _create(self, rollout: Rollout) -> int | None:
+        """Create ``rollout``; None when created, else the exit status after saying why not."""
         made = rollout.metadata.name
         try:
             self.create(rollout)
@@ -120,8 +128,7 @@ class Console:
             )
         except InvalidSpec as error:
             return self._invalid(made, error)
-        self._say(f"rollout.canary.dev/{made} created")
-        return 0
+        return None
 
     def undo(
         self, deployment: str, *, actor: str, comment: str = "", name: str | None = None
@@ -135,18 +142,13 @@ class Console:
             return self._fail(f"error: cannot undo deploy/{deployment}: {error}")
         except InvalidSpec as error:
             return self._invalid(name or deployment, error)
-        made = rollout.metadata.name
-        try:
-            self.create(rollout)
-        except Conflict:
-            return self._fail(
-                f'Error from server (AlreadyExists): {RESOURCE} "{made}" already exists; '
-                "pass --name to choose another"
-            )
-        except InvalidSpec as error:
-            return self._invalid(made, error)
+        refused = self._create(rollout)
+        if refused is not None:
+            return refused
         earlier = undoing.earlier.metadata.name
-        self._say(f"rollout.canary.dev/{made} created (back to {earlier}'s template)")
+        self._say(
+            f"rollout.canary.dev/{rollout.metadata.name} created (back to {earlier}'s template)"
+        )
         return 0
 
     def get(
