@@ -49,6 +49,10 @@ TWINS: dict[str, tuple[str, dict[str, object]]] = {
         "ours, holdAbove 0.1",
         {**twin.ANALYSIS, "compareWithStable": {"holdAbove": 0.1}},
     ),
+    "ours-detect": (
+        "ours, detect 2× at 0.95",
+        {**twin.ANALYSIS, "detect": {"errorRatio": 2, "power": 0.95}},
+    ),
 }
 """canary itself, run by the digital twin (``bench.twin``): the gate's name and the Rollout's
 ``analysis``."""
@@ -60,7 +64,10 @@ GATES: dict[str, Callable[[], Gate]] = {
 }
 """The baselines, re-implemented from their published rules."""
 
-ONLY_ON: dict[str, tuple[str, ...]] = {"ours-sensitive": ("S1", "S3-", "S4-")}
+ONLY_ON: dict[str, tuple[str, ...]] = {
+    "ours-sensitive": ("S1", "S3-", "S4-"),
+    "ours-detect": ("S1", "S3-2x", "S9-"),
+}
 """Gates run on some scenarios only (by key prefix): the sensitive setting shows the trade of
 time for power where it matters, without hours-long low-traffic runs."""
 

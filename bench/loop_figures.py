@@ -36,6 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("scenarios", nargs="+", choices=sorted(BY_KEY))
     parser.add_argument("--seeds", type=int, default=100)
+    parser.add_argument("--gate", default="ours", choices=sorted(gates.TWINS))
     parser.add_argument("--settle", type=float, default=twin.LIVE.settle.total_seconds())
     parser.add_argument("--tick", type=float, default=twin.LIVE.tick.total_seconds())
     args = parser.parse_args(argv)
@@ -45,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("|---|---|---|---|---|---|---|")
     for key in args.scenarios:
         started = time.process_time()
-        runs = [gates.run(BY_KEY[key], "ours", seed, loop) for seed in range(args.seeds)]
+        runs = [gates.run(BY_KEY[key], args.gate, seed, loop) for seed in range(args.seeds)]
         ends = Counter(r.result for r in runs)
         back = [r for r in runs if r.result == "rolled_back"]
         full = [r.full_s for r in runs if r.result == "promoted" and r.full_s is not None]

@@ -76,11 +76,11 @@ LIVE = Loop()
 MAX_S = 6 * 3600.0
 
 ANALYSIS: dict[str, Any] = {
-    "minRequestsPerStep": 200,
     "successRate": {"min": SUCCESS_RATE_MIN},
     "latency": {"percentile": 99, "maxMs": int(P99_MAX_MS)},
 }
-"""The default analysis, with the same absolute SLOs the baselines are given."""
+"""The default analysis (``minRequestsPerStep`` left to its weight-scaled default), with the
+same absolute SLOs the baselines are given."""
 
 
 def quiet() -> None:
@@ -280,6 +280,8 @@ class TwinRun:
     reconciles: int
     trace: tuple[Decided, ...] = ()
     """Every change of phase, step or route weight, with its virtual time."""
+    message: str = ""
+    """The Rollout's status message when the run ended (why it rolled back)."""
 
 
 ROLLED_BACK = frozenset({"RollingBack", "RolledBack", "Aborted", "Failed"})
@@ -352,4 +354,5 @@ def run(
             break
     while world.pending:  # the route written last takes effect after the actuation delay
         world.run_until(max(at for at, _ in world.pending))
-    return TwinRun(phase, world.now, world, controller.reconciles, tuple(trace))
+    message = store.rollouts[ref].status.message
+    return TwinRun(phase, world.now, world, controller.reconciles, tuple(trace), message)

@@ -26,7 +26,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
 from enum import StrEnum
 
 from canary.core import latency, sequential
@@ -84,6 +83,9 @@ class Thresholds:
     worse than stable before the comparison counts it as a regression."""
 
     min_requests: int
+    min_requests_scaled: bool = False
+    """Whether ``min_requests`` is for 100% weight, a step needing its share of it
+    (``canary.core.power.step_minimum``): the default when ``minRequestsPerStep`` is unset."""
     success_rate_min: float | None = None
     latency_percentile: float = policy.DEFAULT_LATENCY_PERCENTILE
     latency_max_ms: float | None = None
@@ -93,6 +95,10 @@ class Thresholds:
     error_rate_tolerance: float = policy.DEFAULT_ERROR_RATE_TOLERANCE
     latency_tolerance: float = policy.DEFAULT_LATENCY_TOLERANCE
     hold_above: float = policy.DEFAULT_HOLD_ABOVE
+    detect_error_ratio: float | None = None
+    """``analysis.detect.errorRatio``: the error regression the last shared step must be able
+    to catch (``canary.core.power``); None when not asked for."""
+    detect_power: float = policy.DEFAULT_DETECT_POWER
 
 
 @dataclass(frozen=True)
@@ -241,16 +247,34 @@ def _slo(
     count: Callable[[Arm], tuple[int, int]],
 ) -> tuple[float, float, str]:
     """Log e-value that the canary breaks an absolute limit on the rate of some event, less the
-    same evidence against the stable (a breach both arms share — a failing dependency — is not
-    the release's doing; dividing by it only lowers the e-value, so the guarantee holds).
-    Returns the log e-value, the current step's information and a note."""
-    canary = [count(s.canary) for s in steps]
-    stable = [count(s.stable) for s in steps]
+    evidence that the stable breaks it too over the same recent steps (a breach both arms share
+    — a failing dependency — is not the release's doing). Returns the log e-value, the current
+    step's information and a note.
+
+    Only steps shared with the stable count (a rollout without one counts every step): at full
+    weight no stable traffic is left to show that a burst of failures is shared, and a flapping
+    dependency would roll healthy releases back. The stable's evidence is the largest over the
+    runs of steps ending now (the steps since step ``j``, for every ``j``), so a dependency that
+    fails only during the latest steps, where the canary has most of its requests, is matched by
+    the stable's evidence over those steps and not diluted by its earlier, quiet ones. Dividing
+    the canary's e-value by any number of at least 1 only lowers it, so the guarantee holds."""
+    shared = [s for s in steps if _comparing(s)] or list(steps)
+    canary = [count(s.canary) for s in shared]
+    stable = [count(s.stable) for s in shared]
     log_c = sequential.rate_log_e(sum(e for e, _ in canary), sum(n for _, n in canary), limit)
-    log_s = sequential.rate_log_e(sum(e for e, _ in stable), sum(n for _, n in stable), limit)
-    information = sequential.rate_information(canary[-1][1], limit, DESIGN_KAPPA)
+    log_s = max(
+        sequential.rate_log_e(sum(e for e, _ in stable[j:]), sum(n for _, n in stable[j:]), limit)
+        for j in range(len(stable))
+    )
+    information = sequential.rate_information(count(steps[-1].canary)[1], limit, DESIGN_KAPPA)
     note = "; stable breaches it too" if log_s > 0 else ""
     return log_c - max(log_s, 0.0), information, note
+
+
+def _slo_moving(steps: Sequence[Evidence]) -> bool:
+    """Whether the current step adds to an absolute check (see ``_slo``: a full-weight step
+    after shared ones does not)."""
+    return _comparing(steps[-1]) or not any(_comparing(s) for s in steps)
 
 
 def _success_floor(steps: Sequence[Evidence], floor: float) -> _Sequential:
@@ -263,7 +287,8 @@ def _success_floor(steps: Sequence[Evidence], floor: float) -> _Sequential:
     rate = success_rate(Arm(served, failed))
     shown = "n/a" if rate is None else f"{rate:.2f}%"
     message = f"canary {shown} of {served} requests; floor {floor:g}%{note}"
-    return _Sequential("success-rate", log_e, 1.0, message, information=information)
+    moving = _slo_moving(steps)
+    return _Sequential("success-rate", log_e, 1.0, message, moving, information)
 
 
 def _latency_ceiling(t: Thresholds, steps: Sequence[Evidence], ceiling: float) -> _Sequential:
@@ -280,7 +305,7 @@ def _latency_ceiling(t: Thresholds, steps: Sequence[Evidence], ceiling: float) -
         f"p{t.latency_percentile:g} {shown} this step; {slow}/{seen} canary requests "
         f"above {ceiling:g} ms{note}"
     )
-    return _Sequential("latency", log_e, 1.0, message, information=information)
+    return _Sequential("latency", log_e, 1.0, message, _slo_moving(steps), information)
 
 
 def _traffic_share(steps: Sequence[Evidence]) -> _Sequential:
@@ -337,6 +362,15 @@ def _change_points(t: Thresholds, steps: Sequence[Evidence]) -> list[_Sequential
     ]
 
 
+def errors_limit(thresholds: Thresholds) -> float:
+    """The e-value at which the error comparison alone fails a settled window: the ``limit`` its
+    check reports, for a step that shares traffic with the stable."""
+    t = settled(thresholds)
+    found = _sequential_checks(t, [Evidence(Arm(), Arm(), canary_weight=50.0)])
+    total = sum(s.weight for s in found)
+    return total / (ERRORS_WEIGHT * t.false_rollback_rate)
+
+
 def settled(thresholds: Thresholds) -> Thresholds:
     """The thresholds for the settled windows when early looks (:func:`evaluate_early`) take
     ``EARLY_SHARE`` of the false-rollback budget: together they keep ``false_rollback_rate``."""
@@ -379,20 +413,6 @@ def evaluate_early(thresholds: Thresholds, counts: Evidence, step: int) -> Judge
     if found.verdict is not Verdict.FAIL:
         return None
     return replace(found, reason=f"early look: {found.reason}")
-
-
-SLOW_STEP = timedelta(minutes=10)
-"""A step expected to need longer than this to reach its minimum says what would shorten it."""
-
-
-def time_to_minimum(requests: int, minimum: int, elapsed: timedelta) -> timedelta | None:
-    """How much longer a step needs, at the canary request rate it has seen so far, to reach
-    ``minimum`` canary requests: whole seconds, or None when it has them or no rate is known
-    yet (no requests, no time)."""
-    if requests <= 0 or requests >= minimum or elapsed <= timedelta(0):
-        return None
-    seconds = (minimum - requests) * elapsed.total_seconds() / requests
-    return timedelta(seconds=math.ceil(seconds))
 
 
 def _point_check(name: str, value: float | None, lo: float | None, hi: float | None) -> CheckResult:

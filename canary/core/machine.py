@@ -20,13 +20,13 @@ each transition can be read beside the ones it leads to.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
 from canary.core import commands as command_rules
 from canary.core import hooks as hook_rules
-from canary.core import judge
+from canary.core import judge, power
 from canary.core import steps as step_plan
 from canary.core.plan import Plan, Wait, approval_wait
 from canary.core.vocabulary import (
@@ -325,12 +325,18 @@ def _judge_step(t: _Tick) -> judge.Judgement | None:
         for s in t.status.steps[:index]
         if s.weight
     )
+    pooled = stable
+    for step in earlier:
+        pooled = pooled + step.stable
+    needed = power.need(t.plan.thresholds, t.plan.steps, index, record.weight or 0, pooled)
+    thresholds = replace(judge.settled(t.plan.thresholds), min_requests=needed.requests)
     verdict = judge.evaluate(
-        judge.settled(t.plan.thresholds),
+        thresholds,
         judge.Evidence(
             canary, stable, obs.evidence.custom, canary_weight=record.weight, earlier=earlier
         ),
     )
+    eta = power.time_to_need(canary.requests, needed.requests, t.now - record.started_at)
     no_data = verdict.verdict is judge.Verdict.NO_DATA
     no_data_since = (record.no_data_since or t.now) if no_data else None
     _replace_step(
@@ -342,6 +348,9 @@ def _judge_step(t: _Tick) -> judge.Judgement | None:
                 "checks": list(verdict.checks),
                 "no_data_since": no_data_since,
                 "message": verdict.reason,
+                "needs": needed.requests,
+                "needed_for": needed.reason,
+                "eta": None if eta is None else t.now + eta,
             }
         ),
     )
@@ -578,16 +587,24 @@ def _progressing_phase(t: _Tick) -> bool:
 
 
 def _eta(t: _Tick) -> str:
-    """When a step short of its minimum requests will have them at the traffic seen so far,
-    and, when that is long, what would shorten it ("" when there is nothing to estimate)."""
+    """Why a step short of the canary requests it needs waits, when it will have them at the
+    traffic seen so far, and, when that is long, what would shorten it ("" when there is
+    nothing to estimate)."""
     record = t.status.steps[t.status.current_step_index]
-    minimum = t.plan.thresholds.min_requests
-    eta = judge.time_to_minimum(record.canary.requests, minimum, t.now - record.started_at)
-    if eta is None:
+    if record.needs is None or record.canary.requests >= record.needs:
         return ""
-    note = f"; about {format_duration(eta)} more at the current canary traffic"
-    if eta > judge.SLOW_STEP:
-        note += " (a higher weight for this step or a load-test hook would shorten it)"
+    why = ""
+    if record.needed_for == "detect":
+        why = f"; held at the last shared step for analysis.detect ({record.needs} needed)"
+    if record.eta is None:
+        return why
+    left = record.eta - t.now
+    note = f"{why}; about {format_duration(left)} more at the current canary traffic"
+    if left > power.SLOW_STEP:
+        note += (
+            " (a higher weight for this step, a lower minRequestsPerStep or analysis.detect, "
+            "or a load-test hook would shorten it)"
+        )
     return note
 
 

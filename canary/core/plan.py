@@ -17,6 +17,7 @@ from canary.core.judge import Thresholds
 from canary.errors import InvalidSpec, Problem
 from canary.model.policy import (
     DEFAULT_APPROVAL_TIMEOUT,
+    DEFAULT_ERROR_RATE_TOLERANCE,
     DEFAULT_INTERVAL,
     DEFAULT_MIN_REQUESTS,
     DEFAULT_NO_DATA_TIMEOUT,
@@ -185,6 +186,49 @@ def approval_wait(
     return Wait(timeout or DEFAULT_APPROVAL_TIMEOUT, action)
 
 
+def _check_detect(fields: PolicyFields, steps: tuple[Step, ...]) -> list[Problem]:
+    """``analysis.detect`` needs the error comparison, a step shared with the stable, and a
+    regression larger than the tolerated one."""
+    analysis = fields.analysis
+    detect = analysis.detect if analysis else None
+    if detect is None or analysis is None:
+        return []
+    path = "spec.analysis.detect"
+    compare = analysis.compare_with_stable
+    if compare is not None and not compare.enabled:
+        return [
+            Problem(
+                path,
+                "detect needs the comparison with stable, which is disabled",
+                "remove analysis.detect or enable analysis.compareWithStable",
+            )
+        ]
+    tolerance = (
+        compare.error_rate_tolerance
+        if compare is not None and compare.error_rate_tolerance is not None
+        else DEFAULT_ERROR_RATE_TOLERANCE
+    )
+    problems: list[Problem] = []
+    if detect.error_ratio <= 1.0 + tolerance:
+        problems.append(
+            Problem(
+                f"{path}.errorRatio",
+                f"{detect.error_ratio:g} is within the tolerated error rate "
+                f"(1 + errorRateTolerance = {1.0 + tolerance:g}): it can never be detected",
+                f"ask for more than {1.0 + tolerance:g}, or lower errorRateTolerance",
+            )
+        )
+    if not any(s.set_weight is not None and 0 < s.set_weight < 100 for s in steps):
+        problems.append(
+            Problem(
+                path,
+                "no step shares traffic with the stable (a weight between 0 and 100)",
+                "add a step such as setWeight: 50 before 100",
+            )
+        )
+    return problems
+
+
 def thresholds(fields: PolicyFields) -> Thresholds:
     """The judge's settings from a policy's analysis section, defaults filled in."""
     analysis = fields.analysis
@@ -193,9 +237,13 @@ def thresholds(fields: PolicyFields) -> Thresholds:
     compare = analysis.compare_with_stable if analysis else None
     metrics = (analysis.metrics if analysis else None) or []
     minimum = analysis.min_requests_per_step if analysis else None
+    detect = analysis.detect if analysis else None
     base = Thresholds(min_requests=DEFAULT_MIN_REQUESTS)
     return Thresholds(
         min_requests=DEFAULT_MIN_REQUESTS if minimum is None else minimum,
+        min_requests_scaled=minimum is None,
+        detect_error_ratio=detect.error_ratio if detect else None,
+        detect_power=(detect.power if detect and detect.power is not None else base.detect_power),
         success_rate_min=success.min if success else None,
         latency_percentile=latency.percentile if latency else base.latency_percentile,
         latency_max_ms=latency.max_ms if latency else None,
@@ -253,6 +301,7 @@ def build(rollout: Rollout, policy: RolloutPolicy | None) -> Plan:
             Problem("spec.analysis.metrics", f"metric {name!r} is defined twice", "rename one")
         )
     problems.extend(_check_queries(rollout, fields))
+    problems.extend(_check_detect(fields, steps))
     problems.extend(_check_hooks(fields.hooks or []))
     if problems or fields.service is None:
         raise InvalidSpec(problems)

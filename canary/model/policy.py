@@ -44,6 +44,7 @@ DEFAULT_FALSE_ROLLBACK_RATE = 0.01
 DEFAULT_ERROR_RATE_TOLERANCE = 0.0
 DEFAULT_LATENCY_TOLERANCE = 0.2
 DEFAULT_HOLD_ABOVE = 1.0
+DEFAULT_DETECT_POWER = 0.95
 # Every wait's deadline and what happens when it passes (docs/operations.md says why).
 DEFAULT_PROGRESS_DEADLINE = timedelta(minutes=10)
 DEFAULT_PROMOTION_DEADLINE = timedelta(minutes=30)
@@ -255,6 +256,27 @@ class CompareWithStable(Wire):
     )
 
 
+class Detect(Wire):
+    """The error regression the rollout must be able to catch before the canary takes all the
+    traffic (see docs/analysis.md, "Power on request")."""
+
+    error_ratio: float = Field(
+        gt=1,
+        le=1000,
+        description="How many times the stable's error rate the canary's must be for it to count "
+        "as the regression to detect (e.g. 2: twice as many failed requests). Must exceed "
+        "1 + compareWithStable.errorRateTolerance.",
+    )
+    power: float | None = Field(
+        default=None,
+        ge=0.5,
+        le=0.999,
+        description="The probability of catching that regression (default "
+        f"{DEFAULT_DETECT_POWER:g}). The last step that still shares traffic with the stable "
+        "holds until it has served enough canary requests for it.",
+    )
+
+
 class NoData(Wire):
     """What to do while a step has no canary traffic to judge."""
 
@@ -345,11 +367,14 @@ class Analysis(Wire):
         default=None,
         ge=0,
         le=1_000_000_000,
-        description="Canary requests a step needs before it may pass.",
+        description="Canary requests a step needs before it may pass. Default: "
+        f"{DEFAULT_MIN_REQUESTS} at 100% weight and in proportion below it (10 at 5%), so a "
+        "step lasts at least as long as the route takes to serve about that many requests.",
     )
     success_rate: SuccessRate | None = None
     latency: Latency | None = None
     compare_with_stable: CompareWithStable | None = None
+    detect: Detect | None = None
     no_data: NoData | None = None
     unavailable: Unavailable | None = None
     metrics: list[CustomMetric] | None = Field(default=None, max_length=20)

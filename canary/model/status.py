@@ -81,6 +81,22 @@ class StepStatus(Wire):
     checks: list[CheckResult] = Field(default_factory=list)
     no_data_since: datetime | None = None
     message: str = ""
+    needs: int | None = Field(
+        default=None,
+        ge=0,
+        le=1_000_000_000,
+        description="Canary requests the step needs before it may pass.",
+    )
+    needed_for: Literal["minRequestsPerStep", "detect"] | None = Field(
+        default=None,
+        description="Why it needs them: the policy's minimum, or the power analysis.detect asks "
+        "for at the last step shared with the stable.",
+    )
+    eta: datetime | None = Field(
+        default=None,
+        description="When the step is expected to have them, at the canary traffic seen so far "
+        "(unset once it has them or while no rate is known).",
+    )
 
 
 class ApprovalRecord(Wire):

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from canary.core import judge, machine, vocabulary
+from canary.core import machine, power, vocabulary
 from canary.errors import Problem
 from canary.model.status import ApprovalRecord, RolloutStatus
 from tests.unit.fake_cluster import T0, FakeCluster, make_plan, run
@@ -524,9 +524,9 @@ def test_a_step_short_of_its_minimum_says_when_it_will_have_it() -> None:
     assert "load-test hook" not in busy.message
 
 
-def test_time_to_minimum_extrapolates_the_rate_seen() -> None:
+def test_time_to_need_extrapolates_the_rate_seen() -> None:
     """100 of 400 requests in 50 s: 150 s more; nothing to say without requests or when done."""
-    assert judge.time_to_minimum(100, 400, timedelta(seconds=50)) == timedelta(seconds=150)
-    assert judge.time_to_minimum(0, 400, timedelta(seconds=50)) is None
-    assert judge.time_to_minimum(400, 400, timedelta(seconds=50)) is None
-    assert judge.time_to_minimum(10, 400, timedelta(0)) is None
+    assert power.time_to_need(100, 400, timedelta(seconds=50)) == timedelta(seconds=150)
+    assert power.time_to_need(0, 400, timedelta(seconds=50)) is None
+    assert power.time_to_need(400, 400, timedelta(seconds=50)) is None
+    assert power.time_to_need(10, 400, timedelta(0)) is None
