@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from html import escape
 
 from canary.api import charts
-from canary.core import history
+from canary.core import history, present
 from canary.core.vocabulary import CommandKind
 from canary.model.policy import Analysis
 from canary.model.rollout import Rollout
@@ -260,7 +260,9 @@ def release_page(
             f"<dt>Started</dt><dd>{_time(status.started_at)}</dd>",
             f"<dt>Duration</dt><dd>{duration(_elapsed(rollout, now))}</dd>",
             f"<dt>Outcome</dt><dd>{escape(outcome(rollout))}</dd>",
-            f"<dt>Message</dt><dd>{escape(status.message or '—')}</dd></dl>",
+            f"<dt>Message</dt><dd>{escape(status.message or '—')}</dd>",
+            f'<dt>Waiting for</dt><dd id="eta">{escape(present.waiting(status, now) or "—")}</dd>',
+            "</dl>",
             _buttons(rollout, allowed),
             "<h2>Canary weight over time</h2>",
             charts.timeline(

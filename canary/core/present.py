@@ -63,7 +63,7 @@ def headers(*, wide: bool, all_namespaces: bool) -> list[str]:
     if all_namespaces:
         columns.insert(0, "NAMESPACE")
     if wide:
-        columns.append("MESSAGE")
+        columns += ["ETA", "MESSAGE"]
     return columns
 
 
@@ -95,8 +95,47 @@ def row(
     if all_namespaces:
         cells.insert(0, meta.namespace)
     if wide:
-        cells.append(status.message)
+        cells += [step_eta(status, now), status.message]
     return cells
+
+
+def _waiting_step(status: RolloutStatus) -> StepStatus | None:
+    """The weight step still short of the canary requests it needs, if the rollout is at one
+    (a pause or an approval waits for time or a person, not for requests)."""
+    step = latest_step(status)
+    if status.phase != "Progressing" or step is None or step.verdict != "Running":
+        return None
+    if step.needs is None or step.canary.requests >= step.needs:
+        return None
+    return step
+
+
+def step_eta(status: RolloutStatus, now: datetime) -> str:
+    """The ETA column: how long until the current step has the canary requests it needs at the
+    traffic seen so far (``4m``, ``1h2m (detect)`` when analysis.detect asks for them), ``-``
+    when it is not waiting for requests or no rate is known yet."""
+    step = _waiting_step(status)
+    if step is None or step.eta is None:
+        return "-"
+    why = " (detect)" if step.needed_for == "detect" else ""
+    return age(max(step.eta - now, timedelta(0))) + why
+
+
+def waiting(status: RolloutStatus, now: datetime | None) -> str:
+    """Why the current step waits for requests, in words: ``needs 9300 canary requests for
+    analysis.detect (1204 so far), about 12m more`` — or, without ``now``, ``… expected at
+    08:12:30Z`` (a line that does not change while nothing else does); "" when it is not
+    waiting for them."""
+    step = _waiting_step(status)
+    if step is None or step.needs is None:
+        return ""
+    source = "analysis.detect" if step.needed_for == "detect" else "minRequestsPerStep"
+    text = f"needs {step.needs} canary requests for {source} ({step.canary.requests} so far)"
+    if step.eta is not None and now is not None:
+        text += f", about {age(max(step.eta - now, timedelta(0)))} more"
+    elif step.eta is not None:
+        text += f", expected at {step.eta:%H:%M:%S}Z"
+    return text
 
 
 def progress_bar(weight: int, width: int = 20) -> str:
@@ -145,6 +184,8 @@ def frame(rollout: Rollout, total: int | None, percentile: float, now: datetime)
         lines.append(arm("stable", step.stable, percentile))
     if status.message:
         lines.append(status.message)
+    if needed := waiting(status, now):
+        lines.append(needed)
     if step is not None:
         lines.extend(_check_lines(step))
     return lines
@@ -163,6 +204,8 @@ def line(rollout: Rollout, total: int | None, percentile: float) -> str:
         parts.append(arm("stable", step.stable, percentile))
     if status.message:
         parts.append(status.message)
+    if needed := waiting(status, None):
+        parts.append(needed)
     return "  |  ".join(parts)
 
 

@@ -189,3 +189,36 @@ def test_durations_read_like_people_write_them() -> None:
     assert [pages.duration(timedelta(seconds=s)) for s in (0, 42, 185, 7800)] + [
         pages.duration(None)
     ] == ["0s", "42s", "3m 05s", "2h 10m", "—"]
+
+
+def test_release_page_says_what_a_held_step_waits_for_and_when() -> None:
+    """A step held for analysis.detect shows the requests it needs, how many it has, and its
+    ETA; a finished release shows nothing to wait for."""
+    held = make(
+        "web-4",
+        phase="Progressing",
+        canaryWeight=50,
+        startedAt=T0,
+        steps=[
+            {
+                **_step(0, 50, T0, None, canary=_measured(1204, 5, 99.6, 90)),
+                "needs": 9300,
+                "neededFor": "detect",
+                "eta": "2999-01-01T00:00:00Z",
+            }
+        ],
+    )
+    done = make("web-5", phase="Succeeded")
+    _, running = serve(MemoryRolloutStore(held, done))
+    try:
+        page = call(running.url + "/ui/namespaces/test/rollouts/web-4", token=VIEWER)
+        finished = call(running.url + "/ui/namespaces/test/rollouts/web-5", token=VIEWER)
+    finally:
+        running.stop()
+    assert page.status == 200
+    assert re.search(
+        r'<dd id="eta">needs 9300 canary requests for analysis.detect \(1204 so far\), about '
+        r"[0-9a-z]+ more</dd>",
+        page.body,
+    )
+    assert '<dd id="eta">—</dd>' in finished.body

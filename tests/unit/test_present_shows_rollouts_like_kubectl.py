@@ -203,3 +203,32 @@ def test_arm_without_requests_says_so() -> None:
 def test_exit_code_follows_the_final_phase(phase: str, code: int | None) -> None:
     """watch exits 0 on success, 1 on any other end, and keeps going otherwise."""
     assert present.exit_code(phase) == code
+
+
+HELD_STEP = {
+    **STEP,
+    "needs": 9300,
+    "neededFor": "detect",
+    "eta": (NOW + timedelta(minutes=12)).isoformat(),
+}
+HELD = {**PROGRESSING, "steps": [HELD_STEP]}
+
+
+def test_a_step_waiting_for_requests_shows_why_and_its_eta() -> None:
+    """-o wide's ETA column, the watch frame and the watch line say how many canary requests
+    the step needs, for what, and when it will have them; '-' when it waits for nothing."""
+    held = rollout(HELD)
+    headers = present.headers(wide=True, all_namespaces=False)
+    cells = present.row(held, NOW, 5, wide=True, all_namespaces=False)
+    assert cells[headers.index("ETA")] == "12m (detect)"
+    plain = present.row(rollout(PROGRESSING), NOW, 5, wide=True, all_namespaces=False)
+    assert plain[headers.index("ETA")] == "-"
+    said = "needs 9300 canary requests for analysis.detect (1204 so far)"
+    assert f"{said}, about 12m more" in present.frame(held, 5, 99, NOW)
+    assert present.line(held, 5, 99).endswith(f"{said}, expected at 08:12:00Z")
+    done = rollout({**HELD, "phase": "RolledBack"})
+    assert present.step_eta(done.status, NOW) == "-"
+    assert present.waiting(done.status, NOW) == ""
+    unknown = rollout({**HELD, "steps": [{**HELD_STEP, "eta": None}]})
+    assert present.step_eta(unknown.status, NOW) == "-"
+    assert present.waiting(unknown.status, NOW) == said

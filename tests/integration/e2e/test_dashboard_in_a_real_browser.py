@@ -122,6 +122,7 @@ def test_dashboard_follows_a_release_and_approve_obeys_rbac(
     requests = page.locator('svg[aria-label^="Requests per step"] .bar.canary')
     expect(requests).to_have_count(len(measured))
     expect(page.locator("#phase")).to_have_text("WaitingApproval")
+    expect(page.locator("#eta")).to_have_text("—")  # an approval waits for a person
     expect(page.locator("button[data-command]")).to_have_count(0)
     wide.close()
 
