@@ -234,7 +234,9 @@ def _parser() -> argparse.ArgumentParser:
         help="seeds per cell outside the key scenarios S1–S3 (default: the scenario's)",
     )
     parser.add_argument(
-        "--sensitive-seeds", type=int, help="seeds per cell for the sensitive setting"
+        "--sensitive-seeds",
+        type=int,
+        help="seeds per cell for the sensitive and the detect settings",
     )
     parser.add_argument(
         "--settle", type=float, default=twin.LIVE.settle.total_seconds(), help="canary's settle, s"
@@ -263,7 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             seeds = args.seeds or scenario.seeds
             if args.others and not scenario.key.startswith(("S1", "S2", "S3")):
                 seeds = min(seeds, args.others)
-            if args.sensitive_seeds and gate == "ours-sensitive":
+            if args.sensitive_seeds and gate in ("ours-sensitive", "ours-detect"):
                 seeds = min(seeds, args.sensitive_seeds)
             seeds_of[(scenario.key, gate)] = seeds
             tasks += [

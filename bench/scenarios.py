@@ -123,6 +123,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         HEALTHY,
         bad=False,
         flap=Flap(),
+        seeds=3000,
     ),
     Scenario(
         "S6-bad-stable-pod",

@@ -19,6 +19,7 @@ each transition can be read beside the ones it leads to.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -328,15 +329,18 @@ def _judge_step(t: _Tick) -> judge.Judgement | None:
     pooled = stable
     for step in earlier:
         pooled = pooled + step.stable
-    needed = power.need(t.plan.thresholds, t.plan.steps, index, record.weight or 0, pooled)
+    elapsed = t.now - record.started_at
+    needed = power.need(t.plan.thresholds, t.plan.steps, index, pooled, elapsed)
     thresholds = replace(judge.settled(t.plan.thresholds), min_requests=needed.requests)
+    if not needed.holds:
+        thresholds = replace(thresholds, hold_above=math.inf)
     verdict = judge.evaluate(
         thresholds,
         judge.Evidence(
             canary, stable, obs.evidence.custom, canary_weight=record.weight, earlier=earlier
         ),
     )
-    eta = power.time_to_need(canary.requests, needed.requests, t.now - record.started_at)
+    eta = power.time_left(t.plan.thresholds, record.weight or 0, needed, canary.requests, elapsed)
     no_data = verdict.verdict is judge.Verdict.NO_DATA
     no_data_since = (record.no_data_since or t.now) if no_data else None
     _replace_step(

@@ -4,9 +4,9 @@ Called by ``canary.core.machine`` on every judged tick of a weight step, which h
 result to ``judge.evaluate`` as the step's minimum and writes it, with its ETA, to the step's
 status. Two sources of a minimum:
 
-- ``minRequestsPerStep``. Unset, the default (200) is for 100% weight and a step needs its share
-  of it (10 at 5%): a step lasts at least as long as the route takes to serve about 200 requests,
-  so a release at 1 req/s is not held for an hour at its first step.
+- ``minRequestsPerStep``. Unset, a step needs 200 canary requests, or, once it has run four
+  minutes (``LOW_TRAFFIC_AFTER``), its weight's share of them (10 at 5%): at 100 req/s nothing
+  changes, and a release at 1 req/s is not held for an hour at its first step.
 - ``analysis.detect: {errorRatio, power}``. At the last step that still shares traffic with the
   stable, enough canary requests that the error comparison would catch a canary failing
   ``errorRatio`` times as often as the stable with probability ``power``. The count is computed
@@ -27,6 +27,7 @@ from statistics import NormalDist
 from typing import Literal
 
 from canary.core import judge, sequential
+from canary.core.steps import weight_at
 from canary.model.policy import Step
 
 MAX_NEED = 1_000_000_000
@@ -41,6 +42,9 @@ class Need:
     reason: Literal["minRequestsPerStep", "detect"]
     note: str = ""
     """For people: what the detect requirement stands for (empty for the plain minimum)."""
+    holds: bool = True
+    """Whether the step may still hold on weak evidence (``compareWithStable.holdAbove``); not
+    at low traffic, see :func:`need`."""
 
 
 def last_shared(steps: Sequence[Step]) -> int | None:
@@ -53,11 +57,23 @@ def last_shared(steps: Sequence[Step]) -> int | None:
     return found
 
 
-def step_minimum(thresholds: judge.Thresholds, weight: int) -> int:
-    """``minRequestsPerStep`` for a step at ``weight`` percent: as set, or, when it is the
-    default, in proportion to the weight (at least 1)."""
-    if not thresholds.min_requests_scaled:
+LOW_TRAFFIC_AFTER = timedelta(minutes=4)
+"""With the default ``minRequestsPerStep``, a step that has run this long needs only its
+weight's share of it (see :func:`step_minimum`)."""
+
+
+def step_minimum(thresholds: judge.Thresholds, weight: int, elapsed: timedelta) -> int:
+    """``minRequestsPerStep`` for a step at ``weight`` percent that has run for ``elapsed``: as
+    set; or, when it is the default (200), 200 — and, once the step has run for
+    ``LOW_TRAFFIC_AFTER``, only the weight's share of it (10 at 5%, at least 1), so at low
+    traffic a step lasts about four minutes instead of hours while at 100 req/s nothing
+    changes."""
+    if not thresholds.min_requests_scaled or elapsed < LOW_TRAFFIC_AFTER:
         return thresholds.min_requests
+    return _share_of_minimum(thresholds, weight)
+
+
+def _share_of_minimum(thresholds: judge.Thresholds, weight: int) -> int:
     return max(1, math.ceil(thresholds.min_requests * weight / 100))
 
 
@@ -116,18 +132,44 @@ def need(
     thresholds: judge.Thresholds,
     steps: Sequence[Step],
     index: int,
-    weight: int,
     stable: judge.Arm,
+    elapsed: timedelta,
 ) -> Need:
-    """What step ``index`` (at ``weight``) needs before it may pass; ``stable`` is what the
-    stable served over the whole rollout so far."""
-    minimum = Need(step_minimum(thresholds, weight), "minRequestsPerStep")
+    """What step ``index`` needs before it may pass, having run for ``elapsed``; ``stable`` is
+    what the stable served over the whole rollout so far."""
+    weight = weight_at(steps, index)
+    requests = step_minimum(thresholds, weight, elapsed)
+    # At low traffic (the default minimum lowered to the weight's share) a step does not hold
+    # on weak evidence: one canary failure among a few dozen requests would hold it until the
+    # stable fails once too — at 1 req/s and 0.1% errors, about half an hour — for no power
+    # at all. FAIL still applies at every tick; analysis.detect is how to ask for power.
+    minimum = Need(requests, "minRequestsPerStep", holds=requests == thresholds.min_requests)
     if index != last_shared(steps):
         return minimum
     found = detect_requests(thresholds, weight, stable)
     if found is None or found[0] <= minimum.requests:
         return minimum
     return Need(found[0], "detect", found[1])
+
+
+def time_left(
+    thresholds: judge.Thresholds,
+    weight: int,
+    needed: Need,
+    requests: int,
+    elapsed: timedelta,
+) -> timedelta | None:
+    """How much longer a step that has ``requests`` canary requests after ``elapsed`` needs, at
+    the rate seen so far, to have what it needs — counting, for the default minimum, the
+    lower share it will need from ``LOW_TRAFFIC_AFTER`` on. None when it has them or no rate
+    is known yet."""
+    full = time_to_need(requests, needed.requests, elapsed)
+    scaled = thresholds.min_requests_scaled and needed.reason == "minRequestsPerStep"
+    if full is None or not scaled or elapsed >= LOW_TRAFFIC_AFTER:
+        return full
+    share = time_to_need(requests, _share_of_minimum(thresholds, weight), elapsed)
+    wait = max(LOW_TRAFFIC_AFTER - elapsed, share or timedelta(0))
+    return min(full, wait)
 
 
 SLOW_STEP = timedelta(minutes=10)

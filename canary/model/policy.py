@@ -368,8 +368,8 @@ class Analysis(Wire):
         ge=0,
         le=1_000_000_000,
         description="Canary requests a step needs before it may pass. Default: "
-        f"{DEFAULT_MIN_REQUESTS} at 100% weight and in proportion below it (10 at 5%), so a "
-        "step lasts at least as long as the route takes to serve about that many requests.",
+        f"{DEFAULT_MIN_REQUESTS}, or, once the step has run 4 minutes, the step weight's share "
+        "of them (10 at 5%), so a step at low traffic does not wait for hours.",
     )
     success_rate: SuccessRate | None = None
     latency: Latency | None = None

@@ -30,12 +30,35 @@ def test_the_last_shared_step_is_the_last_weight_below_100() -> None:
     assert power.last_shared(_steps(100)) is None
 
 
-def test_the_default_minimum_scales_with_the_weight() -> None:
-    """Unset, minRequestsPerStep is 200 at 100% and its share below (10 at 5%, at least 1); set,
-    every step needs it."""
+def test_the_default_minimum_falls_to_the_weights_share_after_four_minutes() -> None:
+    """Unset, minRequestsPerStep is 200 until a step has run four minutes, then its weight's
+    share (10 at 5%, at least 1); set, every step needs it however long it runs."""
     scaled = judge.Thresholds(min_requests=200, min_requests_scaled=True)
-    assert [power.step_minimum(scaled, w) for w in (0, 5, 10, 50, 100)] == [1, 10, 20, 100, 200]
-    assert power.step_minimum(judge.Thresholds(min_requests=200), 5) == 200
+    early, late = timedelta(minutes=3, seconds=59), power.LOW_TRAFFIC_AFTER
+    assert [power.step_minimum(scaled, w, early) for w in (5, 50)] == [200, 200]
+    found = [power.step_minimum(scaled, w, late) for w in (0, 5, 10, 50, 100)]
+    assert found == [1, 10, 20, 100, 200]
+    assert power.step_minimum(judge.Thresholds(min_requests=200), 5, late) == 200
+
+
+def test_the_time_left_counts_the_lower_share_to_come() -> None:
+    """At 5%, 0.05 canary requests a second: 3 after 60 s; 200 would take an hour, but from
+    four minutes on 10 will do, which arrive after 200 s — so the wait is what is left of the
+    four minutes. At 100 req/s the 200 come first; a set minimum or detect has no such share."""
+    scaled = judge.Thresholds(min_requests=200, min_requests_scaled=True)
+    plain = power.Need(200, "minRequestsPerStep")
+    minute = timedelta(seconds=60)
+    assert power.time_left(scaled, 5, plain, 3, minute) == timedelta(minutes=3)
+    assert power.time_left(scaled, 5, plain, 2, minute) == timedelta(seconds=240)
+    assert power.time_left(scaled, 5, plain, 150, minute) == timedelta(seconds=20)
+    fixed = judge.Thresholds(min_requests=200)
+    assert power.time_left(fixed, 5, plain, 3, minute) == timedelta(seconds=3940)
+    detect = power.Need(200, "detect")
+    assert power.time_left(scaled, 5, detect, 3, minute) == timedelta(seconds=3940)
+    late = power.LOW_TRAFFIC_AFTER + minute
+    assert power.time_left(scaled, 5, power.Need(10, "minRequestsPerStep"), 5, late) == (
+        timedelta(seconds=300)
+    )
 
 
 def test_detect_needs_more_requests_for_rarer_failures_and_more_power() -> None:
@@ -87,14 +110,15 @@ def test_need_is_the_minimum_except_where_detect_asks_for_more() -> None:
     """Detect raises the last shared step's need only; elsewhere the minimum stands."""
     steps = _steps(5, 10, 20, 50, 100)
     stable = judge.Arm(100_000, 500)
-    held = power.need(DETECT, steps, 3, 50, stable)
+    held = power.need(DETECT, steps, 3, stable, timedelta(0))
     assert held.reason == "detect"
     assert held.requests > 200
     assert "analysis.detect" in held.note
-    assert power.need(DETECT, steps, 2, 20, stable) == power.Need(200, "minRequestsPerStep")
-    assert power.need(DETECT, steps, 4, 100, stable) == power.Need(200, "minRequestsPerStep")
+    plain = power.Need(200, "minRequestsPerStep")
+    assert power.need(DETECT, steps, 2, stable, timedelta(0)) == plain
+    assert power.need(DETECT, steps, 4, stable, timedelta(0)) == plain
     small = judge.Thresholds(min_requests=10**8, detect_error_ratio=2.0)
-    assert power.need(small, steps, 3, 50, stable).reason == "minRequestsPerStep"
+    assert power.need(small, steps, 3, stable, timedelta(0)).reason == "minRequestsPerStep"
 
 
 def test_a_held_step_reports_what_it_needs_why_and_when() -> None:
@@ -170,3 +194,21 @@ def test_a_step_without_traffic_or_past_its_need_gives_no_eta() -> None:
     assert held.steps[0].eta is None
     assert "holding" in held.message
     assert "more at the current canary traffic" not in held.message
+
+
+def test_at_low_traffic_a_step_passes_on_its_share_after_four_minutes() -> None:
+    """At 1 req/s a step of the default minimum passes with its weight's share of 200 once it
+    has run four minutes, and no longer holds on weak evidence; before that it needs 200."""
+    scaled = judge.Thresholds(min_requests=200, min_requests_scaled=True)
+    steps = _steps(10, 50, 100)
+    before = power.need(scaled, steps, 0, judge.Arm(), timedelta(minutes=1))
+    after = power.need(scaled, steps, 0, judge.Arm(), power.LOW_TRAFFIC_AFTER)
+    assert (before.requests, before.holds) == (200, True)
+    assert (after.requests, after.holds) == (20, False)
+    slow = make_plan(analysis={"successRate": {"min": 99}})
+    status, _, _ = run(slow, FakeCluster(rps=2), max_ticks=40)
+    first = status.steps[0]
+    assert first.verdict == "Passed"
+    assert 20 <= first.canary.requests < 200
+    assert first.finished_at is not None
+    assert first.finished_at - first.started_at >= power.LOW_TRAFFIC_AFTER
