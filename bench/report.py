@@ -133,32 +133,25 @@ NOTES = (
     "are served on average before any scrape can show one; then half a tick (2 s, ≈ 5) and the "
     "route change (1–3 s, ≈ 10). The early look fails the canary on the first scrape that shows "
     "a handful of failures, so 35–40 failed requests is what this data path allows; ≤ 20 needs "
-    "a faster scrape (5 s halves it) or a smaller first weight (1% divides it by five).",
-    "- *The notes below analysed the previous round's re-implemented loop; to be redone on the "
-    "twin's figures.*",
-    "- **20× on 0.1% errors in ≤ 30 s.** The judge compares the canary with the stable it runs "
-    "beside, so it must also learn that the stable's rate is low; at 95 req/s × 0.1% the stable "
-    "fails once every ten seconds, and a false-rollback budget of 1% needs a few such failures "
-    "next to the canary's. About 45 s is what the data allow; the failed-request side of the "
-    "target (≤ 5) is met.",
-    "- **20× on 0.5% errors with ≤ 5 failed requests.** The canary fails 0.5 requests a second "
-    "and Prometheus scrapes every 10 s: about five failures are served before any scrape can "
-    "show them, and more during the tick and the route change. The 30 s side is met.",
-    "- **2× caught in ≥ 95%.** Telling 0.2% from 0.1% takes on the order of ten thousand canary "
-    "requests even knowing the stable's rate exactly; a healthy release that reaches 100% as "
-    "soon as the Flagger-style gate does has only a few thousand. The default favours speed; "
-    "the `holdAbove 0.1` rows show the other end of the trade (2× on 0.5% caught in ~99% of "
-    "seeds, healthy releases taking about ten minutes).",
-    "- **5× fewer failed requests on subtle regressions.** On regressions within or near the "
-    "tolerances (1.5×, 2×, median +20%) no gate catches most runs, and ours ends missed runs "
-    "sooner; the ratio compares how long each gate kept a slightly bad canary at low weight, "
-    "not protection. On 5× regressions the data latency (scrape, tick, route change) and the "
-    "1% budget put the achievable count near ten failed requests.",
-    "- **S5 (low traffic).** minRequestsPerStep (200) dominates: at 0.5 req/s and weight 5 the "
-    "first step alone needs over an hour. 'stuck' counts runs still open after 6 h.",
-    "- **S6 flapping dependency.** The rollbacks happen in the 100% step: the shared failures "
-    "push the canary below the 99% success-rate floor while no stable traffic is left to show "
-    "that the stable would fail as well.",
+    "a faster scrape (5 s halves it) or a smaller first weight (1% divides it by five). At "
+    "1 req/s (S5-errors-1rps) the same path serves a handful, within the ≤ 5 of the low-traffic "
+    "default.",
+    "- **20× regressions with ≤ 5 failed requests in ≤ 30 s.** On 0.1% errors the canary fails "
+    "0.1 requests a second at weight 5 and the stable 0.095: the comparison needs a few canary "
+    "failures *and* enough stable requests to show the stable's rate is low, which takes tens "
+    "of seconds whatever the loop; on 0.5% the canary fails 0.5 a second and the 10 s scrape "
+    "alone leaves about 2.5 of them unseen, before the tick and the route change.",
+    "- **2× caught in ≥ 95%.** Telling 0.2% from 0.1% takes tens of thousands of canary "
+    "requests; the default favours speed and catches a fraction. `detect: {errorRatio: 2, "
+    "power: 0.95}` holds the 50% step for what the test needs (about 19,000 canary requests at "
+    "0.5%, 95,000 at 0.1%; docs/analysis.md has the arithmetic and why that is about 14× the "
+    "floor, not within 1.5×).",
+    "- **S5 (low traffic).** A step needs 200 canary requests or, after four minutes, its "
+    "weight's share; at 1 req/s a healthy release takes about four minutes a step.",
+    "- **S6 flapping dependency.** The absolute checks subtract the stable's evidence over the "
+    "same recent steps and ignore the full-weight step; the false rollbacks left are early "
+    "looks at the 50% step, where the pods' scrapes, taken at different moments, catch a spell's "
+    "start on the canary before the stable's counts show it.",
 )
 
 
