@@ -68,6 +68,7 @@ class Setup:
     timeout: float = 900.0
     steady: float = 20.0  # seconds of the steady-state window (no Rollout changing phase)
     early: bool = False  # end once the steady window is measured and both kinds have finished
+    log_level: str = "info"  # the controller's: info logs each Rollout's events and phases
 
     def bad(self, i: int) -> bool:
         """Every tenth Rollout is bad."""
@@ -98,6 +99,8 @@ class Report:
     latencies: list[float] = field(default_factory=list)
     phases: dict[str, str] = field(default_factory=dict)
     wrong: list[str] = field(default_factory=list)
+    diagnosis: str = ""
+    """Why each wrong Rollout ended as it did: its status, and the logs that name it."""
     unfinished: int = 0
 
     def per_minute(self, verbs: tuple[str, ...]) -> float:
@@ -249,6 +252,53 @@ class Process:
                 self.popen.wait()
 
 
+def explain(rollout: dict[str, Any]) -> str:
+    """A Rollout's status as a person reads it after a wrong end: phase and message, its
+    conditions, and each step with its weight, verdict, counts, checks and message."""
+    meta, status = rollout.get("metadata") or {}, rollout.get("status") or {}
+    lines = [
+        f"Rollout {meta.get('name', '?')}: phase {status.get('phase', '?')} "
+        f"(canary weight {status.get('canaryWeight', '?')}): {status.get('message', '')}"
+    ]
+    for c in status.get("conditions") or []:
+        lines.append(
+            f"  condition {c.get('type')}={c.get('status')} {c.get('reason')} "
+            f"at {c.get('lastTransitionTime')}: {c.get('message', '')}"
+        )
+    for step in status.get("steps") or []:
+        arms = ", ".join(
+            f"{arm} {s.get('failures', 0)}/{s.get('requests', 0)} failed"
+            for arm in ("canary", "stable")
+            if (s := step.get(arm) or {})
+        )
+        lines.append(
+            f"  step {step.get('index')} weight {step.get('weight')} {step.get('verdict')} "
+            f"{step.get('startedAt')}..{step.get('finishedAt') or ''} ({arms}): "
+            f"{step.get('message', '')}"
+        )
+        for check in step.get("checks") or []:
+            lines.append(
+                f"    check {check.get('name')} {check.get('verdict')} value "
+                f"{check.get('value')} limit {check.get('limit')}: {check.get('message', '')}"
+            )
+    return "\n".join(lines)
+
+
+def lines_naming(log: Path, needles: tuple[str, ...]) -> list[str]:
+    """The lines of ``log`` that contain any of ``needles``."""
+    if not log.exists():
+        return []
+    with log.open(errors="replace") as handle:
+        return [line.rstrip("\n") for line in handle if any(n in line for n in needles)]
+
+
+def _tail(log: Path, lines: int) -> list[str]:
+    """The last ``lines`` lines of ``log``."""
+    if not log.exists():
+        return []
+    return log.read_text(errors="replace").splitlines()[-lines:]
+
+
 def _controller_metrics(url: str) -> dict[str, float]:
     with urllib.request.urlopen(f"{url}/metrics", timeout=10) as reply:
         text = reply.read().decode()
@@ -318,7 +368,7 @@ class Harness:
              "--prometheus-url", env["PROMETHEUS_URL"], "--watch-namespace", ns,
              "--tick", setup.tick, "--no-leader-elect", "--http-address", "127.0.0.1",
              "--http-port", str(port),
-             "--workers", str(setup.workers), "--log-level", "warning"],
+             "--workers", str(setup.workers), "--log-level", setup.log_level],
             workdir / "controller.log", child_env,
         )  # fmt: skip
         self.stop = threading.Event()
@@ -353,12 +403,28 @@ class Harness:
             for r in self.rollouts.values(self.setup.namespace)
         }
 
-    def message(self, i: int, version: int) -> str:
-        """Why Rollout ``app-i-vversion`` ended as it did (its status message), for a report."""
+    def rollout(self, name: str) -> dict[str, Any]:
+        """The cached Rollout ``name`` (empty when there is none)."""
         for r in self.rollouts.values(self.setup.namespace):
-            if r["metadata"]["name"] == f"app-{i}-v{version}":
-                return str((r.get("status") or {}).get("message", ""))
-        return ""
+            if r["metadata"]["name"] == name:
+                return dict(r)
+        return {}
+
+    def diagnose(self, names: list[str], lines: int = 40) -> str:
+        """Why each of ``names`` ended as it did: its status (``explain``), the controller's
+        and the emulator's log lines that name it, and the controller log's tail."""
+        parts = []
+        for name in names:
+            app = name.rsplit("-v", 1)[0]
+            parts.append(explain(self.rollout(name)))
+            for process in (self.controller, self.emulator):
+                naming = lines_naming(process.log, (name, f"{app}-canary", f'"{app}"'))
+                parts.append(f"{process.log.name} lines naming {name} ({len(naming)}):")
+                parts.extend(f"  {line}" for line in naming[-lines:])
+        tail = _tail(self.controller.log, lines)
+        parts.append(f"{self.controller.log.name}, last {len(tail)} lines:")
+        parts.extend(f"  {line}" for line in tail)
+        return "\n".join(parts)
 
     def round(self, version: int) -> Report:
         """Release version ``version`` of every app; run until all are finished; measure."""
@@ -392,9 +458,13 @@ class Harness:
             phase = watch.last.get(f"app-{i}-v{version}", "")
             wrong = phase == GOOD if setup.bad(i) else phase in (BAD, "Failed")
             if wrong:
-                report.wrong.append(f"app-{i}-v{version}: {phase}: {self.message(i, version)}")
+                name = f"app-{i}-v{version}"
+                message = (self.rollout(name).get("status") or {}).get("message", "")
+                report.wrong.append(f"{name}: {phase}: {message}")
             if phase not in (GOOD, BAD, "Failed"):
                 report.unfinished += 1
+        if report.wrong:
+            report.diagnosis = self.diagnose([w.split(":", 1)[0] for w in report.wrong])
         return report
 
     def rss_mb(self, key: str = "VmRSS") -> float:

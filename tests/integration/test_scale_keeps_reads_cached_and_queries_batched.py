@@ -50,7 +50,7 @@ def test_fifty_rollouts_share_one_query_per_tick_and_read_only_the_cache(
     }
     report = scale.run(setup, cluster.kubeconfig, env, tmp_path)
     summary = scale.table([report], TICK_SECONDS)
-    assert report.wrong == [], summary
+    assert report.wrong == [], f"{summary}\n{report.diagnosis}"
     assert report.value_queries == 0, summary
     assert report.snapshots <= report.seconds / TICK_SECONDS + 1, summary
     assert report.steady_gets == 0, summary  # -1: no steady window was seen at all
