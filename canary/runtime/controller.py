@@ -28,7 +28,16 @@ from canary.core import judge, measuring, outbox, promql
 from canary.core.plan import Plan
 from canary.errors import CanaryError, Conflict, MetricsUnavailable
 from canary.model.rollout import ROLLOUT_LABEL
-from canary.ports import Arms, Change, Clock, MetricProvider, Ref, RolloutStore, StopSignal
+from canary.ports import (
+    ROUTE,
+    Arms,
+    Change,
+    Clock,
+    MetricProvider,
+    Ref,
+    RolloutStore,
+    StopSignal,
+)
 from canary.runtime.reconciler import Measurement, Reconciler, Result
 
 log = structlog.get_logger("canary.controller")
@@ -169,7 +178,8 @@ class Controller:
     # -- waking Rollouts -------------------------------------------------------------------
 
     def on_change(self, change: Change) -> None:
-        """A watch event: wake the Rollout it concerns."""
+        """A watch event: wake the Rollout it concerns (a route's: the Rollout steering it,
+        e.g. once the mesh has accepted the route or someone edited its weights)."""
         if change.kind == "Rollout":
             self.queue.add(Ref(change.namespace, change.name))
             return
@@ -178,7 +188,10 @@ class Controller:
             self.queue.add(Ref(change.namespace, owner))
             return
         with self._lock:
-            key = measuring.owner(self._measuring, change.namespace, change.name)
+            if change.kind == ROUTE:
+                key = measuring.route_owner(self._measuring, change.namespace, change.name)
+            else:
+                key = measuring.owner(self._measuring, change.namespace, change.name)
         if key is not None:
             self.queue.add(Ref(*key))
 
@@ -244,12 +257,16 @@ class Controller:
             self._on_notify(ref, result.notify_at)
         with self._lock:
             self.reconciles += 1
-            self._measuring = measuring.reconciled(
-                self._measuring,
-                (ref.namespace, ref.name),
-                result.measuring or measuring.Reconciled(),
-                self._clock.now(),
-            )
+            key = (ref.namespace, ref.name)
+            if result.gone:
+                self._measuring = measuring.forget(self._measuring, key)
+            else:
+                self._measuring = measuring.reconciled(
+                    self._measuring,
+                    key,
+                    result.measuring or measuring.Reconciled(),
+                    self._clock.now(),
+                )
         return result
 
     # -- measuring -------------------------------------------------------------------------

@@ -68,6 +68,8 @@ class Result:
     """How the release ended, when this reconcile wrote its terminal status."""
     notify_at: datetime | None = None
     """When the outbox this reconcile wrote has a notification due (None: it added none)."""
+    gone: bool = False
+    """The Rollout no longer exists (deleted): whatever is kept for it can go."""
 
 
 def superseded_by(rollout: Rollout, others: list[Rollout]) -> str | None:
@@ -130,7 +132,7 @@ class Reconciler:
         if rollout is None:
             self._plans.pop(ref, None)
             self._rejected.pop(ref, None)
-            return Result(None)
+            return Result(None, gone=True)
         self._reject_malformed_commands(ref, rollout, bound)
         now = self._clock.now()
         status = rollout.status

@@ -14,6 +14,7 @@ that objects do not exist).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import threading
 from collections.abc import Callable, Sequence
@@ -27,7 +28,7 @@ from canary.adapters.kube.rollouts import KubeRolloutStore, parse_policy, parse_
 from canary.errors import InvalidSpec
 from canary.model.rollout import GROUP, VERSION, Rollout, RolloutPolicy
 from canary.model.status import RolloutStatus
-from canary.ports import Change, Ref, StopSignal
+from canary.ports import ROUTE, Change, Ref, StopSignal
 
 Obj = dict[str, Any]
 
@@ -154,6 +155,7 @@ class KubeCache:
         self._routes: dict[tuple[str, str], Informer] = {}
         self._lock = threading.Lock()
         self._stop: StopSignal | None = None
+        self._on_change: Callable[[Change], None] | None = None
         self.ready = threading.Event()
 
     def _scopes(self, everywhere: Callable[..., Any], one: Callable[..., Any]) -> list[Scope]:
@@ -174,8 +176,9 @@ class KubeCache:
         return [self.rollouts, self.policies, self.deployments, self.services, *routes]
 
     def run(self, on_change: Callable[[Change], None], stop: StopSignal) -> None:
-        """Keep every informer current until ``stop``, reporting Rollout and Deployment
+        """Keep every informer current until ``stop``, reporting Rollout, Deployment and route
         changes (``ports.ChangeFeed``); blocks. ``ready`` is set once all are synced."""
+        self._on_change = on_change
         self._stop = stop
         threads = [
             threading.Thread(target=informer.run, args=(feed, stop), daemon=True, name=name)
@@ -217,10 +220,17 @@ class KubeCache:
                 stop = self._stop
                 if stop is None:
                     raise RuntimeError("KubeCache.run must be started before routes are read")
+                feed = self._on_change
+                routed = None if feed is None else functools.partial(_as_route, feed)
                 threading.Thread(
-                    target=informer.run, args=(None, stop), daemon=True, name=plural
+                    target=informer.run, args=(routed, stop), daemon=True, name=plural
                 ).start()
         return CachedObjects(CustomObjects(self._api, api_version, plural), informer)
+
+
+def _as_route(on_change: Callable[[Change], None], change: Change) -> None:
+    """Report a change of a route kind as a change of kind ``ports.ROUTE``."""
+    on_change(dataclasses.replace(change, kind=ROUTE))
 
 
 class CachedRolloutStore:
