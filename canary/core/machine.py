@@ -786,6 +786,8 @@ def _terminal_phase(t: _Tick) -> bool:
         # A person reverted the stable Deployment (or accepts it as it is): route back.
         _record(t, "promotion", "Aborted", abort)
         return _start_rollback(t, f"aborted by {abort.actor or 'someone'}", "Aborting")
+    if t.status.phase == "Succeeded":
+        _watch_promoted(t)
     if retry is None or t.status.phase in ("Succeeded", "Superseded"):
         return t.wait(t.status.message or t.status.phase.lower(), timedelta.max)
     _record(t, "retry", "Retried", retry)
@@ -802,6 +804,32 @@ def _terminal_phase(t: _Tick) -> bool:
         started_at=None,
         finished_at=None,
     )
+
+
+def _watch_promoted(t: _Tick) -> None:
+    """After ``Succeeded``: report when the stable Deployment no longer runs the release (a
+    GitOps sync put Git's image back, someone set another image), and when it runs it again.
+    canary never writes it back: that would fight the Deployment's owner (docs/gitops.md)."""
+    target = t.obs.target
+    old = next((c for c in t.status.conditions if c.type == "StableReverted"), None)
+    reverted = old is not None and old.status == "True"
+    if target is None or t.obs.newer_promotion or target.has_release == (not reverted):
+        return
+    name = t.plan.target
+    if target.has_release:
+        message = f"Deployment {name} runs the release again"
+        t.event("StableRestored", message)
+        t.condition("StableReverted", False, "RunsTheRelease", message)
+        return
+    images = ", ".join(f"{c}={image}" for c, image in sorted(t.plan.images.items()))
+    message = (
+        f"Deployment {name} no longer runs this release ({images}): something wrote its pod "
+        "template after the promotion, typically a GitOps sync putting Git's image back. canary "
+        "does not write it back; tell the GitOps controller to leave the released fields to "
+        "canary (docs/gitops.md), then release again or `canary undo`"
+    )
+    t.event("StableReverted", message, warning=True)
+    t.condition("StableReverted", True, "TemplateChanged", message)
 
 
 _HANDLERS: dict[str, Callable[[_Tick], bool]] = {

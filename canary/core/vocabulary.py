@@ -111,6 +111,9 @@ class Observation:
     early: judge.Evidence | None = None
     commands: tuple[Command, ...] = ()
     superseded_by: str | None = None
+    newer_promotion: bool = False
+    """A newer Rollout of the same target has promoted (or is promoting, or failed promoting)
+    its release: the stable Deployment's template is no longer this Rollout's to watch."""
     hook_answers: tuple[HookAnswer, ...] = ()
     """Hook calls that ended since they were started (the shell keeps them until they are
     recorded; an answer already recorded is ignored)."""
