@@ -248,8 +248,12 @@ class Reconciler:
             plan = plan_mod.build(rollout, policy)
         except InvalidSpec:
             return Result(None)
-        decision, _ = self._decide(rollout, plan, None, others)
-        _, notify_at = self._act(rollout, plan, decision, bound)
+        try:
+            decision, _ = self._decide(rollout, plan, None, others)
+            _, notify_at = self._act(rollout, plan, decision, bound)
+        except ConfigError as error:
+            bound.warning("stable_not_watched", error=str(error))
+            return Result(None)
         return Result(None, notify_at=notify_at, watches=plan.target)
 
     def _act(
