@@ -52,6 +52,12 @@ OURS = ("rollouts", "rolloutpolicies", "deployments", "services", "httproutes")
 OTHERS = ("deployments/status", "httproutes/status")
 """Writes of other controllers (kube-controller-manager, Linkerd's policy controller), left out."""
 GOOD, BAD = "Succeeded", "RolledBack"
+FINISHED = frozenset({GOOD, BAD, "Failed"})
+GETTING = frozenset({"Initializing", "Promoting", GOOD})
+"""Phases entered by a reconcile that GETs (creating the canary; promoting)."""
+GRACE = 5.0
+"""Seconds a measured steady window must stay followed by quiet: a reconcile that GETs writes
+the phase that shows it a moment after its GET (later under load)."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,8 @@ class Report:
     latencies: list[float] = field(default_factory=list)
     phases: dict[str, str] = field(default_factory=dict)
     wrong: list[str] = field(default_factory=list)
+    entered: dict[str, list[float]] = field(default_factory=dict)
+    """Phase → seconds from the round's start to each Rollout's first look in that phase."""
     diagnosis: str = ""
     """Why each wrong Rollout ended as it did: its status, and the logs that name it."""
     unfinished: int = 0
@@ -461,10 +469,12 @@ class Harness:
                 name = f"app-{i}-v{version}"
                 message = (self.rollout(name).get("status") or {}).get("message", "")
                 report.wrong.append(f"{name}: {phase}: {message}")
-            if phase not in (GOOD, BAD, "Failed"):
+            if phase not in FINISHED:
                 report.unfinished += 1
-        if report.wrong:
-            report.diagnosis = self.diagnose([w.split(":", 1)[0] for w in report.wrong])
+        if report.wrong or (report.unfinished and not setup.early):
+            running = [n for n, p in sorted(watch.last.items()) if p not in FINISHED]
+            explained = [w.split(":", 1)[0] for w in report.wrong] + running[:3]
+            report.diagnosis = self.diagnose(explained)
         return report
 
     def rss_mb(self, key: str = "VmRSS") -> float:
@@ -498,12 +508,15 @@ class _Watch:
         self.last: dict[str, str] = {}
         self.steady: tuple[float, Counter[tuple[str, str]], float] | None = None
         self.started = started
+        self.seen: set[tuple[str, str]] = set()
+        self.measured: tuple[float, int, float] | None = None
+        """A steady window's end, GETs and reconciles, waiting out its grace."""
 
     def done(self, report: Report) -> bool:
         if self.h.setup.early and report.steady_gets >= 0:
             ended = set(self.last.values())
             return GOOD in ended and BAD in ended
-        return bool(self.last) and all(p in (GOOD, BAD, "Failed") for p in self.last.values())
+        return bool(self.last) and all(p in FINISHED for p in self.last.values())
 
     def observe(self, report: Report) -> None:
         now, ns = time.monotonic(), self.h.setup.namespace
@@ -516,26 +529,39 @@ class _Watch:
             elif app in self.shifted and app in self.visible and app not in self.back:
                 self.back[app] = now
         phases = self.h.phases()
-        # Steady: no Rollout changing phase, none still to start and none promoting: the only
-        # reconciles that GET are those that create a canary or promote (a write re-reads
-        # what it replaces); a Rollout waiting (for pods, for the mesh to accept its route),
-        # measuring or rolling back reads only the cache.
+        for name, phase in phases.items():
+            if phase and (name, phase) not in self.seen:
+                self.seen.add((name, phase))
+                report.entered.setdefault(phase, []).append(now - self.started)
+        # Steady: every Rollout started, none creating its canary or promoting. The only
+        # reconciles that GET are those that create a canary (a Rollout's first, which leaves
+        # it Initializing) or promote (a write re-reads what it replaces); a Rollout waiting
+        # (for pods, for the mesh to accept its route), measuring or rolling back reads only
+        # the cache, so those phase changes keep the window. At least one Rollout must still
+        # be running, or the window would hold no reconcile at all.
+        entered = {p for name, p in phases.items() if self.last.get(name) != p}
         quiet = (
-            phases == self.last
-            and len(phases) == self.h.setup.n
+            len(phases) == self.h.setup.n
+            and not entered & GETTING
             and all(p not in ("", "Pending", "Promoting") for p in phases.values())
+            and any(p not in FINISHED for p in phases.values())
         )
         self.last = phases
         if report.steady_gets >= 0:
             return
         if not quiet:
-            self.steady = None  # a phase changed: the window starts again
+            # A reconcile that GETs may have run: the window starts again (and a measured one
+            # waiting out its grace is dropped: that reconcile's GET may lie inside it).
+            self.steady, self.measured = None, None
+        elif self.measured is not None:
+            if now - self.measured[0] >= GRACE:
+                report.steady_gets, report.steady_reconciles = self.measured[1:]
         elif self.steady is None:
             self.steady = (now, apiserver_requests(self.h.api), self.h.reconciles())
         elif now - self.steady[0] >= self.h.setup.steady:
             delta = apiserver_requests(self.h.api) - self.steady[1]
-            report.steady_gets = sum(v for (verb, _), v in delta.items() if verb == "GET")
-            report.steady_reconciles = self.h.reconciles() - self.steady[2]
+            gets = sum(v for (verb, _), v in delta.items() if verb == "GET")
+            self.measured = (now, gets, self.h.reconciles() - self.steady[2])
 
 
 def run(setup: Setup, kubeconfig: Path, env: dict[str, str], workdir: Path) -> Report:
@@ -615,6 +641,16 @@ def table(reports: list[Report], tick: float) -> str:
     return "\n".join(rows)
 
 
+def timeline(report: Report) -> str:
+    """When the Rollouts of a run first showed each phase: how many, first, median, last
+    (seconds from the round's start), in the order the phases were first reached."""
+    order = sorted(report.entered.items(), key=lambda item: min(item[1]))
+    return "; ".join(
+        f"{phase} {len(times)}: {min(times):.0f}/{statistics.median(times):.0f}/{max(times):.0f}s"
+        for phase, times in order
+    )
+
+
 def _env(dev_dir: Path) -> dict[str, str]:
     lines = (dev_dir / "env").read_text().splitlines()
     return dict(line.split("=", 1) for line in lines if "=" in line)
@@ -674,7 +710,7 @@ def main() -> int:
     for n in sizes:
         setup = Setup(n, f"scale-{n}-{int(time.time())}", args.interval, timeout=args.timeout)
         report = run(setup, kubeconfig, env, work / str(n))
-        print(table([report], 5.0), flush=True)
+        print(table([report], 5.0), timeline(report), report.diagnosis, sep="\n", flush=True)
         reports.append(report)
     text = (
         f"{SCALE}\n\n`make bench-scale` (`{command}`), {_machine()}. "
