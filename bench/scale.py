@@ -260,6 +260,11 @@ class Process:
                 self.popen.wait()
 
 
+def app_index(app: str) -> int:
+    """``i`` of the app ``app-i``."""
+    return int(app.rsplit("-", 1)[1])
+
+
 def explain(rollout: dict[str, Any]) -> str:
     """A Rollout's status as a person reads it after a wrong end: phase and message, its
     conditions, and each step with its weight, verdict, counts, checks and message."""
@@ -461,7 +466,11 @@ class Harness:
         report.peak_rss_mb = self.rss_mb("VmHWM")
         report.cpu_seconds = self.controller.cpu_seconds() - cpu_before
         report.phases = watch.last
-        report.latencies = [watch.back[a] - watch.visible[a] for a in watch.back]
+        # Bad apps only: a good canary's rare failures (0.1%) are visible too, and its route is
+        # back at 0 once promoted, which is no reaction.
+        report.latencies = [
+            watch.back[a] - watch.visible[a] for a in watch.back if setup.bad(app_index(a))
+        ]
         for i in range(setup.n):
             phase = watch.last.get(f"app-{i}-v{version}", "")
             wrong = phase == GOOD if setup.bad(i) else phase in (BAD, "Failed")

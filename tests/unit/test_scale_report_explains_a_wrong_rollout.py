@@ -62,3 +62,9 @@ def test_loglines_naming_a_rollout_are_picked_out_of_the_log(tmp_path: Path) -> 
         '{"event": "targets_written", "deployment": "app-1-canary"}',
     ]
     assert scale.lines_naming(tmp_path / "missing.log", ("app-1-v2",)) == []
+
+
+def test_only_every_tenth_app_is_bad_and_apps_are_numbered_by_name() -> None:
+    """Reaction latency is taken of the bad apps only: app-9, app-19, … are bad."""
+    setup = scale.Setup(20, "ns")
+    assert [i for i in range(20) if setup.bad(scale.app_index(f"app-{i}"))] == [9, 19]
