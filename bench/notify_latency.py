@@ -24,8 +24,6 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import structlog
 
@@ -39,12 +37,13 @@ from canary.model.status import RolloutStatus
 from canary.ports import Ref, WorkloadState
 from canary.runtime.outbox import OutboxWorker
 from canary.runtime.reconciler import Measurement, Reconciler
-from tests.adapters.test_notifiers_post_and_never_raise import LOCAL
 from tests.fake_store import MemoryRolloutStore
 from tests.fakes import FakeClock, FakeEvents, FakeRouter
+from tests.local_http import LocalServer, QuietHandler, local_address
 from tests.unit.fake_cluster import FakeCluster, make_rollout
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
+LOCAL = local_address()
 ALLOW = outbound.Policy.parse([f"{LOCAL}/32"])
 
 
@@ -56,10 +55,7 @@ class Receiver:
         self.requests = 0
         receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers["Content-Length"]))
                 receiver.requests += 1
@@ -70,15 +66,12 @@ class Receiver:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-        self.httpd = ThreadingHTTPServer((LOCAL, 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://{LOCAL}:{self.httpd.server_address[1]}/hook"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.server = LocalServer(Handler, LOCAL)
+        self.url = f"{self.server.url}/hook"
 
     def stop(self) -> None:
         self.released.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.server.stop()
 
 
 class LockedStore(MemoryRolloutStore):

@@ -67,9 +67,10 @@ build() {
 
 smoke() {
   local archive=$1
-  local ctr
-  ctr=$(buildah from --quiet --pull=never "oci-archive:$archive")
-  trap 'buildah rm "$ctr" >/dev/null' EXIT  # also when a check fails
+  # Global, not local: the EXIT trap runs after this function has returned.
+  SMOKE_CTR=$(buildah from --quiet --pull=never "oci-archive:$archive")
+  trap 'buildah rm "$SMOKE_CTR" >/dev/null' EXIT  # also when a check fails
+  local ctr=$SMOKE_CTR
   # The entrypoint and user as the image declares them, not as this script assumes.
   local entrypoint user
   entrypoint=$(buildah inspect --format '{{range .OCIv1.Config.Entrypoint}}{{.}} {{end}}' "$ctr" | xargs)

@@ -8,10 +8,9 @@ import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from tests.adapters.test_notifiers_post_and_never_raise import local_address
+from tests.local_http import LocalServer, QuietHandler, local_address
 
 Script = list[int | str]
 """Answers for one path, in order; the last one repeats."""
@@ -27,7 +26,7 @@ class HookReceiver:
         self._lock = threading.Lock()
         receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
                 path = self.path.strip("/")
@@ -47,20 +46,16 @@ class HookReceiver:
                 except OSError:
                     pass  # the caller gave up (its timeout): nothing to answer
 
-            def log_message(self, *_: Any) -> None:
-                """Quiet."""
-
-        self.server = ThreadingHTTPServer((local_address(), 0), Handler)
-        self.server.daemon_threads = True
+        self.server = LocalServer(Handler, local_address())
 
     @property
     def address(self) -> str:
         """The receiver's IP address."""
-        return str(self.server.server_address[0])
+        return self.server.host
 
     def url(self, path: str) -> str:
         """The URL of one scripted path."""
-        return f"http://{self.address}:{self.server.server_address[1]}/{path}"
+        return f"{self.server.url}/{path}"
 
     def calls(self, path: str) -> list[Any]:
         """The JSON bodies POSTed to ``path``."""
@@ -72,11 +67,8 @@ class HookReceiver:
 def serving(scripts: dict[str, Script] | None = None) -> Iterator[HookReceiver]:
     """A running receiver; stopped (hanging requests released) on exit."""
     receiver = HookReceiver(scripts)
-    thread = threading.Thread(target=receiver.server.serve_forever, daemon=True)
-    thread.start()
     try:
         yield receiver
     finally:
         receiver.release.set()
-        receiver.server.shutdown()
-        receiver.server.server_close()
+        receiver.server.stop()

@@ -232,6 +232,13 @@ class RolloutStatus(Wire):
     )
     current_step_index: int = Field(default=0, ge=0)
     canary_weight: int = Field(default=0, ge=0, le=100)
+    stable_ready_at_start: int | None = Field(
+        default=None,
+        ge=0,
+        le=1_000_000,
+        description="Ready pods of the stable Deployment when the canary was started (it "
+        "served all traffic with them): a rollback that finds fewer says so.",
+    )
     observed_generation: int | None = None
     conditions: list[Condition] = Field(default_factory=list)
     started_at: datetime | None = None

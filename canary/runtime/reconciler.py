@@ -84,6 +84,9 @@ class Result:
     """How the release ended, when this reconcile wrote its terminal status."""
     notify_at: datetime | None = None
     """When the outbox this reconcile wrote has a notification due (None: it added none)."""
+    watches: str | None = None
+    """The Deployment this Succeeded Rollout watches for a reverted release (its changes
+    should wake it); None for any other."""
 
 
 def superseded_by(rollout: Rollout, others: list[Rollout]) -> str | None:
@@ -100,6 +103,23 @@ def superseded_by(rollout: Rollout, others: list[Rollout]) -> str | None:
         return None
     newest = max(newer, key=lambda o: (o.metadata.creation_timestamp, o.metadata.name))
     return newest.metadata.name
+
+
+PROMOTING_PHASES = frozenset({"Promoting", "Succeeded", "Failed"})
+"""Phases in which a Rollout may have written the stable Deployment's template."""
+
+
+def newer_promotion(rollout: Rollout, others: list[Rollout]) -> bool:
+    """Whether a Rollout of the same target newer than ``rollout`` has written (or may have
+    written) the stable Deployment's template."""
+    mine = (rollout.metadata.creation_timestamp, rollout.metadata.name)
+    return any(
+        other.spec.target_ref == rollout.spec.target_ref
+        and other.metadata.name != rollout.metadata.name
+        and (other.metadata.creation_timestamp, other.metadata.name) > mine
+        and other.status.phase in PROMOTING_PHASES
+        for other in others
+    )
 
 
 class Reconciler:
@@ -151,6 +171,8 @@ class Reconciler:
         now = self._clock.now()
         status = rollout.status
         if status.phase in TERMINAL_PHASES and not _may_restart(rollout):
+            if status.phase == "Succeeded":
+                return self._watch(rollout, bound)
             return Result(None)
         policy = None
         policy_ref = rollout.spec.policy_ref
@@ -197,12 +219,17 @@ class Reconciler:
         )
 
     def _decide(
-        self, rollout: Rollout, plan: plan_mod.Plan, measurement: Measurement | None
+        self,
+        rollout: Rollout,
+        plan: plan_mod.Plan,
+        measurement: Measurement | None,
+        others: list[Rollout] | None = None,
     ) -> tuple[vocabulary.Decision, int]:
         ns, name = rollout.metadata.namespace, rollout.metadata.name
         world = self._workloads.observe(ns, name, plan)
         route = self._routers[plan.router].observe(ns, plan)
-        others = [r for r in self._store.list(ns) if r.metadata.name != name]
+        if others is None:
+            others = [r for r in self._store.list(ns) if r.metadata.name != name]
         obs = vocabulary.Observation(
             target=world.target,
             apex_service=world.apex_service,
@@ -214,11 +241,38 @@ class Reconciler:
             early=measurement.early if measurement else None,
             commands=commands.decode(rollout.metadata.annotations),
             superseded_by=superseded_by(rollout, others),
+            newer_promotion=newer_promotion(rollout, others),
             hook_answers=tuple(self._hooks.answers(Ref(ns, name))) if self._hooks else (),
         )
         decision = machine.decide(plan, rollout.status, obs, self._clock.now())
         ready = world.canary.ready_replicas if world.canary is not None else 0
         return vocabulary.with_generation(decision, rollout.metadata.generation), ready
+
+    def _watch(self, rollout: Rollout, bound: structlog.typing.FilteringBoundLogger) -> Result:
+        """A Succeeded Rollout whose release the stable Deployment should still run (no newer
+        Rollout of its target has promoted one): let the machine compare, and report a revert
+        (docs/gitops.md). It never rewrites a finished release's outcome: a policy that is gone
+        or no longer plans leaves it as it is."""
+        ns = rollout.metadata.namespace
+        others = [r for r in self._store.list(ns) if r.metadata.name != rollout.metadata.name]
+        if newer_promotion(rollout, others):
+            return Result(None)
+        policy = None
+        if rollout.spec.policy_ref is not None:
+            policy = self._store.policy(Ref(ns, rollout.spec.policy_ref.name))
+            if policy is None:
+                return Result(None)
+        try:
+            plan = plan_mod.build(rollout, policy)
+        except InvalidSpec:
+            return Result(None)
+        try:
+            decision, _ = self._decide(rollout, plan, None, others)
+            _, notify_at = self._act(rollout, plan, decision, bound)
+        except ConfigError as error:
+            bound.warning("stable_not_watched", error=str(error))
+            return Result(None)
+        return Result(None, notify_at=notify_at, watches=plan.target)
 
     def _act(
         self,

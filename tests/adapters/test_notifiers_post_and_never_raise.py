@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -25,20 +23,12 @@ from canary.errors import ApiUnavailable
 from canary.model.policy import Notification, SecretKeyRef
 from canary.model.status import OutboxEntry
 from tests.fake_store import make
+from tests.local_http import LocalServer, QuietHandler, local_address
 
 NOW = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
 ROLLOUT = make("web-2", phase="WaitingApproval", canaryWeight=20, currentStepIndex=2)
 WAITING = Event("Normal", "AwaitingApproval", "step 3: waiting for approval")
 FAILED = Event("Warning", "AnalysisFailed", "step 2 failed analysis: success rate 91%")
-
-
-def local_address() -> str:
-    """This machine's address on its default route (a UDP connect sends nothing)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.connect(("192.0.2.123", 9))
-        address: str = sock.getsockname()[0]
-    assert not address.startswith("127."), "the tests need a non-loopback address"
-    return address
 
 
 LOCAL = local_address()
@@ -55,10 +45,7 @@ class Receiver:
         self.delay = 0.0
         receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 time.sleep(receiver.delay)
@@ -68,18 +55,11 @@ class Receiver:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-        self.httpd = ThreadingHTTPServer((LOCAL, 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://{LOCAL}:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}
-        )
-        self.thread.start()
+        self.server = LocalServer(Handler, LOCAL)
+        self.url = self.server.url
 
     def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join()
+        self.server.stop()
 
 
 @pytest.fixture

@@ -6,10 +6,7 @@ the host in logs and in the errors kept in status, and Slack text escaped."""
 from __future__ import annotations
 
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
@@ -26,6 +23,7 @@ from tests.adapters.test_notifiers_post_and_never_raise import (
     entries,
 )
 from tests.fake_store import make
+from tests.local_http import LocalServer, QuietHandler
 
 FAILED = Event("Warning", "AnalysisFailed", "step 2 failed")
 
@@ -137,10 +135,7 @@ class Recorder:
         self.raw: bytes | None = None
         recorder = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def _any(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 self.rfile.read(length)
@@ -160,18 +155,11 @@ class Recorder:
             def do_POST(self) -> None:
                 self._any()
 
-        self.httpd = ThreadingHTTPServer((host, 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://{host}:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}
-        )
-        self.thread.start()
+        self.server = LocalServer(Handler, host)
+        self.url = self.server.url
 
     def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join()
+        self.server.stop()
 
 
 @pytest.fixture
@@ -188,7 +176,7 @@ def recorders() -> Iterator[tuple[Recorder, Recorder]]:
 def test_loopback_receivers_get_nothing(recorders: tuple[Recorder, Recorder]) -> None:
     """A webhook to 127.0.0.1 (or localhost) is refused before any connection, allow-list or not."""
     _, loopback = recorders
-    port = loopback.httpd.server_address[1]
+    port = loopback.server.port
     for url in (loopback.url + "/x", f"http://localhost:{port}/x"):
         assert not webhook.post_json(url, {"a": 1}, policy=GENEROUS)
     assert loopback.requests == []

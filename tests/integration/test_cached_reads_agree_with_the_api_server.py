@@ -168,6 +168,8 @@ def test_workloads_observe_the_same_world_through_the_cache(
         counted.api,
         deployments=CachedLookup(cache.deployments),
         services=CachedLookup(cache.services),
+        autoscalers=cache.autoscalers_of,
+        owners=cache.rollout_uid,
     )
     plan = make_plan()
     apps: Any = client.AppsV1Api(kube)  # bodies as dicts, as on the wire
@@ -193,6 +195,22 @@ def test_workloads_observe_the_same_world_through_the_cache(
             "spec": {"selector": {"app": "podinfo"}, "ports": [{"port": 9898}]},
         },
     )
+    autoscaling: Any = client.AutoscalingV2Api(kube)
+    autoscaling.create_namespaced_horizontal_pod_autoscaler(
+        namespace,
+        {
+            "metadata": {"name": "podinfo"},
+            "spec": {
+                "scaleTargetRef": {
+                    "apiVersion": "apps/v1",
+                    "kind": "Deployment",
+                    "name": "podinfo",
+                },
+                "minReplicas": 2,
+                "maxReplicas": 6,
+            },
+        },
+    )
 
     def same() -> None:
         agree(
@@ -209,6 +227,8 @@ def test_workloads_observe_the_same_world_through_the_cache(
     through_cache.apply(namespace, "podinfo-2", plan, vocabulary.EnsureCanary(replicas=1))
     same()
     state = direct.observe(namespace, "podinfo-2", plan)
+    assert state.target is not None
+    assert state.target.autoscaler == vocabulary.Autoscaler(2, 6)
     assert state.services_ready
     assert state.canary is not None
     assert state.canary.current

@@ -1,15 +1,15 @@
 """The controller's reads, served from shared informers instead of the API server.
 
 ``KubeCache`` owns the informers of the watched namespaces — Rollouts, RolloutPolicies,
-Deployments (trimmed to the fields the controller reads), Services, and the route kinds on first
-use — and is the controller's ``ports.ChangeFeed``: their changes wake Rollouts. It hands out
-cache-backed implementations of the existing read ports: ``CachedRolloutStore``
-(``ports.RolloutStore``), the lookups ``KubeWorkloads`` reads through, and ``CachedObjects``
-(``routers.RouteObjects``). Every write still goes to the API server through the direct
-adapters, guarded by resourceVersion, and a status write is put into the cache at once so the
-next reconcile does not read it back stale. In the steady state a reconcile sends no GET.
-Built by ``canary.cli``; must not be used before ``wait_synced`` (an unsynced cache would say
-that objects do not exist).
+Deployments (trimmed to the fields the controller reads), Services, HorizontalPodAutoscalers,
+and the route kinds on first use — and is the controller's ``ports.ChangeFeed``: their changes
+wake Rollouts. It hands out cache-backed implementations of the existing read ports:
+``CachedRolloutStore`` (``ports.RolloutStore``), the lookups ``KubeWorkloads`` reads through,
+and ``CachedObjects`` (``routers.RouteObjects``). Every write still goes to the API server
+through the direct adapters, guarded by resourceVersion, and a status write is put into the
+cache at once so the next reconcile does not read it back stale. In the steady state a
+reconcile sends no GET. Built by ``canary.cli``; must not be used before ``wait_synced`` (an
+unsynced cache would say that objects do not exist).
 """
 
 from __future__ import annotations
@@ -101,6 +101,21 @@ def trim_service(obj: Obj) -> Obj:
     }
 
 
+def trim_autoscaler(obj: Obj) -> Obj:
+    """A HorizontalPodAutoscaler cut to its names, resourceVersion, labels and spec (which the
+    canary's own autoscaler copies its metrics and behavior from)."""
+    meta = obj.get("metadata") or {}
+    return {
+        "metadata": {
+            "name": meta.get("name"),
+            "namespace": meta.get("namespace"),
+            "resourceVersion": meta.get("resourceVersion"),
+            "labels": meta.get("labels") or {},
+        },
+        "spec": obj.get("spec") or {},
+    }
+
+
 class _Parsed:
     """A Rollout or RolloutPolicy parsed once per resourceVersion, or why it does not parse."""
 
@@ -150,6 +165,15 @@ class KubeCache:
             self._scopes(core.list_service_for_all_namespaces, core.list_namespaced_service),
             trim_service,
         )
+        autoscaling: Any = client.AutoscalingV2Api(api)
+        self.autoscalers = Informer(
+            "HorizontalPodAutoscaler",
+            self._scopes(
+                autoscaling.list_horizontal_pod_autoscaler_for_all_namespaces,
+                autoscaling.list_namespaced_horizontal_pod_autoscaler,
+            ),
+            trim_autoscaler,
+        )
         self._custom = custom
         self._routes: dict[tuple[str, str], Informer] = {}
         self._lock = threading.Lock()
@@ -171,7 +195,14 @@ class KubeCache:
         """The informers running now (the route kinds only once used)."""
         with self._lock:
             routes = list(self._routes.values())
-        return [self.rollouts, self.policies, self.deployments, self.services, *routes]
+        return [
+            self.rollouts,
+            self.policies,
+            self.deployments,
+            self.services,
+            self.autoscalers,
+            *routes,
+        ]
 
     def run(self, on_change: Callable[[Change], None], stop: StopSignal) -> None:
         """Keep every informer current until ``stop``, reporting Rollout and Deployment
@@ -184,6 +215,7 @@ class KubeCache:
                 (self.policies, None, "policies"),
                 (self.deployments, on_change, "deployments"),
                 (self.services, None, "services"),
+                (self.autoscalers, None, "autoscalers"),
             )
         ]
         for thread in threads:
@@ -196,8 +228,27 @@ class KubeCache:
 
     def wait_synced(self, timeout: float) -> None:
         """Block until the first lists are in (raises the API error, or ApiUnavailable)."""
-        for informer in (self.rollouts, self.policies, self.deployments, self.services):
+        for informer in (
+            self.rollouts,
+            self.policies,
+            self.deployments,
+            self.services,
+            self.autoscalers,
+        ):
             informer.wait_synced(timeout)
+
+    def autoscalers_of(self, namespace: str) -> list[Obj]:
+        """The cached HorizontalPodAutoscalers of a namespace (``KubeWorkloads``' listing)."""
+        found: list[Obj] = self.autoscalers.values(namespace)
+        return found
+
+    def rollout_uid(self, namespace: str, name: str) -> str | None:
+        """The uid of a cached Rollout (None: not cached, or it does not parse)."""
+        found: _Parsed | None = self.rollouts.get(namespace, name)
+        if found is None or found.error is not None:
+            return None
+        uid: str | None = found.value.metadata.uid
+        return uid
 
     def store(self, direct: KubeRolloutStore) -> CachedRolloutStore:
         """A ``ports.RolloutStore`` reading this cache and writing through ``direct``."""

@@ -22,10 +22,10 @@ from canary.adapters.kube.client import whoami
 from canary.core import commands
 from canary.core.vocabulary import Command, CommandKind
 from devenv import manifests
-from tests.adapters.test_notifiers_post_and_never_raise import local_address
 from tests.integration import serviceaccount
 from tests.integration.conftest import Cluster
 from tests.integration.e2e.conftest import GROUP, VERSION, Process, Release, install_podinfo
+from tests.local_http import local_address
 
 pytestmark = pytest.mark.integration
 

@@ -13,14 +13,13 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 from kubernetes import client
 
-from tests.adapters.test_notifiers_post_and_never_raise import local_address
 from tests.integration.e2e.conftest import GROUP, VERSION, Release
+from tests.local_http import LocalServer, QuietHandler, local_address
 
 pytestmark = pytest.mark.integration
 
@@ -39,10 +38,7 @@ class Receiver:
         self.released = threading.Event()
         receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 receiver.requests += 1
@@ -59,11 +55,8 @@ class Receiver:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-        self.httpd = ThreadingHTTPServer((LOCAL, 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://{LOCAL}:{self.httpd.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
+        self.server = LocalServer(Handler, LOCAL)
+        self.url = f"{self.server.url}/hook"
 
     def keys(self) -> set[str]:
         """The idempotency keys of what was acknowledged."""
@@ -71,8 +64,7 @@ class Receiver:
 
     def stop(self) -> None:
         self.released.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.server.stop()
 
 
 @pytest.fixture
