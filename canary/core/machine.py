@@ -137,24 +137,30 @@ def _handled(status: RolloutStatus, command: Command) -> bool:
 
 
 def _note_commands(t: _Tick) -> None:
-    """Remember when each command was first seen (the controller's clock, not the client's
-    ``at``, which anyone can write): the latest command of each kind."""
+    """Remember, for the latest command of each kind, when it was first seen and which approval
+    gate the stored status showed open then. Status is written guarded by the resourceVersion
+    of the object the commands were read from, so a command absent when a gate's opening was
+    written came later: an order the API server keeps, that neither a client's ``at`` nor
+    the controllers' clocks (which replica, skewed how) can move."""
     seen = {c.kind: c for c in t.status.commands_seen}
+    gate = gate_name(t.plan, t.status) if t.status.phase == "WaitingApproval" else None
     changed = False
     for command in t.obs.commands:
         known = seen.get(command.kind)
         if known is None or known.at != command.at:
-            seen[command.kind] = CommandSeen(kind=command.kind, at=command.at, seen_at=t.now)
+            seen[command.kind] = CommandSeen(
+                kind=command.kind, at=command.at, seen_at=t.now, gate=gate
+            )
             changed = True
     if changed:
         ordered = [seen[k] for k in sorted(seen)]
         t.status = t.status.model_copy(update={"commands_seen": ordered})
 
 
-def _seen_after(t: _Tick, command: Command, opened: datetime) -> bool:
-    """Whether ``command`` was first seen after ``opened`` (a gate's opening)."""
+def _seen_at_open_gate(t: _Tick, command: Command, gate: str) -> bool:
+    """Whether ``command`` was first seen while ``gate`` was open (given after it opened)."""
     return any(
-        c.kind == command.kind and c.at == command.at and c.seen_at > opened
+        c.kind == command.kind and c.at == command.at and c.gate == gate
         for c in t.status.commands_seen
     )
 
@@ -638,8 +644,7 @@ def _waiting_phase(t: _Tick) -> bool:
     if gate.startswith("step-") and _watch_health(t):
         return True
     approve = _pending(t, "approve")
-    opened = t.status.phase_since or t.now
-    if approve is not None and _seen_after(t, approve, opened):
+    if approve is not None and _seen_at_open_gate(t, approve, gate):
         _record(t, gate, "Approved", approve)
         t.event("Approved", f"{gate} approved by {approve.actor or 'someone'}")
         return _pass_gate(t, gate, "approved")
@@ -794,6 +799,8 @@ def _terminal_phase(t: _Tick) -> bool:
     t.event("Retried", f"retry requested by {retry.actor or 'someone'}")
     if _promotion_failed(t.status):
         return t.go("Promoting", "retrying the promotion", finished_at=None)
+    # A retry is a new release: no command seen at a gate of the last one opens its gates.
+    unmarked = [c.model_copy(update={"gate": None}) for c in t.status.commands_seen]
     return t.go(
         "Pending",
         "retrying",
@@ -803,6 +810,7 @@ def _terminal_phase(t: _Tick) -> bool:
         steps=[],
         started_at=None,
         finished_at=None,
+        commands_seen=unmarked,
     )
 
 

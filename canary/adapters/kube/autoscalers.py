@@ -171,9 +171,15 @@ class CanaryAutoscalers:
         }
         with translated(f"write horizontalpodautoscaler {namespace}/{plan.canary_deployment}"):
             if existing is None:
-                self._autoscaling.create_namespaced_horizontal_pod_autoscaler(
-                    namespace, body, field_manager=self._manager
-                )
+                try:
+                    self._autoscaling.create_namespaced_horizontal_pod_autoscaler(
+                        namespace, body, field_manager=self._manager
+                    )
+                except ApiException as error:
+                    if error.status != 409:
+                        raise
+                    # Created by the previous reconcile and not in the cache yet: the next
+                    # reconcile compares it with what it should be.
             else:
                 metadata["resourceVersion"] = existing["metadata"]["resourceVersion"]
                 self._autoscaling.replace_namespaced_horizontal_pod_autoscaler(
