@@ -70,6 +70,8 @@ class Setup:
     steps: tuple[int, ...] | None = None  # None: the default steps
     tick: str = "5s"
     workers: int = 4
+    kube_qps: float = 20.0  # the controller's client-side rate limit (its defaults)
+    kube_burst: int = 30
     rps: int = 20
     timeout: float = 900.0
     steady: float = 20.0  # seconds of the steady-state window (no Rollout changing phase)
@@ -381,7 +383,8 @@ class Harness:
              "--prometheus-url", env["PROMETHEUS_URL"], "--watch-namespace", ns,
              "--tick", setup.tick, "--no-leader-elect", "--http-address", "127.0.0.1",
              "--http-port", str(port),
-             "--workers", str(setup.workers), "--log-level", setup.log_level],
+             "--workers", str(setup.workers), "--kube-qps", str(setup.kube_qps),
+             "--kube-burst", str(setup.kube_burst), "--log-level", setup.log_level],
             workdir / "controller.log", child_env,
         )  # fmt: skip
         self.stop = threading.Event()
@@ -692,6 +695,13 @@ def main() -> int:
     parser.add_argument("--n", type=int, action="append", help="Rollouts at once (repeatable)")
     parser.add_argument("--dev-dir", default=str(REPO / ".dev"), help="a running dev environment")
     parser.add_argument("--interval", default="15s", help="analysis interval (default 15s)")
+    parser.add_argument("--workers", type=int, default=4, help="controller workers (default 4)")
+    parser.add_argument(
+        "--kube-qps", type=float, default=20.0, help="the controller's --kube-qps (default 20)"
+    )
+    parser.add_argument(
+        "--kube-burst", type=int, default=30, help="the controller's --kube-burst (default 30)"
+    )
     parser.add_argument("--timeout", type=float, default=900, help="seconds a round may take")
     parser.add_argument("--soak", type=float, metavar="MINUTES", help="soak for MINUTES instead")
     parser.add_argument("--output", default=str(REPO / "docs" / "benchmarks.md"))
@@ -717,13 +727,17 @@ def main() -> int:
         return 0
     reports = []
     for n in sizes:
-        setup = Setup(n, f"scale-{n}-{int(time.time())}", args.interval, timeout=args.timeout)
+        setup = Setup(
+            n, f"scale-{n}-{int(time.time())}", args.interval, timeout=args.timeout,
+            workers=args.workers, kube_qps=args.kube_qps, kube_burst=args.kube_burst,
+        )  # fmt: skip
         report = run(setup, kubeconfig, env, work / str(n))
         print(table([report], 5.0), timeline(report), report.diagnosis, sep="\n", flush=True)
         reports.append(report)
     text = (
         f"{SCALE}\n\n`make bench-scale` (`{command}`), {_machine()}. "
-        f"Analysis interval {args.interval}, tick 5s, 4 workers, 10% bad, default steps.\n\n"
+        f"Analysis interval {args.interval}, tick 5s, {args.workers} workers, --kube-qps "
+        f"{args.kube_qps:g}/--kube-burst {args.kube_burst}, 10% bad, default steps.\n\n"
         f"{table(reports, 5.0)}\n"
     )
     _replace_section(Path(args.output), SCALE, text)
