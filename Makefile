@@ -125,7 +125,7 @@ bench-scale: $(STAMP) dev-up ## controller scale (BENCHMARK.md §2): N=10,100 Ro
 	$(BIN)/python -m bench.scale $(or $(BENCH_ARGS),--n 10 --n 100)
 
 .PHONY: scale-check
-scale-check: $(STAMP) dev-tools ## the reduced scale check (N=50): queries per tick, GETs per reconcile, no wrong decision
+scale-check: $(STAMP) dev-tools ## the reduced scale check alone (N=50; also part of make test): queries per tick, GETs per reconcile, no wrong decision
 	$(BIN)/pytest -q -p no:cacheprovider -m scale tests/integration/test_scale_keeps_reads_cached_and_queries_batched.py
 
 .PHONY: soak

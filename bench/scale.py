@@ -52,6 +52,12 @@ OURS = ("rollouts", "rolloutpolicies", "deployments", "services", "httproutes")
 OTHERS = ("deployments/status", "httproutes/status")
 """Writes of other controllers (kube-controller-manager, Linkerd's policy controller), left out."""
 GOOD, BAD = "Succeeded", "RolledBack"
+FINISHED = frozenset({GOOD, BAD, "Failed"})
+GETTING = frozenset({"Initializing", "Promoting", GOOD})
+"""Phases entered by a reconcile that GETs (creating the canary; promoting)."""
+GRACE = 5.0
+"""Seconds a measured steady window must stay followed by quiet: a reconcile that GETs writes
+the phase that shows it a moment after its GET (later under load)."""
 
 
 @dataclass(frozen=True)
@@ -64,10 +70,13 @@ class Setup:
     steps: tuple[int, ...] | None = None  # None: the default steps
     tick: str = "5s"
     workers: int = 4
+    kube_qps: float = 20.0  # the controller's client-side rate limit (its defaults)
+    kube_burst: int = 30
     rps: int = 20
     timeout: float = 900.0
     steady: float = 20.0  # seconds of the steady-state window (no Rollout changing phase)
     early: bool = False  # end once the steady window is measured and both kinds have finished
+    log_level: str = "info"  # the controller's: info logs each Rollout's events and phases
 
     def bad(self, i: int) -> bool:
         """Every tenth Rollout is bad."""
@@ -98,6 +107,10 @@ class Report:
     latencies: list[float] = field(default_factory=list)
     phases: dict[str, str] = field(default_factory=dict)
     wrong: list[str] = field(default_factory=list)
+    entered: dict[str, list[float]] = field(default_factory=dict)
+    """Phase → seconds from the round's start to each Rollout's first look in that phase."""
+    diagnosis: str = ""
+    """Why each wrong Rollout ended as it did: its status, and the logs that name it."""
     unfinished: int = 0
 
     def per_minute(self, verbs: tuple[str, ...]) -> float:
@@ -249,6 +262,58 @@ class Process:
                 self.popen.wait()
 
 
+def app_index(app: str) -> int:
+    """``i`` of the app ``app-i``."""
+    return int(app.rsplit("-", 1)[1])
+
+
+def explain(rollout: dict[str, Any]) -> str:
+    """A Rollout's status as a person reads it after a wrong end: phase and message, its
+    conditions, and each step with its weight, verdict, counts, checks and message."""
+    meta, status = rollout.get("metadata") or {}, rollout.get("status") or {}
+    lines = [
+        f"Rollout {meta.get('name', '?')}: phase {status.get('phase', '?')} "
+        f"(canary weight {status.get('canaryWeight', '?')}): {status.get('message', '')}"
+    ]
+    for c in status.get("conditions") or []:
+        lines.append(
+            f"  condition {c.get('type')}={c.get('status')} {c.get('reason')} "
+            f"at {c.get('lastTransitionTime')}: {c.get('message', '')}"
+        )
+    for step in status.get("steps") or []:
+        arms = ", ".join(
+            f"{arm} {s.get('failures', 0)}/{s.get('requests', 0)} failed"
+            for arm in ("canary", "stable")
+            if (s := step.get(arm) or {})
+        )
+        lines.append(
+            f"  step {step.get('index')} weight {step.get('weight')} {step.get('verdict')} "
+            f"{step.get('startedAt')}..{step.get('finishedAt') or ''} ({arms}): "
+            f"{step.get('message', '')}"
+        )
+        for check in step.get("checks") or []:
+            lines.append(
+                f"    check {check.get('name')} {check.get('verdict')} value "
+                f"{check.get('value')} limit {check.get('limit')}: {check.get('message', '')}"
+            )
+    return "\n".join(lines)
+
+
+def lines_naming(log: Path, needles: tuple[str, ...]) -> list[str]:
+    """The lines of ``log`` that contain any of ``needles``."""
+    if not log.exists():
+        return []
+    with log.open(errors="replace") as handle:
+        return [line.rstrip("\n") for line in handle if any(n in line for n in needles)]
+
+
+def _tail(log: Path, lines: int) -> list[str]:
+    """The last ``lines`` lines of ``log``."""
+    if not log.exists():
+        return []
+    return log.read_text(errors="replace").splitlines()[-lines:]
+
+
 def _controller_metrics(url: str) -> dict[str, float]:
     with urllib.request.urlopen(f"{url}/metrics", timeout=10) as reply:
         text = reply.read().decode()
@@ -318,7 +383,8 @@ class Harness:
              "--prometheus-url", env["PROMETHEUS_URL"], "--watch-namespace", ns,
              "--tick", setup.tick, "--no-leader-elect", "--http-address", "127.0.0.1",
              "--http-port", str(port),
-             "--workers", str(setup.workers), "--log-level", "warning"],
+             "--workers", str(setup.workers), "--kube-qps", str(setup.kube_qps),
+             "--kube-burst", str(setup.kube_burst), "--log-level", setup.log_level],
             workdir / "controller.log", child_env,
         )  # fmt: skip
         self.stop = threading.Event()
@@ -353,12 +419,28 @@ class Harness:
             for r in self.rollouts.values(self.setup.namespace)
         }
 
-    def message(self, i: int, version: int) -> str:
-        """Why Rollout ``app-i-vversion`` ended as it did (its status message), for a report."""
+    def rollout(self, name: str) -> dict[str, Any]:
+        """The cached Rollout ``name`` (empty when there is none)."""
         for r in self.rollouts.values(self.setup.namespace):
-            if r["metadata"]["name"] == f"app-{i}-v{version}":
-                return str((r.get("status") or {}).get("message", ""))
-        return ""
+            if r["metadata"]["name"] == name:
+                return dict(r)
+        return {}
+
+    def diagnose(self, names: list[str], lines: int = 40) -> str:
+        """Why each of ``names`` ended as it did: its status (``explain``), the controller's
+        and the emulator's log lines that name it, and the controller log's tail."""
+        parts = []
+        for name in names:
+            app = name.rsplit("-v", 1)[0]
+            parts.append(explain(self.rollout(name)))
+            for process in (self.controller, self.emulator):
+                naming = lines_naming(process.log, (name, f"{app}-canary", f'"{app}"'))
+                parts.append(f"{process.log.name} lines naming {name} ({len(naming)}):")
+                parts.extend(f"  {line}" for line in naming[-lines:])
+        tail = _tail(self.controller.log, lines)
+        parts.append(f"{self.controller.log.name}, last {len(tail)} lines:")
+        parts.extend(f"  {line}" for line in tail)
+        return "\n".join(parts)
 
     def round(self, version: int) -> Report:
         """Release version ``version`` of every app; run until all are finished; measure."""
@@ -387,14 +469,24 @@ class Harness:
         report.peak_rss_mb = self.rss_mb("VmHWM")
         report.cpu_seconds = self.controller.cpu_seconds() - cpu_before
         report.phases = watch.last
-        report.latencies = [watch.back[a] - watch.visible[a] for a in watch.back]
+        # Bad apps only: a good canary's rare failures (0.1%) are visible too, and its route is
+        # back at 0 once promoted, which is no reaction.
+        report.latencies = [
+            watch.back[a] - watch.visible[a] for a in watch.back if setup.bad(app_index(a))
+        ]
         for i in range(setup.n):
             phase = watch.last.get(f"app-{i}-v{version}", "")
             wrong = phase == GOOD if setup.bad(i) else phase in (BAD, "Failed")
             if wrong:
-                report.wrong.append(f"app-{i}-v{version}: {phase}: {self.message(i, version)}")
-            if phase not in (GOOD, BAD, "Failed"):
+                name = f"app-{i}-v{version}"
+                message = (self.rollout(name).get("status") or {}).get("message", "")
+                report.wrong.append(f"{name}: {phase}: {message}")
+            if phase not in FINISHED:
                 report.unfinished += 1
+        if report.wrong or (report.unfinished and not setup.early):
+            running = [n for n, p in sorted(watch.last.items()) if p not in FINISHED]
+            explained = [w.split(":", 1)[0] for w in report.wrong] + running[:3]
+            report.diagnosis = self.diagnose(explained)
         return report
 
     def rss_mb(self, key: str = "VmRSS") -> float:
@@ -428,12 +520,15 @@ class _Watch:
         self.last: dict[str, str] = {}
         self.steady: tuple[float, Counter[tuple[str, str]], float] | None = None
         self.started = started
+        self.seen: set[tuple[str, str]] = set()
+        self.measured: tuple[float, int, float] | None = None
+        """A steady window's end, GETs and reconciles, waiting out its grace."""
 
     def done(self, report: Report) -> bool:
         if self.h.setup.early and report.steady_gets >= 0:
             ended = set(self.last.values())
             return GOOD in ended and BAD in ended
-        return bool(self.last) and all(p in (GOOD, BAD, "Failed") for p in self.last.values())
+        return bool(self.last) and all(p in FINISHED for p in self.last.values())
 
     def observe(self, report: Report) -> None:
         now, ns = time.monotonic(), self.h.setup.namespace
@@ -446,26 +541,39 @@ class _Watch:
             elif app in self.shifted and app in self.visible and app not in self.back:
                 self.back[app] = now
         phases = self.h.phases()
-        # Steady: no Rollout changing phase, none still to start and none promoting: the only
-        # reconciles that GET are those that create a canary or promote (a write re-reads
-        # what it replaces); a Rollout waiting (for pods, for the mesh to accept its route),
-        # measuring or rolling back reads only the cache.
+        for name, phase in phases.items():
+            if phase and (name, phase) not in self.seen:
+                self.seen.add((name, phase))
+                report.entered.setdefault(phase, []).append(now - self.started)
+        # Steady: every Rollout started, none creating its canary or promoting. The only
+        # reconciles that GET are those that create a canary (a Rollout's first, which leaves
+        # it Initializing) or promote (a write re-reads what it replaces); a Rollout waiting
+        # (for pods, for the mesh to accept its route), measuring or rolling back reads only
+        # the cache, so those phase changes keep the window. At least one Rollout must still
+        # be running, or the window would hold no reconcile at all.
+        entered = {p for name, p in phases.items() if self.last.get(name) != p}
         quiet = (
-            phases == self.last
-            and len(phases) == self.h.setup.n
+            len(phases) == self.h.setup.n
+            and not entered & GETTING
             and all(p not in ("", "Pending", "Promoting") for p in phases.values())
+            and any(p not in FINISHED for p in phases.values())
         )
         self.last = phases
         if report.steady_gets >= 0:
             return
         if not quiet:
-            self.steady = None  # a phase changed: the window starts again
+            # A reconcile that GETs may have run: the window starts again (and a measured one
+            # waiting out its grace is dropped: that reconcile's GET may lie inside it).
+            self.steady, self.measured = None, None
+        elif self.measured is not None:
+            if now - self.measured[0] >= GRACE:
+                report.steady_gets, report.steady_reconciles = self.measured[1:]
         elif self.steady is None:
             self.steady = (now, apiserver_requests(self.h.api), self.h.reconciles())
         elif now - self.steady[0] >= self.h.setup.steady:
             delta = apiserver_requests(self.h.api) - self.steady[1]
-            report.steady_gets = sum(v for (verb, _), v in delta.items() if verb == "GET")
-            report.steady_reconciles = self.h.reconciles() - self.steady[2]
+            gets = sum(v for (verb, _), v in delta.items() if verb == "GET")
+            self.measured = (now, gets, self.h.reconciles() - self.steady[2])
 
 
 def run(setup: Setup, kubeconfig: Path, env: dict[str, str], workdir: Path) -> Report:
@@ -545,6 +653,16 @@ def table(reports: list[Report], tick: float) -> str:
     return "\n".join(rows)
 
 
+def timeline(report: Report) -> str:
+    """When the Rollouts of a run first showed each phase: how many, first, median, last
+    (seconds from the round's start), in the order the phases were first reached."""
+    order = sorted(report.entered.items(), key=lambda item: min(item[1]))
+    return "; ".join(
+        f"{phase} {len(times)}: {min(times):.0f}/{statistics.median(times):.0f}/{max(times):.0f}s"
+        for phase, times in order
+    )
+
+
 def _env(dev_dir: Path) -> dict[str, str]:
     lines = (dev_dir / "env").read_text().splitlines()
     return dict(line.split("=", 1) for line in lines if "=" in line)
@@ -577,6 +695,13 @@ def main() -> int:
     parser.add_argument("--n", type=int, action="append", help="Rollouts at once (repeatable)")
     parser.add_argument("--dev-dir", default=str(REPO / ".dev"), help="a running dev environment")
     parser.add_argument("--interval", default="15s", help="analysis interval (default 15s)")
+    parser.add_argument("--workers", type=int, default=4, help="controller workers (default 4)")
+    parser.add_argument(
+        "--kube-qps", type=float, default=20.0, help="the controller's --kube-qps (default 20)"
+    )
+    parser.add_argument(
+        "--kube-burst", type=int, default=30, help="the controller's --kube-burst (default 30)"
+    )
     parser.add_argument("--timeout", type=float, default=900, help="seconds a round may take")
     parser.add_argument("--soak", type=float, metavar="MINUTES", help="soak for MINUTES instead")
     parser.add_argument("--output", default=str(REPO / "docs" / "benchmarks.md"))
@@ -602,13 +727,17 @@ def main() -> int:
         return 0
     reports = []
     for n in sizes:
-        setup = Setup(n, f"scale-{n}-{int(time.time())}", args.interval, timeout=args.timeout)
+        setup = Setup(
+            n, f"scale-{n}-{int(time.time())}", args.interval, timeout=args.timeout,
+            workers=args.workers, kube_qps=args.kube_qps, kube_burst=args.kube_burst,
+        )  # fmt: skip
         report = run(setup, kubeconfig, env, work / str(n))
-        print(table([report], 5.0), flush=True)
+        print(table([report], 5.0), timeline(report), report.diagnosis, sep="\n", flush=True)
         reports.append(report)
     text = (
         f"{SCALE}\n\n`make bench-scale` (`{command}`), {_machine()}. "
-        f"Analysis interval {args.interval}, tick 5s, 4 workers, 10% bad, default steps.\n\n"
+        f"Analysis interval {args.interval}, tick 5s, {args.workers} workers, --kube-qps "
+        f"{args.kube_qps:g}/--kube-burst {args.kube_burst}, 10% bad, default steps.\n\n"
         f"{table(reports, 5.0)}\n"
     )
     _replace_section(Path(args.output), SCALE, text)

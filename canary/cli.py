@@ -468,6 +468,8 @@ def _run(args: argparse.Namespace) -> int:
             api,
             deployments=CachedLookup(cache.deployments),
             services=CachedLookup(cache.services),
+            autoscalers=cache.autoscalers_of,
+            owners=cache.rollout_uid,
         ),
         routers={
             "HTTPRoute": HTTPRouteRouter(cache.route_objects),

@@ -6,6 +6,8 @@ the library), so the runtime decides what to do from the class alone::
     CanaryError
     ├── ConfigError          the user's objects are wrong: report a status condition, do not retry
     │   └── InvalidSpec          a Rollout/RolloutPolicy that fails validation (has field paths)
+    │       └── WriteRefused         the API server refused a write as invalid (400/422: its
+    │                                validation, or an admission webhook such as Linkerd's)
     ├── TransientError       the world is briefly unavailable: retry with backoff
     │   ├── ApiUnavailable       the Kubernetes API answered 5xx, timed out, or was unreachable
     │   ├── Conflict             a write lost a resourceVersion race: re-read and decide again
@@ -47,6 +49,12 @@ class InvalidSpec(ConfigError):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = tuple(problems)
         super().__init__("; ".join(str(p) for p in problems))
+
+
+class WriteRefused(InvalidSpec):
+    """The API server refused a write as invalid: its own validation (422) or an admission
+    webhook's answer (400, such as Linkerd's for a route it could not use). ``problems`` carry
+    its reason; the same write fails again until the object (or one it builds on) changes."""
 
 
 class TransientError(CanaryError):

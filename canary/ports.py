@@ -145,12 +145,17 @@ class Clock(Protocol):
 
 @dataclass(frozen=True)
 class Change:
-    """Something changed in the cluster: a Rollout, or a Deployment (maybe a target)."""
+    """Something changed in the cluster: a Rollout, a Deployment (maybe a target), or a route
+    (kind :data:`ROUTE`: an HTTPRoute or TrafficSplit a Rollout may steer)."""
 
     kind: str
     namespace: str
     name: str
     labels: Mapping[str, str] | None = None
+
+
+ROUTE = "Route"
+"""The ``Change.kind`` of any route kind."""
 
 
 class ChangeFeed(Protocol):

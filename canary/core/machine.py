@@ -138,24 +138,30 @@ def _handled(status: RolloutStatus, command: Command) -> bool:
 
 
 def _note_commands(t: _Tick) -> None:
-    """Remember when each command was first seen (the controller's clock, not the client's
-    ``at``, which anyone can write): the latest command of each kind."""
+    """Remember, for the latest command of each kind, when it was first seen and which approval
+    gate the stored status showed open then. Status is written guarded by the resourceVersion
+    of the object the commands were read from, so a command absent when a gate's opening was
+    written came later: an order the API server keeps, that neither a client's ``at`` nor
+    the controllers' clocks (which replica, skewed how) can move."""
     seen = {c.kind: c for c in t.status.commands_seen}
+    gate = gate_name(t.plan, t.status) if t.status.phase == "WaitingApproval" else None
     changed = False
     for command in t.obs.commands:
         known = seen.get(command.kind)
         if known is None or known.at != command.at:
-            seen[command.kind] = CommandSeen(kind=command.kind, at=command.at, seen_at=t.now)
+            seen[command.kind] = CommandSeen(
+                kind=command.kind, at=command.at, seen_at=t.now, gate=gate
+            )
             changed = True
     if changed:
         ordered = [seen[k] for k in sorted(seen)]
         t.status = t.status.model_copy(update={"commands_seen": ordered})
 
 
-def _seen_after(t: _Tick, command: Command, opened: datetime) -> bool:
-    """Whether ``command`` was first seen after ``opened`` (a gate's opening)."""
+def _seen_at_open_gate(t: _Tick, command: Command, gate: str) -> bool:
+    """Whether ``command`` was first seen while ``gate`` was open (given after it opened)."""
     return any(
-        c.kind == command.kind and c.at == command.at and c.seen_at > opened
+        c.kind == command.kind and c.at == command.at and c.gate == gate
         for c in t.status.commands_seen
     )
 
@@ -293,10 +299,30 @@ def _finish_step(t: _Tick, verdict: Literal["Passed", "Skipped"], message: str) 
 def _start_rollback(t: _Tick, reason: str, event: str = "RollbackStarted") -> bool:
     t.event(event, reason, warning=True)
     t.condition("Progressing", True, "RollingBack", reason)
+    _check_stable_capacity(t)
     # Nothing that grows the canary or touches stable may follow a decision to roll back.
     t.actions = [a for a in t.actions if not isinstance(a, EnsureCanary | PromoteStable)]
     t.act(SetWeight(0))
     return t.go("RollingBack", reason)
+
+
+def _check_stable_capacity(t: _Tick) -> None:
+    """Say so when a rollback sends the stable Deployment all traffic with fewer ready pods
+    than it served all traffic with when the release began (its autoscaler scaled it down
+    while the canary took a share). Traffic still moves back at once: docs/operations.md."""
+    target, before = t.obs.target, t.status.stable_ready_at_start
+    weight = t.obs.route.canary_weight if t.obs.route is not None else 0
+    if target is None or before is None or weight == 0 or target.ready_replicas >= before:
+        return
+    message = (
+        f"Deployment {t.plan.target} takes back {weight}% of the traffic with "
+        f"{target.ready_replicas} ready pod(s); it served all traffic with {before} when the "
+        "release began, so it may be overloaded until it has scaled up"
+    )
+    if target.autoscaler is not None:
+        message += " (its HorizontalPodAutoscaler adds pods as the load reaches them)"
+    t.event("StableUnderCapacity", message, warning=True)
+    t.condition("StableCapacity", False, "FewerReadyPodsThanAtStart", message)
 
 
 def _start_promotion(t: _Tick, reason: str) -> bool:
@@ -504,7 +530,12 @@ def _initializing_phase(t: _Tick) -> bool:
     obs, plan = t.obs, t.plan
     assert obs.target is not None
     first = next(s.set_weight for s in plan.steps if s.set_weight)  # plan.build ensures one
-    replicas = step_plan.canary_replicas(obs.target.replicas, first)
+    canary_size = step_plan.canary_size(obs.target, first, moving=True)
+    replicas = canary_size.replicas
+    if t.status.stable_ready_at_start is None:
+        # What the stable served all traffic with: a rollback compares against it.
+        update = {"stable_ready_at_start": obs.target.ready_replicas}
+        t.status = t.status.model_copy(update=update)
     if obs.route is not None and obs.route.canary_weight != 0:
         t.act(SetWeight(0))
         return t.wait("moving leftover canary traffic back to stable", WAIT)
@@ -513,7 +544,7 @@ def _initializing_phase(t: _Tick) -> bool:
         if held is not None:
             return held
     t.act(EnsureServices())
-    t.act(EnsureCanary(replicas))
+    t.act(canary_size)
     t.act(SetWeight(0))
     canary = obs.canary
     ready = (
@@ -549,8 +580,10 @@ def _progressing_phase(t: _Tick) -> bool:
     index = t.status.current_step_index
     record = t.status.steps[index]
     weight = record.weight or 0
-    replicas = step_plan.canary_replicas(obs.target.replicas, weight)
-    t.act(EnsureCanary(replicas))
+    moving = weight != (obs.route.canary_weight if obs.route is not None else 0)
+    canary_size = step_plan.canary_size(obs.target, weight, moving=moving)
+    replicas = canary_size.replicas
+    t.act(canary_size)
     canary_ready = (
         obs.canary is not None and obs.canary.current and obs.canary.ready_replicas >= replicas
     )
@@ -632,8 +665,7 @@ def _waiting_phase(t: _Tick) -> bool:
     if gate.startswith("step-") and _watch_health(t):
         return True
     approve = _pending(t, "approve")
-    opened = t.status.phase_since or t.now
-    if approve is not None and _seen_after(t, approve, opened):
+    if approve is not None and _seen_at_open_gate(t, approve, gate):
         _record(t, gate, "Approved", approve)
         t.event("Approved", f"{gate} approved by {approve.actor or 'someone'}")
         return _pass_gate(t, gate, "approved")
@@ -780,21 +812,53 @@ def _terminal_phase(t: _Tick) -> bool:
         # A person reverted the stable Deployment (or accepts it as it is): route back.
         _record(t, "promotion", "Aborted", abort)
         return _start_rollback(t, f"aborted by {abort.actor or 'someone'}", "Aborting")
+    if t.status.phase == "Succeeded":
+        _watch_promoted(t)
     if retry is None or t.status.phase in ("Succeeded", "Superseded"):
         return t.wait(t.status.message or t.status.phase.lower(), timedelta.max)
     _record(t, "retry", "Retried", retry)
     t.event("Retried", f"retry requested by {retry.actor or 'someone'}")
     if _promotion_failed(t.status):
         return t.go("Promoting", "retrying the promotion", finished_at=None)
+    # A retry is a new release: no command seen at a gate of the last one opens its gates.
+    unmarked = [c.model_copy(update={"gate": None}) for c in t.status.commands_seen]
     return t.go(
         "Pending",
         "retrying",
         paused_at=None,
+        stable_ready_at_start=None,
         current_step_index=0,
         steps=[],
         started_at=None,
         finished_at=None,
+        commands_seen=unmarked,
     )
+
+
+def _watch_promoted(t: _Tick) -> None:
+    """After ``Succeeded``: report when the stable Deployment no longer runs the release (a
+    GitOps sync put Git's image back, someone set another image), and when it runs it again.
+    canary never writes it back: that would fight the Deployment's owner (docs/gitops.md)."""
+    target = t.obs.target
+    old = next((c for c in t.status.conditions if c.type == "StableReverted"), None)
+    reverted = old is not None and old.status == "True"
+    if target is None or t.obs.newer_promotion or target.has_release == (not reverted):
+        return
+    name = t.plan.target
+    if target.has_release:
+        message = f"Deployment {name} runs the release again"
+        t.event("StableRestored", message)
+        t.condition("StableReverted", False, "RunsTheRelease", message)
+        return
+    images = ", ".join(f"{c}={image}" for c, image in sorted(t.plan.images.items()))
+    message = (
+        f"Deployment {name} no longer runs this release ({images}): something wrote its pod "
+        "template after the promotion, typically a GitOps sync putting Git's image back. canary "
+        "does not write it back; tell the GitOps controller to leave the released fields to "
+        "canary (docs/gitops.md), then release again or `canary undo`"
+    )
+    t.event("StableReverted", message, warning=True)
+    t.condition("StableReverted", True, "TemplateChanged", message)
 
 
 _HANDLERS: dict[str, Callable[[_Tick], bool]] = {

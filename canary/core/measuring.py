@@ -92,13 +92,15 @@ class State:
     tracks: Mapping[Key, Track] = field(default_factory=dict)
     owners: Mapping[tuple[str, str], Key] = field(default_factory=dict)
     """``(namespace, Deployment)`` → the Rollout whose stable or canary Deployment it is."""
+    routes: Mapping[tuple[str, str], Key] = field(default_factory=dict)
+    """``(namespace, route)`` → the Rollout last planned to steer that route."""
 
 
 def reconciled(state: State, key: Key, report: Reconciled, now: datetime) -> State:
     """The state after a reconcile of ``key`` reported ``report``."""
     old = state.tracks.get(key, Track())
     track = replace(old, canary_ready=report.canary_ready, plan=report.plan or old.plan)
-    owners = state.owners
+    owners, routes = state.owners, state.routes
     if report.plan is not None:
         namespace = key[0]
         owners = {
@@ -106,6 +108,7 @@ def reconciled(state: State, key: Key, report: Reconciled, now: datetime) -> Sta
             (namespace, report.plan.target): key,
             (namespace, report.plan.canary_deployment): key,
         }
+        routes = {**routes, (namespace, report.plan.route_name): key}
     if report.judged:
         track = replace(
             track, judged=True, settling_since=old.settling_since if old.judged else now
@@ -124,12 +127,30 @@ def reconciled(state: State, key: Key, report: Reconciled, now: datetime) -> Sta
             early=None,
             early_fresh=False,
         )
-    return replace(state, tracks={**state.tracks, key: track}, owners=owners)
+    return replace(state, tracks={**state.tracks, key: track}, owners=owners, routes=routes)
+
+
+def forget(state: State, key: Key) -> State:
+    """The state without the Rollout ``key`` (it was deleted): its track, and its Deployments
+    and route leading back to it, so that what is kept never outgrows the Rollouts there are."""
+    if key not in state.tracks:
+        return state
+    return replace(
+        state,
+        tracks={k: track for k, track in state.tracks.items() if k != key},
+        owners={k: v for k, v in state.owners.items() if v != key},
+        routes={k: v for k, v in state.routes.items() if v != key},
+    )
 
 
 def owner(state: State, namespace: str, deployment: str) -> Key | None:
     """The Rollout whose stable or canary Deployment ``deployment`` is, if one is known."""
     return state.owners.get((namespace, deployment))
+
+
+def route_owner(state: State, namespace: str, route: str) -> Key | None:
+    """The Rollout that steers the route ``route``, if one is known."""
+    return state.routes.get((namespace, route))
 
 
 def judged(state: State) -> dict[Key, Plan]:

@@ -1,5 +1,6 @@
 """The step plan of a rollout: expanding the ``stepWeight/maxWeight`` shorthand, the weight in
-effect at a step, and how many canary replicas a weight needs.
+effect at a step, and how many canary replicas a weight needs (with a HorizontalPodAutoscaler
+on the target: the bounds of the canary's own autoscaler, docs/operations.md).
 
 Called by ``canary.core.plan`` and ``canary.core.machine``. Pure.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from canary.core.vocabulary import Autoscaler, EnsureCanary, TargetState
 from canary.model.policy import DEFAULT_STEPS, PolicyFields, Step
 
 
@@ -39,3 +41,28 @@ def weight_at(steps: Sequence[Step], index: int) -> int:
 def canary_replicas(stable_replicas: int, weight: int) -> int:
     """Canary pods needed to carry ``weight`` percent: ceil(stable × weight / 100), at least 1."""
     return max(1, math.ceil(stable_replicas * weight / 100))
+
+
+def canary_autoscaler(stable: Autoscaler, weight: int) -> Autoscaler:
+    """The canary's autoscaler bounds at ``weight`` percent: the stable's minimum and maximum
+    scaled by the weight and rounded up, each at least 1 (and the maximum at least the
+    minimum)."""
+    low = max(1, math.ceil(stable.min_replicas * weight / 100))
+    return Autoscaler(low, max(low, math.ceil(stable.max_replicas * weight / 100)))
+
+
+def canary_size(target: TargetState, weight: int, *, moving: bool) -> EnsureCanary:
+    """The canary Deployment for ``weight`` percent. Without an autoscaler on the target:
+    ``canary_replicas`` of its ``spec.replicas``. With one, the canary gets its own
+    (``canary_autoscaler``), and its replicas are left to it except while the weight is
+    ``moving`` (the canary about to take more traffic): then they start from the pods the
+    stable runs *now* times the weight, within the canary's bounds; otherwise the floor is
+    only the canary autoscaler's minimum, which its controller keeps anyway."""
+    if target.autoscaler is None:
+        return EnsureCanary(canary_replicas(target.replicas, weight))
+    bounds = canary_autoscaler(target.autoscaler, weight)
+    if not moving:
+        return EnsureCanary(bounds.min_replicas, bounds)
+    current = target.replicas if target.current_replicas is None else target.current_replicas
+    wanted = canary_replicas(current, weight)
+    return EnsureCanary(min(bounds.max_replicas, max(bounds.min_replicas, wanted)), bounds)

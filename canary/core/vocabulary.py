@@ -24,16 +24,31 @@ CommandKind = Literal["approve", "promote", "abort", "retry", "pause", "resume"]
 
 
 @dataclass(frozen=True)
+class Autoscaler:
+    """The replica bounds of a HorizontalPodAutoscaler (autoscaling/v2)."""
+
+    min_replicas: int
+    max_replicas: int
+
+
+@dataclass(frozen=True)
 class TargetState:
     """The stable Deployment."""
 
     replicas: int
+    """``spec.replicas``: what it is asked to run (with an autoscaler, the autoscaler's number)."""
     ready: bool
     """Rolled out: its newest generation is observed and every replica is updated and ready."""
     has_release: bool
     """Its pod template already is this release's template (promotion has been applied)."""
     template: TemplatePatch | None = None
     """Its pod template as far as a release can change it (``canary.core.undo.record``)."""
+    current_replicas: int | None = None
+    """``status.replicas``: the pods it runs now (None: not reported yet)."""
+    ready_replicas: int = 0
+    """``status.readyReplicas``: the pods that can take traffic now."""
+    autoscaler: Autoscaler | None = None
+    """The user's HorizontalPodAutoscaler whose scale target it is (None: it has none)."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +111,9 @@ class Observation:
     early: judge.Evidence | None = None
     commands: tuple[Command, ...] = ()
     superseded_by: str | None = None
+    newer_promotion: bool = False
+    """A newer Rollout of the same target has promoted (or is promoting, or failed promoting)
+    its release: the stable Deployment's template is no longer this Rollout's to watch."""
     hook_answers: tuple[HookAnswer, ...] = ()
     """Hook calls that ended since they were started (the shell keeps them until they are
     recorded; an answer already recorded is ignored)."""
@@ -111,9 +129,15 @@ class EnsureServices:
 
 @dataclass(frozen=True)
 class EnsureCanary:
-    """Create or update the canary Deployment (stable template + release) at this size."""
+    """Create or update the canary Deployment (stable template + release) at this size.
+
+    With ``autoscaler`` the canary gets its own HorizontalPodAutoscaler with these bounds (the
+    stable's metrics and behavior), and ``replicas`` is only a floor: the canary is created
+    with it and raised to it, never lowered, so the controller never undoes the autoscaler.
+    Without it, a canary HorizontalPodAutoscaler left from earlier is removed."""
 
     replicas: int
+    autoscaler: Autoscaler | None = None
 
 
 @dataclass(frozen=True)

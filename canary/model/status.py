@@ -110,11 +110,20 @@ class ApprovalRecord(Wire):
 
 
 class CommandSeen(Wire):
-    """When the controller first saw a command (identified by its kind and ``at``)."""
+    """When the controller first saw a command (identified by its kind and ``at``), and which
+    approval gate was already open then."""
 
     kind: Literal["approve", "promote", "abort", "retry", "pause", "resume"]
     at: datetime
     seen_at: datetime = Field(description="The controller's clock when it first saw it.")
+    gate: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The approval gate the stored status showed open when the controller first "
+        "saw the command (status is written guarded by resourceVersion, so the command was "
+        "written after that gate opened); unset when none was. Only an approval seen at its "
+        "own open gate passes it.",
+    )
 
 
 class ChatActionUsed(Wire):
@@ -239,6 +248,13 @@ class RolloutStatus(Wire):
     )
     current_step_index: int = Field(default=0, ge=0)
     canary_weight: int = Field(default=0, ge=0, le=100)
+    stable_ready_at_start: int | None = Field(
+        default=None,
+        ge=0,
+        le=1_000_000,
+        description="Ready pods of the stable Deployment when the canary was started (it "
+        "served all traffic with them): a rollback that finds fewer says so.",
+    )
     observed_generation: int | None = None
     conditions: list[Condition] = Field(default_factory=list)
     started_at: datetime | None = None
@@ -255,8 +271,8 @@ class RolloutStatus(Wire):
     commands_seen: list[CommandSeen] = Field(
         default_factory=list,
         max_length=8,
-        description="The latest command of each kind and when the controller first saw it: a "
-        "gate passes only on an approval first seen after the gate opened.",
+        description="The latest command of each kind, when the controller first saw it and "
+        "at which open gate: a gate passes only on an approval first seen while it was open.",
     )
     chat: ChatStatus = Field(default_factory=ChatStatus)
 

@@ -1,16 +1,18 @@
 """The controller loop: a work queue of Rollouts, its workers, and the measuring tick.
 
-Wakes a Rollout on watch events (at once), on its requeue time, and on the measuring tick,
-which runs ONE Prometheus query for every Rollout being judged and hands each its share.
-Several worker threads take Rollouts from the queue; the queue never hands out a Rollout that a
-worker is still reconciling (it is held back until that reconcile is done), so a Rollout is
-never reconciled twice at once. A reconcile that ends in an error is retried after a delay that
-doubles with each failure in a row of that Rollout (up to :data:`BACKOFF_MAX`); a Conflict is a
-lost race, not a failure: it is retried after the usual short delay, from a fresher cache. When
-a window of counts is complete is decided by the pure ``canary.core.measuring``: the controller
-only keeps its state (under a lock), runs the query and feeds the queue. A reconcile that put
-notifications into a Rollout's outbox is reported to ``on_notify`` (the delivery worker). Used
-by ``canary run`` (through ``canary.cli``); talks to the world only through ports.
+Wakes a Rollout on watch events (at once; a change of a Deployment wakes the Rollout releasing
+it, and the Succeeded one watching it for a reverted release), on its requeue time, and on the
+measuring tick, which runs ONE Prometheus query for every Rollout being judged and hands each
+its share. Several worker threads take Rollouts from the queue; the queue never hands out a
+Rollout that a worker is still reconciling (it is held back until that reconcile is done), so a
+Rollout is never reconciled twice at once. A reconcile that ends in an error is retried after a
+delay that doubles with each failure in a row of that Rollout (up to :data:`BACKOFF_MAX`); a
+Conflict is a lost race, not a failure: it is retried after the usual short delay, from a
+fresher cache. When a window of counts is complete is decided by the pure
+``canary.core.measuring``: the controller only keeps its state (under a lock), runs the query
+and feeds the queue. A reconcile that put notifications into a Rollout's outbox is reported to
+``on_notify`` (the delivery worker). Used by ``canary run`` (through ``canary.cli``); talks to
+the world only through ports.
 """
 
 from __future__ import annotations
@@ -28,7 +30,16 @@ from canary.core import judge, measuring, outbox, promql
 from canary.core.plan import Plan
 from canary.errors import CanaryError, Conflict, MetricsUnavailable
 from canary.model.rollout import ROLLOUT_LABEL
-from canary.ports import Arms, Change, Clock, MetricProvider, Ref, RolloutStore, StopSignal
+from canary.ports import (
+    ROUTE,
+    Arms,
+    Change,
+    Clock,
+    MetricProvider,
+    Ref,
+    RolloutStore,
+    StopSignal,
+)
 from canary.runtime.reconciler import Measurement, Reconciler, Result
 
 log = structlog.get_logger("canary.controller")
@@ -164,12 +175,16 @@ class Controller:
         self._lock = threading.Lock()
         self._measuring = measuring.State(settle=settle)
         self._failures: dict[Ref, int] = {}  # failed reconciles in a row; gone on a success
+        # (namespace, Deployment) -> the Succeeded Rollout watching it for a reverted release.
+        self._watchers: dict[tuple[str, str], Ref] = {}
+        self._watching: dict[Ref, tuple[str, str]] = {}
         self.reconciles = 0
 
     # -- waking Rollouts -------------------------------------------------------------------
 
     def on_change(self, change: Change) -> None:
-        """A watch event: wake the Rollout it concerns."""
+        """A watch event: wake the Rollout it concerns (a route's: the Rollout steering it,
+        e.g. once the mesh has accepted the route or someone edited its weights)."""
         if change.kind == "Rollout":
             self.queue.add(Ref(change.namespace, change.name))
             return
@@ -178,9 +193,16 @@ class Controller:
             self.queue.add(Ref(change.namespace, owner))
             return
         with self._lock:
-            key = measuring.owner(self._measuring, change.namespace, change.name)
+            if change.kind == ROUTE:
+                key = measuring.route_owner(self._measuring, change.namespace, change.name)
+                watcher = None
+            else:
+                key = measuring.owner(self._measuring, change.namespace, change.name)
+                watcher = self._watchers.get((change.namespace, change.name))
         if key is not None:
             self.queue.add(Ref(*key))
+        if watcher is not None:
+            self.queue.add(watcher)
 
     def resync(self) -> None:
         """Wake every Rollout (a safety net under the watches), and report each one whose
@@ -244,12 +266,23 @@ class Controller:
             self._on_notify(ref, result.notify_at)
         with self._lock:
             self.reconciles += 1
-            self._measuring = measuring.reconciled(
-                self._measuring,
-                (ref.namespace, ref.name),
-                result.measuring or measuring.Reconciled(),
-                self._clock.now(),
-            )
+            watched = self._watching.pop(ref, None)
+            if watched is not None and self._watchers.get(watched) == ref:
+                del self._watchers[watched]
+            if result.watches is not None:
+                target = (ref.namespace, result.watches)
+                self._watchers[target] = ref
+                self._watching[ref] = target
+            key = (ref.namespace, ref.name)
+            if result.gone:
+                self._measuring = measuring.forget(self._measuring, key)
+            else:
+                self._measuring = measuring.reconciled(
+                    self._measuring,
+                    key,
+                    result.measuring or measuring.Reconciled(),
+                    self._clock.now(),
+                )
         return result
 
     # -- measuring -------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from canary.errors import (
     Problem,
     TerminalError,
     TransientError,
+    WriteRefused,
 )
 from canary.model.rollout import Rollout
 from canary.model.status import TERMINAL_PHASES, RolloutStatus
@@ -43,6 +44,21 @@ log = structlog.get_logger("canary.reconciler")
 
 RETRY_TRANSIENT = timedelta(seconds=2)
 RETRY_TERMINAL = timedelta(seconds=30)
+RETRY_REFUSED = timedelta(seconds=10)
+"""How soon to try a refused route write again (doubled per refusal in a row, up to the
+controller's cap): the route's owner must change it first."""
+ROUTE_WRITABLE = "RouteWritable"
+"""The condition that says the API server refused canary's last weight change of the route."""
+MESSAGE_LIMIT = 1024
+
+
+class RouteRefused(WriteRefused):
+    """The API server (an admission webhook such as Linkerd's) refused the route write of a
+    ``SetWeight``: the weight asked for, and its reason."""
+
+    def __init__(self, weight: int, refused: WriteRefused) -> None:
+        super().__init__(list(refused.problems))
+        self.weight = weight
 
 
 @dataclass(frozen=True)
@@ -68,6 +84,11 @@ class Result:
     """How the release ended, when this reconcile wrote its terminal status."""
     notify_at: datetime | None = None
     """When the outbox this reconcile wrote has a notification due (None: it added none)."""
+    gone: bool = False
+    """The Rollout no longer exists (deleted): whatever is kept for it can go."""
+    watches: str | None = None
+    """The Deployment this Succeeded Rollout watches for a reverted release (its changes
+    should wake it); None for any other."""
 
 
 def superseded_by(rollout: Rollout, others: list[Rollout]) -> str | None:
@@ -84,6 +105,23 @@ def superseded_by(rollout: Rollout, others: list[Rollout]) -> str | None:
         return None
     newest = max(newer, key=lambda o: (o.metadata.creation_timestamp, o.metadata.name))
     return newest.metadata.name
+
+
+PROMOTING_PHASES = frozenset({"Promoting", "Succeeded", "Failed"})
+"""Phases in which a Rollout may have written the stable Deployment's template."""
+
+
+def newer_promotion(rollout: Rollout, others: list[Rollout]) -> bool:
+    """Whether a Rollout of the same target newer than ``rollout`` has written (or may have
+    written) the stable Deployment's template."""
+    mine = (rollout.metadata.creation_timestamp, rollout.metadata.name)
+    return any(
+        other.spec.target_ref == rollout.spec.target_ref
+        and other.metadata.name != rollout.metadata.name
+        and (other.metadata.creation_timestamp, other.metadata.name) > mine
+        and other.status.phase in PROMOTING_PHASES
+        for other in others
+    )
 
 
 class Reconciler:
@@ -130,11 +168,13 @@ class Reconciler:
         if rollout is None:
             self._plans.pop(ref, None)
             self._rejected.pop(ref, None)
-            return Result(None)
+            return Result(None, gone=True)
         self._reject_malformed_commands(ref, rollout, bound)
         now = self._clock.now()
         status = rollout.status
         if status.phase in TERMINAL_PHASES and not _may_restart(rollout):
+            if status.phase == "Succeeded":
+                return self._watch(rollout, bound)
             return Result(None)
         policy = None
         policy_ref = rollout.spec.policy_ref
@@ -163,6 +203,8 @@ class Reconciler:
         try:
             decision, ready = self._decide(rollout, plan, measurement)
             weight, notify_at = self._act(rollout, plan, decision, bound)
+        except RouteRefused as refused:
+            return self._route_refused(rollout, plan, decision, refused, ready=ready, bound=bound)
         except ConfigError as error:
             problems = (
                 list(error.problems)
@@ -179,12 +221,17 @@ class Reconciler:
         )
 
     def _decide(
-        self, rollout: Rollout, plan: plan_mod.Plan, measurement: Measurement | None
+        self,
+        rollout: Rollout,
+        plan: plan_mod.Plan,
+        measurement: Measurement | None,
+        others: list[Rollout] | None = None,
     ) -> tuple[vocabulary.Decision, int]:
         ns, name = rollout.metadata.namespace, rollout.metadata.name
         world = self._workloads.observe(ns, name, plan)
         route = self._routers[plan.router].observe(ns, plan)
-        others = [r for r in self._store.list(ns) if r.metadata.name != name]
+        if others is None:
+            others = [r for r in self._store.list(ns) if r.metadata.name != name]
         obs = vocabulary.Observation(
             target=world.target,
             apex_service=world.apex_service,
@@ -196,11 +243,38 @@ class Reconciler:
             early=measurement.early if measurement else None,
             commands=commands.decode(rollout.metadata.annotations),
             superseded_by=superseded_by(rollout, others),
+            newer_promotion=newer_promotion(rollout, others),
             hook_answers=tuple(self._hooks.answers(Ref(ns, name))) if self._hooks else (),
         )
         decision = machine.decide(plan, rollout.status, obs, self._clock.now())
         ready = world.canary.ready_replicas if world.canary is not None else 0
         return vocabulary.with_generation(decision, rollout.metadata.generation), ready
+
+    def _watch(self, rollout: Rollout, bound: structlog.typing.FilteringBoundLogger) -> Result:
+        """A Succeeded Rollout whose release the stable Deployment should still run (no newer
+        Rollout of its target has promoted one): let the machine compare, and report a revert
+        (docs/gitops.md). It never rewrites a finished release's outcome: a policy that is gone
+        or no longer plans leaves it as it is."""
+        ns = rollout.metadata.namespace
+        others = [r for r in self._store.list(ns) if r.metadata.name != rollout.metadata.name]
+        if newer_promotion(rollout, others):
+            return Result(None)
+        policy = None
+        if rollout.spec.policy_ref is not None:
+            policy = self._store.policy(Ref(ns, rollout.spec.policy_ref.name))
+            if policy is None:
+                return Result(None)
+        try:
+            plan = plan_mod.build(rollout, policy)
+        except InvalidSpec:
+            return Result(None)
+        try:
+            decision, _ = self._decide(rollout, plan, None, others)
+            _, notify_at = self._act(rollout, plan, decision, bound)
+        except ConfigError as error:
+            bound.warning("stable_not_watched", error=str(error))
+            return Result(None)
+        return Result(None, notify_at=notify_at, watches=plan.target)
 
     def _act(
         self,
@@ -215,14 +289,18 @@ class Reconciler:
         weight = None
         for action in decision.actions:
             if isinstance(action, vocabulary.SetWeight):
-                self._routers[plan.router].set_weights(ns, plan, action.canary)
+                try:
+                    self._routers[plan.router].set_weights(ns, plan, action.canary)
+                except WriteRefused as refused:
+                    # No later action may run on a weight that did not take.
+                    raise RouteRefused(action.canary, refused) from refused
                 weight = action.canary
             else:
                 self._workloads.apply(ns, name, plan, action)
-        for event in decision.events:
-            self._events.record(rollout, event)
-            bound.info(_log_name(event.reason), message=event.message)
+        self._record_events(rollout, decision, bound)
         status = self._outboxed(rollout, plan, decision)
+        if weight is not None:
+            status = _route_written(status, self._clock.now())
         if status != rollout.status:
             self._write(rollout, status)
             # Started only once status records them, so that no call is made unrecorded; the
@@ -234,6 +312,62 @@ class Reconciler:
             if status.phase != rollout.status.phase:
                 bound.info("phase_changed", phase=status.phase, reason=decision.reason)
         return weight, _notify_at(decision.status, status)
+
+    def _record_events(
+        self,
+        rollout: Rollout,
+        decision: vocabulary.Decision,
+        bound: structlog.typing.FilteringBoundLogger,
+    ) -> None:
+        for event in decision.events:
+            self._events.record(rollout, event)
+            bound.info(_log_name(event.reason), message=event.message)
+
+    def _route_refused(
+        self,
+        rollout: Rollout,
+        plan: plan_mod.Plan,
+        decision: vocabulary.Decision,
+        refused: RouteRefused,
+        *,
+        ready: int,
+        bound: structlog.typing.FilteringBoundLogger,
+    ) -> Result:
+        """Hold traffic where the route has it and say why on the Rollout: a False
+        ``RouteWritable`` condition with the API server's reason and a Warning Event (once per
+        distinct reason). A step the decision took toward the refused weight is not recorded
+        (the release stays at the step the route still serves); a rollback it started is, so
+        that it is not forgotten while it waits for the route."""
+        ns = rollout.metadata.namespace
+        live = decision.status.canary_weight
+        reason = str(refused)[:MESSAGE_LIMIT]
+        message = (
+            f"the API server refused setting {plan.router} {ns}/{plan.route_name} to "
+            f"{refused.weight}% canary: {reason}; traffic stays at {live}% until the route is "
+            "fixed"
+        )
+        if decision.status.phase == "RollingBack":
+            self._record_events(rollout, decision, bound)
+            status = self._outboxed(rollout, plan, decision)
+        else:
+            status = rollout.status
+        old = next((c for c in rollout.status.conditions if c.type == ROUTE_WRITABLE), None)
+        conditions = vocabulary.set_condition(
+            status.conditions,
+            ROUTE_WRITABLE,
+            status=False,
+            reason="Refused",
+            message=message,
+            now=self._clock.now(),
+        )
+        status = status.model_copy(update={"conditions": conditions})
+        if old is None or old.status != "False" or old.message != message:
+            self._events.record(rollout, vocabulary.Event("Warning", "RouteRefused", message))
+        bound.warning("route_refused", weight=refused.weight, live=live, error=reason)
+        if status != rollout.status:
+            self._write(rollout, status)
+        report = measuring.Reconciled.of(plan, status.phase, None, ready)
+        return Result(RETRY_REFUSED, report, error=RouteRefused.__name__)
 
     def _outboxed(
         self, rollout: Rollout, plan: plan_mod.Plan | None, decision: vocabulary.Decision
@@ -297,6 +431,22 @@ class Reconciler:
 
     def _write(self, rollout: Rollout, status: RolloutStatus) -> None:
         self._store.write_status(rollout, status)
+
+
+def _route_written(status: RolloutStatus, now: datetime) -> RolloutStatus:
+    """``status`` with ``RouteWritable`` back to True once a weight write was taken again."""
+    old = next((c for c in status.conditions if c.type == ROUTE_WRITABLE), None)
+    if old is None or old.status == "True":
+        return status
+    conditions = vocabulary.set_condition(
+        status.conditions,
+        ROUTE_WRITABLE,
+        status=True,
+        reason="Written",
+        message="the API server took the route's weights again",
+        now=now,
+    )
+    return status.model_copy(update={"conditions": conditions})
 
 
 def _finished(before: RolloutStatus, after: RolloutStatus) -> history.Finished | None:

@@ -28,7 +28,7 @@ from canary.core import vocabulary
 from canary.errors import Conflict
 from canary.model.rollout import Rollout, RolloutPolicy
 from canary.model.status import RolloutStatus
-from canary.ports import Ref
+from canary.ports import ROUTE, Change, Ref
 from tests.integration.conftest import Cluster
 from tests.integration.test_routers_keep_the_router_contract import create_services, set_weights
 from tests.unit.fake_cluster import make_plan
@@ -39,11 +39,13 @@ T = TypeVar("T")
 
 
 class Counted:
-    """An API client of its own that counts the requests it sends, by HTTP method."""
+    """An API client of its own that counts the requests it sends, by HTTP method; and the
+    changes the cache over it reported."""
 
     def __init__(self, cluster: Cluster) -> None:
         self.api = cluster.api_client()
         self.calls: list[tuple[str, str]] = []
+        self.changes: list[Change] = []
         original = self.api.call_api
 
         def call_api(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
@@ -64,7 +66,7 @@ def cached(cluster: Cluster, namespace: str) -> Iterator[tuple[KubeCache, Counte
     counted = Counted(cluster)
     cache = KubeCache(counted.api, [namespace])
     stop = threading.Event()
-    thread = threading.Thread(target=cache.run, args=(lambda _c: None, stop), daemon=True)
+    thread = threading.Thread(target=cache.run, args=(counted.changes.append, stop), daemon=True)
     thread.start()
     try:
         cache.wait_synced(30)
@@ -168,6 +170,8 @@ def test_workloads_observe_the_same_world_through_the_cache(
         counted.api,
         deployments=CachedLookup(cache.deployments),
         services=CachedLookup(cache.services),
+        autoscalers=cache.autoscalers_of,
+        owners=cache.rollout_uid,
     )
     plan = make_plan()
     apps: Any = client.AppsV1Api(kube)  # bodies as dicts, as on the wire
@@ -193,6 +197,22 @@ def test_workloads_observe_the_same_world_through_the_cache(
             "spec": {"selector": {"app": "podinfo"}, "ports": [{"port": 9898}]},
         },
     )
+    autoscaling: Any = client.AutoscalingV2Api(kube)
+    autoscaling.create_namespaced_horizontal_pod_autoscaler(
+        namespace,
+        {
+            "metadata": {"name": "podinfo"},
+            "spec": {
+                "scaleTargetRef": {
+                    "apiVersion": "apps/v1",
+                    "kind": "Deployment",
+                    "name": "podinfo",
+                },
+                "minReplicas": 2,
+                "maxReplicas": 6,
+            },
+        },
+    )
 
     def same() -> None:
         agree(
@@ -209,6 +229,8 @@ def test_workloads_observe_the_same_world_through_the_cache(
     through_cache.apply(namespace, "podinfo-2", plan, vocabulary.EnsureCanary(replicas=1))
     same()
     state = direct.observe(namespace, "podinfo-2", plan)
+    assert state.target is not None
+    assert state.target.autoscaler == vocabulary.Autoscaler(2, 6)
     assert state.services_ready
     assert state.canary is not None
     assert state.canary.current
@@ -223,8 +245,9 @@ def test_routes_read_through_the_cache_agree(
     kube: client.ApiClient, namespace: str, cached: tuple[KubeCache, Counted]
 ) -> None:
     """An HTTPRoute router over the cache observes the weights the direct router observes,
-    and its weight writes (guarded by the cached resourceVersion) land."""
-    cache, _ = cached
+    and its weight writes (guarded by the cached resourceVersion) land; the route's changes are
+    reported (they wake the Rollout that steers it)."""
+    cache, counted = cached
     plan = make_plan()
     create_services(kube, namespace, plan)
     direct = HTTPRouteRouter(functools.partial(CustomObjects, kube))
@@ -243,6 +266,11 @@ def test_routes_read_through_the_cache_agree(
         )
         assert seen is not None
         assert seen.canary_weight == weight
+    route = (ROUTE, namespace, plan.route_name)
+    reported = eventually(
+        lambda: [(c.kind, c.namespace, c.name) for c in counted.changes], lambda v: route in v
+    )
+    assert route in reported
 
 
 def test_an_expired_watch_lists_again_and_catches_up(

@@ -63,6 +63,9 @@ def test_deploy_is_the_chart_rendered_with_default_values() -> None:
         (["--set", "controller.tick=soon"], "tick"),
         (["--set", "replica=2"], "replica"),
         (["--set", "slack.identities.users.alice.username=alice"], "alice"),
+        (["--set", "controller.workers=0"], "workers"),
+        (["--set", "controller.kubeQPS=0"], "kubeQPS"),
+        (["--set", "controller.kubeBurst=1.5"], "kubeBurst"),
     ],
 )
 def test_values_outside_the_schema_are_refused(helm: Any, values: list[str], named: str) -> None:
@@ -114,6 +117,24 @@ def test_slack_values_render_the_identity_mapping_and_the_app_secret(
         "volumes"
     ]
     assert not [d for d in _render(helm) if "slack" in d["metadata"]["name"]]
+
+
+def test_workers_and_the_api_rate_limit_reach_the_controllers_arguments(helm: Any) -> None:
+    """controller.workers, .kubeQPS and .kubeBurst become `canary run`'s --workers,
+    --kube-qps and --kube-burst; by default the flags' own defaults (4, 20, 30)."""
+
+    def args(*values: str) -> list[str]:
+        (deployment,) = [d for d in _render(helm, *values) if d["kind"] == "Deployment"]
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        return [a for a in container["args"] if a.startswith(("--workers", "--kube-"))]
+
+    assert args() == ["--workers=4", "--kube-qps=20", "--kube-burst=30"]
+    tuned = '{"workers": 16, "kubeQPS": 50.5, "kubeBurst": 100}'  # --set makes 50.5 a string
+    assert args("--set-json", f"controller={tuned}") == [
+        "--workers=16",
+        "--kube-qps=50.5",
+        "--kube-burst=100",
+    ]
 
 
 def test_a_namespaced_rendering_grants_only_the_listed_namespaces(helm: Any) -> None:

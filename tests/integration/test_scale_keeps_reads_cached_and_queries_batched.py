@@ -2,14 +2,22 @@
 
 Asserts the structural properties, never timings: at most one Prometheus query per measuring
 tick whatever the number of Rollouts (and no per-Rollout query), no GET of canary's resources
-in a steady window of Progressing Rollouts (the kube-apiserver's own ``apiserver_request_total``
-counts), and no wrong decision (a good release rolled back, a bad one promoted). The full
-benchmark is ``make bench-scale`` (bench/scale.py).
+in a steady window (every Rollout started, none creating its canary or promoting, reconciles
+going on: the kube-apiserver's own ``apiserver_request_total`` counts), and no wrong decision
+(a good release rolled back, a bad one promoted) among those finished when the run ends: once
+the steady window is measured and a good release was promoted and a bad one rolled back (one
+step at 50%, a 10 s analysis interval: about a minute; waiting for all 50 took up to 4 minutes,
+Linkerd's policy controller accepting the 50 routes slowly on a loaded machine). On a failure
+the report says which Rollout ended wrong and why (its status, its steps' counts and checks,
+the log lines naming it). The full benchmark is ``make bench-scale`` (bench/scale.py).
 
-False-failure rate: the policy's ``falseRollbackRate`` is 2e-5 per release (Ville's bound), so
-the 45 good releases are wrongly rolled back with probability at most 45 × 2e-5 = 0.09%; the
-5 bad ones fail 30% of requests against a 95% floor and stable's 0.1%, which the test settles
-with far more evidence than its limit of 1/2e-5.
+False-failure rate: the policy's ``falseRollbackRate`` is 2e-5 per release (Ville's bound;
+early looks spend part of that same budget), so the 45 good releases are wrongly rolled back
+with probability at most 45 × 2e-5 = 0.09%; the 5 bad ones fail 30% of requests against a 95%
+floor and stable's 0.1%, which the test settles with far more evidence than its limit of
+1/2e-5. The steady window is timing, not chance: it needs 8 s (and a 5 s grace) with no Rollout
+starting or promoting, which every run so far found between the last start and the first
+promotion (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -30,8 +38,7 @@ TICK_SECONDS = 2
 def test_fifty_rollouts_share_one_query_per_tick_and_read_only_the_cache(
     cluster: Cluster, tmp_path: Path
 ) -> None:
-    """N = 50: queries per tick ≤ 1, zero GETs in steady state, no wrong decision (the run
-    ends once a good release was promoted and a bad one rolled back)."""
+    """N = 50: queries per tick ≤ 1, zero GETs in steady state, no wrong decision."""
     setup = scale.Setup(
         50,
         f"scale-{uuid.uuid4().hex[:8]}",
@@ -39,7 +46,7 @@ def test_fifty_rollouts_share_one_query_per_tick_and_read_only_the_cache(
         steps=(50,),
         tick=f"{TICK_SECONDS}s",
         rps=40,
-        timeout=300,
+        timeout=150,
         steady=8,
         early=True,
     )
@@ -49,10 +56,12 @@ def test_fifty_rollouts_share_one_query_per_tick_and_read_only_the_cache(
         "LINKERD_POLICY_GRPC": cluster.policy_grpc,
     }
     report = scale.run(setup, cluster.kubeconfig, env, tmp_path)
-    summary = scale.table([report], TICK_SECONDS)
-    assert report.wrong == [], summary
+    summary = f"{scale.table([report], TICK_SECONDS)}\nphases first seen: {scale.timeline(report)}"
+    print(summary)  # in the log of a passing run too (pytest -rP)
+    assert report.wrong == [], f"{summary}\n{report.diagnosis}"
     assert report.value_queries == 0, summary
     assert report.snapshots <= report.seconds / TICK_SECONDS + 1, summary
     assert report.steady_gets == 0, summary  # -1: no steady window was seen at all
+    assert report.steady_reconciles > 0, summary  # the window held reconciles that sent no GET
     assert report.reconciles > 0, summary
     assert {"Succeeded", "RolledBack"} <= set(report.phases.values()), summary

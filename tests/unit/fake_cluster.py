@@ -63,6 +63,12 @@ class FakeCluster:
     stable_rolls_out: bool = True
     metrics_error: str | None = None
     """While set, every measuring tick fails with it (Prometheus down)."""
+    autoscaler: vocabulary.Autoscaler | None = None
+    """The stable Deployment's HorizontalPodAutoscaler bounds (None: it has none)."""
+    stable_ready_pods: int | None = None
+    """Ready stable pods (None: all of ``stable_replicas``)."""
+    canary_autoscaler: vocabulary.Autoscaler | None = None
+    """The canary's own autoscaler, as the adapter keeps it."""
 
     def apply(self, action: vocabulary.Action) -> None:
         """Apply one action as the adapters would."""
@@ -72,12 +78,16 @@ class FakeCluster:
                 self.weight = w
             case vocabulary.EnsureServices():
                 self.services = True
-            case vocabulary.EnsureCanary(replicas=r):
+            case vocabulary.EnsureCanary(replicas=r, autoscaler=a):
+                if a is not None and self.canary_template == "v2":
+                    r = max(r, self.canary_replicas)  # a floor: the autoscaler owns the rest
                 self.canary_exists = True
                 self.canary_replicas = r
+                self.canary_autoscaler = a
                 self.canary_template = "v2"
                 self.canary_ready = min(self.canary_ready, r)
             case vocabulary.ScaleCanaryToZero():
+                self.canary_autoscaler = None
                 self.canary_replicas = 0
                 self.canary_ready = 0
             case vocabulary.PromoteStable():
@@ -118,6 +128,13 @@ class FakeCluster:
                     replicas=self.stable_replicas,
                     ready=self.stable_ready,
                     has_release=self.stable_template == "v2",
+                    current_replicas=self.stable_replicas,
+                    ready_replicas=(
+                        self.stable_replicas
+                        if self.stable_ready_pods is None
+                        else self.stable_ready_pods
+                    ),
+                    autoscaler=self.autoscaler,
                 )
                 if self.target_exists
                 else None

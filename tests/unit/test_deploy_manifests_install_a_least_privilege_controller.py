@@ -126,12 +126,18 @@ def _rules(kind: str, name: str) -> list[dict[str, Any]]:
 
 
 def test_no_rule_is_a_wildcard_or_deletes() -> None:
-    """No '*', no delete/deletecollection (but of old finished Rollouts), no list/watch of
-    Secrets, no RBAC or pods access."""
+    """No '*', no delete/deletecollection (but of old finished Rollouts and of the canary's own
+    autoscaler when the canary is scaled to zero), no list/watch of Secrets, no RBAC or pods
+    access."""
     for rule in _rules("ClusterRole", "canary") + _rules("Role", "canary-leader-election"):
         for field in ("apiGroups", "resources", "verbs"):
             assert "*" not in rule[field], rule
-        deletes = {"delete"} if rule["resources"] == ["rollouts"] else set()  # retention
+        # Retention; the canary's autoscaler, which would scale a canary at zero back up.
+        deletes = (
+            {"delete"}
+            if rule["resources"] in (["rollouts"], ["horizontalpodautoscalers"])
+            else set()
+        )
         assert not {
             "delete",
             "deletecollection",

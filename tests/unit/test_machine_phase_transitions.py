@@ -320,7 +320,7 @@ def test_retry_restarts_a_rolled_back_release() -> None:
 def test_finished_release_ignores_retry_and_is_not_requeued() -> None:
     """A Succeeded release does nothing, even when asked to retry."""
     status = RolloutStatus(phase="Succeeded", message="promoted")
-    obs = FakeCluster().observe(commands=(_cmd("retry"),))
+    obs = FakeCluster(stable_template="v2").observe(commands=(_cmd("retry"),))  # promoted
     decision = machine.decide(make_plan(), status, obs, T0)
     assert decision.actions == ()
     assert decision.requeue_after is None

@@ -207,3 +207,38 @@ def test_measuring_offers_early_counts_since_the_weight_changed(
         got = measuring.early(state).get(KEY)
         counts = None if got is None else (got.canary.requests, got.stable.requests)
         assert counts == step.expect, f"at {step.at}s"
+
+
+def test_a_route_leads_back_to_the_rollout_last_planned_to_steer_it() -> None:
+    """The route of a planned Rollout leads back to it; a later Rollout of the same route
+    takes it over."""
+    plan = make_plan(traffic={"routeName": "podinfo-route"})
+    state = measuring.State()
+    state = measuring.reconciled(state, KEY, measuring.Reconciled.of(plan, "Pending", None, 0), T0)
+    assert measuring.route_owner(state, "t", "podinfo-route") == KEY
+    assert measuring.route_owner(state, "t", "podinfo") is None
+    assert measuring.route_owner(state, "u", "podinfo-route") is None
+    later = ("t", "podinfo-3")
+    state = measuring.reconciled(
+        state, later, measuring.Reconciled.of(plan, "Pending", None, 0), T0
+    )
+    assert measuring.route_owner(state, "t", "podinfo-route") == later
+
+
+def test_forgetting_a_deleted_rollout_drops_its_track_deployments_and_route() -> None:
+    """A forgotten Rollout is not measured and nothing leads back to it; what leads to another
+    Rollout stays; forgetting an unknown Rollout changes nothing."""
+    state = measuring.State()
+    judged = measuring.Reconciled.of(PLAN, "Progressing", 10, 1)
+    state = measuring.reconciled(state, KEY, judged, T0)
+    other = ("u", "web")
+    state = measuring.reconciled(state, other, judged, T0)
+    assert measuring.forget(state, ("t", "never-seen")) is state
+    state = measuring.forget(state, KEY)
+    assert measuring.judged(state) == {other: PLAN}
+    assert measuring.owner(state, "t", "podinfo") is None
+    assert measuring.owner(state, "t", "podinfo-canary") is None
+    assert measuring.route_owner(state, "t", PLAN.route_name) is None
+    assert measuring.owner(state, "u", "podinfo") == other
+    assert measuring.route_owner(state, "u", PLAN.route_name) == other
+    assert set(state.tracks) == {other}

@@ -13,7 +13,7 @@ from canary.core import plan as plan_mod
 from canary.errors import InvalidSpec, Problem
 from canary.model.linkerd import LATENCY_BUCKETS_MS
 from canary.model.rollout import ROLLOUT_LABEL, Rollout, RolloutPolicy
-from canary.ports import Change, Ref, WorkloadState
+from canary.ports import ROUTE, Change, Ref, WorkloadState
 from canary.runtime import reconciler as rec
 from canary.runtime.controller import Controller, WorkQueue
 from tests.fake_store import MemoryRolloutStore
@@ -295,9 +295,9 @@ def _pod(
     )
 
 
-def _controlled() -> tuple[World, Ref, Controller, FakeMetrics]:
+def _controlled(rollout: Rollout | None = None) -> tuple[World, Ref, Controller, FakeMetrics]:
     """Two Rollouts (t/podinfo-2, u/web) brought to their first step by the controller."""
-    world = World()
+    world = World() if rollout is None else World(rollout)
     meta = make_rollout().metadata.model_copy(update={"name": "web", "namespace": "u"})
     other = world.store.add(make_rollout().model_copy(update={"metadata": meta}))
     metrics = FakeMetrics()
@@ -355,6 +355,39 @@ def test_changes_to_a_rollouts_deployments_wake_it() -> None:
     assert controller.queue.get(stop) == (world.ref, None)
     controller.on_change(Change("Deployment", "u", "x", labels={ROLLOUT_LABEL: "web"}))
     assert controller.queue.get(stop) == (Ref("u", "web"), None)
+
+
+ROUTE_NAME = "podinfo-route"
+
+
+def test_a_change_to_the_route_a_rollout_steers_wakes_it() -> None:
+    """A route change (the mesh accepted it, someone edited its weights) queues the Rollout
+    that steers it at once, not on its next timer; another namespace's route queues nothing."""
+    world, _, controller, _ = _controlled(make_rollout(traffic={"routeName": ROUTE_NAME}))
+    stop = threading.Event()
+    route = plan_mod.build(world.rollout, None).route_name
+    assert route == ROUTE_NAME  # not a Deployment's name: only the route leads back
+    controller.on_change(Change(ROUTE, "elsewhere", route))
+    controller.on_change(Change(ROUTE, "t", "unrelated"))
+    assert len(controller.queue) == 0
+    controller.on_change(Change(ROUTE, "t", route))
+    assert len(controller.queue) == 1
+    assert controller.queue.get(stop) == (world.ref, None)
+
+
+def test_a_deleted_rollout_leaves_nothing_behind_in_measuring() -> None:
+    """Once a reconcile finds the Rollout deleted, it is no longer measured and neither its
+    Deployments nor its route lead back to it (what the controller keeps is bounded by the
+    Rollouts that exist)."""
+    world, _, controller, _ = _controlled(make_rollout(traffic={"routeName": ROUTE_NAME}))
+    route = plan_mod.build(world.rollout, None).route_name
+    del world.store.rollouts[world.ref]
+    controller.work(world.ref)
+    for change in (Change("Deployment", "t", "podinfo"), Change(ROUTE, "t", route)):
+        controller.on_change(change)
+    assert len(controller.queue) == 0
+    controller.measure()
+    assert len(controller.queue) == 0
 
 
 def test_abort_reaches_a_promotion_that_missed_its_deadline() -> None:

@@ -1,19 +1,20 @@
 """The controller's reads, served from shared informers instead of the API server.
 
 ``KubeCache`` owns the informers of the watched namespaces — Rollouts, RolloutPolicies,
-Deployments (trimmed to the fields the controller reads), Services, and the route kinds on first
-use — and is the controller's ``ports.ChangeFeed``: their changes wake Rollouts. It hands out
-cache-backed implementations of the existing read ports: ``CachedRolloutStore``
-(``ports.RolloutStore``), the lookups ``KubeWorkloads`` reads through, and ``CachedObjects``
-(``routers.RouteObjects``). Every write still goes to the API server through the direct
-adapters, guarded by resourceVersion, and a status write is put into the cache at once so the
-next reconcile does not read it back stale. In the steady state a reconcile sends no GET.
-Built by ``canary.cli``; must not be used before ``wait_synced`` (an unsynced cache would say
-that objects do not exist).
+Deployments (trimmed to the fields the controller reads), Services, HorizontalPodAutoscalers,
+and the route kinds on first use — and is the controller's ``ports.ChangeFeed``: their changes
+wake Rollouts. It hands out cache-backed implementations of the existing read ports:
+``CachedRolloutStore`` (``ports.RolloutStore``), the lookups ``KubeWorkloads`` reads through,
+and ``CachedObjects`` (``routers.RouteObjects``). Every write still goes to the API server
+through the direct adapters, guarded by resourceVersion, and a status write is put into the
+cache at once so the next reconcile does not read it back stale. In the steady state a
+reconcile sends no GET. Built by ``canary.cli``; must not be used before ``wait_synced`` (an
+unsynced cache would say that objects do not exist).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import threading
 from collections.abc import Callable, Sequence
@@ -27,7 +28,7 @@ from canary.adapters.kube.rollouts import KubeRolloutStore, parse_policy, parse_
 from canary.errors import InvalidSpec
 from canary.model.rollout import GROUP, VERSION, Rollout, RolloutPolicy
 from canary.model.status import RolloutStatus
-from canary.ports import Change, Ref, StopSignal
+from canary.ports import ROUTE, Change, Ref, StopSignal
 
 Obj = dict[str, Any]
 
@@ -101,6 +102,21 @@ def trim_service(obj: Obj) -> Obj:
     }
 
 
+def trim_autoscaler(obj: Obj) -> Obj:
+    """A HorizontalPodAutoscaler cut to its names, resourceVersion, labels and spec (which the
+    canary's own autoscaler copies its metrics and behavior from)."""
+    meta = obj.get("metadata") or {}
+    return {
+        "metadata": {
+            "name": meta.get("name"),
+            "namespace": meta.get("namespace"),
+            "resourceVersion": meta.get("resourceVersion"),
+            "labels": meta.get("labels") or {},
+        },
+        "spec": obj.get("spec") or {},
+    }
+
+
 class _Parsed:
     """A Rollout or RolloutPolicy parsed once per resourceVersion, or why it does not parse."""
 
@@ -150,10 +166,20 @@ class KubeCache:
             self._scopes(core.list_service_for_all_namespaces, core.list_namespaced_service),
             trim_service,
         )
+        autoscaling: Any = client.AutoscalingV2Api(api)
+        self.autoscalers = Informer(
+            "HorizontalPodAutoscaler",
+            self._scopes(
+                autoscaling.list_horizontal_pod_autoscaler_for_all_namespaces,
+                autoscaling.list_namespaced_horizontal_pod_autoscaler,
+            ),
+            trim_autoscaler,
+        )
         self._custom = custom
         self._routes: dict[tuple[str, str], Informer] = {}
         self._lock = threading.Lock()
         self._stop: StopSignal | None = None
+        self._on_change: Callable[[Change], None] | None = None
         self.ready = threading.Event()
 
     def _scopes(self, everywhere: Callable[..., Any], one: Callable[..., Any]) -> list[Scope]:
@@ -171,11 +197,19 @@ class KubeCache:
         """The informers running now (the route kinds only once used)."""
         with self._lock:
             routes = list(self._routes.values())
-        return [self.rollouts, self.policies, self.deployments, self.services, *routes]
+        return [
+            self.rollouts,
+            self.policies,
+            self.deployments,
+            self.services,
+            self.autoscalers,
+            *routes,
+        ]
 
     def run(self, on_change: Callable[[Change], None], stop: StopSignal) -> None:
-        """Keep every informer current until ``stop``, reporting Rollout and Deployment
+        """Keep every informer current until ``stop``, reporting Rollout, Deployment and route
         changes (``ports.ChangeFeed``); blocks. ``ready`` is set once all are synced."""
+        self._on_change = on_change
         self._stop = stop
         threads = [
             threading.Thread(target=informer.run, args=(feed, stop), daemon=True, name=name)
@@ -184,6 +218,7 @@ class KubeCache:
                 (self.policies, None, "policies"),
                 (self.deployments, on_change, "deployments"),
                 (self.services, None, "services"),
+                (self.autoscalers, None, "autoscalers"),
             )
         ]
         for thread in threads:
@@ -196,8 +231,27 @@ class KubeCache:
 
     def wait_synced(self, timeout: float) -> None:
         """Block until the first lists are in (raises the API error, or ApiUnavailable)."""
-        for informer in (self.rollouts, self.policies, self.deployments, self.services):
+        for informer in (
+            self.rollouts,
+            self.policies,
+            self.deployments,
+            self.services,
+            self.autoscalers,
+        ):
             informer.wait_synced(timeout)
+
+    def autoscalers_of(self, namespace: str) -> list[Obj]:
+        """The cached HorizontalPodAutoscalers of a namespace (``KubeWorkloads``' listing)."""
+        found: list[Obj] = self.autoscalers.values(namespace)
+        return found
+
+    def rollout_uid(self, namespace: str, name: str) -> str | None:
+        """The uid of a cached Rollout (None: not cached, or it does not parse)."""
+        found: _Parsed | None = self.rollouts.get(namespace, name)
+        if found is None or found.error is not None:
+            return None
+        uid: str | None = found.value.metadata.uid
+        return uid
 
     def store(self, direct: KubeRolloutStore) -> CachedRolloutStore:
         """A ``ports.RolloutStore`` reading this cache and writing through ``direct``."""
@@ -217,10 +271,17 @@ class KubeCache:
                 stop = self._stop
                 if stop is None:
                     raise RuntimeError("KubeCache.run must be started before routes are read")
+                feed = self._on_change
+                routed = None if feed is None else functools.partial(_as_route, feed)
                 threading.Thread(
-                    target=informer.run, args=(None, stop), daemon=True, name=plural
+                    target=informer.run, args=(routed, stop), daemon=True, name=plural
                 ).start()
         return CachedObjects(CustomObjects(self._api, api_version, plural), informer)
+
+
+def _as_route(on_change: Callable[[Change], None], change: Change) -> None:
+    """Report a change of a route kind as a change of kind ``ports.ROUTE``."""
+    on_change(dataclasses.replace(change, kind=ROUTE))
 
 
 class CachedRolloutStore:

@@ -1,7 +1,9 @@
 """Connecting to the API server and translating the client's exceptions into canary's errors.
 
 Every module in this package calls the API inside ``translated()``, so that the runtime only
-ever sees ``canary.errors`` (Conflict, ApiUnavailable, TerminalError, InvalidSpec).
+ever sees ``canary.errors`` (Conflict, ApiUnavailable, TerminalError, WriteRefused). A
+refusal (400 from an admission webhook, 422 from validation) is never retried as if the API
+server were unavailable: the same write would be refused again.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
-from canary.errors import ApiUnavailable, Conflict, InvalidSpec, Problem, TerminalError
+from canary.errors import ApiUnavailable, Conflict, Problem, TerminalError, WriteRefused
 
 
 class RateLimiter:
@@ -117,8 +119,8 @@ def translated(what: str) -> Iterator[None]:
         message = f"{what}: {_message(error)}"
         if status == 409:
             raise Conflict(message) from error
-        if status == 422:
-            raise InvalidSpec([Problem("", message)]) from error
+        if status in (400, 422):
+            raise WriteRefused([Problem("", message)]) from error
         if status in (401, 403):
             raise TerminalError(
                 f"{message} (check canary's RBAC: charts/canary, deploy/canary.yaml)"

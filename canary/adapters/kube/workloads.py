@@ -7,6 +7,11 @@ semantics are exactly Kubernetes'), and its selector labels rewritten with a ``-
 so that the apex Service never selects canary pods. The stable Deployment is written only by
 ``PromoteStable``; a rollback never touches it.
 
+With a HorizontalPodAutoscaler on the target, the canary gets its own
+(``canary.adapters.kube.autoscalers``); while it exists, the canary's replicas are only ever
+raised to the floor the machine asks for, never lowered, and it is deleted before the canary is
+scaled to zero.
+
 Every write carries the field manager ``canary``. Promotion is a strategic-merge patch of the
 stable Deployment, so the API server records ``canary`` as the owner of exactly the fields whose
 values the release changed (its images, its ``templatePatch`` values and the release annotation),
@@ -25,11 +30,13 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from canary.adapters.kube.autoscalers import CanaryAutoscalers, Listing, OwnerLookup, bounds
 from canary.adapters.kube.client import translated
 from canary.core import undo
 from canary.core.plan import CANARY_SUFFIX, Plan
 from canary.core.vocabulary import (
     Action,
+    Autoscaler,
     CanaryState,
     EnsureCanary,
     EnsureServices,
@@ -120,6 +127,8 @@ class KubeWorkloads:
         *,
         deployments: Lookup | None = None,
         services: Lookup | None = None,
+        autoscalers: Listing | None = None,
+        owners: OwnerLookup | None = None,
     ) -> None:
         # Objects are handled as camelCase dicts, as on the wire; the typed client models
         # would only add Optional checks on fields the API server always sets.
@@ -128,6 +137,9 @@ class KubeWorkloads:
         self._api = api
         self._read_deployment: Lookup = deployments or self._deployment
         self._read_service: Lookup = services or self._service
+        self._autoscalers = CanaryAutoscalers(
+            api, field_manager=FIELD_MANAGER, autoscalers=autoscalers, owners=owners
+        )
 
     def _dict(self, obj: object) -> Obj:
         result: Obj = self._api.sanitize_for_serialization(obj)
@@ -158,11 +170,16 @@ class KubeWorkloads:
         apex = self._read_service(namespace, plan.service.name)
         target = None
         if stable is not None:
+            hpa = self._autoscalers.of(namespace, plan.target)
+            status = stable.get("status") or {}
             target = TargetState(
                 replicas=_replicas(stable),
                 ready=_rolled_out(stable),
                 has_release=has_release(stable, rollout, plan),
                 template=undo.record(stable["spec"]["template"]),
+                current_replicas=status.get("replicas"),
+                ready_replicas=int(status.get("readyReplicas") or 0),
+                autoscaler=None if hpa is None else bounds(hpa),
             )
         canary = self._read_deployment(namespace, plan.canary_deployment)
         canary_state = None
@@ -203,11 +220,12 @@ class KubeWorkloads:
         match action:
             case EnsureServices():
                 self._ensure_services(namespace, plan)
-            case EnsureCanary(replicas=replicas):
-                self._ensure_canary(namespace, rollout, plan, replicas)
+            case EnsureCanary(replicas=replicas, autoscaler=autoscaler):
+                self._ensure_canary(namespace, rollout, plan, replicas, autoscaler)
             case PromoteStable():
                 self._promote(namespace, rollout, plan)
             case ScaleCanaryToZero():
+                self._autoscalers.remove(namespace, plan)  # it would scale the canary up again
                 self._scale_canary(namespace, plan, 0)
             case _:
                 raise TypeError(f"not a workload action: {action!r}")
@@ -266,14 +284,24 @@ class KubeWorkloads:
         template: Obj = self._dict(merged)["spec"]["template"]
         return template
 
-    def _ensure_canary(self, namespace: str, rollout: str, plan: Plan, replicas: int) -> None:
+    def _ensure_canary(
+        self,
+        namespace: str,
+        rollout: str,
+        plan: Plan,
+        replicas: int,
+        autoscaler: Autoscaler | None,
+    ) -> None:
         wanted = release_id(rollout, plan)
         canary = self._read_deployment(namespace, plan.canary_deployment)
         if canary is None or _annotations(canary).get(RELEASE_ANNOTATION) != wanted:
             canary = self._deployment(namespace, plan.canary_deployment)  # a cache may lag
         if canary is not None and _annotations(canary).get(RELEASE_ANNOTATION) == wanted:
-            if canary["spec"].get("replicas") != replicas:
+            have = int(canary["spec"].get("replicas") or 0)
+            # With an autoscaler, replicas are a floor: the autoscaler owns the number above it.
+            if have < replicas or (autoscaler is None and have != replicas):
                 self._scale_canary(namespace, plan, replicas)
+            self._autoscalers.sync(namespace, rollout, plan, autoscaler)
             return
         stable = self._deployment(namespace, plan.target)
         if stable is None:
@@ -307,6 +335,7 @@ class KubeWorkloads:
                 self._apps.replace_namespaced_deployment(
                     plan.canary_deployment, namespace, body, field_manager=FIELD_MANAGER
                 )
+        self._autoscalers.sync(namespace, rollout, plan, autoscaler)
 
     def _scale_canary(self, namespace: str, plan: Plan, replicas: int) -> None:
         if self._read_deployment(namespace, plan.canary_deployment) is None:

@@ -70,6 +70,11 @@ the API server's audit log of an e2e run as this ServiceAccount.
 - apiGroups: [""]
   resources: [services]
   verbs: [get, list, watch, create, update]
+# HorizontalPodAutoscalers cached (the target's is only ever read); the canary's own created
+# from it, replaced when its bounds change, deleted when the canary is scaled to zero.
+- apiGroups: [autoscaling]
+  resources: [horizontalpodautoscalers]
+  verbs: [list, watch, create, update, delete]
 # The traffic split: cached, created once, weights patched.
 - apiGroups: [gateway.networking.k8s.io, policy.linkerd.io]
   resources: [httproutes]
