@@ -278,7 +278,9 @@ def _begin_step(t: _Tick, index: int) -> bool:
     steps = [s for s in t.status.steps if s.index < index] + [record]
     t.status = t.status.model_copy(update={"current_step_index": index, "steps": steps})
     if step.pause is None:
-        t.event("StepAdvanced", f"step {index + 1}/{len(plan.steps)}: weight {step.set_weight}%")
+        advanced = f"step {index + 1}/{len(plan.steps)}: weight {step.set_weight}%"
+        t.event("StepAdvanced", advanced)
+        t.condition("Progressing", True, "StepAdvanced", advanced)
         return t.go("Progressing", f"step {index + 1}: moving to {step.set_weight}%")
     if step.pause.duration is not None:
         return t.go("Paused", f"step {index + 1}: paused for {step.pause.duration}")

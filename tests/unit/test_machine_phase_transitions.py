@@ -149,6 +149,10 @@ def test_too_few_requests_keep_collecting() -> None:
     assert status.current_step_index == 0
     assert 0 < status.steps[0].canary.requests < 10_000
     assert status.steps[0].canary.success_rate == 100.0
+    # The condition says where the release is, not how it started.
+    progressing = next(c for c in status.conditions if c.type == "Progressing")
+    assert (progressing.status, progressing.reason) == ("True", "StepAdvanced")
+    assert progressing.message.startswith("step 1/")
 
 
 def test_route_not_yet_accepted_is_not_judged() -> None:
