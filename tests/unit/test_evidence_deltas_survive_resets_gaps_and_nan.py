@@ -208,3 +208,9 @@ def test_deltas_add_up_to_everything_served(ticks: list[tuple[int, int, bool]]) 
     assert seen.failures <= failed
     if not any(restart for _, _, restart in ticks[1:]):
         assert seen == Arm(served, failed)
+
+
+def test_samples_that_are_not_objects_are_skipped() -> None:
+    """A result holding strings, numbers or nulls among its samples keeps the pods it names."""
+    samples: list[object] = ["x", 1, None, [], *pod("podinfo", "a", 3, 1)]
+    assert evidence.parse(samples) == evidence.parse(pod("podinfo", "a", 3, 1))  # type: ignore[arg-type]

@@ -47,6 +47,24 @@ def _error(spec: dict[str, Any]) -> tuple[str, str]:
         (_spec(analysis={"metrics": [{"name": "x", "query": "up"}]}), "analysis.metrics.0", "min"),
         (_spec(notifications=[{"type": "slack"}]), "notifications.0", "exactly one of url"),
         (
+            _spec(notifications=[{"type": "webhook", "url": "https://h.example", "channel": "C1"}]),
+            "notifications.0",
+            "channel is for slack notifications only",
+        ),
+        (
+            _spec(
+                notifications=[
+                    {
+                        "type": "webhook",
+                        "url": "https://h.example",
+                        "urlFrom": {"name": "s", "key": "url"},
+                    }
+                ]
+            ),
+            "notifications.0",
+            "exactly one of url or urlFrom",
+        ),
+        (
             _spec(
                 notifications=[
                     {

@@ -238,3 +238,14 @@ def test_resource_quantities_must_be_quantities() -> None:
     assert any(
         p == "release.templatePatch.spec.containers[0].resources.limits.cpu" for p, _ in errors
     )
+
+
+def test_lint_names_a_patched_field_outside_the_allow_list_with_what_may_be_set() -> None:
+    """`canary lint`'s answer for a templatePatch field it refuses says what a release may set."""
+    spec = _spec(release={"templatePatch": {"spec": {"serviceAccountName": "cluster-admin"}}})
+    with pytest.raises(ValidationError) as caught:
+        RolloutSpec.model_validate(spec)
+    (problem,) = lint.problems_of(caught.value)
+    assert problem.path == "release.templatePatch.spec.serviceAccountName"
+    assert problem.message == "a release may not change this field"
+    assert "templatePatch may set only" in problem.hint
