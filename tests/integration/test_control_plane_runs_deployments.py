@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 from kubernetes import client
+
+from tests.integration.e2e import chaos
 
 pytestmark = pytest.mark.integration
 
@@ -69,3 +72,23 @@ def test_deployment_with_three_replicas_gets_three_ready_pods_within_30s(
     while _ready_replicas(apps, "web", namespace) != 3 and time.monotonic() < deadline:
         time.sleep(0.2)
     assert _ready_replicas(apps, "web", namespace) == 3
+
+
+def test_the_deployment_controller_writes_its_revision_through_status(
+    kube: client.ApiClient, namespace: str
+) -> None:
+    """kube-controller-manager records ``deployment.kubernetes.io/revision`` through the
+    status subresource, which the chaos judge therefore does not count as a write to the
+    stable Deployment (tests/integration/e2e/chaos.py)."""
+    apps = client.AppsV1Api(kube)
+    serialize: Any = kube.sanitize_for_serialization
+    apps.create_namespaced_deployment(namespace, _deployment("rev", 1))
+    deadline = time.monotonic() + 30
+    found: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        found = serialize(apps.read_namespaced_deployment("rev", namespace))
+        if "deployment.kubernetes.io/revision" in (found["metadata"].get("annotations") or {}):
+            break
+        time.sleep(0.2)
+    assert found["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "1"
+    assert "deployment.kubernetes.io/revision" in chaos.status_annotations(found)

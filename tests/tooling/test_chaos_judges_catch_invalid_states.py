@@ -118,6 +118,23 @@ def test_status_writes_are_not_changes_to_the_stable_deployment() -> None:
     assert chaos.stable_changes(_deployment(), after) == []
 
 
+def test_the_deployment_controllers_revision_annotation_is_a_status_write() -> None:
+    """kube-controller-manager sets ``deployment.kubernetes.io/revision`` through the status
+    subresource after a wave's snapshot may have been taken (seen in CI: seed 782584596). That
+    is not a change; the same annotation written by another manager is."""
+    owned: dict[str, Any] = {
+        "f:metadata": {"f:annotations": {"f:deployment.kubernetes.io/revision": {}}}
+    }
+    after = _deployment()
+    after["metadata"]["annotations"] = {"deployment.kubernetes.io/revision": "1"}
+    after["metadata"]["managedFields"][1]["fieldsV1"] = owned
+    assert chaos.stable_changes(_deployment(), after) == []
+    by_us = _deployment()
+    by_us["metadata"]["annotations"] = {"canary.dev/touched": "yes"}
+    by_us["metadata"]["managedFields"][1]["fieldsV1"] = owned
+    assert chaos.stable_changes(_deployment(), by_us) == ["metadata.annotations"]
+
+
 def test_writes_to_the_stable_deployment_are_caught() -> None:
     """A new template, generation, label or spec write is reported by name."""
     after = _deployment()

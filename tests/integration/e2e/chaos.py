@@ -95,9 +95,21 @@ def blind_advances(samples: Iterable[Sample], start: float, end: float) -> list[
     return risen
 
 
-def _unchanged_part(deployment: Json) -> Json:
-    """A Deployment without what its status writes change (status, resourceVersion, and the
-    managedFields entries of the status subresource)."""
+def status_annotations(deployment: Json) -> set[str]:
+    """Annotations written through the status subresource. Its strategy keeps annotations, and
+    kube-controller-manager's deployment controller records ``deployment.kubernetes.io/revision``
+    that way, a moment after it first sees a Deployment or a new template."""
+    owned: set[str] = set()
+    for entry in (deployment.get("metadata") or {}).get("managedFields") or []:
+        if entry.get("subresource") == "status":
+            fields = ((entry.get("fieldsV1") or {}).get("f:metadata") or {}).get("f:annotations")
+            owned |= {key.removeprefix("f:") for key in fields or {}}
+    return owned
+
+
+def _unchanged_part(deployment: Json, status_annotations: set[str]) -> Json:
+    """A Deployment without what its status writes change (status, resourceVersion, the
+    managedFields entries of the status subresource and the annotations they own)."""
     metadata = dict(deployment.get("metadata") or {})
     metadata.pop("resourceVersion", None)
     metadata["managedFields"] = [
@@ -105,13 +117,20 @@ def _unchanged_part(deployment: Json) -> Json:
         for entry in metadata.get("managedFields") or []
         if entry.get("subresource") != "status"
     ]
+    annotations = {
+        key: value
+        for key, value in (metadata.get("annotations") or {}).items()
+        if key not in status_annotations
+    }
+    metadata["annotations"] = annotations or None
     return {"metadata": metadata, "spec": deployment.get("spec")}
 
 
 def stable_changes(before: Json, after: Json) -> list[str]:
     """What changed on the stable Deployment between two reads, status aside: its generation,
     pod template, labels, annotations or a spec/metadata write (managedFields)."""
-    old, new = _unchanged_part(before), _unchanged_part(after)
+    by_status = status_annotations(before) | status_annotations(after)
+    old, new = _unchanged_part(before, by_status), _unchanged_part(after, by_status)
     changed = []
     for key in ("generation", "labels", "annotations", "managedFields"):
         if old["metadata"].get(key) != new["metadata"].get(key):
