@@ -133,8 +133,14 @@ def _label(kube: client.ApiClient, namespace: str, value: str | None) -> None:
 @contextmanager
 def _unchecked(kube: client.ApiClient, namespace: str) -> Iterator[None]:
     """Writes in ``namespace`` skip Linkerd's webhook meanwhile (as a route written before
-    Linkerd was installed, or while its webhook was down, did); it checks them again after."""
+    Linkerd was installed, or while its webhook was down, did); it checks them again after.
+    The API server matches a webhook's namespaceSelector against its own cache of namespaces,
+    so a label change takes effect a moment after the write: both ways are waited for."""
     _label(kube, namespace, "disabled")
+    deadline = time.monotonic() + 10
+    while _create(kube, NETWORK_AUTHN, namespace, _narrowed_network(), dry=True) is not None:
+        assert time.monotonic() < deadline, "Linkerd's webhook never skipped the namespace"
+        time.sleep(0.2)
     try:
         yield
     finally:

@@ -107,7 +107,7 @@ def status_annotations(deployment: Json) -> set[str]:
     return owned
 
 
-def _unchanged_part(deployment: Json, status_annotations: set[str]) -> Json:
+def _unchanged_part(deployment: Json, ignored: set[str]) -> Json:
     """A Deployment without what its status writes change (status, resourceVersion, the
     managedFields entries of the status subresource and the annotations they own)."""
     metadata = dict(deployment.get("metadata") or {})
@@ -120,7 +120,7 @@ def _unchanged_part(deployment: Json, status_annotations: set[str]) -> Json:
     annotations = {
         key: value
         for key, value in (metadata.get("annotations") or {}).items()
-        if key not in status_annotations
+        if key not in ignored
     }
     metadata["annotations"] = annotations or None
     return {"metadata": metadata, "spec": deployment.get("spec")}
