@@ -190,7 +190,7 @@ def test_rollouts_of_a_target_agree_as_targets_change_and_rollouts_go(
         direct.delete(rollout)
     assert both("api") == []
     assert both("web") == []
-    assert eventually(cache.rollouts.index_keys, lambda keys: keys == 0) == 0
+    assert eventually(lambda: cache.sizes()["Rollout"], lambda held: held == (0, 0)) == (0, 0)
 
 
 def test_workloads_observe_the_same_world_through_the_cache(

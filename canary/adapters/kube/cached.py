@@ -230,6 +230,10 @@ class KubeCache:
         for thread in threads:
             thread.join()
 
+    def sizes(self) -> dict[str, tuple[int, int]]:
+        """Each running informer's kind → (objects it holds, index keys it holds)."""
+        return {i.kind: (len(i), i.index_keys()) for i in self.informers()}
+
     def wait_synced(self, timeout: float) -> None:
         """Block until the first lists are in (raises the API error, or ApiUnavailable)."""
         for informer in (
