@@ -442,8 +442,9 @@ class Harness:
         parts.extend(f"  {line}" for line in tail)
         return "\n".join(parts)
 
-    def round(self, version: int) -> Report:
-        """Release version ``version`` of every app; run until all are finished; measure."""
+    def round(self, version: int, until: float = float("inf")) -> Report:
+        """Release version ``version`` of every app; run until all are finished (or the
+        round's timeout, or the monotonic time ``until``); measure."""
         setup, report = self.setup, Report(self.setup.n)
         requests_before = apiserver_requests(self.api)
         metrics_before = _controller_metrics(self.url)
@@ -451,7 +452,8 @@ class Harness:
         started = time.monotonic()
         _start_rollouts(self.api, setup, version)
         watch = _Watch(self, started)
-        while time.monotonic() - started < setup.timeout and not watch.done(report):
+        end = min(started + setup.timeout, until)
+        while time.monotonic() < end and not watch.done(report):
             time.sleep(1)
             watch.observe(report)
         report.seconds = time.monotonic() - started
@@ -637,8 +639,9 @@ def soak(
     threading.Thread(target=sample, daemon=True).start()
     try:
         version = 2
-        while time.monotonic() - started < minutes * 60:
-            found.rounds.append(harness.round(version))
+        until = started + minutes * 60
+        while time.monotonic() < until:
+            found.rounds.append(harness.round(version, until))
             harness.delete_rollouts()
             found.let_go.append(harness.rollouts_let_go())
             found.cached.append(harness.cached())
