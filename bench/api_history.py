@@ -33,8 +33,13 @@ class _Store:
     def get(self, ref: Ref) -> Rollout | None:
         return next((r for r in self._rollouts if r.metadata.name == ref.name), None)
 
-    def list(self, namespace: str | None = None) -> list[Rollout]:
-        return [r for r in self._rollouts if namespace in (None, r.metadata.namespace)]
+    def list(self, namespace: str | None = None, target: str | None = None) -> list[Rollout]:
+        return [
+            r
+            for r in self._rollouts
+            if namespace in (None, r.metadata.namespace)
+            and target in (None, r.spec.target_ref.name)
+        ]
 
     def policy(self, ref: Ref) -> None:
         return None

@@ -442,8 +442,9 @@ class Harness:
         parts.extend(f"  {line}" for line in tail)
         return "\n".join(parts)
 
-    def round(self, version: int) -> Report:
-        """Release version ``version`` of every app; run until all are finished; measure."""
+    def round(self, version: int, until: float = float("inf")) -> Report:
+        """Release version ``version`` of every app; run until all are finished (or the
+        round's timeout, or the monotonic time ``until``); measure."""
         setup, report = self.setup, Report(self.setup.n)
         requests_before = apiserver_requests(self.api)
         metrics_before = _controller_metrics(self.url)
@@ -451,7 +452,8 @@ class Harness:
         started = time.monotonic()
         _start_rollouts(self.api, setup, version)
         watch = _Watch(self, started)
-        while time.monotonic() - started < setup.timeout and not watch.done(report):
+        end = min(started + setup.timeout, until)
+        while time.monotonic() < end and not watch.done(report):
             time.sleep(1)
             watch.observe(report)
         report.seconds = time.monotonic() - started
@@ -498,6 +500,27 @@ class Harness:
         self.custom.delete_collection_namespaced_custom_object(
             GROUP, VERSION, self.setup.namespace, "rollouts"
         )
+
+    def cached(self) -> dict[str, float]:
+        """The controller's caches now: kind → objects held, and ``<kind> index`` → index
+        keys held (``canary_cache_objects``, ``canary_cache_index_keys``)."""
+        found = {}
+        for name, value in _controller_metrics(self.url).items():
+            match = re.fullmatch(r'canary_cache_(objects|index_keys)\{kind="([^"]*)"\}', name)
+            if match:
+                found[match[2] + (" index" if match[1] == "index_keys" else "")] = value
+        return found
+
+    def rollouts_let_go(self, timeout: float = 120.0) -> float:
+        """Seconds until the controller's caches hold no Rollout and no index key of one
+        (after ``delete_rollouts``); ``timeout`` plus one when they still do by then."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            held = self.cached()
+            if held.get("Rollout", 0) == 0 and held.get("Rollout index", 0) == 0:
+                return time.monotonic() - started
+            time.sleep(1)
+        return timeout + 1
 
     def close(self) -> None:
         self.stop.set()
@@ -585,28 +608,50 @@ def run(setup: Setup, kubeconfig: Path, env: dict[str, str], workdir: Path) -> R
         harness.close()
 
 
+@dataclass
+class Soak:
+    """What a soak measured: RSS every minute, the rounds, and after each round's deletion
+    how long the controller's caches took to hold no Rollout (and what they held then)."""
+
+    samples: list[tuple[float, float]] = field(default_factory=list)
+    """(minutes since the start, controller RSS MB), every minute."""
+    rounds: list[Report] = field(default_factory=list)
+    let_go: list[float] = field(default_factory=list)
+    """Seconds from each round's deletion to no Rollout (nor index key) in the caches."""
+    cached: list[dict[str, float]] = field(default_factory=list)
+    """The caches' sizes by kind once each round's Rollouts were let go."""
+
+
 def soak(
     setup: Setup, kubeconfig: Path, env: dict[str, str], workdir: Path, minutes: float
-) -> tuple[list[tuple[float, float]], list[Report]]:
+) -> Soak:
     """Release every app again and again for ``minutes``, deleting the finished Rollouts after
-    each round; the controller's RSS sampled every minute: (minutes, MB) and the rounds."""
+    each round and waiting for the controller's caches to let them go; the controller's RSS
+    sampled every minute."""
     harness = Harness(setup, kubeconfig, env, workdir)
-    samples: list[tuple[float, float]] = []
+    found = Soak()
     started = time.monotonic()
 
     def sample() -> None:
         while not harness.stop.wait(60):
-            samples.append(((time.monotonic() - started) / 60, harness.rss_mb()))
+            found.samples.append(((time.monotonic() - started) / 60, harness.rss_mb()))
 
     threading.Thread(target=sample, daemon=True).start()
-    rounds = []
     try:
         version = 2
-        while time.monotonic() - started < minutes * 60:
-            rounds.append(harness.round(version))
+        until = started + minutes * 60
+        while time.monotonic() < until:
+            found.rounds.append(harness.round(version, until))
             harness.delete_rollouts()
+            found.let_go.append(harness.rollouts_let_go())
+            found.cached.append(harness.cached())
+            print(
+                f"soak round {version - 1}: {timeline(found.rounds[-1])}; Rollouts let go "
+                f"in {found.let_go[-1]:.0f} s; caches {found.cached[-1]}",
+                flush=True,
+            )
             version += 1
-        return samples, rounds
+        return found
     finally:
         harness.close()
 
@@ -709,18 +754,41 @@ def main() -> int:
     env = _env(Path(args.dev_dir))
     kubeconfig, work = Path(env["KUBECONFIG"]), REPO / ".dev" / "bench-scale"
     sizes = args.n or ([100] if args.soak else [10, 100])
-    command = f"python -m bench.scale {' '.join(f'--n {n}' for n in sizes)}"
+    command = f"python -m bench.scale {' '.join(f'--n {n}' for n in sizes)}" + "".join(
+        f" --{flag} {value:g}"
+        for flag, value, default in (
+            ("workers", args.workers, 4),
+            ("kube-qps", args.kube_qps, 20),
+            ("kube-burst", args.kube_burst, 30),
+            ("timeout", args.timeout, 900),
+        )
+        if value != default
+    )
     if args.soak:
-        setup = Setup(sizes[0], f"soak-{int(time.time())}", args.interval, timeout=args.timeout)
-        samples, rounds = soak(setup, kubeconfig, env, work / "soak", args.soak)
+        setup = Setup(
+            sizes[0], f"soak-{int(time.time())}", args.interval, timeout=args.timeout,
+            workers=args.workers, kube_qps=args.kube_qps, kube_burst=args.kube_burst,
+        )  # fmt: skip
+        found = soak(setup, kubeconfig, env, work / "soak", args.soak)
+        rounds, samples = found.rounds, found.samples
         finished = sum(r.n - r.unfinished for r in rounds)
         wrong = sum(len(r.wrong) for r in rounds)
+        held = sorted({kind for cached in found.cached for kind in cached})
         text = (
             f"{SOAK}\n\n`make soak` (`{command} --soak {args.soak:g}`), {_machine()}. "
-            f"{len(rounds)} rounds of {setup.n} Rollouts each (released, finished, deleted): "
-            f"{finished} finished, {wrong} wrong decisions. Controller RSS every minute (MB): "
+            f"{len(rounds)} rounds of {setup.n} Rollouts each (released, run until finished or "
+            f"the round's timeout, deleted): {finished} finished, {wrong} wrong decisions. "
+            f"Controller RSS every minute (MB): "
             f"{', '.join(f'{mb:.0f}' for _, mb in samples)}; slope "
-            f"**{slope(samples):+.1f} MB/hour**.\n"
+            f"**{slope(samples):+.1f} MB/hour**. After each round's deletion, seconds until "
+            f"the controller's caches held no Rollout and no index key "
+            f"(`canary_cache_objects`, `canary_cache_index_keys`): "
+            f"{', '.join(f'{s:.0f}' for s in found.let_go)}; the caches then held "
+            + "; ".join(
+                f"{kind} {', '.join(f'{c.get(kind, 0):.0f}' for c in found.cached)}"
+                for kind in held
+            )
+            + ".\n"
         )
         print(text, flush=True)
         _replace_section(Path(args.output), SOAK, text)

@@ -445,7 +445,7 @@ def _run(args: argparse.Namespace) -> int:
 
     link_secret = _secret("CANARY_LINK_SECRET", args.link_secret_file)
     slack, slack_web = _slack(args)
-    registry = ControllerMetrics(store)
+    registry = ControllerMetrics(store, caches=cache.sizes)
 
     deliveries = OutboxWorker(
         store,

@@ -45,8 +45,9 @@ class RolloutStore(Protocol):
     def get(self, ref: Ref) -> Rollout | None:
         """The Rollout, or None when it does not exist."""
 
-    def list(self, namespace: str | None = None) -> Sequence[Rollout]:
-        """Every Rollout (in one namespace, or in all)."""
+    def list(self, namespace: str | None = None, target: str | None = None) -> Sequence[Rollout]:
+        """Every Rollout (in one namespace, or in all), sorted by namespace and name; with
+        ``target``, only those whose targetRef names that Deployment."""
 
     def policy(self, ref: Ref) -> RolloutPolicy | None:
         """The RolloutPolicy, or None when it does not exist."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter as Tally
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from prometheus_client import (
     CollectorRegistry,
@@ -46,7 +46,16 @@ RELEASE_BUCKETS = (30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200
 QUERY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 SIZE_BUCKETS = (1, 10, 100, 1_000, 10_000, 100_000)
 
-__all__ = ["CONTENT_TYPE", "ControllerMetrics", "InstrumentedMetrics", "RolloutCollector"]
+__all__ = [
+    "CONTENT_TYPE",
+    "CacheCollector",
+    "ControllerMetrics",
+    "InstrumentedMetrics",
+    "RolloutCollector",
+]
+
+CacheSizes = Callable[[], Mapping[str, tuple[int, int]]]
+"""Each cache's kind → (objects held, index keys held), read at a scrape."""
 
 
 class RolloutCollector(Collector):
@@ -116,10 +125,34 @@ class RolloutCollector(Collector):
         yield from (weight, step, value, limit)
 
 
+class CacheCollector(Collector):
+    """The controller's caches at each scrape, by kind: the objects they hold and their index
+    keys (what shows that deleted objects leave them: the soak reads these)."""
+
+    def __init__(self, sizes: CacheSizes) -> None:
+        self._sizes = sizes
+
+    def collect(self) -> Iterator[Metric]:
+        """The two families, read now."""
+        objects = GaugeMetricFamily(
+            "canary_cache_objects", "Objects held in the controller's caches.", labels=["kind"]
+        )
+        keys = GaugeMetricFamily(
+            "canary_cache_index_keys",
+            "Keys of a cache's index (Rollouts: one per target Deployment that has one).",
+            labels=["kind"],
+        )
+        for kind, (held, indexed) in sorted(self._sizes().items()):
+            objects.add_metric([kind], held)
+            keys.add_metric([kind], indexed)
+        yield objects
+        yield keys
+
+
 class ControllerMetrics:
     """Every series the controller exports, on its own registry."""
 
-    def __init__(self, store: RolloutStore | None = None) -> None:
+    def __init__(self, store: RolloutStore | None = None, caches: CacheSizes | None = None) -> None:
         # The *_created samples only double the series count. (Untyped in prometheus_client.)
         disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry(auto_describe=True)
@@ -129,6 +162,8 @@ class ControllerMetrics:
         GCCollector(registry=reg)
         if store is not None:
             reg.register(RolloutCollector(store))
+        if caches is not None:
+            reg.register(CacheCollector(caches))
         self.reconciles = Counter("canary_reconcile", "Reconciles run.", registry=reg)
         self.reconcile_errors = Counter(
             "canary_reconcile_errors",

@@ -42,12 +42,12 @@ class MemoryRolloutStore:
         """The Rollout, or None."""
         return self.rollouts.get(ref)
 
-    def list(self, namespace: str | None = None) -> list[Rollout]:
-        """Every Rollout, sorted, optionally of one namespace."""
+    def list(self, namespace: str | None = None, target: str | None = None) -> list[Rollout]:
+        """Every Rollout, sorted, optionally of one namespace and of one target."""
         return [
             r
             for ref, r in sorted(self.rollouts.items())
-            if namespace is None or ref.namespace == namespace
+            if namespace in (None, ref.namespace) and target in (None, r.spec.target_ref.name)
         ]
 
     def policy(self, ref: Ref) -> RolloutPolicy | None:

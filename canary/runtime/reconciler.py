@@ -231,7 +231,7 @@ class Reconciler:
         world = self._workloads.observe(ns, name, plan)
         route = self._routers[plan.router].observe(ns, plan)
         if others is None:
-            others = [r for r in self._store.list(ns) if r.metadata.name != name]
+            others = self._same_target(rollout)
         obs = vocabulary.Observation(
             target=world.target,
             apex_service=world.apex_service,
@@ -256,7 +256,7 @@ class Reconciler:
         (docs/gitops.md). It never rewrites a finished release's outcome: a policy that is gone
         or no longer plans leaves it as it is."""
         ns = rollout.metadata.namespace
-        others = [r for r in self._store.list(ns) if r.metadata.name != rollout.metadata.name]
+        others = self._same_target(rollout)
         if newer_promotion(rollout, others):
             return Result(None)
         policy = None
@@ -275,6 +275,13 @@ class Reconciler:
             bound.warning("stable_not_watched", error=str(error))
             return Result(None)
         return Result(None, notify_at=notify_at, watches=plan.target)
+
+    def _same_target(self, rollout: Rollout) -> list[Rollout]:
+        """The other Rollouts of this Rollout's target (the store's index: the few of that
+        Deployment, not a scan of the namespace on every reconcile)."""
+        meta = rollout.metadata
+        found = self._store.list(meta.namespace, target=rollout.spec.target_ref.name)
+        return [r for r in found if r.metadata.name != meta.name]
 
     def _act(
         self,

@@ -252,7 +252,7 @@ class BrokenStore(MemoryRolloutStore):
         super().__init__()
         self.error = error
 
-    def list(self, namespace: str | None = None) -> list[Any]:
+    def list(self, namespace: str | None = None, target: str | None = None) -> list[Any]:
         raise self.error
 
 

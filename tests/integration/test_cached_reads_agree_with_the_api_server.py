@@ -101,12 +101,12 @@ def agree(cached: Callable[[], T], direct: Callable[[], T], timeout: float = 15)
         time.sleep(0.1)
 
 
-def _rollout(namespace: str, name: str) -> Rollout:
+def _rollout(namespace: str, name: str, target: str = "podinfo") -> Rollout:
     return Rollout.model_validate(
         {
             "metadata": {"name": name, "namespace": namespace},
             "spec": {
-                "targetRef": {"name": "podinfo"},
+                "targetRef": {"name": target},
                 "release": {"images": {"podinfo": "podinfo:6.1.0"}},
                 "policyRef": {"name": "podinfo"},
             },
@@ -157,6 +157,40 @@ def test_store_reads_agree_and_status_writes_are_read_back_at_once(
     direct.delete(got)
     assert eventually(lambda: store.get(ref), lambda r: r is None) is None
     assert store.list(namespace) == []
+
+
+def test_rollouts_of_a_target_agree_as_targets_change_and_rollouts_go(
+    kube: client.ApiClient, namespace: str, cached: tuple[KubeCache, Counted]
+) -> None:
+    """The cache's lookup of one target's Rollouts (its index) answers what a direct list
+    filtered by target answers, after creates, a Rollout moved to another target and deletes;
+    once every Rollout is gone the index holds nothing."""
+    cache, counted = cached
+    direct = KubeRolloutStore(kube)
+    store = cache.store(KubeRolloutStore(counted.api))
+    for name, target in (("web-2", "web"), ("api-1", "api"), ("web-1", "web")):
+        direct.create(_rollout(namespace, name, target))
+
+    def both(target: str) -> list[str]:
+        found = agree(
+            lambda: store.list(namespace, target=target),
+            lambda: direct.list(namespace, target=target),
+        )
+        return [r.metadata.name for r in found]
+
+    assert both("web") == ["web-1", "web-2"]
+    assert both("api") == ["api-1"]
+    CustomObjects(kube, "canary.dev/v1alpha1", "rollouts").patch(
+        namespace, "web-2", {"spec": {"targetRef": {"name": "api"}}}
+    )
+    assert both("api") == ["api-1", "web-2"]
+    assert both("web") == ["web-1"]
+    assert counted.gets() == []
+    for rollout in direct.list(namespace):
+        direct.delete(rollout)
+    assert both("api") == []
+    assert both("web") == []
+    assert eventually(lambda: cache.sizes()["Rollout"], lambda held: held == (0, 0)) == (0, 0)
 
 
 def test_workloads_observe_the_same_world_through_the_cache(

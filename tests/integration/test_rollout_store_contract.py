@@ -22,12 +22,12 @@ pytestmark = pytest.mark.integration
 Store = KubeRolloutStore | MemoryRolloutStore
 
 
-def _rollout(namespace: str, name: str) -> Rollout:
+def _rollout(namespace: str, name: str, target: str = "podinfo") -> Rollout:
     return Rollout.model_validate(
         {
             "metadata": {"name": name, "namespace": namespace},
             "spec": {
-                "targetRef": {"name": "podinfo"},
+                "targetRef": {"name": target},
                 "release": {"images": {"podinfo": "podinfo:6.1.0"}},
                 "policyRef": {"name": "podinfo"},
             },
@@ -70,6 +70,18 @@ def test_list_returns_the_namespace_rollouts_sorted(world: Any, namespace: str) 
         put(_rollout(namespace, name))
     assert [r.metadata.name for r in store.list(namespace)] == ["web-a", "web-b"]
     assert {r.metadata.name for r in store.list()} >= {"web-a", "web-b"}
+
+
+def test_list_of_a_target_returns_only_its_rollouts_sorted(world: Any, namespace: str) -> None:
+    """With a target, list answers the Rollouts whose targetRef names that Deployment, sorted
+    by name, and nothing for a target no Rollout has."""
+    store, put = world
+    for name, target in (("web-b", "web"), ("api-a", "api"), ("web-a", "web")):
+        put(_rollout(namespace, name, target))
+    assert [r.metadata.name for r in store.list(namespace, target="web")] == ["web-a", "web-b"]
+    assert [r.metadata.name for r in store.list(namespace, target="api")] == ["api-a"]
+    assert store.list(namespace, target="podinfo") == []
+    assert {r.metadata.name for r in store.list(target="web")} >= {"web-a", "web-b"}
 
 
 def test_status_writes_are_guarded_by_resource_version(world: Any, namespace: str) -> None:

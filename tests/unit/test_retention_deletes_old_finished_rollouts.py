@@ -64,8 +64,8 @@ def test_rollouts_are_labelled_with_their_target_even_when_nothing_is_deleted() 
 class Racing(MemoryRolloutStore):
     """A store where every Rollout changes between the list and the delete."""
 
-    def list(self, namespace: str | None = None) -> list[Rollout]:
-        listed = super().list(namespace)
+    def list(self, namespace: str | None = None, target: str | None = None) -> list[Rollout]:
+        listed = super().list(namespace, target)
         for rollout in listed:
             self.annotate(Ref(rollout.metadata.namespace, rollout.metadata.name), "k", "v")
         return listed
@@ -79,7 +79,7 @@ def test_a_rollout_changed_since_it_was_listed_is_left_alone() -> None:
 
 
 class Down(MemoryRolloutStore):
-    def list(self, namespace: str | None = None) -> list[Rollout]:
+    def list(self, namespace: str | None = None, target: str | None = None) -> list[Rollout]:
         raise ApiUnavailable("down")
 
 

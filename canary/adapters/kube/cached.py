@@ -150,6 +150,7 @@ class KubeCache:
             "Rollout",
             self._custom_scopes(custom, GROUP, VERSION, "rollouts"),
             functools.partial(_Parsed, parse_rollout),
+            index=_target_of,
         )
         self.policies = Informer(
             "RolloutPolicy",
@@ -229,6 +230,10 @@ class KubeCache:
         for thread in threads:
             thread.join()
 
+    def sizes(self) -> dict[str, tuple[int, int]]:
+        """Each running informer's kind → (objects it holds, index keys it holds)."""
+        return {i.kind: (len(i), i.index_keys()) for i in self.informers()}
+
     def wait_synced(self, timeout: float) -> None:
         """Block until the first lists are in (raises the API error, or ApiUnavailable)."""
         for informer in (
@@ -279,6 +284,15 @@ class KubeCache:
         return CachedObjects(CustomObjects(self._api, api_version, plural), informer)
 
 
+def _target_of(parsed: _Parsed) -> str | None:
+    """The Deployment a cached Rollout targets: its key in the Rollouts' index (None: it does
+    not parse, and no list shows it)."""
+    if parsed.error is not None:
+        return None
+    name: str = parsed.value.spec.target_ref.name
+    return name
+
+
 def _as_route(on_change: Callable[[Change], None], change: Change) -> None:
     """Report a change of a route kind as a change of kind ``ports.ROUTE``."""
     on_change(dataclasses.replace(change, kind=ROUTE))
@@ -295,9 +309,10 @@ class CachedRolloutStore:
         found: _Parsed | None = self._rollouts.get(ref.namespace, ref.name)
         return None if found is None else found.get()
 
-    def list(self, namespace: str | None = None) -> list[Rollout]:
-        """Every cached Rollout that parses (of one namespace, or of all), sorted."""
-        parsed: list[_Parsed] = self._rollouts.values(namespace)
+    def list(self, namespace: str | None = None, target: str | None = None) -> list[Rollout]:
+        """Every cached Rollout that parses (of one namespace, or of all; of one target
+        Deployment, looked up in the index), sorted."""
+        parsed: list[_Parsed] = self._rollouts.values(namespace, target)
         return [p.value for p in parsed if p.error is None]
 
     def policy(self, ref: Ref) -> RolloutPolicy | None:

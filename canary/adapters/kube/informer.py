@@ -8,7 +8,9 @@ resourceVersion it watched from was compacted). Every change it applies is repor
 minute as the safety net under the watches. Objects are kept as the wire's JSON dicts, passed
 through a ``keep`` function that trims them to the fields the controller reads (the memory of
 thousands of Deployments) or parses them (a Rollout is parsed once per resourceVersion, not once
-per read).
+per read). An optional ``index`` function files each kept value under a key (a Rollout under
+the Deployment it targets), so that the few objects of one key are found without a scan; the
+index follows every add, update and delete, and a key with no object left is dropped.
 
 Readers (``canary.adapters.kube.cached``) never call the API server; writers still do, guarded
 by resourceVersion, so a stale copy can cause a ``Conflict`` but never a wrong write. Only this
@@ -44,6 +46,9 @@ Scope = tuple[str | None, Lister]
 
 Keep = Callable[[dict[str, Any]], Any]
 
+Index = Callable[[Any], str | None]
+"""The key a kept value is filed under (None: not indexed)."""
+
 
 class Gone(Exception):
     """The watch's resourceVersion is too old (410): list again."""
@@ -56,13 +61,18 @@ def _identity(obj: dict[str, Any]) -> Any:
 class Informer:
     """One kind of object, in one scope per ``Lister`` (a namespace each, or the cluster)."""
 
-    def __init__(self, kind: str, scopes: list[Scope], keep: Keep = _identity) -> None:
+    def __init__(
+        self, kind: str, scopes: list[Scope], keep: Keep = _identity, index: Index | None = None
+    ) -> None:
         self.kind = kind
         self._scopes = scopes
         self._keep = keep
+        self._index_of = index
         self._lock = threading.Lock()
         # namespace -> name -> (resourceVersion, kept value, labels)
         self._objects: dict[str, dict[str, tuple[str, Any, dict[str, str]]]] = {}
+        # namespace -> index key -> names; only keys with an object, only namespaces with a key
+        self._index: dict[str, dict[str, set[str]]] = {}
         self._synced = [threading.Event() for _ in scopes]
         self.error: CanaryError | None = None
 
@@ -74,15 +84,27 @@ class Informer:
             found = self._objects.get(namespace, {}).get(name)
         return None if found is None else found[1]
 
-    def values(self, namespace: str | None = None) -> list[Any]:
-        """Every kept value (of one namespace, or of all), in namespace and name order."""
+    def values(self, namespace: str | None = None, key: str | None = None) -> list[Any]:
+        """Every kept value (of one namespace, or of all), in namespace and name order; with
+        ``key``, only those the index files under it (found without a scan)."""
         with self._lock:
-            scopes = (
-                [self._objects.get(namespace, {})]
-                if namespace is not None
-                else [self._objects[ns] for ns in sorted(self._objects)]
-            )
-            return [scope[name][1] for scope in scopes for name in sorted(scope)]
+            namespaces = [namespace] if namespace is not None else sorted(self._objects)
+            if key is None:
+                return [
+                    scope[name][1]
+                    for scope in (self._objects.get(ns, {}) for ns in namespaces)
+                    for name in sorted(scope)
+                ]
+            return [
+                self._objects[ns][name][1]
+                for ns in namespaces
+                for name in sorted(self._index.get(ns, {}).get(key, ()))
+            ]
+
+    def index_keys(self) -> int:
+        """How many index keys are held (each has at least one object): what the index costs."""
+        with self._lock:
+            return sum(len(keys) for keys in self._index.values())
 
     def __len__(self) -> int:
         with self._lock:
@@ -229,14 +251,36 @@ class Informer:
         if current is not None and _older(version, current[0]):
             return  # a lagging watch event behind a write this process has already cached
         kept = (version, self._keep(obj), _labels(obj))
+        if current is not None:
+            self._unindex(namespace, name, current[1])
         self._objects.setdefault(namespace, {})[name] = kept
+        key = self._key(kept[1])
+        if key is not None:
+            self._index.setdefault(namespace, {}).setdefault(key, set()).add(name)
 
     def _remove(self, namespace: str, name: str) -> None:
         scope = self._objects.get(namespace)
         if scope is not None:
-            scope.pop(name, None)
+            gone = scope.pop(name, None)
+            if gone is not None:
+                self._unindex(namespace, name, gone[1])
             if not scope:
                 del self._objects[namespace]  # no empty dict left per deleted namespace
+
+    def _key(self, kept: Any) -> str | None:
+        return None if self._index_of is None else self._index_of(kept)
+
+    def _unindex(self, namespace: str, name: str, kept: Any) -> None:
+        """Take ``name`` out of the index, dropping a key (and a namespace) left empty."""
+        key = self._key(kept)
+        keys = self._index.get(namespace)
+        if key is None or keys is None or key not in keys:
+            return
+        keys[key].discard(name)
+        if not keys[key]:
+            del keys[key]
+            if not keys:
+                del self._index[namespace]
 
 
 def _older(version: str, than: str) -> bool:

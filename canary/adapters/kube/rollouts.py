@@ -64,9 +64,9 @@ class KubeRolloutStore:
         found = self._rollouts.get(ref.namespace, ref.name)
         return None if found is None else parse_rollout(found)
 
-    def list(self, namespace: str | None = None) -> list[Rollout]:
-        """Every Rollout (in one namespace, or in all the store sees) that parses; others are
-        logged. A scoped store finds nothing outside its namespaces."""
+    def list(self, namespace: str | None = None, target: str | None = None) -> list[Rollout]:
+        """Every Rollout (in one namespace, or in all the store sees; of one target Deployment)
+        that parses; others are logged. A scoped store finds nothing outside its namespaces."""
         if not self._scope:
             found = self._rollouts.list(namespace)
         else:
@@ -75,7 +75,9 @@ class KubeRolloutStore:
         rollouts = []
         for obj in found:
             try:
-                rollouts.append(parse_rollout(obj))
+                rollout = parse_rollout(obj)
+                if target is None or rollout.spec.target_ref.name == target:
+                    rollouts.append(rollout)
             except InvalidSpec as error:
                 meta = obj.get("metadata", {})
                 log.warning(
