@@ -220,17 +220,25 @@ class TwinMetrics:
 
     world: World
     as_json: bool = False
-    _parsed: tuple[float, evidence.Snapshot] | None = None
+    _answer: tuple[float, frozenset[Arms], evidence.Snapshot] | None = None
+    """The last answer: the scrape's time, the targets asked for, the snapshot."""
 
     def snapshot(self, targets: Sequence[Arms]) -> evidence.Snapshot:
-        """What Prometheus returns for the counters query now."""
+        """What Prometheus returns for the counters query now (the same answer, not worked
+        out again, until a newer scrape: the controller asks every tick)."""
         scrape = self.world.latest(self.world.now)
         if scrape is None:
             return {}
-        if self._parsed is None or self._parsed[0] != scrape[0]:
-            self._parsed = (scrape[0], self.parse(scrape[1]))
-        wanted = {(a.namespace, name) for a in targets for name in (a.stable, a.canary)}
-        return {k: v for k, v in self._parsed[1].items() if k.target in wanted}
+        asked = frozenset(targets)
+        if self._answer is None or self._answer[:2] != (scrape[0], asked):
+            wanted = {(a.namespace, name) for a in asked for name in (a.stable, a.canary)}
+            parsed = self.parse(scrape[1])
+            self._answer = (
+                scrape[0],
+                asked,
+                {k: v for k, v in parsed.items() if k.target in wanted},
+            )
+        return self._answer[2]
 
     def parse(self, pods: Mapping[str, Counters]) -> evidence.Snapshot:
         """The snapshot of one scrape."""
