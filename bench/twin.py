@@ -58,6 +58,9 @@ ROLLOUT = "podinfo-2"
 STABLE_REPLICAS = 3
 POD_START_S = 5.0
 """Seconds from asking for canary pods (or a new stable template) to their being ready."""
+CRASH_S = 5.0
+"""Seconds a crash-looping canary's pods (a scenario whose canary serves nothing) stay ready
+before they crash for good."""
 TICK = timedelta(seconds=2)
 """``canary run --tick``'s default."""
 RESYNC_S = 60.0
@@ -175,6 +178,16 @@ class TwinWorkloads:
         if self.canary_replicas == replicas:
             self.canary_ready = replicas
             self.world.scale_canary(replicas)
+            self.notify(CANARY)
+            if not self.world.scenario.canary_serves:
+                self.timers.at(self.world.now + CRASH_S, lambda: self._crashed(replicas))
+
+    def _crashed(self, replicas: int) -> None:
+        """A crash-looping canary's pods stop being ready (CrashLoopBackOff) and never stay
+        ready again: as with Kubernetes, a pod that serves nothing is not a ready pod."""
+        if self.canary_replicas == replicas and self.canary_ready:
+            self.canary_ready = 0
+            self.world.scale_canary(0)
             self.notify(CANARY)
 
     def _stable_ready(self) -> None:
