@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from bench import gates, twin
+from bench import gates, twin, twin_speed
 from bench.scenarios import BY_KEY, SCENARIOS
 from bench.world import CANARY, World
 from canary.core import evidence
@@ -137,3 +137,14 @@ def test_the_default_benchmark_runs_every_cell_with_the_seeds_its_targets_need()
     opt_in = {cell: n for cell, n in planned.items() if cell[1] in gates.ONLY_ON}
     assert opt_in
     assert set(opt_in.values()) == {1000}
+
+
+def test_the_speed_table_times_every_cell_and_projects_the_full_run(capsys: object) -> None:
+    """``bench.twin_speed`` on one scenario: a row per gate with its default seeds, and the
+    projection line."""
+    assert twin_speed.main(["--seeds", "1", "--only", "S2-errors"]) == 0
+    out = capsys.readouterr().out  # type: ignore[attr-defined]
+    rows = [line for line in out.splitlines() if line.startswith("| S2-errors |")]
+    assert sorted(r.split(" | ")[1] for r in rows) == ["argo0", "argo3", "flagger", "ours"]
+    assert all(r.split(" | ")[4] == "3000" for r in rows)
+    assert "4 cells, 12000 runs" in out
