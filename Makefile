@@ -120,6 +120,10 @@ dev-status: ## show what the dev environment runs
 bench-gates: $(STAMP) ## gate-quality benchmark (BENCHMARK.md §1); writes docs/benchmarks.md
 	$(BIN)/python -m bench.gates $(BENCH_ARGS)
 
+.PHONY: bench-twin-speed
+bench-twin-speed: $(STAMP) ## CPU seconds per run of every bench-gates cell, and the full run's projected time
+	$(BIN)/python -m bench.twin_speed $(BENCH_ARGS)
+
 .PHONY: bench-scale
 bench-scale: $(STAMP) dev-up ## controller scale (BENCHMARK.md §2): N=10,100 Rollouts; writes docs/benchmarks.md
 	$(BIN)/python -m bench.scale $(or $(BENCH_ARGS),--n 10 --n 100)

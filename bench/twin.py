@@ -58,6 +58,9 @@ ROLLOUT = "podinfo-2"
 STABLE_REPLICAS = 3
 POD_START_S = 5.0
 """Seconds from asking for canary pods (or a new stable template) to their being ready."""
+CRASH_S = 5.0
+"""Seconds a crash-looping canary's pods (a scenario whose canary serves nothing) stay ready
+before they crash for good."""
 TICK = timedelta(seconds=2)
 """``canary run --tick``'s default."""
 RESYNC_S = 60.0
@@ -176,6 +179,16 @@ class TwinWorkloads:
             self.canary_ready = replicas
             self.world.scale_canary(replicas)
             self.notify(CANARY)
+            if not self.world.scenario.canary_serves:
+                self.timers.at(self.world.now + CRASH_S, lambda: self._crashed(replicas))
+
+    def _crashed(self, replicas: int) -> None:
+        """A crash-looping canary's pods stop being ready (CrashLoopBackOff) and never stay
+        ready again: as with Kubernetes, a pod that serves nothing is not a ready pod."""
+        if self.canary_replicas == replicas and self.canary_ready:
+            self.canary_ready = 0
+            self.world.scale_canary(0)
+            self.notify(CANARY)
 
     def _stable_ready(self) -> None:
         self.stable_ready = True
@@ -220,17 +233,25 @@ class TwinMetrics:
 
     world: World
     as_json: bool = False
-    _parsed: tuple[float, evidence.Snapshot] | None = None
+    _answer: tuple[float, frozenset[Arms], evidence.Snapshot] | None = None
+    """The last answer: the scrape's time, the targets asked for, the snapshot."""
 
     def snapshot(self, targets: Sequence[Arms]) -> evidence.Snapshot:
-        """What Prometheus returns for the counters query now."""
+        """What Prometheus returns for the counters query now (the same answer, not worked
+        out again, until a newer scrape: the controller asks every tick)."""
         scrape = self.world.latest(self.world.now)
         if scrape is None:
             return {}
-        if self._parsed is None or self._parsed[0] != scrape[0]:
-            self._parsed = (scrape[0], self.parse(scrape[1]))
-        wanted = {(a.namespace, name) for a in targets for name in (a.stable, a.canary)}
-        return {k: v for k, v in self._parsed[1].items() if k.target in wanted}
+        asked = frozenset(targets)
+        if self._answer is None or self._answer[:2] != (scrape[0], asked):
+            wanted = {(a.namespace, name) for a in asked for name in (a.stable, a.canary)}
+            parsed = self.parse(scrape[1])
+            self._answer = (
+                scrape[0],
+                asked,
+                {k: v for k, v in parsed.items() if k.target in wanted},
+            )
+        return self._answer[2]
 
     def parse(self, pods: Mapping[str, Counters]) -> evidence.Snapshot:
         """The snapshot of one scrape."""

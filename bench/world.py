@@ -4,6 +4,14 @@ Traffic comes from ``canary.sim.traffic.Mesh`` (Poisson arrivals split by the ro
 per-pod behaviours, per-pod cumulative Linkerd counters). Prometheus scrapes every pod every
 10 s with a little jitter and occasionally loses a scrape; gates read only what was scraped.
 A weight change takes effect after an actuation delay of 1–3 s.
+
+Traffic is simulated lazily, in one draw per stretch of time over which nothing that shapes it
+changed (route weight, request rate, ready canary pods, a pod's behaviour): the seconds are
+owed until a scrape reads the counters or something changes, then sent in one
+``Mesh.advance``. Poisson arrivals over two stretches at the same rate are one Poisson count over
+both, and each request is routed, failed and timed independently of the others, so the counters
+any scrape sees have the same distribution as stretch-by-stretch simulation — at a fraction of
+the draws (a gate ticks every 2 s; Prometheus scrapes every 10 s).
 """
 
 from __future__ import annotations
@@ -38,16 +46,20 @@ class World:
     def __init__(self, scenario: Scenario, seed: int) -> None:
         self.scenario = scenario
         self.mesh = Mesh(seed)
+        self._owed = 0.0
+        """Seconds of traffic not yet sent, all under ``self._regime``."""
+        self._regime: tuple[float, float, tuple[str, ...]] = (0.0, 0.0, ())
+        """The rate, canary weight and ready canary pods of the owed seconds."""
         self.rng = np.random.Generator(np.random.PCG64(seed + 7_777_777))
         self.deployment = dict.fromkeys(STABLE_PODS, STABLE) | dict.fromkeys(CANARY_PODS, CANARY)
         for i, pod in enumerate(STABLE_PODS):
             bad = scenario.bad_stable_pod is not None and i == 0
-            self.mesh.set_pod(pod, scenario.bad_stable_pod if bad else scenario.stable)  # type: ignore[arg-type]
+            self._set_pod(pod, scenario.bad_stable_pod if bad else scenario.stable)  # type: ignore[arg-type]
         self.flapping = False
         self.turned = scenario.bad_from_weight is None
         """Whether the canary behaves as ``scenario.canary`` yet (S8: only from a weight on)."""
         for pod in CANARY_PODS:
-            self.mesh.set_pod(pod, self._behaviour(pod))
+            self._set_pod(pod, self._behaviour(pod))
         self.canary_pods: tuple[str, ...] = CANARY_PODS
         """The canary pods that are ready and take traffic (the twin scales them)."""
         self.now = -WARMUP_S
@@ -79,7 +91,8 @@ class World:
         for pod in pods:
             if pod not in self.deployment:
                 self.deployment[pod] = CANARY
-                self.mesh.set_pod(pod, self._behaviour(pod))
+                self._set_pod(pod, self._behaviour(pod))
+        self.flush()
         self.canary_pods = pods
 
     def _behaviour(self, pod: str) -> Behaviour:
@@ -97,7 +110,7 @@ class World:
         assert flap is not None
         self.flapping = bool(self.rng.random() < flap.probability)
         for pod in self.deployment:
-            self.mesh.set_pod(pod, self._behaviour(pod))
+            self._set_pod(pod, self._behaviour(pod))
         self.next_flap = self.now + flap.segment_s
 
     def run_until(self, end: float) -> None:
@@ -112,18 +125,20 @@ class World:
                 self.now = nxt
             for at, weight in [p for p in self.pending if p[0] <= self.now]:
                 self.pending.remove((at, weight))
+                self.flush()
                 self.weight = weight
                 bad_from = self.scenario.bad_from_weight
                 if not self.turned and bad_from is not None and weight >= bad_from:
                     self.turned = True
                     for pod in self.deployment:
-                        self.mesh.set_pod(pod, self._behaviour(pod))
+                        self._set_pod(pod, self._behaviour(pod))
                 if weight >= 100 and self.full_at is None:
                     self.full_at = at
             if self.next_flap <= self.now:
                 self._flap()
             if self.next_scrape <= self.now:
                 if self.rng.random() >= LOST_SCRAPE:
+                    self.flush()
                     self.scrapes.append((self.now, self.mesh.inbound_all()))
                 self.scrape_index += 1
                 jitter = float(self.rng.uniform(-SCRAPE_JITTER_S, SCRAPE_JITTER_S))
@@ -131,15 +146,33 @@ class World:
                 self.next_scrape = max(self.now + 1e-6, planned + jitter)
 
     def _traffic(self, seconds: float) -> None:
+        """Owe ``seconds`` more of traffic (sent at once if what shapes it changed)."""
         canary_pods = self.canary_pods if self.scenario.canary_serves else ()
+        regime = (self.rps(), self.weight, canary_pods)
+        if regime != self._regime:
+            self.flush()
+            self._regime = regime
+        self._owed += seconds
+
+    def flush(self) -> None:
+        """Send the owed traffic, in one draw, under the regime it was owed in."""
+        if self._owed <= 0:
+            return
+        rps, weight, canary_pods = self._regime
         self.mesh.advance(
-            seconds,
-            self.rps(),
+            self._owed,
+            rps,
             {
-                STABLE: Backend(weight=100.0 - self.weight, pods=STABLE_PODS),
-                CANARY: Backend(weight=self.weight, pods=canary_pods),
+                STABLE: Backend(weight=100.0 - weight, pods=STABLE_PODS),
+                CANARY: Backend(weight=weight, pods=canary_pods),
             },
         )
+        self._owed = 0.0
+
+    def _set_pod(self, pod: str, behaviour: Behaviour) -> None:
+        """Change a pod's behaviour from now on: the traffic owed so far is sent first."""
+        self.flush()
+        self.mesh.set_pod(pod, behaviour)
 
     def latest(self, at: float) -> Scrape | None:
         """The newest scrape at or before ``at`` (what an instant query returns)."""
@@ -155,6 +188,7 @@ class World:
     def canary_failures(self) -> int:
         """Failed user requests that went to the canary: served by it, or failed on the way
         because no canary pod was there to serve them."""
+        self.flush()
         served = sum(
             self.mesh.inbound(p).failures for p, d in self.deployment.items() if d == CANARY
         )

@@ -37,6 +37,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from functools import cache
 
 from canary.core.judge import Arm
 from canary.model.linkerd import LATENCY_BUCKETS_MS
@@ -160,12 +161,26 @@ def _cumulative(values: list[float | None] | None) -> tuple[int, ...]:
 
 
 def _delta(now: PodCounters, before: PodCounters | None) -> Arm:
+    if (
+        before is not None
+        and now.requests == before.requests
+        and now.failures == before.failures
+        and now.buckets == before.buckets
+    ):  # the usual case between two scrapes of a pod: nothing new (and nothing to difference)
+        return _nothing(len(now.buckets))
     if before is None or now.went_down(before):
         return _arm(now.requests, now.failures, now.buckets)
     cumulative = now.buckets
     if len(before.buckets) == len(now.buckets):
         cumulative = tuple(a - b for a, b in zip(now.buckets, before.buckets, strict=True))
     return _arm(now.requests - before.requests, now.failures - before.failures, cumulative)
+
+
+@cache
+def _nothing(width: int) -> Arm:
+    """What a pod whose counters did not move served: no requests, and ``width`` empty
+    buckets (as differencing equal counters gives)."""
+    return Arm(buckets=(0,) * width)
 
 
 def _arm(requests: int, failures: int, cumulative: tuple[int, ...]) -> Arm:
@@ -192,7 +207,7 @@ def advance(
             continue
         arm = _delta(now, baseline.get(key))
         deltas[key.target] = deltas[key.target] + arm if key.target in deltas else arm
-    kept = {key: replace(now, absent=0) for key, now in current.items()}
+    kept = {key: now if now.absent == 0 else replace(now, absent=0) for key, now in current.items()}
     for key, before in (baseline or {}).items():
         if key not in current and before.absent + 1 < KEEP_ABSENT:
             kept[key] = replace(before, absent=before.absent + 1)

@@ -24,6 +24,7 @@ but sees only the current step and cannot notice a canary that receives no traff
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -65,13 +66,17 @@ class Arm:
     buckets: tuple[int, ...] = ()
 
     def __add__(self, other: Arm) -> Arm:
-        width = max(len(self.buckets), len(other.buckets))
-        mine = self.buckets + (0,) * (width - len(self.buckets))
-        theirs = other.buckets + (0,) * (width - len(other.buckets))
+        mine, theirs = self.buckets, other.buckets
+        if len(mine) == len(theirs) and not (other.requests or other.failures or any(theirs)):
+            return self  # adding nothing (most ticks between two scrapes)
+        if len(mine) != len(theirs):  # an unknown histogram counts as zeros
+            width = max(len(mine), len(theirs))
+            mine += (0,) * (width - len(mine))
+            theirs += (0,) * (width - len(theirs))
         return Arm(
             requests=self.requests + other.requests,
             failures=self.failures + other.failures,
-            buckets=tuple(a + b for a, b in zip(mine, theirs, strict=True)),
+            buckets=tuple(map(operator.add, mine, theirs)),
         )
 
 

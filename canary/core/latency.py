@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from canary.model.linkerd import LATENCY_BUCKETS_MS
 
@@ -62,6 +63,7 @@ class SlowCounts:
         return self.canary_total / (self.canary_total + self.stable_total)
 
 
+@lru_cache(maxsize=1024)
 def partner(index: int, tolerance: float) -> int | None:
     """Index of the smallest finite bound ``b_c`` with ``b_c + 1 ≥ (1 + tolerance)(b_s + 1)``."""
     need = (1.0 + tolerance) * (LATENCY_BUCKETS_MS[index] + 1.0) - 1.0
@@ -76,6 +78,15 @@ def slow_counts(
 ) -> SlowCounts | None:
     """The slow-request counts for one step, or None when either histogram is empty or no pair
     of bounds fits the band."""
+    return _slow_counts(tuple(canary), tuple(stable), band, tolerance)
+
+
+@lru_cache(maxsize=1024)
+def _slow_counts(
+    canary: tuple[int, ...], stable: tuple[int, ...], band: Band, tolerance: float
+) -> SlowCounts | None:
+    """``slow_counts``, remembered: the judge asks again about every earlier step of a release
+    for each step it could have turned bad at (the change-point detector)."""
     if len(canary) != len(LATENCY_BUCKETS_MS) or len(stable) != len(LATENCY_BUCKETS_MS):
         return None
     canary_total, stable_total = sum(canary), sum(stable)

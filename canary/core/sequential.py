@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 
 Mixture = tuple[tuple[float, float], ...]
 """Alternatives ``κ`` (multiples of the null ratio) with their prior weights (summing to 1)."""
@@ -144,6 +145,7 @@ def rate_information(requests: int, limit: float, kappa: float) -> float:
     return requests * bernoulli_kl(min(kappa * limit, (1.0 + limit) / 2.0), limit)
 
 
+@lru_cache(maxsize=1024)
 def rate_log_e(events: int, requests: int, limit: float) -> float:
     """Log e-value that the canary's event probability exceeds ``limit`` (events of requests).
 

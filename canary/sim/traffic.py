@@ -315,7 +315,7 @@ class _Series:
             responses=dict(self.responses),
             latency={
                 status: Histogram(
-                    buckets=tuple(int(n) for n in np.cumsum(counts)),
+                    buckets=tuple(np.cumsum(counts).tolist()),
                     sum_ms=math.floor(self.sums[status]),
                 )
                 for status, counts in self.buckets.items()

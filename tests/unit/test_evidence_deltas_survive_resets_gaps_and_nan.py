@@ -214,3 +214,59 @@ def test_samples_that_are_not_objects_are_skipped() -> None:
     """A result holding strings, numbers or nulls among its samples keeps the pods it names."""
     samples: list[object] = ["x", 1, None, [], *pod("podinfo", "a", 3, 1)]
     assert evidence.parse(samples) == evidence.parse(pod("podinfo", "a", 3, 1))  # type: ignore[arg-type]
+
+
+ARMS = st.builds(
+    Arm,
+    requests=st.integers(0, 10**6),
+    failures=st.integers(0, 10**6),
+    buckets=st.one_of(
+        st.just(()),
+        st.lists(st.integers(0, 10**6), min_size=len(LE), max_size=len(LE)).map(tuple),
+        st.lists(st.integers(0, 10**6), max_size=len(LE)).map(tuple),
+    ),
+)
+
+
+@given(ARMS, ARMS)
+def test_adding_arms_sums_every_count_and_pads_a_shorter_histogram(a: Arm, b: Arm) -> None:
+    """``a + b`` sums requests, failures and each bucket (a missing bucket counts as zero),
+    whether or not one side is empty."""
+    width = max(len(a.buckets), len(b.buckets))
+    padded = [(*x.buckets, *(0,) * (width - len(x.buckets))) for x in (a, b)]
+    total = a + b
+    assert total == Arm(
+        a.requests + b.requests,
+        a.failures + b.failures,
+        tuple(x + y for x, y in zip(*padded, strict=True)),
+    )
+    assert b + a == total
+
+
+@given(st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 10**6)), min_size=1, max_size=4))
+def test_a_repeated_snapshot_gives_empty_deltas_of_the_same_width(
+    pods: list[tuple[int, int]],
+) -> None:
+    """Asking twice between two scrapes: every Deployment served nothing, with as many (empty)
+    buckets as its counters have, and the baseline is unchanged."""
+    samples = []
+    for i, (ok, failed) in enumerate(pods):
+        le = cumulative({3: ok + failed}) if i % 2 else None
+        samples += pod("podinfo" if i < 2 else "podinfo-canary", f"p{i}", ok, failed, le)
+    snap = evidence.parse(samples)
+    baseline, _ = evidence.advance(None, snap)
+    again, deltas = evidence.advance(baseline, snap)
+    assert again == baseline
+    for target, arm in deltas.items():
+        widths = {len(c.buckets) for k, c in snap.items() if k.target == target}
+        assert arm == Arm(buckets=(0,) * max(widths))
+
+
+def test_a_pod_back_in_the_snapshot_is_no_longer_counted_absent() -> None:
+    """Counters handed in with an absence count (a caller's own bookkeeping) are kept as
+    present: the next gap starts counting from zero."""
+    key = PodKey("test", "podinfo", "a")
+    stale = {key: PodCounters(requests=10, absent=3)}
+    kept, deltas = evidence.advance({}, stale)
+    assert kept == {key: PodCounters(requests=10)}
+    assert deltas == {STABLE: Arm(requests=10)}

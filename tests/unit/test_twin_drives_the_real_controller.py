@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from bench import gates, twin
-from bench.scenarios import BY_KEY
+from bench import gates, twin, twin_speed
+from bench.scenarios import BY_KEY, SCENARIOS
 from bench.world import CANARY, World
 from canary.core import evidence
 from canary.ports import Arms, MetricProvider
@@ -92,11 +92,11 @@ def test_recorded_measuring_inputs_replay_to_the_same_decisions() -> None:
         return recorded[-1]
 
     scenario = BY_KEY["S3-2x-0.5%"]
-    live = twin.run(scenario, 4, metrics=record)
+    live = twin.run(scenario, 1, metrics=record)
     assert live.phase == "RolledBack"
     assert max(d.step for d in live.trace) == 3  # it passed three steps before failing
     answers = recorded[0].answers
-    replayed = twin.run(scenario, 4, metrics=lambda _, clock: Replay(answers, clock))
+    replayed = twin.run(scenario, 1, metrics=lambda _, clock: Replay(answers, clock))
     assert replayed.trace == live.trace
     assert len(answers) > 10
 
@@ -109,3 +109,42 @@ def test_reduced_benchmark_runs_the_twin_end_to_end(capsys: object) -> None:
     assert len(rows) == 4
     ours = next(r for r in rows if r.startswith("| S2-errors | ours |"))
     assert "missed 0.0%" in ours
+
+
+def test_a_crash_looping_canary_is_not_ready_and_rolled_back_by_the_progress_deadline() -> None:
+    """S2-crash: the canary's pods are ready for a moment, then crash for good; the controller
+    sees them not ready (as Kubernetes reports them), holds, and rolls back when the progress
+    deadline (10 minutes) passes, with the requests sent to the canary meanwhile failed."""
+    for seed in range(2):
+        done = twin.run(BY_KEY["S2-crash"], seed)
+        assert done.phase == "RolledBack"
+        assert "not ready" in done.message
+        assert 600 <= done.ended_s < 700
+        assert done.world.weight == 0
+        assert done.world.canary_failures() > 0
+        assert done.world.canary_pods == ()
+
+
+def test_the_default_benchmark_runs_every_cell_with_the_seeds_its_targets_need() -> None:
+    """``make bench-gates`` with no arguments: every scenario under ours and the three
+    baselines; 3000 seeds wherever the target is ≤ 1% false rollbacks (every healthy
+    scenario), at least 1000 elsewhere, and 1000 for the opt-in settings."""
+    planned = gates.cells(gates.parser().parse_args([]), SCENARIOS)
+    for scenario in SCENARIOS:
+        for gate in ("ours", "flagger", "argo0", "argo3"):
+            seeds = planned[(scenario.key, gate)]
+            assert seeds == 3000 if not scenario.bad else seeds >= 1000
+    opt_in = {cell: n for cell, n in planned.items() if cell[1] in gates.ONLY_ON}
+    assert opt_in
+    assert set(opt_in.values()) == {1000}
+
+
+def test_the_speed_table_times_every_cell_and_projects_the_full_run(capsys: object) -> None:
+    """``bench.twin_speed`` on one scenario: a row per gate with its default seeds, and the
+    projection line."""
+    assert twin_speed.main(["--seeds", "1", "--only", "S2-errors"]) == 0
+    out = capsys.readouterr().out  # type: ignore[attr-defined]
+    rows = [line for line in out.splitlines() if line.startswith("| S2-errors |")]
+    assert sorted(r.split(" | ")[1] for r in rows) == ["argo0", "argo3", "flagger", "ours"]
+    assert all(r.split(" | ")[4] == "3000" for r in rows)
+    assert "4 cells, 12000 runs" in out
