@@ -120,6 +120,15 @@ dev-status: ## show what the dev environment runs
 bench-gates: $(STAMP) ## gate-quality benchmark (BENCHMARK.md §1); writes docs/benchmarks.md
 	$(BIN)/python -m bench.gates $(BENCH_ARGS)
 
+.PHONY: bench-reaction
+bench-reaction: $(STAMP) dev-tools ## live reaction times of 100%- and 10%-error canaries vs the twin; writes docs/benchmarks.md
+	$(BIN)/python -m bench.live_reaction $(or $(BENCH_ARGS),--runs 5)
+
+.PHONY: record-replay
+record-replay: $(STAMP) dev-tools ## re-record the live tapes the twin replays (tests/unit/replays) and check the replay
+	CANARY_REPLAY_FIXTURES=$(CURDIR)/tests/unit/replays \
+	  $(BIN)/pytest -q -p no:cacheprovider tests/integration/e2e/test_twin_replays_live_releases.py
+
 .PHONY: bench-scale
 bench-scale: $(STAMP) dev-up ## controller scale (BENCHMARK.md §2): N=10,100 Rollouts; writes docs/benchmarks.md
 	$(BIN)/python -m bench.scale $(or $(BENCH_ARGS),--n 10 --n 100)
