@@ -186,6 +186,9 @@ class Replayed:
     measurement_differences: list[tuple[float, Any, Any]]
     reconciles: int
     snapshots: int
+    deferred: int = 0
+    """Measurements the live worker found only at the next reconcile: it took the Rollout
+    between a tick's answer and that tick's measurement reaching the queue."""
 
 
 def replay(entries: Sequence[Entry]) -> Replayed:
@@ -220,7 +223,7 @@ class _Replay:
         self.controller = Controller(self.timed, self.store, metrics, self.clock, settle=settle)
         self.pending: dict[str, tuple[datetime, Measurement | None, Any]] = {}
         self.differences: list[tuple[float, Any, Any]] = []
-        self.reconciles = self.snapshots = 0
+        self.reconciles = self.snapshots = self.deferred = 0
 
     def run(self) -> Replayed:
         for e in self.entries:
@@ -234,14 +237,14 @@ class _Replay:
                 case "snapshot":
                     self._tick(e)
                 case "reconcile":
-                    self.clock.current = stamp(e["at"])
-                    measurement = _take(self.controller, _ref(e))
-                    self.pending[e["rollout"]] = (self.clock.current, measurement, e["measurement"])
+                    self._begin(e)
                 case "reconciled":
                     self._reconcile(e)
         live = decisions(self.entries, self.began)
         mine = decisions(self.noted, self.began)
-        return Replayed(live, mine, self.differences, self.reconciles, self.snapshots)
+        return Replayed(
+            live, mine, self.differences, self.reconciles, self.snapshots, self.deferred
+        )
 
     def _tick(self, e: Entry) -> None:
         self.clock.current = stamp(e["at"])
@@ -250,6 +253,19 @@ class _Replay:
         if len(self.world.snapshots) == before:
             raise Diverged(f"{e['at']}: live queried Prometheus, the replay did not")
         self.snapshots += 1
+
+    def _begin(self, e: Entry) -> None:
+        """Hand the Rollout out of the queue, as the live worker did when it began."""
+        self.clock.current = stamp(e["at"])
+        measurement = _take(self.controller, _ref(e))
+        if measurement is not None and e["measurement"] is None:
+            # The live worker took the Rollout in the moment between the tick's answer (on the
+            # tape) and its measurement reaching the queue: the measurement waited for the
+            # next reconcile, as it does here.
+            self.controller.queue.add(_ref(e), measurement=measurement)
+            measurement = None
+            self.deferred += 1
+        self.pending[e["rollout"]] = (self.clock.current, measurement, e["measurement"])
 
     def _reconcile(self, e: Entry) -> None:
         start, measurement, recorded = self.pending.pop(e["rollout"])

@@ -4,6 +4,7 @@
 below; each appends one JSON object per call to a :class:`Tape` (one line of FILE), stamped
 with the controller's clock:
 
+- ``started``: the settings the tape was recorded under (tick, settle);
 - ``snapshot``: the one batched Prometheus answer of a measuring tick (its pods' cumulative
   counters), or the error that stood in for it; ``value``: a custom metric's answer;
 - ``reconcile`` / ``reconciled``: a reconcile began (with the measurement it was handed) and
@@ -17,6 +18,8 @@ with the controller's clock:
 ``bench.replay`` reads a tape back and runs the real ``Controller`` and ``Reconciler`` on it in
 virtual time, answering every observation from the tape, and compares the decisions. The
 recorders decide nothing and change nothing: each passes the call through and notes it.
+What a replay cannot reproduce is not recorded: people's commands given while the release runs
+(the Rollout is noted once), hooks, and other Rollouts of the namespace.
 """
 
 from __future__ import annotations

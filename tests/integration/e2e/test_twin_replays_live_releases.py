@@ -77,6 +77,6 @@ def test_twin_replays_the_live_controllers_decisions(
     assert result.measurement_differences == []
     phases = [d.what[0] for d in result.live if d.kind == "status"]
     assert phases[-1] == env.rollout(name)["status"]["phase"] == RELEASES[name][1]
-    assert result.snapshots > 5
+    assert result.snapshots >= 3
     if FIXTURES:
         shutil.copyfile(tape, Path(FIXTURES) / f"{name}.jsonl")
