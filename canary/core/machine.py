@@ -854,7 +854,8 @@ def _watch_promoted(t: _Tick) -> None:
         return
     images = ", ".join(f"{c}={image}" for c, image in sorted(t.plan.images.items()))
     message = (
-        f"Deployment {name} no longer runs this release ({images}): something wrote its pod "
+        f"Deployment {name} no longer runs this release ({images or 'its templatePatch'}): "
+        "something wrote its pod "
         "template after the promotion, typically a GitOps sync putting Git's image back. canary "
         "does not write it back; tell the GitOps controller to leave the released fields to "
         "canary (docs/gitops.md), then release again or `canary undo`"

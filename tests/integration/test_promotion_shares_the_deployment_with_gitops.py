@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from canary.adapters.kube.workloads import FIELD_MANAGER, KubeWorkloads
+from canary.adapters.kube.cached import trim_deployment
+from canary.adapters.kube.workloads import FIELD_MANAGER, KubeWorkloads, has_release
 from canary.core.plan import Plan
 from canary.core.vocabulary import EnsureCanary, EnsureServices, PromoteStable
 from tests.unit.fake_cluster import make_plan
@@ -303,3 +304,45 @@ def test_committing_the_released_image_changes_nothing_and_the_next_release_take
     assert IMAGE in owned(released, FIELD_MANAGER)
     assert IMAGE not in owned(released, ARGO)
     assert _has_release(workloads, app, "podinfo-6-2-0", _plan(following))
+
+
+def test_a_template_patch_release_is_seen_on_the_stable_and_its_revert_too(
+    kube: client.ApiClient, app: str, apps: client.AppsV1Api, workloads: KubeWorkloads
+) -> None:
+    """A release of a templatePatch alone (labels, annotations, env values incl. an empty one,
+    args, a CPU limit the API server writes as 500m) counts as on the stable after promotion —
+    read directly and through the informer cache's trimmed copy — and no longer once Flux forces
+    Git's value of the env var back."""
+    patch = {
+        "metadata": {"labels": {"tier": "web"}, "annotations": {"config/hash": "abc"}},
+        "spec": {
+            "containers": [
+                {
+                    "name": "podinfo",
+                    "env": [{"name": "LOG_LEVEL", "value": "debug"}, {"name": "EMPTY"}],
+                    "args": ["--port", "9898"],
+                    "resources": {"limits": {"cpu": "0.5"}},
+                }
+            ]
+        },
+    }
+    plan = make_plan(release={"templatePatch": patch})
+    flux = Git(kube, app, FLUX)
+    flux.sync(_git_manifest())
+
+    workloads.apply(app, ROLLOUT, plan, PromoteStable())
+
+    stable = deployment(apps, app)
+    (container,) = stable["spec"]["template"]["spec"]["containers"]
+    assert container["resources"]["limits"]["cpu"] == "500m"  # rewritten: why it is not compared
+    assert _has_release(workloads, app, ROLLOUT, plan)
+    assert has_release(trim_deployment(stable), ROLLOUT, plan)
+
+    flux.sync(_git_manifest())
+
+    reverted = deployment(apps, app)
+    (container,) = reverted["spec"]["template"]["spec"]["containers"]
+    assert {"name": "LOG_LEVEL", "value": "info"} in container["env"]
+    assert reverted["metadata"]["annotations"]["canary.dev/release"].startswith(ROLLOUT)
+    assert not _has_release(workloads, app, ROLLOUT, plan)
+    assert not has_release(trim_deployment(reverted), ROLLOUT, plan)

@@ -177,6 +177,24 @@ def test_watch_line_summarises_one_state_per_line() -> None:
     )
 
 
+def test_a_new_step_without_requests_still_shows_what_the_step_before_passed_with() -> None:
+    """Right after a weight change the new step has no requests: the line and the frame also
+    show the figures the previous step passed with, until the new one has its own."""
+    passed = {**STEP, "index": 1, "weight": 20, "verdict": "Passed"}
+    new = {"index": 2, "weight": 50, "startedAt": NOW.isoformat()}
+    status = {**PROGRESSING, "steps": [passed, new]}
+    said = (
+        "step 2 (20%) passed: canary  99.50% ok  p99 120ms  1204 req;"
+        " stable  99.90% ok  p99 -  5230 req"
+    )
+    assert said in present.line(rollout(status), 5, 99).split("  |  ")
+    assert said in present.frame(rollout(status), 5, 99, NOW)
+    measuring = {**status, "steps": [passed, {**new, "canary": {"requests": 3}}]}
+    assert "passed:" not in present.line(rollout(measuring), 5, 99)
+    failed_before = {**status, "steps": [{**passed, "verdict": "Failed"}, new]}
+    assert "passed:" not in present.line(rollout(failed_before), 5, 99)
+
+
 def test_arm_without_requests_says_so() -> None:
     """An arm that saw no traffic reads 'no requests yet'; a missing rate reads '-'."""
     empty = rollout({**PROGRESSING, "steps": [{**STEP, "canary": {"requests": 3}}]})

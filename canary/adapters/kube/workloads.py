@@ -72,15 +72,38 @@ def release_patch(plan: Plan) -> dict[str, Any]:
 
 
 def has_release(deployment: dict[str, Any], rollout: str, plan: Plan) -> bool:
-    """The Deployment names this release and runs its images. The images are checked, not just
-    the annotation, because a GitOps controller that puts Git's image back leaves the annotation
-    (not in Git) in place; image strings are never rewritten by the API server."""
+    """The Deployment names this release and runs what it changed. Its content is checked, not
+    just the annotation, because a GitOps controller that puts Git's template back leaves the
+    annotation (not in Git) in place."""
     if _annotations(deployment).get(RELEASE_ANNOTATION) != release_id(rollout, plan):
         return False
-    running = {
-        c["name"]: c.get("image") for c in deployment["spec"]["template"]["spec"]["containers"]
-    }
-    return all(running.get(name) == image for name, image in plan.images.items())
+    template = deployment["spec"]["template"]
+    running = {c["name"]: c.get("image") for c in template["spec"]["containers"]}
+    if any(running.get(name) != image for name, image in plan.images.items()):
+        return False
+    return _runs_patch(template, plan.template_patch or {})
+
+
+def _runs_patch(template: dict[str, Any], patch: dict[str, Any]) -> bool:
+    """The pod template holds what the release's ``templatePatch`` set and the API server keeps
+    as written: pod labels and annotations, each patched container's env values and args.
+    Resources are left out (the API server may write a quantity another way: 0.5 as 500m)."""
+    metadata, patched = template.get("metadata") or {}, patch.get("metadata") or {}
+    for key in ("labels", "annotations"):
+        have = metadata.get(key) or {}
+        if any(have.get(k) != v for k, v in (patched.get(key) or {}).items()):
+            return False
+    containers = {c["name"]: c for c in template["spec"]["containers"]}
+    for wanted in (patch.get("spec") or {}).get("containers") or []:
+        have = containers.get(wanted["name"])
+        if have is None:
+            return False
+        env = {e["name"]: e.get("value", "") for e in have.get("env") or []}
+        if any(env.get(e["name"]) != e.get("value", "") for e in wanted.get("env") or []):
+            return False
+        if "args" in wanted and have.get("args") != wanted["args"]:
+            return False
+    return True
 
 
 def canary_labels(labels: dict[str, str], keys: set[str]) -> dict[str, str]:
