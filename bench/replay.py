@@ -65,7 +65,7 @@ class Decided:
     """One decision: a status written (phase, step, its weight) or a route weight set."""
 
     seconds: float
-    """Since the tape began."""
+    """When the reconcile that took it began, since the tape began."""
     kind: str
     what: tuple[Any, ...]
 
@@ -74,8 +74,10 @@ def decisions(entries: Iterable[Entry], began: datetime) -> list[Decided]:
     """The decisions a tape records: statuses written (not those that lost a race) and route
     weights set (not those the API server refused)."""
     out = []
+    seconds = 0.0
     for e in entries:
-        seconds = (stamp(e["at"]) - began).total_seconds()
+        if e["kind"] == "reconcile":
+            seconds = (stamp(e["at"]) - began).total_seconds()
         if e["kind"] == "status" and not e.get("conflict"):
             out.append(Decided(seconds, "status", (e["phase"], e["step"], e["weight"])))
         elif e["kind"] == "weight" and "refused" not in e:
@@ -297,13 +299,10 @@ def _take(controller: Controller, ref: Ref) -> Measurement | None:
     return item[1]
 
 
-def agree(live: Sequence[Decided], replayed: Sequence[Decided], within: float = 1.0) -> bool:
-    """Whether the replay took the live controller's decisions, in order, each within
-    ``within`` seconds (the replay stamps a reconcile's decisions with the time it began)."""
-    return len(live) == len(replayed) and all(
-        a.kind == b.kind and a.what == b.what and abs(a.seconds - b.seconds) <= within
-        for a, b in zip(live, replayed, strict=True)
-    )
+def agree(live: Sequence[Decided], replayed: Sequence[Decided]) -> bool:
+    """Whether the replay took the live controller's decisions, in order, each in the
+    reconcile that began at the same moment."""
+    return list(live) == list(replayed)
 
 
 def explain(result: Replayed) -> str:

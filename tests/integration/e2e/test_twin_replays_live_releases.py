@@ -2,18 +2,19 @@
 plane (real kube-apiserver, Linkerd's policy controller, the mesh emulator's proxies scraped by
 the real Prometheus) under ``canary run --record``; its tape, replayed through the twin's real
 ``Controller`` and ``Reconciler`` (``bench.replay``), gives the same decisions — the same
-statuses and weights, in the same order, within a second of the live ones — and hands every
-reconcile the same measurement.
+statuses and weights, in the same order, each in the reconcile that began at the same
+moment — and hands every reconcile the same measurement.
 
 The faulty release (10% errors) runs in ``make test``; the healthy one, three steps long, only
 with ``CANARY_REPLAY_FIXTURES=DIR`` (``make record-replay``), which also writes both tapes into
 DIR for ``tests/unit/test_twin_replays_live_releases.py``.
 
-False failure, computed: the policy's default ``falseRollbackRate`` (0.001, Ville's bound in
-docs/analysis.md) bounds rolling back the healthy release (its canary behaves as stable); the
-faulty one fails 10% of requests against a 98% floor: a 12 s window at 20% holds about 240
-canary requests, and passing the floor (at most 4 failures where 24 are expected) has a
-binomial probability of 2.5e-7, before the comparison with the stable (0.1%) is even made.
+False failure, computed: the healthy release asks for ``falseRollbackRate: 0.0005`` (Ville's
+bound in docs/analysis.md: rolled back at most 1 in 2,000 while its canary behaves as stable,
+0.1% errors against a 98% floor and p99 100 ms against 400 ms); the faulty one fails 10% of
+requests against a 98% floor: a 12 s window at 20% holds about 240 canary requests, and passing
+the floor (at most 4 failures where 24 are expected) has a binomial probability of 2.5e-7,
+before the comparison with the stable (0.1%) is even made.
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ RELEASES = {
     "faulty-10pct": ({"sim.canary.dev/error-rate": "0.1"}, "RolledBack"),
     "healthy": (None, "Succeeded"),
 }
+SPECS: dict[str, dict[str, object]] = {
+    "faulty-10pct": {},
+    "healthy": {"analysis": {"compareWithStable": {"falseRollbackRate": 0.0005}}},
+}
 
 
 def recorded_release(
@@ -45,7 +50,7 @@ def recorded_release(
     tape = tmp_path / f"{name}.jsonl"
     env = release_env(controller_args=("--record", str(tape)))
     annotations, outcome = RELEASES[name]
-    env.create(name, annotations)
+    env.create(name, annotations, **SPECS[name])
     done = env.wait(name, {"Succeeded", "RolledBack", "Failed"}, timeout=300)
     assert done["status"]["phase"] == outcome, done["status"]
     env.controller.kill()  # every line written
