@@ -74,10 +74,11 @@ def decisions(entries: Iterable[Entry], began: datetime) -> list[Decided]:
     """The decisions a tape records: statuses written (not those that lost a race) and route
     weights set (not those the API server refused)."""
     out = []
-    seconds = 0.0
+    began_on: dict[str | None, float] = {}  # by the worker thread that noted it
     for e in entries:
         if e["kind"] == "reconcile":
-            seconds = (stamp(e["at"]) - began).total_seconds()
+            began_on[e.get("thread")] = (stamp(e["at"]) - began).total_seconds()
+        seconds = began_on.get(e.get("thread"), 0.0)
         if e["kind"] == "status" and not e.get("conflict"):
             out.append(Decided(seconds, "status", (e["phase"], e["step"], e["weight"])))
         elif e["kind"] == "weight" and "refused" not in e:
@@ -240,6 +241,8 @@ class _Replay:
                     self._tick(e)
                 case "reconcile":
                     self._begin(e)
+                case "status" if e.get("conflict"):
+                    self.store.conflicts += 1  # the live write lost a race: so does this one
                 case "reconciled":
                     self._reconcile(e)
         live = decisions(self.entries, self.began)

@@ -76,7 +76,12 @@ class Tape:
     def note(self, kind: str, **fields: Any) -> None:
         """Append one entry stamped with the clock."""
         with self._lock:
-            entry = {"at": self._clock.now().isoformat(), "kind": kind, **fields}
+            entry = {
+                "at": self._clock.now().isoformat(),
+                "kind": kind,
+                "thread": threading.current_thread().name,  # whose reconcile a weight is
+                **fields,
+            }
             self._write(json.dumps(entry, separators=(",", ":")))
 
     def first(self, kind: str, key: str) -> bool:
