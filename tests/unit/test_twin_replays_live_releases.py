@@ -28,11 +28,20 @@ from canary.model.rollout import Rollout
 from canary.model.status import RolloutStatus
 from canary.ports import Arms
 from canary.runtime.memory import MemoryRolloutStore
-from canary.runtime.recording import RecordingMetrics, RecordingRouter, RecordingStore, Tape
+from canary.runtime.recording import (
+    RecordingMetrics,
+    RecordingRouter,
+    RecordingStore,
+    Tape,
+    stamp,
+)
 from tests.fakes import FakeClock, FakeMetrics
 
 TAPES = Path(__file__).parent / "replays"
 FAULTY, HEALTHY = TAPES / "faulty-10pct.jsonl", TAPES / "healthy.jsonl"
+LOST_RACE = TAPES / "lost-race.jsonl"
+"""``make bench-reaction``'s tape (four workers, four Rollouts in turn) up to the 10%-error
+Rollout whose rollback lost its status write to retention's label, 2026-11-30 19:48 UTC."""
 
 
 def statuses(decided: list[replay.Decided]) -> list[tuple[str, int, int]]:
@@ -44,7 +53,7 @@ def statuses(decided: list[replay.Decided]) -> list[tuple[str, int, int]]:
     return out
 
 
-@pytest.mark.parametrize("tape", [FAULTY, HEALTHY], ids=lambda p: p.stem)
+@pytest.mark.parametrize("tape", [FAULTY, HEALTHY, LOST_RACE], ids=lambda p: p.stem)
 def test_live_tape_replays_to_the_live_decisions(tape: Path) -> None:
     """Every status and weight the live controller wrote, in order, each in the reconcile
     that began at the same moment; every reconcile handed the measurement the live one was."""
@@ -80,6 +89,26 @@ def test_the_healthy_release_passes_every_step_live_and_replayed() -> None:
         assert [s for s, _ in progressing] == sorted(s for s, _ in progressing)
         assert {w for _, w in progressing} >= {20, 50, 100}
         assert "RolledBack" not in {phase for phase, _, _ in steps}
+
+
+def test_a_rollback_that_lost_its_status_write_is_undone_live_and_replayed() -> None:
+    """The live bug the tape caught, reproduced: the rollback's route write (0%) stands but its
+    status write loses a race, the retry without the consumed measurement sets 5% again, and
+    the canary is rolled back only at a later early look."""
+    entries = replay.load(LOST_RACE)
+    result = replay.replay(entries)
+    lost = next(e for e in entries if e.get("conflict"))
+    assert lost["phase"] == "RollingBack"
+    for decided in (result.live, result.replayed):
+        mine = [
+            d
+            for d in decided
+            if d.seconds >= (stamp(lost["at"]) - stamp(entries[0]["at"])).total_seconds() - 1
+        ]
+        weights = [d.what[0] for d in mine if d.kind == "weight"]
+        undone = weights.index(0)
+        assert weights[undone : undone + 2] == [0, 5]  # the rollback's 0%, then 5% again
+        assert statuses(mine)[-1][0] == "RolledBack"
 
 
 def test_a_replay_fed_healthy_counts_decides_otherwise() -> None:
