@@ -124,6 +124,15 @@ bench-gates: $(STAMP) ## gate-quality benchmark (BENCHMARK.md §1); writes docs/
 bench-twin-speed: $(STAMP) ## CPU seconds per run of every bench-gates cell, and the full run's projected time
 	$(BIN)/python -m bench.twin_speed $(BENCH_ARGS)
 
+.PHONY: bench-reaction
+bench-reaction: $(STAMP) dev-tools ## live reaction times of 100%- and 10%-error canaries vs the twin; writes docs/benchmarks.md
+	$(BIN)/python -m bench.live_reaction $(or $(BENCH_ARGS),--runs 5)
+
+.PHONY: record-replay
+record-replay: $(STAMP) dev-tools ## re-record the live tapes the twin replays (tests/unit/replays) and check the replay
+	CANARY_REPLAY_FIXTURES=$(CURDIR)/tests/unit/replays \
+	  $(BIN)/pytest -q -p no:cacheprovider tests/integration/e2e/test_twin_replays_live_releases.py
+
 .PHONY: bench-scale
 bench-scale: $(STAMP) dev-up ## controller scale (BENCHMARK.md §2): N=10,100 Rollouts; writes docs/benchmarks.md
 	$(BIN)/python -m bench.scale $(or $(BENCH_ARGS),--n 10 --n 100)

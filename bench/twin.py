@@ -51,6 +51,14 @@ from canary.ports import Arms, Change, MetricProvider, WorkloadState
 from canary.runtime.controller import Controller
 from canary.runtime.memory import MemoryRolloutStore, MemoryRouter, VirtualClock
 from canary.runtime.reconciler import Reconciler
+from canary.runtime.recording import (
+    RecordingMetrics,
+    RecordingReconciler,
+    RecordingRouter,
+    RecordingStore,
+    RecordingWorkloads,
+    Tape,
+)
 from canary.sim.traffic import Counters
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -309,6 +317,38 @@ ROLLED_BACK = frozenset({"RollingBack", "RolledBack", "Aborted", "Failed"})
 PROMOTED = frozenset({"Promoting", "Succeeded"})
 
 
+def _controller(
+    store: MemoryRolloutStore,
+    workloads: TwinWorkloads,
+    router: TwinRouter,
+    provider: MetricProvider,
+    clock: VirtualClock,
+    *,
+    settle: timedelta,
+    record: Callable[[str], object] | None,
+) -> Controller:
+    """The real controller and reconciler over the twin's ports (recorded with ``record``)."""
+    if record is None:
+        reconciler = Reconciler(store, workloads, {"HTTPRoute": router}, NoEvents(), clock)
+        return Controller(reconciler, store, provider, clock, settle=settle)
+    tape = Tape(record, clock)
+    tape.note("started", settle=settle.total_seconds())
+    recorded = Reconciler(
+        RecordingStore(store, tape),
+        RecordingWorkloads(workloads, tape),
+        {"HTTPRoute": RecordingRouter(router, tape)},
+        NoEvents(),
+        clock,
+    )
+    return Controller(
+        RecordingReconciler(recorded, tape),
+        store,
+        RecordingMetrics(provider, tape),
+        clock,
+        settle=settle,
+    )
+
+
 def run(
     scenario: Scenario,
     seed: int,
@@ -318,9 +358,12 @@ def run(
     tick: timedelta = TICK,
     max_s: float = MAX_S,
     metrics: Callable[[World, VirtualClock], MetricProvider] | None = None,
+    record: Callable[[str], object] | None = None,
 ) -> TwinRun:
     """Release ``scenario``'s canary with the real controller until it rolls back (and traffic
-    is back on stable) or starts promoting, or ``max_s`` passes."""
+    is back on stable) or starts promoting, or ``max_s`` passes. With ``record``, the ports
+    are wrapped in ``canary run --record``'s recorders, which hand ``record`` each line of the
+    run's tape (``bench.replay`` reads it back)."""
     world = World(scenario, seed)
     world.run_until(0.0)
     timers = Timers()
@@ -335,8 +378,9 @@ def run(
     workloads = TwinWorkloads(world, timers, notify)
     router = TwinRouter(world, timers)
     provider = TwinMetrics(world) if metrics is None else metrics(world, clock)
-    reconciler = Reconciler(store, workloads, {"HTTPRoute": router}, NoEvents(), clock)
-    controller = Controller(reconciler, store, provider, clock, settle=settle)
+    controller = _controller(
+        store, workloads, router, provider, clock, settle=settle, record=record
+    )
     controller.on_change(Change("Rollout", NAMESPACE, ROLLOUT))
     tick_s = tick.total_seconds()
     next_tick, next_resync = tick_s, RESYNC_S

@@ -17,6 +17,7 @@ import sys
 import threading
 import urllib.parse
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -51,13 +52,21 @@ from canary.errors import CanaryError
 from canary.model.base import parse_duration
 from canary.model.policy import Notification
 from canary.model.rollout import Rollout, merge_policy
-from canary.ports import Ref, RolloutStore
+from canary.ports import MetricProvider, Ref, RolloutStore, TrafficRouter, Workloads
 from canary.runtime import leader
 from canary.runtime.clock import SystemClock
 from canary.runtime.controller import Controller, start_thread
 from canary.runtime.guard import GuardedReconciler
 from canary.runtime.messages import MessageLedger
 from canary.runtime.outbox import OutboxWorker
+from canary.runtime.recording import (
+    RecordingMetrics,
+    RecordingReconciler,
+    RecordingRouter,
+    RecordingStore,
+    RecordingWorkloads,
+    Tape,
+)
 from canary.runtime.retention import Retention
 from canary.runtime.scheduler import Scheduler
 
@@ -400,7 +409,8 @@ def _slack(args: argparse.Namespace) -> tuple[Slack | None, SlackWebApi]:
 
 
 def _run_arguments_refused(args: argparse.Namespace) -> str | None:
-    """Check (and parse in place) `canary run`'s arguments; the problem, or None."""
+    """Check (and parse in place; open the --record tape) `canary run`'s arguments; the
+    problem, or None."""
     try:
         args.outbound_allow = outbound.Policy.parse(args.outbound_allow)
     except ValueError as error:
@@ -409,6 +419,14 @@ def _run_arguments_refused(args: argparse.Namespace) -> str | None:
         return "--prometheus-url (or PROMETHEUS_URL) is required"
     if args.workers < 1:
         return f"--workers must be at least 1 (got {args.workers})"
+    try:
+        args.tape = Tape.to_file(args.record, SystemClock()) if args.record else None
+    except OSError as error:
+        return f"--record {args.record}: {error.strerror}"
+    if args.tape is not None:  # the settings a replay must use
+        args.tape.note(
+            "started", tick=args.tick.total_seconds(), settle=args.settle.total_seconds()
+        )
     if args.kube_qps <= 0 or args.kube_burst < 1:
         return (
             f"--kube-qps must be above 0 and --kube-burst at least 1 "
@@ -426,6 +444,43 @@ def _controller_client(args: argparse.Namespace) -> tuple[str, Any]:
         args.context,
         limiter=kube.RateLimiter(args.kube_qps, args.kube_burst),
         user_agent=f"canary/{me}",
+    )
+
+
+@dataclass(frozen=True)
+class _Ports:
+    """The ports the reconciler and the measuring tick decide from."""
+
+    store: RolloutStore
+    workloads: Workloads
+    routers: dict[str, TrafficRouter]
+    metrics: MetricProvider
+
+
+def _controller_ports(
+    args: argparse.Namespace, api: Any, cache: KubeCache, store: RolloutStore, tape: Tape | None
+) -> _Ports:
+    """The cluster's and Prometheus' adapters; with ``--record``, each wrapped to note every
+    answer and decision on ``tape``."""
+    workloads: Workloads = KubeWorkloads(
+        api,
+        deployments=CachedLookup(cache.deployments),
+        services=CachedLookup(cache.services),
+        autoscalers=cache.autoscalers_of,
+        owners=cache.rollout_uid,
+    )
+    routers: dict[str, TrafficRouter] = {
+        "HTTPRoute": HTTPRouteRouter(cache.route_objects),
+        "TrafficSplit": TrafficSplitRouter(cache.route_objects),
+    }
+    metrics: MetricProvider = PrometheusMetrics(args.prometheus_url)
+    if tape is None:
+        return _Ports(store, workloads, routers, metrics)
+    return _Ports(
+        RecordingStore(store, tape),
+        RecordingWorkloads(workloads, tape),
+        {kind: RecordingRouter(router, tape) for kind, router in routers.items()},
+        RecordingMetrics(metrics, tape),
     )
 
 
@@ -462,29 +517,20 @@ def _run(args: argparse.Namespace) -> int:
         ),
         clock,
     )
+    ports = _controller_ports(args, api, cache, store, args.tape)
     reconciler = GuardedReconciler(
-        store=store,
-        workloads=KubeWorkloads(
-            api,
-            deployments=CachedLookup(cache.deployments),
-            services=CachedLookup(cache.services),
-            autoscalers=cache.autoscalers_of,
-            owners=cache.rollout_uid,
-        ),
-        routers={
-            "HTTPRoute": HTTPRouteRouter(cache.route_objects),
-            "TrafficSplit": TrafficSplitRouter(cache.route_objects),
-        },
+        store=ports.store,
+        workloads=ports.workloads,
+        routers=ports.routers,
         events=KubeEventRecorder(api),
         clock=clock,
         # A hook answered: reconcile its Rollout now (late-bound: the controller comes below).
         hooks=HTTPHooks(args.outbound_allow, done=lambda ref: controller.queue.add(ref)),  # noqa: PLW0108
     )
-    metrics = InstrumentedMetrics(PrometheusMetrics(args.prometheus_url), registry)
     controller = Controller(
-        reconciler,
+        reconciler if args.tape is None else RecordingReconciler(reconciler, args.tape),
         store,
-        metrics,
+        InstrumentedMetrics(ports.metrics, registry),
         clock,
         namespace=namespaces[0] if len(namespaces) == 1 else None,
         settle=args.settle,
@@ -724,6 +770,12 @@ def _add_run_command(sub: Any) -> None:
         metavar="HOST|.DOMAIN|CIDR",
         help="non-public receivers notifications may call (repeat or comma-separate; "
         "loopback, link-local and metadata addresses are never called)",
+    )
+    cmd.add_argument(
+        "--record",
+        metavar="FILE",
+        help="append what the controller saw (Prometheus answers, Deployments, routes) and "
+        "decided to FILE, one JSON line each, for replay on the digital twin (bench.replay)",
     )
     cmd.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     cmd.set_defaults(func=_run)

@@ -40,7 +40,7 @@ from canary.ports import (
     RolloutStore,
     StopSignal,
 )
-from canary.runtime.reconciler import Measurement, Reconciler, Result
+from canary.runtime.reconciler import Measurement, Reconciles, Result
 
 log = structlog.get_logger("canary.controller")
 
@@ -154,7 +154,7 @@ class Controller:
 
     def __init__(
         self,
-        reconciler: Reconciler,
+        reconciler: Reconciles,
         store: RolloutStore,
         metrics: MetricProvider,
         clock: Clock,

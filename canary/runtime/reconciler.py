@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 import structlog
 
@@ -89,6 +90,14 @@ class Result:
     watches: str | None = None
     """The Deployment this Succeeded Rollout watches for a reverted release (its changes
     should wake it); None for any other."""
+
+
+class Reconciles(Protocol):
+    """What the controller calls to reconcile one Rollout: a ``Reconciler``, or a wrapper of
+    one (``canary.runtime.recording``)."""
+
+    def reconcile(self, ref: Ref, measurement: Measurement | None = None) -> Result:
+        """Reconcile ``ref`` with the measurement it was woken with."""
 
 
 def superseded_by(rollout: Rollout, others: list[Rollout]) -> str | None:

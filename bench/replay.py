@@ -1,0 +1,322 @@
+"""Replay a tape of the live controller through the digital twin's controller.
+
+``canary run --record FILE`` (``canary.runtime.recording``) notes, in the order they happened,
+every batched Prometheus answer of a measuring tick, every reconcile (with the measurement it
+was handed) and what it observed of the Deployments and the route, and every decision (status
+written, weight set). :func:`replay` runs canary's real ``Controller`` (its measuring state and
+``canary.core.measuring`` windows) and real ``Reconciler`` (machine, judge) in virtual time, as
+the twin does (``bench.twin``): the Rollout lives in the contract-tested
+``MemoryRolloutStore``, the clock is a ``VirtualClock`` set to the recorded times, and the
+Deployments, the route and Prometheus answer what the tape says they answered. The replay's
+own decisions are noted by the same recorders, so the two lists compare line for line.
+
+Used by ``tests/unit/test_twin_replays_live_releases.py`` on the tapes committed under
+``tests/unit/replays`` and by the e2e test that records them
+(``tests/integration/e2e/test_twin_replays_live_releases.py``; ``make record-replay``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict, deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bench.twin import NoEvents
+from canary.core import evidence, measuring
+from canary.core.plan import Plan
+from canary.core.vocabulary import Action, RouteState
+from canary.errors import MetricsUnavailable
+from canary.model.rollout import Rollout, RolloutPolicy
+from canary.ports import Arms, Ref, WorkloadState
+from canary.runtime.controller import Controller
+from canary.runtime.memory import MemoryRolloutStore, VirtualClock
+from canary.runtime.reconciler import Measurement, Reconciler, Result
+from canary.runtime.recording import (
+    MEASUREMENT,
+    ROUTE,
+    WORKLOADS,
+    RecordingReconciler,
+    RecordingRouter,
+    RecordingStore,
+    RecordingWorkloads,
+    Tape,
+    pods_from,
+    stamp,
+)
+
+Entry = dict[str, Any]
+
+
+class Diverged(AssertionError):
+    """The replay asked the world something the live controller did not ask at that point."""
+
+
+def load(path: Path) -> list[Entry]:
+    """A tape's entries, in order."""
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@dataclass(frozen=True)
+class Decided:
+    """One decision: a status written (phase, step, its weight) or a route weight set."""
+
+    seconds: float
+    """When the reconcile that took it began, since the tape began."""
+    kind: str
+    what: tuple[Any, ...]
+
+
+def decisions(entries: Iterable[Entry], began: datetime) -> list[Decided]:
+    """The decisions a tape records: statuses written (not those that lost a race) and route
+    weights set (not those the API server refused)."""
+    out = []
+    began_on: dict[str | None, float] = {}  # by the worker thread that noted it
+    for e in entries:
+        if e["kind"] == "reconcile":
+            began_on[e.get("thread")] = (stamp(e["at"]) - began).total_seconds()
+        seconds = began_on.get(e.get("thread"), 0.0)
+        if e["kind"] == "status" and not e.get("conflict"):
+            out.append(Decided(seconds, "status", (e["phase"], e["step"], e["weight"])))
+        elif e["kind"] == "weight" and "refused" not in e:
+            out.append(Decided(seconds, "weight", (e["canary"],)))
+    return out
+
+
+@dataclass
+class _World:
+    """What the tape says the cluster and Prometheus answered, each kind in its order."""
+
+    workloads: dict[str, deque[WorkloadState]] = field(default_factory=lambda: defaultdict(deque))
+    routes: dict[str, deque[RouteState | None]] = field(default_factory=lambda: defaultdict(deque))
+    snapshots: deque[Entry] = field(default_factory=deque)
+    values: deque[Entry] = field(default_factory=deque)
+
+    @classmethod
+    def of(cls, entries: Iterable[Entry]) -> _World:
+        """The answers on a tape."""
+        world = cls()
+        for e in entries:
+            match e["kind"]:
+                case "workloads":
+                    world.workloads[e["rollout"]].append(WORKLOADS.validate_python(e["state"]))
+                case "route":
+                    world.routes[e["route"]].append(ROUTE.validate_python(e["state"]))
+                case "snapshot":
+                    world.snapshots.append(e)
+                case "value":
+                    world.values.append(e)
+        return world
+
+
+@dataclass
+class _TapeWorkloads:
+    world: _World
+
+    def observe(self, namespace: str, rollout: str, plan: Plan) -> WorkloadState:
+        answers = self.world.workloads[f"{namespace}/{rollout}"]
+        if not answers:
+            raise Diverged(f"{namespace}/{rollout}: the replay observed workloads, live did not")
+        return answers.popleft()
+
+    def apply(self, namespace: str, rollout: str, plan: Plan, action: Action) -> None:
+        """The live controller's action already happened in the cluster the tape recorded."""
+
+
+@dataclass
+class _TapeRouter:
+    world: _World
+
+    def observe(self, namespace: str, plan: Plan) -> RouteState | None:
+        answers = self.world.routes[f"{namespace}/{plan.route_name}"]
+        if not answers:
+            raise Diverged(
+                f"{namespace}/{plan.route_name}: the replay read the route, live did not"
+            )
+        return answers.popleft()
+
+    def set_weights(self, namespace: str, plan: Plan, canary: int) -> None:
+        """Taken: what the route then looked like is on the tape."""
+
+
+@dataclass
+class _TapeMetrics:
+    world: _World
+
+    def snapshot(self, targets: Sequence[Arms]) -> evidence.Snapshot:
+        if not self.world.snapshots:
+            raise Diverged("the replay queried Prometheus where the live controller did not")
+        answer = self.world.snapshots.popleft()
+        if "error" in answer:
+            raise MetricsUnavailable(answer["error"])
+        return pods_from(answer["pods"])
+
+    def value(self, query: str) -> float | None:
+        if not self.world.values or self.world.values[0]["query"] != query:
+            raise Diverged(f"the replay asked {query!r} where the live controller did not")
+        answer = self.world.values.popleft()
+        if "error" in answer:
+            raise MetricsUnavailable(answer["error"])
+        value: float | None = answer["value"]
+        return value
+
+
+@dataclass
+class _Timed:
+    """The reconciler with the clock at the recorded start, then at the recorded end (when
+    the live controller updated its measuring state)."""
+
+    inner: RecordingReconciler
+    clock: VirtualClock
+    ends_at: datetime | None = None
+
+    def reconcile(self, ref: Ref, measurement: Measurement | None = None) -> Result:
+        result = self.inner.reconcile(ref, measurement)
+        if self.ends_at is not None:
+            self.clock.current = self.ends_at
+        return result
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """The live and replayed decisions, and each reconcile whose measurement differed."""
+
+    live: list[Decided]
+    replayed: list[Decided]
+    measurement_differences: list[tuple[float, Any, Any]]
+    reconciles: int
+    snapshots: int
+    deferred: int = 0
+    """Measurements the live worker found only at the next reconcile: it took the Rollout
+    between a tick's answer and that tick's measurement reaching the queue."""
+
+
+def replay(entries: Sequence[Entry]) -> Replayed:
+    """Run the real controller over ``entries`` (a tape); raise :class:`Diverged` when the
+    replay's controller asks the world something the live one did not."""
+    return _Replay(entries).run()
+
+
+class _Replay:
+    """The real controller and reconciler over a tape's answers, its own decisions noted."""
+
+    def __init__(self, entries: Sequence[Entry]) -> None:
+        self.entries = entries
+        self.began = stamp(entries[0]["at"])
+        started = next((e for e in entries if e["kind"] == "started"), {})
+        settle = timedelta(seconds=started.get("settle", measuring.SETTLE.total_seconds()))
+        self.clock = VirtualClock(self.began)
+        self.world = _World.of(entries)
+        self.noted: list[Entry] = []
+        tape = Tape(lambda line: self.noted.append(json.loads(line)), self.clock)
+        self.store = MemoryRolloutStore()
+        router = RecordingRouter(_TapeRouter(self.world), tape)
+        reconciler = Reconciler(
+            RecordingStore(self.store, tape),
+            RecordingWorkloads(_TapeWorkloads(self.world), tape),
+            {"HTTPRoute": router, "TrafficSplit": router},
+            NoEvents(),
+            self.clock,
+        )
+        self.timed = _Timed(RecordingReconciler(reconciler, tape), self.clock)
+        metrics = _TapeMetrics(self.world)
+        self.controller = Controller(self.timed, self.store, metrics, self.clock, settle=settle)
+        self.pending: dict[str, tuple[datetime, Measurement | None, Any]] = {}
+        self.differences: list[tuple[float, Any, Any]] = []
+        self.reconciles = self.snapshots = self.deferred = 0
+
+    def run(self) -> Replayed:
+        for e in self.entries:
+            match e["kind"]:
+                case "rollout":
+                    self.store.add(Rollout.model_validate(e["object"]))
+                case "policy":
+                    namespace, name = e["policy"].split("/", 1)
+                    policy = RolloutPolicy.model_validate(e["object"])
+                    self.store.policies[Ref(namespace, name)] = policy
+                case "snapshot":
+                    self._tick(e)
+                case "reconcile":
+                    self._begin(e)
+                case "status" if e.get("conflict"):
+                    self.store.conflicts += 1  # the live write lost a race: so does this one
+                case "reconciled":
+                    self._reconcile(e)
+        live = decisions(self.entries, self.began)
+        mine = decisions(self.noted, self.began)
+        return Replayed(
+            live, mine, self.differences, self.reconciles, self.snapshots, self.deferred
+        )
+
+    def _tick(self, e: Entry) -> None:
+        self.clock.current = stamp(e["at"])
+        before = len(self.world.snapshots)
+        self.controller.measure()
+        if len(self.world.snapshots) == before:
+            raise Diverged(f"{e['at']}: live queried Prometheus, the replay did not")
+        self.snapshots += 1
+
+    def _begin(self, e: Entry) -> None:
+        """Hand the Rollout out of the queue, as the live worker did when it began."""
+        self.clock.current = stamp(e["at"])
+        measurement = _take(self.controller, _ref(e))
+        if measurement is not None and e["measurement"] is None:
+            # The live worker took the Rollout in the moment between the tick's answer (on the
+            # tape) and its measurement reaching the queue: the measurement waited for the
+            # next reconcile, as it does here.
+            self.controller.queue.add(_ref(e), measurement=measurement)
+            measurement = None
+            self.deferred += 1
+        self.pending[e["rollout"]] = (self.clock.current, measurement, e["measurement"])
+
+    def _reconcile(self, e: Entry) -> None:
+        start, measurement, recorded = self.pending.pop(e["rollout"])
+        given = MEASUREMENT.dump_python(measurement, mode="json")
+        if given != recorded:
+            self.differences.append(((start - self.began).total_seconds(), recorded, given))
+        self.clock.current, self.timed.ends_at = start, stamp(e["at"])
+        self.controller.work(_ref(e), measurement)
+        self.controller.queue.done(_ref(e))
+        self.reconciles += 1
+
+
+def _ref(e: Entry) -> Ref:
+    return Ref(*e["rollout"].split("/", 1))
+
+
+def _take(controller: Controller, ref: Ref) -> Measurement | None:
+    """Hand ``ref`` out of the controller's queue as its worker would, with the measurement
+    waiting for it (other Rollouts due are put back)."""
+    controller.queue.add(ref)
+    others = []
+    while (item := controller.queue.pop_due()) is not None and item[0] != ref:
+        others.append(item)
+    for other, measurement in others:
+        controller.queue.done(other)
+        controller.queue.add(other, measurement=measurement)
+    if item is None:
+        raise Diverged(f"{ref} was not due")
+    return item[1]
+
+
+def agree(live: Sequence[Decided], replayed: Sequence[Decided]) -> bool:
+    """Whether the replay took the live controller's decisions, in order, each in the
+    reconcile that began at the same moment."""
+    return list(live) == list(replayed)
+
+
+def explain(result: Replayed) -> str:
+    """The two lists of decisions side by side, for a failure message."""
+    rows = [f"{'live':<40} replayed"]
+    for i in range(max(len(result.live), len(result.replayed))):
+        a = result.live[i] if i < len(result.live) else None
+        b = result.replayed[i] if i < len(result.replayed) else None
+        rows.append(f"{_show(a):<40} {_show(b)}")
+    return "\n".join(rows)
+
+
+def _show(d: Decided | None) -> str:
+    return "—" if d is None else f"{d.seconds:7.2f}s {d.kind} {d.what}"
