@@ -202,9 +202,9 @@ class RecordingStore:
             self._tape.note("rollout", rollout=str(ref), object=body)
         return rollout
 
-    def list(self, namespace: str | None = None) -> Sequence[Rollout]:
+    def list(self, namespace: str | None = None, target: str | None = None) -> Sequence[Rollout]:
         """``inner``'s list (not noted: a replay keeps its own Rollouts)."""
-        return self._inner.list(namespace)
+        return self._inner.list(namespace, target=target)
 
     def policy(self, ref: Ref) -> RolloutPolicy | None:
         """``inner``'s RolloutPolicy; noted the first time it is found."""
