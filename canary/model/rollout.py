@@ -123,6 +123,20 @@ class Rollout(Wire):
         return metadata
 
 
+def decided_alike(read: Rollout, now: Rollout) -> bool:
+    """Whether a status decided from ``read`` still holds for ``now``, the same Rollout as
+    stored later: true when only what the controller never decides from changed since (its
+    labels, such as the ``canary.dev/target`` label retention adds, or other metadata), false
+    when its uid, generation, spec, annotations (people's commands) or status did."""
+    before, after = read.metadata, now.metadata
+    return (
+        (before.uid, before.generation, before.annotations)
+        == (after.uid, after.generation, after.annotations)
+        and read.spec == now.spec
+        and read.status == now.status
+    )
+
+
 class RolloutPolicy(Wire):
     """The reusable release policy of one app."""
 

@@ -8,11 +8,12 @@ Rollout that a worker is still reconciling (it is held back until that reconcile
 Rollout is never reconciled twice at once. A reconcile that ends in an error is retried after a
 delay that doubles with each failure in a row of that Rollout (up to :data:`BACKOFF_MAX`); a
 Conflict is a lost race, not a failure: it is retried after the usual short delay, from a
-fresher cache. When a window of counts is complete is decided by the pure
-``canary.core.measuring``: the controller only keeps its state (under a lock), runs the query
-and feeds the queue. A reconcile that put notifications into a Rollout's outbox is reported to
-``on_notify`` (the delivery worker). Used by ``canary run`` (through ``canary.cli``); talks to
-the world only through ports.
+fresher cache. A failed reconcile's measurement goes to its retry, which decides from the
+same counts (it may have moved the route before its status write failed). When a window of
+counts is complete is decided by the pure ``canary.core.measuring``: the controller only keeps
+its state (under a lock), runs the query and feeds the queue. A reconcile that put
+notifications into a Rollout's outbox is reported to ``on_notify`` (the delivery worker).
+Used by ``canary run`` (through ``canary.cli``); talks to the world only through ports.
 """
 
 from __future__ import annotations
@@ -84,6 +85,12 @@ class WorkQueue:
             self._due[ref] = due
             heapq.heappush(self._heap, _Item(due, ref))
             self._cond.notify()
+
+    def give_back(self, ref: Ref, measurement: Measurement) -> None:
+        """Let the next reconcile of ``ref`` have ``measurement`` again (its reconcile failed
+        before recording what it decided), unless a newer measurement is already waiting."""
+        with self._cond:
+            self._measurements.setdefault(ref, measurement)
 
     def get(self, stop: StopSignal, idle: float = 1.0) -> tuple[Ref, Measurement | None] | None:
         """The next due Rollout and its measurement; None when stopping."""
@@ -238,6 +245,11 @@ class Controller:
     def _serve(self, ref: Ref, measurement: Measurement | None) -> None:
         try:
             result = self.work(ref, measurement)
+            if result.error is not None and measurement is not None:
+                # The reconcile's decision was not recorded (its status write lost a race, or
+                # the API server failed it), though it may have acted on the route already: the
+                # retry must decide from the same counts, or it would undo that action.
+                self.queue.give_back(ref, measurement)
         finally:
             self.queue.done(ref)
         delay = self._backoff(ref, result)

@@ -15,7 +15,7 @@ from canary.core import weights
 from canary.core.plan import Plan
 from canary.core.vocabulary import RouteState
 from canary.errors import Conflict
-from canary.model.rollout import Rollout, RolloutPolicy
+from canary.model.rollout import Rollout, RolloutPolicy, decided_alike
 from canary.model.status import RolloutStatus
 from canary.ports import Ref
 
@@ -61,9 +61,13 @@ class MemoryRolloutStore:
         self.rollouts[ref] = old.model_copy(update={"metadata": meta})
 
     def write_status(self, rollout: Rollout, status: RolloutStatus) -> None:
-        """Replace the status if the resourceVersion matches; else Conflict."""
+        """Replace the status if the resourceVersion matches, or if only what the status is
+        not decided from changed since (``decided_alike``, as the Kube store); else Conflict."""
         ref = Ref(rollout.metadata.namespace, rollout.metadata.name)
-        if self.rollouts[ref].metadata.resource_version != rollout.metadata.resource_version:
+        stored = self.rollouts[ref]
+        if stored.metadata.resource_version != rollout.metadata.resource_version and not (
+            decided_alike(rollout, stored)
+        ):
             raise Conflict(f"{ref}: the object has been modified")
         if self.conflicts:
             self.conflicts -= 1

@@ -99,6 +99,28 @@ def test_status_writes_are_guarded_by_resource_version(world: Any, namespace: st
     assert store.get(ref).status.phase == "Progressing"
 
 
+def test_a_status_write_outlives_a_label_but_not_a_command(world: Any, namespace: str) -> None:
+    """A status decided from a read stays writable after a label is added meanwhile
+    (retention's ``canary.dev/target``: the status was not decided from labels), and is
+    Conflict after an annotation (a person's command the decision did not see)."""
+    store, put = world
+    put(_rollout(namespace, "web-2"))
+    ref = Ref(namespace, "web-2")
+    read = store.get(ref)
+    store.label(ref, "canary.dev/target", "podinfo")
+    store.write_status(read, RolloutStatus(phase="RollingBack", canary_weight=0))
+    stored = store.get(ref)
+    assert (stored.status.phase, stored.metadata.labels) == (
+        "RollingBack",
+        {"canary.dev/target": "podinfo"},
+    )
+    read = store.get(ref)
+    store.annotate(ref, "canary.dev/abort", '{"actor": "ana"}')
+    with pytest.raises(Conflict):
+        store.write_status(read, RolloutStatus(phase="RolledBack"))
+    assert store.get(ref).status.phase == "RollingBack"
+
+
 def test_annotate_sets_one_annotation_and_keeps_the_others(world: Any, namespace: str) -> None:
     """Each annotate call adds or replaces one key; earlier keys stay."""
     store, put = world

@@ -13,6 +13,7 @@ from canary.core import plan as plan_mod
 from canary.errors import InvalidSpec, Problem
 from canary.model.linkerd import LATENCY_BUCKETS_MS
 from canary.model.rollout import ROLLOUT_LABEL, Rollout, RolloutPolicy
+from canary.model.status import RolloutStatus
 from canary.ports import ROUTE, Change, Ref, WorkloadState
 from canary.runtime import reconciler as rec
 from canary.runtime.controller import Controller, WorkQueue
@@ -405,3 +406,89 @@ def test_abort_reaches_a_promotion_that_missed_its_deadline() -> None:
     assert world.phase() == "Aborted"
     assert (world.route_weight(), world.cluster.canary_replicas) == (0, 0)
     assert world.cluster.stable_template == "v1"
+
+
+class _LabelledMeanwhile(MemoryRolloutStore):
+    """A store where, once, another writer labels the Rollout between the reconciler's read
+    and its status write (as retention adds ``canary.dev/target`` in a release's first
+    minute), or annotates it (a person's command)."""
+
+    def __init__(self, key: str, *, annotation: bool = False) -> None:
+        super().__init__()
+        self.key, self.annotation, self.armed = key, annotation, False
+
+    def write_status(self, rollout: Rollout, status: RolloutStatus) -> None:
+        if self.armed:
+            self.armed = False
+            ref = Ref(rollout.metadata.namespace, rollout.metadata.name)
+            (self.annotate if self.annotation else self.label)(ref, self.key, "podinfo")
+        super().write_status(rollout, status)
+
+
+def _failing_at_10_percent(store: MemoryRolloutStore) -> tuple[World, Controller]:
+    world = World(store=store)
+    for _ in range(2):
+        world.tick()
+    stored = world.store.get(world.ref)
+    assert stored is not None
+    assert (stored.status.phase, stored.status.message) == (
+        "Progressing",
+        "step 1 at 10%: measuring",
+    )
+    assert world.route_weight() == 10
+    world.cluster.canary_error_rate = 1.0
+    controller = Controller(world.reconciler, world.store, FakeMetrics(), world.clock)
+    return world, controller
+
+
+def test_a_rollback_is_recorded_though_a_label_was_added_meanwhile() -> None:
+    """The reconcile that rolls back sets the route to 0% and then writes its status, while
+    retention has just labelled the Rollout: the write still lands (the status was not decided
+    from labels), so no retry finds the release at 10% with the route at 0% and sets it back."""
+    store = _LabelledMeanwhile("canary.dev/target")
+    world, controller = _failing_at_10_percent(store)
+    store.armed = True
+    measurement = rec.Measurement(evidence=world.cluster.evidence(30))
+    controller.queue.add(world.ref, measurement=measurement)
+    assert controller.run_due() == 1
+    assert not store.armed  # the label was written between the read and the write
+    stored = world.store.get(world.ref)
+    assert stored is not None
+    assert stored.metadata.labels == {"canary.dev/target": "podinfo"}
+    assert stored.status.phase in ("RollingBack", "RolledBack")
+    assert world.route_weight() == 0
+    for _ in range(5):
+        world.clock.advance(rec.RETRY_TRANSIENT)
+        controller.run_due()
+        assert world.route_weight() == 0
+    assert world.cluster.stable_template == "v1"
+
+
+def test_a_failed_reconciles_measurement_goes_to_its_retry() -> None:
+    """A reconcile that ends in an error (here: a person's command landed between its read
+    and its status write) hands its measurement to the retry, unless a newer one waits."""
+    store = _LabelledMeanwhile("canary.dev/approve", annotation=True)
+    world, controller = _failing_at_10_percent(store)
+    seen: list[rec.Measurement | None] = []
+    reconcile = world.reconciler.reconcile
+
+    def spy(ref: Ref, measurement: rec.Measurement | None = None) -> rec.Result:
+        seen.append(measurement)
+        return reconcile(ref, measurement)
+
+    controller._reconciler = type("Spy", (), {"reconcile": staticmethod(spy)})()
+    store.armed = True
+    first = rec.Measurement(error="prometheus down")
+    controller.queue.add(world.ref, measurement=first)
+    assert controller.run_due() == 1
+    assert not store.armed  # the command landed: the status write was a Conflict
+    world.clock.advance(rec.RETRY_TRANSIENT)
+    assert controller.run_due() == 1
+    assert seen == [first, first]
+
+    newer = rec.Measurement(error="still down")
+    controller.queue.give_back(world.ref, first)
+    controller.queue.add(world.ref, measurement=newer)
+    controller.queue.give_back(world.ref, first)
+    assert controller.run_due() == 1
+    assert seen[-1] == newer

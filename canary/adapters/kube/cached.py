@@ -323,8 +323,8 @@ class CachedRolloutStore:
     def write_status(self, rollout: Rollout, status: RolloutStatus) -> None:
         """Replace the status on the API server (guarded: raises Conflict when the Rollout
         changed), and cache the answer."""
-        written = self._direct.replace_status(rollout, status)
-        self._rollouts.offer(written, rollout.metadata.resource_version)
+        written, based_on = self._direct.replace_status(rollout, status)
+        self._rollouts.offer(written, based_on)
 
 
 class CachedObjects:

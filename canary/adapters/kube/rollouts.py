@@ -4,7 +4,8 @@
 ``ports.RolloutJanitor`` for retention, and ``ports.Annotator`` for the CLI and the HTTP API
 (people's commands are annotations, see ``canary.core.commands``). Status is written only
 through the status subresource, guarded by the Rollout's resourceVersion, so a stale writer
-gets ``Conflict`` instead of clobbering.
+gets ``Conflict`` instead of clobbering (unless only a label changed meanwhile: see
+``replace_status``).
 A store scoped to some namespaces (a namespaced install, whose RBAC covers only those) lists
 each of them instead of asking for every namespace, which that RBAC would refuse.
 """
@@ -20,8 +21,8 @@ from pydantic import ValidationError
 
 from canary.adapters.kube.objects import CustomObjects
 from canary.core.lint import problems_of
-from canary.errors import InvalidSpec, Problem
-from canary.model.rollout import API_VERSION, Rollout, RolloutPolicy
+from canary.errors import Conflict, InvalidSpec, Problem
+from canary.model.rollout import API_VERSION, Rollout, RolloutPolicy, decided_alike
 from canary.model.status import RolloutStatus
 from canary.ports import Ref
 
@@ -98,8 +99,27 @@ class KubeRolloutStore:
         """Replace the status, guarded by the Rollout's resourceVersion (raises Conflict)."""
         self.replace_status(rollout, status)
 
-    def replace_status(self, rollout: Rollout, status: RolloutStatus) -> dict[str, Any]:
-        """``write_status``, answering the Rollout as the API server stored it."""
+    def replace_status(
+        self, rollout: Rollout, status: RolloutStatus
+    ) -> tuple[dict[str, Any], str | None]:
+        """``write_status``, answering the Rollout as the API server stored it and the
+        resourceVersion the write was made on. A write that lost its race only to a change
+        the status was not decided from (a label) is made again on the stored version: the
+        reconcile that decided it may already have moved traffic, and a retry from scratch
+        would see the route it moved without the counts that moved it
+        (``canary.model.rollout.decided_alike``)."""
+        try:
+            return self._replace_status(rollout, status), rollout.metadata.resource_version
+        except Conflict:
+            found = self._rollouts.get(rollout.metadata.namespace, rollout.metadata.name)
+            if found is None:
+                raise
+            stored = parse_rollout(found)
+            if not decided_alike(rollout, stored):
+                raise
+            return self._replace_status(stored, status), stored.metadata.resource_version
+
+    def _replace_status(self, rollout: Rollout, status: RolloutStatus) -> dict[str, Any]:
         meta = rollout.metadata
         body = {
             "apiVersion": API_VERSION,
