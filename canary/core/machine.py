@@ -62,6 +62,10 @@ WAIT = timedelta(seconds=2)
 """How soon to look again while waiting for the cluster to catch up with an action."""
 RETRY_REFERENCES = timedelta(seconds=15)
 """How soon to look again for a target, Service or policy that does not exist yet."""
+CANARY_UNAVAILABLE_FOR = timedelta(seconds=30)
+"""How long the route may send the canary its share while no canary pod is ready (its
+requests fail, and no canary proxy counts them) before the release is rolled back: long enough
+for a canary pod to be replaced (a node drain), short against the progress deadline."""
 
 
 # --- the machine ----------------------------------------------------------------------------
@@ -438,7 +442,11 @@ def _metrics_outage(t: _Tick) -> bool:
 
 
 def _watch_health(t: _Tick) -> bool:
-    """While a step holds (pause, approval), keep judging: a FAIL still rolls back."""
+    """While a step holds (pause, approval), keep judging: a FAIL still rolls back, and so
+    does a canary left with no ready pod while it has a share."""
+    index = t.status.current_step_index
+    if index < len(t.status.steps) and _canary_unavailable(t, t.status.steps[index]):
+        return _roll_back_unavailable(t)
     if t.obs.metrics_error is not None:
         return _metrics_outage(t)
     verdict = _judge_step(t)
@@ -589,6 +597,8 @@ def _progressing_phase(t: _Tick) -> bool:
     canary_ready = (
         obs.canary is not None and obs.canary.current and obs.canary.ready_replicas >= replicas
     )
+    if _canary_unavailable(t, record):
+        return _roll_back_unavailable(t)
     if not canary_ready:
         what = f"canary pods for {weight}% not ready ({replicas} wanted)"
         deadline = plan.progress
@@ -623,6 +633,42 @@ def _progressing_phase(t: _Tick) -> bool:
         ):
             return _start_rollback(t, f"step {index + 1}: no data for {plan.no_data_timeout}")
     return t.wait(f"step {index + 1} at {weight}%: {verdict.reason}{_eta(t)}", plan.interval)
+
+
+def _roll_back_unavailable(t: _Tick) -> bool:
+    return _start_rollback(
+        t,
+        f"no canary pod was ready for {format_duration(CANARY_UNAVAILABLE_FOR)} while the "
+        "route sent the canary its share",
+    )
+
+
+def _canary_unavailable(t: _Tick, record: StepStatus) -> bool:
+    """Whether the canary has had no ready pod for :data:`CANARY_UNAVAILABLE_FOR` while the
+    route sends it traffic (pods that crash or fail readiness after the step began). Notes when
+    that began on the step (with a Warning Event), and forgets it once a pod is ready or the
+    route sends the canary nothing."""
+    live = t.obs.route.canary_weight if t.obs.route is not None else 0
+    canary = t.obs.canary
+    if live == 0 or (canary is not None and canary.ready_replicas > 0):
+        if record.unready_since is not None:
+            _replace_step(t, record.model_copy(update={"unready_since": None}))
+        return False
+    since = record.unready_since
+    if since is None:
+        since = t.now
+        _replace_step(t, record.model_copy(update={"unready_since": since}))
+        t.event(
+            "CanaryUnavailable",
+            f"no canary pod is ready while the route sends the canary {live}% of the traffic; "
+            f"rolling back if none is within {format_duration(CANARY_UNAVAILABLE_FOR)}",
+            warning=True,
+        )
+    due = since + CANARY_UNAVAILABLE_FOR
+    if t.now >= due:
+        return True
+    t.wake(due - t.now)
+    return False
 
 
 def _eta(t: _Tick) -> str:
@@ -914,6 +960,7 @@ def _shift_waits(status: RolloutStatus, held: datetime, now: datetime) -> Rollou
             update={
                 "started_at": later(step.started_at),
                 "no_data_since": later(step.no_data_since),
+                "unready_since": later(step.unready_since),
             }
         )
     hooks = status.hooks

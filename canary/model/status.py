@@ -80,6 +80,11 @@ class StepStatus(Wire):
     stable: ArmStats = Field(default_factory=ArmStats)
     checks: list[CheckResult] = Field(default_factory=list)
     no_data_since: datetime | None = None
+    unready_since: datetime | None = Field(
+        default=None,
+        description="Since when no canary pod has been ready while the route sent the canary "
+        "traffic (unset while one is, or while the canary gets none).",
+    )
     message: str = ""
     needs: int | None = Field(
         default=None,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -534,3 +534,79 @@ def test_time_to_need_extrapolates_the_rate_seen() -> None:
     assert power.time_to_need(0, 400, timedelta(seconds=50)) is None
     assert power.time_to_need(400, 400, timedelta(seconds=50)) is None
     assert power.time_to_need(10, 400, timedelta(0)) is None
+
+
+def _at_first_step() -> tuple[FakeCluster, RolloutStatus, datetime]:
+    cluster = FakeCluster()
+    status, now, _ = run(make_plan(), cluster, max_ticks=2)
+    assert (status.phase, status.current_step_index, cluster.weight) == ("Progressing", 0, 10)
+    assert cluster.canary_ready > 0
+    return cluster, status, now
+
+
+def test_a_canary_whose_pods_stop_being_ready_at_a_live_weight_is_rolled_back() -> None:
+    """The canary's pods crash after its share went live: no proxy counts the failing requests,
+    so the step cannot judge them. The controller says so at once (one Warning Event,
+    ``unreadySince`` on the step) and rolls back once no pod has been ready for
+    ``CANARY_UNAVAILABLE_FOR`` — not at the 10-minute progress deadline. Stable is untouched."""
+    cluster, status, now = _at_first_step()
+    cluster.pods_become_ready, cluster.canary_ready = False, 0
+    plan = make_plan()
+    first = machine.decide(plan, status, cluster.observe(), now)
+    assert first.status.phase == "Progressing"
+    assert first.status.steps[0].unready_since == now
+    assert [(e.reason, e.type) for e in first.events] == [("CanaryUnavailable", "Warning")]
+    assert "10%" in first.events[0].message
+    assert first.requeue_after is not None
+    assert first.requeue_after <= machine.CANARY_UNAVAILABLE_FOR
+    later = machine.decide(plan, first.status, cluster.observe(), now + timedelta(seconds=29))
+    assert later.status.phase == "Progressing"
+    assert later.events == ()  # said once
+    status, end, decisions = run(plan, cluster, status=first.status, now=now, max_ticks=100)
+    assert status.phase == "RolledBack"
+    assert "no canary pod was ready for 30s" in status.message
+    rollback = next(d for d in decisions if d.status.phase == "RollingBack")
+    assert rollback.actions == (vocabulary.SetWeight(0),)
+    assert end - now < timedelta(seconds=60)
+    assert cluster.stable_template == "v1"
+    assert cluster.weight == 0
+
+
+def test_a_canary_pod_replaced_in_time_keeps_the_release_going() -> None:
+    """No ready canary pod for less than ``CANARY_UNAVAILABLE_FOR`` (a pod moved by a node
+    drain) holds nothing back for good: once a pod is ready the mark is cleared and the release
+    goes on to promotion; a route sending the canary nothing never starts the clock."""
+    cluster, status, now = _at_first_step()
+    cluster.canary_ready = 0
+    plan = make_plan()
+    lost = machine.decide(plan, status, cluster.observe(), now)
+    assert lost.status.steps[0].unready_since == now
+    cluster.settle()  # the replacement pod is ready
+    back = machine.decide(plan, lost.status, cluster.observe(), now + timedelta(seconds=20))
+    assert back.status.steps[0].unready_since is None
+    assert back.status.phase == "Progressing"
+    status, _, _ = run(plan, cluster, status=back.status, now=now + timedelta(seconds=20))
+    assert status.phase == "Succeeded"
+
+    idle = FakeCluster(route_exists=True, weight=0, canary_exists=True, canary_template="v2")
+    cleared = machine.decide(plan, lost.status, idle.observe(), now + timedelta(seconds=40))
+    assert cleared.status.phase == "Progressing"  # the canary gets nothing: no clock runs
+    assert cleared.status.steps[0].unready_since is None
+
+
+def test_a_paused_step_whose_canary_pods_all_stop_being_ready_is_rolled_back() -> None:
+    """A step held by a pause (timed, or an approval gate) keeps watching: no ready canary pod
+    at a live weight for ``CANARY_UNAVAILABLE_FOR`` rolls back there too."""
+    plan = make_plan(steps=[{"setWeight": 10}, {"pause": {"duration": "1h"}}, {"setWeight": 50}])
+    cluster = FakeCluster()
+    status, now, _ = run(plan, cluster, max_ticks=4)
+    assert (status.phase, cluster.weight) == ("Paused", 10)
+    cluster.pods_become_ready, cluster.canary_ready = False, 0
+    first = machine.decide(plan, status, cluster.observe(), now)
+    assert first.status.phase == "Paused"
+    assert [e.reason for e in first.events] == ["CanaryUnavailable"]
+    late = now + machine.CANARY_UNAVAILABLE_FOR
+    rolled = machine.decide(plan, first.status, cluster.observe(), late)
+    assert rolled.status.phase == "RollingBack"
+    assert rolled.actions == (vocabulary.SetWeight(0),)
+    assert cluster.stable_template == "v1"
