@@ -468,15 +468,17 @@ def test_a_failed_reconciles_measurement_goes_to_its_retry() -> None:
     """A reconcile that ends in an error (here: a person's command landed between its read
     and its status write) hands its measurement to the retry, unless a newer one waits."""
     store = _LabelledMeanwhile("canary.dev/approve", annotation=True)
-    world, controller = _failing_at_10_percent(store)
+    world, _ = _failing_at_10_percent(store)
     seen: list[rec.Measurement | None] = []
-    reconcile = world.reconciler.reconcile
 
-    def spy(ref: Ref, measurement: rec.Measurement | None = None) -> rec.Result:
-        seen.append(measurement)
-        return reconcile(ref, measurement)
+    class Spy:
+        """The world's reconciler, noting the measurement each reconcile is handed."""
 
-    controller._reconciler = type("Spy", (), {"reconcile": staticmethod(spy)})()
+        def reconcile(self, ref: Ref, measurement: rec.Measurement | None = None) -> rec.Result:
+            seen.append(measurement)
+            return world.reconciler.reconcile(ref, measurement)
+
+    controller = Controller(Spy(), world.store, FakeMetrics(), world.clock)
     store.armed = True
     first = rec.Measurement(error="prometheus down")
     controller.queue.add(world.ref, measurement=first)
