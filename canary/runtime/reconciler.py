@@ -1,12 +1,14 @@
 """One reconcile of one Rollout: read → observe → decide → act → write status.
 
-Called by ``canary.runtime.controller`` from its single worker thread, for a Rollout woken by a
-watch event, a requeue, or a measuring tick (then with the tick's evidence). Level-triggered:
-it never asks why it was woken; it reads everything, lets ``machine.decide`` choose, applies the
-absolute actions in order, and writes status last (guarded by resourceVersion). It never waits
-inside a tick, and never sends a notification itself: the notifications of its events go into
-the outbox of the status it writes (``canary.core.outbox``), which ``canary.runtime.outbox``
-delivers. Talks to the world only through ``canary.ports``.
+Called by ``canary.runtime.controller``'s workers (never two at once for one Rollout), for a
+Rollout woken by a watch event, a requeue, or a measuring tick (then with the tick's evidence).
+Level-triggered: it never asks why it was woken; it reads everything, lets ``machine.decide``
+choose, applies the absolute actions in order, and writes status last (guarded by
+resourceVersion). A decision that starts a rollback writes its status first, so that a lost
+race never leaves the route ahead of what status records (``Reconciler._roll_back``). It never
+waits inside a tick, and never sends a notification itself: the notifications of its events go
+into the outbox of the status it writes (``canary.core.outbox``), which
+``canary.runtime.outbox`` delivers. Talks to the world only through ``canary.ports``.
 """
 
 from __future__ import annotations
@@ -300,19 +302,11 @@ class Reconciler:
         bound: structlog.typing.FilteringBoundLogger,
     ) -> tuple[int | None, datetime | None]:
         """Apply the actions, record the events, write the status with their notifications;
-        the weight set (if any) and when a notification it recorded is due (if any)."""
-        ns, name = rollout.metadata.namespace, rollout.metadata.name
-        weight = None
-        for action in decision.actions:
-            if isinstance(action, vocabulary.SetWeight):
-                try:
-                    self._routers[plan.router].set_weights(ns, plan, action.canary)
-                except WriteRefused as refused:
-                    # No later action may run on a weight that did not take.
-                    raise RouteRefused(action.canary, refused) from refused
-                weight = action.canary
-            else:
-                self._workloads.apply(ns, name, plan, action)
+        the weight set (if any) and when a notification it recorded is due (if any). A
+        decision that starts a rollback is written first (``_roll_back``)."""
+        if decision.status.phase == "RollingBack" and rollout.status.phase != "RollingBack":
+            return self._roll_back(rollout, plan, decision, bound)
+        weight = self._apply(rollout, plan, decision)
         self._record_events(rollout, decision, bound)
         status = self._outboxed(rollout, plan, decision)
         if weight is not None:
@@ -327,6 +321,55 @@ class Reconciler:
                     bound.info("hook_started", hook=call.name, point=call.point)
             if status.phase != rollout.status.phase:
                 bound.info("phase_changed", phase=status.phase, reason=decision.reason)
+        return weight, _notify_at(decision.status, status)
+
+    def _apply(
+        self, rollout: Rollout, plan: plan_mod.Plan, decision: vocabulary.Decision
+    ) -> int | None:
+        """Apply the decision's actions in order; the weight set, if any."""
+        ns, name = rollout.metadata.namespace, rollout.metadata.name
+        weight = None
+        for action in decision.actions:
+            if isinstance(action, vocabulary.SetWeight):
+                try:
+                    self._routers[plan.router].set_weights(ns, plan, action.canary)
+                except WriteRefused as refused:
+                    # No later action may run on a weight that did not take.
+                    raise RouteRefused(action.canary, refused) from refused
+                weight = action.canary
+            else:
+                self._workloads.apply(ns, name, plan, action)
+        return weight
+
+    def _roll_back(
+        self,
+        rollout: Rollout,
+        plan: plan_mod.Plan,
+        decision: vocabulary.Decision,
+        bound: structlog.typing.FilteringBoundLogger,
+    ) -> tuple[int | None, datetime | None]:
+        """Start a rollback: status first, then traffic. A status write that loses a race
+        (a person's command landed meanwhile) then leaves the route where the stored status
+        has it, and the retry decides again from the same measurement; had the route gone to
+        0% first, the retry would find the release still at its step and set the step's
+        weight again. Once written, every later reconcile is RollingBack and routes to stable
+        until the route says so (it retries a failed or refused route write, and reports a
+        refusal). Events are recorded once the status is, so a lost race records none."""
+        status = self._outboxed(rollout, plan, decision)
+        self._write(rollout, status)
+        self._record_events(rollout, decision, bound)
+        bound.info("phase_changed", phase=status.phase, reason=decision.reason)
+        weight = None
+        try:
+            weight = self._apply(rollout, plan, decision)
+        except RouteRefused as refused:
+            # Already recorded as RollingBack: the next reconcile writes 0% again and, if it
+            # is refused again, says why (RouteWritable, RouteRefused Event).
+            bound.warning("route_refused", weight=refused.weight, error=str(refused))
+        for call in decision.hook_calls:
+            if self._hooks is not None:
+                self._hooks.start(rollout.model_copy(update={"status": status}), call)
+                bound.info("hook_started", hook=call.name, point=call.point)
         return weight, _notify_at(decision.status, status)
 
     def _record_events(

@@ -464,6 +464,39 @@ def test_a_rollback_is_recorded_though_a_label_was_added_meanwhile() -> None:
     assert world.cluster.stable_template == "v1"
 
 
+def test_a_rollback_that_loses_its_status_write_to_a_command_moves_no_traffic() -> None:
+    """A person's command lands between the reconcile's read and its write of a rollback: that
+    write is a Conflict (the status is decided from commands), and since a rollback is written
+    before traffic moves, the route is still at the step's 10%, not at 0% under a status that
+    says 10%. The retry, handed the same measurement, rolls back; the route never goes back
+    up once it is at 0%."""
+    store = _LabelledMeanwhile("canary.dev/approve", annotation=True)
+    world, controller = _failing_at_10_percent(store)
+    before = len(world.events.events)
+    store.armed = True
+    measurement = rec.Measurement(evidence=world.cluster.evidence(30))
+    controller.queue.add(world.ref, measurement=measurement)
+    assert controller.run_due() == 1
+    assert not store.armed  # the command landed between the read and the write
+    stored = world.store.get(world.ref)
+    assert stored is not None
+    assert (stored.status.phase, world.route_weight()) == ("Progressing", 10)
+    assert world.events.events[before:] == []  # no Event for a rollback not recorded
+    world.clock.advance(rec.RETRY_TRANSIENT)
+    assert controller.run_due() == 1
+    stored = world.store.get(world.ref)
+    assert stored is not None
+    assert stored.status.phase in ("RollingBack", "RolledBack")
+    assert world.route_weight() == 0
+    assert [reason for _, reason in world.events.events].count("AnalysisFailed") == 1
+    for _ in range(5):
+        world.clock.advance(rec.RETRY_TRANSIENT)
+        controller.run_due()
+        assert world.route_weight() == 0
+    assert world.phase() == "RolledBack"
+    assert world.cluster.stable_template == "v1"
+
+
 def test_a_failed_reconciles_measurement_goes_to_its_retry() -> None:
     """A reconcile that ends in an error (here: a person's command landed between its read
     and its status write) hands its measurement to the retry, unless a newer one waits."""
