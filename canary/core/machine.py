@@ -647,7 +647,8 @@ def _canary_unavailable(t: _Tick, record: StepStatus) -> bool:
     """Whether the canary has had no ready pod for :data:`CANARY_UNAVAILABLE_FOR` while the
     route sends it traffic (pods that crash or fail readiness after the step began). Notes when
     that began on the step (with a Warning Event), and forgets it once a pod is ready or the
-    route sends the canary nothing."""
+    route sends the canary nothing. A Deployment not yet seen by its controller since canary
+    scaled it (``settled`` False) starts no clock: its 0 ready pods are not known to be gone."""
     live = t.obs.route.canary_weight if t.obs.route is not None else 0
     canary = t.obs.canary
     if live == 0 or (canary is not None and canary.ready_replicas > 0):
@@ -655,6 +656,8 @@ def _canary_unavailable(t: _Tick, record: StepStatus) -> bool:
             _replace_step(t, record.model_copy(update={"unready_since": None}))
         return False
     since = record.unready_since
+    if since is None and canary is not None and not canary.settled:
+        return False
     if since is None:
         since = t.now
         _replace_step(t, record.model_copy(update={"unready_since": since}))

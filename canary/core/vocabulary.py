@@ -59,6 +59,10 @@ class CanaryState:
     ready_replicas: int
     current: bool
     """It runs this release's template (not an older Rollout's)."""
+    settled: bool = True
+    """The Deployment controller has seen the canary Deployment's latest spec. Until it has (a
+    moment after canary scales it or changes its template), ``ready_replicas`` is 0 because
+    which pods are ready is unknown, not because pods went away."""
 
 
 @dataclass(frozen=True)

@@ -594,6 +594,35 @@ def test_a_canary_pod_replaced_in_time_keeps_the_release_going() -> None:
     assert cleared.status.steps[0].unready_since is None
 
 
+def test_a_canary_scaled_a_moment_ago_is_not_reported_unavailable() -> None:
+    """Right after canary scales its Deployment, the Deployment controller has not seen the new
+    spec and no ready pod is counted (``settled`` False). That is not pods going away: no
+    Warning Event, no clock. A clock already running is not stopped by it either, and a
+    settled observation with no ready pod starts one as before."""
+    cluster, status, now = _at_first_step()
+    plan = make_plan()
+    observed = cluster.observe()
+    assert observed.canary is not None
+    scaling = dataclasses.replace(
+        observed, canary=dataclasses.replace(observed.canary, ready_replicas=0, settled=False)
+    )
+    quiet = machine.decide(plan, status, scaling, now)
+    assert quiet.status.phase == "Progressing"
+    assert quiet.status.steps[0].unready_since is None
+    assert quiet.events == ()
+
+    gone = dataclasses.replace(
+        scaling, canary=dataclasses.replace(observed.canary, ready_replicas=0)
+    )
+    first = machine.decide(plan, status, gone, now)
+    assert first.status.steps[0].unready_since == now
+    assert [e.reason for e in first.events] == ["CanaryUnavailable"]
+    held = machine.decide(plan, first.status, scaling, now + timedelta(seconds=10))
+    assert held.status.steps[0].unready_since == now
+    late = machine.decide(plan, held.status, scaling, now + machine.CANARY_UNAVAILABLE_FOR)
+    assert late.status.phase == "RollingBack"
+
+
 def test_a_paused_step_whose_canary_pods_all_stop_being_ready_is_rolled_back() -> None:
     """A step held by a pause (timed, or an approval gate) keeps watching: no ready canary pod
     at a live weight for ``CANARY_UNAVAILABLE_FOR`` rolls back there too."""

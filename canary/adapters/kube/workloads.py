@@ -218,6 +218,7 @@ class KubeWorkloads:
                 replicas=int(canary["spec"].get("replicas") or 0),
                 ready_replicas=fresh if generation_seen else 0,
                 current=_annotations(canary).get(RELEASE_ANNOTATION) == wanted,
+                settled=generation_seen,
             )
         services_ready = apex is not None and all(
             (found := self._read_service(namespace, name)) is not None
