@@ -90,8 +90,8 @@ class Engine:
     def _outbound_series(self, flow: Flow) -> list[tuple[exposition.Labels, Counters]]:
         pods = self._topology.pods
         series = []
-        for (client, backend, key), counters in sorted(self._mesh.outbound().items()):
-            if client != flow.client or (key != NO_POD and key not in pods):
+        for (backend, key), counters in sorted(self._mesh.outbound_of(flow.client).items()):
+            if key != NO_POD and key not in pods:
                 continue
             dst = destination(flow, backend, pods.get(key))
             series.append((exposition.outbound_labels(dst), counters))

@@ -346,6 +346,9 @@ class Mesh:
         self._rng = np.random.Generator(np.random.PCG64(seed))
         self._pods: dict[str, _Pod] = {}
         self._outbound: dict[tuple[str, str, str], _Series] = {}
+        self._by_client: dict[str, dict[tuple[str, str], _Series]] = {}
+        """The same series by client, then (backend, pod): one client's are read without
+        touching every other client's (the emulator serves thousands of load generators)."""
 
     def set_pod(self, name: str, behaviour: Behaviour) -> None:
         """Add a pod (counters from zero) or change an existing pod's behaviour (counters kept)."""
@@ -357,8 +360,14 @@ class Mesh:
             pod.behaviour, pod.success, pod.failure = behaviour, success, failure
 
     def remove_pod(self, name: str) -> None:
-        """Forget a pod and its counters; adding the name again starts from zero."""
+        """Forget a pod and its counters, and the clients' counters of requests sent to it
+        (as a client proxy drops the metrics of an endpoint that is gone); adding the name
+        again starts from zero."""
         self._pods.pop(name, None)
+        for client, series in self._by_client.items():
+            for backend, pod in [k for k in series if k[1] == name]:
+                del series[backend, pod]
+                del self._outbound[client, backend, pod]
 
     def pod_names(self) -> list[str]:
         """Names of every pod the mesh knows."""
@@ -455,6 +464,7 @@ class Mesh:
         series = self._outbound.get(key)
         if series is None:
             series = self._outbound[key] = _Series()
+            self._by_client.setdefault(client, {})[backend, pod] = series
         return series
 
     def inbound(self, pod: str) -> Counters:
@@ -469,3 +479,8 @@ class Mesh:
         """Cumulative outbound counters by ``(client, backend, pod)``, as the client's proxy
         counts them (pod :data:`NO_POD` for requests that failed at the client)."""
         return {key: series.snapshot() for key, series in self._outbound.items()}
+
+    def outbound_of(self, client: str) -> dict[tuple[str, str], Counters]:
+        """One client's cumulative outbound counters by ``(backend, pod)``."""
+        found = self._by_client.get(client, {})
+        return {key: series.snapshot() for key, series in found.items()}

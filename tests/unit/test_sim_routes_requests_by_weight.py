@@ -130,3 +130,25 @@ def test_negative_rate_or_weight_is_refused() -> None:
         mesh.advance(1.0, -1, {"svc": Backend(1, ("p0",))})
     with pytest.raises(ValueError, match="non-negative"):
         mesh.advance(1.0, 100, {"svc": Backend(-1, ("p0",)), "b": Backend(2, ("p0",))})
+
+
+def test_one_clients_outbound_counters_are_read_alone_and_forgotten_with_their_pod() -> None:
+    """``outbound_of`` holds one client's series, as ``outbound`` has them; removing a pod
+    drops every client's series of requests sent to it, and no other series."""
+    mesh = _mesh(13, "s0", "c0", "t0")
+    for client, backends in (
+        ("a", {"stable": Backend(50, ("s0",)), "canary": Backend(50, ("c0",))}),
+        ("b", {"stable": Backend(50, ("t0",)), "canary": Backend(50, ("c0",))}),
+    ):
+        mesh.advance(10.0, 100, backends, client=client)
+    mesh.advance(1.0, 100, {"gone": Backend(1, ())}, client="a")
+    everything = mesh.outbound()
+    for client in ("a", "b"):
+        mine = {(b, p): c for (owner, b, p), c in everything.items() if owner == client}
+        assert mesh.outbound_of(client) == mine
+    assert mesh.outbound_of("nobody") == {}
+    mesh.remove_pod("c0")
+    assert set(mesh.outbound_of("a")) == {("stable", "s0"), ("gone", NO_POD)}
+    assert set(mesh.outbound_of("b")) == {("stable", "t0")}
+    assert {pod for (_, _, pod) in mesh.outbound()} == {"s0", "t0", NO_POD}
+    assert mesh.outbound_of("a")[("stable", "s0")] == everything[("a", "stable", "s0")]
