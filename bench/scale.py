@@ -1,7 +1,9 @@
 """Controller scale against the real local control plane (BENCHMARK.md §2, issue 16).
 
 N Rollouts run at once in one namespace, each with its own Deployment (1 pod), apex Service
-(with emulated load) and HTTPRoute, 10% of them bad (their canary fails 30% of requests). One
+(with emulated load) and HTTPRoute (``--router TrafficSplit``: an SMI TrafficSplit, which
+Linkerd's SMI adaptor turns into a ServiceProfile, and which has no status to wait for), 10% of
+them bad (their canary fails 30% of requests). One
 ``canary run`` process (as the cluster admin, 4 workers), one mesh emulator, the dev
 environment's Prometheus. Measured from outside the controller:
 
@@ -39,18 +41,25 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 from kubernetes import client, config
 
 from canary.adapters.kube.informer import Informer
+from canary.core import weights
 
 REPO = Path(__file__).resolve().parents[1]
 GROUP, VERSION = "canary.dev", "v1alpha1"
-OURS = ("rollouts", "rolloutpolicies", "deployments", "services", "httproutes")
+OURS = ("rollouts", "rolloutpolicies", "deployments", "services", "httproutes", "trafficsplits")
 OTHERS = ("deployments/status", "httproutes/status")
 """Writes of other controllers (kube-controller-manager, Linkerd's policy controller), left out."""
+ROUTES = {
+    "HTTPRoute": ("gateway.networking.k8s.io", "v1", "httproutes"),
+    "TrafficSplit": ("split.smi-spec.io", "v1alpha2", "trafficsplits"),
+}
+"""Where the harness watches each router's objects (group, version, plural)."""
 GOOD, BAD = "Succeeded", "RolledBack"
 FINISHED = frozenset({GOOD, BAD, "Failed"})
 GETTING = frozenset({"Initializing", "Promoting", GOOD})
@@ -77,6 +86,7 @@ class Setup:
     steady: float = 20.0  # seconds of the steady-state window (no Rollout changing phase)
     early: bool = False  # end once the steady window is measured and both kinds have finished
     log_level: str = "info"  # the controller's: info logs each Rollout's events and phases
+    router: str = "HTTPRoute"  # or "TrafficSplit"
 
     def bad(self, i: int) -> bool:
         """Every tenth Rollout is bad."""
@@ -155,7 +165,7 @@ def _apply(api: client.ApiClient, setup: Setup) -> None:
         # rollback in a run; at N = 50 (45 good) at most 0.09%.
         "compareWithStable": {"falseRollbackRate": FALSE_ROLLBACK_RATE},
     }
-    policy: dict[str, Any] = {"traffic": {"router": "HTTPRoute"}, "analysis": analysis}
+    policy: dict[str, Any] = {"traffic": {"router": setup.router}, "analysis": analysis}
     if setup.steps is not None:
         policy["steps"] = [{"setWeight": w} for w in setup.steps]
     custom.create_namespaced_custom_object(
@@ -219,13 +229,22 @@ def _start_rollouts(api: client.ApiClient, setup: Setup, version: int) -> None:
 
 
 def canary_weight(route: dict[str, Any]) -> int:
-    """The percent of a route's weight on backends named ``*-canary``."""
-    total = canary = 0
-    for rule in (route.get("spec") or {}).get("rules") or []:
-        for ref in rule.get("backendRefs") or []:
-            weight = int(ref.get("weight", 1))
-            total += weight
-            canary += weight if str(ref.get("name", "")).endswith("-canary") else 0
+    """The percent of a route's weight on backends named ``*-canary`` (an HTTPRoute's
+    ``backendRefs``, or a TrafficSplit's ``backends``, whose weights may be quantities)."""
+    spec = route.get("spec") or {}
+    if "backends" in spec:
+        refs = [(b.get("service"), b.get("weight", 0)) for b in spec.get("backends") or []]
+    else:
+        refs = [
+            (ref.get("name"), ref.get("weight", 1))
+            for rule in spec.get("rules") or []
+            for ref in rule.get("backendRefs") or []
+        ]
+    total = canary = Fraction(0)
+    for name, weight in refs:
+        share = weights.parse_quantity(weight)
+        total += share
+        canary += share if str(name or "").endswith("-canary") else 0
     return round(100 * canary / total) if total else 0
 
 
@@ -390,10 +409,11 @@ class Harness:
         self.stop = threading.Event()
         custom: Any = client.CustomObjectsApi(self.api)
         self.custom = custom
+        group, version, plural = ROUTES[setup.router]
         self.routes = Informer(
-            "HTTPRoute",
+            setup.router,
             [(ns, lambda **kw: custom.list_namespaced_custom_object(
-                "gateway.networking.k8s.io", "v1", ns, "httproutes", **kw))],
+                group, version, ns, plural, **kw))],
         )  # fmt: skip
         self.rollouts = Informer(
             "Rollout",
@@ -749,20 +769,27 @@ def main() -> int:
     )
     parser.add_argument("--timeout", type=float, default=900, help="seconds a round may take")
     parser.add_argument("--soak", type=float, metavar="MINUTES", help="soak for MINUTES instead")
+    parser.add_argument(
+        "--router", choices=sorted(ROUTES), default="HTTPRoute", help="default HTTPRoute"
+    )
     parser.add_argument("--output", default=str(REPO / "docs" / "benchmarks.md"))
     args = parser.parse_args()
     env = _env(Path(args.dev_dir))
     kubeconfig, work = Path(env["KUBECONFIG"]), REPO / ".dev" / "bench-scale"
     sizes = args.n or ([100] if args.soak else [10, 100])
-    command = f"python -m bench.scale {' '.join(f'--n {n}' for n in sizes)}" + "".join(
-        f" --{flag} {value:g}"
-        for flag, value, default in (
-            ("workers", args.workers, 4),
-            ("kube-qps", args.kube_qps, 20),
-            ("kube-burst", args.kube_burst, 30),
-            ("timeout", args.timeout, 900),
+    command = (
+        f"python -m bench.scale {' '.join(f'--n {n}' for n in sizes)}"
+        + "".join(
+            f" --{flag} {value:g}"
+            for flag, value, default in (
+                ("workers", args.workers, 4),
+                ("kube-qps", args.kube_qps, 20),
+                ("kube-burst", args.kube_burst, 30),
+                ("timeout", args.timeout, 900),
+            )
+            if value != default
         )
-        if value != default
+        + ("" if args.router == "HTTPRoute" else f" --router {args.router}")
     )
     if args.soak:
         setup = Setup(
@@ -798,6 +825,7 @@ def main() -> int:
         setup = Setup(
             n, f"scale-{n}-{int(time.time())}", args.interval, timeout=args.timeout,
             workers=args.workers, kube_qps=args.kube_qps, kube_burst=args.kube_burst,
+            router=args.router,
         )  # fmt: skip
         report = run(setup, kubeconfig, env, work / str(n))
         print(table([report], 5.0), timeline(report), report.diagnosis, sep="\n", flush=True)
@@ -805,7 +833,8 @@ def main() -> int:
     text = (
         f"{SCALE}\n\n`make bench-scale` (`{command}`), {_machine()}. "
         f"Analysis interval {args.interval}, tick 5s, {args.workers} workers, --kube-qps "
-        f"{args.kube_qps:g}/--kube-burst {args.kube_burst}, 10% bad, default steps.\n\n"
+        f"{args.kube_qps:g}/--kube-burst {args.kube_burst}, 10% bad, default steps, "
+        f"router {args.router}.\n\n"
         f"{table(reports, 5.0)}\n"
     )
     _replace_section(Path(args.output), SCALE, text)

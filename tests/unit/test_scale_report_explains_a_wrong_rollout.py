@@ -68,3 +68,43 @@ def test_only_every_tenth_app_is_bad_and_apps_are_numbered_by_name() -> None:
     """Reaction latency is taken of the bad apps only: app-9, app-19, … are bad."""
     setup = scale.Setup(20, "ns")
     assert [i for i in range(20) if setup.bad(scale.app_index(f"app-{i}"))] == [9, 19]
+
+
+def test_the_harness_reads_the_canary_weight_of_either_router() -> None:
+    """The percent on ``*-canary`` backends: an HTTPRoute's backendRefs (weight 1 when unset),
+    a v1alpha2 TrafficSplit's integer weights and a v1alpha1 one's quantities."""
+    route = {
+        "spec": {
+            "rules": [
+                {
+                    "backendRefs": [
+                        {"name": "app-1-stable", "weight": 95},
+                        {"name": "app-1-canary", "weight": 5},
+                    ]
+                }
+            ]
+        }
+    }
+    assert scale.canary_weight(route) == 5
+    unset = {"spec": {"rules": [{"backendRefs": [{"name": "a-stable"}, {"name": "a-canary"}]}]}}
+    assert scale.canary_weight(unset) == 50
+    split = {
+        "spec": {
+            "service": "app-1",
+            "backends": [
+                {"service": "app-1-stable", "weight": 80},
+                {"service": "app-1-canary", "weight": 20},
+            ],
+        }
+    }
+    assert scale.canary_weight(split) == 20
+    quantities = {
+        "spec": {
+            "backends": [
+                {"service": "app-1-stable", "weight": "900m"},
+                {"service": "app-1-canary", "weight": "100m"},
+            ]
+        }
+    }
+    assert scale.canary_weight(quantities) == 10
+    assert scale.canary_weight({"spec": {"backends": []}}) == 0
