@@ -134,6 +134,17 @@ def _selects(service: ServiceView, pod: PodView) -> bool:
     )
 
 
+def _candidates(
+    by_label: dict[tuple[str, str, str], list[tuple[int, ServiceView]]], pod: PodView
+) -> list[tuple[int, ServiceView]]:
+    """The Services (with their place in the snapshot) that may select ``pod``."""
+    return [
+        found
+        for key, value in pod.labels.items()
+        for found in by_label.get((pod.namespace, key, value), ())
+    ]
+
+
 def _meshed(pod: PodView) -> bool:
     return pod.annotations.get("linkerd.io/inject") != "disabled"
 
@@ -156,16 +167,20 @@ def build(snapshot: MeshSnapshot, namespaces: frozenset[str] = frozenset()) -> T
         )
     problems: list[AnnotationProblem] = []
     services = {(s.namespace, s.name): s for s in snapshot.services}
-    by_namespace: dict[str, list[ServiceView]] = {}
-    for service in snapshot.services:
-        by_namespace.setdefault(service.namespace, []).append(service)
+    # Each Service under one label of its selector (its smallest): a pod's candidates are the
+    # Services filed under one of its own labels, not every Service of its namespace.
+    by_label: dict[tuple[str, str, str], list[tuple[int, ServiceView]]] = {}
+    for position, service in enumerate(snapshot.services):
+        if service.selector:
+            key, value = min(service.selector.items())
+            by_label.setdefault((service.namespace, key, value), []).append((position, service))
 
     pods: dict[str, ScrapedPod] = {}
     ready_by_service: dict[tuple[str, str], list[str]] = {}
     for pod in sorted(snapshot.pods, key=lambda p: (p.namespace, p.name)):
         if not (_meshed(pod) and pod.ip and pod.phase in SCRAPED_PHASES):
             continue
-        selecting = [s for s in by_namespace.get(pod.namespace, []) if _selects(s, pod)]
+        selecting = [s for _, s in sorted(_candidates(by_label, pod)) if _selects(s, pod)]
         deployment = snapshot.replicaset_owners.get((pod.namespace, pod.owner_replicaset), "")
         behaviour, found = pod_behaviour(f"pod {pod.namespace}/{pod.name}", pod.annotations)
         problems.extend(found)

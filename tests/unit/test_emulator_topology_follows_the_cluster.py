@@ -1,5 +1,7 @@
 """The emulator's topology: who is scraped with which labels, and how load is split."""
 
+import dataclasses
+
 from canary.adapters.kube.meshview import MeshSnapshot, PodView, RouteView, ServiceView
 from canary.emulator.topology import build, pod_key
 from canary.sim.traffic import Backend
@@ -125,3 +127,21 @@ def test_bad_annotations_are_collected_not_raised() -> None:
     assert [p.key for p in topology.problems] == ["sim.canary.dev/error-rate", "sim.canary.dev/rps"]
     assert pod_key(bad) in topology.pods
     assert len(topology.flows) == 1
+
+
+def test_a_pod_is_a_backend_of_every_service_whose_whole_selector_it_matches() -> None:
+    """Selection goes by the whole selector and the namespace, whichever label a Service is
+    looked up by: a two-label selector the pod matches, one it half matches, a Service of
+    another namespace and one without a selector."""
+    two = {"app": "podinfo", "pod-template-hash": "abc123"}
+    both = dataclasses.replace(_svc("both", "podinfo", rps="10"), selector=two)
+    half = dataclasses.replace(
+        _svc("half", "podinfo", rps="10"), selector={**two, "pod-template-hash": "zzz"}
+    )
+    elsewhere = dataclasses.replace(_svc("elsewhere", "podinfo", rps="10"), namespace="other")
+    bare = dataclasses.replace(_svc("bare", "podinfo", rps="10"), selector={})
+    plain = _svc("plain", "podinfo", rps="10")
+    topology = build(MeshSnapshot(pods=(STABLE,), services=(half, both, elsewhere, bare, plain)))
+    backends = {name: f.backends[name].pods for f in topology.flows for name in f.backends}
+    assert backends["both"] == backends["plain"] == (pod_key(STABLE),)
+    assert backends["half"] == backends["elsewhere"] == backends["bare"] == ()
