@@ -313,12 +313,7 @@ class Reconciler:
             status = _route_written(status, self._clock.now())
         if status != rollout.status:
             self._write(rollout, status)
-            # Started only once status records them, so that no call is made unrecorded; the
-            # payload describes the release as just written.
-            for call in decision.hook_calls:
-                if self._hooks is not None:
-                    self._hooks.start(rollout.model_copy(update={"status": status}), call)
-                    bound.info("hook_started", hook=call.name, point=call.point)
+            self._start_hooks(rollout, status, decision, bound)
             if status.phase != rollout.status.phase:
                 bound.info("phase_changed", phase=status.phase, reason=decision.reason)
         return weight, _notify_at(decision.status, status)
@@ -366,11 +361,24 @@ class Reconciler:
             # Already recorded as RollingBack: the next reconcile writes 0% again and, if it
             # is refused again, says why (RouteWritable, RouteRefused Event).
             bound.warning("route_refused", weight=refused.weight, error=str(refused))
-        for call in decision.hook_calls:
-            if self._hooks is not None:
-                self._hooks.start(rollout.model_copy(update={"status": status}), call)
-                bound.info("hook_started", hook=call.name, point=call.point)
+        self._start_hooks(rollout, status, decision, bound)
         return weight, _notify_at(decision.status, status)
+
+    def _start_hooks(
+        self,
+        rollout: Rollout,
+        status: RolloutStatus,
+        decision: vocabulary.Decision,
+        bound: structlog.typing.FilteringBoundLogger,
+    ) -> None:
+        """Start the decision's hook calls. Called only once ``status`` (which records them)
+        is written, so that no call is made unrecorded; the payload describes the release as
+        just written."""
+        if self._hooks is None:
+            return
+        for call in decision.hook_calls:
+            self._hooks.start(rollout.model_copy(update={"status": status}), call)
+            bound.info("hook_started", hook=call.name, point=call.point)
 
     def _record_events(
         self,
