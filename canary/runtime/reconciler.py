@@ -361,7 +361,9 @@ class Reconciler:
             # Already recorded as RollingBack: the next reconcile writes 0% again and, if it
             # is refused again, says why (RouteWritable, RouteRefused Event).
             bound.warning("route_refused", weight=refused.weight, error=str(refused))
-        self._start_hooks(rollout, status, decision, bound)
+        finally:
+            # The status records the calls: start them even if moving traffic failed.
+            self._start_hooks(rollout, status, decision, bound)
         return weight, _notify_at(decision.status, status)
 
     def _start_hooks(
@@ -403,8 +405,9 @@ class Reconciler:
         """Hold traffic where the route has it and say why on the Rollout: a False
         ``RouteWritable`` condition with the API server's reason and a Warning Event (once per
         distinct reason). A step the decision took toward the refused weight is not recorded
-        (the release stays at the step the route still serves); a rollback it started is, so
-        that it is not forgotten while it waits for the route."""
+        (the release stays at the step the route still serves); a rollback in progress keeps
+        the decision's status (a rollback's start is written before its route write, in
+        ``_roll_back``, which leaves a refusal to the next reconcile)."""
         ns = rollout.metadata.namespace
         live = decision.status.canary_weight
         reason = str(refused)[:MESSAGE_LIMIT]

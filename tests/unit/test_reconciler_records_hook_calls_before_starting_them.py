@@ -8,9 +8,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from canary.core import vocabulary
+from canary.core.plan import Plan
+from canary.errors import ApiUnavailable
 from canary.model.rollout import Rollout
 from canary.ports import Ref
 from canary.runtime import reconciler as rec
+from tests.fakes import FakeRouter
 from tests.unit.fake_cluster import make_rollout
 from tests.unit.test_reconciler_and_controller_drive_releases import World
 
@@ -97,3 +100,50 @@ def test_calls_are_recorded_then_started_and_their_answers_move_the_release() ->
     assert stored.status.hooks is not None
     assert {a.result for a in stored.status.hooks.attempts} == {"Passed"}
     assert ("podinfo-2", "HookPassed") in world.events.events
+
+
+class _FailingToStable(FakeRouter):
+    """A router whose first write of 0% once armed fails as an unavailable API server would."""
+
+    armed = failed = False
+
+    def set_weights(self, namespace: str, plan: Plan, canary: int) -> None:
+        if canary == 0 and self.armed and not self.failed:
+            self.failed = True
+            raise ApiUnavailable("the API server is unavailable")
+        super().set_weights(namespace, plan, canary)
+
+
+def test_a_rollbacks_hook_is_started_though_its_route_write_failed() -> None:
+    """A rollback is written before traffic moves; its hook calls, Running in that status, are
+    started even when the route write after it fails (the next reconcile routes to stable)."""
+    hooks = AnsweringHooks()
+    router = _FailingToStable()
+    world = World(rollout=make_rollout(hooks=[_hook("rb", "rollback")]), router=router)
+    hooks.world = world
+    world.reconciler = rec.Reconciler(
+        world.store, world.workloads, {"HTTPRoute": router}, world.events, world.clock,
+        hooks=hooks,
+    )  # fmt: skip
+    for _ in range(20):
+        world.tick()
+        if world.phase() == "Progressing" and world.route_weight() > 0:
+            break
+    assert hooks.started == []
+    world.cluster.canary_error_rate, router.armed = 1.0, True
+    for _ in range(80):
+        world.tick()
+        if router.failed:
+            break
+    assert router.failed
+    assert world.phase() == "RollingBack"
+    assert [(c.name, c.point) for c in hooks.started] == [("rb", "rollback")]
+    assert all(hooks.recorded_first)
+    for _ in range(20):
+        world.tick()
+        hooks.answer_all()
+        if world.phase() == "RolledBack":
+            break
+    assert world.phase() == "RolledBack"
+    assert world.route_weight() == 0
+    assert [c.name for c in hooks.started] == ["rb"]
