@@ -87,6 +87,9 @@ class Setup:
     early: bool = False  # end once the steady window is measured and both kinds have finished
     log_level: str = "info"  # the controller's: info logs each Rollout's events and phases
     router: str = "HTTPRoute"  # or "TrafficSplit"
+    warm: float = 0.0
+    """Seconds of an unmeasured first round (release 2, then deleted) before the measured one
+    (release 3): a fleet's second release, whose Services and routes exist and are accepted."""
 
     def bad(self, i: int) -> bool:
         """Every tenth Rollout is bad."""
@@ -542,6 +545,17 @@ class Harness:
             time.sleep(1)
         return timeout + 1
 
+    def routes_accepted(self, until: float) -> int:
+        """Wait (until the monotonic time ``until``) for every app's route to be accepted by
+        its parent (HTTPRoute status; a TrafficSplit has none, so all count); return how many
+        are."""
+        while True:
+            routes = self.routes.values(self.setup.namespace)
+            accepted = sum(1 for r in routes if self.setup.router == "TrafficSplit" or _accepted(r))
+            if accepted >= self.setup.n or time.monotonic() >= until:
+                return accepted
+            time.sleep(5)
+
     def close(self) -> None:
         self.stop.set()
         self.controller.stop()
@@ -575,13 +589,17 @@ class _Watch:
 
     def observe(self, report: Report) -> None:
         now, ns = time.monotonic(), self.h.setup.namespace
-        for dep in _failures_visible(self.h.env["PROMETHEUS_URL"], ns):
-            self.visible.setdefault(dep.removesuffix("-canary"), now)
-        for route in self.h.routes.values(ns):
+        failing = _failures_visible(self.h.env["PROMETHEUS_URL"], ns)
+        routes = self.h.routes.values(ns)
+        self.shifted.update(r["metadata"]["name"] for r in routes if canary_weight(r) > 0)
+        # Failures count once this round's canary has had traffic (after a warm-up round,
+        # the last release's canary series may still be in Prometheus).
+        for dep in failing:
+            if dep.removesuffix("-canary") in self.shifted:
+                self.visible.setdefault(dep.removesuffix("-canary"), now)
+        for route in routes:
             app = route["metadata"]["name"]
-            if canary_weight(route) > 0:
-                self.shifted.add(app)
-            elif app in self.shifted and app in self.visible and app not in self.back:
+            if canary_weight(route) == 0 and app in self.visible and app not in self.back:
                 self.back[app] = now
         phases = self.h.phases()
         for name, phase in phases.items():
@@ -619,11 +637,32 @@ class _Watch:
             self.measured = (now, gets, self.h.reconciles() - self.steady[2])
 
 
+def _accepted(route: dict[str, Any]) -> bool:
+    """Whether a route's status says a parent accepted it."""
+    return any(
+        c.get("type") == "Accepted" and c.get("status") == "True"
+        for parent in (route.get("status") or {}).get("parents") or []
+        for c in parent.get("conditions") or []
+    )
+
+
 def run(setup: Setup, kubeconfig: Path, env: dict[str, str], workdir: Path) -> Report:
     """Set up, release every app once, run until all are finished (or ``setup.timeout``)."""
     harness = Harness(setup, kubeconfig, env, workdir)
     try:
-        return harness.round(2)
+        if not setup.warm:
+            return harness.round(2)
+        first = harness.round(2, time.monotonic() + setup.warm)
+        harness.delete_rollouts()
+        let_go = harness.rollouts_let_go()
+        accepted = harness.routes_accepted(time.monotonic() + 600)
+        print(
+            f"warm-up round (release 2, {first.seconds:.0f} s, not measured): {timeline(first)}; "
+            f"Rollouts let go in {let_go:.0f} s; routes accepted by the mesh: {accepted} of "
+            f"{setup.n}",
+            flush=True,
+        )
+        return harness.round(3)
     finally:
         harness.close()
 
@@ -772,6 +811,11 @@ def main() -> int:
     parser.add_argument(
         "--router", choices=sorted(ROUTES), default="HTTPRoute", help="default HTTPRoute"
     )
+    parser.add_argument(
+        "--warm", type=float, default=0, metavar="SECONDS",
+        help="first an unmeasured round of at most SECONDS (a fleet's first release), then "
+        "the measured one",
+    )  # fmt: skip
     parser.add_argument("--output", default=str(REPO / "docs" / "benchmarks.md"))
     args = parser.parse_args()
     env = _env(Path(args.dev_dir))
@@ -786,6 +830,7 @@ def main() -> int:
                 ("kube-qps", args.kube_qps, 20),
                 ("kube-burst", args.kube_burst, 30),
                 ("timeout", args.timeout, 900),
+                ("warm", args.warm, 0),
             )
             if value != default
         )
@@ -825,7 +870,7 @@ def main() -> int:
         setup = Setup(
             n, f"scale-{n}-{int(time.time())}", args.interval, timeout=args.timeout,
             workers=args.workers, kube_qps=args.kube_qps, kube_burst=args.kube_burst,
-            router=args.router,
+            router=args.router, warm=args.warm,
         )  # fmt: skip
         report = run(setup, kubeconfig, env, work / str(n))
         print(table([report], 5.0), timeline(report), report.diagnosis, sep="\n", flush=True)

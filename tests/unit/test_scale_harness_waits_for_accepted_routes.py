@@ -1,0 +1,18 @@
+"""The scale harness's warm-up waits for the mesh to accept each route (bench/scale.py)."""
+
+from typing import Any
+
+from bench import scale
+
+
+def _route(*conditions: tuple[str, str]) -> dict[str, Any]:
+    parent = {"conditions": [{"type": t, "status": s} for t, s in conditions]}
+    return {"status": {"parents": [parent]}}
+
+
+def test_a_route_is_accepted_only_when_a_parent_says_accepted_true() -> None:
+    assert scale._accepted(_route(("ResolvedRefs", "True"), ("Accepted", "True")))
+    assert not scale._accepted(_route(("Accepted", "False")))
+    assert not scale._accepted(_route(("ResolvedRefs", "True")))
+    assert not scale._accepted({"status": {}})
+    assert not scale._accepted({})
