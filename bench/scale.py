@@ -125,6 +125,8 @@ class Report:
     diagnosis: str = ""
     """Why each wrong Rollout ended as it did: its status, and the logs that name it."""
     unfinished: int = 0
+    missed_looks: int = 0
+    """Seconds the harness could not look (its Prometheus or API request timed out)."""
 
     def per_minute(self, verbs: tuple[str, ...]) -> float:
         total = sum(v for (verb, _), v in self.requests.items() if verb in verbs)
@@ -478,7 +480,11 @@ class Harness:
         end = min(started + setup.timeout, until)
         while time.monotonic() < end and not watch.done(report):
             time.sleep(1)
-            watch.observe(report)
+            try:
+                watch.observe(report)
+            except OSError as error:  # a saturated Prometheus or API server: look again
+                report.missed_looks += 1
+                print(f"look missed ({error}); {report.missed_looks} so far", flush=True)
         report.seconds = time.monotonic() - started
         report.requests = apiserver_requests(self.api) - requests_before
         metrics = _controller_metrics(self.url)
