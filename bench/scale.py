@@ -126,7 +126,7 @@ class Report:
     """Why each wrong Rollout ended as it did: its status, and the logs that name it."""
     unfinished: int = 0
     missed_looks: int = 0
-    """Seconds the harness could not look (its Prometheus or API request timed out)."""
+    """Looks (one a second) the harness lost to a timed-out Prometheus query or /metrics read."""
 
     def per_minute(self, verbs: tuple[str, ...]) -> float:
         total = sum(v for (verb, _), v in self.requests.items() if verb in verbs)
@@ -482,7 +482,7 @@ class Harness:
             time.sleep(1)
             try:
                 watch.observe(report)
-            except OSError as error:  # a saturated Prometheus or API server: look again
+            except OSError as error:  # Prometheus or /metrics timed out (saturated): look again
                 report.missed_looks += 1
                 print(f"look missed ({error}); {report.missed_looks} so far", flush=True)
         report.seconds = time.monotonic() - started
@@ -600,9 +600,9 @@ class _Watch:
         self.shifted.update(r["metadata"]["name"] for r in routes if canary_weight(r) > 0)
         # Failures count once this round's canary has had traffic (after a warm-up round,
         # the last release's canary series may still be in Prometheus).
-        for dep in failing:
-            if dep.removesuffix("-canary") in self.shifted:
-                self.visible.setdefault(dep.removesuffix("-canary"), now)
+        for app in (dep.removesuffix("-canary") for dep in failing):
+            if app in self.shifted:
+                self.visible.setdefault(app, now)
         for route in routes:
             app = route["metadata"]["name"]
             if canary_weight(route) == 0 and app in self.visible and app not in self.back:
@@ -644,11 +644,13 @@ class _Watch:
 
 
 def _accepted(route: dict[str, Any]) -> bool:
-    """Whether a route's status says a parent accepted it."""
+    """Whether a parent's status says it accepted the route and resolved its backends: what
+    the controller waits for (``canary.adapters.routers.httproute.accepted``, which also checks
+    that the parent is Linkerd's and the apex Service: it needs the Rollout's plan)."""
     return any(
-        c.get("type") == "Accepted" and c.get("status") == "True"
+        {c.get("type"): c.get("status") for c in parent.get("conditions") or []}.items()
+        >= {("Accepted", "True"), ("ResolvedRefs", "True")}
         for parent in (route.get("status") or {}).get("parents") or []
-        for c in parent.get("conditions") or []
     )
 
 
@@ -879,7 +881,8 @@ def main() -> int:
             router=args.router, warm=args.warm,
         )  # fmt: skip
         report = run(setup, kubeconfig, env, work / str(n))
-        print(table([report], 5.0), timeline(report), report.diagnosis, sep="\n", flush=True)
+        print(table([report], 5.0), timeline(report), f"looks missed: {report.missed_looks}",
+              report.diagnosis, sep="\n", flush=True)  # fmt: skip
         reports.append(report)
     text = (
         f"{SCALE}\n\n`make bench-scale` (`{command}`), {_machine()}. "

@@ -99,8 +99,9 @@ def quiet() -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.CRITICAL))
 
 
-def rollout(analysis: dict[str, Any] | None = None) -> Rollout:
-    """The Rollout of podinfo the twin releases: the benchmark's steps, the given analysis."""
+def rollout(analysis: dict[str, Any] | None = None, steps: Sequence[int] = STEPS) -> Rollout:
+    """The Rollout of podinfo the twin releases: the given steps (the benchmark's by default)
+    and analysis."""
     return Rollout.model_validate(
         {
             "metadata": {"name": ROLLOUT, "namespace": NAMESPACE, "generation": 1},
@@ -108,7 +109,7 @@ def rollout(analysis: dict[str, Any] | None = None) -> Rollout:
                 "targetRef": {"name": STABLE},
                 "release": {"images": {STABLE: "podinfo:6.1.0"}},
                 "service": {"name": STABLE, "port": 9898},
-                "steps": [{"setWeight": w} for w in STEPS],
+                "steps": [{"setWeight": w} for w in steps],
                 "analysis": ANALYSIS if analysis is None else analysis,
             },
         }
@@ -354,6 +355,7 @@ def run(
     seed: int,
     *,
     analysis: dict[str, Any] | None = None,
+    steps: Sequence[int] = STEPS,
     settle: timedelta = measuring.SETTLE,
     tick: timedelta = TICK,
     max_s: float = MAX_S,
@@ -369,7 +371,7 @@ def run(
     timers = Timers()
     clock = VirtualClock(T0)
     store = MemoryRolloutStore()
-    ref = store.add(rollout(analysis))
+    ref = store.add(rollout(analysis, steps))
     controller: Controller
 
     def notify(deployment: str) -> None:

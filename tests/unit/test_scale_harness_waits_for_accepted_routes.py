@@ -10,9 +10,11 @@ def _route(*conditions: tuple[str, str]) -> dict[str, Any]:
     return {"status": {"parents": [parent]}}
 
 
-def test_a_route_is_accepted_only_when_a_parent_says_accepted_true() -> None:
+def test_a_route_counts_once_a_parent_accepted_it_and_resolved_its_backends() -> None:
     assert scale._accepted(_route(("ResolvedRefs", "True"), ("Accepted", "True")))
     assert not scale._accepted(_route(("Accepted", "False")))
     assert not scale._accepted(_route(("ResolvedRefs", "True")))
+    assert not scale._accepted(_route(("Accepted", "True")))
+    assert not scale._accepted(_route(("Accepted", "True"), ("ResolvedRefs", "False")))
     assert not scale._accepted({"status": {}})
     assert not scale._accepted({})
