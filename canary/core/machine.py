@@ -66,6 +66,9 @@ CANARY_UNAVAILABLE_FOR = timedelta(seconds=30)
 """How long the route may send the canary its share while no canary pod is ready (its
 requests fail, and no canary proxy counts them) before the release is rolled back: long enough
 for a canary pod to be replaced (a node drain), short against the progress deadline."""
+ROLLBACK_RECHECK_MAX = timedelta(seconds=15)
+"""The longest a rollback waiting for the mesh to accept the route (or the canary to scale
+down) goes without looking again when no watch event wakes it."""
 
 
 # --- the machine ----------------------------------------------------------------------------
@@ -827,15 +830,25 @@ def _promotion_failed(status: RolloutStatus) -> bool:
     )
 
 
+def _rollback_recheck(t: _Tick) -> timedelta:
+    """How soon a rollback waiting for the route or the canary's scale-down looks again: every
+    second at first, then a quarter of the time it has waited so far, at most
+    :data:`ROLLBACK_RECHECK_MAX`. A change of the route or of the canary Deployment wakes the
+    Rollout at once anyway (the watches); this is the safety net under them, and it must not
+    reconcile a Rollout every second while a mesh takes minutes to accept a route."""
+    waited = t.now - (t.status.phase_since or t.now)
+    return min(max(waited / 4, timedelta(seconds=1)), ROLLBACK_RECHECK_MAX)
+
+
 def _rolling_back_phase(t: _Tick) -> bool:
     obs = t.obs
     t.act(SetWeight(0))
     told = None if _reached(t, "post-rollout") else _reported(t, "rollback")
     if obs.route is not None and (obs.route.canary_weight != 0 or not obs.route.accepted):
-        return t.wait("routing all traffic back to stable", timedelta(seconds=1))
+        return t.wait("routing all traffic back to stable", _rollback_recheck(t))
     if obs.canary is not None and obs.canary.replicas > 0:
         t.act(ScaleCanaryToZero())
-        return t.wait("scaling the canary to zero", timedelta(seconds=1))
+        return t.wait("scaling the canary to zero", _rollback_recheck(t))
     if told is not None:
         return t.wait(f"waiting for the rollback hooks: {told.message}", told.wake or WAIT)
     post = _reported(t, "post-rollout")

@@ -639,3 +639,31 @@ def test_a_paused_step_whose_canary_pods_all_stop_being_ready_is_rolled_back() -
     assert rolled.status.phase == "RollingBack"
     assert rolled.actions == (vocabulary.SetWeight(0),)
     assert cluster.stable_template == "v1"
+
+
+@pytest.mark.parametrize(
+    ("waited", "recheck"),
+    [
+        (timedelta(0), timedelta(seconds=1)),
+        (timedelta(seconds=3), timedelta(seconds=1)),
+        (timedelta(seconds=20), timedelta(seconds=5)),
+        (timedelta(minutes=15), machine.ROLLBACK_RECHECK_MAX),
+    ],
+)
+def test_rollback_waiting_for_the_mesh_looks_again_less_often_as_it_waits(
+    waited: timedelta, recheck: timedelta
+) -> None:
+    """A rollback whose route the mesh has not accepted is looked at every second at first,
+    then less often (the route's watch event wakes it at once): at N = 1000 a mesh slow to
+    accept routes made every such Rollout reconcile every second (313,399 reconciles in run A)."""
+    plan = make_plan()
+    cluster = FakeCluster(route_exists=True, weight=0, accepted=False, canary_exists=True)
+    cluster.canary_replicas = 2
+    status = RolloutStatus(phase="RollingBack", phase_since=T0)
+    decision = machine.decide(plan, status, cluster.observe(), T0 + waited)
+    assert decision.requeue_after == recheck
+    assert decision.actions == (vocabulary.SetWeight(0),)
+    cluster.accepted = True
+    decision = machine.decide(plan, status, cluster.observe(), T0 + waited)
+    assert decision.requeue_after == recheck
+    assert vocabulary.ScaleCanaryToZero() in decision.actions
