@@ -47,7 +47,7 @@ from canary.core.vocabulary import (
 )
 from canary.errors import Problem
 from canary.model.base import format_duration
-from canary.model.policy import HookType, OnTimeout
+from canary.model.policy import DEFAULT_CANARY_UNAVAILABLE, HookType, OnTimeout
 from canary.model.status import (
     TERMINAL_PHASES,
     ApprovalRecord,
@@ -62,10 +62,11 @@ WAIT = timedelta(seconds=2)
 """How soon to look again while waiting for the cluster to catch up with an action."""
 RETRY_REFERENCES = timedelta(seconds=15)
 """How soon to look again for a target, Service or policy that does not exist yet."""
-CANARY_UNAVAILABLE_FOR = timedelta(seconds=30)
-"""How long the route may send the canary its share while no canary pod is ready (its
-requests fail, and no canary proxy counts them) before the release is rolled back: long enough
-for a canary pod to be replaced (a node drain), short against the progress deadline."""
+CANARY_UNAVAILABLE_FOR = DEFAULT_CANARY_UNAVAILABLE
+"""By default, how long the route may send the canary its share while no canary pod is ready
+(its requests fail, and no canary proxy counts them) before the release is rolled back: long
+enough for a canary pod to be replaced (a node drain), short against the progress deadline
+(``progressDeadline.canaryUnavailable``, ``Plan.canary_unavailable``)."""
 ROLLBACK_RECHECK_MAX = timedelta(seconds=15)
 """The longest a rollback waiting for the mesh to accept the route (or the canary to scale
 down) goes without looking again when no watch event wakes it."""
@@ -641,13 +642,13 @@ def _progressing_phase(t: _Tick) -> bool:
 def _roll_back_unavailable(t: _Tick) -> bool:
     return _start_rollback(
         t,
-        f"no canary pod was ready for {format_duration(CANARY_UNAVAILABLE_FOR)} while the "
+        f"no canary pod was ready for {format_duration(t.plan.canary_unavailable)} while the "
         "route sent the canary its share",
     )
 
 
 def _canary_unavailable(t: _Tick, record: StepStatus) -> bool:
-    """Whether the canary has had no ready pod for :data:`CANARY_UNAVAILABLE_FOR` while the
+    """Whether the canary has had no ready pod for ``plan.canary_unavailable`` while the
     route sends it traffic (pods that crash or fail readiness after the step began). Notes when
     that began on the step (with a Warning Event), and forgets it once a pod is ready or the
     route sends the canary nothing. A Deployment not yet seen by its controller since canary
@@ -667,10 +668,10 @@ def _canary_unavailable(t: _Tick, record: StepStatus) -> bool:
         t.event(
             "CanaryUnavailable",
             f"no canary pod is ready while the route sends the canary {live}% of the traffic; "
-            f"rolling back if none is within {format_duration(CANARY_UNAVAILABLE_FOR)}",
+            f"rolling back if none is within {format_duration(t.plan.canary_unavailable)}",
             warning=True,
         )
-    due = since + CANARY_UNAVAILABLE_FOR
+    due = since + t.plan.canary_unavailable
     if t.now >= due:
         return True
     t.wake(due - t.now)

@@ -17,6 +17,7 @@ from canary.core.judge import Thresholds
 from canary.errors import InvalidSpec, Problem
 from canary.model.policy import (
     DEFAULT_APPROVAL_TIMEOUT,
+    DEFAULT_CANARY_UNAVAILABLE,
     DEFAULT_ERROR_RATE_TOLERANCE,
     DEFAULT_INTERVAL,
     DEFAULT_MIN_REQUESTS,
@@ -78,6 +79,8 @@ class Plan:
     pause_gates: tuple[Wait | None, ...] = ()
     """Per step: the approval wait of a pause step without a duration, else None."""
     progress: Wait = Wait(DEFAULT_PROGRESS_DEADLINE, "Rollback")
+    canary_unavailable: timedelta = DEFAULT_CANARY_UNAVAILABLE
+    """How long the route may send the canary its share while no canary pod is ready."""
     promotion: Wait = Wait(DEFAULT_PROMOTION_DEADLINE, "Fail")
     unavailable: Wait = Wait(DEFAULT_UNAVAILABLE_TIMEOUT, "Hold")
     held: Wait = Wait(DEFAULT_PAUSE_DEADLINE, "Hold")
@@ -348,6 +351,9 @@ def build(rollout: Rollout, policy: RolloutPolicy | None) -> Plan:
         progress=Wait(
             (progress.timeout if progress else None) or DEFAULT_PROGRESS_DEADLINE,
             (progress.on_timeout if progress else None) or "Rollback",
+        ),
+        canary_unavailable=(
+            (progress.canary_unavailable if progress else None) or DEFAULT_CANARY_UNAVAILABLE
         ),
         promotion=Wait(
             (promotion.timeout if promotion else None) or DEFAULT_PROMOTION_DEADLINE,

@@ -49,6 +49,7 @@ DEFAULT_DETECT_POWER = 0.95
 DEFAULT_PROGRESS_DEADLINE = timedelta(minutes=10)
 DEFAULT_PROMOTION_DEADLINE = timedelta(minutes=30)
 DEFAULT_UNAVAILABLE_TIMEOUT = timedelta(minutes=10)
+DEFAULT_CANARY_UNAVAILABLE = timedelta(seconds=30)
 DEFAULT_APPROVAL_TIMEOUT = timedelta(hours=24)
 DEFAULT_PAUSE_DEADLINE = timedelta(hours=24)
 
@@ -312,6 +313,15 @@ class ProgressDeadline(Wire):
     )
     on_timeout: Literal["Rollback", "Hold"] | None = Field(
         default=None, description="Rollback (default) or Hold (keep waiting, report it once)."
+    )
+    canary_unavailable: Deadline | None = Field(
+        default=None,
+        description=(
+            "How long the route may send the canary its share while no canary pod is ready "
+            "(its pods crashed or fail readiness after the step began) before the release is "
+            f"rolled back. Default {format_duration(DEFAULT_CANARY_UNAVAILABLE)}: a canary "
+            "pod moved by a node drain must be ready again within it."
+        ),
     )
 
 

@@ -572,6 +572,23 @@ def test_a_canary_whose_pods_stop_being_ready_at_a_live_weight_is_rolled_back() 
     assert cluster.weight == 0
 
 
+def test_the_canary_unavailable_time_is_the_policys_when_it_sets_one() -> None:
+    """``progressDeadline.canaryUnavailable: 2m`` (a node drain that takes longer than 30 s):
+    no ready canary pod for 90 s holds the step; for 2 minutes, it rolls back, and the Event
+    and the message say 2m."""
+    cluster, status, now = _at_first_step()
+    plan = make_plan(progressDeadline={"canaryUnavailable": "2m"})
+    assert plan.canary_unavailable == timedelta(minutes=2)
+    cluster.pods_become_ready, cluster.canary_ready = False, 0
+    first = machine.decide(plan, status, cluster.observe(), now)
+    assert "rolling back if none is within 2m" in first.events[0].message
+    held = machine.decide(plan, first.status, cluster.observe(), now + timedelta(seconds=90))
+    assert held.status.phase == "Progressing"
+    late = machine.decide(plan, held.status, cluster.observe(), now + timedelta(minutes=2))
+    assert late.status.phase == "RollingBack"
+    assert "no canary pod was ready for 2m" in late.events[0].message
+
+
 def test_a_canary_pod_replaced_in_time_keeps_the_release_going() -> None:
     """No ready canary pod for less than ``CANARY_UNAVAILABLE_FOR`` (a pod moved by a node
     drain) holds nothing back for good: once a pod is ready the mark is cleared and the release
