@@ -26,6 +26,7 @@ Pure: no clock (``now`` is a parameter), no I/O, no logging. Rollouts are keyed 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -81,6 +82,11 @@ class Track:
     early_fresh: bool = False
     """Whether the last tick added canary requests to ``early`` without completing a window:
     they are offered for an early look."""
+    ticked: bool = False
+    """Whether a snapshot has held the Rollout's pods since judging began. Until then they were
+    not asked for (the query holds the judged Rollouts' pods only, and one sent before judging
+    began may come back after), so the first snapshot to hold them has no baseline for them:
+    it would hand their whole lifetime's counts (a stable pod's days of requests) to the step."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,8 @@ class State:
 
     settle: timedelta = SETTLE
     baseline: evidence.Snapshot | None = None
+    baseline_at: datetime | None = None
+    """When ``baseline`` was taken: the next snapshot's deltas cover what was served since."""
     tracks: Mapping[Key, Track] = field(default_factory=dict)
     owners: Mapping[tuple[str, str], Key] = field(default_factory=dict)
     """``(namespace, Deployment)`` → the Rollout whose stable or canary Deployment it is."""
@@ -111,11 +119,20 @@ def reconciled(state: State, key: Key, report: Reconciled, now: datetime) -> Sta
         routes = {**routes, (namespace, report.plan.route_name): key}
     if report.judged:
         track = replace(
-            track, judged=True, settling_since=old.settling_since if old.judged else now
+            track,
+            judged=True,
+            settling_since=old.settling_since if old.judged else now,
+            ticked=old.ticked if old.judged else False,
         )
     else:
         track = replace(
-            track, judged=False, counts=None, window_since=None, early=None, early_fresh=False
+            track,
+            judged=False,
+            counts=None,
+            window_since=None,
+            early=None,
+            early_fresh=False,
+            ticked=False,
         )
     if report.weight_set is not None and old.weight != report.weight_set:
         # Counts served at the old weight must not be credited to the new step.
@@ -167,6 +184,7 @@ def advance(
 ) -> tuple[State, dict[Key, judge.Evidence]]:
     """The next state, and the counts of every Rollout whose window ``snapshot`` completes."""
     baseline, deltas = evidence.advance(state.baseline, snapshot)
+    pods = Counter(pod.target for pod in snapshot)
     tracks = dict(state.tracks)
     ready: dict[Key, judge.Evidence] = {}
     for key, plan in judged(state).items():
@@ -176,11 +194,22 @@ def advance(
             canary=deltas.get((namespace, plan.canary_deployment), judge.Arm()),
             stable=deltas.get((namespace, plan.target), judge.Arm()),
         )
-        visible = sum(1 for pod in snapshot if pod.target == (namespace, plan.canary_deployment))
+        visible = pods[(namespace, plan.canary_deployment)]
+        since = track.settling_since
+        began = state.baseline_at
+        if not track.ticked or (
+            since is not None and began is not None and began < since - state.settle
+        ):
+            # The Rollout's first snapshot (its pods' lifetime counts: see Track.ticked), or
+            # snapshots stopped (Prometheus unreachable or slow) well before the weight
+            # changed, so this tick's counts reach back into the previous step: credit them to
+            # no look and no window.
+            held = track.ticked or visible > 0 or pods[(namespace, plan.target)] > 0
+            tracks[key] = replace(track, window_since=now, early_fresh=False, ticked=held)
+            continue
         early = tick if track.early is None else _sum(track.early, tick)
         fresh = tick.canary.requests > 0 and visible >= track.canary_ready
         track = replace(track, early=early, early_fresh=fresh)
-        since = track.settling_since
         if since is not None and now - since < state.settle:
             tracks[key] = replace(track, window_since=now)
             continue
@@ -192,7 +221,7 @@ def advance(
             tracks[key] = replace(track, window_since=now, counts=None, early_fresh=False)
         else:
             tracks[key] = replace(track, window_since=started, counts=counts)
-    return replace(state, baseline=baseline, tracks=tracks), ready
+    return replace(state, baseline=baseline, baseline_at=now, tracks=tracks), ready
 
 
 def early(state: State) -> dict[Key, judge.Evidence]:

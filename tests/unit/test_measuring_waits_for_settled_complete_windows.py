@@ -100,15 +100,31 @@ CASES: dict[str, list[Report | Scrape]] = {
         Scrape(0, {"s1": 100, "c1": 50}),
         Scrape(15, {"s1": 200, "c1": 7}, expect=(7, 100)),
     ],
-    "a Rollout that stops being judged drops its open window": [
+    "a Rollout that stops being judged drops its open window and its first tick after": [
         Report(0, weight=10),
         Scrape(0, {"s1": 100, "c1": 10}),
         Scrape(13, {"s1": 150, "c1": 15}),
         Report(14, judged=False),
         Scrape(15, {"s1": 200, "c1": 20}),
         Report(16, weight=10),
+        # Its pods were not asked for meanwhile (the query holds the judged Rollouts' only):
+        # the first snapshot to hold them again is a baseline, not a delta.
         Scrape(30, {"s1": 300, "c1": 30}),
-        Scrape(45, {"s1": 400, "c1": 40}, expect=(20, 200)),
+        Scrape(45, {"s1": 400, "c1": 40}, expect=(10, 100)),
+    ],
+    "a Rollout's first snapshot gives its pods' lifetime counts to no window": [
+        Report(0, weight=5),
+        Scrape(0, {}),  # Rollouts judged before it; a slow query misses its pods
+        Scrape(20, {"s1": 38000, "c1": 16}),
+        Scrape(35, {"s1": 38300, "c1": 31}, expect=(15, 300)),
+    ],
+    "counts reaching back before a weight change (no snapshot meanwhile) go to no window": [
+        Report(0, weight=10),
+        Scrape(0, {"s1": 100, "c1": 10}),
+        Scrape(15, {"s1": 200, "c1": 20}, expect=(10, 100)),
+        Report(30, weight=50),  # Prometheus unreachable from 15 s to 60 s
+        Scrape(60, {"s1": 600, "c1": 400}),
+        Scrape(75, {"s1": 650, "c1": 450}, expect=(50, 50)),
     ],
 }
 
@@ -178,6 +194,19 @@ EARLY: dict[str, list[Report | Scrape]] = {
         Report(0, weight=10),
         Scrape(0, {"s1": 100, "c1": 10}),
         Scrape(5, {"s1": 150, "c1": 10}),
+    ],
+    "nothing early from a tick reaching back well before the weight change": [
+        Report(0, weight=10),
+        Scrape(0, {"s1": 100, "c1": 10}),
+        Report(30, weight=50),  # Prometheus unreachable from 0 s to 45 s
+        Scrape(45, {"s1": 1000, "c1": 50}),
+        Scrape(50, {"s1": 1050, "c1": 80}, expect=(30, 50)),
+    ],
+    "nothing early from a Rollout's first snapshot (its pods' lifetime counts)": [
+        Report(0, weight=5),
+        Scrape(0, {}),
+        Scrape(5, {"s1": 38000, "c1": 16}),
+        Scrape(10, {"s1": 38100, "c1": 21}, expect=(5, 100)),
     ],
     "nothing early once the Rollout is no longer judged": [
         Report(0, weight=10),
