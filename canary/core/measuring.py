@@ -27,7 +27,7 @@ Pure: no clock (``now`` is a parameter), no I/O, no logging. Rollouts are keyed 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -83,10 +83,11 @@ class Track:
     """Whether the last tick added canary requests to ``early`` without completing a window:
     they are offered for an early look."""
     ticked: bool = False
-    """Whether a snapshot has held the Rollout's pods since judging began. Until then they were
-    not asked for (the query holds the judged Rollouts' pods only, and one sent before judging
-    began may come back after), so the first snapshot to hold them has no baseline for them:
-    it would hand their whole lifetime's counts (a stable pod's days of requests) to the step."""
+    """Whether a snapshot that asked for the Rollout's pods has come back since judging began.
+    Until then they were not asked for (the query asks for the judged Rollouts' pods only, and
+    one sent before judging began may come back after), so the first snapshot to hold them has
+    no baseline for them: it would hand their whole lifetime's counts (a stable pod's days of
+    requests) to the step. That first snapshot is the baseline."""
 
 
 @dataclass(frozen=True)
@@ -180,9 +181,14 @@ def judged(state: State) -> dict[Key, Plan]:
 
 
 def advance(
-    state: State, snapshot: evidence.Snapshot, now: datetime
+    state: State,
+    snapshot: evidence.Snapshot,
+    now: datetime,
+    asked: Collection[Key] | None = None,
 ) -> tuple[State, dict[Key, judge.Evidence]]:
-    """The next state, and the counts of every Rollout whose window ``snapshot`` completes."""
+    """The next state, and the counts of every Rollout whose window ``snapshot`` completes.
+    ``asked``: the Rollouts whose pods the snapshot's query asked for (None: every judged
+    one); a Rollout judged since the query was sent gets nothing from it."""
     baseline, deltas = evidence.advance(state.baseline, snapshot)
     pods = Counter(pod.target for pod in snapshot)
     tracks = dict(state.tracks)
@@ -204,7 +210,7 @@ def advance(
             # snapshots stopped (Prometheus unreachable or slow) well before the weight
             # changed, so this tick's counts reach back into the previous step: credit them to
             # no look and no window.
-            held = track.ticked or visible > 0 or pods[(namespace, plan.target)] > 0
+            held = track.ticked or asked is None or key in asked
             tracks[key] = replace(track, window_since=now, early_fresh=False, ticked=held)
             continue
         early = tick if track.early is None else _sum(track.early, tick)

@@ -316,7 +316,9 @@ class Controller:
                 self.queue.add(Ref(*key), measurement=Measurement(error=str(error)))
             return
         with self._lock:
-            self._measuring, ready = measuring.advance(self._measuring, snapshot, self._clock.now())
+            self._measuring, ready = measuring.advance(
+                self._measuring, snapshot, self._clock.now(), asked=judged.keys()
+            )
             plans = measuring.judged(self._measuring)
             early = measuring.early(self._measuring)
         for key, counts in ready.items():

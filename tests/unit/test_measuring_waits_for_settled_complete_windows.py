@@ -34,6 +34,9 @@ class Scrape:
     at: int
     pods: dict[str, int]
     expect: tuple[int, int] | None = None
+    asked: bool = True
+    """Whether the snapshot's query asked for the Rollout's pods (False: sent before it was
+    judged)."""
 
 
 def _snapshot(pods: dict[str, int]) -> dict[evidence.PodKey, evidence.PodCounters]:
@@ -114,9 +117,14 @@ CASES: dict[str, list[Report | Scrape]] = {
     ],
     "a Rollout's first snapshot gives its pods' lifetime counts to no window": [
         Report(0, weight=5),
-        Scrape(0, {}),  # Rollouts judged before it; a slow query misses its pods
+        Scrape(0, {}, asked=False),  # a slow query sent before the Rollout was judged
         Scrape(20, {"s1": 38000, "c1": 16}),
         Scrape(35, {"s1": 38300, "c1": 31}, expect=(15, 300)),
+    ],
+    "a Rollout whose pods have served nothing yet is measured from its next snapshot": [
+        Report(0, weight=10),
+        Scrape(0, {}),
+        Scrape(15, {"s1": 50, "c1": 5}, expect=(5, 50)),
     ],
     "counts reaching back before a weight change (no snapshot meanwhile) go to no window": [
         Report(0, weight=10),
@@ -141,7 +149,8 @@ def test_measuring_hands_out_complete_windows_only(steps: list[Report | Scrape])
             )
             state = measuring.reconciled(state, KEY, report, now)
             continue
-        state, ready = measuring.advance(state, _snapshot(step.pods), now)
+        asked = None if step.asked else ()
+        state, ready = measuring.advance(state, _snapshot(step.pods), now, asked)
         got = ready.get(KEY)
         counts = None if got is None else (got.canary.requests, got.stable.requests)
         assert counts == step.expect, f"at {step.at}s"
@@ -204,7 +213,7 @@ EARLY: dict[str, list[Report | Scrape]] = {
     ],
     "nothing early from a Rollout's first snapshot (its pods' lifetime counts)": [
         Report(0, weight=5),
-        Scrape(0, {}),
+        Scrape(0, {}, asked=False),
         Scrape(5, {"s1": 38000, "c1": 16}),
         Scrape(10, {"s1": 38100, "c1": 21}, expect=(5, 100)),
     ],
@@ -232,7 +241,8 @@ def test_measuring_offers_early_counts_since_the_weight_changed(
             )
             state = measuring.reconciled(state, KEY, report, now)
             continue
-        state, _ = measuring.advance(state, _snapshot(step.pods), now)
+        asked = None if step.asked else ()
+        state, _ = measuring.advance(state, _snapshot(step.pods), now, asked)
         got = measuring.early(state).get(KEY)
         counts = None if got is None else (got.canary.requests, got.stable.requests)
         assert counts == step.expect, f"at {step.at}s"
