@@ -301,21 +301,18 @@ class Reconciler:
         decision: vocabulary.Decision,
         bound: structlog.typing.FilteringBoundLogger,
     ) -> tuple[int | None, datetime | None]:
-        """Apply the actions, write the status with their notifications, then record the
-        events (a status write that fails or loses a race records none: its retry decides
-        again and records what it decided, once); the weight set (if any) and when a
-        notification it recorded is due (if any). A decision that starts a rollback is
-        written first (``_roll_back``)."""
+        """Apply the actions, record the events, write the status with their notifications;
+        the weight set (if any) and when a notification it recorded is due (if any). A
+        decision that starts a rollback is written first (``_roll_back``)."""
         if decision.status.phase == "RollingBack" and rollout.status.phase != "RollingBack":
             return self._roll_back(rollout, plan, decision, bound)
         weight = self._apply(rollout, plan, decision)
+        self._record_events(rollout, decision, bound)
         status = self._outboxed(rollout, plan, decision)
         if weight is not None:
             status = _route_written(status, self._clock.now())
         if status != rollout.status:
             self._write(rollout, status)
-        self._record_events(rollout, decision, bound)
-        if status != rollout.status:
             self._start_hooks(rollout, status, decision, bound)
             if status.phase != rollout.status.phase:
                 bound.info("phase_changed", phase=status.phase, reason=decision.reason)

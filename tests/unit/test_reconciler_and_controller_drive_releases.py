@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from canary.core import commands, evidence, history, judge, machine, vocabulary
 from canary.core import plan as plan_mod
-from canary.errors import ApiUnavailable, InvalidSpec, Problem
+from canary.errors import InvalidSpec, Problem
 from canary.model.linkerd import LATENCY_BUCKETS_MS
 from canary.model.rollout import ROLLOUT_LABEL, Rollout, RolloutPolicy
 from canary.model.status import RolloutStatus
@@ -527,40 +527,3 @@ def test_a_failed_reconciles_measurement_goes_to_its_retry() -> None:
     controller.queue.give_back(world.ref, first)
     assert controller.run_due() == 1
     assert seen[-1] == newer
-
-
-class _FailsTheStepAdvance(MemoryRolloutStore):
-    """A store whose first status write that moves the release to its next step fails (the API
-    server unavailable), once."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.failed = False
-
-    def write_status(self, rollout: Rollout, status: RolloutStatus) -> None:
-        if not self.failed and status.current_step_index > rollout.status.current_step_index:
-            self.failed = True
-            raise ApiUnavailable("the API server is unavailable")
-        super().write_status(rollout, status)
-
-
-def test_an_event_is_recorded_only_once_its_status_is_written() -> None:
-    """A step advance whose status write fails records no StepAdvanced Event (the stored
-    release has not advanced); its retry advances and records it once, so the Events never say
-    what the status does not."""
-    store = _FailsTheStepAdvance()
-    world = World(store=store)
-    while not store.failed:
-        before = list(world.events.events)
-        result = world.tick()
-    assert result.error == "ApiUnavailable"
-    assert ("podinfo-2", "StepAdvanced") not in world.events.events[len(before) :]
-    advanced = world.events.events.count(("podinfo-2", "StepAdvanced"))
-    stored = world.store.get(world.ref)
-    assert stored is not None
-    step = stored.status.current_step_index
-    while stored.status.current_step_index == step:
-        world.tick()
-        stored = world.store.get(world.ref)
-        assert stored is not None
-    assert world.events.events.count(("podinfo-2", "StepAdvanced")) == advanced + 1
