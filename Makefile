@@ -133,6 +133,11 @@ record-replay: $(STAMP) dev-tools ## re-record the live tapes the twin replays (
 	CANARY_REPLAY_FIXTURES=$(CURDIR)/tests/unit/replays \
 	  $(BIN)/pytest -q -p no:cacheprovider tests/integration/e2e/test_twin_replays_live_releases.py
 
+.PHONY: screenshots
+screenshots: $(STAMP) dev-tools ## retake docs/dashboard-*.png in a real browser during real releases (make test takes them into a temporary directory)
+	CANARY_SCREENSHOTS=$(CURDIR)/docs \
+	  $(BIN)/pytest -q -p no:cacheprovider tests/integration/e2e/test_dashboard_in_a_real_browser.py
+
 .PHONY: bench-scale
 bench-scale: $(STAMP) dev-up ## controller scale (BENCHMARK.md §2): N=10,100 Rollouts; writes docs/benchmarks.md
 	$(BIN)/python -m bench.scale $(or $(BENCH_ARGS),--n 10 --n 100)

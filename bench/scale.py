@@ -7,10 +7,10 @@ them bad (their canary fails 30% of requests). One
 ``canary run`` process (as the cluster admin, 4 workers), one mesh emulator, the dev
 environment's Prometheus. Measured from outside the controller:
 
-- API requests: the kube-apiserver's own ``apiserver_request_total`` (scraped from its
-  ``/metrics``), by verb and resource, for the resources the controller touches; the emulator
-  and the harness only list and watch, so GETs and writes of these resources are the
-  controller's;
+- API requests: the controller's, by verb and resource, for the resources it touches, from the
+  kube-apiserver's audit log: the controller runs as a ServiceAccount of its own
+  (``bench.accounts``), so a request of anyone else (the namespace controller deleting an
+  earlier test's namespace, Linkerd's SMI adaptor answering that) is not counted;
 - the controller's own ``/metrics``: reconciles, snapshot queries and their duration;
 - peak RSS (``VmHWM``) and CPU seconds from ``/proc``;
 - reaction latency of each bad Rollout: from the first sample of its canary's failures in
@@ -47,19 +47,25 @@ from typing import Any
 
 from kubernetes import client, config
 
+from bench import accounts
 from canary.adapters.kube.informer import Informer
+from canary.adapters.routers import httproute
 from canary.core import weights
 
 REPO = Path(__file__).resolve().parents[1]
 GROUP, VERSION = "canary.dev", "v1alpha1"
 OURS = ("rollouts", "rolloutpolicies", "deployments", "services", "httproutes", "trafficsplits")
-OTHERS = ("deployments/status", "httproutes/status")
-"""Writes of other controllers (kube-controller-manager, Linkerd's policy controller), left out."""
+"""The resources whose requests are counted (the controller's, from the audit log)."""
+ACCOUNT = "canary-scale"
+"""The ServiceAccount the controller runs as (in the run's namespace): its requests are the
+ones the audit log attributes to it."""
 ROUTES = {
     "HTTPRoute": ("gateway.networking.k8s.io", "v1", "httproutes"),
     "TrafficSplit": ("split.smi-spec.io", "v1alpha2", "trafficsplits"),
 }
 """Where the harness watches each router's objects (group, version, plural)."""
+APP_PORT = 9898
+"""Every app's apex Service port (the route's parent, the Rollout's ``service.port``)."""
 GOOD, BAD = "Succeeded", "RolledBack"
 FINISHED = frozenset({GOOD, BAD, "Failed"})
 GETTING = frozenset({"Initializing", "Promoting", GOOD})
@@ -111,6 +117,8 @@ class Report:
     requests: Counter[tuple[str, str]] = field(default_factory=Counter)
     steady_gets: int = -1
     steady_reconciles: float = 0.0
+    steady_by_resource: Counter[str] = field(default_factory=Counter)
+    """The steady window's GETs by resource: which read missed the cache."""
     snapshots: float = 0.0
     ticks: float = 0.0
     value_queries: float = 0.0
@@ -135,26 +143,6 @@ class Report:
     def per_reconcile(self, verbs: tuple[str, ...]) -> float:
         total = sum(v for (verb, _), v in self.requests.items() if verb in verbs)
         return total / self.reconciles if self.reconciles else 0.0
-
-
-def apiserver_requests(api: client.ApiClient) -> Counter[tuple[str, str]]:
-    """``apiserver_request_total`` summed by (verb, resource), for canary's resources."""
-    request = api.param_serialize(
-        method="GET", resource_path="/metrics", auth_settings=["BearerToken"]
-    )
-    response: Any = api.call_api(*request)
-    response.read()
-    counts: Counter[tuple[str, str]] = Counter()
-    for line in response.data.decode().splitlines():
-        if not line.startswith("apiserver_request_total{"):
-            continue
-        labels = dict(re.findall(r'(\w+)="([^"]*)"', line))
-        resource = labels.get("resource", "")
-        if labels.get("subresource"):
-            resource += "/" + labels["subresource"]
-        if labels.get("resource") in OURS and resource not in OTHERS:
-            counts[labels["verb"], resource] += int(float(line.rsplit(" ", 1)[1]))
-    return counts
 
 
 def _apply(api: client.ApiClient, setup: Setup) -> None:
@@ -203,7 +191,7 @@ def _apply(api: client.ApiClient, setup: Setup) -> None:
             setup.namespace,
             {
                 "metadata": {"name": name, "annotations": {"sim.canary.dev/rps": str(setup.rps)}},
-                "spec": {"selector": labels, "ports": [{"name": "http", "port": 9898}]},
+                "spec": {"selector": labels, "ports": [{"name": "http", "port": APP_PORT}]},
             },
         )
 
@@ -225,7 +213,7 @@ def _start_rollouts(api: client.ApiClient, setup: Setup, version: int) -> None:
             {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Rollout",
              "metadata": {"name": f"app-{i}-v{version}"},
              "spec": {"targetRef": {"name": f"app-{i}"}, "release": release,
-                      "service": {"name": f"app-{i}", "port": 9898},
+                      "service": {"name": f"app-{i}", "port": APP_PORT},
                       "policyRef": {"name": "scale"}}},
         )  # fmt: skip
 
@@ -392,6 +380,10 @@ class Harness:
         )
         workdir.mkdir(parents=True, exist_ok=True)
         _apply(self.api, setup)
+        controller_kubeconfig = self._account(workdir)
+        self.audit = accounts.AuditLog(
+            Path(env["AUDIT_LOG"]), f"system:serviceaccount:{setup.namespace}:{ACCOUNT}", OURS
+        )
         child_env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
         ns, port = setup.namespace, _free_port()
         self.url = f"http://127.0.0.1:{port}"
@@ -403,13 +395,13 @@ class Harness:
             workdir / "emulator.log", child_env,
         )  # fmt: skip
         self.controller = Process(
-            [sys.executable, "-m", "canary", "run", "--kubeconfig", str(kubeconfig),
+            [sys.executable, "-m", "canary", "run", "--kubeconfig", str(controller_kubeconfig),
              "--prometheus-url", env["PROMETHEUS_URL"], "--watch-namespace", ns,
              "--tick", setup.tick, "--no-leader-elect", "--http-address", "127.0.0.1",
              "--http-port", str(port),
              "--workers", str(setup.workers), "--kube-qps", str(setup.kube_qps),
              "--kube-burst", str(setup.kube_burst), "--log-level", setup.log_level],
-            workdir / "controller.log", child_env,
+            workdir / "controller.log", {**child_env, "KUBECONFIG": str(controller_kubeconfig)},
         )  # fmt: skip
         self.stop = threading.Event()
         custom: Any = client.CustomObjectsApi(self.api)
@@ -434,6 +426,29 @@ class Harness:
         except BaseException:
             self.close()
             raise
+
+    def _account(self, workdir: Path) -> Path:
+        """The controller's own identity: a ServiceAccount bound to cluster-admin (the run
+        measures load, not RBAC, which the e2e tests check against the chart's), so that the
+        audit log tells its requests from everyone else's on a shared cluster."""
+        ns = self.setup.namespace
+        core: Any = client.CoreV1Api(self.api)
+        rbac: Any = client.RbacAuthorizationV1Api(self.api)
+        core.create_namespaced_service_account(ns, {"metadata": {"name": ACCOUNT}})
+        rbac.create_cluster_role_binding(
+            {
+                "metadata": {"name": f"{ACCOUNT}-{ns}"},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": "cluster-admin",
+                },
+                "subjects": [{"kind": "ServiceAccount", "name": ACCOUNT, "namespace": ns}],
+            }
+        )
+        return accounts.token_kubeconfig(
+            self.api, ns, ACCOUNT, workdir / "controller.kubeconfig", hours=48
+        )
 
     def reconciles(self) -> float:
         return _controller_metrics(self.url)["canary_reconcile_total"]
@@ -471,7 +486,7 @@ class Harness:
         """Release version ``version`` of every app; run until all are finished (or the
         round's timeout, or the monotonic time ``until``); measure."""
         setup, report = self.setup, Report(self.setup.n)
-        requests_before = apiserver_requests(self.api)
+        requests_before = self.audit.requests()
         metrics_before = _controller_metrics(self.url)
         cpu_before = self.controller.cpu_seconds()
         started = time.monotonic()
@@ -486,7 +501,7 @@ class Harness:
                 report.missed_looks += 1
                 print(f"look missed ({error}); {report.missed_looks} so far", flush=True)
         report.seconds = time.monotonic() - started
-        report.requests = apiserver_requests(self.api) - requests_before
+        report.requests = self.audit.requests() - requests_before
         metrics = _controller_metrics(self.url)
         report.reconciles = (
             metrics["canary_reconcile_total"] - metrics_before["canary_reconcile_total"]
@@ -555,9 +570,12 @@ class Harness:
         """Wait (until the monotonic time ``until``) for every app's route to be accepted by
         its parent (HTTPRoute status; a TrafficSplit has none, so all count); return how many
         are."""
+        ns = self.setup.namespace
         while True:
-            routes = self.routes.values(self.setup.namespace)
-            accepted = sum(1 for r in routes if self.setup.router == "TrafficSplit" or _accepted(r))
+            routes = self.routes.values(ns)
+            accepted = sum(
+                1 for r in routes if self.setup.router == "TrafficSplit" or _accepted(r, ns)
+            )
             if accepted >= self.setup.n or time.monotonic() >= until:
                 return accepted
             time.sleep(5)
@@ -567,6 +585,8 @@ class Harness:
         self.controller.stop()
         self.emulator.stop()
         client.CoreV1Api(self.api).delete_namespace(self.setup.namespace)
+        rbac = client.RbacAuthorizationV1Api(self.api)
+        rbac.delete_cluster_role_binding(f"{ACCOUNT}-{self.setup.namespace}")
         self.api.close()  # type: ignore[no-untyped-call]
 
 
@@ -584,7 +604,7 @@ class _Watch:
         self.steady: tuple[float, Counter[tuple[str, str]], float] | None = None
         self.started = started
         self.seen: set[tuple[str, str]] = set()
-        self.measured: tuple[float, int, float] | None = None
+        self.measured: tuple[float, int, float, Counter[str]] | None = None
         """A steady window's end, GETs and reconciles, waiting out its grace."""
 
     def done(self, report: Report) -> bool:
@@ -634,24 +654,21 @@ class _Watch:
             self.steady, self.measured = None, None
         elif self.measured is not None:
             if now - self.measured[0] >= GRACE:
-                report.steady_gets, report.steady_reconciles = self.measured[1:]
+                _, report.steady_gets, report.steady_reconciles, by = self.measured
+                report.steady_by_resource = by
         elif self.steady is None:
-            self.steady = (now, apiserver_requests(self.h.api), self.h.reconciles())
+            self.steady = (now, self.h.audit.requests(), self.h.reconciles())
         elif now - self.steady[0] >= self.h.setup.steady:
-            delta = apiserver_requests(self.h.api) - self.steady[1]
-            gets = sum(v for (verb, _), v in delta.items() if verb == "GET")
-            self.measured = (now, gets, self.h.reconciles() - self.steady[2])
+            delta = self.h.audit.requests() - self.steady[1]
+            by = Counter({res: v for (verb, res), v in delta.items() if verb == "GET" and v})
+            reconciles = self.h.reconciles() - self.steady[2]
+            self.measured = (now, sum(by.values()), reconciles, by)
 
 
-def _accepted(route: dict[str, Any]) -> bool:
-    """Whether a parent's status says it accepted the route and resolved its backends: what
-    the controller waits for (``canary.adapters.routers.httproute.accepted``, which also checks
-    that the parent is Linkerd's and the apex Service: it needs the Rollout's plan)."""
-    return any(
-        {c.get("type"): c.get("status") for c in parent.get("conditions") or []}.items()
-        >= {("Accepted", "True"), ("ResolvedRefs", "True")}
-        for parent in (route.get("status") or {}).get("parents") or []
-    )
+def _accepted(route: dict[str, Any], namespace: str) -> bool:
+    """What the controller waits for: Linkerd's policy controller accepted the route for the
+    app's apex Service (named as the route, ``APP_PORT``) and resolved its backends."""
+    return httproute.accepted_for(route, namespace, route["metadata"]["name"], APP_PORT)
 
 
 def run(setup: Setup, kubeconfig: Path, env: dict[str, str], workdir: Path) -> Report:

@@ -47,7 +47,7 @@ from canary.core.vocabulary import (
 )
 from canary.errors import Problem
 from canary.model.base import format_duration
-from canary.model.policy import DEFAULT_CANARY_UNAVAILABLE, HookType, OnTimeout
+from canary.model.policy import HookType, OnTimeout
 from canary.model.status import (
     TERMINAL_PHASES,
     ApprovalRecord,
@@ -62,11 +62,6 @@ WAIT = timedelta(seconds=2)
 """How soon to look again while waiting for the cluster to catch up with an action."""
 RETRY_REFERENCES = timedelta(seconds=15)
 """How soon to look again for a target, Service or policy that does not exist yet."""
-CANARY_UNAVAILABLE_FOR = DEFAULT_CANARY_UNAVAILABLE
-"""By default, how long the route may send the canary its share while no canary pod is ready
-(its requests fail, and no canary proxy counts them) before the release is rolled back: long
-enough for a canary pod to be replaced (a node drain), short against the progress deadline
-(``progressDeadline.canaryUnavailable``, ``Plan.canary_unavailable``)."""
 ROLLBACK_RECHECK_MAX = timedelta(seconds=15)
 """The longest a rollback waiting for the mesh to accept the route (or the canary to scale
 down) goes without looking again when no watch event wakes it."""

@@ -1,7 +1,8 @@
 """The controller as the chart's ServiceAccount, as it runs in a real install.
 
 `install(cluster, *paths)` applies manifests (`deploy/` is the chart rendered with its default
-values) with kubectl, as a new user would; `token_kubeconfig` writes a kubeconfig that
+values) with kubectl, as a new user would; ``bench.accounts.token_kubeconfig`` (shared with the
+scale harness) writes a kubeconfig that
 authenticates with a TokenRequest token of a ServiceAccount, so a `canary run` started with it
 has exactly the rights the chart's RBAC grants, not the dev admin's.
 """
@@ -31,41 +32,6 @@ def install(cluster: Cluster, *paths: Path) -> None:
         argv += ["-f", str(path)]
     done = subprocess.run(argv, capture_output=True, text=True, check=False)
     assert done.returncode == 0, f"kubectl apply failed:\n{done.stdout}{done.stderr}"
-
-
-def token_kubeconfig(
-    kube: client.ApiClient, namespace: str, account: str, path: Path, hours: int = 2
-) -> Path:
-    """A kubeconfig for `system:serviceaccount:<namespace>:<account>` (a bound token)."""
-    issued = client.CoreV1Api(kube).create_namespaced_service_account_token(
-        account,
-        namespace,
-        client.AuthenticationV1TokenRequest(
-            spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=hours * 3600)
-        ),
-    )
-    token = issued.status.token if issued.status else None
-    assert token, f"the API server issued no token for {namespace}/{account}"
-    admin = kube.configuration
-    user = f"system:serviceaccount:{namespace}:{account}"
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {
-                "name": "dev",
-                "cluster": {"server": admin.host, "certificate-authority": admin.ssl_ca_cert},
-            }
-        ],
-        "users": [{"name": user, "user": {"token": token}}],
-        "contexts": [
-            {"name": account, "context": {"cluster": "dev", "user": user, "namespace": namespace}}
-        ],
-        "current-context": account,
-    }
-    path.write_text(yaml.safe_dump(config))
-    path.chmod(0o600)
-    return path
 
 
 def client_for(kubeconfig: Path) -> client.ApiClient:

@@ -13,6 +13,7 @@ import pytest
 import yaml
 from kubernetes import client
 
+from bench import accounts
 from canary.adapters.kube.rollouts import KubeRolloutStore
 from canary.core import chat
 from devenv import layout, manifests
@@ -244,7 +245,7 @@ def _only_its_namespace(
                 namespace,
                 client.V1Secret(metadata=client.V1ObjectMeta(name=secret), string_data={"k": "v"}),
             )
-    config = serviceaccount.token_kubeconfig(kube, home, "canary", tmp_path / "sa.kubeconfig")
+    config = accounts.token_kubeconfig(kube, home, "canary", tmp_path / "sa.kubeconfig")
     with serviceaccount.client_for(config) as api:
         serviceaccount.wait_until_allowed(api, given)
         custom: Any = client.CustomObjectsApi(api)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
+from bench.accounts import token_kubeconfig
 from canary import cli
 from canary.adapters.kube.rollouts import KubeRolloutStore
 from canary.adapters.kube.workloads import KubeWorkloads
@@ -23,7 +24,6 @@ from canary.model.rollout import Rollout, RolloutPolicy
 from canary.model.status import RolloutStatus
 from canary.ports import Ref
 from tests.integration.conftest import Cluster
-from tests.integration.serviceaccount import token_kubeconfig
 
 pytestmark = pytest.mark.integration
 

@@ -547,8 +547,9 @@ def _at_first_step() -> tuple[FakeCluster, RolloutStatus, datetime]:
 def test_a_canary_whose_pods_stop_being_ready_at_a_live_weight_is_rolled_back() -> None:
     """The canary's pods crash after its share went live: no proxy counts the failing requests,
     so the step cannot judge them. The controller says so at once (one Warning Event,
-    ``unreadySince`` on the step) and rolls back once no pod has been ready for
-    ``CANARY_UNAVAILABLE_FOR`` — not at the 10-minute progress deadline. Stable is untouched."""
+    ``unreadySince`` on the step) and rolls back once no pod has been ready for the plan's
+    ``canary_unavailable`` (30 s by default), not at the 10-minute progress deadline. Stable
+    is untouched."""
     cluster, status, now = _at_first_step()
     cluster.pods_become_ready, cluster.canary_ready = False, 0
     plan = make_plan()
@@ -558,7 +559,7 @@ def test_a_canary_whose_pods_stop_being_ready_at_a_live_weight_is_rolled_back() 
     assert [(e.reason, e.type) for e in first.events] == [("CanaryUnavailable", "Warning")]
     assert "10%" in first.events[0].message
     assert first.requeue_after is not None
-    assert first.requeue_after <= machine.CANARY_UNAVAILABLE_FOR
+    assert first.requeue_after <= plan.canary_unavailable
     later = machine.decide(plan, first.status, cluster.observe(), now + timedelta(seconds=29))
     assert later.status.phase == "Progressing"
     assert later.events == ()  # said once
@@ -590,9 +591,10 @@ def test_the_canary_unavailable_time_is_the_policys_when_it_sets_one() -> None:
 
 
 def test_a_canary_pod_replaced_in_time_keeps_the_release_going() -> None:
-    """No ready canary pod for less than ``CANARY_UNAVAILABLE_FOR`` (a pod moved by a node
-    drain) holds nothing back for good: once a pod is ready the mark is cleared and the release
-    goes on to promotion; a route sending the canary nothing never starts the clock."""
+    """No ready canary pod for less than the plan's ``canary_unavailable`` (30 s by default;
+    a pod moved by a node drain) holds nothing back for good: once a pod is ready the mark is
+    cleared and the release goes on to promotion; a route sending the canary nothing never
+    starts the clock."""
     cluster, status, now = _at_first_step()
     cluster.canary_ready = 0
     plan = make_plan()
@@ -636,13 +638,14 @@ def test_a_canary_scaled_a_moment_ago_is_not_reported_unavailable() -> None:
     assert [e.reason for e in first.events] == ["CanaryUnavailable"]
     held = machine.decide(plan, first.status, scaling, now + timedelta(seconds=10))
     assert held.status.steps[0].unready_since == now
-    late = machine.decide(plan, held.status, scaling, now + machine.CANARY_UNAVAILABLE_FOR)
+    late = machine.decide(plan, held.status, scaling, now + plan.canary_unavailable)
     assert late.status.phase == "RollingBack"
 
 
 def test_a_paused_step_whose_canary_pods_all_stop_being_ready_is_rolled_back() -> None:
     """A step held by a pause (timed, or an approval gate) keeps watching: no ready canary pod
-    at a live weight for ``CANARY_UNAVAILABLE_FOR`` rolls back there too."""
+    at a live weight for the plan's ``canary_unavailable`` (30 s by default) rolls back there
+    too."""
     plan = make_plan(steps=[{"setWeight": 10}, {"pause": {"duration": "1h"}}, {"setWeight": 50}])
     cluster = FakeCluster()
     status, now, _ = run(plan, cluster, max_ticks=4)
@@ -651,7 +654,7 @@ def test_a_paused_step_whose_canary_pods_all_stop_being_ready_is_rolled_back() -
     first = machine.decide(plan, status, cluster.observe(), now)
     assert first.status.phase == "Paused"
     assert [e.reason for e in first.events] == ["CanaryUnavailable"]
-    late = now + machine.CANARY_UNAVAILABLE_FOR
+    late = now + plan.canary_unavailable
     rolled = machine.decide(plan, first.status, cluster.observe(), late)
     assert rolled.status.phase == "RollingBack"
     assert rolled.actions == (vocabulary.SetWeight(0),)

@@ -114,9 +114,9 @@ def test_reduced_benchmark_runs_the_twin_end_to_end(capsys: object) -> None:
 def test_a_crash_looping_canary_is_rolled_back_once_no_pod_has_been_ready_for_30s() -> None:
     """S2-crash: the canary's pods are ready for a moment, then crash for good; the controller
     sees no canary pod ready while the route sends it 5% (as Kubernetes reports them) and rolls
-    back 30 s later (``machine.CANARY_UNAVAILABLE_FOR``), not at the 10-minute progress
-    deadline; the requests sent to the canary meanwhile failed (about 175, where waiting for
-    the deadline cost about 2,900)."""
+    back 30 s later (``progressDeadline.canaryUnavailable``'s default), not at the 10-minute
+    progress deadline; the requests sent to the canary meanwhile failed (about 175, where
+    waiting for the deadline cost about 2,900)."""
     for seed in range(2):
         done = twin.run(BY_KEY["S2-crash"], seed)
         assert done.phase == "RolledBack"

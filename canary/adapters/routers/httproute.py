@@ -53,12 +53,16 @@ def _core(ref: Json) -> bool:
 
 def _names_apex(ref: Json, namespace: str, plan: Plan) -> bool:
     """Whether a parentRef (or a parent status' parentRef) is the apex Service and port."""
+    return _names_service(ref, namespace, plan.service.name, plan.service.port)
+
+
+def _names_service(ref: Json, namespace: str, service: str, port: int) -> bool:
     return (
         ref.get("kind") == "Service"
         and ref.get("group") in ("", "core")
-        and ref.get("name") == plan.service.name
+        and ref.get("name") == service
         and ref.get("namespace", namespace) == namespace
-        and ref.get("port", plan.service.port) == plan.service.port
+        and ref.get("port", port) == port
     )
 
 
@@ -119,14 +123,18 @@ HINTS = {
 
 
 def _linkerd_conditions(route: Json, namespace: str, plan: Plan) -> list[Json]:
-    """Accepted/ResolvedRefs conditions Linkerd wrote for the apex Service, at this generation
-    when they say which one (the real controller never does)."""
+    return _conditions(route, namespace, plan.service.name, plan.service.port)
+
+
+def _conditions(route: Json, namespace: str, service: str, port: int) -> list[Json]:
+    """Accepted/ResolvedRefs conditions Linkerd wrote for the Service's port, at this
+    generation when they say which one (the real controller never does)."""
     generation = (route.get("metadata") or {}).get("generation")
     return [
         condition
         for parent in (route.get("status") or {}).get("parents") or []
         if parent.get("controllerName") == POLICY_CONTROLLER
-        and _names_apex(parent.get("parentRef") or {}, namespace, plan)
+        and _names_service(parent.get("parentRef") or {}, namespace, service, port)
         for condition in parent.get("conditions") or []
         if condition.get("type") in ("Accepted", "ResolvedRefs")
         and condition.get("observedGeneration", generation) == generation
@@ -135,7 +143,13 @@ def _linkerd_conditions(route: Json, namespace: str, plan: Plan) -> list[Json]:
 
 def accepted(route: Json, namespace: str, plan: Plan) -> bool:
     """Whether Linkerd accepted the route for the apex Service and resolved its backends."""
-    verdicts = {c.get("type"): c.get("status") for c in _linkerd_conditions(route, namespace, plan)}
+    return accepted_for(route, namespace, plan.service.name, plan.service.port)
+
+
+def accepted_for(route: Json, namespace: str, service: str, port: int) -> bool:
+    """``accepted`` without a plan: for the parent Service ``service`` and its ``port``."""
+    conditions = _conditions(route, namespace, service, port)
+    verdicts = {c.get("type"): c.get("status") for c in conditions}
     return verdicts.get("Accepted") == "True" and verdicts.get("ResolvedRefs") == "True"
 
 

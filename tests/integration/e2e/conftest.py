@@ -26,6 +26,7 @@ import yaml
 from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench import accounts
 from devenv import layout
 from tests.integration import serviceaccount
 from tests.integration.conftest import Cluster
@@ -362,7 +363,7 @@ def controller_kubeconfig(
     ]
     manifests.write_text(yaml.safe_dump_all(documents))
     serviceaccount.install(cluster, manifests)
-    path = serviceaccount.token_kubeconfig(
+    path = accounts.token_kubeconfig(
         kube, "canary-system", "canary", tmp_path_factory.mktemp("sa") / "canary.kubeconfig"
     )
     with serviceaccount.client_for(path) as api:

@@ -2,11 +2,14 @@
 real controller during real releases on the local control plane: a faulty release rolled back
 and a good one held for approval. Two ServiceAccounts sign in with their own tokens: the viewer
 sees the history and the release's charts but no buttons; the approver approves with the
-keyboard, and the page follows the release to Succeeded by itself. Saves the screenshots that
-docs/dashboard.md shows."""
+keyboard, and the page follows the release to Succeeded by itself. Takes the screenshots that
+docs/dashboard.md shows: into pytest's temporary directory, or, with ``CANARY_SCREENSHOTS`` set
+to a directory (``make screenshots``: docs/), there, so that ``make test`` leaves the committed
+ones alone."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,12 +20,13 @@ from kubernetes import client
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from canary.core import access
-from tests.integration.e2e.conftest import REPO, Release
+from tests.integration.e2e.conftest import Release
 
 pytestmark = pytest.mark.integration
 
 CHROMIUM = "/usr/bin/chromium"
-DOCS = REPO / "docs"
+SCREENSHOTS = "CANARY_SCREENSHOTS"
+"""Where to save the screenshots (``make screenshots`` sets docs/)."""
 
 
 def _account(kube: client.ApiClient, namespace: str, name: str, rules: list[Any]) -> str:
@@ -67,14 +71,24 @@ def _sign_in(page: Page, url: str, token: str) -> None:
     page.get_by_role("button", name="Sign in").click()
 
 
-def _shot(page: Page, name: str) -> Path:
-    path = DOCS / name
-    page.screenshot(path=str(path), full_page=True)
-    return path
+@pytest.fixture
+def shots(tmp_path: Path) -> Callable[[Page, str], Path]:
+    """Save a full-page screenshot under its name, where ``CANARY_SCREENSHOTS`` says."""
+    where = Path(os.environ.get(SCREENSHOTS) or tmp_path)
+
+    def shot(page: Page, name: str) -> Path:
+        path = where / name
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return shot
 
 
 def test_dashboard_follows_a_release_and_approve_obeys_rbac(
-    release_env: Callable[..., Release], kube: client.ApiClient, browser: Browser
+    release_env: Callable[..., Release],
+    kube: client.ApiClient,
+    browser: Browser,
+    shots: Callable[[Page, str], Path],
 ) -> None:
     """History lists both releases, the chart marks the steps, the viewer has no buttons, and
     the approver's keyboard Approve promotes the release as their reviewed identity."""
@@ -110,7 +124,7 @@ def test_dashboard_follows_a_release_and_approve_obeys_rbac(
     assert rows.evaluate_all("rs => rs.map(r => r.dataset.rollout)") == ["6.1.0", "6.0.9"]
     expect(rows.nth(0)).to_contain_text("WaitingApproval")
     expect(rows.nth(1)).to_contain_text("rolled back: analysis")
-    _shot(page, "dashboard-history.png")
+    shots(page, "dashboard-history.png")
     page.get_by_role("link", name="6.1.0").click()
     steps = env.rollout("6.1.0")["status"]["steps"]
     weighted = [s for s in steps if s.get("weight") is not None]
@@ -132,7 +146,7 @@ def test_dashboard_follows_a_release_and_approve_obeys_rbac(
     expect(small.locator(".step-mark")).to_have_count(len(weighted))
     scrolls = small.evaluate("document.documentElement.scrollWidth > window.innerWidth")
     assert not scrolls, "the page is wider than a phone"
-    _shot(small, "dashboard-phone.png")
+    shots(small, "dashboard-phone.png")
     phone.close()
 
     mine = browser.new_context(viewport={"width": 1280, "height": 900})
@@ -141,7 +155,7 @@ def test_dashboard_follows_a_release_and_approve_obeys_rbac(
     buttons = page.locator("button[data-command]")
     expect(buttons).to_have_count(1)
     expect(buttons).to_have_text("Approve")
-    _shot(page, "dashboard-release.png")
+    shots(page, "dashboard-release.png")
     page.get_by_label("Comment").fill("charts look fine")
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.dataset.command") == "approve"
@@ -151,7 +165,7 @@ def test_dashboard_follows_a_release_and_approve_obeys_rbac(
     )
     expect(page.locator("#phase")).to_have_text("Succeeded", timeout=90_000)
     expect(page.locator("button[data-command]")).to_have_count(0)
-    _shot(page, "dashboard-promoted.png")
+    shots(page, "dashboard-promoted.png")
     mine.close()
 
     approvals = env.rollout("6.1.0")["status"]["approvals"]

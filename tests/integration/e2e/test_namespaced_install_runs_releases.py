@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from bench import accounts
 from canary.adapters.kube.client import whoami
 from canary.core import commands
 from canary.core.vocabulary import Command, CommandKind
@@ -92,7 +93,7 @@ def test_namespaced_install_promotes_and_rolls_back(
             home=helm_home,
         )  # fmt: skip
         assert done.returncode == 0, done.stdout + done.stderr
-        config = serviceaccount.token_kubeconfig(kube, home, "canary", tmp_path / "sa.kubeconfig")
+        config = accounts.token_kubeconfig(kube, home, "canary", tmp_path / "sa.kubeconfig")
         with serviceaccount.client_for(config) as api:
             serviceaccount.wait_until_allowed(api, namespace)
         install_podinfo(kube, namespace, "HTTPRoute", 100)
