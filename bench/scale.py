@@ -7,10 +7,14 @@ them bad (their canary fails 30% of requests). One
 ``canary run`` process (as the cluster admin, 4 workers), one mesh emulator, the dev
 environment's Prometheus. Measured from outside the controller:
 
-- API requests: the controller's, by verb and resource, for the resources it touches, from the
-  kube-apiserver's audit log: the controller runs as a ServiceAccount of its own
-  (``bench.accounts``), so a request of anyone else (the namespace controller deleting an
-  earlier test's namespace, Linkerd's SMI adaptor answering that) is not counted;
+- API requests: the kube-apiserver's own ``apiserver_request_total`` (scraped from its
+  ``/metrics``), by verb and resource, for the resources the controller touches; on a cluster
+  that runs only the benchmark, the emulator and the harness only list and watch, so GETs and
+  writes of these resources are the controller's;
+- the controller's own requests, from the kube-apiserver's audit log: the controller runs as a
+  ServiceAccount of its own (``bench.accounts``), so the steady window's GETs are its alone,
+  even on a cluster shared with other tests (the namespace controller deleting an earlier
+  test's namespace, Linkerd's SMI adaptor answering that, GET these resources too);
 - the controller's own ``/metrics``: reconciles, snapshot queries and their duration;
 - peak RSS (``VmHWM``) and CPU seconds from ``/proc``;
 - reaction latency of each bad Rollout: from the first sample of its canary's failures in
@@ -55,7 +59,10 @@ from canary.core import weights
 REPO = Path(__file__).resolve().parents[1]
 GROUP, VERSION = "canary.dev", "v1alpha1"
 OURS = ("rollouts", "rolloutpolicies", "deployments", "services", "httproutes", "trafficsplits")
-"""The resources whose requests are counted (the controller's, from the audit log)."""
+"""The resources whose requests are counted."""
+OTHERS = ("deployments/status", "httproutes/status")
+"""Writes of other controllers (kube-controller-manager, Linkerd's policy controller), left out
+of the API server's counts."""
 ACCOUNT = "canary-scale"
 """The ServiceAccount the controller runs as (in the run's namespace): its requests are the
 ones the audit log attributes to it."""
@@ -115,6 +122,9 @@ class Report:
     seconds: float = 0.0
     reconciles: float = 0.0
     requests: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """Every client's, from ``apiserver_request_total``."""
+    controller_requests: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """The controller's own, from the audit log."""
     steady_gets: int = -1
     steady_reconciles: float = 0.0
     steady_by_resource: Counter[str] = field(default_factory=Counter)
@@ -143,6 +153,26 @@ class Report:
     def per_reconcile(self, verbs: tuple[str, ...]) -> float:
         total = sum(v for (verb, _), v in self.requests.items() if verb in verbs)
         return total / self.reconciles if self.reconciles else 0.0
+
+
+def apiserver_requests(api: client.ApiClient) -> Counter[tuple[str, str]]:
+    """``apiserver_request_total`` summed by (verb, resource), for canary's resources."""
+    request = api.param_serialize(
+        method="GET", resource_path="/metrics", auth_settings=["BearerToken"]
+    )
+    response: Any = api.call_api(*request)
+    response.read()
+    counts: Counter[tuple[str, str]] = Counter()
+    for line in response.data.decode().splitlines():
+        if not line.startswith("apiserver_request_total{"):
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', line))
+        resource = labels.get("resource", "")
+        if labels.get("subresource"):
+            resource += "/" + labels["subresource"]
+        if labels.get("resource") in OURS and resource not in OTHERS:
+            counts[labels["verb"], resource] += int(float(line.rsplit(" ", 1)[1]))
+    return counts
 
 
 def _apply(api: client.ApiClient, setup: Setup) -> None:
@@ -486,7 +516,8 @@ class Harness:
         """Release version ``version`` of every app; run until all are finished (or the
         round's timeout, or the monotonic time ``until``); measure."""
         setup, report = self.setup, Report(self.setup.n)
-        requests_before = self.audit.requests()
+        requests_before = apiserver_requests(self.api)
+        controller_before = self.audit.requests()
         metrics_before = _controller_metrics(self.url)
         cpu_before = self.controller.cpu_seconds()
         started = time.monotonic()
@@ -501,7 +532,8 @@ class Harness:
                 report.missed_looks += 1
                 print(f"look missed ({error}); {report.missed_looks} so far", flush=True)
         report.seconds = time.monotonic() - started
-        report.requests = self.audit.requests() - requests_before
+        report.requests = apiserver_requests(self.api) - requests_before
+        report.controller_requests = self.audit.requests() - controller_before
         metrics = _controller_metrics(self.url)
         report.reconciles = (
             metrics["canary_reconcile_total"] - metrics_before["canary_reconcile_total"]
@@ -758,7 +790,8 @@ def table(reports: list[Report], tick: float) -> str:
     """The Markdown table of the runs."""
     rows = [
         "| N | run s | peak RSS MB | CPU s/min | reconciles | API writes/reconcile | "
-        "GETs/reconcile (all) | GETs in steady window | API req/min (GET, LIST, writes) | "
+        "GETs/reconcile (all) | controller GETs in steady window | "
+        "API req/min (GET, LIST, writes) | "
         "queries/tick | query s (mean) | reaction median / p99 s | wrong | unfinished |",
         "|" + "---|" * 14,
     ]

@@ -66,7 +66,8 @@ def test_fifty_rollouts_share_one_query_per_tick_and_read_only_the_cache(
     summary = (
         f"{scale.table([report], TICK_SECONDS)}\nphases first seen: {scale.timeline(report)}"
         f"\nGETs in the steady window by resource: {dict(report.steady_by_resource)}"
-        f"\nrequests of the run by verb and resource: {dict(report.requests)}"
+        f"\nthe controller's requests by verb and resource: {dict(report.controller_requests)}"
+        f"\nevery client's (apiserver_request_total): {dict(report.requests)}"
     )
     print(summary)  # in the log of a passing run too (pytest -rP)
     assert report.wrong == [], f"{summary}\n{report.diagnosis}"
