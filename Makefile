@@ -124,6 +124,10 @@ bench-gates: $(STAMP) ## gate-quality benchmark (BENCHMARK.md §1); writes docs/
 bench-twin-speed: $(STAMP) ## CPU seconds per run of every bench-gates cell, and the full run's projected time
 	$(BIN)/python -m bench.twin_speed $(BENCH_ARGS)
 
+.PHONY: bench-emojivoto
+bench-emojivoto: $(STAMP) ## how often emojivoto's faulty voting release would be promoted (the e2e test's false-failure rate), on the twin
+	$(BIN)/python -m bench.emojivoto $(or $(BENCH_ARGS),--seeds 10000)
+
 .PHONY: bench-reaction
 bench-reaction: $(STAMP) dev-tools ## live reaction times of 100%- and 10%-error canaries vs the twin; writes docs/benchmarks.md
 	$(BIN)/python -m bench.live_reaction $(or $(BENCH_ARGS),--runs 5)
