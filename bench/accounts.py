@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,23 @@ def token_kubeconfig(
     return path
 
 
+def audit_events(path: Path, offset: int, containing: str = "") -> Iterator[dict[str, Any]]:
+    """The audit log's events from byte ``offset`` on, only those whose line contains
+    ``containing`` (a cheap filter before parsing; the caller still checks the field)."""
+    needle = containing.encode()
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        for line in handle:
+            if needle in line and line.endswith(b"\n"):
+                yield json.loads(line)
+
+
+def resource_of(ref: Mapping[str, Any]) -> str:
+    """An audit event's ``objectRef`` as ``resource[/subresource]``."""
+    sub = ref.get("subresource")
+    return f"{ref['resource']}/{sub}" if sub else ref["resource"]
+
+
 class AuditLog:
     """One user's requests in the API server's JSON audit log (Metadata level), counted from
     where the log stood when this was made."""
@@ -101,7 +119,5 @@ class AuditLog:
         ref = event.get("objectRef") or {}
         if ref.get("resource") not in self.resources:
             return
-        sub = ref.get("subresource")
-        resource = f"{ref['resource']}/{sub}" if sub else ref["resource"]
         verb = event.get("verb", "")
-        self._counts[VERBS.get(verb, verb.upper()), resource] += 1
+        self._counts[VERBS.get(verb, verb.upper()), resource_of(ref)] += 1

@@ -184,11 +184,11 @@ def advance(
     state: State,
     snapshot: evidence.Snapshot,
     now: datetime,
-    asked: Collection[Key] | None = None,
+    asked: Collection[Key],
 ) -> tuple[State, dict[Key, judge.Evidence]]:
     """The next state, and the counts of every Rollout whose window ``snapshot`` completes.
-    ``asked``: the Rollouts whose pods the snapshot's query asked for (None: every judged
-    one); a Rollout judged since the query was sent gets nothing from it."""
+    ``asked``: the Rollouts whose pods the snapshot's query asked for; a Rollout judged since
+    the query was sent gets nothing from it."""
     baseline, deltas = evidence.advance(state.baseline, snapshot)
     pods = Counter(pod.target for pod in snapshot)
     tracks = dict(state.tracks)
@@ -210,7 +210,7 @@ def advance(
             # snapshots stopped (Prometheus unreachable or slow) well before the weight
             # changed, so this tick's counts reach back into the previous step: credit them to
             # no look and no window.
-            held = track.ticked or asked is None or key in asked
+            held = track.ticked or key in asked
             tracks[key] = replace(track, window_since=now, early_fresh=False, ticked=held)
             continue
         early = tick if track.early is None else _sum(track.early, tick)

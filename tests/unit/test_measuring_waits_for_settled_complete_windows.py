@@ -149,7 +149,7 @@ def test_measuring_hands_out_complete_windows_only(steps: list[Report | Scrape])
             )
             state = measuring.reconciled(state, KEY, report, now)
             continue
-        asked = None if step.asked else ()
+        asked = (KEY,) if step.asked else ()
         state, ready = measuring.advance(state, _snapshot(step.pods), now, asked)
         got = ready.get(KEY)
         counts = None if got is None else (got.canary.requests, got.stable.requests)
@@ -241,7 +241,7 @@ def test_measuring_offers_early_counts_since_the_weight_changed(
             )
             state = measuring.reconciled(state, KEY, report, now)
             continue
-        asked = None if step.asked else ()
+        asked = (KEY,) if step.asked else ()
         state, _ = measuring.advance(state, _snapshot(step.pods), now, asked)
         got = measuring.early(state).get(KEY)
         counts = None if got is None else (got.canary.requests, got.stable.requests)

@@ -46,6 +46,7 @@ import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from bench.accounts import audit_events
 from devenv import layout
 from devenv.cluster import State
 from tests.integration.conftest import Cluster
@@ -493,14 +494,6 @@ def _replica(
     )  # fmt: skip
 
 
-def _audit_events(log: Path, offset: int) -> Iterator[dict[str, Any]]:
-    with log.open("rb") as handle:
-        handle.seek(offset)
-        for line in handle:
-            if AGENT.encode() in line:
-                yield json.loads(line)
-
-
 def test_releases_survive_kills_outages_and_two_replicas(
     cluster: Cluster,
     kube: client.ApiClient,
@@ -568,7 +561,7 @@ def test_releases_survive_kills_outages_and_two_replicas(
     }
     assert [p for problems in walks.values() for p in problems] == [], f"seed {SEED}"
     assert len(walks) == APPS, f"seed {SEED}: routes seen {sorted(walks)}"
-    events = list(_audit_events(audit, audit_offset))
+    events = list(audit_events(audit, audit_offset, AGENT))
     assert chaos.writes_by_non_holders(events, AGENT, LEASE) == [], f"seed {SEED}"
     holders = {
         e["userAgent"]

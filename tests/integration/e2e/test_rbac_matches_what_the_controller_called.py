@@ -8,14 +8,13 @@ Runs last among the e2e tests (see conftest) and needs them in the same session.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
+from bench.accounts import audit_events, resource_of
 from devenv import layout
 from tests.integration.conftest import Cluster
 from tests.integration.serviceaccount import DEPLOY
@@ -92,20 +91,14 @@ def _granted() -> set[Call]:
 def _called(log: Path, offset: int) -> dict[Call, set[str]]:
     """Every resource call of a controller account since ``offset``, with where and who."""
     called: dict[Call, set[str]] = {}
-    with log.open() as lines:
-        lines.seek(offset)
-        for line in lines:
-            entry: dict[str, Any] = json.loads(line)
-            user = entry["user"]["username"]
-            ref = entry.get("objectRef")
-            if not CONTROLLER.match(user) or ref is None:
-                continue
-            resource = ref["resource"] + (
-                f"/{ref['subresource']}" if ref.get("subresource") else ""
-            )
-            call = (entry["verb"], ref.get("apiGroup", ""), resource)
-            code = entry.get("responseStatus", {}).get("code")
-            called.setdefault(call, set()).add(f"{user} in {ref.get('namespace', '*')} -> {code}")
+    for entry in audit_events(log, offset):
+        user = entry["user"]["username"]
+        ref = entry.get("objectRef")
+        if not CONTROLLER.match(user) or ref is None:
+            continue
+        call = (entry["verb"], ref.get("apiGroup", ""), resource_of(ref))
+        code = entry.get("responseStatus", {}).get("code")
+        called.setdefault(call, set()).add(f"{user} in {ref.get('namespace', '*')} -> {code}")
     return called
 
 
