@@ -16,7 +16,8 @@ False failure of the web promotion, computed: the example's web policy sets
 ``falseRollbackRate: 0.0005``, the bound (Ville's inequality, docs/analysis.md) on rolling back a
 canary that fails no more often than stable and meets its floor; the canary's and stable's pods
 behave the same and their true success rate (92%) is far above the 85% floor, so the chance that
-this test fails by a false rollback is at most 0.05%.
+this test fails by a false rollback is at most 0.05% (its count of failed canary requests
+adds less than 1e-10, below).
 
 False failure of the voting rollback (a promotion of the 1.9× canary), computed: the example's
 voting policy asks for ``detect: {errorRatio: 1.8, power: 0.999}``, so its 50% step holds until
@@ -225,8 +226,11 @@ def test_web_release_as_good_as_stable_is_promoted(matrix: dict[Key, Release]) -
     steps = done["status"]["steps"]
     assert [s["verdict"] for s in steps] == ["Passed", "Passed", "Passed"]
     assert all(s["canary"]["requests"] >= 100 for s in steps)
-    # The doughnut votes' HTTP 500s are counted (web is not 100% successful) on both arms.
-    assert all(s["canary"]["failures"] > 0 for s in steps)
+    # The doughnut votes' HTTP 500s are counted (web is not 100% successful) on both arms. Over
+    # the three steps (300 canary requests or more, ~8% failing) none failing has probability
+    # 0.92^300 < 1e-10; each step alone, 0.92^100 = 2.4e-4, which a per-step check would add
+    # three times to the 0.05% false-rollback bound.
+    assert sum(s["canary"]["failures"] for s in steps) > 0
     assert steps[0]["stable"]["failures"] > 0
     template = emojivoto.deployment("web").spec.template
     assert template.metadata.annotations["emojivoto.example/release"] == "2"
