@@ -82,6 +82,9 @@ def test_twin_replays_the_live_controllers_decisions(
     assert result.measurement_differences == []
     phases = [d.what[0] for d in result.live if d.kind == "status"]
     assert phases[-1] == env.rollout(name)["status"]["phase"] == RELEASES[name][1]
-    assert result.snapshots >= 3
+    # Measuring ticks replayed: a Rollout's first snapshot is a baseline only, so a decision
+    # taken on counts needs two at least. It may take no more: a scrape that shows 8 of 42
+    # canary requests failed rolled the faulty release back at its second (CI, 2026-12-01).
+    assert result.snapshots >= 2
     if FIXTURES:
         shutil.copyfile(tape, Path(FIXTURES) / f"{name}.jsonl")
