@@ -49,6 +49,7 @@ log = structlog.get_logger("canary.controller")
 @dataclass(order=True)
 class _Item:
     due: datetime
+    added: int  # first come, first served among Rollouts due at the same moment
     ref: Ref = field(compare=False)
 
 
@@ -56,18 +57,37 @@ BACKOFF_MAX = timedelta(minutes=5)
 """The longest a failing Rollout waits before its next reconcile."""
 
 
+URGENT_IN_A_ROW = 3
+"""How many Rollouts with counts to judge the queue hands out before one that is merely due,
+while both wait: a measured verdict goes first, and routine work still gets a quarter."""
+
+
+def _urgent(measurement: Measurement | None) -> bool:
+    """Whether a measurement carries counts to judge (a window's, or an early look's)."""
+    return measurement is not None and (
+        measurement.evidence is not None or measurement.early is not None
+    )
+
+
 class WorkQueue:
     """Rollouts waiting to be reconciled, each at most once, soonest first; a measurement
     waiting for a Rollout rides along with it. A Rollout handed out by ``get`` or ``pop_due``
-    is active until ``done``: meanwhile it is not handed out again, however often it is added."""
+    is active until ``done``: meanwhile it is not handed out again, however often it is added.
+
+    Among Rollouts already due, those with counts to judge go first (up to
+    ``URGENT_IN_A_ROW`` at a time): when the workers fall behind, a tick's measurement that
+    would roll a bad canary back does not wait behind every overdue routine requeue."""
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._heap: list[_Item] = []
+        self._urgent: list[_Item] = []
         self._due: dict[Ref, datetime] = {}
         self._measurements: dict[Ref, Measurement] = {}
         self._active: set[Ref] = set()
         self._held: dict[Ref, datetime] = {}  # due while active: queued again by ``done``
+        self._in_a_row = 0
+        self._added = 0
         self._cond = threading.Condition()
 
     def add(
@@ -81,9 +101,10 @@ class WorkQueue:
             ):  # an early look never displaces a window or an error waiting to be served
                 self._measurements[ref] = measurement
             if ref in self._due and self._due[ref] <= due:
+                if _urgent(measurement):
+                    heapq.heappush(self._urgent, self._item(self._due[ref], ref))
                 return
-            self._due[ref] = due
-            heapq.heappush(self._heap, _Item(due, ref))
+            self._push(ref, due)
             self._cond.notify()
 
     def give_back(self, ref: Ref, measurement: Measurement) -> None:
@@ -127,9 +148,18 @@ class WorkQueue:
             self._active.discard(ref)
             due = self._held.pop(ref, None)
             if due is not None:
-                self._due[ref] = due
-                heapq.heappush(self._heap, _Item(due, ref))
+                self._push(ref, due)
                 self._cond.notify()
+
+    def _push(self, ref: Ref, due: datetime) -> None:
+        self._due[ref] = due
+        heapq.heappush(self._heap, self._item(due, ref))
+        if _urgent(self._measurements.get(ref)):
+            heapq.heappush(self._urgent, self._item(due, ref))
+
+    def _item(self, due: datetime, ref: Ref) -> _Item:
+        self._added += 1
+        return _Item(due, self._added, ref)
 
     def _next_due(self) -> datetime | None:
         while self._heap:
@@ -145,11 +175,34 @@ class WorkQueue:
                 return top.due
         return None
 
+    def _next_urgent(self) -> Ref | None:
+        """The soonest due Rollout with counts to judge, if one is due now."""
+        while self._urgent:
+            top = self._urgent[0]
+            due = self._due.get(top.ref)
+            if (
+                due is None
+                or top.ref in self._active
+                or not _urgent(self._measurements.get(top.ref))
+            ):
+                heapq.heappop(self._urgent)  # handed out, held back, or its counts served
+                continue
+            return top.ref if due <= self._clock.now() else None
+        return None
+
     def _pop(self) -> tuple[Ref, Measurement | None]:
-        item = heapq.heappop(self._heap)
-        del self._due[item.ref]
-        self._active.add(item.ref)
-        return item.ref, self._measurements.pop(item.ref, None)
+        """The next Rollout to hand out; the soonest due one is due now (``_next_due``)."""
+        urgent = self._next_urgent() if self._in_a_row < URGENT_IN_A_ROW else None
+        routine = self._heap[0].ref
+        if urgent is None or urgent == routine:
+            ref = heapq.heappop(self._heap).ref
+            self._in_a_row = 0
+        else:
+            ref = urgent  # its entry in the main heap is dropped as superseded
+            self._in_a_row += 1
+        del self._due[ref]
+        self._active.add(ref)
+        return ref, self._measurements.pop(ref, None)
 
     def __len__(self) -> int:
         with self._cond:
