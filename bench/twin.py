@@ -306,6 +306,7 @@ class TwinRun:
 
     phase: str
     ended_s: float
+    """Virtual seconds; for a rollback, until traffic was back on stable."""
     world: World
     reconciles: int
     trace: tuple[Decided, ...] = ()
@@ -422,4 +423,8 @@ def run(
     while world.pending:  # the route written last takes effect after the actuation delay
         world.run_until(max(at for at, _ in world.pending))
     message = store.rollouts[ref].status.message
-    return TwinRun(phase, world.now, world, controller.reconciles, tuple(trace), message)
+    # A rollback's time is until traffic is back on stable, not until the drained canary is
+    # scaled to zero (machine.CANARY_DRAIN later): it serves nothing meanwhile.
+    back = world.stable_since if phase in ROLLED_BACK else None
+    ended = world.now if back is None else back
+    return TwinRun(phase, ended, world, controller.reconciles, tuple(trace), message)

@@ -70,6 +70,8 @@ class World:
         self.next_scrape = self.now + self.offset
         self.scrape_index = 0
         self.full_at: float | None = None
+        self.stable_since: float | None = None
+        """When the route last took all traffic off the canary (None while it sends some)."""
         self.next_flap = self.now if scenario.flap else math.inf
 
     def rps(self) -> float:
@@ -134,6 +136,10 @@ class World:
                         self._set_pod(pod, self._behaviour(pod))
                 if weight >= 100 and self.full_at is None:
                     self.full_at = at
+                if weight > 0:
+                    self.stable_since = None
+                elif self.stable_since is None:
+                    self.stable_since = at
             if self.next_flap <= self.now:
                 self._flap()
             if self.next_scrape <= self.now:

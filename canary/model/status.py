@@ -260,6 +260,12 @@ class RolloutStatus(Wire):
         description="Ready pods of the stable Deployment when the canary was started (it "
         "served all traffic with them): a rollback that finds fewer says so.",
     )
+    canary_drained_from: datetime | None = Field(
+        default=None,
+        description="When the route was first seen sending the canary nothing at the end of "
+        "a rollback or a promotion: the canary keeps its pods a few seconds more, for client "
+        "proxies still applying the route, then is scaled to zero.",
+    )
     observed_generation: int | None = None
     conditions: list[Condition] = Field(default_factory=list)
     started_at: datetime | None = None

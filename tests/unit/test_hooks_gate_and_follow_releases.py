@@ -383,7 +383,7 @@ def test_an_abort_while_a_confirm_call_runs_leaves_no_call_running() -> None:
     assert status.hooks is not None
     assert status.hooks.attempts[-1].result == "Running"
     abort = vocabulary.Command("abort", now, actor="ana")
-    for _ in range(10):
+    for _ in range(10 + machine.CANARY_DRAIN.seconds):  # the canary drains before it goes
         decision = machine.decide(plan, status, cluster.observe(commands=(abort,)), now)
         for action in decision.actions:
             cluster.apply(action)

@@ -489,7 +489,8 @@ def test_a_rollback_that_loses_its_status_write_to_a_command_moves_no_traffic() 
     assert stored.status.phase in ("RollingBack", "RolledBack")
     assert world.route_weight() == 0
     assert [reason for _, reason in world.events.events].count("AnalysisFailed") == 1
-    for _ in range(5):
+    # Past the canary's drain (machine.CANARY_DRAIN) to the end of the rollback.
+    for _ in range(5 + machine.CANARY_DRAIN // rec.RETRY_TRANSIENT):
         world.clock.advance(rec.RETRY_TRANSIENT)
         controller.run_due()
         assert world.route_weight() == 0
