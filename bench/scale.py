@@ -136,6 +136,9 @@ class Report:
     peak_rss_mb: float = 0.0
     cpu_seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
+    """One per bad Rollout whose route was seen back on stable after its failures were seen."""
+    bad: int = 0
+    """How many of the run's Rollouts were bad (the most ``latencies`` can hold)."""
     phases: dict[str, str] = field(default_factory=dict)
     wrong: list[str] = field(default_factory=list)
     entered: dict[str, list[float]] = field(default_factory=dict)
@@ -552,6 +555,7 @@ class Harness:
         report.latencies = [
             watch.back[a] - watch.visible[a] for a in watch.back if setup.bad(app_index(a))
         ]
+        report.bad = sum(1 for i in range(setup.n) if setup.bad(i))
         for i in range(setup.n):
             phase = watch.last.get(f"app-{i}-v{version}", "")
             wrong = phase == GOOD if setup.bad(i) else phase in (BAD, "Failed")
@@ -792,7 +796,8 @@ def table(reports: list[Report], tick: float) -> str:
         "| N | run s | peak RSS MB | CPU s/min | reconciles | API writes/reconcile | "
         "GETs/reconcile (all) | controller GETs in steady window | "
         "API req/min (GET, LIST, writes) | "
-        "queries/tick | query s (mean) | reaction median / p99 s | wrong | unfinished |",
+        "queries/tick | query s (mean) | reaction median / p99 s (bad Rollouts timed) | wrong | "
+        "unfinished |",
         "|" + "---|" * 14,
     ]
     writes = ("POST", "PUT", "PATCH", "DELETE", "APPLY", "UPDATE", "CREATE")
@@ -809,7 +814,8 @@ def table(reports: list[Report], tick: float) -> str:
             f"| {r.per_reconcile(writes):.2f} | {r.per_reconcile(('GET',)):.2f} "
             f"| {r.steady_gets} (of {r.steady_reconciles:.0f} reconciles) | {per_minute} "
             f"| {r.snapshots / ticks:.2f} | {query:.3f} "
-            f"| {median:.1f} / {_quantile(r.latencies, 0.99):.1f} | {len(r.wrong)} "
+            f"| {median:.1f} / {_quantile(r.latencies, 0.99):.1f} ({len(r.latencies)} of {r.bad}) "
+            f"| {len(r.wrong)} "
             f"| {r.unfinished} |"
         )
     return "\n".join(rows)
