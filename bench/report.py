@@ -140,7 +140,11 @@ NOTES = (
     "0.1 requests a second at weight 5 and the stable 0.095: the comparison needs a few canary "
     "failures *and* enough stable requests to show the stable's rate is low, which takes tens "
     "of seconds whatever the loop; on 0.5% the canary fails 0.5 a second and the 10 s scrape "
-    "alone leaves about 2.5 of them unseen, before the tick and the route change.",
+    "alone leaves about 2.5 of them unseen, before the tick and the route change. The canary "
+    'keeps its pods until the route change has taken effect (docs/operations.md, "The '
+    "canary's last ten seconds\"), so the requests it gets meanwhile fail at its own rate: "
+    "before, with the canary scaled to zero at once, they all failed, about half of the "
+    "failed requests of a 20× regression on 0.1%.",
     "- **2× caught in ≥ 95%.** Telling 0.2% from 0.1% takes tens of thousands of canary "
     "requests; the default favours speed and catches a fraction. `detect: {errorRatio: 2, "
     "power: 0.95}` holds the 50% step for what the test needs (about 19,000 canary requests at "
