@@ -63,8 +63,8 @@ WAIT = timedelta(seconds=2)
 RETRY_REFERENCES = timedelta(seconds=15)
 """How soon to look again for a target, Service or policy that does not exist yet."""
 ROLLBACK_RECHECK_MAX = timedelta(seconds=15)
-"""The longest a rollback waiting for the mesh to accept the route (or the canary to scale
-down) goes without looking again when no watch event wakes it."""
+"""The longest a rollback (or the end of a promotion) waiting for the mesh to accept the route
+(or the canary to scale down) goes without looking again when no watch event wakes it."""
 CANARY_DRAIN = timedelta(seconds=10)
 """How long a canary keeps its pods once the route is seen sending it nothing, at the end of a
 rollback or a promotion, before it is scaled to zero. The route's status says the mesh has it,
@@ -114,9 +114,15 @@ class _Tick:
         self.requeue = after if self.requeue is None else min(self.requeue, after)
 
     def go(self, phase: Phase, reason: str, **changes: object) -> bool:
-        update = {"phase": phase, "phase_since": self.now, "message": reason}
+        """Enter ``phase``; every phase starts without a drain of the canary."""
         self.status = self.status.model_copy(
-            update={**update, "canary_drained_from": None, **changes}
+            update={
+                "phase": phase,
+                "phase_since": self.now,
+                "message": reason,
+                "canary_drained_from": None,
+                **changes,
+            }
         )
         self.reason = reason
         return True
@@ -792,6 +798,9 @@ def _promoting_phase(t: _Tick) -> bool:
     if obs.route is not None and obs.route.canary_weight != 0:
         t.act(SetWeight(0))
         return t.wait("routing all traffic to the updated stable pods", WAIT)
+    if obs.route is not None and not obs.route.accepted:
+        # The canary serves until the mesh has the route at 0%, as in a rollback.
+        return t.wait("waiting for the mesh to accept the route at 0% canary", _recheck(t))
     if obs.canary is not None and obs.canary.replicas > 0:
         if (left := _draining(t)) is not None:
             return t.wait(_DRAINING, left)
@@ -857,12 +866,13 @@ def _draining(t: _Tick) -> timedelta | None:
     return left if left > timedelta(0) else None
 
 
-def _rollback_recheck(t: _Tick) -> timedelta:
-    """How soon a rollback waiting for the route or the canary's scale-down looks again: every
-    second at first, then a quarter of the time it has waited so far, at most
-    :data:`ROLLBACK_RECHECK_MAX`. A change of the route or of the canary Deployment wakes the
-    Rollout at once anyway (the watches); this is the safety net under them, and it must not
-    reconcile a Rollout every second while a mesh takes minutes to accept a route."""
+def _recheck(t: _Tick) -> timedelta:
+    """How soon a rollback (or the end of a promotion) waiting for the route or the canary's
+    scale-down looks again: every second at first, then a quarter of the time the phase has
+    lasted so far, at most :data:`ROLLBACK_RECHECK_MAX`. A change of the route or of the canary
+    Deployment wakes the Rollout at once anyway (the watches); this is the safety net under
+    them, and it must not reconcile a Rollout every second while a mesh takes minutes to
+    accept a route."""
     waited = t.now - (t.status.phase_since or t.now)
     return min(max(waited / 4, timedelta(seconds=1)), ROLLBACK_RECHECK_MAX)
 
@@ -872,12 +882,12 @@ def _rolling_back_phase(t: _Tick) -> bool:
     t.act(SetWeight(0))
     told = None if _reached(t, "post-rollout") else _reported(t, "rollback")
     if obs.route is not None and (obs.route.canary_weight != 0 or not obs.route.accepted):
-        return t.wait("routing all traffic back to stable", _rollback_recheck(t))
+        return t.wait("routing all traffic back to stable", _recheck(t))
     if obs.canary is not None and obs.canary.replicas > 0:
         if (left := _draining(t)) is not None:
             return t.wait(_DRAINING, left)
         t.act(ScaleCanaryToZero())
-        return t.wait("scaling the canary to zero", _rollback_recheck(t))
+        return t.wait("scaling the canary to zero", _recheck(t))
     if told is not None:
         return t.wait(f"waiting for the rollback hooks: {told.message}", told.wake or WAIT)
     post = _reported(t, "post-rollout")
@@ -888,10 +898,7 @@ def _rolling_back_phase(t: _Tick) -> bool:
     message = cause.message + hook_rules.failed_note(t.status.hooks)
     t.event(final, f"all traffic on stable; canary scaled to zero ({message})", warning=True)
     t.condition("Progressing", False, final, message)
-    t.status = t.status.model_copy(
-        update={"finished_at": t.now, "phase": final, "canary_drained_from": None}
-    )
-    t.reason = message
+    t.go(final, message, finished_at=t.now)
     return False
 
 
