@@ -40,11 +40,8 @@ SEEDS: dict[str, int] = {
 def _row(key: str, label: str, runs: Sequence[twin.TwinRun], cpu_s: float) -> str:
     promoted = [run for run in runs if run.phase in twin.PROMOTED]
     back = [run for run in runs if run.phase in twin.ROLLED_BACK]
-    full = [
-        next(d.seconds for d in run.trace if d.weight == 100)
-        for run in promoted
-        if any(d.weight == 100 for d in run.trace)
-    ]
+    reached = (next((d.seconds for d in run.trace if d.weight == 100), None) for run in promoted)
+    full = [seconds for seconds in reached if seconds is not None]
     text = f"{key:16} {label:10} promoted {len(promoted):3} rolled back {len(back):3}"
     if full:
         text += f" | s to 100% {_quantiles(full)}"

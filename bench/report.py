@@ -7,6 +7,7 @@ import statistics
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
+from bench import late_regression_cost
 from bench.scenarios import Scenario
 
 
@@ -127,6 +128,35 @@ def targets(results: Results, scenarios: Sequence[Scenario]) -> list[str]:
 
 SECTION = "## Gate quality (BENCHMARK.md §1)"
 
+
+def late_regression_note() -> str:
+    """Why a regression starting at 50% costs more than 2x the failed requests of the same
+    regression from the start, with the figures ``bench.late_regression_cost`` computes."""
+    first, last = late_regression_cost.CASES[0], late_regression_cost.CASES[-1]
+    start, late = late_regression_cost.cost(first), late_regression_cost.cost(last)
+    return (
+        "- **Late regressions within 2× of the same regression from the start.** Out of reach "
+        f"at {last.weight:g}% for any test that compares the arms in the same windows, with "
+        "this false-rollback budget. The comparison conditions on the failures both arms "
+        "served: under the null a failure is the canary's with its share of the requests, so "
+        f"at {last.weight:g}% a canary failure carries {late.per_failure:.2f} nats of evidence "
+        f"of a 20× regression, at {first.weight:g}% {start.per_failure:.2f}; and the test "
+        f"restarted at step {last.step + 1} has a smaller prior weight in the e-detector, so a "
+        f"bar of {late.bar:,.0f} against {start.bar:,.0f}. An oracle that knows the ratio needs "
+        f"{late.oracle:.1f} canary failures on average at {last.weight:g}% and "
+        f"{start.oracle:.1f} at {first.weight:g}%; the judge's mixture e-value, every failure "
+        f"seen at once, {late.judge:.1f} and {start.judge:.1f} "
+        "(`python -m bench.late_regression_cost`, which also gives 10% and 20%, and the "
+        "twin's counts: the loop adds the rest). A test against the stable's rate in the "
+        "earlier steps would not be bound so, but a dependency that starts failing mid-release "
+        "would read as the canary's regression. The runs not rolled back passed the 50% step on "
+        "its first window before the evidence was in, and at 100% the success-rate floor cannot "
+        "fail them: with no stable traffic left there is nothing to subtract a shared "
+        "dependency's failures from. `detect: {errorRatio: 20}` holds the 50% step long enough "
+        'to catch them (docs/analysis.md, "Power on request").'
+    )
+
+
 NOTES = (
     "- **100% errors with ≤ 20 failed requests.** At 100 req/s and weight 5 the canary fails "
     "5 requests a second. Prometheus scrapes every 10 s, so about 5 s of its failures (≈ 25) "
@@ -145,19 +175,6 @@ NOTES = (
     "canary's last ten seconds\"), so the requests it gets meanwhile fail at its own rate: "
     "before, with the canary scaled to zero at once, they all failed, about half of the "
     "failed requests of a 20× regression on 0.1%.",
-    "- **Late regressions within 2× of the same regression from the start.** A regression that "
-    "starts at a step starts when that step's weight takes effect, and the first 12 s after a "
-    "weight change are settle time, seen only by the early look's higher bar. At 50% the 20× "
-    "canary fails 1 request a second: the settle and the wait for the next scrape (≈ 17 s), "
-    "then the tick and the route change (≈ 3 s), are ≈ 20 failed requests before any test can "
-    "fire, against 6 in all for the regression from the start at 5% (0.1 a second); at 20% "
-    "(0.4 a second) ≈ 8. Within 2× at 50% needs a shorter settle at high weights. The 4.7% of "
-    "S8-20x-after3 missed are releases whose 50% step passed on its first judged window (its "
-    "minimum, 200 canary requests, takes 4 s at 50 req/s) before the evidence was in (seed 39: "
-    "canary 6 failed of 470, stable 1 of 480; seed 42: 3 of 460 and 0 of 444), and "
-    "whose 100% step cannot fail on the success-rate floor, since with no stable traffic left "
-    "there is nothing to subtract a shared dependency's failures from (seed 39 was promoted "
-    "with 43 of 1,952 canary requests failed, 2.2%).",
     "- **2× caught in ≥ 95%.** Telling 0.2% from 0.1% takes tens of thousands of canary "
     "requests; the default favours speed and catches a fraction. `detect: {errorRatio: 2, "
     "power: 0.95}` holds the 50% step for what the test needs (about 19,000 canary requests at "
@@ -253,6 +270,7 @@ def render(
             "### Why some targets are out of reach",
             "",
             *NOTES,
+            late_regression_note(),
             "",
             "### Scenarios and theoretical floors",
             "",

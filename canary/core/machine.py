@@ -872,7 +872,9 @@ def _recheck(t: _Tick) -> timedelta:
     lasted so far, at most :data:`ROLLBACK_RECHECK_MAX`. A change of the route or of the canary
     Deployment wakes the Rollout at once anyway (the watches); this is the safety net under
     them, and it must not reconcile a Rollout every second while a mesh takes minutes to
-    accept a route."""
+    accept a route. In a promotion the phase began before the stable Deployment rolled out,
+    so its first look at the route may already come :data:`ROLLBACK_RECHECK_MAX` later; only
+    a lost watch event makes that wait."""
     waited = t.now - (t.status.phase_since or t.now)
     return min(max(waited / 4, timedelta(seconds=1)), ROLLBACK_RECHECK_MAX)
 
