@@ -55,6 +55,7 @@ from bench import accounts
 from canary.adapters.kube.informer import Informer
 from canary.adapters.routers import httproute
 from canary.core import weights
+from devenv.cluster import DevEnv
 
 REPO = Path(__file__).resolve().parents[1]
 GROUP, VERSION = "canary.dev", "v1alpha1"
@@ -148,6 +149,10 @@ class Report:
     unfinished: int = 0
     missed_looks: int = 0
     """Looks (one a second) the harness lost to a timed-out Prometheus query or /metrics read."""
+    component_cpu: dict[str, float] = field(default_factory=dict)
+    """CPU seconds each process (with its process group) used during the round: the
+    controller, the emulator and the dev environment's components; ``machine``: every CPU
+    second the machine's cores were busy."""
 
     def per_minute(self, verbs: tuple[str, ...]) -> float:
         total = sum(v for (verb, _), v in self.requests.items() if verb in verbs)
@@ -305,6 +310,57 @@ class Process:
             except subprocess.TimeoutExpired:
                 os.killpg(self.popen.pid, signal.SIGKILL)
                 self.popen.wait()
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU seconds of every live process in process group ``pgid`` (each
+    component runs in its own session, so its group holds it and its children)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        if int(fields[2]) == pgid:
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the machine's cores have been busy since boot (``/proc/stat``: all but idle
+    and iowait)."""
+    jiffies = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return (sum(jiffies) - jiffies[3] - jiffies[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def component_pids(env: dict[str, str]) -> dict[str, int]:
+    """The dev environment's components (``state.json`` of ``DEV_DIR``, when ``env`` names
+    it) by name: pid, which is also its process group."""
+    if "DEV_DIR" not in env:
+        return {}
+    state = DevEnv(Path(env["DEV_DIR"])).state()
+    return {} if state is None else {name: p.pid for name, p in state.processes.items()}
+
+
+def cpu_table(reports: list[Report]) -> str:
+    """CPU seconds a minute by process in each round, busiest first, and the machine's."""
+    rows = []
+    for r in reports:
+        if not r.component_cpu or not r.seconds:
+            continue
+        busy = r.component_cpu.get("machine", 0.0)
+        named = {k: v for k, v in r.component_cpu.items() if k != "machine"}
+        parts = [
+            f"{name} {60 * seconds / r.seconds:.1f}"
+            for name, seconds in sorted(named.items(), key=lambda item: -item[1])
+        ]
+        rest = busy - sum(named.values())
+        rows.append(
+            f"- N = {r.n}: {', '.join(parts)}, everything else {60 * rest / r.seconds:.1f}; "
+            f"the machine {60 * busy / r.seconds:.1f} of {60 * (os.cpu_count() or 1)} "
+            "CPU s/min"
+        )
+    return "\n".join(rows)
 
 
 def app_index(app: str) -> int:
@@ -523,6 +579,7 @@ class Harness:
         controller_before = self.audit.requests()
         metrics_before = _controller_metrics(self.url)
         cpu_before = self.controller.cpu_seconds()
+        groups_before = self.group_cpu()
         started = time.monotonic()
         _start_rollouts(self.api, setup, version)
         watch = _Watch(self, started)
@@ -549,6 +606,10 @@ class Harness:
         report.query_seconds = metrics.get(total, 0) - metrics_before.get(total, 0)
         report.peak_rss_mb = self.rss_mb("VmHWM")
         report.cpu_seconds = self.controller.cpu_seconds() - cpu_before
+        report.component_cpu = {
+            name: seconds - groups_before.get(name, 0.0)
+            for name, seconds in self.group_cpu().items()
+        }
         report.phases = watch.last
         # Bad apps only: a good canary's rare failures (0.1%) are visible too, and its route is
         # back at 0 once promoted, which is no reaction.
@@ -570,6 +631,17 @@ class Harness:
             explained = [w.split(":", 1)[0] for w in report.wrong] + running[:3]
             report.diagnosis = self.diagnose(explained)
         return report
+
+    def group_cpu(self) -> dict[str, float]:
+        """CPU seconds so far of the controller, the emulator and the dev environment's
+        components (each with its process group), and the machine's busy seconds."""
+        pids = {
+            "controller": self.controller.popen.pid,
+            "emulator": self.emulator.popen.pid,
+            **component_pids(self.env),
+        }
+        found = {name: group_cpu_seconds(pid) for name, pid in pids.items()}
+        return {**found, "machine": machine_busy_seconds()}
 
     def rss_mb(self, key: str = "VmRSS") -> float:
         """The controller's resident memory now (VmRSS) or at its peak (VmHWM), in MB."""
@@ -833,7 +905,8 @@ def timeline(report: Report) -> str:
 
 def _env(dev_dir: Path) -> dict[str, str]:
     lines = (dev_dir / "env").read_text().splitlines()
-    return dict(line.split("=", 1) for line in lines if "=" in line)
+    found = dict(line.split("=", 1) for line in lines if "=" in line)
+    return {**found, "DEV_DIR": str(dev_dir)}
 
 
 def _replace_section(path: Path, heading: str, text: str) -> None:
@@ -938,7 +1011,7 @@ def main() -> int:
         )  # fmt: skip
         report = run(setup, kubeconfig, env, work / str(n))
         print(table([report], 5.0), timeline(report), f"looks missed: {report.missed_looks}",
-              report.diagnosis, sep="\n", flush=True)  # fmt: skip
+              cpu_table([report]), report.diagnosis, sep="\n", flush=True)  # fmt: skip
         reports.append(report)
     text = (
         f"{SCALE}\n\n`make bench-scale` (`{command}`), {_machine()}. "
@@ -947,6 +1020,10 @@ def main() -> int:
         f"router {args.router}.\n\n"
         f"{table(reports, 5.0)}\n"
     )
+    if cpu := cpu_table(reports):
+        text += (
+            f"\nCPU seconds a minute by process during each round (with its children):\n\n{cpu}\n"
+        )
     _replace_section(Path(args.output), SCALE, text)
     return 0
 
