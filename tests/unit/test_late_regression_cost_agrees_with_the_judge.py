@@ -9,6 +9,7 @@ import math
 import pytest
 
 from bench import late_regression_cost, report, twin
+from bench.scenarios import BY_KEY
 from canary.core import judge, plan, sequential
 from canary.model.policy import PolicyFields
 
@@ -74,3 +75,17 @@ def test_the_gate_notes_render_the_computed_figures() -> None:
     late = late_regression_cost.cost(late_regression_cost.CASES[-1])
     assert f"bar of {late.bar:,.0f}" in note
     assert f"{late.oracle:.1f} canary failures" in note
+    first = late_regression_cost.cost(late_regression_cost.CASES[0])
+    assert f"needs {first.oracle:.1f} canary failures" in report.twenty_x_note()
+
+
+def test_twenty_times_from_the_start_needs_more_than_thirty_seconds_on_a_tenth_of_a_percent() -> (
+    None
+):
+    """The 20x note's claim: at 5% of 100 req/s a 20x canary on 0.1% fails 0.1 requests a
+    second, and even the oracle needs more canary failures than 30 s of that on average."""
+    case = late_regression_cost.CASES[0]
+    scenario = BY_KEY["S3-20x-0.1%"]
+    per_second = scenario.rps * case.weight / 100.0 * scenario.canary.error_rate
+    assert per_second == pytest.approx(0.1)
+    assert late_regression_cost.cost(case).oracle / per_second > 30.0
