@@ -647,11 +647,21 @@ class Harness:
         """The controller's resident memory now (VmRSS) or at its peak (VmHWM), in MB."""
         return int(self.controller.proc(key).split()[0]) / 1024
 
-    def delete_rollouts(self) -> None:
-        """Delete every Rollout (a soak round's end: the caches must let them go)."""
-        self.custom.delete_collection_namespaced_custom_object(
-            GROUP, VERSION, self.setup.namespace, "rollouts"
-        )
+    def delete_rollouts(self, timeout: float = 600.0) -> None:
+        """Delete every Rollout (a soak round's end: the caches must let them go). A loaded
+        API server may time out deleting a thousand at once (504) after deleting some: the
+        collection is asked again, for what is left, until ``timeout``."""
+        end = time.monotonic() + timeout
+        while True:
+            try:
+                self.custom.delete_collection_namespaced_custom_object(
+                    GROUP, VERSION, self.setup.namespace, "rollouts"
+                )
+                return
+            except client.ApiException as error:
+                if error.status != 504 or time.monotonic() > end:
+                    raise
+                print("deleting the Rollouts timed out at the API server (504): again", flush=True)
 
     def cached(self) -> dict[str, float]:
         """The controller's caches now: kind → objects held, and ``<kind> index`` → index
