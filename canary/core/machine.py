@@ -549,6 +549,26 @@ def _pending_phase(t: _Tick) -> bool:
     return t.go("Initializing", "starting the canary")
 
 
+def _not_ready(obs: Observation, replicas: int) -> list[str]:
+    """What keeps a starting canary from its first step, in the words its status uses: so a
+    person (or a benchmark) can tell slow pods from a route the mesh has not accepted."""
+    canary, route = obs.canary, obs.route
+    parts = []
+    if canary is None:
+        parts.append("canary Deployment not created yet")
+    elif not canary.current:
+        parts.append("canary Deployment not on this release's template yet")
+    elif canary.ready_replicas < replicas:
+        parts.append(f"{canary.ready_replicas} of {replicas} canary pod(s) ready")
+    if not obs.services_ready:
+        parts.append("canary and stable Services not ready")
+    if route is None:
+        parts.append("no route found")
+    elif not route.accepted:
+        parts.append("route not accepted by the mesh yet")
+    return parts
+
+
 def _initializing_phase(t: _Tick) -> bool:
     obs, plan = t.obs, t.plan
     assert obs.target is not None
@@ -580,7 +600,7 @@ def _initializing_phase(t: _Tick) -> bool:
     )
     if not ready:
         since = t.status.phase_since or t.now
-        what = f"canary pods and route not ready ({replicas} pod(s) wanted)"
+        what = f"canary not ready ({', '.join(_not_ready(obs, replicas))})"
         if _deadline(t, "ProgressDeadlineExceeded", plan.progress, since, what) == "Rollback":
             return _start_rollback(t, f"{what} for {format_duration(plan.progress.timeout)}")
         if obs.route is not None and obs.route.rejection_reason:

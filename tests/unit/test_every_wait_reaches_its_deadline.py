@@ -290,3 +290,28 @@ def test_abort_before_start_creates_nothing() -> None:
     decision = machine.decide(plan, status, cluster.observe(commands=(_cmd("abort"),)), now)
     assert decision.actions == ()
     assert decision.status.phase == "Aborted"
+
+
+@pytest.mark.parametrize(
+    ("cluster", "named", "not_named"),
+    [
+        ({"pods_become_ready": False}, "canary pod(s) ready", "route not accepted"),
+        ({"accepted": False}, "route not accepted by the mesh yet", "canary pod(s) ready"),
+    ],
+    ids=["pods", "route"],
+)
+def test_the_progress_deadline_says_which_part_of_the_canary_was_not_ready(
+    cluster: dict[str, object], named: str, not_named: str
+) -> None:
+    """A start rolled back at the progress deadline says whether the pods or the route (the
+    mesh) kept it, so a slow cluster can be told from a mesh that refuses the route. (A route
+    the mesh never accepts keeps the rollback waiting for it at 0%: RollingBack.)"""
+    plan = make_plan()
+    status, _, decisions = run(plan, FakeCluster(**cluster), max_ticks=2000)  # type: ignore[arg-type]
+    assert status.phase in ("RollingBack", "RolledBack")
+    warnings = [e for d in decisions for e in d.events if e.reason == "ProgressDeadlineExceeded"]
+    assert [e.type for e in warnings] == ["Warning"]
+    message = warnings[0].message
+    assert message.startswith("canary not ready (")
+    assert named in message
+    assert not_named not in message
