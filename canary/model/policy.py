@@ -194,7 +194,15 @@ class Step(Wire):
 class SuccessRate(Wire):
     """Absolute floor on the canary's success rate."""
 
-    min: float = Field(ge=0, le=100, description="Lowest acceptable success rate, in percent.")
+    min: float = Field(
+        ge=0,
+        le=100,
+        description=(
+            "Lowest acceptable success rate, in percent. A canary is rolled back on it only when"
+            " it is also worse than the stable (with compareWithStable on): a breach both share"
+            " is not the release's."
+        ),
+    )
 
 
 class Latency(Wire):
@@ -204,7 +212,12 @@ class Latency(Wire):
         default=DEFAULT_LATENCY_PERCENTILE, gt=0, lt=100, description="Which percentile, e.g. 99."
     )
     max_ms: int = Field(
-        ge=1, le=600_000, description="Highest acceptable value of that percentile, in ms."
+        ge=1,
+        le=600_000,
+        description=(
+            "Highest acceptable value of that percentile, in ms. A canary is rolled back on it"
+            " only when it is also slower than the stable (with compareWithStable on)."
+        ),
     )
 
 

@@ -18,13 +18,14 @@ from hypothesis import strategies as st
 
 from canary.core import judge
 from canary.core.judge import Arm, Evidence, Thresholds, Verdict
+from canary.model.status import CheckResult
 from tests.unit.rollout_sim import lognormal_buckets
 
 SLOS = Thresholds(min_requests=200, success_rate_min=99.0, latency_max_ms=500)
 """Defaults (1% false-rollback budget) with both absolute SLOs on."""
 
 
-def _check(found: judge.Judgement, name: str) -> judge.CheckResult:
+def _check(found: judge.Judgement, name: str) -> CheckResult:
     return next(c for c in found.checks if c.name == name)
 
 
