@@ -304,7 +304,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     table = markdown(rows)
     print(table)
     print(f"\n{len(tasks)} tasks, {elapsed:.0f} s", file=sys.stderr)
-    for line in targets(results, chosen):
+    baselines = {g: name_of(g) for g in args.gates if g in GATES}
+    for line in targets(results, chosen, baselines):
         print(line)
     if not args.no_write:
         command = "python -m bench.gates " + " ".join(argv if argv is not None else sys.argv[1:])
@@ -323,6 +324,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             when=when,
             elapsed=elapsed,
             seeds=seeds,
+            baselines=baselines,
         )
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
