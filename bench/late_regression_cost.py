@@ -28,6 +28,7 @@ bar. For each step this prints:
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import random
 import statistics
@@ -113,6 +114,7 @@ class Cost:
     judge: float
 
 
+@functools.cache
 def cost(case: Case, draws: int = 2000) -> Cost:
     """The bar, the information per canary failure, and the canary failures the oracle and the
     judge's e-value need on average, at the benchmark's default analysis."""

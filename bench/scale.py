@@ -42,6 +42,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections import Counter
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -312,18 +313,21 @@ class Process:
                 self.popen.wait()
 
 
-def group_cpu_seconds(pgid: int) -> float:
-    """User + system CPU seconds of every live process in process group ``pgid`` (each
-    component runs in its own session, so its group holds it and its children)."""
-    total = 0
+def groups_cpu_seconds(pgids: Iterable[int]) -> dict[int, float]:
+    """User + system CPU seconds of every live process in each of the process groups
+    ``pgids`` (each component runs in its own session, so its group holds it and its
+    children), from one pass over ``/proc``."""
+    totals = dict.fromkeys(pgids, 0)
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:  # the process ended meanwhile
             continue
-        if int(fields[2]) == pgid:
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+        group = int(fields[2])
+        if group in totals:
+            totals[group] += int(fields[11]) + int(fields[12])
+    tick = os.sysconf("SC_CLK_TCK")
+    return {group: jiffies / tick for group, jiffies in totals.items()}
 
 
 def machine_busy_seconds() -> float:
@@ -640,7 +644,8 @@ class Harness:
             "emulator": self.emulator.popen.pid,
             **component_pids(self.env),
         }
-        found = {name: group_cpu_seconds(pid) for name, pid in pids.items()}
+        seconds = groups_cpu_seconds(pids.values())
+        found = {name: seconds[pid] for name, pid in pids.items()}
         return {**found, "machine": machine_busy_seconds()}
 
     def rss_mb(self, key: str = "VmRSS") -> float:

@@ -589,18 +589,10 @@ def _initializing_phase(t: _Tick) -> bool:
     t.act(EnsureServices())
     t.act(canary_size)
     t.act(SetWeight(0))
-    canary = obs.canary
-    ready = (
-        canary is not None
-        and canary.current
-        and canary.ready_replicas >= replicas
-        and obs.services_ready
-        and obs.route is not None
-        and obs.route.accepted
-    )
-    if not ready:
+    missing = _not_ready(obs, replicas)
+    if missing:
         since = t.status.phase_since or t.now
-        what = f"canary not ready ({', '.join(_not_ready(obs, replicas))})"
+        what = f"canary not ready ({', '.join(missing)})"
         if _deadline(t, "ProgressDeadlineExceeded", plan.progress, since, what) == "Rollback":
             return _start_rollback(t, f"{what} for {format_duration(plan.progress.timeout)}")
         if obs.route is not None and obs.route.rejection_reason:

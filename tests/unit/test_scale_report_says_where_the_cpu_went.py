@@ -20,11 +20,12 @@ def test_a_busy_process_groups_cpu_seconds_grow_and_an_idle_ones_do_not() -> Non
     )
     try:
         time.sleep(0.5)
-        busy_before, idle_before = (scale.group_cpu_seconds(p.pid) for p in (busy, idle))
+        before = scale.groups_cpu_seconds([busy.pid, idle.pid])
         machine_before = scale.machine_busy_seconds()
         time.sleep(1.5)
-        busy_grew = scale.group_cpu_seconds(busy.pid) - busy_before
-        idle_grew = scale.group_cpu_seconds(idle.pid) - idle_before
+        after = scale.groups_cpu_seconds([busy.pid, idle.pid])
+        busy_grew = after[busy.pid] - before[busy.pid]
+        idle_grew = after[idle.pid] - before[idle.pid]
         machine_grew = scale.machine_busy_seconds() - machine_before
     finally:
         for process in (busy, idle):
@@ -38,7 +39,7 @@ def test_a_busy_process_groups_cpu_seconds_grow_and_an_idle_ones_do_not() -> Non
 
 
 def test_a_process_group_that_does_not_exist_used_nothing() -> None:
-    assert scale.group_cpu_seconds(2**22 + 12345) == 0.0
+    assert scale.groups_cpu_seconds([2**22 + 12345]) == {2**22 + 12345: 0.0}
 
 
 def test_the_table_lists_the_busiest_first_then_the_rest_and_the_machine() -> None:
