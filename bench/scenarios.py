@@ -97,6 +97,14 @@ SCENARIOS: tuple[Scenario, ...] = (
         for base in (0.001, 0.005)
         for factor in (1.5, 2.0, 5.0, 20.0)
     ),
+    Scenario(
+        "S3-healthy-0.5%",
+        "healthy on S3's 0.5% service: canary = stable (0.5% errors); what the 0.5% "
+        "regressions are weighed against",
+        behaviour(0.005),
+        behaviour(0.005),
+        bad=False,
+    ),
     Scenario("S4-p50+20%", "canary median +20%", HEALTHY, behaviour(0.001, 60, 300), bad=True),
     Scenario("S4-p50+50%", "canary median +50%", HEALTHY, behaviour(0.001, 75, 375), bad=True),
     Scenario(

@@ -43,12 +43,13 @@ def test_every_healthy_scenario_has_its_false_rollback_target() -> None:
 
 
 def test_each_bad_scenario_is_weighed_on_its_own_services_healthy_one() -> None:
-    """S9-3%-2x's service is S9-3%-healthy's, S5-errors-1rps's S5-healthy-1rps's, S3 on a 0.5%
-    stable has none in the suite."""
+    """S9-3%-2x's service is S9-3%-healthy's, S5-errors-1rps's S5-healthy-1rps's, S3-2x-0.5%'s
+    S3-healthy-0.5%'s; a scenario list without one has none (the report then uses S1)."""
     assert report.healthy_match(BY_KEY["S9-3%-2x"], SCENARIOS) is BY_KEY["S9-3%-healthy"]
     assert report.healthy_match(BY_KEY["S5-errors-1rps"], SCENARIOS) is BY_KEY["S5-healthy-1rps"]
     assert report.healthy_match(BY_KEY["S2-errors"], SCENARIOS) is BY_KEY["S1"]
-    assert report.healthy_match(BY_KEY["S3-2x-0.5%"], SCENARIOS) is None
+    assert report.healthy_match(BY_KEY["S3-2x-0.5%"], SCENARIOS) is BY_KEY["S3-healthy-0.5%"]
+    assert report.healthy_match(BY_KEY["S3-2x-0.5%"], [BY_KEY["S1"]]) is None
 
 
 def test_a_baseline_as_safe_as_ours_that_fails_fewer_requests_breaks_dominance() -> None:
@@ -83,3 +84,22 @@ def test_with_no_baseline_as_safe_dominance_holds_and_says_so() -> None:
     }
     line = report.dominance(results, scenarios, BASELINES)[0]
     assert "ours 60 / 60; no baseline is → **met**" in line
+
+
+def test_a_baseline_that_misses_does_not_win_by_stopping_its_count_at_promotion() -> None:
+    """Argo-style promotes a 2x regression after failing 7 requests, ours rolls it back after
+    40: the promoted regression goes on failing every user's requests, so it counts as the
+    worst, and ours (caught every time) is no worse."""
+    scenarios = [BY_KEY["S1"], BY_KEY["S3-2x-0.1%"]]
+    results = {
+        ("S1", "ours"): _runs(0, 1000),
+        ("S1", "argo3"): _runs(0, 1000),
+        ("S3-2x-0.1%", "ours"): _runs(100, 0, failed=40),
+        ("S3-2x-0.1%", "argo3"): _runs(0, 100, failed=7),
+    }
+    line = report.dominance(results, scenarios, BASELINES)[0]
+    assert "ours 40 / 40; Argo-style (failureLimit 3) missed / missed → **met**" in line
+    results[("S3-2x-0.1%", "ours")] = _runs(40, 60, failed=40)
+    results[("S3-2x-0.1%", "argo3")] = _runs(100, 0, failed=7)
+    line = report.dominance(results, scenarios, BASELINES)[0]
+    assert "ours missed / missed; Argo-style (failureLimit 3) 7 / 7 → **not met**" in line
