@@ -52,7 +52,7 @@ def _power_and_healthy(results: Results, keys: set[str]) -> list[str]:
         for gate, label in (("ours", ""), ("ours-detect", " with detect {2, 0.95}")):
             all_runs = runs(key, gate)
             if all_runs:
-                caught = sum(r.result == "rolled_back" for r in all_runs) / len(all_runs)
+                caught = _rate(all_runs)
                 lines.append(
                     f"- {key} caught in ≥ 95%{label}: {100 * caught:.1f}% → {_ok(caught >= 0.95)}"
                 )
@@ -162,7 +162,7 @@ def targets(
 
     if "S1" in keys and runs("S1", "ours"):
         s1 = runs("S1", "ours")
-        rate = sum(r.result == "rolled_back" for r in s1) / len(s1)
+        rate = _rate(s1)
         lines.append(f"- False rollbacks on S1 ≤ 1%: {100 * rate:.2f}% → {_ok(rate <= 0.01)}")
         ours = _median([r.full_s for r in s1 if r.full_s is not None])
         flagger = _median([r.full_s for r in runs("S1", "flagger") if r.full_s is not None])

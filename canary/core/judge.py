@@ -398,11 +398,14 @@ def _no_worse_than_stable(
     by_name = {s.name: s for s in found}
     out: list[_Sequential] = []
     for check in found:
-        names, served = CAPPED_BY.get(check.name, ((), _nothing))
+        if check.name not in CAPPED_BY:
+            out.append(check)
+            continue
+        names, served = CAPPED_BY[check.name]
         peers = [by_name[n] for n in names if n in by_name]
-        measured = any(_comparing(step) and served(step.stable) > 0 for step in steps)
         worse = sequential.log_mean_exp([p.log_e for p in peers]) if peers else math.inf
-        if measured and worse < check.log_e:
+        measured = any(_comparing(step) and served(step.stable) > 0 for step in steps)
+        if worse < check.log_e and measured:
             note = f"; {NO_WORSE}" if check.log_e > 0.0 else ""
             check = replace(check, log_e=worse, message=check.message + note)  # noqa: PLW2901
         out.append(check)
@@ -410,10 +413,6 @@ def _no_worse_than_stable(
 
 
 NO_WORSE = "counted only as far as the canary is worse than the stable"
-
-
-def _nothing(arm: Arm) -> int:
-    return 0
 
 
 def errors_limit(thresholds: Thresholds) -> float:
