@@ -146,6 +146,10 @@ screenshots: $(STAMP) dev-tools ## retake docs/dashboard-*.png in a real browser
 bench-scale: $(STAMP) dev-up ## controller scale (BENCHMARK.md §2): N=10,100 Rollouts; writes docs/benchmarks.md
 	$(BIN)/python -m bench.scale $(or $(BENCH_ARGS),--n 10 --n 100)
 
+.PHONY: bench-list-memory
+bench-list-memory: $(STAMP) dev-up ## the caches' memory when they first list 1000 apps: paged and trimmed against unpaged and whole
+	$(BIN)/python -m bench.list_memory $(or $(BENCH_ARGS),--n 1000)
+
 .PHONY: scale-check
 scale-check: $(STAMP) dev-tools ## the reduced scale check alone (N=50; also part of make test): queries per tick, GETs per reconcile, no wrong decision
 	$(BIN)/pytest -q -p no:cacheprovider -m scale tests/integration/test_scale_keeps_reads_cached_and_queries_batched.py

@@ -4,7 +4,9 @@ The contract of the cache-backed ports (``canary.adapters.kube.cached``) against
 adapters: once the watches have caught up, ``CachedRolloutStore``, ``KubeWorkloads`` over cached
 lookups and the routers over ``CachedObjects`` answer exactly what the direct adapters answer;
 a status write is read back at once; a write from a stale copy is a Conflict; deleted objects
-leave the cache; an informer whose watch resourceVersion has expired (410 Gone) lists again.
+leave the cache; an informer whose watch resourceVersion has expired (410 Gone) lists again;
+lists come in pages, and a continue token that has expired gives way to one unpaged list; a
+cached route carries no ``managedFields``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any, TypeVar
 import pytest
 from kubernetes import client
 
+from canary.adapters.kube import informer as informer_module
 from canary.adapters.kube.cached import CachedLookup, KubeCache
 from canary.adapters.kube.informer import Informer
 from canary.adapters.kube.objects import CustomObjects
@@ -316,6 +319,13 @@ def test_routes_read_through_the_cache_agree(
         )
         assert seen is not None
         assert seen.canary_weight == weight
+    kept = through_cache._objects(plan).get(namespace, plan.route_name)
+    written = direct._objects(plan).get(namespace, plan.route_name)
+    assert written is not None
+    assert "managedFields" in written["metadata"]  # the API server's record of its writers
+    assert kept is not None
+    assert "managedFields" not in kept["metadata"]
+    assert kept["spec"] == written["spec"]
     route = (ROUTE, namespace, plan.route_name)
     reported = eventually(
         lambda: [(c.kind, c.namespace, c.name) for c in counted.changes], lambda v: route in v
@@ -350,3 +360,36 @@ def test_an_expired_watch_lists_again_and_catches_up(
         assert eventually(lambda: informer.get(namespace, "after-410"), lambda v: v is None) is None
     finally:
         stop.set()
+
+
+def test_a_list_comes_in_pages_that_follow_the_api_servers_continue_tokens(
+    kube: client.ApiClient, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The informer lists in pages of ``PAGE`` objects, following the API server's continue
+    tokens to the last page, and caches every object. (A continue token that has expired is
+    covered against a scripted lister in tests/unit/test_informer_lists_in_pages.py: a fresh
+    test cluster's etcd has compacted nothing, so no real token expires within a test.)"""
+    core: Any = client.CoreV1Api(kube)
+    names = {f"paged-{i}" for i in range(7)}
+    for name in sorted(names):
+        core.create_namespaced_config_map(namespace, {"metadata": {"name": name}})
+    monkeypatch.setattr(informer_module, "PAGE", 3)
+    lists: list[dict[str, Any]] = []
+
+    def lister(**kwargs: Any) -> Any:
+        if not kwargs.get("watch"):
+            lists.append(dict(kwargs))
+        return core.list_namespaced_config_map(namespace, **kwargs)
+
+    paged = Informer("ConfigMap", [(namespace, lister)])
+    stop = threading.Event()
+    threading.Thread(target=paged.run, args=(None, stop), daemon=True).start()
+    try:
+        paged.wait_synced(30)
+    finally:
+        stop.set()
+    cached = {c["metadata"]["name"] for c in paged.values(namespace)}
+    assert names <= cached
+    assert len(lists) == -(-len(cached) // 3) >= 3  # ceil(objects / PAGE) requests
+    assert all(call["limit"] == 3 for call in lists)
+    assert [bool(call.get("_continue")) for call in lists] == [False] + [True] * (len(lists) - 1)

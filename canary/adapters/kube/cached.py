@@ -102,6 +102,18 @@ def trim_service(obj: Obj) -> Obj:
     }
 
 
+def trim_route(obj: Obj) -> Obj:
+    """A route (HTTPRoute, TrafficSplit) without its ``managedFields``: the routers read and
+    patch the rest (a route's rules, backends and filters are the tenant's and survive every
+    weight patch, so they are kept whole), while the field managers' record — one entry per
+    writer: the tenant's GitOps tool, canary, the mesh's status writer — is about as large as
+    the route itself and nothing of canary's reads it."""
+    meta = obj.get("metadata") or {}
+    if "managedFields" not in meta:
+        return obj
+    return {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
+
+
 def trim_autoscaler(obj: Obj) -> Obj:
     """A HorizontalPodAutoscaler cut to its names, resourceVersion, labels and spec (which the
     canary's own autoscaler copies its metrics and behavior from)."""
@@ -270,7 +282,9 @@ class KubeCache:
             if informer is None:
                 group, version = api_version.split("/", 1)
                 informer = Informer(
-                    f"{plural}.{group}", self._custom_scopes(self._custom, group, version, plural)
+                    f"{plural}.{group}",
+                    self._custom_scopes(self._custom, group, version, plural),
+                    trim_route,
                 )
                 self._routes[key] = informer
                 stop = self._stop
