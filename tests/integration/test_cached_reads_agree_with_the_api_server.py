@@ -5,8 +5,8 @@ adapters: once the watches have caught up, ``CachedRolloutStore``, ``KubeWorkloa
 lookups and the routers over ``CachedObjects`` answer exactly what the direct adapters answer;
 a status write is read back at once; a write from a stale copy is a Conflict; deleted objects
 leave the cache; an informer whose watch resourceVersion has expired (410 Gone) lists again;
-lists come in pages, and a continue token that has expired gives way to one unpaged list; a
-cached route carries no ``managedFields``.
+lists come in pages that follow the API server's continue tokens; a cached route carries no
+``managedFields``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
-"""The informer's paged list against a scripted lister: every page is cached and the list's
-resourceVersion is the last page's; a continue token the API server refuses as expired (410)
-ends the paging with one unpaged list, every object cached once and reported once; objects
-missing from a paged relist are dropped. The real API server's paging is covered by
+"""The informer's paged list against a scripted lister: every page is asked for with the
+``PAGE`` limit and the previous page's continue token, cached and reported once; a continue
+token the API server refuses as expired (410) ends the paging with one unpaged list, every
+object cached once and reported once; objects missing from a paged relist are dropped. The
+real API server's paging is covered by
 tests/integration/test_cached_reads_agree_with_the_api_server.py."""
 
 from __future__ import annotations
