@@ -150,6 +150,10 @@ bench-scale: $(STAMP) dev-up ## controller scale (BENCHMARK.md §2): N=10,100 Ro
 bench-list-memory: $(STAMP) dev-up ## the caches' memory when they first list 1000 apps: paged and trimmed against unpaged and whole
 	$(BIN)/python -m bench.list_memory $(or $(BENCH_ARGS),--n 1000)
 
+.PHONY: bench-parsed-memory
+bench-parsed-memory: $(STAMP) ## the parsed Rollouts' memory, models' field-name sets own or shared (twin statuses)
+	$(BIN)/python -m bench.parsed_memory $(or $(BENCH_ARGS),--n 1000)
+
 .PHONY: bench-emulator-fleet
 bench-emulator-fleet: $(STAMP) dev-up ## the mesh emulator's CPU over 1000 apps while routes change (BENCH_ARGS="--variant NAME=DIR ..." compares trees)
 	$(BIN)/python -m bench.emulator_fleet_cpu $(or $(BENCH_ARGS),--apps 1000)

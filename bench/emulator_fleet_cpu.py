@@ -36,30 +36,18 @@ from typing import Any
 
 from kubernetes import client, config
 
-from bench.scale import _env, component_pids, groups_cpu_seconds, machine_busy_seconds
+from bench.scale import (
+    _env,
+    app_deployment,
+    component_pids,
+    groups_cpu_seconds,
+    machine_busy_seconds,
+)
 from devenv.cluster import DevEnv
 
 REPO = Path(__file__).resolve().parents[1]
 ROUTES = ("gateway.networking.k8s.io", "v1")
 PORT = 80
-
-
-def _deployment(name: str) -> dict[str, Any]:
-    labels = {"app": name}
-    return {
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {
-                    "labels": labels,
-                    "annotations": {"sim.canary.dev/error-rate": "0.001"},
-                },
-                "spec": {"containers": [{"name": "app", "image": "app:1"}]},
-            },
-        },
-    }
 
 
 def _service(name: str, app: str, annotations: dict[str, str] | None = None) -> dict[str, Any]:
@@ -97,8 +85,8 @@ def populate(api: client.ApiClient, namespace: str, apps: int, rps: float) -> No
 
     def app(i: int) -> None:
         name = f"app-{i}"
-        deployments.create_namespaced_deployment(namespace, _deployment(name))
-        deployments.create_namespaced_deployment(namespace, _deployment(f"{name}-canary"))
+        deployments.create_namespaced_deployment(namespace, app_deployment(name))
+        deployments.create_namespaced_deployment(namespace, app_deployment(f"{name}-canary"))
         core.create_namespaced_service(
             namespace, _service(name, name, {"sim.canary.dev/rps": str(rps)})
         )

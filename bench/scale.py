@@ -184,6 +184,25 @@ def apiserver_requests(api: client.ApiClient) -> Counter[tuple[str, str]]:
     return counts
 
 
+def app_deployment(name: str) -> dict[str, Any]:
+    """An app's Deployment: one kwok pod labelled ``app: <name>``, failing 0.1% of requests."""
+    labels = {"app": name}
+    return {
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {
+                    "labels": labels,
+                    "annotations": {"sim.canary.dev/error-rate": "0.001"},
+                },
+                "spec": {"containers": [{"name": "app", "image": "app:1"}]},
+            },
+        },
+    }
+
+
 def _apply(api: client.ApiClient, setup: Setup) -> None:
     apps: Any = client.AppsV1Api(api)
     core: Any = client.CoreV1Api(api)
@@ -209,23 +228,7 @@ def _apply(api: client.ApiClient, setup: Setup) -> None:
     def app(i: int) -> None:
         name = f"app-{i}"
         labels = {"app": name}
-        apps.create_namespaced_deployment(
-            setup.namespace,
-            {
-                "metadata": {"name": name},
-                "spec": {
-                    "replicas": 1,
-                    "selector": {"matchLabels": labels},
-                    "template": {
-                        "metadata": {
-                            "labels": labels,
-                            "annotations": {"sim.canary.dev/error-rate": "0.001"},
-                        },
-                        "spec": {"containers": [{"name": "app", "image": "app:1"}]},
-                    },
-                },
-            },
-        )
+        apps.create_namespaced_deployment(setup.namespace, app_deployment(name))
         core.create_namespaced_service(
             setup.namespace,
             {

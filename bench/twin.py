@@ -313,6 +313,8 @@ class TwinRun:
     """Every change of phase, step or route weight, with its virtual time."""
     message: str = ""
     """The Rollout's status message when the run ended (why it rolled back)."""
+    rollout: Rollout | None = None
+    """The Rollout as the store held it when the run ended, status and all."""
 
 
 ROLLED_BACK = frozenset({"RollingBack", "RolledBack", "Aborted", "Failed"})
@@ -422,9 +424,11 @@ def run(
             break
     while world.pending:  # the route written last takes effect after the actuation delay
         world.run_until(max(at for at, _ in world.pending))
-    message = store.rollouts[ref].status.message
+    final = store.rollouts[ref]
     # A rollback's time is until traffic is back on stable, not until the drained canary is
     # scaled to zero (machine.CANARY_DRAIN later): it serves nothing meanwhile.
     back = world.stable_since if phase in ROLLED_BACK else None
     ended = world.now if back is None else back
-    return TwinRun(phase, ended, world, controller.reconciles, tuple(trace), message)
+    return TwinRun(
+        phase, ended, world, controller.reconciles, tuple(trace), final.status.message, final
+    )

@@ -144,3 +144,32 @@ class Wire(BaseModel):
     def wire(self) -> dict[str, Any]:
         """The object as the API server stores it: camelCase keys, unset fields left out."""
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+_FIELD_SETS: dict[frozenset[str], set[str]] = {}
+"""One set object per distinct set of field names: bounded by the models' fields."""
+
+
+def share_field_sets(model: BaseModel) -> None:
+    """Let every frozen model in ``model``'s tree (nested models, and models in its lists,
+    tuples and dicts) share one ``__pydantic_fields_set__`` object with every other frozen
+    model whose explicitly set fields are the same names.
+
+    Why: pydantic keeps that set per instance, and a Rollout with a status is hundreds of model
+    instances (steps, checks, arms, conditions); at 1000 Rollouts the sets alone were about 37 MB
+    of the controller's memory. Safe because a frozen model never adds to its set (assignment
+    raises first) and ``model_copy`` copies the set before updating it; ``exclude_unset`` only
+    reads it. Models that are not frozen keep their own set."""
+    pending: list[Any] = [model]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, BaseModel):
+            if value.model_config.get("frozen"):
+                names = value.__pydantic_fields_set__
+                shared = _FIELD_SETS.setdefault(frozenset(names), names)
+                object.__setattr__(value, "__pydantic_fields_set__", shared)
+            pending.extend(value.__dict__.values())
+        elif isinstance(value, list | tuple):
+            pending.extend(value)
+        elif isinstance(value, dict):
+            pending.extend(value.values())

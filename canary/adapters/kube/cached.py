@@ -26,6 +26,7 @@ from canary.adapters.kube.informer import Informer, Scope
 from canary.adapters.kube.objects import CustomObjects
 from canary.adapters.kube.rollouts import KubeRolloutStore, parse_policy, parse_rollout
 from canary.errors import InvalidSpec
+from canary.model.base import share_field_sets
 from canary.model.rollout import GROUP, VERSION, Rollout, RolloutPolicy
 from canary.model.status import RolloutStatus
 from canary.ports import ROUTE, Change, Ref, StopSignal
@@ -142,6 +143,10 @@ class _Parsed:
             self.value = parse(obj)
         except InvalidSpec as error:
             self.error = error
+        else:
+            # Kept until the object changes: its models share their sets of set-field names
+            # (a Rollout with a status took 53 KB parsed, 20 KB so: make bench-parsed-memory).
+            share_field_sets(self.value)
 
     def get(self) -> Any:
         if self.error is not None:
