@@ -96,6 +96,7 @@ class AuditLog:
         self._offset = path.stat().st_size if path.exists() else 0
         self._partial = b""
         self._counts: Counter[tuple[str, str]] = Counter()
+        self._gets: Counter[str] = Counter()
 
     def requests(self) -> Counter[tuple[str, str]]:
         """The user's requests so far, by (verb as ``apiserver_request_total`` names it,
@@ -113,6 +114,10 @@ class AuditLog:
                     self._count(json.loads(line))
         return Counter(self._counts)
 
+    def gets(self) -> Counter[str]:
+        """The user's GETs counted so far (read by ``requests``), by ``resource ns/name``."""
+        return Counter(self._gets)
+
     def _count(self, event: dict[str, Any]) -> None:
         if (event.get("user") or {}).get("username") != self.user:
             return
@@ -121,3 +126,5 @@ class AuditLog:
             return
         verb = event.get("verb", "")
         self._counts[VERBS.get(verb, verb.upper()), resource_of(ref)] += 1
+        if verb == "get":
+            self._gets[f"{resource_of(ref)} {ref.get('namespace', '')}/{ref.get('name', '')}"] += 1

@@ -131,6 +131,12 @@ class Report:
     steady_reconciles: float = 0.0
     steady_by_resource: Counter[str] = field(default_factory=Counter)
     """The steady window's GETs by resource: which read missed the cache."""
+    steady_window: tuple[float, float] | None = None
+    """The steady window's start and end, seconds from the round's start."""
+    steady_objects: Counter[str] = field(default_factory=Counter)
+    """The steady window's GETs by ``resource ns/name``."""
+    history: dict[str, list[tuple[float, str]]] = field(default_factory=dict)
+    """Rollout → (seconds from the round's start, phase) at each first look in a phase."""
     snapshots: float = 0.0
     ticks: float = 0.0
     value_queries: float = 0.0
@@ -727,11 +733,12 @@ class _Watch:
         self.shifted: set[str] = set()
         self.back: dict[str, float] = {}
         self.last: dict[str, str] = {}
-        self.steady: tuple[float, Counter[tuple[str, str]], float] | None = None
+        self.steady: tuple[float, Counter[tuple[str, str]], float, Counter[str]] | None = None
         self.started = started
         self.seen: set[tuple[str, str]] = set()
-        self.measured: tuple[float, int, float, Counter[str]] | None = None
-        """A steady window's end, GETs and reconciles, waiting out its grace."""
+        self.measured: tuple[float, int, float, Counter[str], Counter[str]] | None = None
+        """A steady window's end, GETs, reconciles, GETs by resource and by object, waiting
+        out its grace."""
 
     def done(self, report: Report) -> bool:
         if self.h.setup.early and report.steady_gets >= 0:
@@ -758,6 +765,7 @@ class _Watch:
             if phase and (name, phase) not in self.seen:
                 self.seen.add((name, phase))
                 report.entered.setdefault(phase, []).append(now - self.started)
+                report.history.setdefault(name, []).append((now - self.started, phase))
         # Steady: every Rollout started, none creating its canary or promoting. The only
         # reconciles that GET are those that create a canary (a Rollout's first, which leaves
         # it Initializing) or promote (a write re-reads what it replaces); a Rollout waiting
@@ -780,15 +788,19 @@ class _Watch:
             self.steady, self.measured = None, None
         elif self.measured is not None:
             if now - self.measured[0] >= GRACE:
-                _, report.steady_gets, report.steady_reconciles, by = self.measured
-                report.steady_by_resource = by
+                end, report.steady_gets, report.steady_reconciles, by, objects = self.measured
+                report.steady_by_resource, report.steady_objects = by, objects
+                assert self.steady is not None
+                report.steady_window = (self.steady[0] - self.started, end - self.started)
         elif self.steady is None:
-            self.steady = (now, self.h.audit.requests(), self.h.reconciles())
+            audit = self.h.audit
+            self.steady = (now, audit.requests(), self.h.reconciles(), audit.gets())
         elif now - self.steady[0] >= self.h.setup.steady:
             delta = self.h.audit.requests() - self.steady[1]
             by = Counter({res: v for (verb, res), v in delta.items() if verb == "GET" and v})
             reconciles = self.h.reconciles() - self.steady[2]
-            self.measured = (now, sum(by.values()), reconciles, by)
+            objects = self.h.audit.gets() - self.steady[3]
+            self.measured = (now, sum(by.values()), reconciles, by, objects)
 
 
 def _accepted(route: dict[str, Any], namespace: str) -> bool:
@@ -911,6 +923,32 @@ def table(reports: list[Report], tick: float) -> str:
     return "\n".join(rows)
 
 
+def steady_account(report: Report, most: int = 20) -> str:
+    """The steady window: when it was, its GETs by resource, and for each object GET in it
+    (the first ``most``) the phases its app's Rollout was first seen in, with when: a GET
+    near a phase that GETs by design (creating a canary, promoting) that the harness saw
+    late is not a cache miss."""
+    if report.steady_window is None:
+        return "steady window: none measured"
+    start, end = report.steady_window
+    lines = [
+        f"steady window {start:.0f}-{end:.0f} s (+{GRACE:.0f} s grace): {report.steady_gets} "
+        f"GETs, {report.steady_reconciles:.0f} reconciles; by resource: "
+        + (", ".join(f"{res} {n}" for res, n in report.steady_by_resource.most_common()) or "-")
+    ]
+    for obj, count in report.steady_objects.most_common(most):
+        app = re.search(r"app-\d+", obj)
+        phases = [
+            f"{name} " + ", ".join(f"{phase} {t:.0f}" for t, phase in seen)
+            for name, seen in sorted(report.history.items())
+            if app and name.startswith(f"{app[0]}-v")
+        ]
+        lines.append(f"  {obj} x{count}: {'; '.join(phases) or 'no Rollout seen'}")
+    if len(report.steady_objects) > most:
+        lines.append(f"  ... and {len(report.steady_objects) - most} more objects")
+    return "\n".join(lines)
+
+
 def timeline(report: Report) -> str:
     """When the Rollouts of a run first showed each phase: how many, first, median, last
     (seconds from the round's start), in the order the phases were first reached."""
@@ -1029,7 +1067,8 @@ def main() -> int:
         )  # fmt: skip
         report = run(setup, kubeconfig, env, work / str(n))
         print(table([report], 5.0), timeline(report), f"looks missed: {report.missed_looks}",
-              cpu_table([report]), report.diagnosis, sep="\n", flush=True)  # fmt: skip
+              steady_account(report), cpu_table([report]), report.diagnosis, sep="\n",
+              flush=True)  # fmt: skip
         reports.append(report)
     text = (
         f"{SCALE}\n\n`make bench-scale` (`{command}`), {_machine()}. "

@@ -65,7 +65,7 @@ def test_fifty_rollouts_share_one_query_per_tick_and_read_only_the_cache(
     report = scale.run(setup, cluster.kubeconfig, env, tmp_path)
     summary = (
         f"{scale.table([report], TICK_SECONDS)}\nphases first seen: {scale.timeline(report)}"
-        f"\nGETs in the steady window by resource: {dict(report.steady_by_resource)}"
+        f"\n{scale.steady_account(report)}"
         f"\nthe controller's requests by verb and resource: {dict(report.controller_requests)}"
         f"\nevery client's (apiserver_request_total): {dict(report.requests)}"
     )
