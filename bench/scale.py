@@ -42,7 +42,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -54,8 +54,10 @@ from kubernetes import client, config
 
 from bench import accounts
 from canary.adapters.kube.informer import Informer
+from canary.adapters.kube.workloads import RELEASE_ANNOTATION
 from canary.adapters.routers import httproute
 from canary.core import weights
+from canary.model.rollout import ROLLOUT_LABEL
 from devenv.cluster import DevEnv
 
 REPO = Path(__file__).resolve().parents[1]
@@ -519,11 +521,19 @@ class Harness:
             [(ns, lambda **kw: custom.list_namespaced_custom_object(
                 GROUP, VERSION, ns, "rollouts", **kw))],
         )  # fmt: skip
-        for informer in (self.routes, self.rollouts):
+        apps: Any = client.AppsV1Api(self.api)
+        self.canaries = Informer(
+            "Deployment",
+            [(ns, lambda **kw: apps.list_namespaced_deployment(
+                ns, label_selector=ROLLOUT_LABEL, **kw))],
+            _release_of,
+        )  # fmt: skip
+        """The canary Deployments' release annotation (which Rollout's release each runs)."""
+        for informer in (self.routes, self.rollouts, self.canaries):
             threading.Thread(target=informer.run, args=(None, self.stop), daemon=True).start()
         try:
             _wait_ready(self.url, workdir / "controller.log", time.monotonic() + 180)
-            for informer in (self.routes, self.rollouts):
+            for informer in (self.routes, self.rollouts, self.canaries):
                 informer.wait_synced(60)
         except BaseException:
             self.close()
@@ -560,6 +570,11 @@ class Harness:
             r["metadata"]["name"]: (r.get("status") or {}).get("phase", "")
             for r in self.rollouts.values(self.setup.namespace)
         }
+
+    def creating(self, phases: dict[str, str]) -> set[str]:
+        """``creating`` on the harness's view of the canary Deployments."""
+        ns = self.setup.namespace
+        return creating(phases, lambda deployment: self.canaries.get(ns, deployment))
 
     def rollout(self, name: str) -> dict[str, Any]:
         """The cached Rollout ``name`` (empty when there is none)."""
@@ -767,16 +782,18 @@ class _Watch:
                 report.entered.setdefault(phase, []).append(now - self.started)
                 report.history.setdefault(name, []).append((now - self.started, phase))
         # Steady: every Rollout started, none creating its canary or promoting. The only
-        # reconciles that GET are those that create a canary (a Rollout's first, which leaves
-        # it Initializing) or promote (a write re-reads what it replaces); a Rollout waiting
-        # (for pods, for the mesh to accept its route), measuring or rolling back reads only
-        # the cache, so those phase changes keep the window. At least one Rollout must still
-        # be running, or the window would hold no reconcile at all.
+        # reconciles that GET are those that create a canary (while the Rollout is Initializing
+        # and its canary Deployment does not run its release yet) or promote (a write re-reads
+        # what it replaces); a Rollout waiting (for pods, for the mesh to accept its route),
+        # measuring or rolling back reads only the cache, so those phase changes keep the
+        # window. At least one Rollout must still be running, or the window would hold no
+        # reconcile at all.
         entered = {p for name, p in phases.items() if self.last.get(name) != p}
         quiet = (
             len(phases) == self.h.setup.n
             and not entered & GETTING
             and all(p not in ("", "Pending", "Promoting") for p in phases.values())
+            and not self.h.creating(phases)
             and any(p not in FINISHED for p in phases.values())
         )
         self.last = phases
@@ -801,6 +818,26 @@ class _Watch:
             reconciles = self.h.reconciles() - self.steady[2]
             objects = self.h.audit.gets() - self.steady[3]
             self.measured = (now, sum(by.values()), reconciles, by, objects)
+
+
+def creating(phases: dict[str, str], release_of: Callable[[str], str | None]) -> set[str]:
+    """The Initializing Rollouts whose canary Deployment does not run their release yet
+    (``release_of``: a canary Deployment's name → the Rollout it runs, None when it does not
+    exist): their next reconcile creates it, which GETs by design. At N = 1000 under the
+    client's rate limit, a canary was made up to a minute after its Rollout was first seen
+    Initializing (run I)."""
+    return {
+        name
+        for name, phase in phases.items()
+        if phase == "Initializing" and release_of(f"{name.rsplit('-v', 1)[0]}-canary") != name
+    }
+
+
+def _release_of(deployment: dict[str, Any]) -> str:
+    """The Rollout whose release a canary Deployment runs (its release annotation names it
+    first: ``workloads.release_id``), or ""."""
+    annotations = deployment.get("metadata", {}).get("annotations") or {}
+    return str(annotations.get(RELEASE_ANNOTATION, "")).split(".", 1)[0]
 
 
 def _accepted(route: dict[str, Any], namespace: str) -> bool:
@@ -870,6 +907,9 @@ def soak(
             print(
                 f"soak round {version - 1}: {timeline(found.rounds[-1])}; Rollouts let go "
                 f"in {found.let_go[-1]:.0f} s; caches {found.cached[-1]}",
+                table(found.rounds[-1:], 5.0),
+                steady_account(found.rounds[-1]),
+                sep="\n",
                 flush=True,
             )
             version += 1

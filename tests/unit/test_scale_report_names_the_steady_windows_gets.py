@@ -1,12 +1,14 @@
 """The scale benchmark's steady window (bench/scale.py): its account names when it was, its
 GETs by resource, and for each object read the phases its app's Rollout went through, so a
-GET from a promotion the harness saw late can be told from a cache miss."""
+GET from a promotion the harness saw late can be told from a cache miss; and a window keeps
+out Rollouts still creating their canary."""
 
 from __future__ import annotations
 
 from collections import Counter
 
 from bench import scale
+from canary.adapters.kube.workloads import RELEASE_ANNOTATION
 
 
 def test_each_object_read_in_the_window_comes_with_its_rollouts_phases() -> None:
@@ -31,3 +33,25 @@ def test_each_object_read_in_the_window_comes_with_its_rollouts_phases() -> None
         "Promoting 318",
         "  deployments scale-1/app-12 x1: no Rollout seen",
     ]
+
+
+def test_an_initializing_rollout_counts_as_creating_until_its_canary_runs_its_release() -> None:
+    """Initializing with no canary, or a canary of the last release: creating; with a canary
+    of its own release, or in another phase: not. The name comes from the release annotation."""
+    canaries = {
+        "app-1-canary": scale._release_of(
+            {"metadata": {"annotations": {RELEASE_ANNOTATION: "app-1-v3.0123456789ab"}}}
+        ),
+        "app-2-canary": scale._release_of(
+            {"metadata": {"annotations": {RELEASE_ANNOTATION: "app-2-v2.ba9876543210"}}}
+        ),
+        "app-4-canary": scale._release_of({"metadata": {}}),
+    }
+    phases = {
+        "app-1-v3": "Initializing",  # its canary runs it: waiting for pods reads the cache
+        "app-2-v3": "Initializing",  # the canary still runs release 2
+        "app-3-v3": "Initializing",  # no canary yet
+        "app-4-v3": "Initializing",  # a Deployment without the annotation
+        "app-5-v3": "Progressing",
+    }
+    assert scale.creating(phases, canaries.get) == {"app-2-v3", "app-3-v3", "app-4-v3"}
