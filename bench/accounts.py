@@ -102,21 +102,28 @@ class AuditLog:
         """The user's requests so far, by (verb as ``apiserver_request_total`` names it,
         resource[/subresource]), of ``resources`` (a copy; a request is logged once the API
         server has answered it: a watch when it ends)."""
-        if self.path.exists():
-            with self.path.open("rb") as handle:
-                handle.seek(self._offset)
-                chunk = handle.read()
-            self._offset += len(chunk)
-            lines = (self._partial + chunk).split(b"\n")
-            self._partial = lines.pop()  # b"" after a complete last line
-            for line in lines:
-                if self._needle in line:
-                    self._count(json.loads(line))
+        self._read()
         return Counter(self._counts)
 
     def gets(self) -> Counter[str]:
-        """The user's GETs counted so far (read by ``requests``), by ``resource ns/name``."""
+        """The user's GETs so far, of ``resources``, by ``resource[/subresource] ns/name``
+        (a copy)."""
+        self._read()
         return Counter(self._gets)
+
+    def _read(self) -> None:
+        """Count the lines the log gained since the last read."""
+        if not self.path.exists():
+            return
+        with self.path.open("rb") as handle:
+            handle.seek(self._offset)
+            chunk = handle.read()
+        self._offset += len(chunk)
+        lines = (self._partial + chunk).split(b"\n")
+        self._partial = lines.pop()  # b"" after a complete last line
+        for line in lines:
+            if self._needle in line:
+                self._count(json.loads(line))
 
     def _count(self, event: dict[str, Any]) -> None:
         if (event.get("user") or {}).get("username") != self.user:

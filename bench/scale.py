@@ -131,8 +131,6 @@ class Report:
     """The controller's own, from the audit log."""
     steady_gets: int = -1
     steady_reconciles: float = 0.0
-    steady_by_resource: Counter[str] = field(default_factory=Counter)
-    """The steady window's GETs by resource: which read missed the cache."""
     steady_window: tuple[float, float] | None = None
     """The steady window's start and end, seconds from the round's start."""
     steady_objects: Counter[str] = field(default_factory=Counter)
@@ -162,6 +160,14 @@ class Report:
     """CPU seconds each process (with its process group) used during the round: the
     controller, the emulator and the dev environment's components; ``machine``: every CPU
     second the machine's cores were busy."""
+
+    @property
+    def steady_by_resource(self) -> Counter[str]:
+        """The steady window's GETs by resource: which read missed the cache."""
+        by: Counter[str] = Counter()
+        for obj, count in self.steady_objects.items():
+            by[obj.split(" ", 1)[0]] += count
+        return by
 
     def per_minute(self, verbs: tuple[str, ...]) -> float:
         total = sum(v for (verb, _), v in self.requests.items() if verb in verbs)
@@ -748,12 +754,13 @@ class _Watch:
         self.shifted: set[str] = set()
         self.back: dict[str, float] = {}
         self.last: dict[str, str] = {}
-        self.steady: tuple[float, Counter[tuple[str, str]], float, Counter[str]] | None = None
+        self.steady: tuple[float, float, Counter[str]] | None = None
+        """A steady window's start, reconciles and GETs by object so far."""
         self.started = started
         self.seen: set[tuple[str, str]] = set()
-        self.measured: tuple[float, int, float, Counter[str], Counter[str]] | None = None
-        """A steady window's end, GETs, reconciles, GETs by resource and by object, waiting
-        out its grace."""
+        self.measured: tuple[float, float, float, Counter[str]] | None = None
+        """A steady window's start, end, reconciles and GETs by object, waiting out its
+        grace."""
 
     def done(self, report: Report) -> bool:
         if self.h.setup.early and report.steady_gets >= 0:
@@ -804,20 +811,17 @@ class _Watch:
             # waiting out its grace is dropped: that reconcile's GET may lie inside it).
             self.steady, self.measured = None, None
         elif self.measured is not None:
-            if now - self.measured[0] >= GRACE:
-                end, report.steady_gets, report.steady_reconciles, by, objects = self.measured
-                report.steady_by_resource, report.steady_objects = by, objects
-                assert self.steady is not None
-                report.steady_window = (self.steady[0] - self.started, end - self.started)
+            start, end, reconciles, objects = self.measured
+            if now - end >= GRACE:
+                report.steady_window = (start - self.started, end - self.started)
+                report.steady_reconciles, report.steady_objects = reconciles, objects
+                report.steady_gets = sum(objects.values())
         elif self.steady is None:
-            audit = self.h.audit
-            self.steady = (now, audit.requests(), self.h.reconciles(), audit.gets())
+            self.steady = (now, self.h.reconciles(), self.h.audit.gets())
         elif now - self.steady[0] >= self.h.setup.steady:
-            delta = self.h.audit.requests() - self.steady[1]
-            by = Counter({res: v for (verb, res), v in delta.items() if verb == "GET" and v})
-            reconciles = self.h.reconciles() - self.steady[2]
-            objects = self.h.audit.gets() - self.steady[3]
-            self.measured = (now, sum(by.values()), reconciles, by, objects)
+            start, reconciles, gets = self.steady
+            objects = self.h.audit.gets() - gets
+            self.measured = (start, now, self.h.reconciles() - reconciles, objects)
 
 
 def creating(phases: dict[str, str], release_of: Callable[[str], str | None]) -> set[str]:
@@ -834,10 +838,10 @@ def creating(phases: dict[str, str], release_of: Callable[[str], str | None]) ->
 
 
 def _release_of(deployment: dict[str, Any]) -> str:
-    """The Rollout whose release a canary Deployment runs (its release annotation names it
-    first: ``workloads.release_id``), or ""."""
+    """The Rollout whose release a canary Deployment runs (its release annotation is the
+    Rollout's name, a dot and a digest: ``workloads.release_id``), or ""."""
     annotations = deployment.get("metadata", {}).get("annotations") or {}
-    return str(annotations.get(RELEASE_ANNOTATION, "")).split(".", 1)[0]
+    return str(annotations.get(RELEASE_ANNOTATION, "")).rsplit(".", 1)[0]
 
 
 def _accepted(route: dict[str, Any], namespace: str) -> bool:

@@ -30,7 +30,7 @@ def _libc() -> ctypes.CDLL | None:
         libc = ctypes.CDLL(name)
         libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
         libc.malloc_trim.argtypes = [ctypes.c_size_t]
-    except (OSError, AttributeError, TypeError):
+    except (OSError, AttributeError):
         return None  # not glibc: no mallopt or malloc_trim
     return libc
 
