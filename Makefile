@@ -154,6 +154,10 @@ bench-list-memory: $(STAMP) dev-up ## the caches' memory when they first list 10
 bench-parsed-memory: $(STAMP) ## the parsed Rollouts' memory, models' field-name sets own or shared (twin statuses)
 	$(BIN)/python -m bench.parsed_memory $(or $(BENCH_ARGS),--n 1000)
 
+.PHONY: bench-snapshot-memory
+bench-snapshot-memory: $(STAMP) ## the tick's counters query at 1000 rollouts: its answer parsed whole against streamed
+	$(BIN)/python -m bench.snapshot_memory $(or $(BENCH_ARGS),--n 1000)
+
 .PHONY: bench-emulator-fleet
 bench-emulator-fleet: $(STAMP) dev-up ## the mesh emulator's CPU over 1000 apps while routes change (BENCH_ARGS="--variant NAME=DIR ..." compares trees)
 	$(BIN)/python -m bench.emulator_fleet_cpu $(or $(BENCH_ARGS),--apps 1000)

@@ -38,6 +38,9 @@ class _Answer(BaseHTTPRequestHandler):
         self._reply()
 
     def _reply(self) -> None:
+        # Read the request's body first, as a server does: closing with it unread resets the
+        # connection under a client still reading a long answer.
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
         self.send_response(self.status)
         self.send_header("Content-Type", "text/html")
         self.send_header("Content-Length", str(len(self.body)))
