@@ -9,7 +9,6 @@ import itertools
 import json
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
 import pytest
@@ -21,6 +20,7 @@ from canary.core import evidence, promql
 from canary.errors import MetricsUnavailable
 from canary.model.linkerd import LATENCY_BUCKETS_MS
 from canary.ports import Arms
+from tests.local_http import LocalServer, QuietHandler
 
 BOUNDS = ["+Inf" if b == float("inf") else f"{b:g}" for b in LATENCY_BUCKETS_MS]
 
@@ -56,7 +56,7 @@ class _Server:
         self.release, self.sent_all = threading.Event(), threading.Event()
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 self.send_response(200)
@@ -69,19 +69,12 @@ class _Server:
                 self.wfile.write(tail)
                 server.sent_all.set()
 
-            def log_message(self, format: str, *args: object) -> None:
-                """Quiet."""
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
+        self._local = LocalServer(Handler, "127.0.0.1")
+        self.url = self._local.url
 
     def close(self) -> None:
         self.release.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join()
+        self._local.stop()
 
 
 @pytest.fixture
@@ -150,7 +143,7 @@ def test_the_counters_query_is_posted_as_a_form() -> None:
     query endpoint."""
     received: list[str] = []
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
             form = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
             received.append(f"{self.path} {form}")
@@ -160,20 +153,13 @@ def test_the_counters_query_is_posted_as_a_form() -> None:
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: object) -> None:
-            """Quiet."""
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
+    server = LocalServer(Handler, "127.0.0.1")
     try:
-        metrics = PrometheusMetrics(f"http://127.0.0.1:{httpd.server_address[1]}", timeout=20)
+        metrics = PrometheusMetrics(server.url, timeout=20)
         assert metrics.snapshot(_arms(1)) == {}
         metrics.close()
     finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
+        server.stop()
     pairs = [("shop", "web-0"), ("shop", "web-0-canary")]
     path, form = received[0].split(" ", 1)
     assert path == "/api/v1/query"
