@@ -50,6 +50,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import urllib3
 from kubernetes import client, config
 
 from bench import accounts
@@ -684,19 +685,15 @@ class Harness:
 
     def delete_rollouts(self, timeout: float = 600.0) -> None:
         """Delete every Rollout (a soak round's end: the caches must let them go). A loaded
-        API server may time out deleting a thousand at once (504) after deleting some: the
-        collection is asked again, for what is left, until ``timeout``."""
-        end = time.monotonic() + timeout
-        while True:
-            try:
-                self.custom.delete_collection_namespaced_custom_object(
-                    GROUP, VERSION, self.setup.namespace, "rollouts"
-                )
-                return
-            except client.ApiException as error:
-                if error.status != 504 or time.monotonic() > end:
-                    raise
-                print("deleting the Rollouts timed out at the API server (504): again", flush=True)
+        API server may time out deleting a thousand at once (504), or drop the connection,
+        after deleting some: the collection is asked again, for what is left, until
+        ``timeout``."""
+        delete_all(
+            lambda: self.custom.delete_collection_namespaced_custom_object(
+                GROUP, VERSION, self.setup.namespace, "rollouts"
+            ),
+            timeout,
+        )
 
     def cached(self) -> dict[str, float]:
         """The controller's caches now: kind → objects held, and ``<kind> index`` → index
@@ -824,6 +821,33 @@ class _Watch:
             self.measured = (start, now, self.h.reconciles() - reconciles, objects)
 
 
+def delete_all(delete: Callable[[], object], timeout: float, pause: float = 5.0) -> None:
+    """Call ``delete`` (a delete-collection) until it answers, for up to ``timeout`` seconds:
+    again, after ``pause``, when the API server timed out (504), was unavailable (503) or
+    dropped the connection; any other error, or the last one after ``timeout``, is raised."""
+    end = time.monotonic() + timeout
+    while True:
+        try:
+            delete()
+            return
+        except (client.ApiException, urllib3.exceptions.HTTPError) as error:
+            if not _transient(error) or time.monotonic() + pause > end:
+                raise
+            reason = (
+                f"{error.status} {error.reason}"
+                if isinstance(error, client.ApiException)
+                else type(error).__name__
+            )
+            print(f"deleting the Rollouts failed at the API server ({reason}): again", flush=True)
+            time.sleep(pause)
+
+
+def _transient(error: Exception) -> bool:
+    if isinstance(error, client.ApiException):
+        return error.status in (503, 504)
+    return True  # urllib3: the connection was refused, reset or dropped
+
+
 def creating(phases: dict[str, str], release_of: Callable[[str], str | None]) -> set[str]:
     """The Initializing Rollouts whose canary Deployment does not run their release yet
     (``release_of``: a canary Deployment's name → the Rollout it runs, None when it does not
@@ -883,6 +907,9 @@ class Soak:
     """Seconds from each round's deletion to no Rollout (nor index key) in the caches."""
     cached: list[dict[str, float]] = field(default_factory=list)
     """The caches' sizes by kind once each round's Rollouts were let go."""
+    accepted: int = 0
+    """Routes the mesh had accepted before the first round (waited for, up to 10 minutes)."""
+    accept_seconds: float = 0.0
 
 
 def soak(
@@ -890,17 +917,27 @@ def soak(
 ) -> Soak:
     """Release every app again and again for ``minutes``, deleting the finished Rollouts after
     each round and waiting for the controller's caches to let them go; the controller's RSS
-    sampled every minute."""
+    sampled every minute. As before ``run``'s measured round, the mesh first accepts every
+    route (up to 10 minutes, not counted in ``minutes``), so that no release of the first
+    round waits out its progress deadline on a route still being accepted."""
     harness = Harness(setup, kubeconfig, env, workdir)
     found = Soak()
-    started = time.monotonic()
-
-    def sample() -> None:
-        while not harness.stop.wait(60):
-            found.samples.append(((time.monotonic() - started) / 60, harness.rss_mb()))
-
-    threading.Thread(target=sample, daemon=True).start()
     try:
+        waited = time.monotonic()
+        found.accepted = harness.routes_accepted(waited + 600)
+        found.accept_seconds = time.monotonic() - waited
+        print(
+            f"routes accepted by the mesh: {found.accepted} of {setup.n} "
+            f"({found.accept_seconds:.0f} s)",
+            flush=True,
+        )
+        started = time.monotonic()
+
+        def sample() -> None:
+            while not harness.stop.wait(60):
+                found.samples.append(((time.monotonic() - started) / 60, harness.rss_mb()))
+
+        threading.Thread(target=sample, daemon=True).start()
         version = 2
         until = started + minutes * 60
         while time.monotonic() < until:
@@ -1086,7 +1123,9 @@ def main() -> int:
         text = (
             f"{SOAK}\n\n`make soak` (`{command} --soak {args.soak:g}`), {_machine()}. "
             f"{len(rounds)} rounds of {setup.n} Rollouts each (released, run until finished or "
-            f"the round's timeout, deleted): {finished} finished, {wrong} wrong decisions. "
+            f"the round's timeout, deleted), the first once the mesh had accepted "
+            f"{found.accepted} of {setup.n} routes ({found.accept_seconds:.0f} s): "
+            f"{finished} finished, {wrong} wrong decisions. "
             f"Controller RSS every minute (MB): "
             f"{', '.join(f'{mb:.0f}' for _, mb in samples)}; slope "
             f"**{slope(samples):+.1f} MB/hour**. After each round's deletion, seconds until "
