@@ -157,6 +157,9 @@ class Report:
     unfinished: int = 0
     missed_looks: int = 0
     """Looks (one a second) the harness lost to a timed-out Prometheus query or /metrics read."""
+    waits: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    """Work (verdict, routine) → the round's ``canary_workqueue_wait_seconds`` buckets: (upper
+    bound s, Rollouts handed out at most that late), cumulative."""
     component_cpu: dict[str, float] = field(default_factory=dict)
     """CPU seconds each process (with its process group) used during the round: the
     controller, the emulator and the dev environment's components; ``machine``: every CPU
@@ -439,7 +442,11 @@ def _tail(log: Path, lines: int) -> list[str]:
 
 def _controller_metrics(url: str) -> dict[str, float]:
     with urllib.request.urlopen(f"{url}/metrics", timeout=10) as reply:
-        text = reply.read().decode()
+        return metric_samples(reply.read().decode())
+
+
+def metric_samples(text: str) -> dict[str, float]:
+    """The samples of a /metrics answer, by name with its labels as written."""
     found: dict[str, float] = {}
     for line in text.splitlines():
         if line and not line.startswith("#"):
@@ -639,6 +646,9 @@ class Harness:
         report.snapshots = metrics.get(snapshot, 0) - metrics_before.get(snapshot, 0)
         report.value_queries = metrics.get(value, 0) - metrics_before.get(value, 0)
         report.query_seconds = metrics.get(total, 0) - metrics_before.get(total, 0)
+        report.waits = {
+            work: wait_buckets(metrics_before, metrics, work) for work in ("verdict", "routine")
+        }
         report.peak_rss_mb = self.rss_mb("VmHWM")
         report.cpu_seconds = self.controller.cpu_seconds() - cpu_before
         report.component_cpu = {
@@ -949,6 +959,7 @@ def soak(
                 f"soak round {version - 1}: {timeline(found.rounds[-1])}; Rollouts let go "
                 f"in {found.let_go[-1]:.0f} s; caches {found.cached[-1]}",
                 table(found.rounds[-1:], 5.0),
+                f"workers took Rollouts: {waits(found.rounds[-1])}",
                 steady_account(found.rounds[-1]),
                 sep="\n",
                 flush=True,
@@ -1002,6 +1013,41 @@ def table(reports: list[Report], tick: float) -> str:
             f"| {r.unfinished} |"
         )
     return "\n".join(rows)
+
+
+def wait_buckets(
+    before: dict[str, float], after: dict[str, float], work: str
+) -> list[tuple[float, float]]:
+    """``canary_workqueue_wait_seconds`` of ``work`` between two reads of /metrics: (upper
+    bound, count at most that late), cumulative, soonest first (+Inf last)."""
+    found = []
+    for name, value in after.items():
+        if name.startswith("canary_workqueue_wait_seconds_bucket{"):
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', name))
+            if labels.get("work") == work:
+                found.append((float(labels["le"]), value - before.get(name, 0.0)))
+    return sorted(found)
+
+
+def wait_quantile(buckets: list[tuple[float, float]], q: float) -> float:
+    """The upper bound of the bucket holding the ``q`` quantile (nan with no sample)."""
+    if not buckets or buckets[-1][1] <= 0:
+        return float("nan")
+    total = buckets[-1][1]
+    return next(bound for bound, count in buckets if count >= q * total)
+
+
+def waits(report: Report) -> str:
+    """How late the workers took Rollouts, by work (``canary_workqueue_wait_seconds``): what
+    the queue's backlog cost."""
+    parts = []
+    for work, buckets in sorted(report.waits.items()):
+        count = buckets[-1][1] if buckets else 0
+        parts.append(
+            f"{work} {count:.0f} taken, median ≤ {wait_quantile(buckets, 0.5):g} s, "
+            f"p99 ≤ {wait_quantile(buckets, 0.99):g} s past due"
+        )
+    return "; ".join(parts)
 
 
 def steady_account(report: Report, most: int = 20) -> str:
@@ -1125,7 +1171,10 @@ def main() -> int:
             f"{len(rounds)} rounds of {setup.n} Rollouts each (released, run until finished or "
             f"the round's timeout, deleted), the first once the mesh had accepted "
             f"{found.accepted} of {setup.n} routes ({found.accept_seconds:.0f} s): "
-            f"{finished} finished, {wrong} wrong decisions. "
+            f"{finished} finished, {wrong} wrong decisions. How late the workers took "
+            f"Rollouts (`canary_workqueue_wait_seconds`), "
+            + "; ".join(f"round {i}: {waits(r)}" for i, r in enumerate(rounds, 1))
+            + ". "
             f"Controller RSS every minute (MB): "
             f"{', '.join(f'{mb:.0f}' for _, mb in samples)}; slope "
             f"**{slope(samples):+.1f} MB/hour**. After each round's deletion, seconds until "
@@ -1149,7 +1198,8 @@ def main() -> int:
             router=args.router, warm=args.warm,
         )  # fmt: skip
         report = run(setup, kubeconfig, env, work / str(n))
-        print(table([report], 5.0), timeline(report), f"looks missed: {report.missed_looks}",
+        print(table([report], 5.0), timeline(report), f"workers took Rollouts: {waits(report)}",
+              f"looks missed: {report.missed_looks}",
               steady_account(report), cpu_table([report]), report.diagnosis, sep="\n",
               flush=True)  # fmt: skip
         reports.append(report)
@@ -1158,7 +1208,10 @@ def main() -> int:
         f"Analysis interval {args.interval}, tick 5s, {args.workers} workers, --kube-qps "
         f"{args.kube_qps:g}/--kube-burst {args.kube_burst}, 10% bad, default steps, "
         f"router {args.router}.\n\n"
-        f"{table(reports, 5.0)}\n"
+        f"{table(reports, 5.0)}\n\n"
+        + "How late the workers took Rollouts (`canary_workqueue_wait_seconds`):\n\n"
+        + "\n".join(f"- N = {r.n}: {waits(r)}." for r in reports)
+        + "\n"
     )
     if cpu := cpu_table(reports):
         text += (

@@ -525,7 +525,12 @@ def _run(args: argparse.Namespace) -> int:
 
     link_secret = _secret("CANARY_LINK_SECRET", args.link_secret_file)
     slack, slack_web = _slack(args)
-    registry = ControllerMetrics(store, caches=cache.sizes)
+    # The queue's backlog, read at each scrape (late-bound: the controller comes below).
+    registry = ControllerMetrics(
+        store,
+        caches=cache.sizes,
+        queue=lambda: controller.queue.backlog(),  # noqa: PLW0108
+    )
 
     deliveries = OutboxWorker(
         store,
@@ -563,6 +568,7 @@ def _run(args: argparse.Namespace) -> int:
             seconds, result.error, result.finished
         ),
         on_notify=deliveries.wake,
+        on_wait=registry.observe_wait,
     )
     stop = _stopped_by_signals()
     scheduler = Scheduler()

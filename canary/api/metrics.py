@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from prometheus_client import (
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     disable_created_metrics,
     generate_latest,
@@ -45,6 +46,9 @@ CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 RELEASE_BUCKETS = (30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0, 14400.0)
 QUERY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 SIZE_BUCKETS = (1, 10, 100, 1_000, 10_000, 100_000)
+WAIT_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0)
+"""Seconds a Rollout waited past its due time: a verdict late by an analysis interval (15 s
+by default) or more is a backlog a person should see."""
 
 __all__ = [
     "CONTENT_TYPE",
@@ -152,7 +156,13 @@ class CacheCollector(Collector):
 class ControllerMetrics:
     """Every series the controller exports, on its own registry."""
 
-    def __init__(self, store: RolloutStore | None = None, caches: CacheSizes | None = None) -> None:
+    def __init__(
+        self,
+        store: RolloutStore | None = None,
+        caches: CacheSizes | None = None,
+        queue: Callable[[], int] | None = None,
+    ) -> None:
+        """``queue``: how many Rollouts are due and not yet taken, read at each scrape."""
         # The *_created samples only double the series count. (Untyped in prometheus_client.)
         disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry(auto_describe=True)
@@ -225,6 +235,21 @@ class ControllerMetrics:
             "Finished Rollouts deleted by retention (--keep-finished).",
             registry=reg,
         )
+        self.queue_wait = Histogram(
+            "canary_workqueue_wait_seconds",
+            "Time a Rollout waited past its due time before a worker took it, by work "
+            "(verdict: counts to judge; routine: a requeue or a watch event).",
+            ["work"],
+            buckets=WAIT_BUCKETS,
+            registry=reg,
+        )
+        self.queue_depth = Gauge(
+            "canary_workqueue_depth",
+            "Rollouts due for a reconcile that no worker has taken yet.",
+            registry=reg,
+        )
+        if queue is not None:
+            self.queue_depth.set_function(queue)
         self.commands = Counter(
             "canary_api_commands",
             "Commands given through the HTTP API, by kind.",
@@ -246,6 +271,10 @@ class ControllerMetrics:
                 self.release_duration.labels(result=finished.result).observe(
                     finished.duration.total_seconds()
                 )
+
+    def observe_wait(self, seconds: float, verdict: bool) -> None:
+        """How late one Rollout was handed to a worker, and whether it carried a verdict."""
+        self.queue_wait.labels(work="verdict" if verdict else "routine").observe(seconds)
 
     def observe_delivery(self, type_: str, ok: bool) -> None:
         """Count one notification delivery."""

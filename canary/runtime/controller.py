@@ -78,8 +78,13 @@ class WorkQueue:
     ``URGENT_IN_A_ROW`` at a time): when the workers fall behind, a tick's measurement that
     would roll a bad canary back does not wait behind every overdue routine requeue."""
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(
+        self, clock: Clock, on_wait: Callable[[float, bool], None] = lambda _s, _v: None
+    ) -> None:
+        """``on_wait`` hears, for each Rollout handed out, how many seconds past its due time
+        it was (the workers' backlog) and whether it carried counts to judge."""
         self._clock = clock
+        self._on_wait = on_wait
         self._heap: list[_Item] = []
         self._urgent: list[_Item] = []
         self._due: dict[Ref, datetime] = {}
@@ -200,9 +205,19 @@ class WorkQueue:
         else:
             ref = urgent  # its entry in the main heap is dropped as superseded
             self._in_a_row += 1
-        del self._due[ref]
+        due = self._due.pop(ref)
         self._active.add(ref)
-        return ref, self._measurements.pop(ref, None)
+        measurement = self._measurements.pop(ref, None)
+        late = (self._clock.now() - due).total_seconds()
+        self._on_wait(max(late, 0.0), _urgent(measurement))
+        return ref, measurement
+
+    def backlog(self) -> int:
+        """How many Rollouts are due now and not yet taken by a worker (held-back ones
+        excluded: a worker has them)."""
+        now = self._clock.now()
+        with self._cond:
+            return sum(1 for due in self._due.values() if due <= now)
 
     def __len__(self) -> int:
         with self._cond:
@@ -223,6 +238,7 @@ class Controller:
         settle: timedelta = measuring.SETTLE,
         on_result: Callable[[Result, float], None] = lambda _result, _seconds: None,
         on_notify: Callable[[Ref, datetime], None] = lambda _ref, _due: None,
+        on_wait: Callable[[float, bool], None] = lambda _seconds, _verdict: None,
     ) -> None:
         self._reconciler = reconciler
         self._store = store
@@ -231,7 +247,7 @@ class Controller:
         self._namespace = namespace
         self._on_result = on_result
         self._on_notify = on_notify
-        self.queue = WorkQueue(clock)
+        self.queue = WorkQueue(clock, on_wait)
         self._lock = threading.Lock()
         self._measuring = measuring.State(settle=settle)
         self._failures: dict[Ref, int] = {}  # failed reconciles in a row; gone on a success
