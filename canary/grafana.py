@@ -2,14 +2,15 @@
 drift from the metric names: ``python -m canary.grafana --write charts/canary/dashboards``
 writes ``canary.json`` (``make grafana``), ``--check`` fails when the file is stale.
 
-Three rows: the promotion history (outcomes over time, rollbacks by reason, release durations,
+Four rows: the promotion history (outcomes over time, rollbacks by reason, release durations,
 Rollouts by phase) from the controller's metrics (``canary.api.metrics``); live rollouts
-(canary weight, step, the judge's evidence against its limits); and, for the Rollout chosen at
-the top, Linkerd's golden signals of the canary beside the stable, from the proxies' inbound
+(canary weight, step, the judge's evidence against its limits); for the Rollout chosen at the
+top, Linkerd's golden signals of the canary beside the stable, from the proxies' inbound
 ``response_total``, ``request_total`` and ``response_latency_ms_bucket`` (LINKERD.md), with the
-queries of Linkerd's own deployment dashboard. The stable pods are the target Deployment's,
-the canary pods ``<target>-canary``'s (``canary.core.plan``). A development tool: the
-controller never imports it.
+queries of Linkerd's own deployment dashboard; and the controller's own load (how long verdicts
+wait for a worker, the work queue's backlog, the measuring query's time). The stable pods are
+the target Deployment's, the canary pods ``<target>-canary``'s (``canary.core.plan``). A
+development tool: the controller never imports it.
 """
 
 from __future__ import annotations
@@ -200,6 +201,43 @@ def _golden_signals() -> list[Any]:
     ]
 
 
+def _controller() -> list[Any]:
+    wait = f'sum by (le) (rate(canary_workqueue_wait_seconds_bucket{{work="verdict"}}{RATE}))'
+    query = (
+        "sum by (le) "
+        f'(rate(canary_prometheus_query_duration_seconds_bucket{{query="snapshot"}}{RATE}))'
+    )
+    return [
+        gd.Row("Controller"),
+        _series(
+            "Verdicts' wait for a worker",
+            "How long past its due time a Rollout with counts to judge waited for a worker: "
+            "time added to every rollback. Lasting above the analysis interval, the workers "
+            "are behind: raise --workers, or give the controller more CPU.",
+            "s",
+            _query(f"histogram_quantile(0.5, {wait})", "p50"),
+            _query(f"histogram_quantile(0.99, {wait})", "p99", "B"),
+            width=8,
+        ).min(0),
+        _series(
+            "Work queue backlog",
+            "Rollouts due for a reconcile that no worker has taken yet.",
+            "short",
+            _query("sum(canary_workqueue_depth)", "due, not taken"),
+            width=8,
+        ).min(0),
+        _series(
+            "Measuring query",
+            "Time of the one Prometheus query a tick makes for every Rollout being judged. "
+            "Near the tick (--tick, 5 s by default), counts arrive late.",
+            "s",
+            _query(f"histogram_quantile(0.5, {query})", "p50"),
+            _query(f"histogram_quantile(0.99, {query})", "p99", "B"),
+            width=8,
+        ).min(0),
+    ]
+
+
 def _variable(name: str, label: str, query: str, *, hidden: bool = False) -> gd.QueryVariable:
     variable = (
         gd.QueryVariable(name)
@@ -243,7 +281,7 @@ def build() -> dict[str, Any]:
             )
         )
     )
-    for panel in (*_history(), *_live(), *_golden_signals()):
+    for panel in (*_history(), *_live(), *_golden_signals(), *_controller()):
         board = board.with_row(panel) if isinstance(panel, gd.Row) else board.with_panel(panel)
     document: dict[str, Any] = json.loads(json.dumps(board.build(), cls=JSONEncoder))
     return document

@@ -92,7 +92,7 @@ def test_the_committed_dashboard_is_the_generated_one() -> None:
 
 def test_every_expression_parses_and_names_only_exported_metrics() -> None:
     """Each query parses as PromQL and reads only series the controller or the proxies
-    export; together they cover the history, live and golden-signal rows."""
+    export; together they cover the history, live, golden-signal and controller rows."""
     document = grafana.build()
     exported = _controller_names() | _proxy_names()
     used: set[str] = set()
@@ -110,6 +110,9 @@ def test_every_expression_parses_and_names_only_exported_metrics() -> None:
         "response_total",
         "request_total",
         "response_latency_ms_bucket",
+        "canary_workqueue_wait_seconds_bucket",
+        "canary_workqueue_depth",
+        "canary_prometheus_query_duration_seconds_bucket",
     } <= used
 
 
