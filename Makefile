@@ -167,7 +167,7 @@ scale-check: $(STAMP) dev-tools ## the reduced scale check alone (N=50; also par
 	$(BIN)/pytest -q -p no:cacheprovider -m scale tests/integration/test_scale_keeps_reads_cached_and_queries_batched.py
 
 .PHONY: soak
-soak: $(STAMP) dev-up ## 30 min (SOAK_MINUTES) of Rollouts released, finished, deleted (BENCH_ARGS, default --n 100); RSS slope and cache sizes into docs/benchmarks.md
+soak: $(STAMP) dev-up ## 30 min (SOAK_MINUTES) of Rollouts released, finished, deleted (BENCH_ARGS, default --n 100; --warm SECONDS: an unmeasured first round); RSS slope and cache sizes into docs/benchmarks.md
 	$(BIN)/python -m bench.scale --soak $(or $(SOAK_MINUTES),30) $(or $(BENCH_ARGS),--n 100)
 
 .PHONY: test

@@ -890,19 +890,28 @@ def run(setup: Setup, kubeconfig: Path, env: dict[str, str], workdir: Path) -> R
     try:
         if not setup.warm:
             return harness.round(2)
-        first = harness.round(2, time.monotonic() + setup.warm)
-        harness.delete_rollouts()
-        let_go = harness.rollouts_let_go()
-        accepted = harness.routes_accepted(time.monotonic() + 600)
-        print(
-            f"warm-up round (release 2, {first.seconds:.0f} s, not measured): {timeline(first)}; "
-            f"Rollouts let go in {let_go:.0f} s; routes accepted by the mesh: {accepted} of "
-            f"{setup.n}",
-            flush=True,
-        )
+        print(warm_up(harness), flush=True)
         return harness.round(3)
     finally:
         harness.close()
+
+
+def warm_up(harness: Harness) -> str:
+    """An unmeasured first round (release 2, at most ``setup.warm`` seconds), its Rollouts
+    deleted, then a wait (up to 10 minutes) for the mesh to accept every route: what a fleet's
+    second release finds. Before a first release no route can be accepted, as its canary
+    Service, one of its backends, does not exist yet. What it did, in a sentence."""
+    setup = harness.setup
+    first = harness.round(2, time.monotonic() + setup.warm)
+    harness.delete_rollouts()
+    let_go = harness.rollouts_let_go()
+    waited = time.monotonic()
+    accepted = harness.routes_accepted(waited + 600)
+    return (
+        f"warm-up round (release 2, {first.seconds:.0f} s, not measured): {timeline(first)}; "
+        f"Rollouts let go in {let_go:.0f} s; routes accepted by the mesh: {accepted} of "
+        f"{setup.n} after {time.monotonic() - waited:.0f} s more"
+    )
 
 
 @dataclass
@@ -917,9 +926,8 @@ class Soak:
     """Seconds from each round's deletion to no Rollout (nor index key) in the caches."""
     cached: list[dict[str, float]] = field(default_factory=list)
     """The caches' sizes by kind once each round's Rollouts were let go."""
-    accepted: int = 0
-    """Routes the mesh had accepted before the first round (waited for, up to 10 minutes)."""
-    accept_seconds: float = 0.0
+    warm_up: str = ""
+    """What the unmeasured first round did (``--warm``), before the soak's minutes began."""
 
 
 def soak(
@@ -927,20 +935,18 @@ def soak(
 ) -> Soak:
     """Release every app again and again for ``minutes``, deleting the finished Rollouts after
     each round and waiting for the controller's caches to let them go; the controller's RSS
-    sampled every minute. As before ``run``'s measured round, the mesh first accepts every
-    route (up to 10 minutes, not counted in ``minutes``), so that no release of the first
-    round waits out its progress deadline on a route still being accepted."""
+    sampled every minute. With ``setup.warm``, first ``run``'s unmeasured warm-up round (not
+    counted in ``minutes``): without it, the first round's releases wait for the mesh to
+    accept routes whose canary Services they create, and some wait out their progress
+    deadline."""
     harness = Harness(setup, kubeconfig, env, workdir)
     found = Soak()
     try:
-        waited = time.monotonic()
-        found.accepted = harness.routes_accepted(waited + 600)
-        found.accept_seconds = time.monotonic() - waited
-        print(
-            f"routes accepted by the mesh: {found.accepted} of {setup.n} "
-            f"({found.accept_seconds:.0f} s)",
-            flush=True,
-        )
+        version = 2
+        if setup.warm:
+            found.warm_up = warm_up(harness)
+            print(found.warm_up, flush=True)
+            version = 3
         started = time.monotonic()
 
         def sample() -> None:
@@ -948,7 +954,6 @@ def soak(
                 found.samples.append(((time.monotonic() - started) / 60, harness.rss_mb()))
 
         threading.Thread(target=sample, daemon=True).start()
-        version = 2
         until = started + minutes * 60
         while time.monotonic() < until:
             found.rounds.append(harness.round(version, until))
@@ -956,7 +961,7 @@ def soak(
             found.let_go.append(harness.rollouts_let_go())
             found.cached.append(harness.cached())
             print(
-                f"soak round {version - 1}: {timeline(found.rounds[-1])}; Rollouts let go "
+                f"soak round {len(found.rounds)}: {timeline(found.rounds[-1])}; Rollouts let go "
                 f"in {found.let_go[-1]:.0f} s; caches {found.cached[-1]}",
                 table(found.rounds[-1:], 5.0),
                 f"workers took Rollouts: {waits(found.rounds[-1])}",
@@ -1160,6 +1165,7 @@ def main() -> int:
         setup = Setup(
             sizes[0], f"soak-{int(time.time())}", args.interval, timeout=args.timeout,
             workers=args.workers, kube_qps=args.kube_qps, kube_burst=args.kube_burst,
+            warm=args.warm,
         )  # fmt: skip
         found = soak(setup, kubeconfig, env, work / "soak", args.soak)
         rounds, samples = found.rounds, found.samples
@@ -1169,9 +1175,9 @@ def main() -> int:
         text = (
             f"{SOAK}\n\n`make soak` (`{command} --soak {args.soak:g}`), {_machine()}. "
             f"{len(rounds)} rounds of {setup.n} Rollouts each (released, run until finished or "
-            f"the round's timeout, deleted), the first once the mesh had accepted "
-            f"{found.accepted} of {setup.n} routes ({found.accept_seconds:.0f} s): "
-            f"{finished} finished, {wrong} wrong decisions. How late the workers took "
+            f"the round's timeout, deleted), after "
+            f"{found.warm_up or 'no warm-up round'}: {finished} finished, {wrong} wrong "
+            f"decisions. How late the workers took "
             f"Rollouts (`canary_workqueue_wait_seconds`), "
             + "; ".join(f"round {i}: {waits(r)}" for i, r in enumerate(rounds, 1))
             + ". "
