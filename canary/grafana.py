@@ -46,6 +46,15 @@ def _query(expr: str, legend: str = "", ref: str = "A") -> prom.Dataquery:
     return prom.Dataquery().expr(expr).legend_format(legend or "__auto").ref_id(ref)
 
 
+def _quantiles(buckets: str, legend: str, *quantiles: float) -> list[prom.Dataquery]:
+    """One ``histogram_quantile`` query a quantile of ``buckets`` (a rate summed by ``le``),
+    legends ``p50 <legend>`` and so on, refs A, B, C..."""
+    return [
+        _query(f"histogram_quantile({q:g}, {buckets})", f"p{q * 100:g} {legend}".strip(), ref)
+        for q, ref in zip(quantiles, "ABCDEFGH", strict=False)
+    ]
+
+
 def _series(
     title: str, description: str, unit: str, *queries: prom.Dataquery, width: int = 12
 ) -> timeseries.Panel:
@@ -114,16 +123,11 @@ def _history() -> list[Any]:
             "Release duration",
             "Median and 90th percentile time from start to promotion or rollback.",
             "s",
-            _query(
-                "histogram_quantile(0.5, sum by (le, result) "
-                f"(rate(canary_release_duration_seconds_bucket{RATE})))",
-                "p50 {{result}}",
-            ),
-            _query(
-                "histogram_quantile(0.9, sum by (le, result) "
-                f"(rate(canary_release_duration_seconds_bucket{RATE})))",
-                "p90 {{result}}",
-                "B",
+            *_quantiles(
+                f"sum by (le, result) (rate(canary_release_duration_seconds_bucket{RATE}))",
+                "{{result}}",
+                0.5,
+                0.9,
             ),
         ),
         _series(
@@ -193,9 +197,7 @@ def _golden_signals() -> list[Any]:
             "Latency",
             "Inbound latency percentiles, per arm.",
             "ms",
-            _query(f"histogram_quantile(0.5, {buckets})", "p50 " + ARM_LEGEND),
-            _query(f"histogram_quantile(0.95, {buckets})", "p95 " + ARM_LEGEND, "B"),
-            _query(f"histogram_quantile(0.99, {buckets})", "p99 " + ARM_LEGEND, "C"),
+            *_quantiles(buckets, ARM_LEGEND, 0.5, 0.95, 0.99),
             width=8,
         ),
     ]
@@ -215,8 +217,7 @@ def _controller() -> list[Any]:
             "time added to every rollback. Lasting above the analysis interval, the workers "
             "are behind: raise --workers, or give the controller more CPU.",
             "s",
-            _query(f"histogram_quantile(0.5, {wait})", "p50"),
-            _query(f"histogram_quantile(0.99, {wait})", "p99", "B"),
+            *_quantiles(wait, "", 0.5, 0.99),
             width=8,
         ).min(0),
         _series(
@@ -231,8 +232,7 @@ def _controller() -> list[Any]:
             "Time of the one Prometheus query a tick makes for every Rollout being judged. "
             "Near the tick (--tick, 5 s by default), counts arrive late.",
             "s",
-            _query(f"histogram_quantile(0.5, {query})", "p50"),
-            _query(f"histogram_quantile(0.99, {query})", "p99", "B"),
+            *_quantiles(query, "", 0.5, 0.99),
             width=8,
         ).min(0),
     ]
