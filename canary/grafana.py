@@ -215,7 +215,8 @@ def _controller() -> list[Any]:
             "Verdicts' wait for a worker",
             "How long past its due time a Rollout with counts to judge waited for a worker: "
             "time added to every rollback. Lasting above the analysis interval, the workers "
-            "are behind: raise --workers, or give the controller more CPU.",
+            "are behind: too few --workers, the client-side --kube-qps limit, or too little "
+            "CPU.",
             "s",
             *_quantiles(wait, "", 0.5, 0.99),
             width=8,
