@@ -3,16 +3,18 @@
 Wakes a Rollout on watch events (at once; a change of a Deployment wakes the Rollout releasing
 it, and the Succeeded one watching it for a reverted release), on its requeue time, and on the
 measuring tick, which runs ONE Prometheus query for every Rollout being judged and hands each
-its share. Several worker threads take Rollouts from the queue; the queue never hands out a
-Rollout that a worker is still reconciling (it is held back until that reconcile is done), so a
-Rollout is never reconciled twice at once. A reconcile that ends in an error is retried after a
-delay that doubles with each failure in a row of that Rollout (up to :data:`BACKOFF_MAX`); a
-Conflict is a lost race, not a failure: it is retried after the usual short delay, from a
-fresher cache. A failed reconcile's measurement goes to its retry, which decides from the
-same counts (it may have moved the route before its status write failed). When a window of
-counts is complete is decided by the pure ``canary.core.measuring``: the controller only keeps
-its state (under a lock), runs the query and feeds the queue. A reconcile that put
-notifications into a Rollout's outbox is reported to ``on_notify`` (the delivery worker).
+its share: a completed window's counts, or an early look's that fails (the tick takes that look
+itself: one that does not fail would change nothing). Several worker threads take Rollouts
+from the queue; the queue never hands out a Rollout that a worker is still reconciling (it is
+held back until that reconcile is done), so a Rollout is never reconciled twice at once. A
+reconcile that ends in an error is retried after a delay that doubles with each failure in a
+row of that Rollout (up to :data:`BACKOFF_MAX`); a Conflict is a lost race, not a failure: it
+is retried after the usual short delay, from a fresher cache. A failed reconcile's measurement
+goes to its retry, which decides from the same counts and any that arrived meanwhile (it may
+have moved the route before its status write failed). When a window of counts is complete is
+decided by the pure ``canary.core.measuring``: the controller only keeps its state (under a
+lock), runs the query and feeds the queue. A reconcile that put notifications into a Rollout's
+outbox is reported to ``on_notify`` (the delivery worker).
 Used by ``canary run`` (through ``canary.cli``); talks to the world only through ports.
 """
 
@@ -62,21 +64,54 @@ URGENT_IN_A_ROW = 3
 while both wait: a measured verdict goes first, and routine work still gets a quarter."""
 
 
+def _lane(measurement: Measurement | None) -> int | None:
+    """Which of the queue's lanes a measurement puts its Rollout in: 0 for an early look (the
+    tick has found it failing: a rollback), 1 for a window's counts, None for routine work
+    (no counts to judge: nothing, or only a metrics error)."""
+    if measurement is None:
+        return None
+    if measurement.evidence is not None:
+        return 1
+    return 0 if measurement.early is not None else None
+
+
 def _urgent(measurement: Measurement | None) -> bool:
     """Whether a measurement carries counts to judge (a window's, or an early look's)."""
-    return measurement is not None and (
-        measurement.evidence is not None or measurement.early is not None
-    )
+    return _lane(measurement) is not None
+
+
+def _merge(waiting: Measurement | None, new: Measurement) -> Measurement:
+    """What a Rollout's next reconcile gets when ``new`` arrives while ``waiting`` (older)
+    has not been served: no counts are dropped. Two windows are consecutive windows at the
+    same weight (a reconcile between them would have taken the first), so their counts add
+    up; custom metrics are the newer window's. A window is kept over an early look or a
+    metrics error arriving after it (its counts were measured; an outage still there is
+    reported again on the next tick); an early look never displaces a waiting window or
+    error, and the newer of two early looks holds the older (both count from the weight
+    change)."""
+    if waiting is None:
+        return new
+    if new.evidence is not None and waiting.evidence is not None:
+        old, fresh = waiting.evidence, new.evidence
+        summed = judge.Evidence(old.canary + fresh.canary, old.stable + fresh.stable, fresh.custom)
+        return Measurement(evidence=summed)
+    if new.evidence is not None:
+        return new
+    if waiting.evidence is not None or (new.early is not None and waiting.error is not None):
+        return waiting
+    return new
 
 
 class WorkQueue:
     """Rollouts waiting to be reconciled, each at most once, soonest first; a measurement
-    waiting for a Rollout rides along with it. A Rollout handed out by ``get`` or ``pop_due``
-    is active until ``done``: meanwhile it is not handed out again, however often it is added.
+    waiting for a Rollout rides along with it (measurements arriving meanwhile are merged
+    into it: ``_merge``). A Rollout handed out by ``get`` or ``pop_due`` is active until
+    ``done``: meanwhile it is not handed out again, however often it is added.
 
     Among Rollouts already due, those with counts to judge go first (up to
-    ``URGENT_IN_A_ROW`` at a time): when the workers fall behind, a tick's measurement that
-    would roll a bad canary back does not wait behind every overdue routine requeue."""
+    ``URGENT_IN_A_ROW`` at a time), and of those an early look that fails (a rollback) before
+    a window: when the workers fall behind, a tick's measurement that would roll a bad canary
+    back does not wait behind every overdue routine requeue, nor behind every window."""
 
     def __init__(
         self, clock: Clock, on_wait: Callable[[float, bool], None] = lambda _s, _v: None
@@ -86,7 +121,7 @@ class WorkQueue:
         self._clock = clock
         self._on_wait = on_wait
         self._heap: list[_Item] = []
-        self._urgent: list[_Item] = []
+        self._lanes: tuple[list[_Item], list[_Item]] = ([], [])  # see ``_lane``
         self._due: dict[Ref, datetime] = {}
         self._measurements: dict[Ref, Measurement] = {}
         self._active: set[Ref] = set()
@@ -101,22 +136,24 @@ class WorkQueue:
         """Reconcile ``ref`` after ``after`` (sooner if it is already queued sooner)."""
         due = self._clock.now() + after
         with self._cond:
-            if measurement is not None and not (
-                measurement.early is not None and ref in self._measurements
-            ):  # an early look never displaces a window or an error waiting to be served
-                self._measurements[ref] = measurement
+            if measurement is not None:
+                self._measurements[ref] = _merge(self._measurements.get(ref), measurement)
             if ref in self._due and self._due[ref] <= due:
-                if _urgent(measurement):
-                    heapq.heappush(self._urgent, self._item(self._due[ref], ref))
+                lane = _lane(self._measurements.get(ref))
+                if measurement is not None and lane is not None:
+                    heapq.heappush(self._lanes[lane], self._item(self._due[ref], ref))
                 return
             self._push(ref, due)
             self._cond.notify()
 
     def give_back(self, ref: Ref, measurement: Measurement) -> None:
         """Let the next reconcile of ``ref`` have ``measurement`` again (its reconcile failed
-        before recording what it decided), unless a newer measurement is already waiting."""
+        before recording what it decided), merged with a newer one already waiting."""
         with self._cond:
-            self._measurements.setdefault(ref, measurement)
+            waiting = self._measurements.get(ref)
+            self._measurements[ref] = (
+                measurement if waiting is None else _merge(measurement, waiting)
+            )
 
     def get(self, stop: StopSignal, idle: float = 1.0) -> tuple[Ref, Measurement | None] | None:
         """The next due Rollout and its measurement; None when stopping."""
@@ -159,8 +196,9 @@ class WorkQueue:
     def _push(self, ref: Ref, due: datetime) -> None:
         self._due[ref] = due
         heapq.heappush(self._heap, self._item(due, ref))
-        if _urgent(self._measurements.get(ref)):
-            heapq.heappush(self._urgent, self._item(due, ref))
+        lane = _lane(self._measurements.get(ref))
+        if lane is not None:
+            heapq.heappush(self._lanes[lane], self._item(due, ref))
 
     def _item(self, due: datetime, ref: Ref) -> _Item:
         self._added += 1
@@ -181,18 +219,23 @@ class WorkQueue:
         return None
 
     def _next_urgent(self) -> Ref | None:
-        """The soonest due Rollout with counts to judge, if one is due now."""
-        while self._urgent:
-            top = self._urgent[0]
-            due = self._due.get(top.ref)
-            if (
-                due is None
-                or top.ref in self._active
-                or not _urgent(self._measurements.get(top.ref))
-            ):
-                heapq.heappop(self._urgent)  # handed out, held back, or its counts served
-                continue
-            return top.ref if due <= self._clock.now() else None
+        """The soonest due Rollout of the first lane that has one due now: a failing early
+        look, else a window's counts."""
+        now = self._clock.now()
+        for number, lane in enumerate(self._lanes):
+            while lane:
+                top = lane[0]
+                due = self._due.get(top.ref)
+                if (
+                    due is None
+                    or top.ref in self._active
+                    or _lane(self._measurements.get(top.ref)) != number
+                ):
+                    heapq.heappop(lane)  # handed out, held back, served, or in the other lane
+                    continue
+                if due <= now:
+                    return top.ref
+                break
         return None
 
     def _pop(self) -> tuple[Ref, Measurement | None]:
@@ -371,7 +414,8 @@ class Controller:
     def measure(self) -> None:
         """One Prometheus query for every Rollout being judged; wake those whose window is
         complete (``canary.core.measuring``) with the counts they served in it, and those
-        with new counts since their weight changed for an early, fail-only look."""
+        whose new counts since their weight changed fail the early, fail-only look (a look
+        that passes would change nothing: it wakes no one)."""
         with self._lock:
             judged = measuring.judged(self._measuring)
         if not judged:
@@ -388,11 +432,11 @@ class Controller:
             self._measuring, ready = measuring.advance(
                 self._measuring, snapshot, self._clock.now(), asked=judged.keys()
             )
-            plans = measuring.judged(self._measuring)
-            early = measuring.early(self._measuring)
+            state = self._measuring  # frozen: judged outside the lock
+        plans = measuring.judged(state)
         for key, counts in ready.items():
             self._wake_measured(Ref(*key), plans[key], counts)
-        for key, counts in early.items():
+        for key, counts in measuring.failing_early(state).items():
             self.queue.add(Ref(*key), measurement=Measurement(early=counts))
 
     def _wake_measured(self, ref: Ref, plan: Plan, counts: judge.Evidence) -> None:

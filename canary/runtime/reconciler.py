@@ -223,7 +223,9 @@ class Reconciler:
                 else [Problem("", str(error))]
             )
             return self._invalid(rollout, problems, bound)
-        report = measuring.Reconciled.of(plan, decision.status.phase, weight, ready)
+        report = measuring.Reconciled.of(
+            plan, decision.status.phase, weight, ready, measuring.Look.of(decision.status)
+        )
         return Result(
             decision.requeue_after,
             report,
@@ -436,7 +438,7 @@ class Reconciler:
         bound.warning("route_refused", weight=refused.weight, live=live, error=reason)
         if status != rollout.status:
             self._write(rollout, status)
-        report = measuring.Reconciled.of(plan, status.phase, None, ready)
+        report = measuring.Reconciled.of(plan, status.phase, None, ready, measuring.Look.of(status))
         return Result(RETRY_REFUSED, report, error=RouteRefused.__name__)
 
     def _outboxed(

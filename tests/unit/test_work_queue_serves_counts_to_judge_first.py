@@ -1,7 +1,8 @@
 """When the workers fall behind, a Rollout with counts to judge (a window's or an early look's)
 is handed out before Rollouts that are merely due, however long those have waited — three at a
 time, then one routine Rollout, so neither kind starves. A measurement that is only an error
-(metrics unavailable) is routine, and nothing is handed out before it is due."""
+(metrics unavailable) is routine, and nothing is handed out before it is due. Of the urgent ones,
+a failing early look (a rollback) goes first; measurements that wait are merged, never dropped."""
 
 from __future__ import annotations
 
@@ -67,3 +68,44 @@ def test_urgent_work_is_not_handed_out_before_it_is_due_or_while_active() -> Non
     assert queue.pop_due() is None
     queue.done(later)
     assert queue.get(stop) == (later, WINDOW)
+
+
+def test_a_failing_early_look_goes_before_windows_that_were_due_sooner() -> None:
+    """The tick queues an early look only when it fails (a rollback): it goes before windows
+    of other Rollouts that have waited longer."""
+    clock = FakeClock(T0)
+    queue = WorkQueue(clock)
+    for name in ("w1", "w2"):
+        queue.add(Ref("n", name), measurement=WINDOW)
+    clock.advance(timedelta(seconds=20))
+    queue.add(Ref("n", "bad"), measurement=EARLY)
+    assert _drain(queue) == ["bad", "w1", "w2"]
+
+
+def test_windows_that_wait_add_up_and_nothing_measured_is_dropped() -> None:
+    """Workers behind: a second window of a Rollout still waiting adds its counts to the
+    first (consecutive windows at one weight), custom metrics from the newer; a metrics error
+    or an early look arriving after a window leaves the window's counts; a failed reconcile's
+    window given back joins the one that arrived meanwhile."""
+    clock = FakeClock(T0)
+    queue = WorkQueue(clock)
+    a, b = Ref("n", "a"), Ref("n", "b")
+    newer = judge.Evidence(judge.Arm(10, 5), judge.Arm(90, 0), {"p": 2.0})
+    queue.add(
+        a,
+        measurement=Measurement(evidence=judge.Evidence(COUNTS.canary, COUNTS.stable, {"p": 1.0})),
+    )
+    queue.add(a, measurement=Measurement(evidence=newer))
+    queue.add(a, measurement=Measurement(error="Prometheus is down"))
+    queue.add(a, measurement=EARLY)
+    summed = judge.Evidence(judge.Arm(110, 55), judge.Arm(990, 1), {"p": 2.0})
+    assert queue.pop_due() == (a, Measurement(evidence=summed))
+    queue.add(a, measurement=Measurement(evidence=newer))  # the next tick, while a worker has it
+    queue.give_back(a, Measurement(evidence=summed))  # its reconcile failed
+    queue.done(a)
+    total = judge.Evidence(judge.Arm(120, 60), judge.Arm(1080, 1), {"p": 2.0})
+    assert queue.pop_due() == (a, Measurement(evidence=total))
+    queue.add(b, measurement=Measurement(error="Prometheus is down"))
+    queue.add(b, measurement=EARLY)  # an early look does not hide the outage
+    queue.add(b, measurement=WINDOW)  # a window does: counts came back
+    assert queue.pop_due() == (b, WINDOW)

@@ -1,0 +1,91 @@
+"""The measuring tick takes the judge's early, fail-only look itself, with the step and weight
+each Rollout's last reconcile reported: it wakes a Rollout only when the look fails (a look that
+does not fail changes nothing, and at N = 1000 such looks were most of the workers' load). The
+tick's decision must be the reconcile's: over random counts, the tick wakes exactly the
+Rollouts whose reconcile, handed those counts, fails the step. Deterministic (seeded): no
+false-failure rate."""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from canary.core import evidence, judge, measuring
+from canary.core import plan as plan_mod
+from canary.runtime import reconciler as rec
+from canary.runtime.controller import Controller
+from tests.unit.test_reconciler_and_controller_drive_releases import World, _controlled, _pod
+
+SETTLING = timedelta(seconds=5)
+"""Within the 12 s settle time: the tick's counts make no window, only an early look."""
+
+
+def _tick_twice(
+    requests: int, failures: int, stable: tuple[int, int] = (1000, 1)
+) -> tuple[World, Controller, judge.Evidence]:
+    """Two Rollouts at their first step; the tick's baseline, then ``requests`` canary
+    requests with ``failures`` failures (and stable's) within the settle time. The world, its
+    controller, and the counts the second tick saw."""
+    world, _, controller, metrics = _controlled()
+    first = dict([_pod("t", "podinfo", "s1", 100, 0), _pod("t", "podinfo-canary", "c1", 10, 0)])
+    metrics.pods = first
+    controller.measure()
+    world.clock.advance(SETTLING)
+    second = dict(
+        [
+            _pod("t", "podinfo", "s1", 100 + stable[0], stable[1]),
+            _pod("t", "podinfo-canary", "c1", 10 + requests, failures),
+        ]
+    )
+    metrics.pods = second
+    controller.measure()
+    baseline, _ = evidence.advance(None, first)
+    _, deltas = evidence.advance(baseline, second)
+    counts = judge.Evidence(deltas[("t", "podinfo-canary")], deltas[("t", "podinfo")])
+    return world, controller, counts
+
+
+def test_a_healthy_canarys_look_wakes_no_one_and_a_failing_ones_is_rolled_back() -> None:
+    world, controller, _ = _tick_twice(200, 0)
+    assert len(controller.queue) == 0  # before: woken on every tick, to decide nothing
+    world, controller, counts = _tick_twice(200, 120)
+    item = controller.queue.get(threading.Event())
+    assert item == (world.ref, rec.Measurement(early=counts))
+    controller.work(*item)
+    assert world.phase() == "RollingBack"
+    assert world.route_weight() == 0
+
+
+def test_a_rollout_with_no_step_reported_is_woken_for_its_reconcile_to_look() -> None:
+    """A track without the step (a report from before the step was known) keeps the old way."""
+    state = measuring.State()
+    built = plan_mod.build(_controlled()[0].rollout, None)
+    healthy = judge.Evidence(judge.Arm(100), judge.Arm(900))
+    track = measuring.Track(plan=built, judged=True, early=healthy, early_fresh=True)
+    state = replace(state, tracks={("t", "podinfo-2"): track})
+    assert measuring.failing_early(state) == {("t", "podinfo-2"): healthy}
+    looked = replace(track, look=measuring.Look(0, 10))
+    assert measuring.failing_early(replace(state, tracks={("t", "podinfo-2"): looked})) == {}
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_tick_wakes_exactly_the_rollouts_their_reconcile_would_fail(seed: int) -> None:
+    """Random canary failure counts around the early look's boundary (stable: 0.1% errors):
+    woken by the tick if and only if a reconcile handed the same counts fails the step."""
+    rng = random.Random(seed)
+    outcomes = set()
+    for _ in range(25):
+        requests = rng.randint(1, 400)
+        failures = rng.randint(0, min(requests, max(1, requests // 4)))
+        _, controller, counts = _tick_twice(requests, failures)
+        woken = len(controller.queue) == 1
+        twin, twin_controller, _ = _tick_twice(requests, failures)
+        twin_controller.work(twin.ref, rec.Measurement(early=counts))
+        failed = twin.phase() == "RollingBack"
+        assert woken == failed, (requests, failures)
+        outcomes.add(failed)
+    assert outcomes == {True, False}  # the boundary was crossed both ways
