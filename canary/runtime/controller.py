@@ -102,6 +102,14 @@ def _merge(waiting: Measurement | None, new: Measurement) -> Measurement:
     return new
 
 
+OUTAGE_TICKS = 2
+"""How many measuring ticks in a row must fail to read Prometheus before each judged Rollout
+is told (``Healthy=Unknown MetricsUnavailable``, and ``analysis.unavailable``'s deadline
+starts). A single failed tick loses no counts: the next snapshot's deltas reach back to the
+last one that came. Telling every judged Rollout costs a status write each: at N = 1000 one
+timed-out query every half minute took most of what the API server could write."""
+
+
 class WorkQueue:
     """Rollouts waiting to be reconciled, each at most once, soonest first; a measurement
     waiting for a Rollout rides along with it (measurements arriving meanwhile are merged
@@ -298,6 +306,7 @@ class Controller:
         self._watchers: dict[tuple[str, str], Ref] = {}
         self._watching: dict[Ref, tuple[str, str]] = {}
         self.reconciles = 0
+        self._failed_ticks = 0  # measuring ticks in a row that could not read Prometheus
 
     # -- waking Rollouts -------------------------------------------------------------------
 
@@ -415,7 +424,9 @@ class Controller:
         """One Prometheus query for every Rollout being judged; wake those whose window is
         complete (``canary.core.measuring``) with the counts they served in it, and those
         whose new counts since their weight changed fail the early, fail-only look (a look
-        that passes would change nothing: it wakes no one)."""
+        that passes would change nothing: it wakes no one). When Prometheus cannot be read
+        for ``OUTAGE_TICKS`` ticks in a row, every judged Rollout is told. Called by one
+        thread at a time (the scheduler's tick job)."""
         with self._lock:
             judged = measuring.judged(self._measuring)
         if not judged:
@@ -424,10 +435,19 @@ class Controller:
         try:
             snapshot = self._metrics.snapshot(sorted(arms, key=str))
         except MetricsUnavailable as error:
-            log.warning("metrics_unavailable", error=str(error))
-            for key in judged:
-                self.queue.add(Ref(*key), measurement=Measurement(error=str(error)))
+            self._failed_ticks += 1
+            told = self._failed_ticks >= OUTAGE_TICKS
+            log.warning(
+                "metrics_unavailable",
+                error=str(error),
+                ticks_in_a_row=self._failed_ticks,
+                rollouts_told=len(judged) if told else 0,
+            )
+            if told:
+                for key in judged:
+                    self.queue.add(Ref(*key), measurement=Measurement(error=str(error)))
             return
+        self._failed_ticks = 0
         with self._lock:
             self._measuring, ready = measuring.advance(
                 self._measuring, snapshot, self._clock.now(), asked=judged.keys()

@@ -314,7 +314,8 @@ def _controlled(rollout: Rollout | None = None) -> tuple[World, Ref, Controller,
 
 def test_measuring_tick_batches_and_waits_for_the_new_weight() -> None:
     """Every judged Rollout is measured; counts right after a weight change are ignored until
-    Prometheus has scraped the new weight; an outage is passed on as an error to each."""
+    Prometheus has scraped the new weight; an outage of two ticks in a row is passed on as an
+    error to each."""
     world, other, controller, metrics = _controlled()
     stop = threading.Event()
     metrics.pods = dict(
@@ -338,11 +339,48 @@ def test_measuring_tick_batches_and_waits_for_the_new_weight() -> None:
     assert (tick.evidence.canary.requests, tick.evidence.stable.requests) == (50, 200)
     metrics.available = False
     controller.measure()
+    assert len(controller.queue) == 0  # one failed tick loses no counts: nobody is told
+    controller.measure()
     errors = [controller.queue.get(stop), controller.queue.get(stop)]
     assert {e[0] for e in errors if e is not None} == {world.ref, other}
     assert all(e is not None and e[1] is not None and "fake://" in str(e[1].error) for e in errors)
     assert world.route_weight() == 10
     assert ("podinfo-2", "StepAdvanced") in world.events.events
+
+
+def test_one_failed_tick_is_not_an_outage_and_its_counts_come_with_the_next() -> None:
+    """A tick that cannot read Prometheus, between two that can, tells no Rollout (it would
+    cost each a status write) and loses nothing: the next reading's counts cover its span. A
+    success in between starts the count of failed ticks again."""
+    world, _, controller, metrics = _controlled()
+    metrics.pods = dict(
+        [_pod("t", "podinfo", "s1", 100, 0), _pod("t", "podinfo-canary", "c1", 10, 0)]
+    )
+    controller.measure()
+    world.clock.advance(timedelta(seconds=16))
+    metrics.available = False
+    controller.measure()
+    assert len(controller.queue) == 0
+    world.clock.advance(timedelta(seconds=5))
+    metrics.available = True
+    metrics.pods = dict(
+        [_pod("t", "podinfo", "s1", 300, 1), _pod("t", "podinfo-canary", "c1", 60, 0)]
+    )
+    controller.measure()
+    item = controller.queue.pop_due()
+    assert item is not None
+    assert item[0] == world.ref
+    assert item[1] is not None
+    assert item[1].evidence is not None
+    assert (item[1].evidence.canary.requests, item[1].evidence.stable.requests) == (50, 200)
+    controller.queue.done(world.ref)
+    metrics.available = False
+    controller.measure()
+    metrics.available = True
+    controller.measure()
+    metrics.available = False
+    controller.measure()
+    assert controller.queue.pop_due() is None
 
 
 def test_changes_to_a_rollouts_deployments_wake_it() -> None:
