@@ -99,6 +99,7 @@ class Setup:
     workers: int = 4
     kube_qps: float = 20.0  # the controller's client-side rate limit (its defaults)
     kube_burst: int = 30
+    prometheus_timeout: str = "10s"  # the controller's --prometheus-timeout (its default)
     rps: int = 20
     timeout: float = 900.0
     steady: float = 20.0  # seconds of the steady-state window (no Rollout changing phase)
@@ -518,7 +519,8 @@ class Harness:
              "--tick", setup.tick, "--no-leader-elect", "--http-address", "127.0.0.1",
              "--http-port", str(port),
              "--workers", str(setup.workers), "--kube-qps", str(setup.kube_qps),
-             "--kube-burst", str(setup.kube_burst), "--log-level", setup.log_level],
+             "--kube-burst", str(setup.kube_burst), "--log-level", setup.log_level,
+             "--prometheus-timeout", setup.prometheus_timeout],
             workdir / "controller.log", {**child_env, "KUBECONFIG": str(controller_kubeconfig)},
         )  # fmt: skip
         self.stop = threading.Event()
@@ -1131,6 +1133,10 @@ def main() -> int:
     parser.add_argument(
         "--kube-burst", type=int, default=30, help="the controller's --kube-burst (default 30)"
     )
+    parser.add_argument(
+        "--prometheus-timeout", default="10s",
+        help="the controller's --prometheus-timeout (default 10s)",
+    )  # fmt: skip
     parser.add_argument("--timeout", type=float, default=900, help="seconds a round may take")
     parser.add_argument("--soak", type=float, metavar="MINUTES", help="soak for MINUTES instead")
     parser.add_argument(
@@ -1160,12 +1166,17 @@ def main() -> int:
             if value != default
         )
         + ("" if args.router == "HTTPRoute" else f" --router {args.router}")
+        + (
+            ""
+            if args.prometheus_timeout == "10s"
+            else f" --prometheus-timeout {args.prometheus_timeout}"
+        )
     )
     if args.soak:
         setup = Setup(
             sizes[0], f"soak-{int(time.time())}", args.interval, timeout=args.timeout,
             workers=args.workers, kube_qps=args.kube_qps, kube_burst=args.kube_burst,
-            warm=args.warm,
+            warm=args.warm, prometheus_timeout=args.prometheus_timeout,
         )  # fmt: skip
         found = soak(setup, kubeconfig, env, work / "soak", args.soak)
         rounds, samples = found.rounds, found.samples
@@ -1201,7 +1212,7 @@ def main() -> int:
         setup = Setup(
             n, f"scale-{n}-{int(time.time())}", args.interval, timeout=args.timeout,
             workers=args.workers, kube_qps=args.kube_qps, kube_burst=args.kube_burst,
-            router=args.router, warm=args.warm,
+            router=args.router, warm=args.warm, prometheus_timeout=args.prometheus_timeout,
         )  # fmt: skip
         report = run(setup, kubeconfig, env, work / str(n))
         print(table([report], 5.0), timeline(report), f"workers took Rollouts: {waits(report)}",
@@ -1212,8 +1223,8 @@ def main() -> int:
     text = (
         f"{SCALE}\n\n`make bench-scale` (`{command}`), {_machine()}. "
         f"Analysis interval {args.interval}, tick 5s, {args.workers} workers, --kube-qps "
-        f"{args.kube_qps:g}/--kube-burst {args.kube_burst}, 10% bad, default steps, "
-        f"router {args.router}.\n\n"
+        f"{args.kube_qps:g}/--kube-burst {args.kube_burst}, --prometheus-timeout "
+        f"{args.prometheus_timeout}, 10% bad, default steps, router {args.router}.\n\n"
         f"{table(reports, 5.0)}\n\n"
         + "How late the workers took Rollouts (`canary_workqueue_wait_seconds`):\n\n"
         + "\n".join(f"- N = {r.n}: {waits(r)}." for r in reports)

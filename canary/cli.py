@@ -36,7 +36,7 @@ from canary.adapters.kube.lease import KubeLease
 from canary.adapters.kube.rollouts import KubeRolloutStore
 from canary.adapters.kube.secrets import KubeSecrets
 from canary.adapters.kube.workloads import KubeWorkloads
-from canary.adapters.metrics.prometheus import PrometheusMetrics
+from canary.adapters.metrics.prometheus import TIMEOUT_SECONDS, PrometheusMetrics
 from canary.adapters.notifiers.policy import PolicyNotifier
 from canary.adapters.notifiers.slack import SlackWebApi
 from canary.adapters.routers.httproute import HTTPRouteRouter
@@ -49,7 +49,7 @@ from canary.console import Console
 from canary.core import chat, commands, lint, outbound, release
 from canary.core.vocabulary import CommandKind
 from canary.errors import CanaryError
-from canary.model.base import parse_duration
+from canary.model.base import format_duration, parse_duration
 from canary.model.policy import Notification
 from canary.model.rollout import Rollout, merge_policy
 from canary.ports import MetricProvider, Ref, RolloutStore, TrafficRouter, Workloads
@@ -417,6 +417,10 @@ def _run_arguments_refused(args: argparse.Namespace) -> str | None:
         return f"--outbound-allow: {error}"
     if not args.prometheus_url:
         return "--prometheus-url (or PROMETHEUS_URL) is required"
+    if args.prometheus_timeout <= timedelta(0):
+        return (
+            f"--prometheus-timeout must be above 0 (got {format_duration(args.prometheus_timeout)})"
+        )
     if args.workers < 1:
         return f"--workers must be at least 1 (got {args.workers})"
     try:
@@ -475,7 +479,9 @@ def _controller_ports(
         "HTTPRoute": HTTPRouteRouter(cache.route_objects),
         "TrafficSplit": TrafficSplitRouter(cache.route_objects),
     }
-    metrics: MetricProvider = PrometheusMetrics(args.prometheus_url)
+    metrics: MetricProvider = PrometheusMetrics(
+        args.prometheus_url, timeout=args.prometheus_timeout.total_seconds()
+    )
     if tape is None:
         return _Ports(store, workloads, routers, metrics)
     return _Ports(
@@ -695,6 +701,15 @@ def _add_run_command(sub: Any) -> None:
         "--prometheus-url",
         default=os.environ.get("PROMETHEUS_URL"),
         help="Prometheus that scrapes the Linkerd proxies (default: $PROMETHEUS_URL)",
+    )
+    cmd.add_argument(
+        "--prometheus-timeout",
+        type=_argument_type(parse_duration),
+        default=timedelta(seconds=TIMEOUT_SECONDS),
+        metavar="DURATION",
+        help=f"how long a Prometheus query may take (default {TIMEOUT_SECONDS:.0f}s). A query "
+        "that times out is not sent again: its tick is lost. Raise it when "
+        'canary_prometheus_query_duration_seconds{query="snapshot"} nears it',
     )
     cmd.add_argument(
         "--watch-namespace",

@@ -62,6 +62,7 @@ def test_deploy_is_the_chart_rendered_with_default_values() -> None:
         (["--set", "replicas=0"], "replicas"),
         (["--set", "watchNamespaces={Team_A}"], "watchNamespaces"),
         (["--set", "controller.tick=soon"], "tick"),
+        (["--set", "prometheus.timeout=soon"], "timeout"),
         (["--set", "replica=2"], "replica"),
         (["--set", "slack.identities.users.alice.username=alice"], "alice"),
         (["--set", "controller.workers=0"], "workers"),
@@ -136,6 +137,18 @@ def test_workers_and_the_api_rate_limit_reach_the_controllers_arguments(helm: An
         "--kube-qps=50.5",
         "--kube-burst=100",
     ]
+
+
+def test_the_prometheus_timeout_reaches_the_controllers_arguments(helm: Any) -> None:
+    """prometheus.timeout becomes --prometheus-timeout (10s by default)."""
+
+    def args(*values: str) -> list[str]:
+        (deployment,) = [d for d in _render(helm, *values) if d["kind"] == "Deployment"]
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        return [a for a in container["args"] if a.startswith("--prometheus-timeout")]
+
+    assert args() == ["--prometheus-timeout=10s"]
+    assert args("--set", "prometheus.timeout=30s") == ["--prometheus-timeout=30s"]
 
 
 def test_a_namespaced_rendering_grants_only_the_listed_namespaces(helm: Any) -> None:
