@@ -140,6 +140,9 @@ class Report:
     history: dict[str, list[tuple[float, str]]] = field(default_factory=dict)
     """Rollout → (seconds from the round's start, phase) at each first look in a phase."""
     snapshots: float = 0.0
+    prometheus_snapshots: list[dict[str, float]] | None = None
+    """Prometheus' own timings (its query log's ``stats.timings``, seconds) of each counters
+    query of this run's namespace it ran during the round; None without a query log."""
     ticks: float = 0.0
     value_queries: float = 0.0
     query_seconds: float = 0.0
@@ -456,6 +459,72 @@ def metric_samples(text: str) -> dict[str, float]:
     return found
 
 
+def query_log_size(path: str | None) -> int:
+    """Where the next line of Prometheus' query log will start (0 when there is none yet)."""
+    try:
+        return os.path.getsize(path) if path else 0
+    except FileNotFoundError:
+        return 0
+
+
+def counters_queries(
+    path: str | None, offset: int, namespace: str
+) -> list[dict[str, float]] | None:
+    """The timings Prometheus logged, after byte ``offset`` of its query log at ``path``, for
+    each counters query (the controller's one query a tick) that asked for ``namespace``'s
+    pods; None when there is no query log."""
+    if not path or not os.path.exists(path):
+        return None
+    found = []
+    with open(path, "rb") as log:
+        log.seek(offset)
+        for line in log:
+            try:
+                entry = json.loads(line)
+            except ValueError:  # a line still being written
+                continue
+            query = entry.get("params", {}).get("query", "")
+            if "response_latency_ms_bucket" in query and namespace in query:
+                found.append(entry.get("stats", {}).get("timings", {}))
+    return found
+
+
+def prometheus_account(report: Report) -> str:
+    """How many counters queries Prometheus ran and how long they took by its own timings,
+    against the controller's count and its own wait for the answers."""
+    logged = report.prometheus_snapshots
+    if logged is None:
+        return "Prometheus' query log: none (no PROMETHEUS_QUERY_LOG)"
+
+    def spread(key: str) -> str:
+        values = [t.get(key, 0.0) for t in logged]
+        if not values:
+            return "-"
+        return f"{statistics.median(values):.3f} / {_quantile(values, 0.9):.3f}"
+
+    waited = report.query_seconds / report.snapshots if report.snapshots else 0.0
+    return (
+        f"Prometheus logged {len(logged)} counters queries of this run (the controller counted "
+        f"{report.snapshots:.0f} answered); Prometheus' own time a query, median / p90 s: "
+        f"total {spread('execTotalTime')}, queued {spread('execQueueTime')}, evaluating "
+        f"{spread('evalTotalTime')} (of it the selection and sums {spread('innerEvalTime')}); "
+        f"the controller waited {waited:.3f} s on average for an answer, read and parsed"
+    )
+
+
+def _count_work(report: Report, before: dict[str, float], after: dict[str, float]) -> None:
+    """The round's reconciles, queries and workers' waits, from two reads of the controller's
+    /metrics."""
+    report.reconciles = after["canary_reconcile_total"] - before["canary_reconcile_total"]
+    snapshot = 'canary_prometheus_query_duration_seconds_count{query="snapshot"}'
+    value = 'canary_prometheus_query_duration_seconds_count{query="value"}'
+    total = 'canary_prometheus_query_duration_seconds_sum{query="snapshot"}'
+    report.snapshots = after.get(snapshot, 0) - before.get(snapshot, 0)
+    report.value_queries = after.get(value, 0) - before.get(value, 0)
+    report.query_seconds = after.get(total, 0) - before.get(total, 0)
+    report.waits = {work: wait_buckets(before, after, work) for work in ("verdict", "routine")}
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -624,6 +693,8 @@ class Harness:
         metrics_before = _controller_metrics(self.url)
         cpu_before = self.controller.cpu_seconds()
         groups_before = self.group_cpu()
+        query_log = self.env.get("PROMETHEUS_QUERY_LOG")
+        logged_before = query_log_size(query_log)
         started = time.monotonic()
         _start_rollouts(self.api, setup, version)
         watch = _Watch(self, started)
@@ -636,21 +707,11 @@ class Harness:
                 report.missed_looks += 1
                 print(f"look missed ({error}); {report.missed_looks} so far", flush=True)
         report.seconds = time.monotonic() - started
+        report.prometheus_snapshots = counters_queries(query_log, logged_before, setup.namespace)
         report.requests = apiserver_requests(self.api) - requests_before
         report.controller_requests = self.audit.requests() - controller_before
         metrics = _controller_metrics(self.url)
-        report.reconciles = (
-            metrics["canary_reconcile_total"] - metrics_before["canary_reconcile_total"]
-        )
-        snapshot = 'canary_prometheus_query_duration_seconds_count{query="snapshot"}'
-        value = 'canary_prometheus_query_duration_seconds_count{query="value"}'
-        total = 'canary_prometheus_query_duration_seconds_sum{query="snapshot"}'
-        report.snapshots = metrics.get(snapshot, 0) - metrics_before.get(snapshot, 0)
-        report.value_queries = metrics.get(value, 0) - metrics_before.get(value, 0)
-        report.query_seconds = metrics.get(total, 0) - metrics_before.get(total, 0)
-        report.waits = {
-            work: wait_buckets(metrics_before, metrics, work) for work in ("verdict", "routine")
-        }
+        _count_work(report, metrics_before, metrics)
         report.peak_rss_mb = self.rss_mb("VmHWM")
         report.cpu_seconds = self.controller.cpu_seconds() - cpu_before
         report.component_cpu = {
@@ -1216,7 +1277,7 @@ def main() -> int:
         )  # fmt: skip
         report = run(setup, kubeconfig, env, work / str(n))
         print(table([report], 5.0), timeline(report), f"workers took Rollouts: {waits(report)}",
-              f"looks missed: {report.missed_looks}",
+              f"looks missed: {report.missed_looks}", prometheus_account(report),
               steady_account(report), cpu_table([report]), report.diagnosis, sep="\n",
               flush=True)  # fmt: skip
         reports.append(report)
@@ -1228,6 +1289,8 @@ def main() -> int:
         f"{table(reports, 5.0)}\n\n"
         + "How late the workers took Rollouts (`canary_workqueue_wait_seconds`):\n\n"
         + "\n".join(f"- N = {r.n}: {waits(r)}." for r in reports)
+        + "\n\nThe counters queries by Prometheus' query log:\n\n"
+        + "\n".join(f"- N = {r.n}: {prometheus_account(r)}." for r in reports)
         + "\n"
     )
     if cpu := cpu_table(reports):

@@ -223,7 +223,9 @@ class DevEnv:
                 )
 
         self.dir.prometheus_config.write_text(
-            prometheus.config(self.dir.targets_dir, ports["prometheus"])
+            prometheus.config(
+                self.dir.targets_dir, ports["prometheus"], self.dir.prometheus_query_log
+            )
         )
         prom = spawn(
             "prometheus",
@@ -359,6 +361,7 @@ class DevEnv:
             f"KUBECONFIG={self.dir.kubeconfig}",
             f"PROMETHEUS_URL=http://127.0.0.1:{ports['prometheus']}",
             f"PROMETHEUS_TARGETS_DIR={self.dir.targets_dir}",
+            f"PROMETHEUS_QUERY_LOG={self.dir.prometheus_query_log}",
             f"KUBECTL={toolset.kubectl}",
             f"HELM={toolset.helm}",
             f"AUDIT_LOG={self.dir.audit_log}",

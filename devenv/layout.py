@@ -96,6 +96,11 @@ class DevDir:
         return self.prometheus_dir / "prometheus.yml"
 
     @property
+    def prometheus_query_log(self) -> Path:
+        """Prometheus' log of every query it ran, with its own timings (JSON lines)."""
+        return self.prometheus_dir / "queries.log"
+
+    @property
     def targets_dir(self) -> Path:
         """File-discovery directory of the `linkerd-proxy` job (the mesh emulator fills it)."""
         return self.prometheus_dir / "targets"

@@ -3,7 +3,9 @@
 Called by `cluster`. The `linkerd-proxy` job finds its targets in a file-discovery directory that
 the mesh emulator fills with one JSON file per set of pods (labels such as `namespace`, `pod`,
 `deployment`, and `__metrics_path__` when a target needs another path); Prometheus rereads it
-every 5 s. Scrape and evaluation intervals are 10 s, as in linkerd-viz.
+every 5 s. Scrape and evaluation intervals are 10 s, as in linkerd-viz. Every query is logged
+to ``query_log`` with Prometheus' own timings (the scale benchmark counts and times the
+controller's queries there).
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ SCRAPE_INTERVAL = "10s"
 RETENTION = "6h"
 
 
-def config(targets_dir: Path, port: int) -> str:
+def config(targets_dir: Path, port: int, query_log: Path) -> str:
     return f"""\
 # Written by `python -m devenv up`; rewritten on every start.
 global:
   scrape_interval: {SCRAPE_INTERVAL}
   evaluation_interval: {SCRAPE_INTERVAL}
+  query_log_file: {query_log}
 scrape_configs:
   - job_name: linkerd-proxy
     honor_labels: false
