@@ -310,7 +310,7 @@ class Process:
 
     def __init__(self, argv: list[str], log: Path, env: dict[str, str] | None = None) -> None:
         self.log = log
-        with log.open("ab") as handle:
+        with log.open("wb") as handle:
             self.popen = subprocess.Popen(
                 argv, stdout=handle, stderr=subprocess.STDOUT, cwd=REPO,
                 start_new_session=True, env=env,

@@ -128,6 +128,14 @@ def kube_apiserver(setup: Setup) -> list[str]:
     ]
 
 
+KCM_API_QPS = 200
+"""kube-controller-manager's requests a second to the API server (its default is 20, burst 30).
+At 1000 Rollouts its Deployment and ReplicaSet controllers waited on that limit (201 s in all
+for its first 1,083 POSTs while the scale benchmark set up its apps), and canary pods came
+later than the 10-minute progress deadline: run N in docs/benchmarks.md rolled 204 good
+releases back for "canary not ready"."""
+
+
 def kube_controller_manager(setup: Setup) -> list[str]:
     keys = setup.keys
     return [
@@ -135,6 +143,8 @@ def kube_controller_manager(setup: Setup) -> list[str]:
         *_component_flags(setup, "kube-controller-manager"),
         # Each controller acts with its own ServiceAccount's RBAC rights, as in kubeadm.
         "--use-service-account-credentials=true",
+        f"--kube-api-qps={KCM_API_QPS}",
+        f"--kube-api-burst={2 * KCM_API_QPS}",
         f"--service-account-private-key-file={keys.service_account_key}",
         f"--root-ca-file={keys.ca.cert}",
         f"--cluster-signing-cert-file={keys.ca.cert}",
