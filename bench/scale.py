@@ -99,7 +99,7 @@ class Setup:
     workers: int = 4
     kube_qps: float = 20.0  # the controller's client-side rate limit (its defaults)
     kube_burst: int = 30
-    prometheus_timeout: str = "10s"  # the controller's --prometheus-timeout (its default)
+    prometheus_timeout: str = "30s"  # the controller's --prometheus-timeout (its default)
     rps: int = 20
     timeout: float = 900.0
     steady: float = 20.0  # seconds of the steady-state window (no Rollout changing phase)
@@ -1195,8 +1195,8 @@ def main() -> int:
         "--kube-burst", type=int, default=30, help="the controller's --kube-burst (default 30)"
     )
     parser.add_argument(
-        "--prometheus-timeout", default="10s",
-        help="the controller's --prometheus-timeout (default 10s)",
+        "--prometheus-timeout", default="30s",
+        help="the controller's --prometheus-timeout (default 30s)",
     )  # fmt: skip
     parser.add_argument("--timeout", type=float, default=900, help="seconds a round may take")
     parser.add_argument("--soak", type=float, metavar="MINUTES", help="soak for MINUTES instead")
@@ -1229,7 +1229,7 @@ def main() -> int:
         + ("" if args.router == "HTTPRoute" else f" --router {args.router}")
         + (
             ""
-            if args.prometheus_timeout == "10s"
+            if args.prometheus_timeout == "30s"
             else f" --prometheus-timeout {args.prometheus_timeout}"
         )
     )

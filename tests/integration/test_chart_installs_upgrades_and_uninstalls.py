@@ -140,15 +140,15 @@ def test_workers_and_the_api_rate_limit_reach_the_controllers_arguments(helm: An
 
 
 def test_the_prometheus_timeout_reaches_the_controllers_arguments(helm: Any) -> None:
-    """prometheus.timeout becomes --prometheus-timeout (10s by default)."""
+    """prometheus.timeout becomes --prometheus-timeout (30s by default)."""
 
     def args(*values: str) -> list[str]:
         (deployment,) = [d for d in _render(helm, *values) if d["kind"] == "Deployment"]
         (container,) = deployment["spec"]["template"]["spec"]["containers"]
         return [a for a in container["args"] if a.startswith("--prometheus-timeout")]
 
-    assert args() == ["--prometheus-timeout=10s"]
-    assert args("--set", "prometheus.timeout=30s") == ["--prometheus-timeout=30s"]
+    assert args() == ["--prometheus-timeout=30s"]
+    assert args("--set", "prometheus.timeout=1m") == ["--prometheus-timeout=1m"]
 
 
 def test_a_namespaced_rendering_grants_only_the_listed_namespaces(helm: Any) -> None:
