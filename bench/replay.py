@@ -7,7 +7,8 @@ written, weight set). :func:`replay` runs canary's real ``Controller`` (its meas
 ``canary.core.measuring`` windows) and real ``Reconciler`` (machine, judge) in virtual time, as
 the twin does (``bench.twin``): the Rollout lives in the contract-tested
 ``MemoryRolloutStore``, the clock is a ``VirtualClock`` set to the recorded times, and the
-Deployments, the route and Prometheus answer what the tape says they answered. The replay's
+Deployments, the route and Prometheus answer what the tape says they answered, and a write
+that failed live (lost a race, refused or failed by the API server) fails alike. The replay's
 own decisions are noted by the same recorders, so the two lists compare line for line.
 
 Used by ``tests/unit/test_twin_replays_live_releases.py`` on the tapes committed under
@@ -29,8 +30,9 @@ from bench.twin import NoEvents
 from canary.core import evidence, measuring
 from canary.core.plan import Plan
 from canary.core.vocabulary import Action, RouteState
-from canary.errors import MetricsUnavailable
+from canary.errors import ApiUnavailable, Conflict, MetricsUnavailable, Problem, WriteRefused
 from canary.model.rollout import Rollout, RolloutPolicy
+from canary.model.status import RolloutStatus
 from canary.ports import Arms, Ref, WorkloadState
 from canary.runtime.controller import Controller
 from canary.runtime.memory import MemoryRolloutStore, VirtualClock
@@ -44,6 +46,7 @@ from canary.runtime.recording import (
     RecordingStore,
     RecordingWorkloads,
     Tape,
+    failed,
     pods_from,
     stamp,
 )
@@ -71,17 +74,17 @@ class Decided:
 
 
 def decisions(entries: Iterable[Entry], began: datetime) -> list[Decided]:
-    """The decisions a tape records: statuses written (not those that lost a race) and route
-    weights set (not those the API server refused)."""
+    """The decisions a tape records: statuses written and route weights set (not the writes
+    that failed)."""
     out = []
     began_on: dict[str | None, float] = {}  # by the worker thread that noted it
     for e in entries:
         if e["kind"] == "reconcile":
             began_on[e.get("thread")] = (stamp(e["at"]) - began).total_seconds()
         seconds = began_on.get(e.get("thread"), 0.0)
-        if e["kind"] == "status" and not e.get("conflict"):
+        if e["kind"] == "status" and not failed(e):
             out.append(Decided(seconds, "status", (e["phase"], e["step"], e["weight"])))
-        elif e["kind"] == "weight" and "refused" not in e:
+        elif e["kind"] == "weight" and not failed(e):
             out.append(Decided(seconds, "weight", (e["canary"],)))
     return out
 
@@ -112,9 +115,34 @@ class _World:
         return world
 
 
+class _TapeStore(MemoryRolloutStore):
+    """The replay's Rollouts, whose status writes fail where the live ones did."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures: deque[Exception] = deque()
+
+    def write_status(self, rollout: Rollout, status: RolloutStatus) -> None:
+        if self.failures:
+            raise self.failures.popleft()
+        super().write_status(rollout, status)
+
+
+def _failure(e: Entry) -> Exception:
+    """The error a failed write's entry notes (``failure_fields`` read back)."""
+    what = e.get("rollout") or e.get("route")
+    if e.get("conflict"):
+        return Conflict(f"{what}: the live write lost a race")
+    if "refused" in e:
+        return WriteRefused([Problem("", e["refused"])])
+    return ApiUnavailable(e["unavailable"])
+
+
 @dataclass
 class _TapeWorkloads:
     world: _World
+    failures: dict[str, deque[Exception]] = field(default_factory=lambda: defaultdict(deque))
+    """By Rollout: how the next actions failed live, in order."""
 
     def observe(self, namespace: str, rollout: str, plan: Plan) -> WorkloadState:
         answers = self.world.workloads[f"{namespace}/{rollout}"]
@@ -123,12 +151,18 @@ class _TapeWorkloads:
         return answers.popleft()
 
     def apply(self, namespace: str, rollout: str, plan: Plan, action: Action) -> None:
-        """The live controller's action already happened in the cluster the tape recorded."""
+        """The live controller's action already happened in the cluster the tape recorded
+        (or failed: then it fails alike)."""
+        failures = self.failures[f"{namespace}/{rollout}"]
+        if failures:
+            raise failures.popleft()
 
 
 @dataclass
 class _TapeRouter:
     world: _World
+    failures: dict[str, deque[Exception]] = field(default_factory=lambda: defaultdict(deque))
+    """By route: how the next weight writes failed live, in order."""
 
     def observe(self, namespace: str, plan: Plan) -> RouteState | None:
         answers = self.world.routes[f"{namespace}/{plan.route_name}"]
@@ -139,7 +173,11 @@ class _TapeRouter:
         return answers.popleft()
 
     def set_weights(self, namespace: str, plan: Plan, canary: int) -> None:
-        """Taken: what the route then looked like is on the tape."""
+        """Taken, unless the live write in this reconcile failed: then it fails alike. What
+        the route then looked like is on the tape."""
+        failures = self.failures[f"{namespace}/{plan.route_name}"]
+        if failures:
+            raise failures.popleft()
 
 
 @dataclass
@@ -212,11 +250,13 @@ class _Replay:
         self.world = _World.of(entries)
         self.noted: list[Entry] = []
         tape = Tape(lambda line: self.noted.append(json.loads(line)), self.clock)
-        self.store = MemoryRolloutStore()
-        router = RecordingRouter(_TapeRouter(self.world), tape)
+        self.store = _TapeStore()
+        self.workloads = _TapeWorkloads(self.world)
+        self.router = _TapeRouter(self.world)
+        router = RecordingRouter(self.router, tape)
         reconciler = Reconciler(
             RecordingStore(self.store, tape),
-            RecordingWorkloads(_TapeWorkloads(self.world), tape),
+            RecordingWorkloads(self.workloads, tape),
             {"HTTPRoute": router, "TrafficSplit": router},
             NoEvents(),
             self.clock,
@@ -241,8 +281,14 @@ class _Replay:
                     self._tick(e)
                 case "reconcile":
                     self._begin(e)
-                case "status" if e.get("conflict"):
-                    self.store.conflicts += 1  # the live write lost a race: so does this one
+                # A write that failed live fails alike at the same call of that reconcile
+                # (noted before the reconcile ends, which is when the replay runs it).
+                case "status" if failed(e):
+                    self.store.failures.append(_failure(e))
+                case "weight" if failed(e):
+                    self.router.failures[e["route"]].append(_failure(e))
+                case "apply" if failed(e):
+                    self.workloads.failures[e["rollout"]].append(_failure(e))
                 case "reconciled":
                     self._reconcile(e)
         live = decisions(self.entries, self.began)
@@ -278,8 +324,7 @@ class _Replay:
         if given != recorded:
             self.differences.append(((start - self.began).total_seconds(), recorded, given))
         self.clock.current, self.timed.ends_at = start, stamp(e["at"])
-        self.controller.work(_ref(e), measurement)
-        self.controller.queue.done(_ref(e))
+        self.controller.serve(_ref(e), measurement)
         self.reconciles += 1
 
 

@@ -352,18 +352,22 @@ class Controller:
         """Reconcile queued Rollouts one at a time until ``stop`` (run it in several threads:
         the queue keeps them off each other's Rollouts)."""
         while (item := self.queue.get(stop)) is not None:
-            self._serve(*item)
+            self.serve(*item)
 
     def run_due(self) -> int:
         """Reconcile every Rollout due now, one at a time, without waiting; how many were
         reconciled. For a driver that moves its own clock (the benchmark's digital twin)."""
         done = 0
         while (item := self.queue.pop_due()) is not None:
-            self._serve(*item)
+            self.serve(*item)
             done += 1
         return done
 
-    def _serve(self, ref: Ref, measurement: Measurement | None) -> None:
+    def serve(self, ref: Ref, measurement: Measurement | None) -> None:
+        """Reconcile ``ref``, taken from the queue with ``measurement``, and hand it back to the
+        queue: requeued when its reconcile asked (later after failures), the measurement kept
+        for the retry when it failed. (The digital twin's replay serves recorded reconciles
+        through this too.)"""
         try:
             result = self.work(ref, measurement)
             if result.error is not None and measurement is not None:

@@ -12,8 +12,10 @@ with the controller's clock:
   which the measuring state changed;
 - ``rollout`` / ``policy``: the Rollout and its RolloutPolicy as first read;
 - ``workloads`` / ``route``: what the Deployments, Services and route looked like;
-- ``status`` / ``weight``: the decisions — each status written (phase, step, weight; a lost
-  race is marked) and each route weight set.
+- ``status`` / ``weight``: the decisions — each status written (phase, step, weight) and each
+  route weight set; ``apply``: each action on the Deployments and Services. A write that
+  failed is noted too, marked (:func:`failure_fields`): it lost a race, the API server refused
+  it, or the API server failed it.
 
 ``bench.replay`` reads a tape back and runs the real ``Controller`` and ``Reconciler`` on it in
 virtual time, answering every observation from the tape, and compares the decisions. The
@@ -35,7 +37,7 @@ from pydantic import TypeAdapter
 from canary.core import evidence
 from canary.core.plan import Plan
 from canary.core.vocabulary import Action, RouteState
-from canary.errors import Conflict, MetricsUnavailable, WriteRefused
+from canary.errors import ApiUnavailable, Conflict, MetricsUnavailable, WriteRefused
 from canary.model.rollout import Rollout, RolloutPolicy
 from canary.model.status import RolloutStatus
 from canary.ports import (
@@ -91,6 +93,25 @@ class Tape:
                 return False
             self._seen.add((kind, key))
             return True
+
+
+WriteFailed = (Conflict, WriteRefused, ApiUnavailable)
+"""The failures of a write that a tape notes (and a replay repeats)."""
+
+
+def failure_fields(error: Exception) -> dict[str, Any]:
+    """How a failed write is marked on its entry: ``conflict`` (it lost a race), ``refused``
+    (the API server's refusal) or ``unavailable`` (the API server failed it)."""
+    if isinstance(error, Conflict):
+        return {"conflict": True}
+    if isinstance(error, WriteRefused):
+        return {"refused": str(error)}
+    return {"unavailable": str(error)}
+
+
+def failed(entry: dict[str, Any]) -> bool:
+    """Whether a ``status``, ``weight`` or ``apply`` entry notes a write that failed."""
+    return bool(entry.get("conflict")) or "refused" in entry or "unavailable" in entry
 
 
 def pods_json(snapshot: evidence.Snapshot) -> list[list[Any]]:
@@ -156,9 +177,14 @@ class RecordingWorkloads:
         return state
 
     def apply(self, namespace: str, rollout: str, plan: Plan, action: Action) -> None:
-        """``inner`` applies ``action``; noted by its kind once done."""
-        self._inner.apply(namespace, rollout, plan, action)
-        self._tape.note("apply", rollout=f"{namespace}/{rollout}", action=type(action).__name__)
+        """``inner`` applies ``action``; noted by its kind once done (or failed, marked)."""
+        noted = {"rollout": f"{namespace}/{rollout}", "action": type(action).__name__}
+        try:
+            self._inner.apply(namespace, rollout, plan, action)
+        except WriteFailed as error:
+            self._tape.note("apply", **noted, **failure_fields(error))
+            raise
+        self._tape.note("apply", **noted)
 
 
 class RecordingRouter:
@@ -176,12 +202,12 @@ class RecordingRouter:
         return state
 
     def set_weights(self, namespace: str, plan: Plan, canary: int) -> None:
-        """``inner`` sets the weight; noted (with the refusal when the API server refused)."""
+        """``inner`` sets the weight; noted (a failed write marked as such)."""
         route = f"{namespace}/{plan.route_name}"
         try:
             self._inner.set_weights(namespace, plan, canary)
-        except WriteRefused as refused:
-            self._tape.note("weight", route=route, canary=canary, refused=str(refused))
+        except WriteFailed as error:
+            self._tape.note("weight", route=route, canary=canary, **failure_fields(error))
             raise
         self._tape.note("weight", route=route, canary=canary)
 
@@ -215,8 +241,7 @@ class RecordingStore:
         return policy
 
     def write_status(self, rollout: Rollout, status: RolloutStatus) -> None:
-        """``inner`` writes the status; noted as a decision (marked when the write lost a
-        race)."""
+        """``inner`` writes the status; noted as a decision (a failed write marked as such)."""
         ref = f"{rollout.metadata.namespace}/{rollout.metadata.name}"
         decided = {
             "rollout": ref,
@@ -226,8 +251,8 @@ class RecordingStore:
         }
         try:
             self._inner.write_status(rollout, status)
-        except Conflict:
-            self._tape.note("status", **decided, conflict=True)
+        except WriteFailed as error:
+            self._tape.note("status", **decided, **failure_fields(error))
             raise
         self._tape.note("status", **decided)
 
