@@ -19,7 +19,10 @@ environment's Prometheus. Measured from outside the controller:
 - peak RSS (``VmHWM``) and CPU seconds from ``/proc``;
 - reaction latency of each bad Rollout: from the first sample of its canary's failures in
   Prometheus to its route's canary weight back at 0 (the harness watches the routes);
-- wrong decisions: a good Rollout rolled back or failed, a bad one promoted.
+- wrong decisions: a good Rollout rolled back or failed, a bad one promoted; for the good ones
+  rolled back with a canary not ready, and for up to 100 promoted, how long after the
+  Rollout's creation its canary's ReplicaSet was scaled up, its pod created and bound, from the
+  namespace's Events (``canary_pipeline``).
 
 ``python -m bench.scale --n 10 --n 100`` writes the table into docs/benchmarks.md;
 ``tests/integration/test_scale_keeps_reads_cached_and_queries_batched.py`` runs a short N = 50.
@@ -158,6 +161,10 @@ class Report:
     """Phase → seconds from the round's start to each Rollout's first look in that phase."""
     diagnosis: str = ""
     """Why each wrong Rollout ended as it did: its status, and the logs that name it."""
+    pipeline: dict[str, tuple[int, dict[str, list[float]]]] = field(default_factory=dict)
+    """Group of Rollouts (the good ones rolled back for a canary not ready; up to 100 promoted)
+    → how many were traced, and by Event reason of ``PIPELINE`` the seconds from each one's
+    creation to its canary's first such Event (``canary_pipeline``)."""
     unfinished: int = 0
     missed_looks: int = 0
     """Looks (one a second) the harness lost to a timed-out Prometheus query or /metrics read."""
@@ -427,6 +434,57 @@ def explain(rollout: dict[str, Any]) -> str:
                 f"{check.get('value')} limit {check.get('limit')}: {check.get('message', '')}"
             )
     return "\n".join(lines)
+
+
+PIPELINE = ("ScalingReplicaSet", "SuccessfulCreate", "Scheduled")
+"""The Events that mark a canary pod's way up: kube-controller-manager scaled the canary's
+ReplicaSet up and created its pod, kube-scheduler bound it. kwok, which then marks it Ready,
+records none."""
+
+
+def event_time(event: dict[str, Any]) -> datetime | None:
+    """When an Event (core/v1, as listed) happened: its ``eventTime`` (events.k8s.io
+    reporters such as kube-scheduler), else its ``firstTimestamp``."""
+    at = event.get("eventTime") or event.get("firstTimestamp")
+    return datetime.fromisoformat(at.replace("Z", "+00:00")) if at else None
+
+
+def canary_pipeline(
+    events: Iterable[dict[str, Any]], app: str, since: datetime
+) -> dict[str, float]:
+    """Seconds from ``since`` (its Rollout's creation) to the first Event of each ``PIPELINE``
+    reason at or after it, of ``app``'s canary Deployment, ReplicaSets and pods; a reason
+    that never came is left out."""
+    prefix = f"{app}-canary"
+    first: dict[str, float] = {}
+    for event in events:
+        name = (event.get("involvedObject") or {}).get("name", "")
+        reason, at = event.get("reason"), event_time(event)
+        if reason not in PIPELINE or at is None or at < since:
+            continue
+        if name == prefix or name.startswith(f"{prefix}-"):
+            seconds = (at - since).total_seconds()
+            first[reason] = min(first.get(reason, seconds), seconds)
+    return first
+
+
+def pipeline_account(report: Report) -> str:
+    """For each group of ``report.pipeline``: how many Rollouts, and per Event reason how many
+    of them had it, with the median, p90 and most seconds after the Rollout's creation."""
+    parts = []
+    for group, (count, by_reason) in report.pipeline.items():
+        reasons = []
+        for reason in PIPELINE:
+            seconds = sorted(by_reason.get(reason, []))
+            if not seconds:
+                reasons.append(f"{reason} none")
+                continue
+            reasons.append(
+                f"{reason} {len(seconds)} (median {statistics.median(seconds):.1f}, p90 "
+                f"{_quantile(seconds, 0.9):.1f}, most {seconds[-1]:.1f} s)"
+            )
+        parts.append(f"{group} ({count}): " + "; ".join(reasons))
+    return "; ".join(parts) if parts else "no Rollout to trace"
 
 
 def lines_naming(log: Path, needles: tuple[str, ...]) -> list[str]:
@@ -738,7 +796,33 @@ class Harness:
             running = [n for n, p in sorted(watch.last.items()) if p not in FINISHED]
             explained = [w.split(":", 1)[0] for w in report.wrong] + running[:3]
             report.diagnosis = self.diagnose(explained)
+            not_ready = [w.split(":", 1)[0] for w in report.wrong if "not ready" in w]
+            promoted = [n for n, p in sorted(watch.last.items()) if p == GOOD][:100]
+            report.pipeline = self.pipeline({"not ready": not_ready, "promoted": promoted})
         return report
+
+    def pipeline(
+        self, groups: dict[str, list[str]]
+    ) -> dict[str, tuple[int, dict[str, list[float]]]]:
+        """For each group of Rollouts: how long after its creation each one's canary had
+        each Event of ``PIPELINE`` (one list of the namespace's Events)."""
+        core: Any = client.CoreV1Api(self.api)
+        answer = core.list_namespaced_event(self.setup.namespace, _preload_content=False)
+        events = json.loads(answer.data)["items"]
+        out: dict[str, tuple[int, dict[str, list[float]]]] = {}
+        for group, names in groups.items():
+            traced, by_reason = 0, dict[str, list[float]]()
+            for name in names:
+                created = self.rollout(name).get("metadata", {}).get("creationTimestamp")
+                if not created:
+                    continue
+                since = datetime.fromisoformat(created.replace("Z", "+00:00"))
+                traced += 1
+                app = name.rsplit("-v", 1)[0]
+                for reason, seconds in canary_pipeline(events, app, since).items():
+                    by_reason.setdefault(reason, []).append(seconds)
+            out[group] = (traced, by_reason)
+        return out
 
     def group_cpu(self) -> dict[str, float]:
         """CPU seconds so far of the controller, the emulator and the dev environment's
@@ -1278,7 +1362,9 @@ def main() -> int:
         report = run(setup, kubeconfig, env, work / str(n))
         print(table([report], 5.0), timeline(report), f"workers took Rollouts: {waits(report)}",
               f"looks missed: {report.missed_looks}", prometheus_account(report),
-              steady_account(report), cpu_table([report]), report.diagnosis, sep="\n",
+              steady_account(report), cpu_table([report]),
+              f"canary pods' Events after the Rollout's creation: {pipeline_account(report)}",
+              report.diagnosis, sep="\n",
               flush=True)  # fmt: skip
         reports.append(report)
     text = (
