@@ -446,7 +446,7 @@ def event_time(event: dict[str, Any]) -> datetime | None:
     """When an Event (core/v1, as listed) happened: its ``eventTime`` (events.k8s.io
     reporters such as kube-scheduler), else its ``firstTimestamp``."""
     at = event.get("eventTime") or event.get("firstTimestamp")
-    return datetime.fromisoformat(at.replace("Z", "+00:00")) if at else None
+    return datetime.fromisoformat(at) if at else None
 
 
 def canary_pipeline(
@@ -816,7 +816,7 @@ class Harness:
                 created = self.rollout(name).get("metadata", {}).get("creationTimestamp")
                 if not created:
                     continue
-                since = datetime.fromisoformat(created.replace("Z", "+00:00"))
+                since = datetime.fromisoformat(created)
                 traced += 1
                 app = name.rsplit("-v", 1)[0]
                 for reason, seconds in canary_pipeline(events, app, since).items():
