@@ -360,8 +360,10 @@ def _judge_step(t: _Tick) -> judge.Judgement | None:
     live = obs.route is not None and obs.route.accepted
     if not live or obs.route is None or obs.route.canary_weight != record.weight:
         return None
+    if obs.early is not None and (failed := _judge_early(t)) is not None:
+        return failed  # a failing look the tick found while this window waited: it rolls back
     if obs.evidence is None:
-        return _judge_early(t) if obs.early is not None else None
+        return None
     t.evidence_used = True
     percentile = t.plan.thresholds.latency_percentile
     canary = _arm(record.canary) + obs.evidence.canary

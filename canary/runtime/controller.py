@@ -65,14 +65,15 @@ while both wait: a measured verdict goes first, and routine work still gets a qu
 
 
 def _lane(measurement: Measurement | None) -> int | None:
-    """Which of the queue's lanes a measurement puts its Rollout in: 0 for an early look (the
-    tick has found it failing: a rollback), 1 for a window's counts, None for routine work
-    (no counts to judge: nothing, or only a metrics error)."""
+    """Which of the queue's lanes a measurement puts its Rollout in: 0 when it holds an early
+    look (the tick has found it failing: a rollback), with or without a window waiting; 1 for
+    a window's counts alone; None for routine work (no counts to judge: nothing, or only a
+    metrics error)."""
     if measurement is None:
         return None
-    if measurement.evidence is not None:
-        return 1
-    return 0 if measurement.early is not None else None
+    if measurement.early is not None:
+        return 0
+    return 1 if measurement.evidence is not None else None
 
 
 def _urgent(measurement: Measurement | None) -> bool:
@@ -84,20 +85,25 @@ def _merge(waiting: Measurement | None, new: Measurement) -> Measurement:
     """What a Rollout's next reconcile gets when ``new`` arrives while ``waiting`` (older)
     has not been served: no counts are dropped. Two windows are consecutive windows at the
     same weight (a reconcile between them would have taken the first), so their counts add
-    up; custom metrics are the newer window's. A window is kept over an early look or a
-    metrics error arriving after it (its counts were measured; an outage still there is
-    reported again on the next tick); an early look never displaces a waiting window or
-    error, and the newer of two early looks holds the older (both count from the weight
-    change)."""
+    up; custom metrics are the newer window's. A window is kept over a metrics error arriving
+    after it (its counts were measured; an outage still there is reported again on the next
+    tick). A failing early look and a window ride together, whichever came first: the
+    reconcile takes the look first (a rollback must not wait in the windows' lane behind the
+    healthy Rollouts' windows), and judges the window if the look no longer fails; the newer of
+    two early looks holds the older (both count from the weight change). An early look never
+    displaces a waiting metrics error."""
     if waiting is None:
         return new
+    early = new.early if new.early is not None else waiting.early
     if new.evidence is not None and waiting.evidence is not None:
         old, fresh = waiting.evidence, new.evidence
         summed = judge.Evidence(old.canary + fresh.canary, old.stable + fresh.stable, fresh.custom)
-        return Measurement(evidence=summed)
+        return Measurement(evidence=summed, early=early)
     if new.evidence is not None:
-        return new
-    if waiting.evidence is not None or (new.early is not None and waiting.error is not None):
+        return Measurement(evidence=new.evidence, early=early)
+    if waiting.evidence is not None:
+        return Measurement(evidence=waiting.evidence, early=early)
+    if new.early is not None and waiting.error is not None:
         return waiting
     return new
 
@@ -118,8 +124,9 @@ class WorkQueue:
 
     Among Rollouts already due, those with counts to judge go first (up to
     ``URGENT_IN_A_ROW`` at a time), and of those an early look that fails (a rollback) before
-    a window: when the workers fall behind, a tick's measurement that would roll a bad canary
-    back does not wait behind every overdue routine requeue, nor behind every window."""
+    a window, also when it joins a window already waiting: when the workers fall behind, a
+    tick's measurement that would roll a bad canary back does not wait behind every overdue
+    routine requeue, nor behind every window."""
 
     def __init__(
         self, clock: Clock, on_wait: Callable[[float, bool], None] = lambda _s, _v: None

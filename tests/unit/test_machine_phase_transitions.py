@@ -514,6 +514,40 @@ def test_an_early_look_at_a_healthy_canary_changes_nothing() -> None:
     assert decision.status.steps == status.steps
 
 
+def test_a_failing_early_look_that_waited_with_a_window_rolls_back() -> None:
+    """The queue hands a failing early look out with the window that waited for a worker: the
+    look goes first and rolls back; the window's counts are part of it (both count at the
+    step's weight)."""
+    plan = make_plan()
+    cluster = FakeCluster(canary_error_rate=1.0)
+    status, now, _ = run(plan, cluster, max_ticks=2)
+    window = cluster.evidence(15.0)
+    observation = dataclasses.replace(_early(cluster, 20.0), evidence=window)
+    decision = machine.decide(plan, status, observation, now)
+    assert decision.status.phase == "RollingBack"
+    assert decision.actions == (vocabulary.SetWeight(0),)
+    failed = decision.status.steps[0]
+    assert failed.message.startswith("early look:")
+    assert observation.early is not None
+    assert failed.canary.requests == observation.early.canary.requests
+
+
+def test_a_window_that_came_with_a_look_no_longer_failing_is_judged() -> None:
+    """If the look the tick found failing does not fail in the reconcile, the window that came
+    with it is judged as it would be alone: no counts are lost."""
+    plan = make_plan()
+    cluster = FakeCluster()
+    status, now, _ = run(plan, cluster, max_ticks=2)
+    alone = cluster.observe()
+    assert alone.evidence is not None
+    with_look = dataclasses.replace(alone, early=cluster.evidence(20.0))
+    expected = machine.decide(plan, status, alone, now)
+    decision = machine.decide(plan, status, with_look, now)
+    assert decision.status == expected.status
+    assert decision.actions == expected.actions
+    assert decision.status.steps[0].canary != status.steps[0].canary  # the window counted
+
+
 def test_a_step_short_of_its_minimum_says_when_it_will_have_it() -> None:
     """At the traffic seen so far the message estimates the time left to the minimum, and
     when that is long, what would shorten it."""

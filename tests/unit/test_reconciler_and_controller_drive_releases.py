@@ -238,23 +238,29 @@ def test_queue_runs_each_rollout_once_soonest_first() -> None:
     assert queue.get(stop) is None
 
 
-def test_an_early_look_never_displaces_a_waiting_window_or_error() -> None:
-    """A waiting window (or metrics error) rides on; an early look rides only alone, and a
-    later window replaces it."""
+def test_a_failing_early_look_and_a_waiting_window_ride_together() -> None:
+    """Whichever comes first, a failing early look and a window of the same Rollout are handed
+    out together (the reconcile takes the look first, then the window); a later early look
+    replaces an earlier one."""
     clock = FakeClock(T0)
     queue = WorkQueue(clock)
     a, b = Ref("n", "a"), Ref("n", "b")
-    window = rec.Measurement(evidence=judge.Evidence(judge.Arm(10), judge.Arm(90)))
-    early = rec.Measurement(early=judge.Evidence(judge.Arm(5, 5), judge.Arm(45)))
+    counts = judge.Evidence(judge.Arm(10), judge.Arm(90))
+    looked = judge.Evidence(judge.Arm(5, 5), judge.Arm(45))
+    window = rec.Measurement(evidence=counts)
+    early = rec.Measurement(early=looked)
+    both = rec.Measurement(evidence=counts, early=looked)
     queue.add(a, measurement=window)
     queue.add(a, measurement=early)
     queue.add(b, measurement=early)
     queue.add(b, measurement=window)
-    assert queue.pop_due() == (a, window)
-    assert queue.pop_due() == (b, window)
+    assert queue.pop_due() == (a, both)
+    assert queue.pop_due() == (b, both)
     queue.done(a)  # its reconcile is over: it may be handed out again
     queue.add(a, measurement=early)
-    assert queue.pop_due() == (a, early)
+    later = judge.Evidence(judge.Arm(8, 8), judge.Arm(72))
+    queue.add(a, measurement=rec.Measurement(early=later))
+    assert queue.pop_due() == (a, rec.Measurement(early=later))
 
 
 def test_queue_hands_out_due_rollouts_without_waiting() -> None:

@@ -82,11 +82,31 @@ def test_a_failing_early_look_goes_before_windows_that_were_due_sooner() -> None
     assert _drain(queue) == ["bad", "w1", "w2"]
 
 
+def test_a_failing_early_look_moves_a_waiting_window_ahead() -> None:
+    """A bad canary's window waits behind other Rollouts' windows when the next tick finds its
+    early look failing: the look joins the window, and the Rollout goes before the windows
+    that were due sooner (not behind them, where a window alone waits)."""
+    clock = FakeClock(T0)
+    queue = WorkQueue(clock)
+    for name in ("w1", "w2"):
+        queue.add(Ref("n", name), measurement=WINDOW)
+    clock.advance(timedelta(seconds=5))
+    queue.add(Ref("n", "bad"), measurement=WINDOW)
+    for name in ("w3", "w4"):
+        queue.add(Ref("n", name), measurement=WINDOW)
+    clock.advance(timedelta(seconds=5))
+    queue.add(Ref("n", "bad"), measurement=EARLY)
+    taken = queue.pop_due()
+    assert taken == (Ref("n", "bad"), Measurement(evidence=COUNTS, early=COUNTS))
+    queue.done(Ref("n", "bad"))
+    assert _drain(queue) == ["w1", "w2", "w3", "w4"]
+
+
 def test_windows_that_wait_add_up_and_nothing_measured_is_dropped() -> None:
     """Workers behind: a second window of a Rollout still waiting adds its counts to the
     first (consecutive windows at one weight), custom metrics from the newer; a metrics error
-    or an early look arriving after a window leaves the window's counts; a failed reconcile's
-    window given back joins the one that arrived meanwhile."""
+    arriving after a window leaves the window's counts, and a failing early look joins them;
+    a failed reconcile's window given back joins the one that arrived meanwhile."""
     clock = FakeClock(T0)
     queue = WorkQueue(clock)
     a, b = Ref("n", "a"), Ref("n", "b")
@@ -99,7 +119,7 @@ def test_windows_that_wait_add_up_and_nothing_measured_is_dropped() -> None:
     queue.add(a, measurement=Measurement(error="Prometheus is down"))
     queue.add(a, measurement=EARLY)
     summed = judge.Evidence(judge.Arm(110, 55), judge.Arm(990, 1), {"p": 2.0})
-    assert queue.pop_due() == (a, Measurement(evidence=summed))
+    assert queue.pop_due() == (a, Measurement(evidence=summed, early=COUNTS))
     queue.add(a, measurement=Measurement(evidence=newer))  # the next tick, while a worker has it
     queue.give_back(a, Measurement(evidence=summed))  # its reconcile failed
     queue.done(a)
