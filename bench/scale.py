@@ -171,6 +171,13 @@ class Report:
     waits: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     """Work (verdict, routine) → the round's ``canary_workqueue_wait_seconds`` buckets: (upper
     bound s, Rollouts handed out at most that late), cumulative."""
+    request_times: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """The controller's requests to the API server in the round (watches left out), by verb
+    and resource (``PUT rollouts/status``): how many, and their seconds in all
+    (``canary_kube_request_duration_seconds``)."""
+    throttled: tuple[float, float] = (0.0, 0.0)
+    """How many requests the controller sent in the round, and the seconds in all that the
+    client-side rate limit held them back (``canary_kube_rate_limiter_wait_seconds``)."""
     component_cpu: dict[str, float] = field(default_factory=dict)
     """CPU seconds each process (with its process group) used during the round: the
     controller, the emulator and the dev environment's components; ``machine``: every CPU
@@ -581,6 +588,46 @@ def _count_work(report: Report, before: dict[str, float], after: dict[str, float
     report.value_queries = after.get(value, 0) - before.get(value, 0)
     report.query_seconds = after.get(total, 0) - before.get(total, 0)
     report.waits = {work: wait_buckets(before, after, work) for work in ("verdict", "routine")}
+    report.request_times = kube_requests(before, after)
+    throttled = "canary_kube_rate_limiter_wait_seconds"
+    report.throttled = (
+        after.get(f"{throttled}_count", 0) - before.get(f"{throttled}_count", 0),
+        after.get(f"{throttled}_sum", 0) - before.get(f"{throttled}_sum", 0),
+    )
+
+
+def kube_requests(
+    before: dict[str, float], after: dict[str, float]
+) -> dict[str, tuple[float, float]]:
+    """The controller's requests to the API server between two reads of its /metrics, by verb
+    and resource (``PUT rollouts/status``): how many, and their seconds in all."""
+    found: dict[str, tuple[float, float]] = {}
+    prefix = "canary_kube_request_duration_seconds_count{"
+    for name, value in after.items():
+        if not name.startswith(prefix):
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', name))
+        count = value - before.get(name, 0.0)
+        total = name.replace("_count{", "_sum{", 1)
+        seconds = after.get(total, 0.0) - before.get(total, 0.0)
+        if count > 0:
+            what = "/".join(p for p in (labels["resource"], labels["subresource"]) if p)
+            found[f"{labels['verb']} {what or '(discovery)'}"] = (count, seconds)
+    return found
+
+
+def requests_account(report: Report) -> str:
+    """The controller's requests to the API server in the round, busiest first, with their mean
+    time, and how long the client-side rate limit held them back."""
+    if not report.request_times:
+        return "none counted"
+    parts = [
+        f"{what} {count:,.0f} at {seconds / count:.3f} s"
+        for what, (count, seconds) in sorted(report.request_times.items(), key=lambda i: -i[1][0])
+    ]
+    sent, held = report.throttled
+    limit = f"{held / sent:.3f} s" if sent else "-"
+    return f"{'; '.join(parts)}; the client-side rate limit held a request {limit} on average"
 
 
 def _free_port() -> int:
@@ -1361,6 +1408,7 @@ def main() -> int:
         )  # fmt: skip
         report = run(setup, kubeconfig, env, work / str(n))
         print(table([report], 5.0), timeline(report), f"workers took Rollouts: {waits(report)}",
+              f"the controller's API requests (mean s): {requests_account(report)}",
               f"looks missed: {report.missed_looks}", prometheus_account(report),
               steady_account(report), cpu_table([report]),
               f"canary pods' Events after the Rollout's creation: {pipeline_account(report)}",
@@ -1375,6 +1423,9 @@ def main() -> int:
         f"{table(reports, 5.0)}\n\n"
         + "How late the workers took Rollouts (`canary_workqueue_wait_seconds`):\n\n"
         + "\n".join(f"- N = {r.n}: {waits(r)}." for r in reports)
+        + "\n\nThe controller's requests to the API server, with their mean time "
+        "(`canary_kube_request_duration_seconds`):\n\n"
+        + "\n".join(f"- N = {r.n}: {requests_account(r)}." for r in reports)
         + "\n\nThe counters queries by Prometheus' query log:\n\n"
         + "\n".join(f"- N = {r.n}: {prometheus_account(r)}." for r in reports)
         + "\n"

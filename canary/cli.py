@@ -514,6 +514,21 @@ def _trim_heap() -> None:
         structlog.get_logger("canary").debug("heap_trimmed", released_mb=round(released, 1))
 
 
+def _controller_metrics(
+    api: kube.LimitedApiClient, store: RolloutStore, cache: KubeCache, backlog: Callable[[], int]
+) -> ControllerMetrics:
+    """The controller's metrics: the store's Rollouts, the caches' sizes and the queue's
+    ``backlog`` read at each scrape, and every request ``api`` sends (``canary_kube_*``)."""
+    registry = ControllerMetrics(store, caches=cache.sizes, queue=backlog)
+
+    def heard(request: kube.Request, code: str, seconds: float, waited: float) -> None:
+        labels = (request.verb, request.resource, request.subresource)
+        registry.observe_kube_request(labels, code, seconds, waited)
+
+    api.observer = heard
+    return registry
+
+
 def _run(args: argparse.Namespace) -> int:
     """`canary run`: the controller."""
     _configure_logging(args.log_level)
@@ -532,12 +547,7 @@ def _run(args: argparse.Namespace) -> int:
     link_secret = _secret("CANARY_LINK_SECRET", args.link_secret_file)
     slack, slack_web = _slack(args)
     # The queue's backlog, read at each scrape (late-bound: the controller comes below).
-    registry = ControllerMetrics(
-        store,
-        caches=cache.sizes,
-        queue=lambda: controller.queue.backlog(),  # noqa: PLW0108
-    )
-
+    registry = _controller_metrics(api, store, cache, lambda: controller.queue.backlog())  # noqa: PLW0108
     deliveries = OutboxWorker(
         store,
         PolicyNotifier(

@@ -46,6 +46,8 @@ CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 RELEASE_BUCKETS = (30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0, 14400.0)
 QUERY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 SIZE_BUCKETS = (1, 10, 100, 1_000, 10_000, 100_000)
+KUBE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+"""Seconds of one request to the API server (client-go's own are 5 ms to 60 s)."""
 WAIT_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0)
 """Seconds a Rollout waited past its due time: a verdict late by an analysis interval (15 s
 by default) or more is a backlog a person should see."""
@@ -250,6 +252,30 @@ class ControllerMetrics:
         )
         if queue is not None:
             self.queue_depth.set_function(queue)
+        request = ["verb", "resource", "subresource"]
+        self.kube_requests = Counter(
+            "canary_kube_requests",
+            "Requests to the Kubernetes API server, by verb, resource, subresource and HTTP "
+            "status code (error: no answer), as the API server's apiserver_request_total "
+            "labels them.",
+            [*request, "code"],
+            registry=reg,
+        )
+        self.kube_request_duration = Histogram(
+            "canary_kube_request_duration_seconds",
+            "Time from sending a request to the Kubernetes API server to its answer's headers, "
+            "by verb, resource and subresource (watches are left out: they stay open).",
+            request,
+            buckets=KUBE_BUCKETS,
+            registry=reg,
+        )
+        self.kube_throttled = Histogram(
+            "canary_kube_rate_limiter_wait_seconds",
+            "Time a request to the Kubernetes API server waited for the client-side rate limit "
+            "(--kube-qps, --kube-burst) before it was sent.",
+            buckets=KUBE_BUCKETS,
+            registry=reg,
+        )
         self.commands = Counter(
             "canary_api_commands",
             "Commands given through the HTTP API, by kind.",
@@ -275,6 +301,16 @@ class ControllerMetrics:
     def observe_wait(self, seconds: float, verdict: bool) -> None:
         """How late one Rollout was handed to a worker, and whether it carried a verdict."""
         self.queue_wait.labels(work="verdict" if verdict else "routine").observe(seconds)
+
+    def observe_kube_request(
+        self, request: tuple[str, str, str], code: str, seconds: float, waited: float
+    ) -> None:
+        """Count one request to the Kubernetes API server (its verb, resource and subresource):
+        its answer, how long it took, and how long the client-side rate limit held it back."""
+        self.kube_requests.labels(*request, code).inc()
+        if request[0] != "WATCH":
+            self.kube_request_duration.labels(*request).observe(seconds)
+        self.kube_throttled.observe(waited)
 
     def observe_delivery(self, type_: str, ok: bool) -> None:
         """Count one notification delivery."""

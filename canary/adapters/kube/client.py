@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import urllib3
@@ -57,15 +59,65 @@ class RateLimiter:
         return wait
 
 
+@dataclass(frozen=True)
+class Request:
+    """What one API request was, in the API server's own terms (``apiserver_request_total``'s
+    labels): so the controller's figures and the API server's can be read side by side."""
+
+    verb: str
+    """GET, LIST, WATCH, POST, PUT, PATCH or DELETE."""
+    resource: str
+    """The resource's plural (``deployments``, ``rollouts``); empty for discovery."""
+    subresource: str = ""
+
+
+def request_of(method: str, url: str) -> Request:
+    """The verb and resource of a request to ``url`` (a GET of a collection is a LIST, or a
+    WATCH with ``watch=true``; discovery is a GET of no resource)."""
+    split = urllib.parse.urlsplit(url)
+    parts = [p for p in split.path.split("/") if p]
+    if parts[:1] == ["api"]:
+        rest = parts[2:]
+    elif parts[:1] == ["apis"]:
+        rest = parts[3:]
+    else:
+        return Request(method.upper(), "")
+    if len(rest) > 2 and rest[0] == "namespaces":
+        rest = rest[2:]
+    resource = rest[0] if rest else ""
+    named = len(rest) > 1
+    verb = method.upper()
+    if verb == "GET" and resource and not named:
+        query = urllib.parse.parse_qs(split.query)
+        watch = any(v.lower() in ("true", "1") for v in query.get("watch", []))
+        verb = "WATCH" if watch else "LIST"
+    return Request(verb, resource, rest[2] if len(rest) > 2 else "")
+
+
+RequestObserver = Callable[[Request, str, float, float], None]
+"""Hears each request: what it was, its HTTP status code (``"error"``: no answer), the seconds
+to its answer's headers, and the seconds the client-side rate limit held it back."""
+
+
 class LimitedApiClient(client.ApiClient):
-    """An API client whose every request (a watch counts when it starts) takes a token."""
+    """An API client whose every request (a watch counts when it starts) takes a token, and
+    whose requests an ``observer`` hears of (the controller's metrics)."""
 
     limiter: RateLimiter | None = None
+    observer: RequestObserver | None = None
 
-    def call_api(self, *args: Any, **kwargs: Any) -> Any:
-        if self.limiter is not None:
-            self.limiter.acquire()
-        return super().call_api(*args, **kwargs)
+    def call_api(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        waited = self.limiter.acquire() if self.limiter is not None else 0.0
+        if self.observer is None:
+            return super().call_api(method, url, *args, **kwargs)
+        started = time.perf_counter()
+        code = "error"
+        try:
+            response = super().call_api(method, url, *args, **kwargs)
+            code = str(response.status)
+            return response
+        finally:
+            self.observer(request_of(method, url), code, time.perf_counter() - started, waited)
 
 
 def connect(
@@ -74,7 +126,7 @@ def connect(
     *,
     limiter: RateLimiter | None = None,
     user_agent: str | None = None,
-) -> client.ApiClient:
+) -> LimitedApiClient:
     """An API client from a kubeconfig file (or $KUBECONFIG, ~/.kube/config), else in-cluster;
     with ``limiter``, its requests are rate limited; ``user_agent`` is what the API server's
     audit log records for its requests."""

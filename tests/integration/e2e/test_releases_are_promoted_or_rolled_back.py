@@ -178,6 +178,10 @@ def test_healthy_release_is_promoted(
     assert (
         metrics["canary_release_duration_seconds_count", frozenset({("result", "promoted")})] == 1
     )
+    # Its status writes, as the API server labels them, and how long they took.
+    status_write = {"verb": "PUT", "resource": "rollouts", "subresource": "status"}
+    assert metrics["canary_kube_requests_total", frozenset({**status_write, "code": "200"}.items())]
+    assert metrics["canary_kube_request_duration_seconds_count", frozenset(status_write.items())]
     # The controller also serves the faulty release of the pair: only this namespace counts.
     assert not any(
         name == "canary_rollout_canary_weight_ratio" and ("namespace", env.namespace) in labels
