@@ -209,6 +209,10 @@ def _controller() -> list[Any]:
         "sum by (le) "
         f'(rate(canary_prometheus_query_duration_seconds_bucket{{query="snapshot"}}{RATE}))'
     )
+    writes = (
+        "sum by (le, verb) (rate(canary_kube_request_duration_seconds_bucket"
+        f'{{verb=~"POST|PUT|PATCH|DELETE"}}{RATE}))'
+    )
     return [
         gd.Row("Controller"),
         _series(
@@ -219,14 +223,14 @@ def _controller() -> list[Any]:
             "CPU.",
             "s",
             *_quantiles(wait, "", 0.5, 0.99),
-            width=8,
+            width=6,
         ).min(0),
         _series(
             "Work queue backlog",
             "Rollouts due for a reconcile that no worker has taken yet.",
             "short",
             _query("sum(canary_workqueue_depth)", "due, not taken"),
-            width=8,
+            width=6,
         ).min(0),
         _series(
             "Measuring query",
@@ -234,7 +238,16 @@ def _controller() -> list[Any]:
             "Near the tick (--tick, 5 s by default), counts arrive late.",
             "s",
             *_quantiles(query, "", 0.5, 0.99),
-            width=8,
+            width=6,
+        ).min(0),
+        _series(
+            "API server writes",
+            "p99 time of the controller's writes to the Kubernetes API server, by verb: a "
+            "worker waits this long for each. Seconds, not milliseconds, mean a saturated API "
+            "server; every reconcile that writes, and so every rollback, takes that long more.",
+            "s",
+            _query(f"histogram_quantile(0.99, {writes})", "p99 {{verb}}"),
+            width=6,
         ).min(0),
     ]
 

@@ -113,6 +113,7 @@ def test_every_expression_parses_and_names_only_exported_metrics() -> None:
         "canary_workqueue_wait_seconds_bucket",
         "canary_workqueue_depth",
         "canary_prometheus_query_duration_seconds_bucket",
+        "canary_kube_request_duration_seconds_bucket",
     } <= used
 
 
