@@ -442,6 +442,25 @@ def _judge_early(t: _Tick) -> judge.Judgement | None:
     return verdict
 
 
+def _early_failure(t: _Tick) -> judge.Judgement | None:
+    """While metrics cannot be read: a failing early look the tick found before the outage
+    (it waited for a worker meanwhile), which still rolls back; None when there is none."""
+    if t.obs.early is None:
+        return None
+    failed = _judge_step(t)
+    return failed if failed is not None and failed.verdict is judge.Verdict.FAIL else None
+
+
+def _step_in_outage(t: _Tick, weight: int) -> bool:
+    """A step at ``weight`` while metrics cannot be read: rolled back by a failing early look
+    measured before the outage, else held (past ``analysis.unavailable``, its action)."""
+    if (failed := _early_failure(t)) is not None:
+        return _fail_step(t, failed)
+    if _metrics_outage(t):
+        return True
+    return t.wait(f"holding at {weight}%: metrics unavailable ({t.obs.metrics_error})", WAIT)
+
+
 def _metrics_outage(t: _Tick) -> bool:
     """Metrics cannot be read: say so, and past ``analysis.unavailable``'s deadline take its
     action. True when that action changed the phase."""
@@ -463,7 +482,8 @@ def _watch_health(t: _Tick) -> bool:
     if index < len(t.status.steps) and _canary_unavailable(t, t.status.steps[index]):
         return _roll_back_unavailable(t)
     if t.obs.metrics_error is not None:
-        return _metrics_outage(t)
+        failed = _early_failure(t)
+        return _fail_step(t, failed) if failed is not None else _metrics_outage(t)
     verdict = _judge_step(t)
     if verdict is not None and verdict.verdict is judge.Verdict.FAIL:
         return _fail_step(t, verdict)
@@ -641,9 +661,7 @@ def _progressing_phase(t: _Tick) -> bool:
             return held
     t.act(SetWeight(weight))
     if obs.metrics_error is not None:
-        if _metrics_outage(t):
-            return True
-        return t.wait(f"holding at {weight}%: metrics unavailable ({obs.metrics_error})", WAIT)
+        return _step_in_outage(t, weight)
     verdict = _judge_step(t)
     if verdict is None:
         return t.wait(f"step {index + 1} at {weight}%: measuring", plan.interval)
@@ -1049,6 +1067,8 @@ def _held_phase(t: _Tick) -> bool:
     """Held by a person: nothing advances and no deadline runs, but the canary is still
     judged and a FAIL still rolls back."""
     if t.obs.metrics_error is not None:
+        if (failed := _early_failure(t)) is not None:
+            return _fail_step(t, failed)
         t.condition("Healthy", None, "MetricsUnavailable", t.obs.metrics_error)
     else:
         verdict = _judge_step(t)

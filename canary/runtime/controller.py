@@ -90,8 +90,9 @@ def _merge(waiting: Measurement | None, new: Measurement) -> Measurement:
     tick). A failing early look and a window ride together, whichever came first: the
     reconcile takes the look first (a rollback must not wait in the windows' lane behind the
     healthy Rollouts' windows), and judges the window if the look no longer fails; the newer of
-    two early looks holds the older (both count from the weight change). An early look never
-    displaces a waiting metrics error."""
+    two early looks holds the older (both count from the weight change). A failing early look
+    and a metrics error ride together too: the counts were measured before the outage, so the
+    reconcile still rolls back on them, and otherwise reports the outage."""
     if waiting is None:
         return new
     early = new.early if new.early is not None else waiting.early
@@ -103,9 +104,8 @@ def _merge(waiting: Measurement | None, new: Measurement) -> Measurement:
         return Measurement(evidence=new.evidence, early=early)
     if waiting.evidence is not None:
         return Measurement(evidence=waiting.evidence, early=early)
-    if new.early is not None and waiting.error is not None:
-        return waiting
-    return new
+    error = new.error if new.error is not None else waiting.error
+    return Measurement(error=error, early=early)
 
 
 OUTAGE_TICKS = 2

@@ -548,6 +548,33 @@ def test_a_window_that_came_with_a_look_no_longer_failing_is_judged() -> None:
     assert decision.status.steps[0].canary != status.steps[0].canary  # the window counted
 
 
+def test_a_failing_early_look_measured_before_an_outage_still_rolls_back() -> None:
+    """A failing look that waited for a worker while the metrics became unreadable rolls back
+    (its counts were measured); a look that does not fail leaves the outage reported."""
+    plan = make_plan()
+    bad = FakeCluster(canary_error_rate=1.0)
+    status, now, _ = run(plan, bad, max_ticks=2)
+    observation = dataclasses.replace(_early(bad, 20.0), metrics_error="Prometheus is down")
+    decision = machine.decide(plan, status, observation, now)
+    assert decision.status.phase == "RollingBack"
+    assert decision.status.steps[0].message.startswith("early look:")
+    good = FakeCluster()
+    status, now, _ = run(plan, good, max_ticks=2)
+    outage = good.observe(measured=False, metrics_error="Prometheus is down")
+    expected = machine.decide(plan, status, outage, now)
+    decision = machine.decide(
+        plan, status, dataclasses.replace(outage, early=good.evidence(20)), now
+    )
+    assert decision.status == expected.status
+    assert _conditions(decision.status)["Healthy"] == ("Unknown", "MetricsUnavailable")
+    held = make_plan(steps=[{"setWeight": 10}, {"pause": {"duration": "1h"}}, {"setWeight": 50}])
+    status, now, _ = run(held, bad := FakeCluster(), max_ticks=4)
+    assert status.phase == "Paused"
+    bad.canary_error_rate = 1.0
+    observation = dataclasses.replace(_early(bad, 20.0), metrics_error="Prometheus is down")
+    assert machine.decide(held, status, observation, now).status.phase == "RollingBack"
+
+
 def test_a_step_short_of_its_minimum_says_when_it_will_have_it() -> None:
     """At the traffic seen so far the message estimates the time left to the minimum, and
     when that is long, what would shorten it."""

@@ -106,7 +106,8 @@ def test_windows_that_wait_add_up_and_nothing_measured_is_dropped() -> None:
     """Workers behind: a second window of a Rollout still waiting adds its counts to the
     first (consecutive windows at one weight), custom metrics from the newer; a metrics error
     arriving after a window leaves the window's counts, and a failing early look joins them;
-    a failed reconcile's window given back joins the one that arrived meanwhile."""
+    a failed reconcile's window given back joins the one that arrived meanwhile; a failing
+    early look and a metrics error ride together, in either order."""
     clock = FakeClock(T0)
     queue = WorkQueue(clock)
     a, b = Ref("n", "a"), Ref("n", "b")
@@ -126,6 +127,10 @@ def test_windows_that_wait_add_up_and_nothing_measured_is_dropped() -> None:
     total = judge.Evidence(judge.Arm(120, 60), judge.Arm(1080, 1), {"p": 2.0})
     assert queue.pop_due() == (a, Measurement(evidence=total))
     queue.add(b, measurement=Measurement(error="Prometheus is down"))
-    queue.add(b, measurement=EARLY)  # an early look does not hide the outage
-    queue.add(b, measurement=WINDOW)  # a window does: counts came back
-    assert queue.pop_due() == (b, WINDOW)
+    queue.add(b, measurement=EARLY)  # a failing look joins the outage
+    assert queue.pop_due() == (b, Measurement(error="Prometheus is down", early=COUNTS))
+    queue.done(b)
+    queue.add(b, measurement=EARLY)
+    queue.add(b, measurement=Measurement(error="Prometheus is down"))  # the look stays
+    queue.add(b, measurement=WINDOW)  # a window replaces the outage: counts came back
+    assert queue.pop_due() == (b, Measurement(evidence=COUNTS, early=COUNTS))
