@@ -3,6 +3,7 @@ no deadline runs) until `canary resume`; waits then count only the time not held
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta
 
 import pytest
@@ -90,6 +91,28 @@ def test_breach_while_held_still_rolls_back() -> None:
     )
     assert status.phase == "RolledBack"
     assert (cluster.weight, cluster.canary_replicas) == (0, 0)
+
+
+def test_a_failing_early_look_measured_before_an_outage_rolls_back_a_held_release() -> None:
+    """Held by a person when the metrics become unreadable: a failing look measured before
+    the outage still rolls back; without one, the outage is reported and the hold kept."""
+    cluster = FakeCluster()
+    status, now = _hold({}, cluster, 2, timedelta(minutes=1))
+    assert status.paused_at is not None
+    pause = (_cmd("pause", timedelta(0)),)
+    cluster.canary_error_rate = 1.0
+    outage = dataclasses.replace(
+        cluster.observe(measured=False, commands=pause), metrics_error="Prometheus is down"
+    )
+    kept = machine.decide(make_plan(), status, outage, now)
+    assert (kept.status.phase, kept.status.paused_at) == ("Progressing", status.paused_at)
+    healthy = next(c for c in kept.status.conditions if c.type == "Healthy")
+    assert (healthy.status, healthy.reason) == ("Unknown", "MetricsUnavailable")
+    with_look = dataclasses.replace(outage, early=cluster.evidence(20.0))
+    decision = machine.decide(make_plan(), status, with_look, now)
+    assert decision.status.phase == "RollingBack"
+    assert decision.status.steps[0].message.startswith("early look:")
+    assert decision.actions == (vocabulary.SetWeight(0),)
 
 
 def test_resume_goes_on_and_deadlines_count_only_unheld_time() -> None:
