@@ -31,7 +31,7 @@ from canary.adapters.kube import client as kube
 from canary.adapters.kube import kubeconfig
 from canary.adapters.kube.access import KubeAccessReview, KubeSelfReview
 from canary.adapters.kube.cached import SYNC_SECONDS, CachedLookup, KubeCache
-from canary.adapters.kube.events import KubeEventRecorder
+from canary.adapters.kube.events import WRITERS, KubeEventRecorder, QueuedEventRecorder
 from canary.adapters.kube.lease import KubeLease
 from canary.adapters.kube.rollouts import KubeRolloutStore
 from canary.adapters.kube.secrets import KubeSecrets
@@ -529,6 +529,16 @@ def _controller_metrics(
     return registry
 
 
+def _queued_events(api: kube.LimitedApiClient, registry: ControllerMetrics) -> QueuedEventRecorder:
+    """The controller's Events, written outside the reconciles by threads of their own
+    (``QueuedEventRecorder.run``), with their backlog and drops in ``registry``."""
+    events = QueuedEventRecorder(
+        KubeEventRecorder(api), dropped=lambda why: registry.events_dropped.labels(why=why).inc()
+    )
+    registry.event_queue.set_function(events.depth)
+    return events
+
+
 def _run(args: argparse.Namespace) -> int:
     """`canary run`: the controller."""
     _configure_logging(args.log_level)
@@ -563,12 +573,13 @@ def _run(args: argparse.Namespace) -> int:
         ),
         clock,
     )
+    events = _queued_events(api, registry)
     ports = _controller_ports(args, api, cache, store, args.tape)
     reconciler = GuardedReconciler(
         store=ports.store,
         workloads=ports.workloads,
         routers=ports.routers,
-        events=KubeEventRecorder(api),
+        events=events,
         clock=clock,
         # A hook answered: reconcile its Rollout now (late-bound: the controller comes below).
         hooks=HTTPHooks(args.outbound_allow, done=lambda ref: controller.queue.add(ref)),  # noqa: PLW0108
@@ -588,7 +599,6 @@ def _run(args: argparse.Namespace) -> int:
     )
     stop = _stopped_by_signals()
     scheduler = Scheduler()
-    feed = cache
     leading = threading.Event()
     workers: list[threading.Thread] = []
     server = api_server.start(
@@ -598,7 +608,7 @@ def _run(args: argparse.Namespace) -> int:
                 annotator=direct,
                 create=direct.create,
                 access=KubeAccessReview(api),
-                ready=lambda: leading.is_set() and feed.ready.is_set(),
+                ready=lambda: leading.is_set() and cache.ready.is_set(),
                 metrics=registry,
                 alive=lambda: all(worker.is_alive() for worker in workers),
                 link_secret=link_secret,
@@ -610,8 +620,12 @@ def _run(args: argparse.Namespace) -> int:
     )
 
     def start() -> None:
-        scheduler.every(args.tick, controller.measure, "measure")
-        scheduler.every(timedelta(seconds=60), controller.resync, "resync")
+        for every, job, name in (
+            (args.tick, controller.measure, "measure"),
+            (timedelta(seconds=60), controller.resync, "resync"),
+            (timedelta(seconds=60), _trim_heap, "heap"),
+        ):
+            scheduler.every(every, job, name)
         retention = Retention(
             store,
             direct,
@@ -620,13 +634,15 @@ def _run(args: argparse.Namespace) -> int:
             on_deleted=registry.deleted.inc,
         )
         scheduler.every(timedelta(seconds=60), retention.run, "retention")
-        scheduler.every(timedelta(seconds=60), _trim_heap, "heap")
         scheduler.start()
-        start_thread(lambda: feed.run(controller.on_change, stop), "informers")
+        start_thread(lambda: cache.run(controller.on_change, stop), "informers")
         cache.wait_synced(SYNC_SECONDS)  # an unsynced cache would say Rollouts do not exist
         for i in range(args.workers):
             workers.append(start_thread(lambda: controller.run_worker(stop), f"worker-{i}"))
         workers.append(start_thread(lambda: deliveries.run(stop), "outbox"))
+        workers.extend(
+            start_thread(lambda: events.run(stop), f"events-{i}") for i in range(WRITERS)
+        )
         controller.resync()
         leading.set()
         log.info("controller_started", tick=str(args.tick), namespace=",".join(namespaces) or "*")

@@ -276,6 +276,19 @@ class ControllerMetrics:
             buckets=KUBE_BUCKETS,
             registry=reg,
         )
+        self.events_dropped = Counter(
+            "canary_events_dropped",
+            "Kubernetes Events about Rollouts that were not written, by why (queue_full: more "
+            "than 1000 waiting; write_failed: the API server refused or did not answer; "
+            "stopped: waiting when the controller stopped).",
+            ["why"],
+            registry=reg,
+        )
+        self.event_queue = Gauge(
+            "canary_event_queue_depth",
+            "Kubernetes Events recorded and waiting to be written (outside the reconciles).",
+            registry=reg,
+        )
         self.commands = Counter(
             "canary_api_commands",
             "Commands given through the HTTP API, by kind.",
