@@ -62,6 +62,7 @@ from canary.adapters.kube.workloads import RELEASE_ANNOTATION
 from canary.adapters.routers import httproute
 from canary.core import weights
 from canary.model.rollout import ROLLOUT_LABEL
+from canary.runtime.controller import WORK
 from devenv.cluster import DevEnv
 
 REPO = Path(__file__).resolve().parents[1]
@@ -169,8 +170,8 @@ class Report:
     missed_looks: int = 0
     """Looks (one a second) the harness lost to a timed-out Prometheus query or /metrics read."""
     waits: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
-    """Work (verdict, routine) → the round's ``canary_workqueue_wait_seconds`` buckets: (upper
-    bound s, Rollouts handed out at most that late), cumulative."""
+    """Work (failing_look, verdict, routine) → the round's ``canary_workqueue_wait_seconds``
+    buckets: (upper bound s, Rollouts handed out at most that late), cumulative."""
     request_times: dict[str, tuple[float, float]] = field(default_factory=dict)
     """The controller's requests to the API server in the round (watches left out), by verb
     and resource (``PUT rollouts/status``): how many, and their seconds in all
@@ -587,7 +588,7 @@ def _count_work(report: Report, before: dict[str, float], after: dict[str, float
     report.snapshots = after.get(snapshot, 0) - before.get(snapshot, 0)
     report.value_queries = after.get(value, 0) - before.get(value, 0)
     report.query_seconds = after.get(total, 0) - before.get(total, 0)
-    report.waits = {work: wait_buckets(before, after, work) for work in ("verdict", "routine")}
+    report.waits = {work: wait_buckets(before, after, work) for work in WORK}
     report.request_times = kube_requests(before, after)
     throttled = "canary_kube_rate_limiter_wait_seconds"
     report.throttled = (

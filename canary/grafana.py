@@ -204,7 +204,9 @@ def _golden_signals() -> list[Any]:
 
 
 def _controller() -> list[Any]:
-    wait = f'sum by (le) (rate(canary_workqueue_wait_seconds_bucket{{work="verdict"}}{RATE}))'
+    wait = (
+        f'sum by (le, work) (rate(canary_workqueue_wait_seconds_bucket{{work!="routine"}}{RATE}))'
+    )
     query = (
         "sum by (le) "
         f'(rate(canary_prometheus_query_duration_seconds_bucket{{query="snapshot"}}{RATE}))'
@@ -217,12 +219,13 @@ def _controller() -> list[Any]:
         gd.Row("Controller"),
         _series(
             "Verdicts' wait for a worker",
-            "How long past its due time a Rollout with counts to judge waited for a worker: "
-            "time added to every rollback. Lasting above the analysis interval, the workers "
-            "are behind: too few --workers, the client-side --kube-qps limit, or too little "
-            "CPU.",
+            "How long past its due time a Rollout with counts to judge waited for a worker, "
+            "by work: failing_look (the tick found its early look failing: time added to a "
+            "rollback) and verdict (a window's counts). Lasting above the analysis interval, "
+            "the workers are behind: too few --workers, the client-side --kube-qps limit, or "
+            "too little CPU.",
             "s",
-            *_quantiles(wait, "", 0.5, 0.99),
+            *_quantiles(wait, "{{work}}", 0.5, 0.99),
             width=6,
         ).min(0),
         _series(

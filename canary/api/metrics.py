@@ -240,7 +240,8 @@ class ControllerMetrics:
         self.queue_wait = Histogram(
             "canary_workqueue_wait_seconds",
             "Time a Rollout waited past its due time before a worker took it, by work "
-            "(verdict: counts to judge; routine: a requeue or a watch event).",
+            "(failing_look: an early look the tick found failing, a rollback; verdict: a "
+            "window's counts to judge; routine: a requeue or a watch event).",
             ["work"],
             buckets=WAIT_BUCKETS,
             registry=reg,
@@ -311,9 +312,10 @@ class ControllerMetrics:
                     finished.duration.total_seconds()
                 )
 
-    def observe_wait(self, seconds: float, verdict: bool) -> None:
-        """How late one Rollout was handed to a worker, and whether it carried a verdict."""
-        self.queue_wait.labels(work="verdict" if verdict else "routine").observe(seconds)
+    def observe_wait(self, seconds: float, work: str) -> None:
+        """How late one Rollout was handed to a worker, and what it carried (failing_look,
+        verdict or routine)."""
+        self.queue_wait.labels(work=work).observe(seconds)
 
     def observe_kube_request(
         self, request: tuple[str, str, str], code: str, seconds: float, waited: float

@@ -76,9 +76,14 @@ def _lane(measurement: Measurement | None) -> int | None:
     return 1 if measurement.evidence is not None else None
 
 
-def _urgent(measurement: Measurement | None) -> bool:
-    """Whether a measurement carries counts to judge (a window's, or an early look's)."""
-    return _lane(measurement) is not None
+WORK = ("failing_look", "verdict", "routine")
+"""What a Rollout handed out carried, by lane (``_lane``), as ``on_wait`` hears it: a failing
+early look (with or without a window), a window's counts, or nothing to judge."""
+
+
+def _work(measurement: Measurement | None) -> str:
+    lane = _lane(measurement)
+    return WORK[-1] if lane is None else WORK[lane]
 
 
 def _merge(waiting: Measurement | None, new: Measurement) -> Measurement:
@@ -129,10 +134,10 @@ class WorkQueue:
     routine requeue, nor behind every window."""
 
     def __init__(
-        self, clock: Clock, on_wait: Callable[[float, bool], None] = lambda _s, _v: None
+        self, clock: Clock, on_wait: Callable[[float, str], None] = lambda _s, _w: None
     ) -> None:
         """``on_wait`` hears, for each Rollout handed out, how many seconds past its due time
-        it was (the workers' backlog) and whether it carried counts to judge."""
+        it was (the workers' backlog) and what it carried (one of ``WORK``)."""
         self._clock = clock
         self._on_wait = on_wait
         self._heap: list[_Item] = []
@@ -267,7 +272,7 @@ class WorkQueue:
         self._active.add(ref)
         measurement = self._measurements.pop(ref, None)
         late = (self._clock.now() - due).total_seconds()
-        self._on_wait(max(late, 0.0), _urgent(measurement))
+        self._on_wait(max(late, 0.0), _work(measurement))
         return ref, measurement
 
     def backlog(self) -> int:
@@ -296,7 +301,7 @@ class Controller:
         settle: timedelta = measuring.SETTLE,
         on_result: Callable[[Result, float], None] = lambda _result, _seconds: None,
         on_notify: Callable[[Ref, datetime], None] = lambda _ref, _due: None,
-        on_wait: Callable[[float, bool], None] = lambda _seconds, _verdict: None,
+        on_wait: Callable[[float, str], None] = lambda _seconds, _work: None,
     ) -> None:
         self._reconciler = reconciler
         self._store = store

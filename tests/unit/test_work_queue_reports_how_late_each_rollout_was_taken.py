@@ -1,6 +1,6 @@
 """The work queue tells how late each Rollout was handed to a worker (seconds past its due
 time, never negative) and whether it carried counts to judge: the workers' backlog, which
-``canary_workqueue_wait_seconds`` exports by work (verdict, routine)."""
+``canary_workqueue_wait_seconds`` exports by work (failing_look, verdict, routine)."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ EARLY = Measurement(early=judge.Evidence(judge.Arm(5, 5), judge.Arm(45)))
 
 def test_each_rollout_handed_out_reports_its_lateness_and_its_work() -> None:
     clock = FakeClock(T0)
-    heard: list[tuple[float, bool]] = []
-    queue = WorkQueue(clock, lambda seconds, verdict: heard.append((seconds, verdict)))
+    heard: list[tuple[float, str]] = []
+    queue = WorkQueue(clock, lambda seconds, work: heard.append((seconds, work)))
     stop = threading.Event()
     a, b, c = Ref("n", "a"), Ref("n", "b"), Ref("n", "c")
     queue.add(a)  # due now
@@ -34,19 +34,19 @@ def test_each_rollout_handed_out_reports_its_lateness_and_its_work() -> None:
     assert queue.get(stop) == (c, VERDICT)
     assert queue.get(stop) == (a, None)
     assert queue.get(stop) == (b, None)
-    assert heard == [(0.0, True), (25.0, False), (15.0, False)]
+    assert heard == [(0.0, "verdict"), (25.0, "routine"), (15.0, "routine")]
 
 
-def test_an_early_look_counts_as_a_verdict_and_a_rollout_taken_on_time_waited_zero() -> None:
+def test_a_failing_look_is_reported_apart_and_a_rollout_taken_on_time_waited_zero() -> None:
     clock = FakeClock(T0)
-    heard: list[tuple[float, bool]] = []
-    queue = WorkQueue(clock, lambda seconds, verdict: heard.append((seconds, verdict)))
+    heard: list[tuple[float, str]] = []
+    queue = WorkQueue(clock, lambda seconds, work: heard.append((seconds, work)))
     a = Ref("n", "a")
     queue.add(a, timedelta(seconds=5), measurement=EARLY)
     assert queue.pop_due() is None  # not due: nothing reported
     clock.advance(timedelta(seconds=5))
     assert queue.pop_due() == (a, EARLY)
-    assert heard == [(0.0, True)]
+    assert heard == [(0.0, "failing_look")]
 
 
 def test_the_registry_exports_the_waits_by_work_and_the_queues_depth() -> None:
@@ -59,6 +59,8 @@ def test_the_registry_exports_the_waits_by_work_and_the_queues_depth() -> None:
     queue.add(Ref("n", "later"), timedelta(minutes=5))  # queued, not due: no backlog
     clock.advance(timedelta(seconds=20))
     queue.add(Ref("n", "v"), measurement=VERDICT)
+    queue.add(Ref("n", "e"), timedelta(seconds=-2), measurement=EARLY)
+    assert queue.pop_due() == (Ref("n", "e"), EARLY)  # a failing look first: waited 2 s
     assert queue.pop_due() == (Ref("n", "v"), VERDICT)  # waited 0 s
     assert queue.pop_due() is not None  # r0 waited 20 s
     samples = {
@@ -68,6 +70,7 @@ def test_the_registry_exports_the_waits_by_work_and_the_queues_depth() -> None:
     }
     assert samples["canary_workqueue_depth", frozenset()] == 2  # r1 and r2 due and waiting
     verdict, routine = {("work", "verdict")}, {("work", "routine")}
+    assert samples["canary_workqueue_wait_seconds_sum", frozenset({("work", "failing_look")})] == 2
     assert samples["canary_workqueue_wait_seconds_count", frozenset(verdict)] == 1
     assert (
         samples["canary_workqueue_wait_seconds_bucket", frozenset({*verdict, ("le", "0.01")})] == 1
