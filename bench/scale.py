@@ -156,6 +156,10 @@ class Report:
     """One per bad Rollout whose route was seen back on stable after its failures were seen."""
     bad: int = 0
     """How many of the run's Rollouts were bad (the most ``latencies`` can hold)."""
+    reaction_parts: list[tuple[float, float]] = field(default_factory=list)
+    """For each timed bad Rollout seen RollingBack: from its failures visible to that phase
+    seen (the tick's look and the queue), and from then to its route back at 0 (the
+    rollback's writes)."""
     phases: dict[str, str] = field(default_factory=dict)
     wrong: list[str] = field(default_factory=list)
     entered: dict[str, list[float]] = field(default_factory=dict)
@@ -825,12 +829,7 @@ class Harness:
             for name, seconds in self.group_cpu().items()
         }
         report.phases = watch.last
-        # Bad apps only: a good canary's rare failures (0.1%) are visible too, and its route is
-        # back at 0 once promoted, which is no reaction.
-        report.latencies = [
-            watch.back[a] - watch.visible[a] for a in watch.back if setup.bad(app_index(a))
-        ]
-        report.bad = sum(1 for i in range(setup.n) if setup.bad(i))
+        _time_reactions(report, watch, setup, version)
         for i in range(setup.n):
             phase = watch.last.get(f"app-{i}-v{version}", "")
             wrong = phase == GOOD if setup.bad(i) else phase in (BAD, "Failed")
@@ -943,6 +942,22 @@ class Harness:
         rbac = client.RbacAuthorizationV1Api(self.api)
         rbac.delete_cluster_role_binding(f"{ACCOUNT}-{self.setup.namespace}")
         self.api.close()  # type: ignore[no-untyped-call]
+
+
+def _time_reactions(report: Report, watch: _Watch, setup: Setup, version: int) -> None:
+    """The bad Rollouts' reaction times, whole and in parts. Bad apps only: a good canary's
+    rare failures (0.1%) are visible too, and its route is back at 0 once promoted, which is
+    no reaction."""
+    report.bad = sum(1 for i in range(setup.n) if setup.bad(i))
+    for app, back in watch.back.items():
+        if not setup.bad(app_index(app)):
+            continue
+        visible = watch.visible[app]
+        report.latencies.append(back - visible)
+        seen = report.history.get(f"{app}-v{version}", [])
+        rolling = next((watch.started + t for t, p in seen if p == "RollingBack"), None)
+        if rolling is not None:
+            report.reaction_parts.append((rolling - visible, back - rolling))
 
 
 class _Watch:
@@ -1237,6 +1252,21 @@ def wait_quantile(buckets: list[tuple[float, float]], q: float) -> float:
     return next(bound for bound, count in buckets if count >= q * total)
 
 
+def reaction_parts(report: Report) -> str:
+    """Where the bad Rollouts' reaction went: before and after they were seen RollingBack."""
+    if not report.reaction_parts:
+        return "reaction in parts: no bad Rollout was seen RollingBack"
+    parts = []
+    for name, values in (
+        ("failures visible → RollingBack seen", [a for a, _ in report.reaction_parts]),
+        ("RollingBack seen → route at 0", [b for _, b in report.reaction_parts]),
+    ):
+        parts.append(
+            f"{name} median {statistics.median(values):.1f} s, p99 {_quantile(values, 0.99):.1f} s"
+        )
+    return f"reaction in parts ({len(report.reaction_parts)} Rollouts): " + "; ".join(parts)
+
+
 def waits(report: Report) -> str:
     """How late the workers took Rollouts, by work (``canary_workqueue_wait_seconds``): what
     the queue's backlog cost."""
@@ -1409,6 +1439,7 @@ def main() -> int:
         )  # fmt: skip
         report = run(setup, kubeconfig, env, work / str(n))
         print(table([report], 5.0), timeline(report), f"workers took Rollouts: {waits(report)}",
+              reaction_parts(report),
               f"the controller's API requests (mean s): {requests_account(report)}",
               f"looks missed: {report.missed_looks}", prometheus_account(report),
               steady_account(report), cpu_table([report]),
@@ -1423,7 +1454,7 @@ def main() -> int:
         f"{args.prometheus_timeout}, 10% bad, default steps, router {args.router}.\n\n"
         f"{table(reports, 5.0)}\n\n"
         + "How late the workers took Rollouts (`canary_workqueue_wait_seconds`):\n\n"
-        + "\n".join(f"- N = {r.n}: {waits(r)}." for r in reports)
+        + "\n".join(f"- N = {r.n}: {waits(r)}; {reaction_parts(r)}." for r in reports)
         + "\n\nThe controller's requests to the API server, with their mean time "
         "(`canary_kube_request_duration_seconds`):\n\n"
         + "\n".join(f"- N = {r.n}: {requests_account(r)}." for r in reports)

@@ -1,0 +1,33 @@
+"""bench.scale times each bad Rollout's reaction (its canary's failures visible in Prometheus to
+its route back at 0) and splits it where the harness saw it RollingBack: before is the tick's
+look and the work queue, after is the rollback's writes. Good apps' routes are no reaction."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any, cast
+
+from bench import scale
+
+
+def test_bad_rollouts_reactions_are_timed_whole_and_in_parts() -> None:
+    setup = scale.Setup(20, "ns")
+    watch: Any = SimpleNamespace(
+        started=1000.0,
+        visible={"app-9": 1010.0, "app-19": 1020.0, "app-3": 1005.0},
+        back={"app-9": 1040.0, "app-19": 1030.0, "app-3": 1100.0},
+    )
+    report = scale.Report(20)
+    report.history = {
+        "app-9-v3": [(5.0, "Progressing"), (35.0, "RollingBack"), (50.0, "RolledBack")],
+        "app-19-v3": [(5.0, "Progressing")],  # RollingBack never seen: timed whole only
+        "app-3-v3": [(5.0, "Progressing"), (90.0, "RollingBack")],  # good: no reaction
+    }
+    scale._time_reactions(report, cast(Any, watch), setup, 3)
+    assert (report.bad, sorted(report.latencies)) == (2, [10.0, 30.0])
+    assert report.reaction_parts == [(25.0, 5.0)]
+    text = scale.reaction_parts(report)
+    assert "(1 Rollouts)" in text
+    assert "failures visible → RollingBack seen median 25.0 s" in text
+    assert "RollingBack seen → route at 0 median 5.0 s" in text
+    assert "no bad Rollout" in scale.reaction_parts(scale.Report(20))
