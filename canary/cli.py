@@ -533,7 +533,9 @@ def _queued_events(api: kube.LimitedApiClient, registry: ControllerMetrics) -> Q
     """The controller's Events, written outside the reconciles by threads of their own
     (``QueuedEventRecorder.run``), with their backlog and drops in ``registry``."""
     events = QueuedEventRecorder(
-        KubeEventRecorder(api), dropped=lambda why: registry.events_dropped.labels(why=why).inc()
+        KubeEventRecorder(api),
+        dropped=lambda why: registry.events_dropped.labels(why=why).inc(),
+        inline=registry.events_inline.inc,
     )
     registry.event_queue.set_function(events.depth)
     return events

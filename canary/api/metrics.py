@@ -279,10 +279,16 @@ class ControllerMetrics:
         )
         self.events_dropped = Counter(
             "canary_events_dropped",
-            "Kubernetes Events about Rollouts that were not written, by why (queue_full: more "
-            "than 1000 waiting; write_failed: the API server refused or did not answer; "
-            "stopped: waiting when the controller stopped).",
+            "Kubernetes Events about Rollouts that were not written, by why (write_failed: the "
+            "API server refused or did not answer; stopped: waiting when the controller "
+            "stopped).",
             ["why"],
+            registry=reg,
+        )
+        self.events_inline = Counter(
+            "canary_events_inline",
+            "Kubernetes Events a reconcile wrote itself because 1000 were waiting to be written "
+            "(the Event writers are behind the API server).",
             registry=reg,
         )
         self.event_queue = Gauge(

@@ -1,6 +1,7 @@
 """The controller's Events are queued by the reconcile and written by threads of their own: a
-reconcile never waits for the API server to take an Event, the queue is bounded, every Event not
-written is counted, and a stopped controller writes nothing more."""
+reconcile does not wait for the API server to take an Event, the queue is bounded (when full, the
+reconcile writes the Event itself: none is lost), every Event not written is counted, and a
+stopped controller writes nothing more."""
 
 from __future__ import annotations
 
@@ -8,9 +9,8 @@ import threading
 from collections import Counter
 from datetime import datetime
 
-from canary.adapters.kube.events import QueuedEventRecorder
+from canary.adapters.kube.events import QueuedEventRecorder, Subject
 from canary.core.vocabulary import Event
-from canary.model.rollout import Rollout
 from tests.unit.fake_cluster import make_rollout
 
 WAIT = 10.0
@@ -23,14 +23,16 @@ class Writer:
         self.opened = threading.Event()
         self.entered = threading.Event()
         self.written: list[tuple[str, datetime, int]] = []
+        self.subjects: list[Subject] = []
         self.fail = fail or set()
         self.done = threading.Condition()
 
-    def write(self, rollout: Rollout, event: Event, at: datetime, serial: int) -> bool:
+    def write(self, subject: Subject, event: Event, at: datetime, serial: int) -> bool:
         self.entered.set()
         assert self.opened.wait(WAIT)
         with self.done:
             self.written.append((event.reason, at, serial))
+            self.subjects.append(subject)
             self.done.notify_all()
         return event.reason not in self.fail
 
@@ -76,20 +78,45 @@ def test_recording_does_not_wait_for_the_writer_and_keeps_the_order_recorded() -
     assert (queue.depth(), dropped) == (0, Counter())
 
 
-def test_a_full_queue_drops_the_newest_events_and_counts_them() -> None:
-    """Limit 5, no writer running: the first 5 are kept and written later, 3 more dropped."""
-    writer, dropped = Writer(), Counter[str]()
+def test_a_full_queue_has_the_reconcile_write_the_event_itself() -> None:
+    """Limit 5, no writer running: the first 5 wait, the next 3 are written at once by the
+    recording thread (counted), and the 5 are written later: nothing is lost."""
+    writer, dropped, inline = Writer(), Counter[str](), Counter[str]()
     writer.opened.set()
-    queue = QueuedEventRecorder(writer, limit=5, dropped=lambda why: dropped.update([why]))
+    queue = QueuedEventRecorder(
+        writer,
+        limit=5,
+        dropped=lambda why: dropped.update([why]),
+        inline=lambda: inline.update(["inline"]),
+    )
     rollout = make_rollout()
     for n in range(8):
         queue.record(rollout, _event(n))
-    assert (queue.depth(), dropped) == (5, Counter(queue_full=3))
+    assert [reason for reason, _, _ in writer.written] == ["Step5", "Step6", "Step7"]
+    assert (queue.depth(), inline, dropped) == (5, Counter(inline=3), Counter())
     stop, threads = _run(queue, 1)
-    writer.wait_for(5)
+    writer.wait_for(8)
     stop.set()
     threads[0].join(WAIT)
-    assert [reason for reason, _, _ in writer.written] == [f"Step{n}" for n in range(5)]
+    by_serial = sorted(writer.written, key=lambda w: w[2])
+    assert [reason for reason, _, _ in by_serial] == [f"Step{n}" for n in range(8)]
+
+
+def test_a_queued_event_names_its_rollout_as_it_was_recorded() -> None:
+    """The queue keeps the Rollout's reference (kind's API version, namespace, name, uid,
+    resourceVersion), not the Rollout."""
+    writer = Writer()
+    queue = QueuedEventRecorder(writer)
+    made = make_rollout()
+    meta = made.metadata.model_copy(update={"uid": "u-1", "resource_version": "42"})
+    rollout = made.model_copy(update={"metadata": meta})
+    queue.record(rollout, _event(0))
+    writer.opened.set()
+    stop, threads = _run(queue, 1)
+    writer.wait_for(1)
+    stop.set()
+    threads[0].join(WAIT)
+    assert writer.subjects == [Subject("canary.dev/v1alpha1", "t", "podinfo-2", "u-1", "42")]
 
 
 def test_an_event_the_api_server_refuses_is_counted_and_the_rest_written() -> None:
