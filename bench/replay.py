@@ -321,6 +321,9 @@ class _Replay:
     def _reconcile(self, e: Entry) -> None:
         start, measurement, recorded = self.pending.pop(e["rollout"])
         given = MEASUREMENT.dump_python(measurement, mode="json")
+        # A tape recorded before a field was added holds its default (read as the live
+        # controller of that day had it).
+        recorded = MEASUREMENT.dump_python(MEASUREMENT.validate_python(recorded), mode="json")
         if given != recorded:
             self.differences.append(((start - self.began).total_seconds(), recorded, given))
         self.clock.current, self.timed.ends_at = start, stamp(e["at"])

@@ -174,7 +174,7 @@ class Report:
     missed_looks: int = 0
     """Looks (one a second) the harness lost to a timed-out Prometheus query or /metrics read."""
     waits: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
-    """Work (failing_look, verdict, routine) → the round's ``canary_workqueue_wait_seconds``
+    """Work (failing, verdict, routine) → the round's ``canary_workqueue_wait_seconds``
     buckets: (upper bound s, Rollouts handed out at most that late), cumulative."""
     request_times: dict[str, tuple[float, float]] = field(default_factory=dict)
     """The controller's requests to the API server in the round (watches left out), by verb
@@ -807,7 +807,7 @@ class Harness:
         logged_before = query_log_size(query_log)
         started = time.monotonic()
         _start_rollouts(self.api, setup, version)
-        watch = _Watch(self, started)
+        watch = _Watch(self, started, version)
         end = min(started + setup.timeout, until)
         while time.monotonic() < end and not watch.done(report):
             time.sleep(1)
@@ -960,13 +960,30 @@ def _time_reactions(report: Report, watch: _Watch, setup: Setup, version: int) -
             report.reaction_parts.append((rolling - visible, back - rolling))
 
 
+def _shifted(routes: list[dict[str, Any]], phases: dict[str, str], version: int) -> set[str]:
+    """The apps whose route sends their canary traffic while this round's Rollout (release
+    ``version``) is being judged. Only then is the canary's traffic this round's: at the start
+    of a round the last release's Rollout may still be rolling its route back, and that
+    canary's failures are still in Prometheus, which would time a reaction from before this
+    round's canary ran (run T timed one at 353 s where the controller rolled back 97 s after the
+    step began)."""
+    judged = {"Progressing", "Paused", "WaitingApproval"}
+    return {
+        app
+        for r in routes
+        if canary_weight(r) > 0
+        and phases.get(f"{(app := r['metadata']['name'])}-v{version}") in judged
+    }
+
+
 class _Watch:
     """What the harness sees during a round: when each bad canary's failures became visible
     in Prometheus, when its route was back at 0, and a steady window of Progressing Rollouts
     in which the API server's GET count is compared."""
 
-    def __init__(self, harness: Harness, started: float) -> None:
+    def __init__(self, harness: Harness, started: float, version: int) -> None:
         self.h = harness
+        self.version = version
         self.visible: dict[str, float] = {}
         self.shifted: set[str] = set()
         self.back: dict[str, float] = {}
@@ -989,9 +1006,10 @@ class _Watch:
         now, ns = time.monotonic(), self.h.setup.namespace
         failing = _failures_visible(self.h.env["PROMETHEUS_URL"], ns)
         routes = self.h.routes.values(ns)
-        self.shifted.update(r["metadata"]["name"] for r in routes if canary_weight(r) > 0)
+        phases = self.h.phases()
         # Failures count once this round's canary has had traffic (after a warm-up round,
-        # the last release's canary series may still be in Prometheus).
+        # the last release's canary series may still be in Prometheus: ``_shifted``).
+        self.shifted.update(_shifted(routes, phases, self.version))
         for app in (dep.removesuffix("-canary") for dep in failing):
             if app in self.shifted:
                 self.visible.setdefault(app, now)
@@ -999,7 +1017,6 @@ class _Watch:
             app = route["metadata"]["name"]
             if canary_weight(route) == 0 and app in self.visible and app not in self.back:
                 self.back[app] = now
-        phases = self.h.phases()
         for name, phase in phases.items():
             if phase and (name, phase) not in self.seen:
                 self.seen.add((name, phase))

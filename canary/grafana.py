@@ -220,8 +220,8 @@ def _controller() -> list[Any]:
         _series(
             "Verdicts' wait for a worker",
             "How long past its due time a Rollout with counts to judge waited for a worker, "
-            "by work: failing_look (the tick found its early look failing: time added to a "
-            "rollback) and verdict (a window's counts). Lasting above the analysis interval, "
+            "by work: failing (the tick found its early look or its window failing: time added "
+            "to a rollback) and verdict (a window's counts). Lasting above the analysis interval, "
             "the workers are behind: too few --workers, the client-side --kube-qps limit, or "
             "too little CPU.",
             "s",

@@ -240,8 +240,8 @@ class ControllerMetrics:
         self.queue_wait = Histogram(
             "canary_workqueue_wait_seconds",
             "Time a Rollout waited past its due time before a worker took it, by work "
-            "(failing_look: an early look the tick found failing, a rollback; verdict: a "
-            "window's counts to judge; routine: a requeue or a watch event).",
+            "(failing: an early look or a window the tick found failing, a rollback; verdict: "
+            "a window's counts to judge; routine: a requeue or a watch event).",
             ["work"],
             buckets=WAIT_BUCKETS,
             registry=reg,
@@ -319,7 +319,7 @@ class ControllerMetrics:
                 )
 
     def observe_wait(self, seconds: float, work: str) -> None:
-        """How late one Rollout was handed to a worker, and what it carried (failing_look,
+        """How late one Rollout was handed to a worker, and what it carried (failing,
         verdict or routine)."""
         self.queue_wait.labels(work=work).observe(seconds)
 

@@ -19,15 +19,14 @@ each transition can be read beside the ones it leads to.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
 from canary.core import commands as command_rules
 from canary.core import hooks as hook_rules
-from canary.core import judge, power
+from canary.core import judge, power, window
 from canary.core import steps as step_plan
 from canary.core.plan import Plan, Wait, approval_wait
 from canary.core.vocabulary import (
@@ -268,10 +267,6 @@ def _arm_stats(arm: judge.Arm, percentile: float) -> ArmStats:
     )
 
 
-def _arm(stats: ArmStats) -> judge.Arm:
-    return judge.Arm(stats.requests, stats.failures, tuple(stats.latency_buckets))
-
-
 def _replace_step(t: _Tick, record: StepStatus) -> None:
     steps = list(t.status.steps)
     steps[record.index] = record
@@ -366,42 +361,22 @@ def _judge_step(t: _Tick) -> judge.Judgement | None:
         return None
     t.evidence_used = True
     percentile = t.plan.thresholds.latency_percentile
-    canary = _arm(record.canary) + obs.evidence.canary
-    stable = _arm(record.stable) + obs.evidence.stable
-    earlier = tuple(
-        judge.Evidence(_arm(s.canary), _arm(s.stable), canary_weight=s.weight)
-        for s in t.status.steps[:index]
-        if s.weight
-    )
-    pooled = stable
-    for step in earlier:
-        pooled = pooled + step.stable
-    elapsed = t.now - record.started_at
-    needed = power.need(t.plan.thresholds, t.plan.steps, index, pooled, elapsed)
-    thresholds = replace(judge.settled(t.plan.thresholds), min_requests=needed.requests)
-    if not needed.holds:
-        thresholds = replace(thresholds, hold_above=math.inf)
-    verdict = judge.evaluate(
-        thresholds,
-        judge.Evidence(
-            canary, stable, obs.evidence.custom, canary_weight=record.weight, earlier=earlier
-        ),
-    )
-    eta = power.time_left(t.plan.thresholds, record.weight or 0, needed, canary.requests, elapsed)
+    judged = window.judge_step(t.plan, window.counted(t.status.steps), index, t.now, obs.evidence)
+    verdict, needed = judged.verdict, judged.needed
     no_data = verdict.verdict is judge.Verdict.NO_DATA
     no_data_since = (record.no_data_since or t.now) if no_data else None
     _replace_step(
         t,
         record.model_copy(
             update={
-                "canary": _arm_stats(canary, percentile),
-                "stable": _arm_stats(stable, percentile),
+                "canary": _arm_stats(judged.canary, percentile),
+                "stable": _arm_stats(judged.stable, percentile),
                 "checks": list(verdict.checks),
                 "no_data_since": no_data_since,
                 "message": verdict.reason,
                 "needs": needed.requests,
                 "needed_for": needed.reason,
-                "eta": None if eta is None else t.now + eta,
+                "eta": None if judged.eta is None else t.now + judged.eta,
             }
         ),
     )

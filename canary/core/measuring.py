@@ -23,6 +23,10 @@ window is complete, the counts its two arms served since it was last judged. The
   reported (:class:`Look`): a look that would not fail changes nothing, so only a failing one
   needs a reconcile (at N = 1000, taking the look here cut the reconciles by 41%: run L
   against run J in docs/benchmarks.md, one run each).
+- **Failing windows first**: :func:`failing_windows` judges each completed window as the
+  reconcile will (``canary.core.window``, with the step records the last reconcile reported),
+  so that the controller hands a failing one to a worker before the windows of healthy
+  Rollouts. Only an order: the reconcile judges it again.
 
 Pure: no clock (``now`` is a parameter), no I/O, no logging. Rollouts are keyed by
 ``(namespace, name)``.
@@ -35,7 +39,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from canary.core import evidence, judge
+from canary.core import evidence, judge, window
 from canary.core.plan import Plan
 from canary.model.status import RolloutStatus
 
@@ -51,11 +55,13 @@ SETTLE = timedelta(seconds=12)
 
 @dataclass(frozen=True)
 class Look:
-    """The step a Rollout's status is on (0-based) and that step's canary weight: what the
-    judge's early look at it needs besides the counts."""
+    """The step a Rollout's status is on (0-based), that step's canary weight, and the
+    status's step records: what the judge's early look at it, and its look at a completed
+    window (``canary.core.window``), need besides the counts."""
 
     step: int
     weight: int | None
+    steps: tuple[window.Counted, ...] = ()
 
     @classmethod
     def of(cls, status: RolloutStatus) -> Look | None:
@@ -63,7 +69,7 @@ class Look:
         index = status.current_step_index
         if index >= len(status.steps):
             return None
-        return cls(index, status.steps[index].weight)
+        return cls(index, status.steps[index].weight, window.counted(status.steps))
 
 
 @dataclass(frozen=True)
@@ -292,6 +298,25 @@ def failing_early(state: State) -> dict[Key, judge.Evidence]:
         if judge.evaluate_early(track.plan.thresholds, seen, look.step) is not None:
             failing[key] = counts
     return failing
+
+
+def failing_windows(
+    state: State, ready: Mapping[Key, judge.Evidence], now: datetime
+) -> frozenset[Key]:
+    """The Rollouts among ``ready`` (the windows :func:`advance` completed) whose step the
+    judge fails with the window added, taken with the steps of each Rollout's last reconcile,
+    as the reconcile will take it (custom metrics aside). Only an order: a failing window is a
+    rollback, so its reconcile goes before the windows of healthy Rollouts; the reconcile
+    judges again from its own status."""
+    failing: set[Key] = set()
+    for key, counts in ready.items():
+        track = state.tracks[key]
+        look = track.look
+        if look is None or track.plan is None or look.step >= len(look.steps):
+            continue
+        if window.fails(track.plan, look.steps, look.step, now, counts):
+            failing.add(key)
+    return frozenset(failing)
 
 
 def _sum(a: judge.Evidence, b: judge.Evidence) -> judge.Evidence:

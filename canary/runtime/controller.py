@@ -4,17 +4,19 @@ Wakes a Rollout on watch events (at once; a change of a Deployment wakes the Rol
 it, and the Succeeded one watching it for a reverted release), on its requeue time, and on the
 measuring tick, which runs ONE Prometheus query for every Rollout being judged and hands each
 its share: a completed window's counts, or an early look's that fails (the tick takes that look
-itself: one that does not fail would change nothing). Several worker threads take Rollouts
-from the queue; the queue never hands out a Rollout that a worker is still reconciling (it is
-held back until that reconcile is done), so a Rollout is never reconciled twice at once. A
-reconcile that ends in an error is retried after a delay that doubles with each failure in a
-row of that Rollout (up to :data:`BACKOFF_MAX`); a Conflict is a lost race, not a failure: it
-is retried after the usual short delay, from a fresher cache. A failed reconcile's measurement
-goes to its retry, which decides from the same counts and any that arrived meanwhile (it may
-have moved the route before its status write failed). When a window of counts is complete is
-decided by the pure ``canary.core.measuring``: the controller only keeps its state (under a
-lock), runs the query and feeds the queue. A reconcile that put notifications into a Rollout's
-outbox is reported to ``on_notify`` (the delivery worker).
+itself: one that does not fail would change nothing). The tick also judges each completed
+window as its reconcile will (``canary.core.window``, with the steps the last reconcile
+reported): one that fails goes to the workers before the others. Several worker threads
+take Rollouts from the queue; the queue never hands out a Rollout that a worker is still
+reconciling (it is held back until that reconcile is done), so a Rollout is never reconciled
+twice at once. A reconcile that ends in an error is retried after a delay that doubles with
+each failure in a row of that Rollout (up to :data:`BACKOFF_MAX`); a Conflict is a lost race,
+not a failure: it is retried after the usual short delay, from a fresher cache. A failed
+reconcile's measurement goes to its retry, which decides from the same counts and any that
+arrived meanwhile (it may have moved the route before its status write failed). When a window
+of counts is complete is decided by the pure ``canary.core.measuring``: the controller only
+keeps its state (under a lock), runs the query and feeds the queue. A reconcile that put
+notifications into a Rollout's outbox is reported to ``on_notify`` (the delivery worker).
 Used by ``canary run`` (through ``canary.cli``); talks to the world only through ports.
 """
 
@@ -65,20 +67,22 @@ while both wait: a measured verdict goes first, and routine work still gets a qu
 
 
 def _lane(measurement: Measurement | None) -> int | None:
-    """Which of the queue's lanes a measurement puts its Rollout in: 0 when it holds an early
-    look (the tick has found it failing: a rollback), with or without a window waiting; 1 for
-    a window's counts alone; None for routine work (no counts to judge: nothing, or only a
-    metrics error)."""
+    """Which of the queue's lanes a measurement puts its Rollout in: 0 when the tick has found
+    it failing (a rollback): it holds an early look (with or without a window waiting), or a
+    window the tick's look fails; 1 for a window's counts the tick does not find failing; None
+    for routine work (no counts to judge: nothing, or only a metrics error)."""
     if measurement is None:
         return None
     if measurement.early is not None:
         return 0
-    return 1 if measurement.evidence is not None else None
+    if measurement.evidence is None:
+        return None
+    return 0 if measurement.failing else 1
 
 
-WORK = ("failing_look", "verdict", "routine")
+WORK = ("failing", "verdict", "routine")
 """What a Rollout handed out carried, by lane (``_lane``), as ``on_wait`` hears it: a failing
-early look (with or without a window), a window's counts, or nothing to judge."""
+early look or window, a window's counts, or nothing to judge."""
 
 
 def _work(measurement: Measurement | None) -> str:
@@ -95,20 +99,22 @@ def _merge(waiting: Measurement | None, new: Measurement) -> Measurement:
     tick). A failing early look and a window ride together, whichever came first: the
     reconcile takes the look first (a rollback must not wait in the windows' lane behind the
     healthy Rollouts' windows), and judges the window if the look no longer fails; the newer of
-    two early looks holds the older (both count from the weight change). A failing early look
-    and a metrics error ride together too: the counts were measured before the outage, so the
-    reconcile still rolls back on them, and otherwise reports the outage."""
+    two early looks holds the older (both count from the weight change). Windows added up stay
+    in the failing lane when either was found failing. A failing early look and a metrics error
+    ride together too: the counts were measured before the outage, so the reconcile still rolls
+    back on them, and otherwise reports the outage."""
     if waiting is None:
         return new
     early = new.early if new.early is not None else waiting.early
     if new.evidence is not None and waiting.evidence is not None:
         old, fresh = waiting.evidence, new.evidence
         summed = judge.Evidence(old.canary + fresh.canary, old.stable + fresh.stable, fresh.custom)
-        return Measurement(evidence=summed, early=early)
+        failing = new.failing or waiting.failing
+        return Measurement(evidence=summed, early=early, failing=failing)
     if new.evidence is not None:
-        return Measurement(evidence=new.evidence, early=early)
+        return Measurement(evidence=new.evidence, early=early, failing=new.failing)
     if waiting.evidence is not None:
-        return Measurement(evidence=waiting.evidence, early=early)
+        return Measurement(evidence=waiting.evidence, early=early, failing=waiting.failing)
     error = new.error if new.error is not None else waiting.error
     return Measurement(error=error, early=early)
 
@@ -128,10 +134,11 @@ class WorkQueue:
     ``done``: meanwhile it is not handed out again, however often it is added.
 
     Among Rollouts already due, those with counts to judge go first (up to
-    ``URGENT_IN_A_ROW`` at a time), and of those an early look that fails (a rollback) before
-    a window, also when it joins a window already waiting: when the workers fall behind, a
-    tick's measurement that would roll a bad canary back does not wait behind every overdue
-    routine requeue, nor behind every window."""
+    ``URGENT_IN_A_ROW`` at a time), and of those what the tick found failing (a rollback: an
+    early look, also when it joins a window already waiting, or a window the tick's look
+    fails) before the other windows: when the workers fall behind, a tick's measurement that
+    would roll a bad canary back does not wait behind every overdue routine requeue, nor
+    behind every window."""
 
     def __init__(
         self, clock: Clock, on_wait: Callable[[float, str], None] = lambda _s, _w: None
@@ -438,9 +445,10 @@ class Controller:
 
     def measure(self) -> None:
         """One Prometheus query for every Rollout being judged; wake those whose window is
-        complete (``canary.core.measuring``) with the counts they served in it, and those
-        whose new counts since their weight changed fail the early, fail-only look (a look
-        that passes would change nothing: it wakes no one). When Prometheus cannot be read
+        complete (``canary.core.measuring``) with the counts they served in it (a window
+        whose step the judge fails with it added goes first: ``measuring.failing_windows``),
+        and those whose new counts since their weight changed fail the early, fail-only look
+        (a look that passes would change nothing: it wakes no one). When Prometheus cannot be read
         for ``OUTAGE_TICKS`` ticks in a row, every judged Rollout is told. Called by one
         thread at a time (the scheduler's tick job)."""
         with self._lock:
@@ -470,12 +478,15 @@ class Controller:
             )
             state = self._measuring  # frozen: judged outside the lock
         plans = measuring.judged(state)
+        failing = measuring.failing_windows(state, ready, self._clock.now())
         for key, counts in ready.items():
-            self._wake_measured(Ref(*key), plans[key], counts)
+            self._wake_measured(Ref(*key), plans[key], counts, failing=key in failing)
         for key, counts in measuring.failing_early(state).items():
             self.queue.add(Ref(*key), measurement=Measurement(early=counts))
 
-    def _wake_measured(self, ref: Ref, plan: Plan, counts: judge.Evidence) -> None:
+    def _wake_measured(
+        self, ref: Ref, plan: Plan, counts: judge.Evidence, *, failing: bool
+    ) -> None:
         custom: dict[str, float | None] = {}
         try:
             for metric in plan.custom_metrics:
@@ -493,7 +504,7 @@ class Controller:
         except CanaryError as error:
             log.warning("custom_metric_rejected", rollout=ref.name, error=str(error))
         tick = judge.Evidence(counts.canary, counts.stable, custom)
-        self.queue.add(ref, measurement=Measurement(evidence=tick))
+        self.queue.add(ref, measurement=Measurement(evidence=tick, failing=failing))
 
 
 def start_thread(target: Callable[[], None], name: str) -> threading.Thread:

@@ -72,6 +72,9 @@ class Measurement:
     error: str | None = None
     early: judge.Evidence | None = None
     """Counts since the weight changed that make no window yet: for a fail-only look."""
+    failing: bool = False
+    """The tick found the step failing with ``evidence`` (``measuring.failing_windows``): its
+    reconcile goes before the windows of healthy Rollouts. The reconcile judges again."""
 
 
 @dataclass(frozen=True)

@@ -31,3 +31,23 @@ def test_bad_rollouts_reactions_are_timed_whole_and_in_parts() -> None:
     assert "failures visible → RollingBack seen median 25.0 s" in text
     assert "RollingBack seen → route at 0 median 5.0 s" in text
     assert "no bad Rollout" in scale.reaction_parts(scale.Report(20))
+
+
+def _route(app: str, canary: int) -> dict[str, Any]:
+    refs = [{"name": app, "weight": 100 - canary}, {"name": f"{app}-canary", "weight": canary}]
+    return {"metadata": {"name": app}, "spec": {"rules": [{"backendRefs": refs}]}}
+
+
+def test_a_canary_counts_as_shifted_only_while_this_rounds_rollout_is_judged() -> None:
+    """At a round's start the last release's Rollout may still be rolling its route back, with
+    its canary's failures in Prometheus: that canary's traffic is not this round's (run T timed
+    a reaction of 353 s from it; the controller had rolled back 97 s after the step began)."""
+    routes = [_route("app-1", 5), _route("app-2", 5), _route("app-3", 0), _route("app-4", 10)]
+    phases = {
+        "app-1-v2": "RollingBack",  # last round's, still moving its route back
+        "app-1-v3": "Pending",
+        "app-2-v3": "Progressing",
+        "app-3-v3": "Progressing",  # its route sends the canary nothing yet
+        "app-4-v3": "WaitingApproval",
+    }
+    assert scale._shifted(routes, phases, 3) == {"app-2", "app-4"}

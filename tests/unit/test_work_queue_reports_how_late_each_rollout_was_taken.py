@@ -1,6 +1,6 @@
 """The work queue tells how late each Rollout was handed to a worker (seconds past its due
 time, never negative) and whether it carried counts to judge: the workers' backlog, which
-``canary_workqueue_wait_seconds`` exports by work (failing_look, verdict, routine)."""
+``canary_workqueue_wait_seconds`` exports by work (failing, verdict, routine)."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def test_each_rollout_handed_out_reports_its_lateness_and_its_work() -> None:
     assert heard == [(0.0, "verdict"), (25.0, "routine"), (15.0, "routine")]
 
 
-def test_a_failing_look_is_reported_apart_and_a_rollout_taken_on_time_waited_zero() -> None:
+def test_a_failing_is_reported_apart_and_a_rollout_taken_on_time_waited_zero() -> None:
     clock = FakeClock(T0)
     heard: list[tuple[float, str]] = []
     queue = WorkQueue(clock, lambda seconds, work: heard.append((seconds, work)))
@@ -46,7 +46,7 @@ def test_a_failing_look_is_reported_apart_and_a_rollout_taken_on_time_waited_zer
     assert queue.pop_due() is None  # not due: nothing reported
     clock.advance(timedelta(seconds=5))
     assert queue.pop_due() == (a, EARLY)
-    assert heard == [(0.0, "failing_look")]
+    assert heard == [(0.0, "failing")]
 
 
 def test_the_registry_exports_the_waits_by_work_and_the_queues_depth() -> None:
@@ -70,7 +70,7 @@ def test_the_registry_exports_the_waits_by_work_and_the_queues_depth() -> None:
     }
     assert samples["canary_workqueue_depth", frozenset()] == 2  # r1 and r2 due and waiting
     verdict, routine = {("work", "verdict")}, {("work", "routine")}
-    assert samples["canary_workqueue_wait_seconds_sum", frozenset({("work", "failing_look")})] == 2
+    assert samples["canary_workqueue_wait_seconds_sum", frozenset({("work", "failing")})] == 2
     assert samples["canary_workqueue_wait_seconds_count", frozenset(verdict)] == 1
     assert (
         samples["canary_workqueue_wait_seconds_bucket", frozenset({*verdict, ("le", "0.01")})] == 1
