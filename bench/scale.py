@@ -60,7 +60,7 @@ from bench import accounts
 from canary.adapters.kube.informer import Informer
 from canary.adapters.kube.workloads import RELEASE_ANNOTATION
 from canary.adapters.routers import httproute
-from canary.core import weights
+from canary.core import measuring, weights
 from canary.model.rollout import ROLLOUT_LABEL
 from canary.runtime.controller import WORK
 from devenv.cluster import DevEnv
@@ -967,12 +967,11 @@ def _shifted(routes: list[dict[str, Any]], phases: dict[str, str], version: int)
     canary's failures are still in Prometheus, which would time a reaction from before this
     round's canary ran (run T timed one at 353 s where the controller rolled back 97 s after the
     step began)."""
-    judged = {"Progressing", "Paused", "WaitingApproval"}
     return {
         app
         for r in routes
         if canary_weight(r) > 0
-        and phases.get(f"{(app := r['metadata']['name'])}-v{version}") in judged
+        and phases.get(f"{(app := r['metadata']['name'])}-v{version}") in measuring.JUDGED_PHASES
     }
 
 

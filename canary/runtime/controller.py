@@ -472,13 +472,14 @@ class Controller:
                     self.queue.add(Ref(*key), measurement=Measurement(error=str(error)))
             return
         self._failed_ticks = 0
+        now = self._clock.now()
         with self._lock:
             self._measuring, ready = measuring.advance(
-                self._measuring, snapshot, self._clock.now(), asked=judged.keys()
+                self._measuring, snapshot, now, asked=judged.keys()
             )
             state = self._measuring  # frozen: judged outside the lock
         plans = measuring.judged(state)
-        failing = measuring.failing_windows(state, ready, self._clock.now())
+        failing = measuring.failing_windows(state, ready, now)
         for key, counts in ready.items():
             self._wake_measured(Ref(*key), plans[key], counts, failing=key in failing)
         for key, counts in measuring.failing_early(state).items():
