@@ -157,6 +157,8 @@ class Report:
     bad: int = 0
     """How many of the run's Rollouts were bad (the most ``latencies`` can hold)."""
     reaction_parts: list[tuple[float, float]] = field(default_factory=list)
+    decisions: dict[str, Decision] = field(default_factory=dict)
+    """The timed bad Rollouts' failed steps, from the controller's log (``decisions``)."""
     """For each timed bad Rollout seen RollingBack: from its failures visible to that phase
     seen (the tick's look and the queue), and from then to its route back at 0 (the
     rollback's writes)."""
@@ -499,6 +501,83 @@ def pipeline_account(report: Report) -> str:
     return "; ".join(parts) if parts else "no Rollout to trace"
 
 
+@dataclass(frozen=True)
+class Decision:
+    """One bad Rollout's failed step, from the controller's log: seconds from the step's
+    start (its ``step_advanced``) to its ``analysis_failed``, and to the tick's first
+    ``failing_measured`` of it (None: no tick found it failing; its reconcile failed it on
+    custom metrics, or on a look the tick offered unjudged); what the tick found failing first
+    (``early look`` or ``window``), and how many ticks found it failing before the decision.
+    Found → decided is the queue and the reconcile; start → found, the evidence, Prometheus'
+    scrapes and the tick."""
+
+    decided: float
+    found: float | None = None
+    by: str = ""
+    ticks: int = 0
+
+
+def decisions(lines: Iterable[str], names: set[str]) -> dict[str, Decision]:
+    """For each Rollout of ``names`` whose analysis failed in the controller log's ``lines``
+    (JSON, one event a line): its ``Decision``."""
+    started: dict[str, datetime] = {}
+    found: dict[str, tuple[datetime, str, int]] = {}
+    out: dict[str, Decision] = {}
+    for line in lines:
+        if '"rollout"' not in line:
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        name, event = entry.get("rollout"), entry.get("event")
+        if name not in names or name in out:
+            continue
+        at = datetime.fromisoformat(entry["timestamp"])
+        if event == "step_advanced":
+            started[name] = at
+            found.pop(name, None)
+        elif event == "failing_measured":
+            seen = found.get(name)
+            found[name] = (at, entry.get("by", ""), 1) if seen is None else (*seen[:2], seen[2] + 1)
+        elif event == "analysis_failed" and name in started:
+            start, seen = started[name], found.get(name)
+            decided = (at - start).total_seconds()
+            if seen is None:
+                out[name] = Decision(decided)
+            else:
+                first, by, ticks = seen
+                out[name] = Decision(decided, (first - start).total_seconds(), by, ticks)
+    return out
+
+
+def decisions_account(report: Report) -> str:
+    """Where the bad Rollouts' decisions went, from the controller's log (``decisions``)."""
+    if not report.decisions:
+        return "decisions in the controller's log: none"
+    decided = sorted(d.decided for d in report.decisions.values())
+    text = (
+        f"decisions in the controller's log ({len(decided)} bad Rollouts failed): step start → "
+        f"analysis failed median {statistics.median(decided):.1f} s, p90 "
+        f"{_quantile(decided, 0.9):.1f} s, most {decided[-1]:.1f} s"
+    )
+    found = [d for d in report.decisions.values() if d.found is not None]
+    if not found:
+        return f"{text}; none found failing by the tick"
+    measured = sorted(d.found for d in found if d.found is not None)
+    waited = sorted(d.decided - d.found for d in found if d.found is not None)
+    by = Counter(d.by for d in found)
+    again = sum(1 for d in found if d.ticks > 1)
+    return (
+        f"{text}; {len(found)} found failing by the tick ({by['early look']} by an early look, "
+        f"{by['window']} by a window): step start → found median "
+        f"{statistics.median(measured):.1f} s, p90 {_quantile(measured, 0.9):.1f} s; found → "
+        f"analysis failed median {statistics.median(waited):.2f} s, p90 "
+        f"{_quantile(waited, 0.9):.2f} s, most {waited[-1]:.2f} s; found again by a later tick "
+        f"before the decision: {again}"
+    )
+
+
 def lines_naming(log: Path, needles: tuple[str, ...]) -> list[str]:
     """The lines of ``log`` that contain any of ``needles``."""
     if not log.exists():
@@ -805,6 +884,7 @@ class Harness:
         groups_before = self.group_cpu()
         query_log = self.env.get("PROMETHEUS_QUERY_LOG")
         logged_before = query_log_size(query_log)
+        log_before = self.controller.log.stat().st_size
         started = time.monotonic()
         _start_rollouts(self.api, setup, version)
         watch = _Watch(self, started, version)
@@ -830,6 +910,7 @@ class Harness:
         }
         report.phases = watch.last
         _time_reactions(report, watch, setup, version)
+        report.decisions = self.decisions(version, log_before)
         for i in range(setup.n):
             phase = watch.last.get(f"app-{i}-v{version}", "")
             wrong = phase == GOOD if setup.bad(i) else phase in (BAD, "Failed")
@@ -847,6 +928,14 @@ class Harness:
             promoted = [n for n, p in sorted(watch.last.items()) if p == GOOD][:100]
             report.pipeline = self.pipeline({"not ready": not_ready, "promoted": promoted})
         return report
+
+    def decisions(self, version: int, offset: int) -> dict[str, Decision]:
+        """The bad Rollouts' decisions of round ``version``, from the controller's log past
+        ``offset`` (its size when the round began)."""
+        bad = {f"app-{i}-v{version}" for i in range(self.setup.n) if self.setup.bad(i)}
+        with self.controller.log.open("rb") as handle:
+            handle.seek(offset)
+            return decisions((line.decode(errors="replace") for line in handle), bad)
 
     def pipeline(
         self, groups: dict[str, list[str]]
@@ -1455,7 +1544,7 @@ def main() -> int:
         )  # fmt: skip
         report = run(setup, kubeconfig, env, work / str(n))
         print(table([report], 5.0), timeline(report), f"workers took Rollouts: {waits(report)}",
-              reaction_parts(report),
+              reaction_parts(report), decisions_account(report),
               f"the controller's API requests (mean s): {requests_account(report)}",
               f"looks missed: {report.missed_looks}", prometheus_account(report),
               steady_account(report), cpu_table([report]),
@@ -1470,7 +1559,10 @@ def main() -> int:
         f"{args.prometheus_timeout}, 10% bad, default steps, router {args.router}.\n\n"
         f"{table(reports, 5.0)}\n\n"
         + "How late the workers took Rollouts (`canary_workqueue_wait_seconds`):\n\n"
-        + "\n".join(f"- N = {r.n}: {waits(r)}; {reaction_parts(r)}." for r in reports)
+        + "\n".join(
+            f"- N = {r.n}: {waits(r)}; {reaction_parts(r)}; {decisions_account(r)}."
+            for r in reports
+        )
         + "\n\nThe controller's requests to the API server, with their mean time "
         "(`canary_kube_request_duration_seconds`):\n\n"
         + "\n".join(f"- N = {r.n}: {requests_account(r)}." for r in reports)

@@ -241,7 +241,8 @@ class ControllerMetrics:
             "canary_workqueue_wait_seconds",
             "Time a Rollout waited past its due time before a worker took it, by work "
             "(failing: an early look or a window the tick found failing, a rollback; verdict: "
-            "a window's counts to judge; routine: a requeue or a watch event).",
+            "a window's counts to judge; routine: a requeue or a watch event); counts that "
+            "joined a Rollout already waiting are timed from their arrival.",
             ["work"],
             buckets=WAIT_BUCKETS,
             registry=reg,

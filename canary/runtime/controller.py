@@ -144,13 +144,17 @@ class WorkQueue:
         self, clock: Clock, on_wait: Callable[[float, str], None] = lambda _s, _w: None
     ) -> None:
         """``on_wait`` hears, for each Rollout handed out, how many seconds past its due time
-        it was (the workers' backlog) and what it carried (one of ``WORK``)."""
+        it was (the workers' backlog) and what it carried (one of ``WORK``). Counts that
+        joined a Rollout already waiting, and moved it to a sooner lane, are late from when
+        they came: a failing look arriving for a window that has waited 40 s waited only for
+        its own turn, and is told so."""
         self._clock = clock
         self._on_wait = on_wait
         self._heap: list[_Item] = []
         self._lanes: tuple[list[_Item], list[_Item]] = ([], [])  # see ``_lane``
         self._due: dict[Ref, datetime] = {}
         self._measurements: dict[Ref, Measurement] = {}
+        self._since: dict[Ref, datetime] = {}  # when a waiting measurement entered its lane
         self._active: set[Ref] = set()
         self._held: dict[Ref, datetime] = {}  # due while active: queued again by ``done``
         self._in_a_row = 0
@@ -164,7 +168,7 @@ class WorkQueue:
         due = self._clock.now() + after
         with self._cond:
             if measurement is not None:
-                self._measurements[ref] = _merge(self._measurements.get(ref), measurement)
+                self._keep(ref, _merge(self._measurements.get(ref), measurement), due)
             if ref in self._due and self._due[ref] <= due:
                 lane = _lane(self._measurements.get(ref))
                 if measurement is not None and lane is not None:
@@ -176,11 +180,10 @@ class WorkQueue:
     def give_back(self, ref: Ref, measurement: Measurement) -> None:
         """Let the next reconcile of ``ref`` have ``measurement`` again (its reconcile failed
         before recording what it decided), merged with a newer one already waiting."""
+        now = self._clock.now()
         with self._cond:
             waiting = self._measurements.get(ref)
-            self._measurements[ref] = (
-                measurement if waiting is None else _merge(measurement, waiting)
-            )
+            self._keep(ref, measurement if waiting is None else _merge(measurement, waiting), now)
 
     def get(self, stop: StopSignal, idle: float = 1.0) -> tuple[Ref, Measurement | None] | None:
         """The next due Rollout and its measurement; None when stopping."""
@@ -219,6 +222,16 @@ class WorkQueue:
             if due is not None:
                 self._push(ref, due)
                 self._cond.notify()
+
+    def _keep(self, ref: Ref, measurement: Measurement, due: datetime) -> None:
+        """Let ``measurement`` wait for ``ref``'s next reconcile, noting when it moved the
+        Rollout to a sooner lane: ``due``, when what it brought was due (its wait is counted
+        from then)."""
+        before = _lane(self._measurements.get(ref))
+        after = _lane(measurement)
+        self._measurements[ref] = measurement
+        if after is not None and (before is None or after < before):
+            self._since[ref] = due
 
     def _push(self, ref: Ref, due: datetime) -> None:
         self._due[ref] = due
@@ -278,7 +291,8 @@ class WorkQueue:
         due = self._due.pop(ref)
         self._active.add(ref)
         measurement = self._measurements.pop(ref, None)
-        late = (self._clock.now() - due).total_seconds()
+        since = self._since.pop(ref, None)
+        late = (self._clock.now() - (due if since is None else max(due, since))).total_seconds()
         self._on_wait(max(late, 0.0), _work(measurement))
         return ref, measurement
 
@@ -481,8 +495,11 @@ class Controller:
         plans = measuring.judged(state)
         failing = measuring.failing_windows(state, ready, now)
         for key, counts in ready.items():
+            if key in failing:
+                _found_failing(key, "window", counts)
             self._wake_measured(Ref(*key), plans[key], counts, failing=key in failing)
         for key, counts in measuring.failing_early(state).items():
+            _found_failing(key, "early look", counts)
             self.queue.add(Ref(*key), measurement=Measurement(early=counts))
 
     def _wake_measured(
@@ -506,6 +523,19 @@ class Controller:
             log.warning("custom_metric_rejected", rollout=ref.name, error=str(error))
         tick = judge.Evidence(counts.canary, counts.stable, custom)
         self.queue.add(ref, measurement=Measurement(evidence=tick, failing=failing))
+
+
+def _found_failing(key: measuring.Key, by: str, counts: judge.Evidence) -> None:
+    """Log that the tick found a Rollout's canary failing and queued it first: with the
+    reconcile's ``analysis_failed``, the log tells how long a rollback waited for a worker."""
+    log.info(
+        "failing_measured",
+        namespace=key[0],
+        rollout=key[1],
+        by=by,
+        canary=f"{counts.canary.failures}/{counts.canary.requests} failed",
+        stable=f"{counts.stable.failures}/{counts.stable.requests} failed",
+    )
 
 
 def start_thread(target: Callable[[], None], name: str) -> threading.Thread:

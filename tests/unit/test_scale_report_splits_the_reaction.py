@@ -4,6 +4,7 @@ look and the work queue, after is the rollback's writes. Good apps' routes are n
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -51,3 +52,40 @@ def test_a_canary_counts_as_shifted_only_while_this_rounds_rollout_is_judged() -
         "app-4-v3": "WaitingApproval",
     }
     assert scale._shifted(routes, phases, 3) == {"app-2", "app-4"}
+
+
+def _line(at: str, rollout: str, event: str, **fields: str) -> str:
+    entry = {"rollout": rollout, "event": event, "timestamp": f"2026-12-04T04:{at}Z", **fields}
+    return json.dumps(entry)
+
+
+def test_the_controller_log_splits_each_decision_where_the_tick_found_the_canary_failing() -> None:
+    """From the controller's log: step start → the tick's first ``failing_measured`` → the
+    reconcile's ``analysis_failed``; a step that passed resets the start; a Rollout no tick
+    found failing is timed whole; good Rollouts and other lines are left out."""
+    lines = [
+        "not json",
+        _line("13:00.0", "app-9-v3", "step_advanced"),
+        _line("13:20.0", "app-9-v3", "failing_measured", by="early look"),  # a passed step's
+        _line("13:30.0", "app-9-v3", "step_advanced"),  # … so the failed step starts here
+        _line("13:52.0", "app-9-v3", "failing_measured", by="window"),
+        _line("13:57.0", "app-9-v3", "failing_measured", by="early look"),  # still waiting
+        _line("13:58.5", "app-9-v3", "analysis_failed"),
+        _line("14:10.0", "app-9-v3", "failing_measured", by="early look"),  # after: ignored
+        _line("13:00.0", "app-19-v3", "step_advanced"),
+        _line("13:40.0", "app-19-v3", "analysis_failed"),  # custom metrics: no tick found it
+        _line("13:00.0", "app-3-v3", "step_advanced"),
+        _line("13:10.0", "app-3-v3", "analysis_failed"),  # not asked for
+    ]
+    found = scale.decisions(lines, {"app-9-v3", "app-19-v3"})
+    assert found == {
+        "app-9-v3": scale.Decision(28.5, 22.0, "window", 2),
+        "app-19-v3": scale.Decision(40.0),
+    }
+    report = scale.Report(20)
+    report.decisions = found
+    text = scale.decisions_account(report)
+    assert "(2 bad Rollouts failed): step start → analysis failed median 34.2 s" in text
+    assert "1 found failing by the tick (0 by an early look, 1 by a window)" in text
+    assert "found → analysis failed median 6.50 s" in text
+    assert "found again by a later tick before the decision: 1" in text

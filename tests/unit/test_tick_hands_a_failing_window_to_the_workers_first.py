@@ -13,6 +13,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+from structlog.testing import capture_logs
 
 from canary.core import judge, measuring
 from canary.core import plan as plan_mod
@@ -57,10 +58,17 @@ def _window(requests: int, failures: int) -> tuple[World, Controller, rec.Measur
 
 
 def test_a_failing_window_is_flagged_and_a_healthy_one_is_not() -> None:
-    _, _, healthy = _window(200, 0)
+    with capture_logs() as logs:
+        _, _, healthy = _window(200, 0)
     assert not healthy.failing
-    world, controller, failing = _window(200, 120)
+    assert [e for e in logs if e["event"] == "failing_measured"] == []
+    with capture_logs() as logs:
+        world, controller, failing = _window(200, 120)
     assert failing.failing
+    found = [e for e in logs if e["event"] == "failing_measured"]
+    assert [(e["rollout"], e["by"], e["canary"]) for e in found] == [
+        (world.ref.name, "window", "120/200 failed")
+    ]
     controller.work(world.ref, failing)
     assert world.phase() == "RollingBack"
     assert world.route_weight() == 0

@@ -13,6 +13,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+from structlog.testing import capture_logs
 
 from canary.core import evidence, judge, measuring
 from canary.core import plan as plan_mod
@@ -50,9 +51,16 @@ def _tick_twice(
 
 
 def test_a_healthy_canarys_look_wakes_no_one_and_a_failing_ones_is_rolled_back() -> None:
-    world, controller, _ = _tick_twice(200, 0)
+    with capture_logs() as logs:
+        world, controller, _ = _tick_twice(200, 0)
     assert len(controller.queue) == 0  # before: woken on every tick, to decide nothing
-    world, controller, counts = _tick_twice(200, 120)
+    assert [e for e in logs if e["event"] == "failing_measured"] == []
+    with capture_logs() as logs:
+        world, controller, counts = _tick_twice(200, 120)
+    found = [e for e in logs if e["event"] == "failing_measured"]
+    assert [(e["rollout"], e["by"], e["canary"]) for e in found] == [
+        (world.ref.name, "early look", "120/200 failed")
+    ]
     item = controller.queue.get(threading.Event())
     assert item == (world.ref, rec.Measurement(early=counts))
     controller.work(*item)

@@ -115,3 +115,37 @@ def test_the_scale_harness_reads_the_rounds_waits_from_two_scrapes() -> None:
     assert "verdict 100 taken, median ≤ 0.5 s, p99 ≤ 0.5 s past due" in scale.waits(
         scale.Report(100, waits={"verdict": verdicts, "routine": routine})
     )
+
+
+def test_counts_that_join_a_rollout_already_waiting_are_late_from_when_they_came() -> None:
+    """A failing look joining a window that has waited 40 s waited only for its own turn (run
+    U's failing lane read "median ≤ 30 s" from the windows' due times, an upper bound); counts
+    joining an overdue routine requeue likewise; a second window keeps the first's wait; a
+    measurement given back after a failed reconcile is late from its retry's due time."""
+    clock = FakeClock(T0)
+    heard: list[tuple[float, str]] = []
+    queue = WorkQueue(clock, lambda seconds, work: heard.append((seconds, work)))
+    window, look, routine, twice = Ref("n", "w"), Ref("n", "l"), Ref("n", "r"), Ref("n", "t")
+    queue.add(look, measurement=VERDICT)
+    queue.add(routine)
+    queue.add(twice, measurement=VERDICT)
+    clock.advance(timedelta(seconds=40))
+    queue.add(look, measurement=EARLY)  # now failing: from here
+    queue.add(routine, measurement=VERDICT)  # now a verdict: from here
+    queue.add(twice, measurement=VERDICT)  # still a verdict: from the first window
+    clock.advance(timedelta(seconds=1))
+    taken = []
+    while (item := queue.pop_due()) is not None:
+        taken.append(item[0])
+        queue.done(item[0])
+    assert taken == [look, twice, routine]
+    assert heard == [(1.0, "failing"), (41.0, "verdict"), (1.0, "verdict")]
+    heard.clear()
+    queue.add(window, measurement=EARLY)
+    assert queue.pop_due() == (window, EARLY)
+    queue.give_back(window, EARLY)  # its reconcile failed: retried after a backoff
+    queue.done(window)
+    queue.add(window, timedelta(seconds=8))
+    clock.advance(timedelta(seconds=10))
+    assert queue.pop_due() == (window, EARLY)
+    assert heard == [(0.0, "failing"), (2.0, "failing")]
