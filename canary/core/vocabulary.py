@@ -103,7 +103,7 @@ class HookAnswer:
 class Observation:
     """What the reconciler read this time. ``evidence`` is the tick's new counts (None when
     this reconcile did not measure); ``metrics_error`` says why measuring failed; ``early``
-    the counts since the weight changed that make no window yet (for a fail-only look)."""
+    the counts since the weight changed, settle included (for a fail-only look)."""
 
     target: TargetState | None
     apex_service: bool

@@ -71,7 +71,7 @@ class Measurement:
     evidence: judge.Evidence | None = None
     error: str | None = None
     early: judge.Evidence | None = None
-    """Counts since the weight changed that make no window yet: for a fail-only look."""
+    """Counts since the weight changed (settle included): for a fail-only look."""
     failing: bool = False
     """The tick found the step failing with ``evidence`` (``measuring.failing_windows``): its
     reconcile goes before the windows of healthy Rollouts. The reconcile judges again."""

@@ -180,10 +180,10 @@ EARLY: dict[str, list[Report | Scrape]] = {
         Scrape(5, {"s1": 150, "c1": 15}, expect=(5, 50)),
         Scrape(10, {"s1": 200, "c1": 20}, expect=(10, 100)),
     ],
-    "a tick that completes a window offers nothing early; the sum goes on after it": [
+    "a tick that completes a window offers its counts early too; the sum goes on after it": [
         Report(0, weight=10),
         Scrape(0, {"s1": 100, "c1": 10}),
-        Scrape(15, {"s1": 200, "c1": 20}),
+        Scrape(15, {"s1": 200, "c1": 20}, expect=(10, 100)),
         Scrape(20, {"s1": 250, "c1": 25}, expect=(15, 150)),
     ],
     "a weight change starts the sum again": [

@@ -97,3 +97,36 @@ def test_the_tick_wakes_exactly_the_rollouts_their_reconcile_would_fail(seed: in
         assert woken == failed, (requests, failures)
         outcomes.add(failed)
     assert outcomes == {True, False}  # the boundary was crossed both ways
+
+
+def test_a_tick_that_completes_a_window_takes_the_early_look_too() -> None:
+    """Failures served while the step settled, and one more in the first window: the window
+    alone (the settled counts) does not fail the step, but all the counts since the weight
+    changed fail the early look, on the tick that completes the window, not a tick later."""
+    world, _, controller, metrics = _controlled()
+    stable, canary = ("t", "podinfo", "s1"), ("t", "podinfo-canary", "c1")
+    metrics.pods = dict([_pod(*stable, 100, 0), _pod(*canary, 10, 0)])
+    controller.measure()  # the baseline
+    world.clock.advance(timedelta(seconds=10))  # settling (12 s)
+    metrics.pods = dict([_pod(*stable, 300, 0), _pod(*canary, 20, 3)])
+    controller.measure()
+    assert len(controller.queue) == 0  # 3 of 10 failed: not enough for the early look
+    world.clock.advance(timedelta(seconds=15))  # the window since settling is complete
+    metrics.pods = dict([_pod(*stable, 600, 0), _pod(*canary, 35, 4)])
+    with capture_logs() as logs:
+        controller.measure()
+    item = controller.queue.get(threading.Event())
+    assert item is not None
+    ref, measurement = item
+    assert measurement is not None
+    assert measurement.evidence is not None
+    assert measurement.evidence.canary == judge.Arm(15, 1, measurement.evidence.canary.buckets)
+    assert measurement.early is not None
+    assert (measurement.early.canary.requests, measurement.early.canary.failures) == (25, 4)
+    assert not measurement.failing  # the window alone passes the tick's judgement
+    found = [(e["by"], e["canary"]) for e in logs if e["event"] == "failing_measured"]
+    assert found == [("early look", "4/25 failed")]
+    controller.queue.done(ref)
+    controller.work(ref, measurement)
+    assert world.phase() == "RollingBack"
+    assert world.route_weight() == 0
