@@ -48,7 +48,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -157,11 +157,11 @@ class Report:
     bad: int = 0
     """How many of the run's Rollouts were bad (the most ``latencies`` can hold)."""
     reaction_parts: list[tuple[float, float]] = field(default_factory=list)
-    decisions: dict[str, Decision] = field(default_factory=dict)
-    """The timed bad Rollouts' failed steps, from the controller's log (``decisions``)."""
     """For each timed bad Rollout seen RollingBack: from its failures visible to that phase
     seen (the tick's look and the queue), and from then to its route back at 0 (the
     rollback's writes)."""
+    decisions: dict[str, Decision] = field(default_factory=dict)
+    """The timed bad Rollouts' failed steps, from the controller's log (``decisions``)."""
     phases: dict[str, str] = field(default_factory=dict)
     wrong: list[str] = field(default_factory=list)
     entered: dict[str, list[float]] = field(default_factory=dict)
@@ -517,11 +517,16 @@ class Decision:
     ticks: int = 0
 
 
+SAME_TICK = timedelta(seconds=1)
+"""``failing_measured`` lines of one Rollout this close together came from one tick (ticks
+are seconds apart; one tick logs its lines within milliseconds)."""
+
+
 def decisions(lines: Iterable[str], names: set[str]) -> dict[str, Decision]:
     """For each Rollout of ``names`` whose analysis failed in the controller log's ``lines``
     (JSON, one event a line): its ``Decision``."""
     started: dict[str, datetime] = {}
-    found: dict[str, tuple[datetime, str, int]] = {}
+    found: dict[str, tuple[datetime, str, int, datetime]] = {}
     out: dict[str, Decision] = {}
     for line in lines:
         if '"rollout"' not in line:
@@ -539,14 +544,18 @@ def decisions(lines: Iterable[str], names: set[str]) -> dict[str, Decision]:
             found.pop(name, None)
         elif event == "failing_measured":
             seen = found.get(name)
-            found[name] = (at, entry.get("by", ""), 1) if seen is None else (*seen[:2], seen[2] + 1)
+            if seen is None:
+                found[name] = (at, entry.get("by", ""), 1, at)
+            else:  # one tick may log a window and an early look: lines a tick apart count
+                first, by, ticks, last = seen
+                found[name] = (first, by, ticks + (at - last > SAME_TICK), at)
         elif event == "analysis_failed" and name in started:
             start, seen = started[name], found.get(name)
             decided = (at - start).total_seconds()
             if seen is None:
                 out[name] = Decision(decided)
             else:
-                first, by, ticks = seen
+                first, by, ticks, _ = seen
                 out[name] = Decision(decided, (first - start).total_seconds(), by, ticks)
     return out
 

@@ -76,11 +76,18 @@ def test_the_controller_log_splits_each_decision_where_the_tick_found_the_canary
         _line("13:40.0", "app-19-v3", "analysis_failed"),  # custom metrics: no tick found it
         _line("13:00.0", "app-3-v3", "step_advanced"),
         _line("13:10.0", "app-3-v3", "analysis_failed"),  # not asked for
+        _line("13:00.0", "app-29-v3", "step_advanced"),
+        _line("13:20.000", "app-29-v3", "failing_measured", by="window"),
+        _line("13:20.004", "app-29-v3", "failing_measured", by="early look"),  # the same tick
+        _line("13:21.0", "app-29-v3", "analysis_failed"),
     ]
     found = scale.decisions(lines, {"app-9-v3", "app-19-v3"})
     assert found == {
         "app-9-v3": scale.Decision(28.5, 22.0, "window", 2),
         "app-19-v3": scale.Decision(40.0),
+    }
+    assert scale.decisions(lines, {"app-29-v3"}) == {
+        "app-29-v3": scale.Decision(21.0, 20.0, "window", 1)
     }
     report = scale.Report(20)
     report.decisions = found
