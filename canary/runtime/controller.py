@@ -184,6 +184,8 @@ class WorkQueue:
         with self._cond:
             waiting = self._measurements.get(ref)
             self._keep(ref, measurement if waiting is None else _merge(measurement, waiting), now)
+            if ref in self._due and ref not in self._active:
+                self._enlane(ref)
 
     def get(self, stop: StopSignal, idle: float = 1.0) -> tuple[Ref, Measurement | None] | None:
         """The next due Rollout and its measurement; None when stopping."""
@@ -220,8 +222,15 @@ class WorkQueue:
             self._active.discard(ref)
             due = self._held.pop(ref, None)
             if due is not None:
-                self._push(ref, due)
+                # Queued again after it was held back: the sooner of the two stands.
+                queued = self._due.get(ref)
+                self._push(ref, due if queued is None else min(due, queued))
                 self._cond.notify()
+            elif ref in self._due:
+                # Queued again while active: its lane entry was dropped meanwhile
+                # (``_next_urgent``), so it must get one back, or its counts would wait in
+                # routine order.
+                self._enlane(ref)
 
     def _keep(self, ref: Ref, measurement: Measurement, due: datetime) -> None:
         """Let ``measurement`` wait for ``ref``'s next reconcile, noting when it moved the
@@ -236,9 +245,14 @@ class WorkQueue:
     def _push(self, ref: Ref, due: datetime) -> None:
         self._due[ref] = due
         heapq.heappush(self._heap, self._item(due, ref))
+        self._enlane(ref)
+
+    def _enlane(self, ref: Ref) -> None:
+        """File queued ``ref`` in the lane of its waiting measurement (if any), at its due
+        time: the lane entry ``_next_urgent`` serves."""
         lane = _lane(self._measurements.get(ref))
         if lane is not None:
-            heapq.heappush(self._lanes[lane], self._item(due, ref))
+            heapq.heappush(self._lanes[lane], self._item(self._due[ref], ref))
 
     def _item(self, due: datetime, ref: Ref) -> _Item:
         self._added += 1
@@ -260,20 +274,23 @@ class WorkQueue:
 
     def _next_urgent(self) -> Ref | None:
         """The soonest due Rollout of the first lane that has one due now: a failing early
-        look, else a window's counts."""
+        look, else a window's counts. Only an entry that still holds (its Rollout queued at
+        that due time, not active, in that lane) counts; any other is dropped, so that an
+        entry left from an earlier turn cannot hold the lane shut until its Rollout's next,
+        later due time (a Rollout handed out, then queued again, has a newer entry: ``_push``;
+        one queued again while active gets one when ``done``)."""
         now = self._clock.now()
         for number, lane in enumerate(self._lanes):
             while lane:
                 top = lane[0]
-                due = self._due.get(top.ref)
                 if (
-                    due is None
+                    self._due.get(top.ref) != top.due
                     or top.ref in self._active
                     or _lane(self._measurements.get(top.ref)) != number
                 ):
-                    heapq.heappop(lane)  # handed out, held back, served, or in the other lane
+                    heapq.heappop(lane)  # handed out, held back, served, superseded, moved
                     continue
-                if due <= now:
+                if top.due <= now:
                     return top.ref
                 break
         return None
