@@ -515,6 +515,10 @@ class Decision:
     found: float | None = None
     by: str = ""
     ticks: int = 0
+    started: datetime | None = None
+    """When the step started (its ``step_advanced``)."""
+    failures: int | None = None
+    """How many canary failures the tick's first ``failing_measured`` counted."""
 
 
 SAME_TICK = timedelta(seconds=1)
@@ -526,7 +530,7 @@ def decisions(lines: Iterable[str], names: set[str]) -> dict[str, Decision]:
     """For each Rollout of ``names`` whose analysis failed in the controller log's ``lines``
     (JSON, one event a line): its ``Decision``."""
     started: dict[str, datetime] = {}
-    found: dict[str, tuple[datetime, str, int, datetime]] = {}
+    found: dict[str, tuple[datetime, str, int, datetime, int | None]] = {}
     out: dict[str, Decision] = {}
     for line in lines:
         if '"rollout"' not in line:
@@ -545,18 +549,22 @@ def decisions(lines: Iterable[str], names: set[str]) -> dict[str, Decision]:
         elif event == "failing_measured":
             seen = found.get(name)
             if seen is None:
-                found[name] = (at, entry.get("by", ""), 1, at)
+                failed = re.match(r"(\d+)/", str(entry.get("canary", "")))
+                counted = int(failed[1]) if failed else None
+                found[name] = (at, entry.get("by", ""), 1, at, counted)
             else:  # one tick may log a window and an early look: lines a tick apart count
-                first, by, ticks, last = seen
-                found[name] = (first, by, ticks + (at - last > SAME_TICK), at)
+                first, by, ticks, last, counted = seen
+                found[name] = (first, by, ticks + (at - last > SAME_TICK), at, counted)
         elif event == "analysis_failed" and name in started:
             start, seen = started[name], found.get(name)
             decided = (at - start).total_seconds()
             if seen is None:
-                out[name] = Decision(decided)
+                out[name] = Decision(decided, started=start)
             else:
-                first, by, ticks, _ = seen
-                out[name] = Decision(decided, (first - start).total_seconds(), by, ticks)
+                first, by, ticks, _, counted = seen
+                out[name] = Decision(
+                    decided, (first - start).total_seconds(), by, ticks, start, counted
+                )
     return out
 
 

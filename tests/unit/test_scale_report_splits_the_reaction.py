@@ -5,6 +5,7 @@ look and the work queue, after is the rollback's writes. Good apps' routes are n
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -54,6 +55,10 @@ def test_a_canary_counts_as_shifted_only_while_this_rounds_rollout_is_judged() -
     assert scale._shifted(routes, phases, 3) == {"app-2", "app-4"}
 
 
+def _at(at: str) -> datetime:
+    return datetime.fromisoformat(f"2026-12-04T04:{at}Z")
+
+
 def _line(at: str, rollout: str, event: str, **fields: str) -> str:
     entry = {"rollout": rollout, "event": event, "timestamp": f"2026-12-04T04:{at}Z", **fields}
     return json.dumps(entry)
@@ -68,7 +73,7 @@ def test_the_controller_log_splits_each_decision_where_the_tick_found_the_canary
         _line("13:00.0", "app-9-v3", "step_advanced"),
         _line("13:20.0", "app-9-v3", "failing_measured", by="early look"),  # a passed step's
         _line("13:30.0", "app-9-v3", "step_advanced"),  # … so the failed step starts here
-        _line("13:52.0", "app-9-v3", "failing_measured", by="window"),
+        _line("13:52.0", "app-9-v3", "failing_measured", by="window", canary="7/20 failed"),
         _line("13:57.0", "app-9-v3", "failing_measured", by="early look"),  # still waiting
         _line("13:58.5", "app-9-v3", "analysis_failed"),
         _line("14:10.0", "app-9-v3", "failing_measured", by="early look"),  # after: ignored
@@ -83,11 +88,11 @@ def test_the_controller_log_splits_each_decision_where_the_tick_found_the_canary
     ]
     found = scale.decisions(lines, {"app-9-v3", "app-19-v3"})
     assert found == {
-        "app-9-v3": scale.Decision(28.5, 22.0, "window", 2),
-        "app-19-v3": scale.Decision(40.0),
+        "app-9-v3": scale.Decision(28.5, 22.0, "window", 2, _at("13:30.0"), 7),
+        "app-19-v3": scale.Decision(40.0, started=_at("13:00.0")),
     }
     assert scale.decisions(lines, {"app-29-v3"}) == {
-        "app-29-v3": scale.Decision(21.0, 20.0, "window", 1)
+        "app-29-v3": scale.Decision(21.0, 20.0, "window", 1, _at("13:00.0"))
     }
     report = scale.Report(20)
     report.decisions = found
