@@ -90,25 +90,16 @@ def failures(series: Sequence[Series], start: float) -> Series:
     each series counts from its last sample at or before ``start`` (0 for a series born
     after it: a new pod, a new status code)."""
     times = sorted({t for samples in series for t, _ in samples if t > start})
-    out = []
-    for at in times:
-        total = 0.0
-        for samples in series:
-            base = _last(samples, start)
-            now = _last(samples, at)
-            total += (now if now is not None else 0.0) - (base if base is not None else 0.0)
-        out.append((at, total))
-    return out
+    bases = [_last(samples, start) for samples in series]
+    return [
+        (at, sum(_last(samples, at) - base for samples, base in zip(series, bases, strict=True)))
+        for at in times
+    ]
 
 
-def _last(samples: Series, at: float) -> float | None:
+def _last(samples: Series, at: float) -> float:
+    """The last value of ``samples`` at or before ``at`` (0 before the first)."""
     before = [v for t, v in samples if t <= at]
-    return before[-1] if before else None
-
-
-def _count_at(counted: Series, at: float) -> float:
-    """The failures ``counted`` (from ``failures``) holds at time ``at``."""
-    before = [v for t, v in counted if t <= at]
     return before[-1] if before else 0.0
 
 
@@ -137,7 +128,7 @@ def split(
     mine = [e for e in evals if canary in e.deployments and e.at >= start]
     first = next((t - start for t, v in counted if v > 0), None)
     baseline = mine[0] if mine else None
-    lost = _count_at(counted, baseline.at) if baseline is not None else None
+    lost = _last(counted, baseline.at) if baseline is not None else None
     answered = [e for e in mine if e.answered <= found]
     last = answered[-1] if answered else None
     enough = to_evaluation = None
@@ -185,7 +176,7 @@ def account(splits: dict[str, Split]) -> str:
 
 
 def _epoch(stamp: str) -> float:
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    return datetime.fromisoformat(stamp).timestamp()
 
 
 def canary_series(

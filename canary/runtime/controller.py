@@ -179,13 +179,12 @@ class WorkQueue:
 
     def give_back(self, ref: Ref, measurement: Measurement) -> None:
         """Let the next reconcile of ``ref`` have ``measurement`` again (its reconcile failed
-        before recording what it decided), merged with a newer one already waiting."""
+        before recording what it decided), merged with a newer one already waiting. Called
+        while a worker still has ``ref``: ``done`` files it in its lane."""
         now = self._clock.now()
         with self._cond:
             waiting = self._measurements.get(ref)
             self._keep(ref, measurement if waiting is None else _merge(measurement, waiting), now)
-            if ref in self._due and ref not in self._active:
-                self._enlane(ref)
 
     def get(self, stop: StopSignal, idle: float = 1.0) -> tuple[Ref, Measurement | None] | None:
         """The next due Rollout and its measurement; None when stopping."""
