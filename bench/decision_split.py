@@ -16,14 +16,16 @@ first part further, with what only Prometheus knows:
   Prometheus' query log) and its **answer → ``failing_measured``** (the answer read and
   parsed, the counts advanced, the looks taken).
 
-Run after ``make bench-scale`` (the dev environment is still up), with its environment::
+``make bench-scale`` prints this account of its measured round itself (``bench.scale`` calls
+:func:`round_splits`, and the reduced scale check in ``make test`` checks it against the real
+Prometheus). To split a round again, or with one line per Rollout, after ``make bench-scale``
+(the dev environment is still up), with its environment::
 
     set -a; . .dev/env; set +a
     .venv/bin/python -m bench.decision_split --n 1000 --version 3
 
-(round 3 is a run's timed round after one warm-up round). Prints one line per Rollout and the
-medians. Runs of 2026-12-04 (V, W) were split by one-off scripts doing this; this is that,
-kept.
+(round 3 is a run's timed round after one warm-up round). Runs of 2026-12-04 (V, W) were split
+by one-off scripts doing this; this is that, kept.
 """
 
 from __future__ import annotations
@@ -160,7 +162,8 @@ PARTS = (
 
 
 def account(splits: dict[str, Split]) -> str:
-    """Median, p90 and most of each part, over the Rollouts that have it."""
+    """Median, p90 and most of each part, over the Rollouts that have it (p90 as every
+    quantile of ``bench.scale``: :func:`bench.scale.quantile`)."""
     lines = [f"{len(splits)} bad Rollouts found failing by the tick, split with Prometheus:"]
     for key, label, unit in PARTS:
         values = sorted(v for s in splits.values() if (v := getattr(s, key)) is not None)
@@ -169,7 +172,7 @@ def account(splits: dict[str, Split]) -> str:
             continue
         lines.append(
             f"- {label} ({len(values)}): median {statistics.median(values):.1f}{unit}, p90 "
-            f"{values[max(0, round(0.9 * len(values)) - 1)]:.1f}{unit}, most "
+            f"{scale.quantile(values, 0.9):.1f}{unit}, most "
             f"{values[-1]:.1f}{unit}"
         )
     return "\n".join(lines)
@@ -194,22 +197,24 @@ def canary_series(
     return [[(float(t), float(v)) for t, v in r["values"]] for r in result]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, required=True, help="the run's number of apps")
-    parser.add_argument("--version", type=int, default=3, help="the round's release")
-    parser.add_argument("--namespace", help="the run's namespace (default: the controller's)")
-    parser.add_argument("--controller-log", type=Path, help="default: .dev/bench-scale/N/…")
-    args = parser.parse_args(argv)
-    log = args.controller_log or Path(f".dev/bench-scale/{args.n}/controller.log")
-    lines = log.read_text(errors="replace").splitlines()
-    namespace = args.namespace or _namespace(lines)
-    setup = scale.Setup(args.n, namespace)
-    bad = {f"app-{i}-v{args.version}" for i in range(args.n) if setup.bad(i)}
+def round_splits(
+    lines: Sequence[str],
+    namespace: str,
+    *,
+    n: int,
+    version: int,
+    query_log: Path,
+    prometheus: str,
+    show: bool = False,
+) -> dict[str, Split]:
+    """Every bad Rollout of release ``version`` (of the ``n`` apps in ``namespace``) that the
+    tick found failing, split: the controller's log ``lines``, Prometheus' query log and its
+    samples (at ``prometheus``). ``show`` prints one line per Rollout as it goes."""
+    setup = scale.Setup(n, namespace)
+    bad = {f"app-{i}-v{version}" for i in range(n) if setup.bad(i)}
     decided = scale.decisions(lines, bad)
-    with open(os.environ["PROMETHEUS_QUERY_LOG"], errors="replace") as query_log:
-        evals = evaluations(query_log, namespace)
-    prometheus = os.environ["PROMETHEUS_URL"]
+    with query_log.open(errors="replace") as logged:
+        evals = evaluations(logged, namespace)
     splits = {}
     for name, decision in sorted(decided.items()):
         if decision.started is None or decision.found is None:
@@ -221,7 +226,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         found = split(decision, canary, evals, failures(series, start))
         if found is not None:
             splits[name] = found
-            print(name, decision.by, found, flush=True)
+            if show:
+                print(name, decision.by, found, flush=True)
+    return splits
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, required=True, help="the run's number of apps")
+    parser.add_argument("--version", type=int, default=3, help="the round's release")
+    parser.add_argument("--namespace", help="the run's namespace (default: the controller's)")
+    parser.add_argument("--controller-log", type=Path, help="default: .dev/bench-scale/N/…")
+    args = parser.parse_args(argv)
+    log = args.controller_log or Path(f".dev/bench-scale/{args.n}/controller.log")
+    lines = log.read_text(errors="replace").splitlines()
+    namespace = args.namespace or _namespace(lines)
+    splits = round_splits(
+        lines,
+        namespace,
+        n=args.n,
+        version=args.version,
+        query_log=Path(os.environ["PROMETHEUS_QUERY_LOG"]),
+        prometheus=os.environ["PROMETHEUS_URL"],
+        show=True,
+    )
     print(account(splits))
     return 0
 

@@ -185,6 +185,9 @@ class Report:
     throttled: tuple[float, float] = (0.0, 0.0)
     """How many requests the controller sent in the round, and the seconds in all that the
     client-side rate limit held them back (``canary_kube_rate_limiter_wait_seconds``)."""
+    split: str = ""
+    """Where each bad canary's decision waited, split with Prometheus' samples and query log
+    (``bench.decision_split``), as text; empty until ``split_decisions`` fills it."""
     component_cpu: dict[str, float] = field(default_factory=dict)
     """CPU seconds each process (with its process group) used during the round: the
     controller, the emulator and the dev environment's components; ``machine``: every CPU
@@ -495,7 +498,7 @@ def pipeline_account(report: Report) -> str:
                 continue
             reasons.append(
                 f"{reason} {len(seconds)} (median {statistics.median(seconds):.1f}, p90 "
-                f"{_quantile(seconds, 0.9):.1f}, most {seconds[-1]:.1f} s)"
+                f"{quantile(seconds, 0.9):.1f}, most {seconds[-1]:.1f} s)"
             )
         parts.append(f"{group} ({count}): " + "; ".join(reasons))
     return "; ".join(parts) if parts else "no Rollout to trace"
@@ -568,6 +571,30 @@ def decisions(lines: Iterable[str], names: set[str]) -> dict[str, Decision]:
     return out
 
 
+def split_decisions(setup: Setup, env: dict[str, str], log: Path) -> str:
+    """``bench.decision_split``'s account of the measured round (release 3 after a warm-up
+    round, else 2), from the controller's ``log`` and the dev environment's Prometheus; what
+    failed instead, when Prometheus could not answer."""
+    from bench import decision_split  # noqa: PLC0415 (it imports this module)
+
+    query_log = env.get("PROMETHEUS_QUERY_LOG")
+    if query_log is None:
+        return "not split: no PROMETHEUS_QUERY_LOG"
+    lines = log.read_text(errors="replace").splitlines()
+    try:
+        splits = decision_split.round_splits(
+            lines,
+            setup.namespace,
+            n=setup.n,
+            version=3 if setup.warm else 2,
+            query_log=Path(query_log),
+            prometheus=env["PROMETHEUS_URL"],
+        )
+    except OSError as error:
+        return f"not split: {error}"
+    return decision_split.account(splits)
+
+
 def decisions_account(report: Report) -> str:
     """Where the bad Rollouts' decisions went, from the controller's log (``decisions``)."""
     if not report.decisions:
@@ -576,7 +603,7 @@ def decisions_account(report: Report) -> str:
     text = (
         f"decisions in the controller's log ({len(decided)} bad Rollouts failed): step start → "
         f"analysis failed median {statistics.median(decided):.1f} s, p90 "
-        f"{_quantile(decided, 0.9):.1f} s, most {decided[-1]:.1f} s"
+        f"{quantile(decided, 0.9):.1f} s, most {decided[-1]:.1f} s"
     )
     found = [d for d in report.decisions.values() if d.found is not None]
     if not found:
@@ -588,9 +615,9 @@ def decisions_account(report: Report) -> str:
     return (
         f"{text}; {len(found)} found failing by the tick ({by['early look']} by an early look, "
         f"{by['window']} by a window): step start → found median "
-        f"{statistics.median(measured):.1f} s, p90 {_quantile(measured, 0.9):.1f} s; found → "
+        f"{statistics.median(measured):.1f} s, p90 {quantile(measured, 0.9):.1f} s; found → "
         f"analysis failed median {statistics.median(waited):.2f} s, p90 "
-        f"{_quantile(waited, 0.9):.2f} s, most {waited[-1]:.2f} s; found again by a later tick "
+        f"{quantile(waited, 0.9):.2f} s, most {waited[-1]:.2f} s; found again by a later tick "
         f"before the decision: {again}"
     )
 
@@ -666,7 +693,7 @@ def prometheus_account(report: Report) -> str:
         values = [t.get(key, 0.0) for t in logged]
         if not values:
             return "-"
-        return f"{statistics.median(values):.3f} / {_quantile(values, 0.9):.3f}"
+        return f"{statistics.median(values):.3f} / {quantile(values, 0.9):.3f}"
 
     waited = report.query_seconds / report.snapshots if report.snapshots else 0.0
     return (
@@ -1314,7 +1341,9 @@ def slope(samples: list[tuple[float, float]]) -> float:
     return statistics.linear_regression(*zip(*samples, strict=True)).slope * 60
 
 
-def _quantile(values: list[float], q: float) -> float:
+def quantile(values: list[float], q: float) -> float:
+    """The ``q`` quantile of ``values`` as this benchmark quotes it: the value at 0-based rank
+    ``int(q * n)`` of the sorted values (for 100 values, p90 is the 91st); NaN for none."""
     if not values:
         return float("nan")
     ordered = sorted(values)
@@ -1345,7 +1374,7 @@ def table(reports: list[Report], tick: float) -> str:
             f"| {r.per_reconcile(writes):.2f} | {r.per_reconcile(('GET',)):.2f} "
             f"| {r.steady_gets} (of {r.steady_reconciles:.0f} reconciles) | {per_minute} "
             f"| {r.snapshots / ticks:.2f} | {query:.3f} "
-            f"| {median:.1f} / {_quantile(r.latencies, 0.99):.1f} ({len(r.latencies)} of {r.bad}) "
+            f"| {median:.1f} / {quantile(r.latencies, 0.99):.1f} ({len(r.latencies)} of {r.bad}) "
             f"| {len(r.wrong)} "
             f"| {r.unfinished} |"
         )
@@ -1384,7 +1413,7 @@ def reaction_parts(report: Report) -> str:
         ("RollingBack seen → route at 0", [b for _, b in report.reaction_parts]),
     ):
         parts.append(
-            f"{name} median {statistics.median(values):.1f} s, p99 {_quantile(values, 0.99):.1f} s"
+            f"{name} median {statistics.median(values):.1f} s, p99 {quantile(values, 0.99):.1f} s"
         )
     return f"reaction in parts ({len(report.reaction_parts)} Rollouts): " + "; ".join(parts)
 
@@ -1568,6 +1597,8 @@ def main() -> int:
               f"canary pods' Events after the Rollout's creation: {pipeline_account(report)}",
               report.diagnosis, sep="\n",
               flush=True)  # fmt: skip
+        report.split = split_decisions(setup, env, work / str(n) / "controller.log")
+        print(report.split, flush=True)
         reports.append(report)
     text = (
         f"{SCALE}\n\n`make bench-scale` (`{command}`), {_machine()}. "
@@ -1585,6 +1616,9 @@ def main() -> int:
         + "\n".join(f"- N = {r.n}: {requests_account(r)}." for r in reports)
         + "\n\nThe counters queries by Prometheus' query log:\n\n"
         + "\n".join(f"- N = {r.n}: {prometheus_account(r)}." for r in reports)
+        + "\n\nWhere each bad canary's decision waited, with Prometheus' samples and query log "
+        "(`bench.decision_split`):\n\n"
+        + "\n\n".join(f"N = {r.n}: {r.split}" for r in reports)
         + "\n"
     )
     if cpu := cpu_table(reports):

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import scale
+from bench import decision_split, scale
 from devenv import layout
 from tests.integration.conftest import Cluster
 
@@ -83,3 +83,18 @@ def test_fifty_rollouts_share_one_query_per_tick_and_read_only_the_cache(
     assert report.steady_reconciles > 0, summary  # the window held reconciles that sent no GET
     assert report.reconciles > 0, summary
     assert {"Succeeded", "RolledBack"} <= set(report.phases.values()), summary
+    # bench.decision_split splits every bad Rollout the tick found failing with what the real
+    # Prometheus holds: the canary's failure samples and the query that found it.
+    splits = decision_split.round_splits(
+        (tmp_path / "controller.log").read_text().splitlines(),
+        setup.namespace,
+        n=setup.n,
+        version=2,
+        query_log=Path(env["PROMETHEUS_QUERY_LOG"]),
+        prometheus=cluster.prometheus_url,
+    )
+    found = {n for n, d in report.decisions.items() if None not in (d.started, d.found)}
+    assert found, f"{summary}\n{report.decisions}"
+    assert set(splits) == found, f"{splits}\n{report.decisions}"
+    for name, part in splits.items():  # None: not found in Prometheus' samples or log
+        assert None not in (part.first, part.lost, part.executing, part.processing), (name, part)

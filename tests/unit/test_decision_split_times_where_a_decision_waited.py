@@ -82,15 +82,16 @@ def test_an_early_look_is_split_from_its_start_to_the_ticks_log_line() -> None:
 
 
 def test_the_account_gives_each_parts_median_p90_and_most() -> None:
+    """p90 as every quantile of bench.scale: of 20 values, the one at 0-based rank 18."""
     splits = {
-        f"app-{i}-v3": ds.Split(float(i), 0.0, None, None, 1.0, float(10 - i)) for i in range(10)
+        f"app-{i}-v3": ds.Split(float(i), 0.0, None, None, 1.0, float(20 - i)) for i in range(20)
     }
     text = ds.account(splits)
-    assert "10 bad Rollouts found failing by the tick" in text
-    assert "- step start → 1st canary failure in Prometheus (10): median 4.5s, p90 8.0s" in text
-    assert "most 9.0s" in text
+    assert "20 bad Rollouts found failing by the tick" in text
+    assert "- step start → 1st canary failure in Prometheus (20): median 9.5s, p90 18.0s" in text
+    assert "most 19.0s" in text
     assert "early look counted, in Prometheus: none" in text
-    assert "- the answer → failing_measured (10): median 5.5s, p90 9.0s, most 10.0s" in text
+    assert "- the answer → failing_measured (20): median 10.5s, p90 19.0s, most 20.0s" in text
 
 
 def test_decisions_carry_their_start_for_the_split() -> None:

@@ -1,0 +1,132 @@
+"""What one measuring tick's counters query costs at a benchmark's scale: Prometheus' answer
+(time, bytes, series by family) and the controller's CPU to read it.
+
+Run after ``make bench-scale`` (the dev environment and its Prometheus are still up), with its
+environment::
+
+    set -a; . .dev/env; set +a
+    .venv/bin/python -m bench.tick_cost --n 1000
+
+It asks for what the controller's tick asks for when all ``--n`` apps of the round's namespace
+are being judged (``promql.counters_query`` over each app's stable and canary Deployments), as
+an instant query at ``--at`` (default: now; give a time inside the round when Prometheus has
+since dropped the series from its lookback). First the raw answer, once: seconds, bytes and
+series by family (the latency buckets against the success/failure counters). Then, ``--repeat``
+times, ``PrometheusMetrics.snapshot`` as the tick calls it (streamed, parsed into per-pod
+counters), with the CPU seconds of this process's thread for it: the median is the tick's own
+reading cost (``measuring.advance`` and the looks come after it and are not timed here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+
+from canary.adapters.metrics.prometheus import PrometheusMetrics
+from canary.core import promql
+from canary.ports import Arms
+
+FAMILIES = ("latency bucket", "response counter", "other")
+
+
+def family(labels: Mapping[str, object]) -> str:
+    """Which part of the counters query a sample of its answer came from, by its labels."""
+    if "le" in labels:
+        return FAMILIES[0]
+    if "classification" in labels:
+        return FAMILIES[1]
+    return FAMILIES[2]
+
+
+def breakdown(result: Iterable[Mapping[str, object]]) -> tuple[Counter[str], int]:
+    """Series by family, and the distinct pods they are for, in a counters answer's
+    ``data.result``."""
+    families: Counter[str] = Counter()
+    pods = set()
+    for sample in result:
+        labels = sample.get("metric")
+        if not isinstance(labels, Mapping):
+            families[FAMILIES[2]] += 1
+            continue
+        families[family(labels)] += 1
+        if "pod" in labels:
+            pods.add((labels.get("namespace"), labels.get("deployment"), labels["pod"]))
+    return families, len(pods)
+
+
+def arms(namespace: str, n: int) -> list[Arms]:
+    """Every app of a scale round, as the tick asks for them: ``app-i`` and ``app-i-canary``."""
+    return [Arms(namespace, f"app-{i}", f"app-{i}-canary") for i in range(n)]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, required=True, help="the round's number of apps")
+    parser.add_argument("--namespace", help="the round's namespace (default: the newest scale-N-*)")
+    parser.add_argument("--at", type=float, help="evaluation time, epoch seconds (default: now)")
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args(argv)
+    url = os.environ["PROMETHEUS_URL"]
+    namespace = args.namespace or _newest_namespace(url, args.n)
+    targets = arms(namespace, args.n)
+    query = promql.counters_query(
+        sorted({(a.namespace, d) for a in targets for d in (a.stable, a.canary)})
+    )
+    form = {"query": query, **({"time": str(args.at)} if args.at is not None else {})}
+    started = time.monotonic()
+    with urllib.request.urlopen(
+        f"{url}/api/v1/query", data=urllib.parse.urlencode(form).encode(), timeout=120
+    ) as reply:
+        body = reply.read()
+    seconds = time.monotonic() - started
+    families, pods = breakdown(json.loads(body)["data"]["result"])
+    total = sum(families.values())
+    print(
+        f"{namespace}, {args.n} apps: Prometheus answered in {seconds:.2f} s with "
+        f"{len(body) / 1e6:.1f} MB, {total} series for {pods} pods: "
+        + ", ".join(
+            f"{name} {families[name]} ({100 * families[name] / max(total, 1):.0f}%)"
+            for name in FAMILIES
+            if families[name]
+        )
+    )
+    metrics = PrometheusMetrics(url, timeout=120)
+    cpu = []
+    for _ in range(args.repeat):
+        before = time.thread_time()
+        found = metrics.snapshot(targets)
+        cpu.append(time.thread_time() - before)
+    metrics.close()
+    print(
+        f"the tick's read (PrometheusMetrics.snapshot: stream and parse) of {len(found)} pods' "
+        f"counters: median {statistics.median(cpu):.2f} CPU s of {args.repeat} "
+        f"({', '.join(f'{c:.2f}' for c in cpu)})"
+    )
+    return 0
+
+
+def _newest_namespace(url: str, n: int) -> str:
+    query = urllib.parse.urlencode({"match[]": 'response_total{direction="inbound"}'})
+    with urllib.request.urlopen(f"{url}/api/v1/label/namespace/values?{query}") as reply:
+        names = json.loads(reply.read())["data"]
+    rounds = sorted(
+        (int(name.rsplit("-", 1)[1]), name)
+        for name in names
+        if name.startswith(f"scale-{n}-") and name.rsplit("-", 1)[1].isdigit()
+    )
+    if not rounds:
+        raise SystemExit(f"no scale-{n}-* namespace in Prometheus: give --namespace")
+    newest: str = rounds[-1][1]
+    return newest
+
+
+if __name__ == "__main__":
+    sys.exit(main())
