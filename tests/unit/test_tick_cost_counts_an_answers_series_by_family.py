@@ -11,7 +11,7 @@ from canary.ports import Arms
 def test_series_are_counted_by_family_and_pods_once() -> None:
     pod = {"namespace": "ns", "deployment": "app-1", "pod": "app-1-x"}
     other = {"namespace": "ns", "deployment": "app-1-canary", "pod": "app-1-canary-y"}
-    result = [
+    result: list[dict[str, object]] = [
         {"metric": {**pod, "le": "1"}, "value": [0, "3"]},
         {"metric": {**pod, "le": "+Inf"}, "value": [0, "5"]},
         {"metric": {**pod, "classification": "success"}, "value": [0, "5"]},
