@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from canary.emulator import targets
 from canary.emulator.topology import Flow, ScrapedPod, Topology, destination
 from canary.sim import exposition
 from canary.sim.traffic import NO_POD, Counters, Mesh
@@ -97,11 +98,14 @@ class Engine:
             series.append((exposition.outbound_labels(dst), counters))
         return series
 
-    def targets(self, address: str) -> list[dict[str, Any]]:
-        """Prometheus file-SD target groups, one per emulated proxy, all scraped at ``address``
-        (``host:port`` of the emulator's HTTP server) under their own ``__metrics_path__``."""
+    def target_labels(self) -> list[Mapping[str, str]]:
+        """Each emulated proxy's Prometheus target labels (with its ``__metrics_path__``)."""
         with self._lock:
             topology = self._topology
         groups: list[Mapping[str, str]] = [p.target_labels for p in topology.pods.values()]
         groups += [f.target_labels for f in topology.flows]
-        return [{"targets": [address], "labels": dict(labels)} for labels in groups]
+        return groups
+
+    def targets(self, address: str) -> list[dict[str, Any]]:
+        """Prometheus file-SD target groups of every emulated proxy (``targets.groups``)."""
+        return targets.groups(address, self.target_labels())

@@ -10,10 +10,17 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 FILE_NAME = "canary-mesh-emulator.json"
+
+
+def groups(address: str, labels: Iterable[Mapping[str, str]]) -> list[dict[str, Any]]:
+    """File-SD target groups, one per emulated proxy's ``labels``, all scraped at ``address``
+    (``host:port`` of the emulator's HTTP server) under their own ``__metrics_path__``."""
+    return [{"targets": [address], "labels": dict(each)} for each in labels]
 
 
 def write(directory: Path, groups: list[dict[str, Any]], name: str = FILE_NAME) -> bool:

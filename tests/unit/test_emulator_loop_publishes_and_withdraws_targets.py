@@ -205,3 +205,102 @@ def test_with_a_policy_source_the_split_is_its_answer_not_the_route(tmp_path: Pa
     finally:
         emulator.close()
     assert policies.closed
+
+
+class CountingView(FakeView):
+    """A cluster that counts how often the emulator looked at it (once per rebuild)."""
+
+    def __init__(self, snapshot: MeshSnapshot) -> None:
+        super().__init__(snapshot)
+        self.looks = 0
+
+    def snapshot(self) -> MeshSnapshot:
+        """The current fake cluster, counted."""
+        self.looks += 1
+        return self.snapshot_value
+
+
+def _with_pods(count: int) -> MeshSnapshot:
+    """The demo cluster with ``count`` extra stable pods (each a scrape target of its own)."""
+    base = _cluster(0)
+    extra = tuple(_pod(f"web-extra-{i}", "web") for i in range(count))
+    return MeshSnapshot(pods=base.pods + extra, services=base.services, routes=base.routes)
+
+
+def _written(tmp_path: Path) -> set[str]:
+    return {g["labels"]["pod"] for g in json.loads((tmp_path / "t.json").read_text())}
+
+
+def test_a_cluster_changing_at_every_turn_is_rebuilt_once_a_second_and_written_every_5s(
+    tmp_path: Path,
+) -> None:
+    """A new pod at every turn (0.5 s) for 20 s: 21 rebuilds, not 40; the targets file is
+    written at once, then at most every 5 s, each time with the cluster of the last rebuild;
+    and the last change reaches the file once it is due, with no further change."""
+    view = CountingView(_with_pods(0))
+    clock = Seconds()
+    emulator = Emulator(
+        view, tmp_path, port=0, namespaces=["demo"], targets_file="t.json", clock=clock
+    )
+    emulator.open()
+    versions = []
+    try:
+        for turn in range(41):
+            if turn:
+                view.replace(_with_pods(turn))
+            emulator.step()
+            written = _written(tmp_path)
+            if not versions or versions[-1][1] != written:
+                versions.append((clock.now, written))
+            clock.now += 0.5
+        assert view.looks == 21  # at 100.0, 101.0, ..., 120.0
+        times = [at for at, _ in versions]
+        assert times[0] == 100.0
+        assert all(later - earlier >= 5.0 for earlier, later in zip(times, times[1:]))
+        assert len(times) == 5  # 100, 105, 110, 115, 120
+        # Each write holds the cluster of its own turn (rebuilt at whole seconds, then
+        # written): at 100 + t/2 s, the extra pods 0 … t - 1.
+        for at, pods in versions:
+            extra = {f"web-extra-{i}" for i in range(int(2 * (at - 100)))}
+            assert pods == {"web-1", "web-canary-1", "web-loadgen"} | extra
+        view.replace(_with_pods(42))  # adds web-extra-41
+        clock.now += 1.0  # 121.5: rebuilt, not yet written (the last write was at 120)
+        emulator.step()
+        assert "web-extra-41" not in _written(tmp_path)
+        clock.now += 3.5  # 125.0: due, with no change since
+        emulator.step()
+        assert "web-extra-41" in _written(tmp_path)
+    finally:
+        emulator.close()
+
+
+def test_policy_answers_pushed_at_every_turn_rebuild_once_a_second(tmp_path: Path) -> None:
+    """The policy controller pushing a new answer at every turn (0.5 s) for 10 s, with no
+    cluster change: rebuilt 10 times (at the first turn, then once a second), and the last
+    answer is in force after the next rebuild, the only one until the cluster changes."""
+    view = CountingView(_cluster(0))
+    policies = FakePolicies((("web-stable", 1.0), ("web-canary", 0.0)))
+    clock = Seconds()
+    emulator = Emulator(
+        view, tmp_path, port=0, namespaces=["demo"], targets_file="t.json", clock=clock,
+        policies=policies,
+    )  # fmt: skip
+    emulator.open()
+    try:
+        for turn in range(20):
+            emulator.step()
+            clock.now += 0.5
+            policies.push((("web-stable", 1.0 - turn % 2), ("web-canary", float(turn % 2))))
+        assert view.looks == 10  # 100.0 (a full sync), then 101.0, ..., 109.0
+        policies.push((("web-stable", 0.0), ("web-canary", 1.0)))
+        emulator.step()  # 110.0: rebuilt with the last answer
+        clock.now += 1.0
+        emulator.step()
+        address = emulator.server.address
+        before = _requests(address, "/pods/demo/web-canary-1/metrics")
+        clock.now += 1.0
+        emulator.step()
+        assert _requests(address, "/pods/demo/web-canary-1/metrics") > before + 100
+        assert view.looks == 11
+    finally:
+        emulator.close()
