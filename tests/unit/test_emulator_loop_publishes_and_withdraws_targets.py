@@ -254,10 +254,7 @@ def test_a_cluster_changing_at_every_turn_is_rebuilt_once_a_second_and_written_e
                 versions.append((clock.now, written))
             clock.now += 0.5
         assert view.looks == 21  # at 100.0, 101.0, ..., 120.0
-        times = [at for at, _ in versions]
-        assert times[0] == 100.0
-        assert all(later - earlier >= 5.0 for earlier, later in zip(times, times[1:]))
-        assert len(times) == 5  # 100, 105, 110, 115, 120
+        assert [at for at, _ in versions] == [100.0, 105.0, 110.0, 115.0, 120.0]
         # Each write holds the cluster of its own turn (rebuilt at whole seconds, then
         # written): at 100 + t/2 s, the extra pods 0 … t - 1.
         for at, pods in versions:
