@@ -243,7 +243,7 @@ def test_a_cluster_changing_at_every_turn_is_rebuilt_once_a_second_and_written_e
         view, tmp_path, port=0, namespaces=["demo"], targets_file="t.json", clock=clock
     )
     emulator.open()
-    versions = []
+    versions: list[tuple[float, set[str]]] = []
     try:
         for turn in range(41):
             if turn:
