@@ -33,9 +33,9 @@ from canary.ports import Arms
 VARIANTS = ("whole", "streamed")
 
 
-def arms(n: int) -> list[Arms]:
-    """The ``n`` rollouts' arms, as the scale benchmark names them."""
-    return [Arms("scale", f"app-{i}", f"app-{i}-canary") for i in range(n)]
+def arms(n: int, namespace: str = "scale") -> list[Arms]:
+    """The ``n`` rollouts' arms in ``namespace``, as the scale benchmark names them."""
+    return [Arms(namespace, f"app-{i}", f"app-{i}-canary") for i in range(n)]
 
 
 def answer(n: int) -> bytes:

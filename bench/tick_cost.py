@@ -13,7 +13,8 @@ an instant query at ``--at`` (default: now; give a time inside the round when Pr
 since dropped the series from its lookback). First the raw answer, once: seconds, bytes and
 series by family (the latency buckets against the success/failure counters). Then, ``--repeat``
 times, ``PrometheusMetrics.snapshot`` as the tick calls it (streamed, parsed into per-pod
-counters) on that same answer, served again from this process so that ``--at`` holds, with the
+counters) on that same answer, served again from this process (``bench.snapshot_memory.serve``)
+so that ``--at`` holds, with the
 CPU seconds of the calling thread: the median is the tick's own reading cost
 (``measuring.advance`` and the looks come after it and are not timed here).
 """
@@ -25,17 +26,15 @@ import json
 import os
 import statistics
 import sys
-import threading
 import time
 import urllib.parse
 import urllib.request
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from bench import snapshot_memory
 from canary.adapters.metrics.prometheus import PrometheusMetrics
 from canary.core import promql
-from canary.ports import Arms
 
 FAMILIES = ("latency bucket", "response counter", "other")
 
@@ -65,11 +64,6 @@ def breakdown(result: Iterable[Mapping[str, object]]) -> tuple[Counter[str], int
     return families, len(pods)
 
 
-def arms(namespace: str, n: int) -> list[Arms]:
-    """Every app of a scale round, as the tick asks for them: ``app-i`` and ``app-i-canary``."""
-    return [Arms(namespace, f"app-{i}", f"app-{i}-canary") for i in range(n)]
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, required=True, help="the round's number of apps")
@@ -79,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     url = os.environ["PROMETHEUS_URL"]
     namespace = args.namespace or _newest_namespace(url, args.n)
-    targets = arms(namespace, args.n)
+    targets = snapshot_memory.arms(args.n, namespace)
     query = promql.counters_query(
         sorted({(a.namespace, d) for a in targets for d in (a.stable, a.canary)})
     )
@@ -101,52 +95,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             if families[name]
         )
     )
-    with _Replay(body) as replay:
-        metrics = PrometheusMetrics(replay.url, timeout=120)
-        cpu = []
+    httpd, replay = snapshot_memory.serve(body)  # its thread's CPU is not this thread's
+    metrics = PrometheusMetrics(replay, timeout=120)
+    cpu = []
+    try:
         for _ in range(args.repeat):
             before = time.thread_time()
             found = metrics.snapshot(targets)
             cpu.append(time.thread_time() - before)
+    finally:
         metrics.close()
+        httpd.shutdown()
+        httpd.server_close()
     print(
         f"the tick's read (PrometheusMetrics.snapshot: stream and parse) of {len(found)} pods' "
         f"counters: median {statistics.median(cpu):.2f} CPU s of {args.repeat} "
         f"({', '.join(f'{c:.2f}' for c in cpu)})"
     )
     return 0
-
-
-class _Replay(ThreadingHTTPServer):
-    """Answers every POST with ``body``: Prometheus' answer, recorded, served again on
-    127.0.0.1 (its thread's CPU is not the caller's)."""
-
-    def __init__(self, body: bytes) -> None:
-        answer = body
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, format: str, *args: object) -> None:
-                """Quiet."""
-
-        super().__init__(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server_address[1]}"
-        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
-
-    def __enter__(self) -> _Replay:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.shutdown()
-        self.server_close()
 
 
 def _newest_namespace(url: str, n: int) -> str:

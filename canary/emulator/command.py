@@ -166,6 +166,9 @@ class Emulator:
         self._reported: set[str] = set()
         self._last = 0.0
         self._last_sync = float("-inf")
+        """When the last full sync (cluster and answers) was: the resync is timed from it."""
+        self._last_rebuild = float("-inf")
+        """When the topology was last rebuilt, by either sync: the rate limit is timed from it."""
         self._published: list[Mapping[str, str]] | None = None
         """The target labels last written to the targets file (None: nothing yet)."""
         self._pending: list[Mapping[str, str]] | None = None
@@ -198,18 +201,14 @@ class Emulator:
         targets when they changed and a write is due; then move the traffic model on by the
         time since the last turn."""
         now = self.clock()
-        since = now - self._last_sync
-        if since >= RESYNC_SECONDS or (self.view.changed.is_set() and since >= SYNC_EVERY_SECONDS):
+        may_rebuild = now - self._last_rebuild >= SYNC_EVERY_SECONDS
+        if now - self._last_sync >= RESYNC_SECONDS or (may_rebuild and self.view.changed.is_set()):
             self.view.changed.clear()
             self.sync()
-            self._last_sync = now
-        elif (
-            self.policies is not None
-            and self.policies.changed.is_set()
-            and since >= SYNC_EVERY_SECONDS
-        ):
+            self._last_sync = self._last_rebuild = now
+        elif may_rebuild and self.policies is not None and self.policies.changed.is_set():
             self.sync(follow=False)
-            self._last_sync = now
+            self._last_rebuild = now
         self._publish(now)
         self.engine.tick(now - self._last)
         self._last = now

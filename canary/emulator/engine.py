@@ -12,9 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from canary.emulator import targets
 from canary.emulator.topology import Flow, ScrapedPod, Topology, destination
 from canary.sim import exposition
 from canary.sim.traffic import NO_POD, Counters, Mesh
@@ -105,7 +103,3 @@ class Engine:
         groups: list[Mapping[str, str]] = [p.target_labels for p in topology.pods.values()]
         groups += [f.target_labels for f in topology.flows]
         return groups
-
-    def targets(self, address: str) -> list[dict[str, Any]]:
-        """Prometheus file-SD target groups of every emulated proxy (``targets.groups``)."""
-        return targets.groups(address, self.target_labels())

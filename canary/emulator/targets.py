@@ -1,8 +1,8 @@
 """Prometheus file-based service discovery for the emulated proxies.
 
-Who calls it: ``canary.emulator.command`` whenever the set of proxies changes. Prometheus re-reads
-``<dir>/*.json`` on change; the file is written to a temporary name and renamed so it never sees
-half a file.
+Who calls it: ``canary.emulator.command`` when the set of proxies changed, at most every
+``TARGETS_EVERY_SECONDS``. Prometheus re-reads ``<dir>/*.json`` on change; the file is written to
+a temporary name and renamed so it never sees half a file.
 """
 
 from __future__ import annotations

@@ -83,6 +83,18 @@ class Seconds:
         return self.now
 
 
+def _opened(
+    view: FakeView, tmp_path: Path, clock: Seconds, policies: "FakePolicies | None" = None
+) -> Emulator:
+    """An emulator of the demo namespace on the test's clock, started (``open``)."""
+    emulator = Emulator(
+        view, tmp_path, port=0, namespaces=["demo"], targets_file="t.json", clock=clock,
+        policies=policies,
+    )  # fmt: skip
+    emulator.open()
+    return emulator
+
+
 def _requests(address: str, path: str) -> int:
     with urllib.request.urlopen(f"http://{address}{path}", timeout=5) as response:
         text = response.read().decode()
@@ -98,10 +110,7 @@ def test_loop_follows_the_cluster_and_cleans_up(tmp_path: Path) -> None:
     removes the targets file."""
     view = FakeView(_cluster(0))
     clock = Seconds()
-    emulator = Emulator(
-        view, tmp_path, port=0, namespaces=["demo"], targets_file="t.json", clock=clock
-    )
-    emulator.open()
+    emulator = _opened(view, tmp_path, clock)
     try:
         emulator.step()
         groups = json.loads((tmp_path / "t.json").read_text())
@@ -152,6 +161,7 @@ class FakePolicies:
         self.changed = threading.Event()
         self.answer = answer
         self.followed: dict[tuple[str, str], tuple[int, str]] = {}
+        self.follows = 0
         self.closed = False
 
     def push(self, answer: tuple[tuple[str, float], ...]) -> None:
@@ -160,8 +170,9 @@ class FakePolicies:
         self.changed.set()
 
     def follow(self, services: Mapping[tuple[str, str], tuple[int, str]]) -> None:
-        """Record who is followed, with which port and source pod."""
+        """Record who is followed, with which port and source pod (once per full sync)."""
         self.followed = dict(services)
+        self.follows += 1
 
     def answers(self) -> dict[tuple[str, str], tuple[tuple[str, float], ...]]:
         """The test's answer for every followed Service."""
@@ -179,11 +190,7 @@ def test_with_a_policy_source_the_split_is_its_answer_not_the_route(tmp_path: Pa
     view = FakeView(_cluster(50))
     policies = FakePolicies((("web-stable", 1.0), ("web-canary", 0.0)))
     clock = Seconds()
-    emulator = Emulator(
-        view, tmp_path, port=0, namespaces=["demo"], targets_file="t.json", clock=clock,
-        policies=policies,
-    )  # fmt: skip
-    emulator.open()
+    emulator = _opened(view, tmp_path, clock, policies)
     try:
         emulator.step()
         assert policies.followed == {("demo", "web"): (80, "web-loadgen")}
@@ -239,10 +246,7 @@ def test_a_cluster_changing_at_every_turn_is_rebuilt_once_a_second_and_written_e
     and the last change reaches the file once it is due, with no further change."""
     view = CountingView(_with_pods(0))
     clock = Seconds()
-    emulator = Emulator(
-        view, tmp_path, port=0, namespaces=["demo"], targets_file="t.json", clock=clock
-    )
-    emulator.open()
+    emulator = _opened(view, tmp_path, clock)
     versions: list[tuple[float, set[str]]] = []
     try:
         for turn in range(41):
@@ -273,22 +277,20 @@ def test_a_cluster_changing_at_every_turn_is_rebuilt_once_a_second_and_written_e
 
 def test_policy_answers_pushed_at_every_turn_rebuild_once_a_second(tmp_path: Path) -> None:
     """The policy controller pushing a new answer at every turn (0.5 s) for 10 s, with no
-    cluster change: rebuilt 10 times (at the first turn, then once a second), and the last
-    answer is in force after the next rebuild, the only one until the cluster changes."""
+    cluster change: rebuilt 10 times (at the first turn, then once a second), of which the
+    first and the resync 5 s later are full syncs (the pushes do not postpone the resync); the
+    last answer is in force after the next rebuild, the only one until the cluster changes."""
     view = CountingView(_cluster(0))
     policies = FakePolicies((("web-stable", 1.0), ("web-canary", 0.0)))
     clock = Seconds()
-    emulator = Emulator(
-        view, tmp_path, port=0, namespaces=["demo"], targets_file="t.json", clock=clock,
-        policies=policies,
-    )  # fmt: skip
-    emulator.open()
+    emulator = _opened(view, tmp_path, clock, policies)
     try:
         for turn in range(20):
             emulator.step()
             clock.now += 0.5
             policies.push((("web-stable", 1.0 - turn % 2), ("web-canary", float(turn % 2))))
         assert view.looks == 10  # 100.0 (a full sync), then 101.0, ..., 109.0
+        assert policies.follows == 2  # 100.0 and 105.0
         policies.push((("web-stable", 0.0), ("web-canary", 1.0)))
         emulator.step()  # 110.0: rebuilt with the last answer
         clock.now += 1.0

@@ -132,8 +132,8 @@ def test_targets_file_lists_every_proxy_at_the_server_address(
     targets is a no-op and removal withdraws them."""
     engine = server.engine
     engine.apply(topology.build(_snapshot(80, 20, STABLE, CANARY)))
-    assert targets.write(tmp_path, engine.targets(server.address))
-    assert not targets.write(tmp_path, engine.targets(server.address))
+    assert targets.write(tmp_path, targets.groups(server.address, engine.target_labels()))
+    assert not targets.write(tmp_path, targets.groups(server.address, engine.target_labels()))
     groups = json.loads((tmp_path / targets.FILE_NAME).read_text())
     assert {g["targets"][0] for g in groups} == {server.address}
     assert {g["labels"]["__metrics_path__"] for g in groups} == {

@@ -4,7 +4,7 @@ for over a scale round's apps."""
 
 from __future__ import annotations
 
-from bench import tick_cost
+from bench import snapshot_memory, tick_cost
 from canary.ports import Arms
 
 
@@ -26,7 +26,7 @@ def test_series_are_counted_by_family_and_pods_once() -> None:
 
 
 def test_the_round_is_asked_for_as_the_tick_asks() -> None:
-    assert tick_cost.arms("scale-3-1", 3) == [
+    assert snapshot_memory.arms(3, "scale-3-1") == [
         Arms("scale-3-1", "app-0", "app-0-canary"),
         Arms("scale-3-1", "app-1", "app-1-canary"),
         Arms("scale-3-1", "app-2", "app-2-canary"),
