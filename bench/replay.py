@@ -193,9 +193,13 @@ class _TapeMetrics:
         return pods_from(answer["pods"])
 
     def value(self, query: str) -> float | None:
-        if not self.world.values or self.world.values[0]["query"] != query:
+        """The first answer on the tape to ``query`` not given yet. By query, not in tape order:
+        live, workers ask their Rollouts' custom queries at once, so one Rollout's may come
+        before another's that the replay reconciles first."""
+        answer = next((e for e in self.world.values if e["query"] == query), None)
+        if answer is None:
             raise Diverged(f"the replay asked {query!r} where the live controller did not")
-        answer = self.world.values.popleft()
+        self.world.values.remove(answer)
         if "error" in answer:
             raise MetricsUnavailable(answer["error"])
         value: float | None = answer["value"]
@@ -320,6 +324,8 @@ class _Replay:
 
     def _reconcile(self, e: Entry) -> None:
         start, measurement, recorded = self.pending.pop(e["rollout"])
+        # The live worker asked the custom queries before its reconcile noted the measurement.
+        measurement = self.controller.answered(measurement)
         given = MEASUREMENT.dump_python(measurement, mode="json")
         # A tape recorded before a field was added holds its default (read as the live
         # controller of that day had it).

@@ -9,7 +9,10 @@ window as its reconcile will (``canary.core.window``, with the steps the last re
 reported): one that fails goes to the workers before the others. Several worker threads
 take Rollouts from the queue; the queue never hands out a Rollout that a worker is still
 reconciling (it is held back until that reconcile is done), so a Rollout is never reconciled
-twice at once. A reconcile that ends in an error is retried after a delay that doubles with
+twice at once. The tick asks Prometheus nothing per Rollout: a completed window's custom
+metric queries ride with its counts and are asked by the worker that takes the Rollout, so a
+slow one (a tenant's, up to the query timeout) holds that worker, never the measuring of every
+other Rollout. A reconcile that ends in an error is retried after a delay that doubles with
 each failure in a row of that Rollout (up to :data:`BACKOFF_MAX`); a Conflict is a lost race,
 not a failure: it is retried after the usual short delay, from a fresher cache. A failed
 reconcile's measurement goes to its retry, which decides from the same counts and any that
@@ -26,7 +29,7 @@ import heapq
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 import structlog
@@ -91,18 +94,18 @@ def _work(measurement: Measurement | None) -> str:
 
 
 def _merge(waiting: Measurement | None, new: Measurement) -> Measurement:
-    """What a Rollout's next reconcile gets when ``new`` arrives while ``waiting`` (older)
-    has not been served: no counts are dropped. Two windows are consecutive windows at the
-    same weight (a reconcile between them would have taken the first), so their counts add
-    up; custom metrics are the newer window's. A window is kept over a metrics error arriving
-    after it (its counts were measured; an outage still there is reported again on the next
-    tick). A failing early look and a window ride together, whichever came first: the
-    reconcile takes the look first (a rollback must not wait in the windows' lane behind the
-    healthy Rollouts' windows), and judges the window if the look no longer fails; the newer of
-    two early looks holds the older (both count from the weight change). Windows added up stay
-    in the failing lane when either was found failing. A failing early look and a metrics error
-    ride together too: the counts were measured before the outage, so the reconcile still rolls
-    back on them, and otherwise reports the outage."""
+    """What a Rollout's next reconcile gets when ``new`` arrives while ``waiting`` (older) has not
+    been served: no counts are dropped. Two windows are consecutive windows at the same weight
+    (a reconcile between them would have taken the first), so their counts add up; custom
+    metrics (and custom queries still to ask) are the newer window's. A window is kept over a
+    metrics error arriving after it (its counts were measured; an outage still there is reported
+    again on the next tick). A failing early look and a window ride together, whichever came
+    first: the reconcile takes the look first (a rollback must not wait in the windows' lane
+    behind the healthy Rollouts' windows), and judges the window if the look no longer fails;
+    the newer of two early looks holds the older (both count from the weight change). Windows
+    added up stay in the failing lane when either was found failing. A failing early look and a
+    metrics error ride together too: the counts were measured before the outage, so the
+    reconcile still rolls back on them, and otherwise reports the outage."""
     if waiting is None:
         return new
     early = new.early if new.early is not None else waiting.early
@@ -110,11 +113,11 @@ def _merge(waiting: Measurement | None, new: Measurement) -> Measurement:
         old, fresh = waiting.evidence, new.evidence
         summed = judge.Evidence(old.canary + fresh.canary, old.stable + fresh.stable, fresh.custom)
         failing = new.failing or waiting.failing
-        return Measurement(evidence=summed, early=early, failing=failing)
+        return replace(new, evidence=summed, early=early, failing=failing)
     if new.evidence is not None:
-        return Measurement(evidence=new.evidence, early=early, failing=new.failing)
+        return replace(new, error=None, early=early)
     if waiting.evidence is not None:
-        return Measurement(evidence=waiting.evidence, early=early, failing=waiting.failing)
+        return replace(waiting, error=None, early=early)
     error = new.error if new.error is not None else waiting.error
     return Measurement(error=error, early=early)
 
@@ -418,6 +421,7 @@ class Controller:
         for the retry when it failed. (The digital twin's replay serves recorded reconciles
         through this too.)"""
         try:
+            measurement = self.answered(measurement)
             result = self.work(ref, measurement)
             if result.error is not None and measurement is not None:
                 # The reconcile's decision was not recorded (its status write lost a race, or
@@ -446,7 +450,7 @@ class Controller:
     def work(self, ref: Ref, measurement: Measurement | None = None) -> Result:
         """Reconcile one Rollout now and note what measuring needs to know of it."""
         started = time.perf_counter()
-        result = self._reconciler.reconcile(ref, measurement)
+        result = self._reconciler.reconcile(ref, self.answered(measurement))
         self._on_result(result, time.perf_counter() - started)
         if result.notify_at is not None:
             self._on_notify(ref, result.notify_at)
@@ -521,7 +525,9 @@ class Controller:
     def _wake_measured(
         self, ref: Ref, plan: Plan, counts: judge.Evidence, *, failing: bool
     ) -> None:
-        custom: dict[str, float | None] = {}
+        """Queue a completed window's counts, with the Rollout's custom metric queries rendered
+        for the worker to ask (:meth:`answered`): the tick asks Prometheus nothing per Rollout."""
+        queries: list[tuple[str, str]] = []
         try:
             for metric in plan.custom_metrics:
                 query = promql.render(
@@ -531,14 +537,29 @@ class Controller:
                     canary=plan.canary_deployment,
                     interval=plan.interval,
                 )
-                custom[metric.name] = self._metrics.value(query)
-        except MetricsUnavailable as error:
-            self.queue.add(ref, measurement=Measurement(error=str(error)))
-            return
+                queries.append((metric.name, query))
         except CanaryError as error:
             log.warning("custom_metric_rejected", rollout=ref.name, error=str(error))
-        tick = judge.Evidence(counts.canary, counts.stable, custom)
-        self.queue.add(ref, measurement=Measurement(evidence=tick, failing=failing))
+        tick = judge.Evidence(counts.canary, counts.stable)
+        measured = Measurement(evidence=tick, failing=failing, custom_queries=tuple(queries))
+        self.queue.add(ref, measurement=measured)
+
+    def answered(self, measurement: Measurement | None) -> Measurement | None:
+        """``measurement`` with its custom metric queries asked (in the worker's thread: a slow
+        query holds this worker only). When Prometheus cannot answer one, the window is not
+        judged: its reconcile reports the metrics error, and an early look riding with it
+        still counts."""
+        if measurement is None or measurement.evidence is None or not measurement.custom_queries:
+            return measurement
+        custom: dict[str, float | None] = {}
+        try:
+            for name, query in measurement.custom_queries:
+                custom[name] = self._metrics.value(query)
+        except MetricsUnavailable as error:
+            return Measurement(error=str(error), early=measurement.early)
+        counts = measurement.evidence
+        judged = judge.Evidence(counts.canary, counts.stable, custom)
+        return replace(measurement, evidence=judged, custom_queries=())
 
 
 def _found_failing(key: measuring.Key, by: str, counts: judge.Evidence) -> None:

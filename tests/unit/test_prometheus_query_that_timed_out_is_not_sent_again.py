@@ -3,8 +3,9 @@
 A Prometheus too busy to answer in time is still working on the query, so a second copy only
 doubles its load and the tick's wait (run M at N = 1000 sent every one of its 62 timed-out
 counters queries twice). A connection that closes without an answer (a restarting server, a
-stale keep-alive connection) costs nothing to try once more. Real HTTP on the loopback; the
-server counts the queries it is sent.
+stale keep-alive connection) costs nothing to try once more. Workers asking custom queries at
+once keep their connections open for the next. Real HTTP on the loopback; the server counts
+the queries it is sent.
 """
 
 from __future__ import annotations
@@ -105,3 +106,46 @@ def test_the_timeout_is_a_flag_and_nonsense_is_refused(capsys: pytest.CaptureFix
         main([*run, "--prometheus-timeout", "soon"])
     assert refused.value.code == 2
     assert "--prometheus-timeout: 'soon' is not a duration" in capsys.readouterr().err
+
+
+VALUE = (
+    b'{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"3"]}]}}'
+)
+
+
+class _Slow(QuietHandler):
+    """Answers every query with the number 3 after 0.2 s, so queries sent at once overlap."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        time.sleep(0.2)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(VALUE)))
+        self.end_headers()
+        self.wfile.write(VALUE)
+
+
+def test_sixteen_workers_asking_at_once_keep_their_connections(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Workers ask their Rollouts' custom queries at once (16 in the scale benchmark): each
+    gets its answer, and every connection goes back to the pool for the next query (urllib3's
+    default pool of 10 closed six and warned "Connection pool is full" for each)."""
+    server = LocalServer(_Slow, "127.0.0.1")
+    metrics = PrometheusMetrics(server.url)
+    answers: list[float | None] = []
+    asking = [
+        threading.Thread(target=lambda: answers.append(metrics.value("sum(up)"))) for _ in range(16)
+    ]
+    try:
+        with caplog.at_level("WARNING", logger="urllib3"):
+            for thread in asking:
+                thread.start()
+            for thread in asking:
+                thread.join(10)
+    finally:
+        metrics.close()
+        server.stop()
+    assert answers == [3.0] * 16
+    assert [r.getMessage() for r in caplog.records if "pool is full" in r.getMessage()] == []

@@ -29,6 +29,7 @@ import ijson
 import requests
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from prometheus_api_client.prometheus_connect import PrometheusConnect
+from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
@@ -42,6 +43,11 @@ tick is coalesced, so a slow answer only delays the next tick, while one that ti
 and the next tick asks Prometheus for the same work again. At 1000 Rollouts on a saturated
 2-core machine 12 of 122 counters queries took Prometheus 10-26 s by its own clock (run N3 in
 docs/benchmarks.md): each would have been a lost tick at 10 s."""
+
+CONNECTIONS = 32
+"""How many connections to Prometheus are kept open for reuse: the tick's, and one for each
+worker asking a custom metric query at the same time (``canary run --workers``, default 4).
+urllib3's default of 10 would close and reopen the rest, logging a warning for each."""
 
 CHUNK_BYTES = 64 * 1024
 """How much of a streamed answer is read and parsed at once."""
@@ -136,6 +142,8 @@ class PrometheusMetrics:
             method="POST",
             session=self._session,
         )
+        # Over the client's adapter (the same retry), with room for the workers' queries.
+        self._session.mount(self.url, HTTPAdapter(max_retries=retry, pool_maxsize=CONNECTIONS))
 
     @contextmanager
     def _translated(self, what: str) -> Iterator[None]:
