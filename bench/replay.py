@@ -194,8 +194,8 @@ class _TapeMetrics:
 
     def value(self, query: str) -> float | None:
         """The first answer on the tape to ``query`` not given yet. By query, not in tape order:
-        live, workers ask their Rollouts' custom queries at once, so one Rollout's may come
-        before another's that the replay reconciles first."""
+        live, the askers ask Rollouts' custom queries at once, so one Rollout's may come before
+        another's that the replay asks first."""
         answer = next((e for e in self.world.values if e["query"] == query), None)
         if answer is None:
             raise Diverged(f"the replay asked {query!r} where the live controller did not")
@@ -305,6 +305,7 @@ class _Replay:
         self.clock.current = stamp(e["at"])
         before = len(self.world.snapshots)
         self.controller.measure()
+        self.controller.ask_now()  # live, the askers did so meanwhile
         if len(self.world.snapshots) == before:
             raise Diverged(f"{e['at']}: live queried Prometheus, the replay did not")
         self.snapshots += 1
@@ -324,8 +325,6 @@ class _Replay:
 
     def _reconcile(self, e: Entry) -> None:
         start, measurement, recorded = self.pending.pop(e["rollout"])
-        # The live worker asked the custom queries before its reconcile noted the measurement.
-        measurement = self.controller.answered(measurement)
         given = MEASUREMENT.dump_python(measurement, mode="json")
         # A tape recorded before a field was added holds its default (read as the live
         # controller of that day had it).

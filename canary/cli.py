@@ -55,7 +55,7 @@ from canary.model.rollout import Rollout, merge_policy
 from canary.ports import MetricProvider, Ref, RolloutStore, TrafficRouter, Workloads
 from canary.runtime import heap, leader
 from canary.runtime.clock import SystemClock
-from canary.runtime.controller import Controller, start_thread
+from canary.runtime.controller import ASKERS, Controller, start_thread
 from canary.runtime.guard import GuardedReconciler
 from canary.runtime.messages import MessageLedger
 from canary.runtime.outbox import OutboxWorker
@@ -641,6 +641,9 @@ def _run(args: argparse.Namespace) -> int:
         cache.wait_synced(SYNC_SECONDS)  # an unsynced cache would say Rollouts do not exist
         for i in range(args.workers):
             workers.append(start_thread(lambda: controller.run_worker(stop), f"worker-{i}"))
+        workers.extend(
+            start_thread(lambda: controller.run_asker(stop), f"asker-{i}") for i in range(ASKERS)
+        )
         workers.append(start_thread(lambda: deliveries.run(stop), "outbox"))
         workers.extend(
             start_thread(lambda: events.run(stop), f"events-{i}") for i in range(WRITERS)

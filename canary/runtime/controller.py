@@ -4,24 +4,24 @@ Wakes a Rollout on watch events (at once; a change of a Deployment wakes the Rol
 it, and the Succeeded one watching it for a reverted release), on its requeue time, and on the
 measuring tick, which runs ONE Prometheus query for every Rollout being judged and hands each
 its share: a completed window's counts, or an early look's that fails (the tick takes that look
-itself: one that does not fail would change nothing). The tick also judges each completed
-window as its reconcile will (``canary.core.window``, with the steps the last reconcile
-reported): one that fails goes to the workers before the others. Several worker threads
-take Rollouts from the queue; the queue never hands out a Rollout that a worker is still
-reconciling (it is held back until that reconcile is done), so a Rollout is never reconciled
-twice at once. The tick asks Prometheus nothing per Rollout: a completed window's custom
-metric queries ride with its counts and are asked by the worker that takes the Rollout, so a
-slow one (a tenant's, up to the query timeout) holds that worker, never the measuring of every
-other Rollout. A reconcile that ends in an error is retried after a delay that doubles with
-each failure in a row of that Rollout (up to :data:`BACKOFF_MAX`); a Conflict is a lost race,
-not a failure: it is retried after the usual short delay, from a fresher cache. A failed
-reconcile's measurement goes to its retry, which decides from the same counts and any that
-arrived meanwhile (it may have moved the route before its status write failed). When a window
-of counts is complete is decided by the pure ``canary.core.measuring``: the controller only
-keeps its state (under a lock), runs the query and feeds the queue. A reconcile that put
-notifications into a Rollout's outbox is reported to ``on_notify`` (the delivery worker).
-Used by ``canary run`` (through ``canary.cli``); talks to the world only through ports.
-"""
+itself: one that does not fail would change nothing). The tick also judges each completed window
+as its reconcile will (``canary.core.window``, with the steps the last reconcile reported): one
+that fails goes to the workers before the others. Several worker threads take Rollouts from the
+queue; the queue never hands out a Rollout that a worker is still reconciling (it is held back
+until that reconcile is done), so a Rollout is never reconciled twice at once. The tick asks
+Prometheus nothing per Rollout: a completed window's custom metric queries are asked by a few
+threads of their own (:data:`ASKERS`), which then queue the window, so a slow one (a tenant's,
+up to the query timeout) holds one of them, never the measuring of every Rollout nor a worker; a
+window found failing goes to the workers at once. A reconcile that ends in an error is retried
+after a delay that doubles with each failure in a row of that Rollout (up to
+:data:`BACKOFF_MAX`); a Conflict is a lost race, not a failure: it is retried after the usual
+short delay, from a fresher cache. A failed reconcile's measurement goes to its retry, which
+decides from the same counts and any that arrived meanwhile (it may have moved the route before
+its status write failed). When a window of counts is complete is decided by the pure
+``canary.core.measuring``: the controller only keeps its state (under a lock), runs the query
+and feeds the queue. A reconcile that put notifications into a Rollout's outbox is reported to
+``on_notify`` (the delivery worker). Used by ``canary run`` (through ``canary.cli``); talks to
+the world only through ports."""
 
 from __future__ import annotations
 
@@ -327,6 +327,62 @@ class WorkQueue:
             return len(self._due) + len(self._held)
 
 
+ASKERS = 2
+"""Threads asking windows' custom metric queries (``Controller.run_asker``), apart from the
+workers: a tenant's slow query (up to the Prometheus timeout) holds one of them, never the tick
+and never a worker, so no rollback waits for it."""
+
+
+class Asking:
+    """Windows waiting for their Rollouts' custom metric queries, oldest first; a Rollout's
+    queries are asked by one thread at a time, and a window arriving for a Rollout still waiting
+    joins it (``_merge``: counts add up, the newer window's queries are asked)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._waiting: dict[Ref, Measurement] = {}  # insertion order: oldest first
+        self._asking: set[Ref] = set()
+
+    def put(self, ref: Ref, measurement: Measurement) -> None:
+        """Let ``measurement``'s queries be asked."""
+        with self._cond:
+            self._waiting[ref] = _merge(self._waiting.get(ref), measurement)
+            self._cond.notify()
+
+    def take(self, stop: StopSignal, idle: float = 1.0) -> tuple[Ref, Measurement] | None:
+        """The oldest waiting window of a Rollout nobody is asking for; None when stopping."""
+        with self._cond:
+            while not stop.is_set():
+                item = self._next()
+                if item is not None:
+                    return item
+                self._cond.wait(idle)
+        return None
+
+    def take_now(self) -> tuple[Ref, Measurement] | None:
+        """``take`` without waiting (None: nothing to ask): for a driver that moves its own
+        clock, like the digital twin and the replay."""
+        with self._cond:
+            return self._next()
+
+    def _next(self) -> tuple[Ref, Measurement] | None:
+        ref = next((r for r in self._waiting if r not in self._asking), None)
+        if ref is None:
+            return None
+        self._asking.add(ref)
+        return ref, self._waiting.pop(ref)
+
+    def done(self, ref: Ref) -> None:
+        """Its queries are answered: a window that arrived meanwhile may be asked."""
+        with self._cond:
+            self._asking.discard(ref)
+            self._cond.notify()
+
+    def __len__(self) -> int:
+        with self._cond:
+            return len(self._waiting) + len(self._asking)
+
+
 class Controller:
     """Owns the queue, the worker and the measuring state (under one lock)."""
 
@@ -351,6 +407,7 @@ class Controller:
         self._on_result = on_result
         self._on_notify = on_notify
         self.queue = WorkQueue(clock, on_wait)
+        self.asking = Asking()
         self._lock = threading.Lock()
         self._measuring = measuring.State(settle=settle)
         self._failures: dict[Ref, int] = {}  # failed reconciles in a row; gone on a success
@@ -408,7 +465,9 @@ class Controller:
 
     def run_due(self) -> int:
         """Reconcile every Rollout due now, one at a time, without waiting; how many were
-        reconciled. For a driver that moves its own clock (the benchmark's digital twin)."""
+        reconciled. For a driver that moves its own clock (the benchmark's digital twin); the
+        windows waiting for custom queries are asked first (``ask_now``)."""
+        self.ask_now()
         done = 0
         while (item := self.queue.pop_due()) is not None:
             self.serve(*item)
@@ -421,7 +480,6 @@ class Controller:
         for the retry when it failed. (The digital twin's replay serves recorded reconciles
         through this too.)"""
         try:
-            measurement = self.answered(measurement)
             result = self.work(ref, measurement)
             if result.error is not None and measurement is not None:
                 # The reconcile's decision was not recorded (its status write lost a race, or
@@ -450,7 +508,7 @@ class Controller:
     def work(self, ref: Ref, measurement: Measurement | None = None) -> Result:
         """Reconcile one Rollout now and note what measuring needs to know of it."""
         started = time.perf_counter()
-        result = self._reconciler.reconcile(ref, self.answered(measurement))
+        result = self._reconciler.reconcile(ref, measurement)
         self._on_result(result, time.perf_counter() - started)
         if result.notify_at is not None:
             self._on_notify(ref, result.notify_at)
@@ -525,8 +583,14 @@ class Controller:
     def _wake_measured(
         self, ref: Ref, plan: Plan, counts: judge.Evidence, *, failing: bool
     ) -> None:
-        """Queue a completed window's counts, with the Rollout's custom metric queries rendered
-        for the worker to ask (:meth:`answered`): the tick asks Prometheus nothing per Rollout."""
+        """Queue a completed window's counts. With custom metrics, a window the tick does not
+        find failing waits for its queries, rendered here and asked by the askers
+        (``run_asker``): the tick asks Prometheus nothing per Rollout. A failing one goes to the
+        workers at once, without them: its reconcile rolls back on the counts."""
+        tick = judge.Evidence(counts.canary, counts.stable)
+        if failing or not plan.custom_metrics:
+            self.queue.add(ref, measurement=Measurement(evidence=tick, failing=failing))
+            return
         queries: list[tuple[str, str]] = []
         try:
             for metric in plan.custom_metrics:
@@ -540,26 +604,43 @@ class Controller:
                 queries.append((metric.name, query))
         except CanaryError as error:
             log.warning("custom_metric_rejected", rollout=ref.name, error=str(error))
-        tick = judge.Evidence(counts.canary, counts.stable)
-        measured = Measurement(evidence=tick, failing=failing, custom_queries=tuple(queries))
-        self.queue.add(ref, measurement=measured)
+        self.asking.put(ref, Measurement(evidence=tick, custom_queries=tuple(queries)))
 
-    def answered(self, measurement: Measurement | None) -> Measurement | None:
-        """``measurement`` with its custom metric queries asked (in the worker's thread: a slow
-        query holds this worker only). When Prometheus cannot answer one, the window is not
-        judged: its reconcile reports the metrics error, and an early look riding with it
-        still counts."""
-        if measurement is None or measurement.evidence is None or not measurement.custom_queries:
-            return measurement
+    def answered(self, measurement: Measurement) -> Measurement:
+        """``measurement`` with its custom metric queries asked. When Prometheus cannot answer
+        one, the window is not judged: its reconcile reports the metrics error."""
         custom: dict[str, float | None] = {}
         try:
             for name, query in measurement.custom_queries:
                 custom[name] = self._metrics.value(query)
         except MetricsUnavailable as error:
-            return Measurement(error=str(error), early=measurement.early)
+            return Measurement(error=str(error))
         counts = measurement.evidence
+        if counts is None:  # a window's queries always come with its counts
+            return replace(measurement, custom_queries=())
         judged = judge.Evidence(counts.canary, counts.stable, custom)
         return replace(measurement, evidence=judged, custom_queries=())
+
+    def _ask(self, ref: Ref, measurement: Measurement) -> None:
+        try:
+            self.queue.add(ref, measurement=self.answered(measurement))
+        finally:
+            self.asking.done(ref)
+
+    def run_asker(self, stop: StopSignal) -> None:
+        """Ask windows' custom metric queries until ``stop``, and queue each window answered
+        (run it in :data:`ASKERS` threads)."""
+        while (item := self.asking.take(stop)) is not None:
+            self._ask(*item)
+
+    def ask_now(self) -> int:
+        """Ask every waiting window's custom queries now, in this thread; how many windows. For
+        a driver that moves its own clock (the digital twin, the replay)."""
+        done = 0
+        while (item := self.asking.take_now()) is not None:
+            self._ask(*item)
+            done += 1
+        return done
 
 
 def _found_failing(key: measuring.Key, by: str, counts: judge.Evidence) -> None:

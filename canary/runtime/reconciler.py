@@ -76,9 +76,8 @@ class Measurement:
     """The tick found the step failing with ``evidence`` (``measuring.failing_windows``): its
     reconcile goes before the windows of healthy Rollouts. The reconcile judges again."""
     custom_queries: tuple[tuple[str, str], ...] = ()
-    """The Rollout's custom metric queries for ``evidence``, rendered (name, PromQL) and not yet
-    asked: the worker that takes the Rollout asks them before its reconcile, so a slow one
-    holds that worker, never the tick that measures every Rollout."""
+    """The Rollout's custom metric queries for ``evidence``, rendered (name, PromQL), while
+    the window waits for them to be asked (``Controller.run_asker``); empty once asked."""
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,10 @@
 """A Rollout's custom metric query is its tenant's PromQL: Prometheus may take the whole query
 timeout (30 s by default) to answer it. The measuring tick asks one query for every Rollout and
-nothing per Rollout; a completed window's custom queries ride with its counts to the worker that
-takes the Rollout, which asks them just before the reconcile. So a hanging custom query holds
-that one worker, while the tick and the other Rollouts' windows go on. Before, the tick asked
-them one after another itself: one tenant's slow query stopped the measuring of every Rollout.
-Deterministic: no false-failure rate."""
+nothing per Rollout; a completed window of a Rollout with custom metrics waits for its queries,
+asked by threads of their own (the askers), and then joins the work queue. So a hanging custom
+query holds one asker: the tick goes on, and a failing canary is still rolled back by a worker.
+Before, the tick asked them one after another itself: one tenant's slow query stopped the
+measuring of every Rollout. Deterministic: no false-failure rate."""
 
 from __future__ import annotations
 
@@ -16,8 +16,10 @@ import pytest
 
 from bench import replay
 from canary.core import judge
+from canary.model.status import Condition
+from canary.ports import Ref
 from canary.runtime import reconciler as rec
-from canary.runtime.controller import Controller, _merge
+from canary.runtime.controller import Asking, Controller, _merge
 from tests.fakes import FakeMetrics
 from tests.unit.fake_cluster import make_rollout
 from tests.unit.test_reconciler_and_controller_drive_releases import World, _pod
@@ -31,7 +33,7 @@ METRIC = {
     "max": 10,
 }
 ASKED = 'max(queue_depth{deployment="podinfo-canary",namespace="t"})'
-"""The query the worker sends for t/podinfo-2's canary: rendered and confined."""
+"""The query asked for t/podinfo-2's canary: rendered and confined."""
 
 WAIT_SECONDS = 10.0
 """How long a test waits for a thread before it fails (never reached when the code is right)."""
@@ -53,9 +55,8 @@ class HangingMetrics(FakeMetrics):
         return super().value(query)
 
 
-def _measured() -> tuple[World, Controller, HangingMetrics, dict[str, rec.Measurement | None]]:
-    """t/podinfo-2, with a custom metric, at its first step; the tick's baseline, then a window
-    of 60 canary requests. What the tick queued, by Rollout name."""
+def _started() -> tuple[World, Controller, HangingMetrics]:
+    """t/podinfo-2, with a custom metric, at its first step (10%), and the tick's baseline."""
     rollout = make_rollout(
         analysis={"minRequestsPerStep": 50, "successRate": {"min": 99}, "metrics": [METRIC]}
     )
@@ -71,83 +72,136 @@ def _measured() -> tuple[World, Controller, HangingMetrics, dict[str, rec.Measur
         [_pod("t", "podinfo", "s1", 100, 0), _pod("t", "podinfo-canary", "c1", 10, 0)]
     )
     controller.measure()
+    _drain(controller)
+    return world, controller, metrics
+
+
+def _window(
+    world: World, controller: Controller, metrics: FakeMetrics, canary: tuple[int, int]
+) -> None:
+    """The next tick, 16 s on, with the canary at ``canary`` (cumulative requests, failures)
+    and the stable at 20 times its requests, none failing."""
     world.clock.advance(WINDOW)
     metrics.pods = dict(
-        [_pod("t", "podinfo", "s1", 1300, 1), _pod("t", "podinfo-canary", "c1", 70, 0)]
+        [
+            _pod("t", "podinfo", "s1", 100 + 20 * canary[0], 0),
+            _pod("t", "podinfo-canary", "c1", *canary),
+        ]
     )
     controller.measure()
+
+
+def _condition(world: World, kind: str) -> Condition:
+    """The Rollout's stored condition of type ``kind``."""
+    stored = world.store.get(world.ref)
+    assert stored is not None
+    return {c.type: c for c in stored.status.conditions}[kind]
+
+
+def _drain(controller: Controller) -> dict[str, rec.Measurement | None]:
+    """What the work queue holds, by Rollout name (taken out)."""
     queued: dict[str, rec.Measurement | None] = {}
     while (item := controller.queue.pop_due()) is not None:
         queued[item[0].name] = item[1]
         controller.queue.done(item[0])
-    return world, controller, metrics, queued
+    return queued
 
 
-def test_the_tick_asks_no_custom_query_and_the_window_carries_it_rendered() -> None:
-    _, _, metrics, queued = _measured()
+def test_the_tick_asks_no_custom_query_and_the_window_waits_for_the_askers() -> None:
+    world, controller, metrics = _started()
+    _window(world, controller, metrics, (70, 0))
     assert metrics.asked == []
-    window = queued["podinfo-2"]
-    assert window is not None
+    assert _drain(controller) == {}
+    waiting = controller.asking.take_now()
+    assert waiting is not None
+    ref, window = waiting
+    assert ref == world.ref
     assert window.evidence is not None
     assert (window.evidence.canary.requests, window.evidence.custom) == (60, {})
     assert window.custom_queries == (("queue-depth", ASKED),)
 
 
-def test_a_hanging_custom_query_holds_one_worker_while_the_tick_goes_on() -> None:
-    world, controller, metrics, queued = _measured()
-    worker = threading.Thread(
-        target=controller.serve, args=(world.ref, queued["podinfo-2"]), name="worker-1"
-    )
-    worker.start()
-    assert metrics.waiting.wait(WAIT_SECONDS)
-    assert metrics.asked == [(ASKED, "worker-1")]
-    # Meanwhile the next tick runs, and asks nothing of the hanging query.
-    world.clock.advance(WINDOW)
-    metrics.pods = dict(
-        [_pod("t", "podinfo", "s1", 2500, 2), _pod("t", "podinfo-canary", "c1", 130, 0)]
-    )
-    controller.measure()
-    assert metrics.asked == [(ASKED, "worker-1")]
-    assert worker.is_alive()
-    metrics.values[ASKED] = 50.0  # above the metric's max of 10: the step fails on it
+def test_a_hanging_custom_query_holds_one_asker_and_a_failing_canary_still_rolls_back() -> None:
+    world, controller, metrics = _started()
+    _window(world, controller, metrics, (70, 0))
+    stop = threading.Event()
+    asker = threading.Thread(target=controller.run_asker, args=(stop,), name="asker-0")
+    asker.start()
+    try:
+        assert metrics.waiting.wait(WAIT_SECONDS)
+        assert metrics.asked == [(ASKED, "asker-0")]
+        # Meanwhile the canary fails 40 of its next 60 requests: the tick, which asks nothing
+        # of the hanging query, finds the window failing, and a worker rolls it back.
+        _window(world, controller, metrics, (130, 40))
+        queued = _drain(controller)
+        failing = queued[world.ref.name]
+        assert failing is not None
+        assert (failing.failing, failing.custom_queries) == (True, ())
+        controller.work(world.ref, failing)
+        assert world.phase() == "RollingBack"
+        assert world.route_weight() == 0
+        assert asker.is_alive()
+        assert metrics.asked == [(ASKED, "asker-0")]
+    finally:
+        metrics.release.set()
+        stop.set()
+        asker.join(WAIT_SECONDS)
+    assert not asker.is_alive()
+
+
+def test_an_answer_out_of_bounds_fails_the_step_and_an_outage_is_reported() -> None:
+    world, controller, metrics = _started()
     metrics.release.set()
-    worker.join(WAIT_SECONDS)
-    assert not worker.is_alive()
-    assert world.phase() == "RollingBack"
-    stored = world.store.get(world.ref)
-    assert stored is not None
-    healthy = {c.type: c for c in stored.status.conditions}["Healthy"]
-    assert (healthy.status, healthy.message) == ("False", "failed: queue-depth")
-
-
-def test_a_custom_query_prometheus_cannot_answer_reports_the_outage() -> None:
-    world, controller, metrics, queued = _measured()
+    _window(world, controller, metrics, (70, 0))
     metrics.available = False
-    metrics.release.set()
-    controller.serve(world.ref, queued["podinfo-2"])
-    stored = world.store.get(world.ref)
-    assert stored is not None
-    healthy = {c.type: c for c in stored.status.conditions}["Healthy"]
+    assert controller.ask_now() == 1
+    assert controller.run_due() == 1
+    healthy = _condition(world, "Healthy")
     assert (healthy.status, healthy.reason) == ("Unknown", "MetricsUnavailable")
     assert "cannot reach Prometheus" in healthy.message
     assert world.phase() == "Progressing"
+    metrics.available = True
+    metrics.values[ASKED] = 50.0  # above the metric's max of 10
+    _window(world, controller, metrics, (130, 0))
+    assert controller.run_due() == 1  # it asks the window's query first
+    healthy = _condition(world, "Healthy")
+    assert (healthy.status, healthy.message) == ("False", "failed: queue-depth")
+    assert world.phase() == "RollingBack"
 
 
-def test_waiting_windows_keep_the_newer_windows_queries_and_an_early_look_keeps_them() -> None:
+def test_a_rollouts_windows_are_asked_one_at_a_time_and_those_that_wait_add_up() -> None:
+    asking, ref = Asking(), Ref("t", "a")
+    counts = judge.Evidence(judge.Arm(10, 0), judge.Arm(190, 0))
+    asking.put(ref, rec.Measurement(evidence=counts, custom_queries=(("m", "old"),)))
+    taken = asking.take_now()
+    assert taken is not None
+    asking.put(ref, rec.Measurement(evidence=counts, custom_queries=(("m", "q2"),)))
+    asking.put(ref, rec.Measurement(evidence=counts, custom_queries=(("m", "q3"),)))
+    assert asking.take_now() is None  # its first window is still being asked
+    assert len(asking) == 2
+    asking.done(ref)
+    summed = judge.Evidence(judge.Arm(20, 0), judge.Arm(380, 0))
+    assert asking.take_now() == (
+        ref,
+        rec.Measurement(evidence=summed, custom_queries=(("m", "q3"),)),
+    )
+    asking.done(ref)
+    assert len(asking) == 0
+
+
+def test_waiting_windows_keep_the_newer_windows_queries() -> None:
     counts = judge.Evidence(judge.Arm(10, 0), judge.Arm(190, 0))
     older = rec.Measurement(evidence=counts, custom_queries=(("m", "old"),))
     newer = rec.Measurement(evidence=counts, custom_queries=(("m", "new"),))
-    early = rec.Measurement(early=counts)
     summed = judge.Evidence(judge.Arm(20, 0), judge.Arm(380, 0))
     assert _merge(older, newer) == rec.Measurement(evidence=summed, custom_queries=(("m", "new"),))
-    assert _merge(older, early).custom_queries == (("m", "old"),)
-    assert _merge(early, newer).custom_queries == (("m", "new"),)
+    assert _merge(older, rec.Measurement(early=counts)).custom_queries == (("m", "old"),)
     assert _merge(newer, rec.Measurement(error="down")).custom_queries == (("m", "new"),)
 
 
 def test_the_replay_answers_custom_queries_by_query_not_in_tape_order() -> None:
-    """Live, two workers asked their Rollouts' queries at once, b's noted first; the replay
-    reconciles a first and must still get a's answer, and raise for a query never asked."""
+    """Live, two askers asked their Rollouts' queries at once, b's noted first; the replay
+    asks a's first and must still get a's answer, and raise for a query never asked."""
     tape = [
         {"kind": "value", "at": "2026-01-01T00:00:01Z", "query": "b", "value": 2.0},
         {"kind": "value", "at": "2026-01-01T00:00:01Z", "query": "a", "value": 1.0},

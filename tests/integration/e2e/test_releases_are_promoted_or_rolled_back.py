@@ -2,10 +2,11 @@
 adaptor: healthy releases are promoted, error and latency regressions rolled back without
 touching stable. The healthy/faulty pair runs once per router and API version (HTTPRoute gateway
 v1, v1beta1 and policy.linkerd.io v1beta3; TrafficSplit v1alpha2 and v1alpha1, whose weights are
-quantities such as 950m/50m); the latency release once per router. emojivoto
-(examples/emojivoto): a `web` release that fails the doughnut vote as often as stable (~8% of
-its HTTP requests) is promoted, and a `voting` release that also fails a second emoji's votes
-(gRPC UNKNOWN: ~30% of its calls, stable ~16%) is rolled back.
+quantities such as 950m/50m); the latency release once per router; a healthy release failed by
+its custom metric alone on HTTPRoute. emojivoto (examples/emojivoto): a `web` release that fails
+the doughnut vote as often as stable (~8% of its HTTP requests) is promoted, and a `voting`
+release that also fails a second emoji's votes (gRPC UNKNOWN: ~30% of its calls, stable ~16%) is
+rolled back.
 
 Every release of the matrix runs at the same time, each in its own namespace: the module's
 fixture installs podinfo and creates all the Rollouts before the first test, with one emulator
@@ -60,12 +61,22 @@ ROUTES = [
     pytest.param("TrafficSplit", "split.smi-spec.io/v1alpha2", id="trafficsplit-v1alpha2"),
     pytest.param("TrafficSplit", "split.smi-spec.io/v1alpha1", id="trafficsplit-v1alpha1"),
 ]
-HEALTHY, FAULTY, SLOW = "6.1.0", "6.2.0", "6.3.0"
+HEALTHY, FAULTY, SLOW, CUSTOM = "6.1.0", "6.2.0", "6.3.0", "6.4.0"
 RELEASES: dict[str, dict[str, str] | None] = {
     HEALTHY: None,
     FAULTY: {"sim.canary.dev/error-rate": "0.2"},
     SLOW: {"sim.canary.dev/latency-p50-ms": "300", "sim.canary.dev/latency-p99-ms": "2000"},
+    CUSTOM: None,
 }
+CUSTOM_METRIC = {
+    "name": "canary-requests",
+    "query": 'sum(response_total{namespace="{{namespace}}", deployment="{{canary}}", '
+    'direction="inbound"})',
+    "max": 5,
+}
+"""A healthy canary's own request count, bounded at 5: out of bounds by the time its first
+step has its minimum requests, so only the custom metric can roll it back."""
+SPECS: dict[str, dict[str, object]] = {CUSTOM: {"analysis": {"metrics": [CUSTOM_METRIC]}}}
 Key = tuple[str, str, str]  # (router, api version, release)
 EMOJIVOTO: Key = ("HTTPRoute", "", "emojivoto")
 EXAMPLE = REPO / "examples" / "emojivoto"
@@ -103,7 +114,9 @@ def matrix(
     groups: list[tuple[str, str, list[str]]] = [
         (str(p.values[0]), str(p.values[1]), [HEALTHY, FAULTY]) for p in ROUTES
     ]
-    groups += [(router, "", [SLOW]) for router in ROUTERS]
+    groups += [
+        (router, "", [SLOW, CUSTOM] if router == "HTTPRoute" else [SLOW]) for router in ROUTERS
+    ]
     core = client.CoreV1Api(kube)
     namespaces: list[str] = []
     started: list[Process] = []
@@ -133,7 +146,7 @@ def matrix(
             started += [emulator, controller]
             for name, namespace in zip(names, group, strict=True):
                 env = Release(namespace, kube, controller, emulator, router, api_version)
-                env.create(name, RELEASES[name])
+                env.create(name, RELEASES[name], **SPECS.get(name, {}))
                 releases[router, api_version, name] = env
         yield releases
     finally:
@@ -219,6 +232,26 @@ def test_latency_regression_is_rolled_back(matrix: dict[Key, Release], router: s
     assert done["status"]["phase"] == "RolledBack", done["status"]
     assert env.deployment("podinfo").metadata.generation == 1
     assert env.canary_weight() == 0
+
+
+def test_a_custom_metric_out_of_bounds_rolls_a_healthy_canary_back(
+    matrix: dict[Key, Release],
+) -> None:
+    """The canary serves as well as stable, but its custom metric (its own request count,
+    asked from the real Prometheus by the controller's askers, not its tick) is above its max:
+    RolledBack on that metric alone, stable untouched, 100% stable."""
+    env = matrix["HTTPRoute", "", CUSTOM]
+    done = env.wait(CUSTOM, DONE)
+    assert done["status"]["phase"] == "RolledBack", done["status"]
+    healthy = {c["type"]: c for c in done["status"]["conditions"]}["Healthy"]
+    assert (healthy["status"], healthy["message"]) == ("False", "failed: canary-requests")
+    failed = done["status"]["steps"][-1]
+    assert failed["verdict"] == "Failed"
+    assert failed["canary"]["requests"] > 5
+    stable = env.deployment("podinfo")
+    assert stable.spec.template.spec.containers[0].image == "ghcr.io/stefanprodan/podinfo:6.0.0"
+    assert stable.metadata.generation == 1
+    assert_all_on_stable(env)
 
 
 def test_web_release_as_good_as_stable_is_promoted(matrix: dict[Key, Release]) -> None:
