@@ -515,11 +515,16 @@ def _trim_heap() -> None:
 
 
 def _controller_metrics(
-    api: kube.LimitedApiClient, store: RolloutStore, cache: KubeCache, backlog: Callable[[], int]
+    api: kube.LimitedApiClient,
+    store: RolloutStore,
+    cache: KubeCache,
+    backlog: Callable[[], int],
+    asking: Callable[[], int],
 ) -> ControllerMetrics:
-    """The controller's metrics: the store's Rollouts, the caches' sizes and the queue's
-    ``backlog`` read at each scrape, and every request ``api`` sends (``canary_kube_*``)."""
-    registry = ControllerMetrics(store, caches=cache.sizes, queue=backlog)
+    """The controller's metrics: the store's Rollouts, the caches' sizes, the queue's
+    ``backlog`` and the windows ``asking`` for custom queries read at each scrape, and every
+    request ``api`` sends (``canary_kube_*``)."""
+    registry = ControllerMetrics(store, caches=cache.sizes, queue=backlog, asking=asking)
 
     def heard(request: kube.Request, code: str, seconds: float, waited: float) -> None:
         labels = (request.verb, request.resource, request.subresource)
@@ -559,7 +564,13 @@ def _run(args: argparse.Namespace) -> int:
     link_secret = _secret("CANARY_LINK_SECRET", args.link_secret_file)
     slack, slack_web = _slack(args)
     # The queue's backlog, read at each scrape (late-bound: the controller comes below).
-    registry = _controller_metrics(api, store, cache, lambda: controller.queue.backlog())  # noqa: PLW0108
+    registry = _controller_metrics(
+        api,
+        store,
+        cache,
+        lambda: controller.queue.backlog(),  # noqa: PLW0108
+        lambda: len(controller.asking),
+    )
     deliveries = OutboxWorker(
         store,
         PolicyNotifier(

@@ -163,8 +163,10 @@ class ControllerMetrics:
         store: RolloutStore | None = None,
         caches: CacheSizes | None = None,
         queue: Callable[[], int] | None = None,
+        asking: Callable[[], int] | None = None,
     ) -> None:
-        """``queue``: how many Rollouts are due and not yet taken, read at each scrape."""
+        """``queue``: how many Rollouts are due and not yet taken; ``asking``: how many windows
+        wait for their custom metric queries; both read at each scrape."""
         # The *_created samples only double the series count. (Untyped in prometheus_client.)
         disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry(auto_describe=True)
@@ -254,6 +256,13 @@ class ControllerMetrics:
         )
         if queue is not None:
             self.queue_depth.set_function(queue)
+        self.asking = Gauge(
+            "canary_custom_queries_waiting",
+            "Rollouts' windows waiting for their custom metric queries (or being asked).",
+            registry=reg,
+        )
+        if asking is not None:
+            self.asking.set_function(asking)
         request = ["verb", "resource", "subresource"]
         self.kube_requests = Counter(
             "canary_kube_requests",

@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench import replay
+from canary.api.metrics import ControllerMetrics
 from canary.core import judge
 from canary.model.status import Condition
 from canary.ports import Ref
@@ -187,6 +189,28 @@ def test_a_rollouts_windows_are_asked_one_at_a_time_and_those_that_wait_add_up()
     )
     asking.done(ref)
     assert len(asking) == 0
+
+
+def test_the_registry_exports_how_many_windows_wait_for_their_queries() -> None:
+    asking = Asking()
+    metrics = ControllerMetrics(asking=lambda: len(asking))
+    counts = judge.Evidence(judge.Arm(10, 0), judge.Arm(190, 0))
+    for name in ("a", "b", "c"):
+        asking.put(Ref("t", name), rec.Measurement(evidence=counts, custom_queries=(("m", "q"),)))
+    assert asking.take_now() is not None  # one being asked still counts
+
+    def waiting() -> float:
+        exposition = metrics.exposition().decode()
+        (family,) = [
+            f
+            for f in text_string_to_metric_families(exposition)
+            if f.name == "canary_custom_queries_waiting"
+        ]
+        return float(family.samples[0].value)
+
+    assert waiting() == 3
+    asking.done(Ref("t", "a"))
+    assert waiting() == 2
 
 
 def test_waiting_windows_keep_the_newer_windows_queries() -> None:
