@@ -35,6 +35,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import signal
 import socket
 import statistics
@@ -113,6 +114,10 @@ class Setup:
     warm: float = 0.0
     """Seconds of an unmeasured first round (release 2, then deleted) before the measured one
     (release 3): a fleet's second release, whose Services and routes exist and are accepted."""
+    custom_query: str | None = None
+    """A custom metric every Rollout's policy asks (no bound it can break: it adds queries)."""
+    slow_query: str | None = None
+    """app-0's only custom metric instead (a tenant's slow query; app-0 is a good release)."""
 
     def bad(self, i: int) -> bool:
         """Every tenth Rollout is bad."""
@@ -262,6 +267,8 @@ def _apply(api: client.ApiClient, setup: Setup) -> None:
         # rollback in a run; at N = 50 (45 good) at most 0.09%.
         "compareWithStable": {"falseRollbackRate": FALSE_ROLLBACK_RATE},
     }
+    if setup.custom_query is not None:
+        analysis["metrics"] = [_unbounded("custom", setup.custom_query)]
     policy: dict[str, Any] = {"traffic": {"router": setup.router}, "analysis": analysis}
     if setup.steps is not None:
         policy["steps"] = [{"setWeight": w} for w in setup.steps]
@@ -287,6 +294,11 @@ def _apply(api: client.ApiClient, setup: Setup) -> None:
         list(pool.map(app, range(setup.n)))
 
 
+def _unbounded(name: str, query: str) -> dict[str, Any]:
+    """A custom metric no answer fails (a check needs a bound: an unreachable one)."""
+    return {"name": name, "query": query, "max": 1e300}
+
+
 def _start_rollouts(api: client.ApiClient, setup: Setup, version: int) -> None:
     custom: Any = client.CustomObjectsApi(api)
 
@@ -296,13 +308,18 @@ def _start_rollouts(api: client.ApiClient, setup: Setup, version: int) -> None:
             release["templatePatch"] = {
                 "metadata": {"annotations": {"sim.canary.dev/error-rate": "0.3"}}
             }
+        spec: dict[str, Any] = {
+            "targetRef": {"name": f"app-{i}"},
+            "release": release,
+            "service": {"name": f"app-{i}", "port": APP_PORT},
+            "policyRef": {"name": "scale"},
+        }
+        if i == 0 and setup.slow_query is not None:
+            spec["analysis"] = {"metrics": [_unbounded("slow", setup.slow_query)]}
         custom.create_namespaced_custom_object(
             GROUP, VERSION, setup.namespace, "rollouts",
             {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Rollout",
-             "metadata": {"name": f"app-{i}-v{version}"},
-             "spec": {"targetRef": {"name": f"app-{i}"}, "release": release,
-                      "service": {"name": f"app-{i}", "port": APP_PORT},
-                      "policyRef": {"name": "scale"}}},
+             "metadata": {"name": f"app-{i}-v{version}"}, "spec": spec},
         )  # fmt: skip
 
     with ThreadPoolExecutor(8) as pool:
@@ -1521,6 +1538,14 @@ def main() -> int:
         help="first an unmeasured round of at most SECONDS (a fleet's first release), then "
         "the measured one",
     )  # fmt: skip
+    parser.add_argument(
+        "--custom-query", metavar="PROMQL",
+        help="a custom metric every Rollout asks ({{namespace}}, {{canary}}...; never fails)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--slow-query", metavar="PROMQL",
+        help="app-0's only custom metric instead: a tenant's slow query (never fails)",
+    )  # fmt: skip
     parser.add_argument("--output", default=str(REPO / "docs" / "benchmarks.md"))
     args = parser.parse_args()
     env = _env(Path(args.dev_dir))
@@ -1544,6 +1569,14 @@ def main() -> int:
             ""
             if args.prometheus_timeout == "30s"
             else f" --prometheus-timeout {args.prometheus_timeout}"
+        )
+        + "".join(
+            f" --{flag} {shlex.quote(query)}"
+            for flag, query in (
+                ("custom-query", args.custom_query),
+                ("slow-query", args.slow_query),
+            )
+            if query is not None
         )
     )
     if args.soak:
@@ -1587,6 +1620,7 @@ def main() -> int:
             n, f"scale-{n}-{int(time.time())}", args.interval, timeout=args.timeout,
             workers=args.workers, kube_qps=args.kube_qps, kube_burst=args.kube_burst,
             router=args.router, warm=args.warm, prometheus_timeout=args.prometheus_timeout,
+            custom_query=args.custom_query, slow_query=args.slow_query,
         )  # fmt: skip
         report = run(setup, kubeconfig, env, work / str(n))
         print(table([report], 5.0), timeline(report), f"workers took Rollouts: {waits(report)}",
