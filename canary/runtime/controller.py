@@ -631,7 +631,13 @@ class Controller:
         """Ask windows' custom metric queries until ``stop``, and queue each window answered
         (run it in :data:`ASKERS` threads)."""
         while (item := self.asking.take(stop)) is not None:
-            self._ask(*item)
+            try:
+                self._ask(*item)
+            except Exception as error:  # a bug must not stop the askers for good
+                log.exception("custom_query_crashed", rollout=str(item[0]))
+                kind = type(error).__name__
+                unasked = Measurement(error=f"custom metric queries: unexpected {kind}")
+                self.queue.add(item[0], measurement=unasked)
 
     def ask_now(self) -> int:
         """Ask every waiting window's custom queries now, in this thread; how many windows. For

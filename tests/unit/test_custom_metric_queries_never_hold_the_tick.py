@@ -9,6 +9,7 @@ measuring of every Rollout. Deterministic: no false-failure rate."""
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -49,7 +50,12 @@ class HangingMetrics(FakeMetrics):
     asked: list[tuple[str, str]] = field(default_factory=list)
     waiting: threading.Event = field(default_factory=threading.Event)
 
+    broken: bool = False
+    """Raise what no adapter should (a bug) instead of answering."""
+
     def value(self, query: str) -> float | None:
+        if self.broken:
+            raise RuntimeError("a bug")
         self.asked.append((query, threading.current_thread().name))
         self.waiting.set()
         if not self.release.wait(WAIT_SECONDS):
@@ -234,3 +240,27 @@ def test_the_replay_answers_custom_queries_by_query_not_in_tape_order() -> None:
     assert (metrics.value("a"), metrics.value("b")) == (1.0, 2.0)
     with pytest.raises(replay.Diverged, match="'a'"):
         metrics.value("a")
+
+
+def test_an_asker_survives_a_crash_and_the_window_reports_it() -> None:
+    world, controller, metrics = _started()
+    metrics.broken = True
+    _window(world, controller, metrics, (70, 0))
+    stop = threading.Event()
+    asker = threading.Thread(target=controller.run_asker, args=(stop,), name="asker-0")
+    asker.start()
+    try:
+        item = None
+        for _ in range(int(WAIT_SECONDS / 0.05)):
+            if (item := controller.queue.pop_due()) is not None:
+                break
+            time.sleep(0.05)
+        assert item == (
+            world.ref,
+            rec.Measurement(error="custom metric queries: unexpected RuntimeError"),
+        )
+        assert asker.is_alive()
+        assert len(controller.asking) == 0
+    finally:
+        stop.set()
+        asker.join(WAIT_SECONDS)
