@@ -29,8 +29,9 @@ def test_script_is_shellcheck_clean() -> None:
 
 
 def test_selection_is_what_a_real_mesh_can_judge() -> None:
-    """The script's selection collects every healthy release of the router matrix and
-    emojivoto's web release, and no release that is faulty only through sim annotations."""
+    """The script's selection collects every healthy release of the router matrix (the one a
+    custom metric rolls back included: real proxies count its requests too) and emojivoto's web
+    release, and no release that is faulty only through sim annotations."""
     args = subprocess.run(
         ["bash", str(SCRIPT), "selection"], capture_output=True, text=True, check=True
     ).stdout.splitlines()
@@ -44,6 +45,7 @@ def test_selection_is_what_a_real_mesh_can_judge() -> None:
     assert collected.returncode == 0, collected.stdout + collected.stderr
     names = [line.split("::", 1)[1] for line in collected.stdout.splitlines() if "::" in line]
     assert sorted(names) == [
+        "test_a_custom_metric_out_of_bounds_rolls_a_healthy_canary_back",
         "test_healthy_release_is_promoted[httproute-gateway-v1]",
         "test_healthy_release_is_promoted[httproute-gateway-v1beta1]",
         "test_healthy_release_is_promoted[httproute-linkerd-v1beta3]",
