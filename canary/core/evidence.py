@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from functools import cache
+from functools import cache, lru_cache
 
 from canary.core.judge import Arm
 from canary.model.linkerd import LATENCY_BUCKETS_MS
@@ -102,7 +102,10 @@ def _value(sample: Mapping[str, object]) -> float | None:
     return number
 
 
+@lru_cache(maxsize=64)
 def _bound_index(le: str) -> int | None:
+    """The index of ``le`` in the proxies' bucket bounds (None: not one of them). Cached: an
+    answer repeats the same 26 strings on every pod, at 1000 Rollouts 52,000 times."""
     try:
         bound = float(le)
     except ValueError:
@@ -114,32 +117,50 @@ def _bound_index(le: str) -> int | None:
 
 
 def parse(result: Iterable[Mapping[str, object]]) -> dict[PodKey, PodCounters]:
-    """A snapshot from the samples of the tick's query (Prometheus' instant-vector ``result``)."""
-    successes: dict[PodKey, float] = {}
-    failures: dict[PodKey, float] = {}
-    buckets: dict[PodKey, list[float | None]] = {}
+    """A snapshot from the samples of the tick's query (Prometheus' instant-vector ``result``).
+
+    Runs once per sample of the tick's answer (56,000 at 1000 Rollouts), so it keys pods by
+    their plain ``(namespace, deployment, pod)`` tuple and makes each ``PodKey`` once."""
+    successes: dict[tuple[str, str, str], float] = {}
+    failures: dict[tuple[str, str, str], float] = {}
+    buckets: dict[tuple[str, str, str], list[float | None]] = {}
     for sample in result:
         if not isinstance(sample, Mapping):
             continue
         labels = sample.get("metric")
+        if not isinstance(labels, Mapping):
+            continue
+        namespace, deployment, pod = (
+            labels.get("namespace"),
+            labels.get("deployment"),
+            labels.get("pod"),
+        )
+        if not (
+            isinstance(namespace, str)
+            and namespace
+            and isinstance(deployment, str)
+            and deployment
+            and isinstance(pod, str)
+            and pod
+        ):
+            continue
         value = _value(sample)
-        if not isinstance(labels, Mapping) or value is None:
+        if value is None:
             continue
-        names = (labels.get("namespace"), labels.get("deployment"), labels.get("pod"))
-        if not all(isinstance(n, str) and n for n in names):
-            continue
-        key = PodKey(str(names[0]), str(names[1]), str(names[2]))
-        classification, le = labels.get("classification"), labels.get("le")
+        key = (namespace, deployment, pod)
+        classification = labels.get("classification")
         if classification == "failure":
             failures[key] = failures.get(key, 0.0) + value
         elif classification == "success":
             successes[key] = successes.get(key, 0.0) + value
-        elif isinstance(le, str) and (index := _bound_index(le)) is not None:
-            buckets.setdefault(key, [None] * _N)[index] = value
+        elif isinstance(le := labels.get("le"), str) and (index := _bound_index(le)) is not None:
+            if (values := buckets.get(key)) is None:
+                values = buckets[key] = [None] * _N
+            values[index] = value
     snapshot: dict[PodKey, PodCounters] = {}
     for key in successes.keys() | failures.keys():
         failed = round(failures.get(key, 0.0))
-        snapshot[key] = PodCounters(
+        snapshot[PodKey(*key)] = PodCounters(
             requests=round(successes.get(key, 0.0)) + failed,
             failures=failed,
             buckets=_cumulative(buckets.get(key)),
