@@ -118,10 +118,34 @@ class Setup:
     """A custom metric every Rollout's policy asks (no bound it can break: it adds queries)."""
     slow_query: str | None = None
     """app-0's only custom metric instead (a tenant's slow query; app-0 is a good release)."""
+    nice_stand_ins: bool = False
+    """Run the stand-ins (``STAND_INS``) at nice ``STAND_IN_NICE`` while the run lasts."""
 
     def bad(self, i: int) -> bool:
         """Every tenth Rollout is bad."""
         return i % 10 == 9
+
+
+STAND_INS = (
+    "kwok",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "linkerd-policy-controller",
+    "linkerd-smi-adaptor",
+)
+"""The dev environment's components that stand in for a cluster's nodes and mesh (with the
+mesh emulator, the apps and their proxies). In a cluster they run on other machines than the
+controller and Prometheus; here they share two cores with them."""
+
+STAND_IN_NICE = 10
+"""``--nice-stand-ins``: the stand-ins' nice value (the controller, Prometheus, the API server
+and etcd keep 0), so that on this machine they take what the reaction's path leaves."""
+
+
+def renice(pids: Iterable[int], nice: int) -> None:
+    """Set every thread of each process group in ``pids`` to ``nice``."""
+    for pid in pids:
+        os.setpriority(os.PRIO_PGRP, pid, nice)
 
 
 FALSE_ROLLBACK_RATE = 2e-5
@@ -842,6 +866,8 @@ class Harness:
              "--prometheus-timeout", setup.prometheus_timeout],
             workdir / "controller.log", {**child_env, "KUBECONFIG": str(controller_kubeconfig)},
         )  # fmt: skip
+        if setup.nice_stand_ins:
+            renice(self.stand_ins(), STAND_IN_NICE)
         self.stop = threading.Event()
         custom: Any = client.CustomObjectsApi(self.api)
         self.custom = custom
@@ -1084,10 +1110,18 @@ class Harness:
                 return accepted
             time.sleep(5)
 
+    def stand_ins(self) -> list[int]:
+        """The process groups of the mesh emulator and the dev environment's ``STAND_INS``."""
+        components = component_pids(self.env)
+        return [self.emulator.popen.pid, *(components[n] for n in STAND_INS if n in components)]
+
     def close(self) -> None:
         self.stop.set()
         self.controller.stop()
         self.emulator.stop()
+        if self.setup.nice_stand_ins:  # the dev environment outlives the run: back to 0
+            components = component_pids(self.env)
+            renice((components[n] for n in STAND_INS if n in components), 0)
         client.CoreV1Api(self.api).delete_namespace(self.setup.namespace)
         rbac = client.RbacAuthorizationV1Api(self.api)
         rbac.delete_cluster_role_binding(f"{ACCOUNT}-{self.setup.namespace}")
@@ -1546,6 +1580,10 @@ def main() -> int:
         "--slow-query", metavar="PROMQL",
         help="app-0's only custom metric instead: a tenant's slow query (never fails)",
     )  # fmt: skip
+    parser.add_argument(
+        "--nice-stand-ins", action="store_true",
+        help=f"run the mesh emulator and {', '.join(STAND_INS)} at nice {STAND_IN_NICE}",
+    )  # fmt: skip
     parser.add_argument("--output", default=str(REPO / "docs" / "benchmarks.md"))
     args = parser.parse_args()
     env = _env(Path(args.dev_dir))
@@ -1565,6 +1603,7 @@ def main() -> int:
             if value != default
         )
         + ("" if args.router == "HTTPRoute" else f" --router {args.router}")
+        + (" --nice-stand-ins" if args.nice_stand_ins else "")
         + (
             ""
             if args.prometheus_timeout == "30s"
@@ -1621,6 +1660,7 @@ def main() -> int:
             workers=args.workers, kube_qps=args.kube_qps, kube_burst=args.kube_burst,
             router=args.router, warm=args.warm, prometheus_timeout=args.prometheus_timeout,
             custom_query=args.custom_query, slow_query=args.slow_query,
+            nice_stand_ins=args.nice_stand_ins,
         )  # fmt: skip
         report = run(setup, kubeconfig, env, work / str(n))
         print(table([report], 5.0), timeline(report), f"workers took Rollouts: {waits(report)}",
@@ -1638,7 +1678,13 @@ def main() -> int:
         f"{SCALE}\n\n`make bench-scale` (`{command}`), {_machine()}. "
         f"Analysis interval {args.interval}, tick 5s, {args.workers} workers, --kube-qps "
         f"{args.kube_qps:g}/--kube-burst {args.kube_burst}, --prometheus-timeout "
-        f"{args.prometheus_timeout}, 10% bad, default steps, router {args.router}.\n\n"
+        f"{args.prometheus_timeout}, 10% bad, default steps, router {args.router}"
+        + (
+            f"; the mesh emulator and {', '.join(STAND_INS)} at nice {STAND_IN_NICE}"
+            if args.nice_stand_ins
+            else ""
+        )
+        + ".\n\n"
         f"{table(reports, 5.0)}\n\n"
         + "How late the workers took Rollouts (`canary_workqueue_wait_seconds`):\n\n"
         + "\n".join(
