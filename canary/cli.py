@@ -423,6 +423,8 @@ def _run_arguments_refused(args: argparse.Namespace) -> str | None:
         )
     if args.workers < 1:
         return f"--workers must be at least 1 (got {args.workers})"
+    if args.custom_query_workers < 1:
+        return f"--custom-query-workers must be at least 1 (got {args.custom_query_workers})"
     try:
         args.tape = Tape.to_file(args.record, SystemClock()) if args.record else None
     except OSError as error:
@@ -563,7 +565,8 @@ def _run(args: argparse.Namespace) -> int:
 
     link_secret = _secret("CANARY_LINK_SECRET", args.link_secret_file)
     slack, slack_web = _slack(args)
-    # The queue's backlog, read at each scrape (late-bound: the controller comes below).
+    # The queue's backlog and the windows waiting for custom queries, read at each scrape
+    # (late-bound: the controller comes below).
     registry = _controller_metrics(
         api,
         store,
@@ -653,7 +656,8 @@ def _run(args: argparse.Namespace) -> int:
         for i in range(args.workers):
             workers.append(start_thread(lambda: controller.run_worker(stop), f"worker-{i}"))
         workers.extend(
-            start_thread(lambda: controller.run_asker(stop), f"asker-{i}") for i in range(ASKERS)
+            start_thread(lambda: controller.run_asker(stop), f"asker-{i}")
+            for i in range(args.custom_query_workers)
         )
         workers.append(start_thread(lambda: deliveries.run(stop), "outbox"))
         workers.extend(
@@ -808,6 +812,14 @@ def _add_run_command(sub: Any) -> None:
         default=4,
         metavar="N",
         help="Rollouts reconciled at once (default 4; never the same Rollout twice at once)",
+    )
+    cmd.add_argument(
+        "--custom-query-workers",
+        type=int,
+        default=ASKERS,
+        metavar="N",
+        help=f"threads asking Rollouts' custom metric queries, apart from the workers (default "
+        f"{ASKERS}): a slow query holds one of them, never the measuring tick nor a worker",
     )
     cmd.add_argument(
         "--malloc-arenas",

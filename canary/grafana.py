@@ -230,9 +230,12 @@ def _controller() -> list[Any]:
         ).min(0),
         _series(
             "Work queue backlog",
-            "Rollouts due for a reconcile that no worker has taken yet.",
+            "Rollouts due for a reconcile that no worker has taken yet, and windows waiting for "
+            "their Rollouts' custom metric queries (lasting: too few --custom-query-workers, or "
+            "slow queries).",
             "short",
             _query("sum(canary_workqueue_depth)", "due, not taken"),
+            _query("sum(canary_custom_queries_waiting)", "custom metric queries waiting", "B"),
             width=6,
         ).min(0),
         _series(

@@ -328,9 +328,10 @@ class WorkQueue:
 
 
 ASKERS = 2
-"""Threads asking windows' custom metric queries (``Controller.run_asker``), apart from the
-workers: a tenant's slow query (up to the Prometheus timeout) holds one of them, never the tick
-and never a worker, so no rollback waits for it."""
+"""Threads asking windows' custom metric queries (``Controller.run_asker``) by default
+(``canary run --custom-query-workers``), apart from the workers: a tenant's slow query (up to
+the Prometheus timeout) holds one of them, never the tick and never a worker, so no rollback
+waits for it."""
 
 
 class Asking:
@@ -588,25 +589,13 @@ class Controller:
         (``run_asker``): the tick asks Prometheus nothing per Rollout. A failing one goes to the
         workers at once, without them: its reconcile rolls back on the counts."""
         tick = judge.Evidence(counts.canary, counts.stable)
-        if failing or not plan.custom_metrics:
+        queries = () if failing else _rendered(ref, plan)
+        if not queries:
             self.queue.add(ref, measurement=Measurement(evidence=tick, failing=failing))
             return
-        queries: list[tuple[str, str]] = []
-        try:
-            for metric in plan.custom_metrics:
-                query = promql.render(
-                    metric.query,
-                    namespace=ref.namespace,
-                    target=plan.target,
-                    canary=plan.canary_deployment,
-                    interval=plan.interval,
-                )
-                queries.append((metric.name, query))
-        except CanaryError as error:
-            log.warning("custom_metric_rejected", rollout=ref.name, error=str(error))
-        self.asking.put(ref, Measurement(evidence=tick, custom_queries=tuple(queries)))
+        self.asking.put(ref, Measurement(evidence=tick, custom_queries=queries))
 
-    def answered(self, measurement: Measurement) -> Measurement:
+    def _answered(self, measurement: Measurement) -> Measurement:
         """``measurement`` with its custom metric queries asked. When Prometheus cannot answer
         one, the window is not judged: its reconcile reports the metrics error."""
         custom: dict[str, float | None] = {}
@@ -615,21 +604,18 @@ class Controller:
                 custom[name] = self._metrics.value(query)
         except MetricsUnavailable as error:
             return Measurement(error=str(error))
-        counts = measurement.evidence
-        if counts is None:  # a window's queries always come with its counts
-            return replace(measurement, custom_queries=())
-        judged = judge.Evidence(counts.canary, counts.stable, custom)
-        return replace(measurement, evidence=judged, custom_queries=())
+        counts = measurement.evidence and replace(measurement.evidence, custom=custom)
+        return replace(measurement, evidence=counts, custom_queries=())
 
     def _ask(self, ref: Ref, measurement: Measurement) -> None:
         try:
-            self.queue.add(ref, measurement=self.answered(measurement))
+            self.queue.add(ref, measurement=self._answered(measurement))
         finally:
             self.asking.done(ref)
 
     def run_asker(self, stop: StopSignal) -> None:
         """Ask windows' custom metric queries until ``stop``, and queue each window answered
-        (run it in :data:`ASKERS` threads)."""
+        (run it in a few threads: ``--custom-query-workers``, :data:`ASKERS` by default)."""
         while (item := self.asking.take(stop)) is not None:
             try:
                 self._ask(*item)
@@ -647,6 +633,25 @@ class Controller:
             self._ask(*item)
             done += 1
         return done
+
+
+def _rendered(ref: Ref, plan: Plan) -> tuple[tuple[str, str], ...]:
+    """The Rollout's custom metric queries for a window, rendered: (name, PromQL). A query
+    that cannot be rendered is logged and it and the ones after it are left out."""
+    queries: list[tuple[str, str]] = []
+    try:
+        for metric in plan.custom_metrics:
+            query = promql.render(
+                metric.query,
+                namespace=ref.namespace,
+                target=plan.target,
+                canary=plan.canary_deployment,
+                interval=plan.interval,
+            )
+            queries.append((metric.name, query))
+    except CanaryError as error:
+        log.warning("custom_metric_rejected", rollout=ref.name, error=str(error))
+    return tuple(queries)
 
 
 def _found_failing(key: measuring.Key, by: str, counts: judge.Evidence) -> None:

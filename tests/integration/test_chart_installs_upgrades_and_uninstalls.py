@@ -66,6 +66,7 @@ def test_deploy_is_the_chart_rendered_with_default_values() -> None:
         (["--set", "replica=2"], "replica"),
         (["--set", "slack.identities.users.alice.username=alice"], "alice"),
         (["--set", "controller.workers=0"], "workers"),
+        (["--set", "controller.customQueryWorkers=0"], "customQueryWorkers"),
         (["--set", "controller.kubeQPS=0"], "kubeQPS"),
         (["--set", "controller.kubeBurst=1.5"], "kubeBurst"),
     ],
@@ -122,18 +123,26 @@ def test_slack_values_render_the_identity_mapping_and_the_app_secret(
 
 
 def test_workers_and_the_api_rate_limit_reach_the_controllers_arguments(helm: Any) -> None:
-    """controller.workers, .kubeQPS and .kubeBurst become `canary run`'s --workers,
-    --kube-qps and --kube-burst; by default the flags' own defaults (4, 20, 30)."""
+    """controller.workers, .customQueryWorkers, .kubeQPS and .kubeBurst become `canary run`'s
+    --workers, --custom-query-workers, --kube-qps and --kube-burst; by default the flags' own
+    defaults (4, 2, 20, 30)."""
+    flags = ("--workers", "--custom-query-workers", "--kube-")
 
     def args(*values: str) -> list[str]:
         (deployment,) = [d for d in _render(helm, *values) if d["kind"] == "Deployment"]
         (container,) = deployment["spec"]["template"]["spec"]["containers"]
-        return [a for a in container["args"] if a.startswith(("--workers", "--kube-"))]
+        return [a for a in container["args"] if a.startswith(flags)]
 
-    assert args() == ["--workers=4", "--kube-qps=20", "--kube-burst=30"]
-    tuned = '{"workers": 16, "kubeQPS": 50.5, "kubeBurst": 100}'  # --set makes 50.5 a string
-    assert args("--set-json", f"controller={tuned}") == [
+    assert args() == [
+        "--workers=4",
+        "--custom-query-workers=2",
+        "--kube-qps=20",
+        "--kube-burst=30",
+    ]
+    tuned = '{"workers": 16, "customQueryWorkers": 6, "kubeQPS": 50.5, "kubeBurst": 100}'
+    assert args("--set-json", f"controller={tuned}") == [  # --set makes 50.5 a string
         "--workers=16",
+        "--custom-query-workers=6",
         "--kube-qps=50.5",
         "--kube-burst=100",
     ]

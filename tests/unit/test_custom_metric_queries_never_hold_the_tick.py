@@ -18,11 +18,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bench import replay
 from canary.api.metrics import ControllerMetrics
+from canary.cli import build_parser, main
 from canary.core import judge
 from canary.model.status import Condition
 from canary.ports import Ref
 from canary.runtime import reconciler as rec
-from canary.runtime.controller import Asking, Controller, _merge
+from canary.runtime.controller import ASKERS, Asking, Controller, _merge
 from tests.fakes import FakeMetrics
 from tests.unit.fake_cluster import make_rollout
 from tests.unit.test_reconciler_and_controller_drive_releases import World, _pod
@@ -264,3 +265,12 @@ def test_an_asker_survives_a_crash_and_the_window_reports_it() -> None:
     finally:
         stop.set()
         asker.join(WAIT_SECONDS)
+
+
+def test_the_askers_are_a_flag_and_nonsense_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    """`canary run --custom-query-workers` sets how many askers run (default ``ASKERS``); 0
+    exits 2 naming the flag, before anything is contacted."""
+    run = ["run", "--prometheus-url", "http://127.0.0.1:1"]
+    assert build_parser().parse_args(run).custom_query_workers == ASKERS
+    assert main([*run, "--custom-query-workers", "0"]) == 2
+    assert "--custom-query-workers must be at least 1 (got 0)" in capsys.readouterr().err

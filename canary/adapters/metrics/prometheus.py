@@ -45,9 +45,10 @@ and the next tick asks Prometheus for the same work again. At 1000 Rollouts on a
 docs/benchmarks.md): each would have been a lost tick at 10 s."""
 
 CONNECTIONS = 32
-"""How many connections to Prometheus are kept open for reuse: the tick's, and one for each
-worker asking a custom metric query at the same time (``canary run --workers``, default 4).
-urllib3's default of 10 would close and reopen the rest, logging a warning for each."""
+"""How many connections to Prometheus are kept open for reuse. ``canary run`` asks from the
+tick and its two custom-query askers (``canary.runtime.controller.ASKERS``); past urllib3's
+default of 10 threads at once, each extra connection would be closed after its answer, with a
+"Connection pool is full" warning."""
 
 CHUNK_BYTES = 64 * 1024
 """How much of a streamed answer is read and parsed at once."""
@@ -142,7 +143,7 @@ class PrometheusMetrics:
             method="POST",
             session=self._session,
         )
-        # Over the client's adapter (the same retry), with room for the workers' queries.
+        # Over the client's adapter (the same retry), with a larger pool.
         self._session.mount(self.url, HTTPAdapter(max_retries=retry, pool_maxsize=CONNECTIONS))
 
     @contextmanager
