@@ -475,7 +475,17 @@ def _point_check(name: str, value: float | None, lo: float | None, hi: float | N
         return CheckResult(name=name, verdict="Fail", value=value, limit=lo, message="below min")
     if hi is not None and value > hi:
         return CheckResult(name=name, verdict="Fail", value=value, limit=hi, message="above max")
-    return CheckResult(name=name, verdict="Pass", value=value, limit=lo if lo is not None else hi)
+    limit = lo if lo is not None else hi
+    return CheckResult(name=name, verdict="Pass", value=value, limit=limit, message=_within(lo, hi))
+
+
+def _within(lo: float | None, hi: float | None) -> str:
+    """A passing custom check's message: the bounds its value is within."""
+    if lo is not None and hi is not None:
+        return f"within {lo:g} to {hi:g}"
+    if lo is not None:
+        return f"at least {lo:g}"
+    return "no bound" if hi is None else f"at most {hi:g}"
 
 
 def evaluate(thresholds: Thresholds, evidence: Evidence) -> Judgement:

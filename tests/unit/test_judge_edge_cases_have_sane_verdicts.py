@@ -192,6 +192,26 @@ def test_custom_metric_with_only_a_maximum_reports_it_as_the_limit() -> None:
     assert [c.limit for c in result.checks if c.name == "queue"] == [10.0]
 
 
+@pytest.mark.parametrize(
+    ("bounds", "message"),
+    [
+        ((0.0, 10.0), "within 0 to 10"),
+        ((1.0, None), "at least 1"),
+        ((None, 10.0), "at most 10"),
+        ((None, None), "no bound"),
+    ],
+)
+def test_a_passing_custom_metric_says_which_bounds_it_is_within(
+    bounds: tuple[float | None, float | None], message: str
+) -> None:
+    """A passing check's message names its bounds (a failing one says which it broke)."""
+    thresholds = Thresholds(min_requests=10, custom={"queue": bounds})
+    result = judge.evaluate(thresholds, Evidence(arm(300), arm(5700), custom={"queue": 3.0}))
+    assert [(c.verdict, c.message) for c in result.checks if c.name == "queue"] == [
+        ("Pass", message)
+    ]
+
+
 def test_checks_show_the_statistic_and_its_threshold() -> None:
     """Each statistical check reports its e-value and the level at which it alone would fail."""
     result = judge.evaluate(DEFAULTS, Evidence(arm(300, 2), arm(5700, 1), canary_weight=5))
