@@ -337,7 +337,12 @@ waits for it."""
 class Asking:
     """Windows waiting for their Rollouts' custom metric queries, oldest first; a Rollout's
     queries are asked by one thread at a time, and a window arriving for a Rollout still waiting
-    joins it (``_merge``: counts add up, the newer window's queries are asked)."""
+    joins it (``_merge``: counts add up, the newer window's queries are asked).
+
+    Tenants take turns: the oldest window of a namespace nobody is asking for goes first, and
+    only when every waiting window's namespace is being asked for does a second thread take one
+    of the same namespace. So one tenant's slow queries hold every asker only while no other
+    tenant waits, and another tenant's window waits for at most one query (its timeout)."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
@@ -351,7 +356,8 @@ class Asking:
             self._cond.notify()
 
     def take(self, stop: StopSignal, idle: float = 1.0) -> tuple[Ref, Measurement] | None:
-        """The oldest waiting window of a Rollout nobody is asking for; None when stopping."""
+        """The next window to ask (the class's order: oldest first, tenants taking turns) of a
+        Rollout nobody is asking for; None when stopping."""
         with self._cond:
             while not stop.is_set():
                 item = self._next()
@@ -367,7 +373,9 @@ class Asking:
             return self._next()
 
     def _next(self) -> tuple[Ref, Measurement] | None:
-        ref = next((r for r in self._waiting if r not in self._asking), None)
+        busy = {r.namespace for r in self._asking}
+        free = [r for r in self._waiting if r not in self._asking]
+        ref = next((r for r in free if r.namespace not in busy), free[0] if free else None)
         if ref is None:
             return None
         self._asking.add(ref)

@@ -274,3 +274,65 @@ def test_the_askers_are_a_flag_and_nonsense_is_refused(capsys: pytest.CaptureFix
     assert build_parser().parse_args(run).custom_query_workers == ASKERS
     assert main([*run, "--custom-query-workers", "0"]) == 2
     assert "--custom-query-workers must be at least 1 (got 0)" in capsys.readouterr().err
+
+
+def test_tenants_take_turns_a_namespace_being_asked_for_waits_behind_others() -> None:
+    """team-a's two windows came first; one of its queries is being asked, so the next asker
+    takes team-b's window before team-a's second; with no other tenant waiting, it takes that."""
+    asking = Asking()
+    a1, a2, b1 = Ref("team-a", "r1"), Ref("team-a", "r2"), Ref("team-b", "r1")
+    for ref in (a1, a2, b1):
+        asking.put(ref, rec.Measurement(custom_queries=(("m", f"q-{ref}"),)))
+    order = [item[0] for _ in range(3) if (item := asking.take_now()) is not None]
+    assert order == [a1, b1, a2]
+
+
+@dataclass
+class TenantMetrics(FakeMetrics):
+    """Hangs every custom query of ``slow`` until ``release``; answers the others at once."""
+
+    slow: str = "team-a"
+    release: threading.Event = field(default_factory=threading.Event)
+
+    def value(self, query: str) -> float | None:
+        if f'namespace="{self.slow}"' in query and not self.release.wait(WAIT_SECONDS):
+            raise AssertionError(f"{query!r} was asked and never answered")
+        return 1.0
+
+
+def test_one_tenants_hanging_queries_do_not_hold_another_tenants_window() -> None:
+    """Two askers; team-a's two Rollouts' queries hang, team-b's window arrived last. It is
+    answered and queued for the workers while team-a's first query still hangs."""
+    world, _, _ = _started()
+    metrics = TenantMetrics()
+    controller = Controller(world.reconciler, world.store, metrics, world.clock)
+    counts = judge.Evidence(judge.Arm(10, 0), judge.Arm(190, 0))
+    refs = [Ref("team-a", "r1"), Ref("team-a", "r2"), Ref("team-b", "r1")]
+    for ref in refs:
+        query = f'max(m{{namespace="{ref.namespace}"}})'
+        controller.asking.put(ref, rec.Measurement(evidence=counts, custom_queries=(("m", query),)))
+    stop = threading.Event()
+    askers = [
+        threading.Thread(target=controller.run_asker, args=(stop,), name=f"asker-{i}")
+        for i in range(2)
+    ]
+    for asker in askers:
+        asker.start()
+    try:
+        deadline = time.monotonic() + WAIT_SECONDS
+        queued: dict[Ref, rec.Measurement | None] = {}
+        while refs[2] not in queued and time.monotonic() < deadline:
+            if (item := controller.queue.pop_due()) is not None:
+                queued[item[0]] = item[1]
+            time.sleep(0.01)
+        answered = queued.get(refs[2])
+        assert answered is not None, "team-b's window waited behind team-a's hanging queries"
+        assert answered.evidence is not None
+        assert answered.evidence.custom == {"m": 1.0}
+        assert not metrics.release.is_set()
+    finally:
+        metrics.release.set()
+        stop.set()
+        for asker in askers:
+            asker.join(WAIT_SECONDS)
+    assert not any(asker.is_alive() for asker in askers)
