@@ -342,7 +342,8 @@ class Asking:
     Tenants take turns: the oldest window of a namespace nobody is asking for goes first, and
     only when every waiting window's namespace is being asked for does a second thread take one
     of the same namespace. So one tenant's slow queries hold every asker only while no other
-    tenant waits, and another tenant's window waits for at most one query (its timeout)."""
+    tenant waits, and another tenant's window waits at most until an asker finishes the window
+    it has (its Rollout's queries, one after another, each up to the Prometheus timeout)."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()

@@ -46,9 +46,9 @@ docs/benchmarks.md): each would have been a lost tick at 10 s."""
 
 CONNECTIONS = 32
 """How many connections to Prometheus are kept open for reuse. ``canary run`` asks from the
-tick and its two custom-query askers (``canary.runtime.controller.ASKERS``); past urllib3's
-default of 10 threads at once, each extra connection would be closed after its answer, with a
-"Connection pool is full" warning."""
+tick and its custom-query askers (``--custom-query-workers``, 2 by default): up to 31 askers
+reuse their connections. Past the pool's size (urllib3's default is 10), each extra connection
+would be closed after its answer, with a "Connection pool is full" warning."""
 
 CHUNK_BYTES = 64 * 1024
 """How much of a streamed answer is read and parsed at once."""
