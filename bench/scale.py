@@ -141,11 +141,20 @@ STAND_IN_NICE = 10
 """``--nice-stand-ins``: the stand-ins' nice value (the controller, Prometheus, the API server
 and etcd keep 0), so that on this machine they take what the reaction's path leaves."""
 
+NICED = f"the mesh emulator and {', '.join(STAND_INS)} at nice {STAND_IN_NICE}"
+"""What ``--nice-stand-ins`` does, in words (its help and the report's header)."""
+
 
 def renice(pids: Iterable[int], nice: int) -> None:
     """Set every thread of each process group in ``pids`` to ``nice``."""
     for pid in pids:
         os.setpriority(os.PRIO_PGRP, pid, nice)
+
+
+def stand_in_pids(env: dict[str, str]) -> list[int]:
+    """The process groups of the dev environment's ``STAND_INS`` that are running."""
+    components = component_pids(env)
+    return [components[name] for name in STAND_INS if name in components]
 
 
 FALSE_ROLLBACK_RATE = 2e-5
@@ -867,7 +876,7 @@ class Harness:
             workdir / "controller.log", {**child_env, "KUBECONFIG": str(controller_kubeconfig)},
         )  # fmt: skip
         if setup.nice_stand_ins:
-            renice(self.stand_ins(), STAND_IN_NICE)
+            renice([self.emulator.popen.pid, *stand_in_pids(env)], STAND_IN_NICE)
         self.stop = threading.Event()
         custom: Any = client.CustomObjectsApi(self.api)
         self.custom = custom
@@ -1110,18 +1119,12 @@ class Harness:
                 return accepted
             time.sleep(5)
 
-    def stand_ins(self) -> list[int]:
-        """The process groups of the mesh emulator and the dev environment's ``STAND_INS``."""
-        components = component_pids(self.env)
-        return [self.emulator.popen.pid, *(components[n] for n in STAND_INS if n in components)]
-
     def close(self) -> None:
         self.stop.set()
         self.controller.stop()
         self.emulator.stop()
         if self.setup.nice_stand_ins:  # the dev environment outlives the run: back to 0
-            components = component_pids(self.env)
-            renice((components[n] for n in STAND_INS if n in components), 0)
+            renice(stand_in_pids(self.env), 0)
         client.CoreV1Api(self.api).delete_namespace(self.setup.namespace)
         rbac = client.RbacAuthorizationV1Api(self.api)
         rbac.delete_cluster_role_binding(f"{ACCOUNT}-{self.setup.namespace}")
@@ -1582,7 +1585,7 @@ def main() -> int:
     )  # fmt: skip
     parser.add_argument(
         "--nice-stand-ins", action="store_true",
-        help=f"run the mesh emulator and {', '.join(STAND_INS)} at nice {STAND_IN_NICE}",
+        help=f"run {NICED}",
     )  # fmt: skip
     parser.add_argument("--output", default=str(REPO / "docs" / "benchmarks.md"))
     args = parser.parse_args()
@@ -1679,11 +1682,7 @@ def main() -> int:
         f"Analysis interval {args.interval}, tick 5s, {args.workers} workers, --kube-qps "
         f"{args.kube_qps:g}/--kube-burst {args.kube_burst}, --prometheus-timeout "
         f"{args.prometheus_timeout}, 10% bad, default steps, router {args.router}"
-        + (
-            f"; the mesh emulator and {', '.join(STAND_INS)} at nice {STAND_IN_NICE}"
-            if args.nice_stand_ins
-            else ""
-        )
+        + (f"; {NICED}" if args.nice_stand_ins else "")
         + ".\n\n"
         f"{table(reports, 5.0)}\n\n"
         + "How late the workers took Rollouts (`canary_workqueue_wait_seconds`):\n\n"

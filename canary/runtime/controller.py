@@ -375,8 +375,9 @@ class Asking:
 
     def _next(self) -> tuple[Ref, Measurement] | None:
         busy = {r.namespace for r in self._asking}
-        free = [r for r in self._waiting if r not in self._asking]
-        ref = next((r for r in free if r.namespace not in busy), free[0] if free else None)
+        ref = next((r for r in self._waiting if r.namespace not in busy), None)
+        if ref is None:  # every waiting namespace is being asked for: the oldest free one
+            ref = next((r for r in self._waiting if r not in self._asking), None)
         if ref is None:
             return None
         self._asking.add(ref)

@@ -303,7 +303,7 @@ class TenantMetrics(FakeMetrics):
 def test_one_tenants_hanging_queries_do_not_hold_another_tenants_window() -> None:
     """Two askers; team-a's two Rollouts' queries hang, team-b's window arrived last. It is
     answered and queued for the workers while team-a's first query still hangs."""
-    world, _, _ = _started()
+    world = World(make_rollout())
     metrics = TenantMetrics()
     controller = Controller(world.reconciler, world.store, metrics, world.clock)
     counts = judge.Evidence(judge.Arm(10, 0), judge.Arm(190, 0))
