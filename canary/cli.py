@@ -482,7 +482,9 @@ def _controller_ports(
         "TrafficSplit": TrafficSplitRouter(cache.route_objects),
     }
     metrics: MetricProvider = PrometheusMetrics(
-        args.prometheus_url, timeout=args.prometheus_timeout.total_seconds()
+        args.prometheus_url,
+        timeout=args.prometheus_timeout.total_seconds(),
+        connections=args.custom_query_workers + 1,  # the askers and the tick
     )
     if tape is None:
         return _Ports(store, workloads, routers, metrics)

@@ -140,7 +140,7 @@ def test_a_vector_is_read_only_when_it_is_one(result_type: str) -> None:
 
 def test_the_counters_query_is_posted_as_a_form() -> None:
     """The server receives the query ``promql`` built, POSTed (it can be long) to the instant
-    query endpoint."""
+    query endpoint, with Prometheus' evaluation timeout (90% of the client's)."""
     received: list[str] = []
 
     class Handler(QuietHandler):
@@ -163,7 +163,7 @@ def test_the_counters_query_is_posted_as_a_form() -> None:
     pairs = [("shop", "web-0"), ("shop", "web-0-canary")]
     path, form = received[0].split(" ", 1)
     assert path == "/api/v1/query"
-    assert parse_qs(form) == {"query": [promql.counters_query(pairs)]}
+    assert parse_qs(form) == {"query": [promql.counters_query(pairs)], "timeout": ["18.000"]}
 
 
 def _deepest(text: bytes) -> tuple[int, bool]:

@@ -45,10 +45,21 @@ and the next tick asks Prometheus for the same work again. At 1000 Rollouts on a
 docs/benchmarks.md): each would have been a lost tick at 10 s."""
 
 CONNECTIONS = 32
-"""How many connections to Prometheus are kept open for reuse. ``canary run`` asks from the
-tick and its custom-query askers (``--custom-query-workers``, 2 by default): up to 31 askers
-reuse their connections. Past the pool's size (urllib3's default is 10), each extra connection
-would be closed after its answer, with a "Connection pool is full" warning."""
+"""How many connections to Prometheus are kept open for reuse, at least. ``canary run`` asks
+from the tick and its custom-query askers (``--custom-query-workers``, 2 by default) and sizes
+the pool for all of them (``connections``). Past the pool's size (urllib3's default is 10),
+each extra connection would be closed after its answer, with a "Connection pool is full"
+warning."""
+
+EVALUATION_SHARE = 0.9
+"""Prometheus is asked to give up evaluating a query (its ``timeout`` parameter) at this share
+of the client's timeout. It checks the deadline between parts of an evaluation, so it may stop
+seconds after it (a subquery told 0.5 s stopped after 1.7 s alone, up to 6.0 s beside
+another), and the client's timeout may still come first. Prometheus also stops a query whose
+client hung up, at the same checkpoints (2.6 to 7.0 s into that subquery after a client gave
+up at 0.5 s), but a proxy between them may keep its connection open: the deadline holds
+whatever is in between, and when Prometheus answers first the error carries its reason
+("query timed out in expression evaluation")."""
 
 CHUNK_BYTES = 64 * 1024
 """How much of a streamed answer is read and parsed at once."""
@@ -117,20 +128,24 @@ class PrometheusMetrics:
         timeout: float = TIMEOUT_SECONDS,
         disable_ssl: bool = False,
         headers: Mapping[str, str] | None = None,
+        connections: int = CONNECTIONS,
     ) -> None:
         self.url = url.rstrip("/")
-        # One quick retry for a dropped connection or a restarting server (never for a query
-        # that timed out); the tick after this one is the real retry. POST because a batched
-        # selector can be long.
+        # One quick retry for a dropped connection or a proxy in front that lost Prometheus
+        # (never for a query that timed out: not a read timeout, nor Prometheus' own 503 for a
+        # query past its evaluation timeout); the tick after this one is the real retry. POST
+        # because a batched selector can be long.
         retry = _Retry(
             total=1,
             backoff_factor=0.2,
-            status_forcelist=(502, 503, 504),
+            status_forcelist=(502, 504),
             allowed_methods=frozenset({"GET", "POST"}),
             raise_on_status=False,
         )
         self._headers = dict(headers or {})
         self._timeout = timeout
+        # Prometheus' duration parser reads a plain number as seconds.
+        self._evaluation = {"timeout": f"{timeout * EVALUATION_SHARE:.3f}"}
         # The client's session, shared with the streamed snapshot (the client mounts ``retry``).
         self._session = requests.Session()
         self._session.verify = not disable_ssl
@@ -144,7 +159,8 @@ class PrometheusMetrics:
             session=self._session,
         )
         # Over the client's adapter (the same retry), with a larger pool.
-        self._session.mount(self.url, HTTPAdapter(max_retries=retry, pool_maxsize=CONNECTIONS))
+        pool = max(CONNECTIONS, connections)
+        self._session.mount(self.url, HTTPAdapter(max_retries=retry, pool_maxsize=pool))
 
     @contextmanager
     def _translated(self, what: str) -> Iterator[None]:
@@ -174,7 +190,7 @@ class PrometheusMetrics:
 
     def _query(self, what: str, query: str) -> Any:
         with self._translated(what):
-            return self._prometheus.custom_query(query)
+            return self._prometheus.custom_query(query, params=self._evaluation)
 
     def snapshot(self, targets: Sequence[Arms]) -> evidence.Snapshot:
         """The cumulative inbound counters of every pod of both arms of every rollout in
@@ -196,7 +212,7 @@ class PrometheusMetrics:
         answer that is not an instant vector, once it is known; ``_translated`` the rest."""
         with self._session.post(
             f"{self.url}/api/v1/query",
-            data={"query": query},
+            data={"query": query, **self._evaluation},
             headers=self._headers,
             timeout=self._timeout,
             stream=True,
