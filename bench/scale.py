@@ -157,6 +157,10 @@ def stand_in_pids(env: dict[str, str]) -> list[int]:
     return [components[name] for name in STAND_INS if name in components]
 
 
+STABLE_ERROR_RATE = 0.001
+"""The share of requests every app's stable pod fails."""
+BAD_ERROR_RATE = 0.3
+"""The share of requests a bad release's canary fails."""
 FALSE_ROLLBACK_RATE = 2e-5
 """The policy's bound on rolling back a good release: small, since a run counts any wrong
 decision among hundreds of releases."""
@@ -279,11 +283,24 @@ def app_deployment(name: str) -> dict[str, Any]:
             "template": {
                 "metadata": {
                     "labels": labels,
-                    "annotations": {"sim.canary.dev/error-rate": "0.001"},
+                    "annotations": {"sim.canary.dev/error-rate": str(STABLE_ERROR_RATE)},
                 },
                 "spec": {"containers": [{"name": "app", "image": "app:1"}]},
             },
         },
+    }
+
+
+def scale_analysis(interval: str) -> dict[str, Any]:
+    """The policy's analysis every Rollout of the run is judged by (``bench.scale_floor``
+    judges the twin's by it too)."""
+    return {
+        "interval": interval,
+        "minRequestsPerStep": 10,
+        "successRate": {"min": 95},
+        # Ville's bound per release: at N = 1000 (900 good) at most 1.8% chance of any wrong
+        # rollback in a run; at N = 50 (45 good) at most 0.09%.
+        "compareWithStable": {"falseRollbackRate": FALSE_ROLLBACK_RATE},
     }
 
 
@@ -292,14 +309,7 @@ def _apply(api: client.ApiClient, setup: Setup) -> None:
     core: Any = client.CoreV1Api(api)
     custom: Any = client.CustomObjectsApi(api)
     core.create_namespace({"metadata": {"name": setup.namespace}})
-    analysis: dict[str, Any] = {
-        "interval": setup.interval,
-        "minRequestsPerStep": 10,
-        "successRate": {"min": 95},
-        # Ville's bound per release: at N = 1000 (900 good) at most 1.8% chance of any wrong
-        # rollback in a run; at N = 50 (45 good) at most 0.09%.
-        "compareWithStable": {"falseRollbackRate": FALSE_ROLLBACK_RATE},
-    }
+    analysis = scale_analysis(setup.interval)
     if setup.custom_query is not None:
         analysis["metrics"] = [_unbounded("custom", setup.custom_query)]
     policy: dict[str, Any] = {"traffic": {"router": setup.router}, "analysis": analysis}
@@ -339,7 +349,7 @@ def _start_rollouts(api: client.ApiClient, setup: Setup, version: int) -> None:
         release: dict[str, Any] = {"images": {"app": f"app:{version}"}}
         if setup.bad(i):
             release["templatePatch"] = {
-                "metadata": {"annotations": {"sim.canary.dev/error-rate": "0.3"}}
+                "metadata": {"annotations": {"sim.canary.dev/error-rate": str(BAD_ERROR_RATE)}}
             }
         spec: dict[str, Any] = {
             "targetRef": {"name": f"app-{i}"},
@@ -1565,6 +1575,9 @@ def main() -> int:
         "--prometheus-timeout", default="30s",
         help="the controller's --prometheus-timeout (default 30s)",
     )  # fmt: skip
+    parser.add_argument(
+        "--rps", type=int, default=Setup.rps, help=f"each app's req/s (default {Setup.rps})"
+    )
     parser.add_argument("--timeout", type=float, default=900, help="seconds a round may take")
     parser.add_argument("--soak", type=float, metavar="MINUTES", help="soak for MINUTES instead")
     parser.add_argument(
@@ -1589,6 +1602,8 @@ def main() -> int:
     )  # fmt: skip
     parser.add_argument("--output", default=str(REPO / "docs" / "benchmarks.md"))
     args = parser.parse_args()
+    if args.rps < 1:
+        parser.error("--rps must be at least 1")
     env = _env(Path(args.dev_dir))
     kubeconfig, work = Path(env["KUBECONFIG"]), REPO / ".dev" / "bench-scale"
     sizes = args.n or ([100] if args.soak else [10, 100])
@@ -1602,6 +1617,7 @@ def main() -> int:
                 ("kube-burst", args.kube_burst, 30),
                 ("timeout", args.timeout, 900),
                 ("warm", args.warm, 0),
+                ("rps", args.rps, Setup.rps),
             )
             if value != default
         )
@@ -1625,7 +1641,7 @@ def main() -> int:
         setup = Setup(
             sizes[0], f"soak-{int(time.time())}", args.interval, timeout=args.timeout,
             workers=args.workers, kube_qps=args.kube_qps, kube_burst=args.kube_burst,
-            warm=args.warm, prometheus_timeout=args.prometheus_timeout,
+            warm=args.warm, prometheus_timeout=args.prometheus_timeout, rps=args.rps,
         )  # fmt: skip
         found = soak(setup, kubeconfig, env, work / "soak", args.soak)
         rounds, samples = found.rounds, found.samples
@@ -1663,7 +1679,7 @@ def main() -> int:
             workers=args.workers, kube_qps=args.kube_qps, kube_burst=args.kube_burst,
             router=args.router, warm=args.warm, prometheus_timeout=args.prometheus_timeout,
             custom_query=args.custom_query, slow_query=args.slow_query,
-            nice_stand_ins=args.nice_stand_ins,
+            nice_stand_ins=args.nice_stand_ins, rps=args.rps,
         )  # fmt: skip
         report = run(setup, kubeconfig, env, work / str(n))
         print(table([report], 5.0), timeline(report), f"workers took Rollouts: {waits(report)}",
@@ -1681,9 +1697,8 @@ def main() -> int:
         f"{SCALE}\n\n`make bench-scale` (`{command}`), {_machine()}. "
         f"Analysis interval {args.interval}, tick 5s, {args.workers} workers, --kube-qps "
         f"{args.kube_qps:g}/--kube-burst {args.kube_burst}, --prometheus-timeout "
-        f"{args.prometheus_timeout}, 10% bad, default steps, router {args.router}"
-        + (f"; {NICED}" if args.nice_stand_ins else "")
-        + ".\n\n"
+        f"{args.prometheus_timeout}, 10% bad, default steps, router {args.router}, "
+        f"{args.rps} req/s per app" + (f"; {NICED}" if args.nice_stand_ins else "") + ".\n\n"
         f"{table(reports, 5.0)}\n\n"
         + "How late the workers took Rollouts (`canary_workqueue_wait_seconds`):\n\n"
         + "\n".join(
