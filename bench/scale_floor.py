@@ -31,14 +31,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from bench import twin
-from bench.scale import BAD_ERROR_RATE, STABLE_ERROR_RATE, Setup, scale_analysis
+from bench.scale import BAD_ERROR_RATE, STABLE_ERROR_RATE, Setup, quantile, scale_analysis
 from bench.scenarios import Scenario
 from bench.world import CANARY, World
 from canary.sim.traffic import Behaviour
 
 FAILURES = 6
-"""The evidence column's count: the failures a canary at 30% against 0.1% shows before the
-judge can decide (run V measured 1st → 6th at p99 30.1 s live)."""
+"""The evidence column's count, the one run V's live split used (1st → 6th failure, p99 30.1 s):
+about what the judge needs at 30% against 0.1% (62 of 3,000 twin runs rolled back on fewer)."""
 
 BLOCKS = ((10, 100), (100, 1000))
 """Seeds per block, and the N whose bad Rollouts they are as many as: ``bench.scale``'s p99
@@ -97,13 +97,7 @@ def measure(seed: int, rps: float, interval: str, tick: timedelta) -> Reaction |
     return Reaction(back - first, None if enough is None else enough - first)
 
 
-def quantile(values: Sequence[float], q: float) -> float:
-    """The value at 0-based rank ``int(q * n)`` of the sorted values (``bench.scale``'s)."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def row(label: str, values: Sequence[float]) -> str:
+def row(label: str, values: list[float]) -> str:
     """A table row: median, p90, p99 and the most, in seconds."""
     cells = (statistics.median(values), *(quantile(values, q) for q in (0.9, 0.99, 1.0)))
     return f"| {label} | " + " | ".join(f"{v:.1f}" for v in cells) + " |"
@@ -138,10 +132,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print("| seconds from the first failure in Prometheus | median | p90 | p99 | most |")
     print("|---|---|---|---|---|")
-    print(row("to the route written back at 0% (the reaction)", [r.reaction for r in rolled]))
+    reactions = [r.reaction for r in rolled]
+    print(row("to the route written back at 0% (the reaction)", reactions))
     if evidence:
         print(row(f"to the scrape holding the {FAILURES}th failure (evidence)", evidence))
-    reactions = [r.reaction for r in rolled]
     for size, n in BLOCKS:
         blocks = [max(reactions[i : i + size]) for i in range(0, len(reactions) - size + 1, size)]
         if len(blocks) >= 2:

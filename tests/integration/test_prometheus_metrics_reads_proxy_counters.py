@@ -95,9 +95,9 @@ def test_a_stopped_prometheus_is_unavailable_then_answers_again(cluster: Cluster
 
 
 def test_prometheus_takes_the_evaluation_timeout_it_is_sent(cluster: Cluster) -> None:
-    """Both queries carry Prometheus' ``timeout`` parameter (a fraction of a second here, 90%
-    of 2.5 s); Prometheus answers 400 "invalid parameter" for one it cannot parse, so these
-    answers show it took it."""
+    """Both queries carry Prometheus' ``timeout`` parameter (a fractional number of seconds
+    here: 2.250, 90% of 2.5 s); Prometheus answers 400 "invalid parameter" for one it cannot
+    parse, so these answers show it took it."""
     metrics = PrometheusMetrics(cluster.prometheus_url, timeout=2.5)
     assert metrics.value("vector(1)") == 1.0
     assert metrics.snapshot([Arms(f"t-{uuid.uuid4().hex[:6]}", "web", "web-canary")]) == {}
