@@ -62,6 +62,7 @@ from canary.adapters.kube.informer import Informer
 from canary.adapters.kube.workloads import RELEASE_ANNOTATION
 from canary.adapters.routers import httproute
 from canary.core import measuring, weights
+from canary.model.base import parse_duration
 from canary.model.rollout import ROLLOUT_LABEL
 from canary.runtime.controller import WORK
 from devenv.cluster import DevEnv
@@ -202,6 +203,8 @@ class Report:
     """For each timed bad Rollout seen RollingBack: from its failures visible to that phase
     seen (the tick's look and the queue), and from then to its route back at 0 (the
     rollback's writes)."""
+    untimed: dict[str, str] = field(default_factory=dict)
+    """Bad app → why its reaction was not timed (what the harness's looks never saw)."""
     decisions: dict[str, Decision] = field(default_factory=dict)
     """The timed bad Rollouts' failed steps, from the controller's log (``decisions``)."""
     phases: dict[str, str] = field(default_factory=dict)
@@ -1146,6 +1149,16 @@ def _time_reactions(report: Report, watch: _Watch, setup: Setup, version: int) -
     rare failures (0.1%) are visible too, and its route is back at 0 once promoted, which is
     no reaction."""
     report.bad = sum(1 for i in range(setup.n) if setup.bad(i))
+    for i in range(setup.n):
+        app = f"app-{i}"
+        if setup.bad(i) and app not in watch.back:
+            report.untimed[app] = (
+                "its route at 0 after its failures were seen"
+                if app in watch.visible
+                else "its failures while this round's canary had traffic"
+                if app in watch.shifted
+                else "its canary with traffic in a judged phase"
+            )
     for app, back in watch.back.items():
         if not setup.bad(app_index(app)):
             continue
@@ -1468,18 +1481,28 @@ def wait_quantile(buckets: list[tuple[float, float]], q: float) -> float:
 
 
 def reaction_parts(report: Report) -> str:
-    """Where the bad Rollouts' reaction went: before and after they were seen RollingBack."""
-    if not report.reaction_parts:
-        return "reaction in parts: no bad Rollout was seen RollingBack"
+    """Where the bad Rollouts' reaction went: before and after they were seen RollingBack; and
+    the bad Rollouts not timed, by what the looks never saw."""
     parts = []
     for name, values in (
         ("failures visible → RollingBack seen", [a for a, _ in report.reaction_parts]),
         ("RollingBack seen → route at 0", [b for _, b in report.reaction_parts]),
     ):
-        parts.append(
-            f"{name} median {statistics.median(values):.1f} s, p99 {quantile(values, 0.99):.1f} s"
+        if values:
+            median, p99 = statistics.median(values), quantile(values, 0.99)
+            parts.append(f"{name} median {median:.1f} s, p99 {p99:.1f} s")
+    text = (
+        f"reaction in parts ({len(report.reaction_parts)} Rollouts): " + "; ".join(parts)
+        if parts
+        else "reaction in parts: no bad Rollout was seen RollingBack"
+    )
+    if report.untimed:
+        never = Counter(report.untimed.values())
+        text += f"; {len(report.untimed)} untimed, the looks never saw " + ", ".join(
+            f"{why} ({count}: {', '.join(a for a, w in report.untimed.items() if w == why)})"
+            for why, count in never.most_common()
         )
-    return f"reaction in parts ({len(report.reaction_parts)} Rollouts): " + "; ".join(parts)
+    return text
 
 
 def waits(report: Report) -> str:
@@ -1578,6 +1601,10 @@ def main() -> int:
     parser.add_argument(
         "--rps", type=int, default=Setup.rps, help=f"each app's req/s (default {Setup.rps})"
     )
+    parser.add_argument(
+        "--tick", default=Setup.tick,
+        help=f"the controller's --tick (default {Setup.tick}; the controller's own is 2s)",
+    )  # fmt: skip
     parser.add_argument("--timeout", type=float, default=900, help="seconds a round may take")
     parser.add_argument("--soak", type=float, metavar="MINUTES", help="soak for MINUTES instead")
     parser.add_argument(
@@ -1672,17 +1699,17 @@ def main() -> int:
         print(text, flush=True)
         _replace_section(Path(args.output), SOAK, text)
         return 0
-    reports = []
+    reports, tick = [], parse_duration(args.tick).total_seconds()
     for n in sizes:
         setup = Setup(
             n, f"scale-{n}-{int(time.time())}", args.interval, timeout=args.timeout,
             workers=args.workers, kube_qps=args.kube_qps, kube_burst=args.kube_burst,
             router=args.router, warm=args.warm, prometheus_timeout=args.prometheus_timeout,
             custom_query=args.custom_query, slow_query=args.slow_query,
-            nice_stand_ins=args.nice_stand_ins, rps=args.rps,
+            nice_stand_ins=args.nice_stand_ins, rps=args.rps, tick=args.tick,
         )  # fmt: skip
         report = run(setup, kubeconfig, env, work / str(n))
-        print(table([report], 5.0), timeline(report), f"workers took Rollouts: {waits(report)}",
+        print(table([report], tick), timeline(report), f"workers took Rollouts: {waits(report)}",
               reaction_parts(report), decisions_account(report),
               f"the controller's API requests (mean s): {requests_account(report)}",
               f"looks missed: {report.missed_looks}", prometheus_account(report),
@@ -1695,11 +1722,11 @@ def main() -> int:
         reports.append(report)
     text = (
         f"{SCALE}\n\n`make bench-scale` (`{command}`), {_machine()}. "
-        f"Analysis interval {args.interval}, tick 5s, {args.workers} workers, --kube-qps "
+        f"Analysis interval {args.interval}, tick {args.tick}, {args.workers} workers, --kube-qps "
         f"{args.kube_qps:g}/--kube-burst {args.kube_burst}, --prometheus-timeout "
         f"{args.prometheus_timeout}, 10% bad, default steps, router {args.router}, "
         f"{args.rps} req/s per app" + (f"; {NICED}" if args.nice_stand_ins else "") + ".\n\n"
-        f"{table(reports, 5.0)}\n\n"
+        f"{table(reports, tick)}\n\n"
         + "How late the workers took Rollouts (`canary_workqueue_wait_seconds`):\n\n"
         + "\n".join(
             f"- N = {r.n}: {waits(r)}; {reaction_parts(r)}; {decisions_account(r)}."

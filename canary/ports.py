@@ -53,7 +53,8 @@ class RolloutStore(Protocol):
         """The RolloutPolicy, or None when it does not exist."""
 
     def write_status(self, rollout: Rollout, status: RolloutStatus) -> None:
-        """Replace the status, guarded by the Rollout's resourceVersion (raises Conflict)."""
+        """Replace the status, guarded by the Rollout's resourceVersion (raises Conflict).
+        A Rollout without its ``canary.dev/target`` label gets it with the write."""
 
 
 @dataclass(frozen=True)

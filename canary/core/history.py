@@ -129,9 +129,17 @@ def ordered(rollouts: Sequence[Rollout]) -> list[Rollout]:
 
 
 def unlabelled(rollouts: Sequence[Rollout]) -> list[Rollout]:
-    """The Rollouts whose ``canary.dev/target`` label is missing or wrong. (Every target name
-    fits a label value: the model bounds it to 56 characters, for the derived names.)"""
-    return [r for r in rollouts if r.metadata.labels.get(TARGET_LABEL) != r.spec.target_ref.name]
+    """The finished Rollouts whose ``canary.dev/target`` label is missing or wrong: those that
+    finished before the controller labelled Rollouts with their first status write. An active
+    one is left to that write, so a label never races a reconcile writing its status. (Every
+    target name fits a label value: the model bounds it to 56 characters, for the derived
+    names.)"""
+    return [
+        r
+        for r in rollouts
+        if r.status.phase in TERMINAL_PHASES
+        and r.metadata.labels.get(TARGET_LABEL) != r.spec.target_ref.name
+    ]
 
 
 def expired(rollouts: Sequence[Rollout], keep: int) -> list[Rollout]:

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from canary.core import weights
+from canary.core.history import TARGET_LABEL
 from canary.core.plan import Plan
 from canary.core.vocabulary import RouteState
 from canary.errors import Conflict
@@ -62,7 +63,9 @@ class MemoryRolloutStore:
 
     def write_status(self, rollout: Rollout, status: RolloutStatus) -> None:
         """Replace the status if the resourceVersion matches, or if only what the status is
-        not decided from changed since (``decided_alike``, as the Kube store); else Conflict."""
+        not decided from changed since (``decided_alike``, as the Kube store); else Conflict.
+        Sets the ``canary.dev/target`` label first when it is missing or wrong, as the Kube store
+        does."""
         ref = Ref(rollout.metadata.namespace, rollout.metadata.name)
         stored = self.rollouts[ref]
         if stored.metadata.resource_version != rollout.metadata.resource_version and not (
@@ -72,6 +75,9 @@ class MemoryRolloutStore:
         if self.conflicts:
             self.conflicts -= 1
             raise Conflict(f"{ref}: the object has been modified")
+        labels, target = stored.metadata.labels, stored.spec.target_ref.name
+        if labels.get(TARGET_LABEL) != target:
+            self._bump(ref, labels={**labels, TARGET_LABEL: target})
         self.rollouts[ref] = self.rollouts[ref].model_copy(update={"status": status})
         self._bump(ref)
 

@@ -1,7 +1,10 @@
 """Retention keeps the promotion history tidy: every Rollout carries the ``canary.dev/target``
 label (``kubectl get ro -l canary.dev/target=NAME``), and old finished Rollouts are deleted,
 keeping the newest ``keep`` of each target and always its last Succeeded one
-(``canary.core.history`` chooses both).
+(``canary.core.history`` chooses both). The controller's first status write sets the label
+(``ports.RolloutStore.write_status``); retention labels only finished Rollouts that lack it (they
+finished before the controller did that), so its patch never lands under a reconcile writing a
+Rollout's status (such a race costs that write a GET).
 
 Scheduled by the composition root while this replica leads. ``keep=0`` (``canary run
 --keep-finished 0``) deletes nothing, for when a GitOps tool owns the Rollouts; labelling goes

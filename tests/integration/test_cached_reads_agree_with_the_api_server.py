@@ -146,10 +146,13 @@ def test_store_reads_agree_and_status_writes_are_read_back_at_once(
 
     before = store.get(ref)
     assert before is not None
+    assert before.metadata.labels == {}  # made as kubectl or a GitOps tool makes it
     store.write_status(before, RolloutStatus(phase="Initializing", message="cached"))
     after = store.get(ref)  # no wait: the write's answer is in the cache
     assert after is not None
     assert after.status.message == "cached"
+    # The first status write set the target label (retention never patches it mid-release).
+    assert after.metadata.labels == {"canary.dev/target": "podinfo"}
     assert counted.gets() == []  # every read above came from the cache
     with pytest.raises(Conflict):
         store.write_status(before, RolloutStatus(phase="Progressing"))
@@ -159,13 +162,13 @@ def test_store_reads_agree_and_status_writes_are_read_back_at_once(
 
     read = store.get(ref)
     assert read is not None
-    direct.label(ref, "canary.dev/target", "podinfo")
+    direct.label(ref, "team", "a")
     store.write_status(read, RolloutStatus(phase="RollingBack", message="after a label"))
     stored = direct.get(ref)
     assert stored is not None
     assert (stored.status.message, stored.metadata.labels) == (
         "after a label",
-        {"canary.dev/target": "podinfo"},
+        {"canary.dev/target": "podinfo", "team": "a"},
     )
     # The cache has the write's answer once the label's event is in (never the label alone).
     cached_copy = eventually(lambda: store.get(ref), lambda r: r is not None and r == stored)

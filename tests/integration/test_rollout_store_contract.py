@@ -121,6 +121,31 @@ def test_a_status_write_outlives_a_label_but_not_a_command(world: Any, namespace
     assert store.get(ref).status.phase == "RollingBack"
 
 
+def test_the_first_status_write_sets_the_target_label(world: Any, namespace: str) -> None:
+    """A Rollout made without its ``canary.dev/target`` label (by kubectl or a GitOps tool) has
+    it after its first status write, its other labels kept; a stale write still loses."""
+    store, put = world
+    rollout = _rollout(namespace, "web-2")
+    put(
+        rollout.model_copy(
+            update={"metadata": rollout.metadata.model_copy(update={"labels": {"team": "a"}})}
+        )
+    )
+    ref = Ref(namespace, "web-2")
+    read = store.get(ref)
+    store.write_status(read, RolloutStatus(phase="Progressing", canary_weight=5))
+    stored = store.get(ref)
+    assert (stored.status.canary_weight, stored.metadata.labels) == (
+        5,
+        {"team": "a", "canary.dev/target": "podinfo"},
+    )
+    store.write_status(stored, RolloutStatus(phase="Progressing", canary_weight=10))
+    assert store.get(ref).status.canary_weight == 10
+    with pytest.raises(Conflict):
+        store.write_status(read, RolloutStatus(phase="Failed"))
+    assert store.get(ref).status.canary_weight == 10
+
+
 def test_annotate_sets_one_annotation_and_keeps_the_others(world: Any, namespace: str) -> None:
     """Each annotate call adds or replaces one key; earlier keys stay."""
     store, put = world

@@ -172,7 +172,8 @@ def test_retention_keeps_the_newest_finished_and_the_last_success_per_target() -
 
 
 def test_rollouts_without_their_target_label_are_found() -> None:
-    """Missing or wrong canary.dev/target labels are found; a target too long for a label is not."""
+    """Finished Rollouts with a missing or wrong canary.dev/target label are found; an active
+    one is not (the controller's status write labels it)."""
     right = _rollout("a", "Succeeded", 1)
     right = right.model_copy(
         update={
@@ -188,6 +189,7 @@ def test_rollouts_without_their_target_label_are_found() -> None:
     rollouts = [
         right,
         wrong,
-        _rollout("c", "Progressing", 2),
+        _rollout("c", "RolledBack", 2),
+        _rollout("d", "Progressing", 3),
     ]
     assert [r.metadata.name for r in history.unlabelled(rollouts)] == ["b", "c"]

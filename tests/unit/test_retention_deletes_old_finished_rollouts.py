@@ -1,4 +1,5 @@
-"""Retention labels every Rollout with its target, deletes the finished Rollouts beyond the
+"""Retention labels every finished Rollout with its target (the controller labels active ones
+with their first status write), deletes the finished Rollouts beyond the
 newest N per target, keeps the last Succeeded one, and leaves a Rollout that changed since it
 was listed."""
 
@@ -46,7 +47,8 @@ def test_old_finished_rollouts_are_deleted_and_counted() -> None:
 
 
 def test_rollouts_are_labelled_with_their_target_even_when_nothing_is_deleted() -> None:
-    """keep=0 deletes nothing; every Rollout gets canary.dev/target=web, other labels stay."""
+    """keep=0 deletes nothing; every finished Rollout gets canary.dev/target=web, other labels
+    stay; the active web-4 is left to the controller's status write."""
     store = _store()
     first = store.rollouts[Ref("t", "web-1")]
     labelled = first.metadata.model_copy(update={"labels": {"team": "a"}})
@@ -57,7 +59,7 @@ def test_rollouts_are_labelled_with_their_target_even_when_nothing_is_deleted() 
         "web-1": {"team": "a", "canary.dev/target": "web"},
         "web-2": {"canary.dev/target": "web"},
         "web-3": {"canary.dev/target": "web"},
-        "web-4": {"canary.dev/target": "web"},
+        "web-4": {},
     }
 
 

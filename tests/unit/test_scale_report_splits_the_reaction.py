@@ -35,6 +35,32 @@ def test_bad_rollouts_reactions_are_timed_whole_and_in_parts() -> None:
     assert "no bad Rollout" in scale.reaction_parts(scale.Report(20))
 
 
+def test_untimed_bad_rollouts_are_named_with_what_the_looks_never_saw() -> None:
+    """A bad app the harness could not time is listed under the first thing its looks missed:
+    its canary with traffic in a judged phase, its failures then, or its route back at 0."""
+    watch: Any = SimpleNamespace(
+        started=1000.0,
+        shifted={"app-9", "app-19", "app-29"},
+        visible={"app-9": 1010.0, "app-19": 1020.0},
+        back={"app-9": 1040.0},
+    )
+    report = scale.Report(50)
+    scale._time_reactions(report, cast(Any, watch), scale.Setup(50, "ns"), 3)
+    assert (report.bad, report.latencies) == (5, [30.0])
+    assert report.untimed == {
+        "app-19": "its route at 0 after its failures were seen",
+        "app-29": "its failures while this round's canary had traffic",
+        "app-39": "its canary with traffic in a judged phase",
+        "app-49": "its canary with traffic in a judged phase",
+    }
+    text = scale.reaction_parts(report)
+    assert text.endswith(
+        "4 untimed, the looks never saw its canary with traffic in a judged phase (2: app-39, "
+        "app-49), its route at 0 after its failures were seen (1: app-19), its failures while "
+        "this round's canary had traffic (1: app-29)"
+    )
+
+
 def _route(app: str, canary: int) -> dict[str, Any]:
     refs = [{"name": app, "weight": 100 - canary}, {"name": f"{app}-canary", "weight": canary}]
     return {"metadata": {"name": app}, "spec": {"rules": [{"backendRefs": refs}]}}

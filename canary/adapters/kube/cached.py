@@ -343,7 +343,7 @@ class CachedRolloutStore:
         """Replace the status on the API server (guarded: raises Conflict when the Rollout
         changed), and cache the answer."""
         written, based_on = self._direct.replace_status(rollout, status)
-        self._rollouts.offer(written, based_on)
+        self._rollouts.offer(written, *based_on)
 
 
 class CachedObjects:

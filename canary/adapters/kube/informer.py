@@ -132,15 +132,16 @@ class Informer:
             if not event.wait(timeout):
                 raise self.error or ApiUnavailable(f"the cache of {self.kind} is not synced yet")
 
-    def offer(self, obj: dict[str, Any], based_on: str | None) -> None:
+    def offer(self, obj: dict[str, Any], *based_on: str | None) -> None:
         """An object this process has just written (the API server's answer): cache it now, if
-        the cached copy is still the one the write was based on (no newer event came first),
-        so the next reconcile does not read its own write as stale."""
+        the cached copy is still one of the versions the write was based on (the one read, or
+        this process's own earlier step of the same write: no one else's event came first), so
+        the next reconcile does not read its own write as stale."""
         meta = obj.get("metadata") or {}
         namespace, name = meta.get("namespace", ""), meta.get("name", "")
         with self._lock:
             current = self._objects.get(namespace, {}).get(name)
-            if current is not None and current[0] == based_on:
+            if current is not None and current[0] in based_on:
                 self._store(namespace, name, obj)
 
     # -- keeping current -------------------------------------------------------------------

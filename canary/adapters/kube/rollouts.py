@@ -5,7 +5,9 @@
 (people's commands are annotations, see ``canary.core.commands``). Status is written only
 through the status subresource, guarded by the Rollout's resourceVersion, so a stale writer
 gets ``Conflict`` instead of clobbering (unless only a label changed meanwhile: see
-``replace_status``).
+``replace_status``). The first status write of a Rollout made without its ``canary.dev/target``
+label (by kubectl or a GitOps tool) sets that label first, so retention never has to patch a
+Rollout the controller is writing.
 A store scoped to some namespaces (a namespaced install, whose RBAC covers only those) lists
 each of them instead of asking for every namespace, which that RBAC would refuse.
 """
@@ -13,13 +15,14 @@ each of them instead of asking for every namespace, which that RBAC would refuse
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from kubernetes import client
 from pydantic import ValidationError
 
 from canary.adapters.kube.objects import CustomObjects
+from canary.core.history import TARGET_LABEL
 from canary.core.lint import problems_of
 from canary.errors import Conflict, InvalidSpec, Problem
 from canary.model.rollout import API_VERSION, Rollout, RolloutPolicy, decided_alike
@@ -101,15 +104,20 @@ class KubeRolloutStore:
 
     def replace_status(
         self, rollout: Rollout, status: RolloutStatus
-    ) -> tuple[dict[str, Any], str | None]:
+    ) -> tuple[dict[str, Any], tuple[str | None, ...]]:
         """``write_status``, answering the Rollout as the API server stored it and the
-        resourceVersion the write was made on. A write that lost its race only to a change
-        the status was not decided from (a label) is made again on the stored version: the
-        reconcile that decided it may already have moved traffic, and a retry from scratch
-        would see the route it moved without the counts that moved it
-        (``canary.model.rollout.decided_alike``)."""
+        resourceVersions the write was made on (the one read, and the label's when this set
+        it: a cache holding either has seen nothing but this write's own steps).
+
+        A write that lost its race only to a change the status was not decided from (a label)
+        is made again on the stored version: the reconcile that decided it may already have
+        moved traffic, and a retry from scratch would see the route it moved without the
+        counts that moved it (``canary.model.rollout.decided_alike``). A Rollout without its
+        target label gets it first (``_labelled``)."""
         try:
-            return self._replace_status(rollout, status), rollout.metadata.resource_version
+            version = self._labelled(rollout)
+            based_on = (rollout.metadata.resource_version, version)
+            return self._replace_status(rollout, status, version), based_on
         except Conflict:
             found = self._rollouts.get(rollout.metadata.namespace, rollout.metadata.name)
             if found is None:
@@ -117,9 +125,27 @@ class KubeRolloutStore:
             stored = parse_rollout(found)
             if not decided_alike(rollout, stored):
                 raise
-            return self._replace_status(stored, status), stored.metadata.resource_version
+            version = self._labelled(stored)
+            based_on = (stored.metadata.resource_version, version)
+            return self._replace_status(stored, status, version), based_on
 
-    def _replace_status(self, rollout: Rollout, status: RolloutStatus) -> dict[str, Any]:
+    def _labelled(self, rollout: Rollout) -> str | None:
+        """The resourceVersion to write the status on: the Rollout's own, or, when its
+        ``canary.dev/target`` label is missing or wrong, the one the API server answers after
+        this sets it. The label patch is guarded by the version read (Conflict when it
+        changed), so the status never lands on a version its decision did not see."""
+        meta, target = rollout.metadata, rollout.spec.target_ref.name
+        if meta.labels.get(TARGET_LABEL) == target:
+            return meta.resource_version
+        patch = {
+            "metadata": {"resourceVersion": meta.resource_version, "labels": {TARGET_LABEL: target}}
+        }
+        done = self._rollouts.patch(meta.namespace, meta.name, patch)
+        return cast(str, done["metadata"]["resourceVersion"])
+
+    def _replace_status(
+        self, rollout: Rollout, status: RolloutStatus, version: str | None
+    ) -> dict[str, Any]:
         meta = rollout.metadata
         body = {
             "apiVersion": API_VERSION,
@@ -127,7 +153,7 @@ class KubeRolloutStore:
             "metadata": {
                 "name": meta.name,
                 "namespace": meta.namespace,
-                "resourceVersion": meta.resource_version,
+                "resourceVersion": version,
             },
             "status": status.wire(),
         }

@@ -43,9 +43,10 @@ the API server's audit log of an e2e run as this ServiceAccount.
 */}}
 {{- define "canary.rules" -}}
 # Releases and policies: listed and watched into the controller's cache; read singly only by
-# the HTTP API; the API's commands are annotations and retention labels them (patch); retention
-# deletes old finished ones (--keep-finished); the HTTP API's undo creates a Rollout for a
-# caller RBAC lets create one (create).
+# the HTTP API and after a lost status-write race; the API's commands are annotations, and the
+# first status write labels a Rollout with its target (patch); retention deletes old finished
+# ones (--keep-finished); the HTTP API's undo creates a Rollout for a caller RBAC lets create
+# one (create).
 - apiGroups: [canary.dev]
   resources: [rollouts]
   verbs: [get, list, watch, create, patch, delete]
