@@ -47,7 +47,7 @@ import urllib.parse
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
@@ -995,16 +995,14 @@ class Harness:
         logged_before = query_log_size(query_log)
         log_before = self.controller.log.stat().st_size
         started = time.monotonic()
-        _start_rollouts(self.api, setup, version)
+        # The looks begin with the creation, not after it: creating 1000 Rollouts takes tens
+        # of seconds, in which the first bad ones can fail and roll back unseen (run F left
+        # app-9, app-19, app-29 and app-39 untimed so).
+        creator = ThreadPoolExecutor(1, thread_name_prefix="creating")
+        created = creator.submit(_start_rollouts, self.api, setup, version)
+        creator.shutdown(wait=False)
         watch = _Watch(self, started, version)
-        end = min(started + setup.timeout, until)
-        while time.monotonic() < end and not watch.done(report):
-            time.sleep(1)
-            try:
-                watch.observe(report)
-            except OSError as error:  # Prometheus or /metrics timed out (saturated): look again
-                report.missed_looks += 1
-                print(f"look missed ({error}); {report.missed_looks} so far", flush=True)
+        _look(watch, report, created, min(started + setup.timeout, until))
         report.seconds = time.monotonic() - started
         report.prometheus_snapshots = counters_queries(query_log, logged_before, setup.namespace)
         report.requests = apiserver_requests(self.api) - requests_before
@@ -1142,6 +1140,21 @@ class Harness:
         rbac = client.RbacAuthorizationV1Api(self.api)
         rbac.delete_cluster_role_binding(f"{ACCOUNT}-{self.setup.namespace}")
         self.api.close()  # type: ignore[no-untyped-call]
+
+
+def _look(watch: _Watch, report: Report, created: Future[None], end: float) -> None:
+    """Look once a second until the Rollouts are created and ``watch`` is done, or the
+    monotonic time ``end``; raises what the creation raised."""
+    while time.monotonic() < end and not (created.done() and watch.done(report)):
+        if created.done() and created.exception() is not None:
+            break
+        time.sleep(1)
+        try:
+            watch.observe(report)
+        except OSError as error:  # Prometheus or /metrics timed out (saturated): look again
+            report.missed_looks += 1
+            print(f"look missed ({error}); {report.missed_looks} so far", flush=True)
+    created.result()
 
 
 def _time_reactions(report: Report, watch: _Watch, setup: Setup, version: int) -> None:
