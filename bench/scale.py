@@ -1412,7 +1412,7 @@ def soak(
             print(
                 f"soak round {len(found.rounds)}: {timeline(found.rounds[-1])}; Rollouts let go "
                 f"in {found.let_go[-1]:.0f} s; caches {found.cached[-1]}",
-                table(found.rounds[-1:], 5.0),
+                table(found.rounds[-1:], parse_duration(setup.tick).total_seconds()),
                 f"workers took Rollouts: {waits(found.rounds[-1])}",
                 steady_account(found.rounds[-1]),
                 sep="\n",
@@ -1595,7 +1595,47 @@ SCALE = "## Controller scale (BENCHMARK.md §2)"
 SOAK = "## Controller soak (issue 16)"
 
 
-def main() -> int:
+def _command(args: argparse.Namespace, sizes: list[int]) -> str:
+    """The bench.scale command a report quotes: the sizes, then every flag given a value other
+    than its default, so the command reruns the same setup."""
+    return (
+        f"python -m bench.scale {' '.join(f'--n {n}' for n in sizes)}"
+        + "".join(
+            f" --{flag} {value:g}"
+            for flag, value, default in (
+                ("workers", args.workers, 4),
+                ("kube-qps", args.kube_qps, 20),
+                ("kube-burst", args.kube_burst, 30),
+                ("timeout", args.timeout, 900),
+                ("warm", args.warm, 0),
+                ("rps", args.rps, Setup.rps),
+            )
+            if value != default
+        )
+        + ("" if args.router == "HTTPRoute" else f" --router {args.router}")
+        + (" --nice-stand-ins" if args.nice_stand_ins else "")
+        + "".join(
+            f" --{flag} {value}"
+            for flag, value, default in (
+                ("interval", args.interval, "15s"),
+                ("tick", args.tick, Setup.tick),
+                ("prometheus-timeout", args.prometheus_timeout, "30s"),
+            )
+            if value != default
+        )
+        + "".join(
+            f" --{flag} {shlex.quote(query)}"
+            for flag, query in (
+                ("custom-query", args.custom_query),
+                ("slow-query", args.slow_query),
+            )
+            if query is not None
+        )
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    """bench.scale's flags."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, action="append", help="Rollouts at once (repeatable)")
     parser.add_argument("--dev-dir", default=str(REPO / ".dev"), help="a running dev environment")
@@ -1641,47 +1681,24 @@ def main() -> int:
         help=f"run {NICED}",
     )  # fmt: skip
     parser.add_argument("--output", default=str(REPO / "docs" / "benchmarks.md"))
+    return parser
+
+
+def main() -> int:
+    parser = _parser()
     args = parser.parse_args()
     if args.rps < 1:
         parser.error("--rps must be at least 1")
     env = _env(Path(args.dev_dir))
     kubeconfig, work = Path(env["KUBECONFIG"]), REPO / ".dev" / "bench-scale"
     sizes = args.n or ([100] if args.soak else [10, 100])
-    command = (
-        f"python -m bench.scale {' '.join(f'--n {n}' for n in sizes)}"
-        + "".join(
-            f" --{flag} {value:g}"
-            for flag, value, default in (
-                ("workers", args.workers, 4),
-                ("kube-qps", args.kube_qps, 20),
-                ("kube-burst", args.kube_burst, 30),
-                ("timeout", args.timeout, 900),
-                ("warm", args.warm, 0),
-                ("rps", args.rps, Setup.rps),
-            )
-            if value != default
-        )
-        + ("" if args.router == "HTTPRoute" else f" --router {args.router}")
-        + (" --nice-stand-ins" if args.nice_stand_ins else "")
-        + (
-            ""
-            if args.prometheus_timeout == "30s"
-            else f" --prometheus-timeout {args.prometheus_timeout}"
-        )
-        + "".join(
-            f" --{flag} {shlex.quote(query)}"
-            for flag, query in (
-                ("custom-query", args.custom_query),
-                ("slow-query", args.slow_query),
-            )
-            if query is not None
-        )
-    )
+    command = _command(args, sizes)
     if args.soak:
         setup = Setup(
             sizes[0], f"soak-{int(time.time())}", args.interval, timeout=args.timeout,
             workers=args.workers, kube_qps=args.kube_qps, kube_burst=args.kube_burst,
             warm=args.warm, prometheus_timeout=args.prometheus_timeout, rps=args.rps,
+            tick=args.tick,
         )  # fmt: skip
         found = soak(setup, kubeconfig, env, work / "soak", args.soak)
         rounds, samples = found.rounds, found.samples
