@@ -199,6 +199,10 @@ class Report:
     """One per bad Rollout whose route was seen back on stable after its failures were seen."""
     bad: int = 0
     """How many of the run's Rollouts were bad (the most ``latencies`` can hold)."""
+    reactions: dict[str, float] = field(default_factory=dict)
+    """Bad app → its reaction (the values of ``latencies``, by app)."""
+    reaction_parts_by_app: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """Bad app → its ``reaction_parts`` entry."""
     reaction_parts: list[tuple[float, float]] = field(default_factory=list)
     """For each timed bad Rollout seen RollingBack: from its failures visible to that phase
     seen (the tick's look and the queue), and from then to its route back at 0 (the
@@ -233,6 +237,8 @@ class Report:
     split: str = ""
     """Where each bad canary's decision waited, split with Prometheus' samples and query log
     (``bench.decision_split``), as text; empty until ``split_decisions`` fills it."""
+    splits: dict[str, Any] = field(default_factory=dict)
+    """Rollout → its ``bench.decision_split.Split`` (``split_decisions``)."""
     component_cpu: dict[str, float] = field(default_factory=dict)
     """CPU seconds each process (with its process group) used during the round: the
     controller, the emulator and the dev environment's components; ``machine``: every CPU
@@ -634,10 +640,11 @@ def decisions(lines: Iterable[str], names: set[str]) -> dict[str, Decision]:
     return out
 
 
-def split_decisions(setup: Setup, env: dict[str, str], log: Path) -> str:
+def split_decisions(setup: Setup, env: dict[str, str], log: Path, report: Report) -> str:
     """``bench.decision_split``'s account of the measured round (release 3 after a warm-up
     round, else 2), from the controller's ``log`` and the dev environment's Prometheus; what
-    failed instead, when Prometheus could not answer."""
+    failed instead, when Prometheus could not answer. Each Rollout's split goes into
+    ``report.splits``."""
     from bench import decision_split  # noqa: PLC0415 (it imports this module)
 
     query_log = env.get("PROMETHEUS_QUERY_LOG")
@@ -655,7 +662,55 @@ def split_decisions(setup: Setup, env: dict[str, str], log: Path) -> str:
         )
     except OSError as error:
         return f"not split: {error}"
+    report.splits = splits
     return decision_split.account(splits)
+
+
+SLOWEST = 3
+"""How many of the slowest reactions ``slowest_account`` follows through their parts."""
+
+
+def slowest_account(report: Report, count: int = SLOWEST) -> str:
+    """The ``count`` slowest reactions (at 100 bad Rollouts the slowest is the p99 quoted),
+    each through every part the run measured of it: the harness's
+    (failures visible → RollingBack seen → route at 0), the controller's log (step start →
+    found failing → analysis failed) and Prometheus' (``report.splits``)."""
+    if not report.reactions:
+        return "the slowest reactions: none timed"
+    from bench import decision_split  # noqa: PLC0415 (it imports this module)
+
+    rolling = dict(report.reaction_parts_by_app)
+    slowest = sorted(report.reactions.items(), key=lambda item: -item[1])[:count]
+    lines = [f"the {len(slowest)} slowest reactions, in parts:"]
+    for app, reaction in slowest:
+        parts = []
+        if app in rolling:
+            before, after = rolling[app]
+            parts.append(
+                f"failures visible → RollingBack seen {before:.1f} s, → route at 0 {after:.1f} s"
+            )
+        name, decision = next(
+            ((k, d) for k, d in report.decisions.items() if k.rsplit("-v", 1)[0] == app),
+            (None, None),
+        )
+        if decision is not None:
+            found = (
+                f"found failing {decision.found:.1f} s (by {decision.by or 'no tick'}), "
+                if decision.found is not None
+                else "not found failing by the tick, "
+            )
+            parts.append(f"step start → {found}analysis failed {decision.decided:.1f} s")
+        split = report.splits.get(name) if name is not None else None
+        if split is not None:
+            parts.append(
+                "; ".join(
+                    f"{label} {value:.1f}{unit}" if unit else f"{label} {value:g}"
+                    for key, label, unit in decision_split.PARTS
+                    if (value := getattr(split, key)) is not None
+                )
+            )
+        lines.append(f"- {app} {reaction:.1f} s: " + "; ".join(parts or ["no parts known"]))
+    return "\n".join(lines)
 
 
 def decisions_account(report: Report) -> str:
@@ -1177,10 +1232,12 @@ def _time_reactions(report: Report, watch: _Watch, setup: Setup, version: int) -
             continue
         visible = watch.visible[app]
         report.latencies.append(back - visible)
+        report.reactions[app] = back - visible
         seen = report.history.get(f"{app}-v{version}", [])
         rolling = next((watch.started + t for t, p in seen if p == "RollingBack"), None)
         if rolling is not None:
             report.reaction_parts.append((rolling - visible, back - rolling))
+            report.reaction_parts_by_app[app] = (rolling - visible, back - rolling)
 
 
 def _shifted(routes: list[dict[str, Any]], phases: dict[str, str], version: int) -> set[str]:
@@ -1747,8 +1804,8 @@ def main() -> int:
               f"canary pods' Events after the Rollout's creation: {pipeline_account(report)}",
               report.diagnosis, sep="\n",
               flush=True)  # fmt: skip
-        report.split = split_decisions(setup, env, work / str(n) / "controller.log")
-        print(report.split, flush=True)
+        report.split = split_decisions(setup, env, work / str(n) / "controller.log", report)
+        print(report.split, slowest_account(report), sep="\n", flush=True)
         reports.append(report)
     text = (
         f"{SCALE}\n\n`make bench-scale` (`{command}`), {_machine()}. "
@@ -1769,7 +1826,7 @@ def main() -> int:
         + "\n".join(f"- N = {r.n}: {prometheus_account(r)}." for r in reports)
         + "\n\nWhere each bad canary's decision waited, with Prometheus' samples and query log "
         "(`bench.decision_split`):\n\n"
-        + "\n\n".join(f"N = {r.n}: {r.split}" for r in reports)
+        + "\n\n".join(f"N = {r.n}: {r.split}\n\n{slowest_account(r)}" for r in reports)
         + "\n"
     )
     if cpu := cpu_table(reports):

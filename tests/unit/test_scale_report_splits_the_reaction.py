@@ -9,7 +9,7 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any, cast
 
-from bench import scale
+from bench import decision_split, scale
 
 
 def test_bad_rollouts_reactions_are_timed_whole_and_in_parts() -> None:
@@ -127,3 +127,38 @@ def test_the_controller_log_splits_each_decision_where_the_tick_found_the_canary
     assert "1 found failing by the tick (0 by an early look, 1 by a window)" in text
     assert "found → analysis failed median 6.50 s" in text
     assert "found again by a later tick before the decision: 1" in text
+
+
+def test_the_slowest_reactions_are_followed_through_every_part_measured() -> None:
+    """The p99 at 100 bad Rollouts is the slowest one: the report follows the slowest few
+    through the harness's parts, the controller's log and Prometheus' split, so a run's p99
+    says where it went."""
+    setup = scale.Setup(30, "ns")
+    watch: Any = SimpleNamespace(
+        started=1000.0,
+        visible={"app-9": 1010.0, "app-19": 1020.0, "app-29": 1000.0},
+        back={"app-9": 1040.0, "app-19": 1030.0, "app-29": 1005.0},
+    )
+    report = scale.Report(30)
+    report.history = {
+        "app-9-v3": [(5.0, "Progressing"), (38.0, "RollingBack")],
+        "app-19-v3": [(5.0, "Progressing")],
+    }
+    scale._time_reactions(report, cast(Any, watch), setup, 3)
+    report.decisions = {
+        "app-9-v3": scale.Decision(31.0, 30.5, "early look", 1, _at("13:00.0"), 4),
+        "app-19-v3": scale.Decision(40.0, started=_at("13:00.0")),
+    }
+    report.splits = {"app-9-v3": decision_split.Split(6.0, 2.0, 22.0, 4.5, 2.5, 1.5)}
+    text = scale.slowest_account(report, count=2)
+    assert text.splitlines() == [
+        "the 2 slowest reactions, in parts:",
+        "- app-9 30.0 s: failures visible → RollingBack seen 28.0 s, → route at 0 2.0 s; "
+        "step start → found failing 30.5 s (by early look), analysis failed 31.0 s; "
+        "step start → 1st canary failure in Prometheus 6.0s; failures before the baseline "
+        "(never counted) 2; step start → the failures an early look counted, in Prometheus "
+        "22.0s; … → the counters evaluation whose answer found it 4.5s; that evaluation → "
+        "Prometheus' answer 2.5s; the answer → failing_measured 1.5s",
+        "- app-19 10.0 s: step start → not found failing by the tick, analysis failed 40.0 s",
+    ]
+    assert scale.slowest_account(scale.Report(30)) == "the slowest reactions: none timed"
