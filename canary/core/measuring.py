@@ -16,13 +16,17 @@ window is complete, the counts its two arms served since it was last judged. The
 - **Counter resets, new pods, scrape gaps** are ``canary.core.evidence``'s rules.
 - **Early looks**: a canary that is clearly failing must not wait for the settle time and a
   full window. So every tick also adds its counts to what the step served since its weight
-  changed (settle included); when they grew on a tick, with every ready canary pod scraped,
-  :func:`early` offers them to the judge's fail-only look (``judge.evaluate_early``), which
-  has its own share of the false-rollback budget. Also on a tick that completes a window: the
-  look (all counts since the weight change) may fail before the window (the settled counts
-  only) does, and it is an e-process, so one more look spends no budget; the reconcile takes
-  the look first, then the window (until run V, looks skipped those ticks: a third of them at
-  a 15 s interval and a 5 s tick).
+  changed (settle included); when either arm's grew on a tick and the canary has served some,
+  with every ready canary pod scraped, :func:`early` offers them to the judge's fail-only look
+  (``judge.evaluate_early``), which has its own share of the false-rollback budget. Either
+  arm: Prometheus scrapes each pod at its own moment, so stable's requests often come a tick
+  after the canary's, and a comparison with stable can only fail once they have (run H in
+  docs/benchmarks.md: looks that followed canary requests only left its three slowest bad
+  Rollouts waiting for their canary's next scrape, 10 s). The look is an e-process, so one
+  more look spends no budget. Also on a tick that completes a window: the look (all counts
+  since the weight change) may fail before the window (the settled counts only) does; the
+  reconcile takes the look first, then the window (until run V, looks skipped those ticks: a
+  third of them at a 15 s interval and a 5 s tick).
   :func:`failing_early` takes that look here, with the step and weight the last reconcile
   reported (:class:`Look`): a look that would not fail changes nothing, so only a failing one
   needs a reconcile (at N = 1000, taking the look here cut the reconciles by 41%: run L
@@ -120,8 +124,8 @@ class Track:
     early: judge.Evidence | None = None
     """What the arms served since the weight last changed or judging began, settle included."""
     early_fresh: bool = False
-    """Whether the last tick added canary requests to ``early``, with every ready canary pod
-    scraped: they are offered for an early look."""
+    """Whether the last tick added either arm's requests to ``early``, which holds canary
+    requests, with every ready canary pod scraped: they are offered for an early look."""
     look: Look | None = None
     """The step and weight the last reconcile left the Rollout on (None: not reported)."""
     ticked: bool = False
@@ -258,7 +262,8 @@ def advance(
             tracks[key] = replace(track, window_since=now, early_fresh=False, ticked=held)
             continue
         early = tick if track.early is None else _sum(track.early, tick)
-        fresh = tick.canary.requests > 0 and visible >= track.canary_ready
+        grew = tick.canary.requests > 0 or tick.stable.requests > 0
+        fresh = grew and early.canary.requests > 0 and visible >= track.canary_ready
         track = replace(track, early=early, early_fresh=fresh)
         if since is not None and now - since < state.settle:
             tracks[key] = replace(track, window_since=now)
@@ -276,8 +281,9 @@ def advance(
 
 def early(state: State) -> dict[Key, judge.Evidence]:
     """The counts the last :func:`advance` offers for an early look: for each judged Rollout
-    whose tick added canary requests, with every ready canary pod scraped (whether or not the
-    tick completed a window) — what it served since its weight last changed."""
+    whose tick added either arm's requests, the canary's being some, with every ready canary
+    pod scraped (whether or not the tick completed a window) — what it served since its
+    weight last changed."""
     return {
         key: track.early
         for key, track in state.tracks.items()

@@ -199,10 +199,17 @@ EARLY: dict[str, list[Report | Scrape]] = {
         Scrape(5, {"s1": 150, "c1": 15}),
         Scrape(10, {"s1": 200, "c1": 20, "c2": 4}, expect=(14, 100)),
     ],
-    "nothing early on a tick without new canary requests": [
+    "nothing early while the canary has served nothing since the weight change": [
         Report(0, weight=10),
         Scrape(0, {"s1": 100, "c1": 10}),
         Scrape(5, {"s1": 150, "c1": 10}),
+    ],
+    "a tick bringing either arm's requests offers the sum; one bringing neither does not": [
+        Report(0, weight=10),
+        Scrape(0, {"s1": 100, "c1": 10}),
+        Scrape(4, {"s1": 100, "c1": 15}, expect=(5, 0)),  # stable's pod not scraped again yet
+        Scrape(8, {"s1": 190, "c1": 15}, expect=(5, 90)),  # now it is: compare again
+        Scrape(10, {"s1": 190, "c1": 15}),
     ],
     "nothing early from a tick reaching back well before the weight change": [
         Report(0, weight=10),

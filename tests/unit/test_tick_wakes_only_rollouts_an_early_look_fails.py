@@ -19,6 +19,7 @@ from canary.core import evidence, judge, measuring
 from canary.core import plan as plan_mod
 from canary.runtime import reconciler as rec
 from canary.runtime.controller import Controller
+from tests.unit.fake_cluster import make_rollout
 from tests.unit.test_reconciler_and_controller_drive_releases import World, _controlled, _pod
 
 SETTLING = timedelta(seconds=5)
@@ -130,3 +131,40 @@ def test_a_tick_that_completes_a_window_takes_the_early_look_too() -> None:
     controller.work(ref, measurement)
     assert world.phase() == "RollingBack"
     assert world.route_weight() == 0
+
+
+def test_stable_scraped_after_the_canary_gets_the_look_on_its_own_tick() -> None:
+    """Prometheus scrapes each pod at its own moment. Run H's slowest bad Rollout (app-229):
+    the tick after its baseline brought the canary's 15 failures of 51 but none of stable's
+    requests (its pod not scraped again yet), so no comparison could fail; the next tick
+    brought stable's 939 requests and no new canary ones, and was offered no look (looks
+    followed canary requests only); the canary's next scrape, 10 s later, failed it. Now the
+    tick that brings stable's requests takes the look. The policy is the scale run's, whose
+    success-rate floor alone does not fail 15 of 51 at its bound."""
+    analysis = {
+        "minRequestsPerStep": 10,
+        "successRate": {"min": 95},
+        "compareWithStable": {"falseRollbackRate": 2e-5},
+    }
+    world, _, controller, metrics = _controlled(make_rollout(analysis=analysis))
+    stable, canary = ("t", "podinfo", "s1"), ("t", "podinfo-canary", "c1")
+    metrics.pods = dict([_pod(*stable, 80000, 0), _pod(*canary, 20, 5)])
+    controller.measure()  # the baseline
+    world.clock.advance(timedelta(seconds=4))
+    metrics.pods = dict([_pod(*stable, 80000, 0), _pod(*canary, 71, 20)])
+    with capture_logs() as logs:
+        controller.measure()  # the canary's 15 of 51 failed; stable served nothing since
+    assert len(controller.queue) == 0
+    assert [e for e in logs if e["event"] == "failing_measured"] == []
+    world.clock.advance(timedelta(seconds=4))  # still settling (12 s): no window yet
+    metrics.pods = dict([_pod(*stable, 80939, 0), _pod(*canary, 71, 20)])
+    with capture_logs() as logs:
+        controller.measure()  # stable's 939 requests; no new canary request
+    found = [e for e in logs if e["event"] == "failing_measured"]
+    assert [(e["by"], e["canary"], e["stable"]) for e in found] == [
+        ("early look", "15/51 failed", "0/939 failed")
+    ]
+    item = controller.queue.get(threading.Event())
+    assert item is not None
+    controller.work(*item)
+    assert world.phase() == "RollingBack"
