@@ -195,18 +195,15 @@ class Report:
     query_seconds: float = 0.0
     peak_rss_mb: float = 0.0
     cpu_seconds: float = 0.0
-    latencies: list[float] = field(default_factory=list)
-    """One per bad Rollout whose route was seen back on stable after its failures were seen."""
     bad: int = 0
-    """How many of the run's Rollouts were bad (the most ``latencies`` can hold)."""
+    """How many of the run's Rollouts were bad (the most ``reactions`` can hold)."""
     reactions: dict[str, float] = field(default_factory=dict)
-    """Bad app → its reaction (the values of ``latencies``, by app)."""
-    reaction_parts_by_app: dict[str, tuple[float, float]] = field(default_factory=dict)
-    """Bad app → its ``reaction_parts`` entry."""
-    reaction_parts: list[tuple[float, float]] = field(default_factory=list)
-    """For each timed bad Rollout seen RollingBack: from its failures visible to that phase
-    seen (the tick's look and the queue), and from then to its route back at 0 (the
-    rollback's writes)."""
+    """Bad app → its reaction: from its failures seen in Prometheus to its route seen back on
+    stable (each bad Rollout for which the harness saw both)."""
+    reaction_parts: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """Timed bad app seen RollingBack → from its failures visible to that phase seen (the
+    tick's look and the queue), and from then to its route back at 0 (the rollback's
+    writes)."""
     untimed: dict[str, str] = field(default_factory=dict)
     """Bad app → why its reaction was not timed (what the harness's looks never saw)."""
     decisions: dict[str, Decision] = field(default_factory=dict)
@@ -679,7 +676,7 @@ def slowest_account(report: Report, count: int = SLOWEST) -> str:
         return "the slowest reactions: none timed"
     from bench import decision_split  # noqa: PLC0415 (it imports this module)
 
-    rolling = dict(report.reaction_parts_by_app)
+    rolling = report.reaction_parts
     slowest = sorted(report.reactions.items(), key=lambda item: -item[1])[:count]
     lines = [f"the {len(slowest)} slowest reactions, in parts:"]
     for app, reaction in slowest:
@@ -1231,13 +1228,11 @@ def _time_reactions(report: Report, watch: _Watch, setup: Setup, version: int) -
         if not setup.bad(app_index(app)):
             continue
         visible = watch.visible[app]
-        report.latencies.append(back - visible)
         report.reactions[app] = back - visible
         seen = report.history.get(f"{app}-v{version}", [])
         rolling = next((watch.started + t for t, p in seen if p == "RollingBack"), None)
         if rolling is not None:
-            report.reaction_parts.append((rolling - visible, back - rolling))
-            report.reaction_parts_by_app[app] = (rolling - visible, back - rolling)
+            report.reaction_parts[app] = (rolling - visible, back - rolling)
 
 
 def _shifted(routes: list[dict[str, Any]], phases: dict[str, str], version: int) -> set[str]:
@@ -1515,13 +1510,14 @@ def table(reports: list[Report], tick: float) -> str:
             f"{r.per_minute(verbs):.0f}" for verbs in (("GET",), ("LIST",), writes)
         )
         query = r.query_seconds / r.snapshots if r.snapshots else 0.0
-        median = statistics.median(r.latencies) if r.latencies else float("nan")
+        latencies = list(r.reactions.values())
+        median = statistics.median(latencies) if latencies else float("nan")
         rows.append(
             f"| {r.n} | {r.seconds:.0f} | {r.peak_rss_mb:.0f} | {cpu:.1f} | {r.reconciles:.0f} "
             f"| {r.per_reconcile(writes):.2f} | {r.per_reconcile(('GET',)):.2f} "
             f"| {r.steady_gets} (of {r.steady_reconciles:.0f} reconciles) | {per_minute} "
             f"| {r.snapshots / ticks:.2f} | {query:.3f} "
-            f"| {median:.1f} / {quantile(r.latencies, 0.99):.1f} ({len(r.latencies)} of {r.bad}) "
+            f"| {median:.1f} / {quantile(latencies, 0.99):.1f} ({len(latencies)} of {r.bad}) "
             f"| {len(r.wrong)} "
             f"| {r.unfinished} |"
         )
@@ -1555,8 +1551,8 @@ def reaction_parts(report: Report) -> str:
     the bad Rollouts not timed, by what the looks never saw."""
     parts = []
     for name, values in (
-        ("failures visible → RollingBack seen", [a for a, _ in report.reaction_parts]),
-        ("RollingBack seen → route at 0", [b for _, b in report.reaction_parts]),
+        ("failures visible → RollingBack seen", [a for a, _ in report.reaction_parts.values()]),
+        ("RollingBack seen → route at 0", [b for _, b in report.reaction_parts.values()]),
     ):
         if values:
             median, p99 = statistics.median(values), quantile(values, 0.99)
@@ -1654,32 +1650,25 @@ SOAK = "## Controller soak (issue 16)"
 
 def _command(args: argparse.Namespace, sizes: list[int]) -> str:
     """The bench.scale command a report quotes: the sizes, then every flag given a value other
-    than its default, so the command reruns the same setup."""
+    than its default (``_parser``'s), so the command reruns the same setup."""
+    parser = _parser()
+
+    def given(flags: tuple[str, ...]) -> list[tuple[str, Any]]:
+        chosen = ((flag, getattr(args, flag.replace("-", "_"))) for flag in flags)
+        return [
+            (flag, value)
+            for flag, value in chosen
+            if value != parser.get_default(flag.replace("-", "_"))
+        ]
+
+    numbers = ("workers", "kube-qps", "kube-burst", "timeout", "warm", "rps")
+    durations = ("interval", "tick", "prometheus-timeout")
     return (
         f"python -m bench.scale {' '.join(f'--n {n}' for n in sizes)}"
-        + "".join(
-            f" --{flag} {value:g}"
-            for flag, value, default in (
-                ("workers", args.workers, 4),
-                ("kube-qps", args.kube_qps, 20),
-                ("kube-burst", args.kube_burst, 30),
-                ("timeout", args.timeout, 900),
-                ("warm", args.warm, 0),
-                ("rps", args.rps, Setup.rps),
-            )
-            if value != default
-        )
-        + ("" if args.router == "HTTPRoute" else f" --router {args.router}")
+        + "".join(f" --{flag} {value:g}" for flag, value in given(numbers))
+        + "".join(f" --router {value}" for _, value in given(("router",)))
         + (" --nice-stand-ins" if args.nice_stand_ins else "")
-        + "".join(
-            f" --{flag} {value}"
-            for flag, value, default in (
-                ("interval", args.interval, "15s"),
-                ("tick", args.tick, Setup.tick),
-                ("prometheus-timeout", args.prometheus_timeout, "30s"),
-            )
-            if value != default
-        )
+        + "".join(f" --{flag} {value}" for flag, value in given(durations))
         + "".join(
             f" --{flag} {shlex.quote(query)}"
             for flag, query in (

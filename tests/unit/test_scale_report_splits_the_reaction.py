@@ -26,8 +26,8 @@ def test_bad_rollouts_reactions_are_timed_whole_and_in_parts() -> None:
         "app-3-v3": [(5.0, "Progressing"), (90.0, "RollingBack")],  # good: no reaction
     }
     scale._time_reactions(report, cast(Any, watch), setup, 3)
-    assert (report.bad, sorted(report.latencies)) == (2, [10.0, 30.0])
-    assert report.reaction_parts == [(25.0, 5.0)]
+    assert (report.bad, report.reactions) == (2, {"app-9": 30.0, "app-19": 10.0})
+    assert report.reaction_parts == {"app-9": (25.0, 5.0)}
     text = scale.reaction_parts(report)
     assert "(1 Rollouts)" in text
     assert "failures visible → RollingBack seen median 25.0 s" in text
@@ -46,7 +46,7 @@ def test_untimed_bad_rollouts_are_named_with_what_the_looks_never_saw() -> None:
     )
     report = scale.Report(50)
     scale._time_reactions(report, cast(Any, watch), scale.Setup(50, "ns"), 3)
-    assert (report.bad, report.latencies) == (5, [30.0])
+    assert (report.bad, report.reactions) == (5, {"app-9": 30.0})
     assert report.untimed == {
         "app-19": "its route at 0 after its failures were seen",
         "app-29": "its failures while this round's canary had traffic",
