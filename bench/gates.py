@@ -93,11 +93,19 @@ class Outcome:
     failed: int
 
 
-def run(scenario: Scenario, gate_key: str, seed: int, loop: twin.Loop = twin.LIVE) -> Outcome:
-    """Simulate one rollout of ``scenario`` under one gate (canary's with ``loop``'s timing)."""
+def run(
+    scenario: Scenario,
+    gate_key: str,
+    seed: int,
+    loop: twin.Loop = twin.LIVE,
+    *,
+    staggered: bool = False,
+) -> Outcome:
+    """Simulate one rollout of ``scenario`` under one gate (canary's with ``loop``'s timing);
+    with ``staggered``, Prometheus scrapes each pod at its own moment (``bench.world``)."""
     if gate_key in TWINS:
-        return run_twin(scenario, gate_key, seed, loop)
-    world = World(scenario, seed)
+        return run_twin(scenario, gate_key, seed, loop, staggered=staggered)
+    world = World(scenario, seed, staggered=staggered)
     world.run_until(0.0)
     gate = GATES[gate_key]()
     gate.start(world)
@@ -119,7 +127,14 @@ def run(scenario: Scenario, gate_key: str, seed: int, loop: twin.Loop = twin.LIV
     return Outcome(result, world.now, world.full_at, world.canary_failures())
 
 
-def run_twin(scenario: Scenario, gate_key: str, seed: int, loop: twin.Loop = twin.LIVE) -> Outcome:
+def run_twin(
+    scenario: Scenario,
+    gate_key: str,
+    seed: int,
+    loop: twin.Loop = twin.LIVE,
+    *,
+    staggered: bool = False,
+) -> Outcome:
     """One rollout by canary's real controller in the digital twin."""
     done = twin.run(
         scenario,
@@ -128,6 +143,7 @@ def run_twin(scenario: Scenario, gate_key: str, seed: int, loop: twin.Loop = twi
         settle=loop.settle,
         tick=loop.tick,
         max_s=MAX_S,
+        staggered=staggered,
     )
     result = (
         "promoted"
@@ -145,11 +161,13 @@ def name_of(gate_key: str) -> str:
     return TWINS[gate_key][0] if gate_key in TWINS else GATES[gate_key]().name
 
 
-def _task(args: tuple[str, str, int, int, twin.Loop]) -> list[Outcome]:
-    key, gate, first, count, loop = args
+def _task(args: tuple[str, str, int, int, twin.Loop, bool]) -> list[Outcome]:
+    key, gate, first, count, loop, staggered = args
     twin.quiet()
     scenario = BY_KEY[key]
-    return [run(scenario, gate, seed, loop) for seed in range(first, first + count)]
+    return [
+        run(scenario, gate, seed, loop, staggered=staggered) for seed in range(first, first + count)
+    ]
 
 
 def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -249,6 +267,11 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--tick", type=float, default=twin.LIVE.tick.total_seconds(), help="canary's tick, s"
     )
+    parser.add_argument(
+        "--staggered-scrapes",
+        action="store_true",
+        help="Prometheus scrapes each pod at its own moment (default: all pods at once)",
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--no-write", action="store_true", help="do not write docs/benchmarks.md")
     parser.add_argument("--out", default="docs/benchmarks.md")
@@ -279,16 +302,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     loop = twin.Loop(timedelta(seconds=args.settle), timedelta(seconds=args.tick))
     seeds_of = cells(args, chosen)
     tasks = [
-        (key, gate, s, min(50, seeds - s), loop)
+        (key, gate, s, min(50, seeds - s), loop, args.staggered_scrapes)
         for (key, gate), seeds in seeds_of.items()
         for s in range(0, seeds, 50)
     ]
     results: dict[tuple[str, str], list[Outcome]] = {}
     with multiprocessing.get_context("fork").Pool(max(1, min(args.workers, 2))) as pool:
         finished = pool.imap(_task, tasks)
-        for done, ((key, gate, _, _, _), outcomes) in enumerate(
-            zip(tasks, finished, strict=True), 1
-        ):
+        for done, ((key, gate, *_), outcomes) in enumerate(zip(tasks, finished, strict=True), 1):
             results.setdefault((key, gate), []).extend(outcomes)
             if done % 20 == 0 or done == len(tasks):
                 spent = time.monotonic() - started

@@ -82,10 +82,14 @@ def route_back_at(run: twin.TwinRun) -> float | None:
     return None
 
 
-def measure(seed: int, rps: float, interval: str, tick: timedelta) -> Reaction | None:
+def measure(
+    seed: int, rps: float, interval: str, tick: timedelta, *, staggered: bool = False
+) -> Reaction | None:
     """One bad release on the twin; None if it was not rolled back (a missed regression) or
-    showed no failure."""
-    run = twin.run(scenario(rps), seed, analysis=scale_analysis(interval), tick=tick)
+    showed no failure. With ``staggered``, Prometheus scrapes each pod at its own moment."""
+    run = twin.run(
+        scenario(rps), seed, analysis=scale_analysis(interval), tick=tick, staggered=staggered
+    )
     back = route_back_at(run)
     if run.phase not in twin.ROLLED_BACK or back is None:
         return None
@@ -109,13 +113,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rps", type=float, default=Setup.rps, help="the app's req/s (20)")
     parser.add_argument("--interval", default=Setup.interval, help="analysis interval (15s)")
     parser.add_argument("--tick", type=float, default=5.0, help="measuring tick, s (5)")
+    parser.add_argument(
+        "--staggered-scrapes",
+        action="store_true",
+        help="Prometheus scrapes each pod at its own moment (default: all pods at once)",
+    )
     args = parser.parse_args(argv)
     if args.seeds < 1:
         parser.error("--seeds must be at least 1")
     twin.quiet()
     began = time.monotonic()
     results = [
-        measure(seed, args.rps, args.interval, timedelta(seconds=args.tick))
+        measure(
+            seed,
+            args.rps,
+            args.interval,
+            timedelta(seconds=args.tick),
+            staggered=args.staggered_scrapes,
+        )
         for seed in range(args.seeds)
     ]
     rolled = [r for r in results if r is not None]
@@ -125,7 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     evidence = [r.evidence for r in rolled if r.evidence is not None]
     print(
         f"`python -m bench.scale_floor --seeds {args.seeds} --rps {args.rps:g} "
-        f"--interval {args.interval} --tick {args.tick:g}`, "
+        f"--interval {args.interval} --tick {args.tick:g}"
+        f"{' --staggered-scrapes' if args.staggered_scrapes else ''}`, "
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.machine()}, "
         f"{time.monotonic() - began:.0f} s. {len(rolled)} of {args.seeds} rolled back; "
         f"{len(evidence)} showed {FAILURES} failures first.\n"

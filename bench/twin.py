@@ -364,12 +364,14 @@ def run(
     max_s: float = MAX_S,
     metrics: Callable[[World, VirtualClock], MetricProvider] | None = None,
     record: Callable[[str], object] | None = None,
+    staggered: bool = False,
 ) -> TwinRun:
     """Release ``scenario``'s canary with the real controller until it rolls back (and traffic
     is back on stable) or starts promoting, or ``max_s`` passes. With ``record``, the ports
     are wrapped in ``canary run --record``'s recorders, which hand ``record`` each line of the
-    run's tape (``bench.replay`` reads it back)."""
-    world = World(scenario, seed)
+    run's tape (``bench.replay`` reads it back). With ``staggered``, Prometheus scrapes each
+    pod at its own moment (``bench.world.World``)."""
+    world = World(scenario, seed, staggered=staggered)
     world.run_until(0.0)
     timers = Timers()
     clock = VirtualClock(T0)

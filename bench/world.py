@@ -5,6 +5,13 @@ per-pod behaviours, per-pod cumulative Linkerd counters). Prometheus scrapes eve
 10 s with a little jitter and occasionally loses a scrape; gates read only what was scraped.
 A weight change takes effect after an actuation delay of 1–3 s.
 
+By default every pod is scraped at the same moment. With ``staggered``, each pod is scraped at
+its own phase of the interval, as Prometheus scrapes each target at an offset of its own (a hash
+of the target), and its losses and jitter are its own: a scrape then holds the pods scraped at
+that moment and, for the others, their last scraped counters, which is what an instant query
+returns. The canary's new requests and the stable's then reach Prometheus at different moments
+(the live runs' Prometheus did this: docs/benchmarks.md, run H).
+
 Traffic is simulated lazily, in one draw per stretch of time over which nothing that shapes it
 changed (route weight, request rate, ready canary pods, a pod's behaviour): the seconds are
 owed until a scrape reads the counters or something changes, then sent in one
@@ -43,8 +50,9 @@ Scrape = tuple[float, dict[str, Counters]]
 class World:
     """One seeded run: the mesh, the route's effective weight, and the scrapes so far."""
 
-    def __init__(self, scenario: Scenario, seed: int) -> None:
+    def __init__(self, scenario: Scenario, seed: int, *, staggered: bool = False) -> None:
         self.scenario = scenario
+        self.staggered = staggered
         self.mesh = Mesh(seed)
         self._owed = 0.0
         """Seconds of traffic not yet sent, all under ``self._regime``."""
@@ -69,6 +77,13 @@ class World:
         self.offset = float(self.rng.uniform(0, SCRAPE_INTERVAL_S))
         self.next_scrape = self.now + self.offset
         self.scrape_index = 0
+        self._pod_rng = np.random.Generator(np.random.PCG64(seed + 9_999_999))
+        """With ``staggered``, the draws of the pods' own scrape phases, jitter and losses."""
+        self._pod_scrapes: dict[str, tuple[float, int, float]] = {}
+        """With ``staggered``: pod → (its phase, its scrapes so far, its next scrape)."""
+        if staggered:
+            for pod in self.deployment:
+                self._schedule(pod)
         self.full_at: float | None = None
         self.stable_since: float | None = None
         """When the route last took all traffic off the canary (None while it sends some)."""
@@ -94,6 +109,8 @@ class World:
             if pod not in self.deployment:
                 self.deployment[pod] = CANARY
                 self._set_pod(pod, self._behaviour(pod))
+                if self.staggered:
+                    self._schedule(pod)
         self.flush()
         self.canary_pods = pods
 
@@ -142,7 +159,9 @@ class World:
                     self.stable_since = at
             if self.next_flap <= self.now:
                 self._flap()
-            if self.next_scrape <= self.now:
+            if self.staggered and self.next_scrape <= self.now:
+                self._scrape_due()
+            elif self.next_scrape <= self.now:
                 if self.rng.random() >= LOST_SCRAPE:
                     self.flush()
                     self.scrapes.append((self.now, self.mesh.inbound_all()))
@@ -150,6 +169,33 @@ class World:
                 jitter = float(self.rng.uniform(-SCRAPE_JITTER_S, SCRAPE_JITTER_S))
                 planned = -WARMUP_S + self.offset + self.scrape_index * SCRAPE_INTERVAL_S
                 self.next_scrape = max(self.now + 1e-6, planned + jitter)
+
+    def _schedule(self, pod: str) -> None:
+        """Give a new pod its own scrape phase, its first scrape at that phase's next turn
+        (``staggered`` only)."""
+        phase = float(self._pod_rng.uniform(0, SCRAPE_INTERVAL_S))
+        turns = math.floor((self.now + WARMUP_S - phase) / SCRAPE_INTERVAL_S) + 1
+        self._pod_scrapes[pod] = (phase, turns, -WARMUP_S + phase + turns * SCRAPE_INTERVAL_S)
+        self.next_scrape = min(at for _, _, at in self._pod_scrapes.values())
+
+    def _scrape_due(self) -> None:
+        """Scrape the pods due now, each lost on its own; a new scrape holds them and every
+        other pod's last scraped counters (``staggered`` only)."""
+        due = [pod for pod, (_, _, at) in self._pod_scrapes.items() if at <= self.now]
+        held = dict(self.scrapes[-1][1]) if self.scrapes else {}
+        scraped = False
+        for pod in due:
+            phase, turns, _ = self._pod_scrapes[pod]
+            if self._pod_rng.random() >= LOST_SCRAPE:
+                self.flush()
+                held[pod] = self.mesh.inbound(pod)
+                scraped = True
+            jitter = float(self._pod_rng.uniform(-SCRAPE_JITTER_S, SCRAPE_JITTER_S))
+            planned = -WARMUP_S + phase + (turns + 1) * SCRAPE_INTERVAL_S
+            self._pod_scrapes[pod] = (phase, turns + 1, max(self.now + 1e-6, planned + jitter))
+        if scraped:
+            self.scrapes.append((self.now, held))
+        self.next_scrape = min(at for _, _, at in self._pod_scrapes.values())
 
     def _traffic(self, seconds: float) -> None:
         """Owe ``seconds`` more of traffic (sent at once if what shapes it changed)."""

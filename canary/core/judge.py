@@ -451,10 +451,16 @@ def evaluate_early(thresholds: Thresholds, counts: Evidence, step: int) -> Judge
     too. The look is an e-process over this step's counts only, with its own budget
     (:func:`early_rate`); custom metrics, ``minRequestsPerStep`` and the traffic share play no
     part, and a step at full weight, with no stable traffic left to compare with, is not looked
-    at early."""
+    at early. Nor, when the Rollout compares with stable, are counts without the stable's
+    requests (its pods not scraped yet since the weight changed: Prometheus scrapes each pod at
+    its own moment): the absolute checks would judge the canary alone, and on a service whose
+    stable breaks them too (8% failures against a 99% floor) roll back a canary no worse than
+    it (7.2% of such healthy releases on the twin with staggered scrapes)."""
     weight = counts.canary_weight
     if weight is None or not 0.0 < weight < 100.0 or counts.canary.requests <= 0:
         return None
+    if thresholds.compare_with_stable and counts.stable.requests <= 0:
+        return None  # nothing yet tells a breach both arms share from the release's
     rate = early_rate(thresholds, step)
     # No weight is passed on, so the traffic-share check stays out: counts since the weight
     # changed hold traffic split the old way while the mesh takes up the new weights (seconds;

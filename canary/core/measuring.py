@@ -13,6 +13,14 @@ window is complete, the counts its two arms served since it was last judged. The
   a window of at least ``max(interval, settle)`` holds every pod's share.
 - **Every ready canary pod scraped**: until as many canary pods appear in the snapshot as are
   ready, stable's count has no counterpart; the window stays open.
+- **Both arms' requests in a window**: at a weight that sends both arms traffic, a window that
+  holds one arm's requests only most likely missed the other's scrape (Prometheus loses a
+  scrape now and then, and scrapes each pod at its own moment). Judged, that arm's lag would
+  read as "the canary gets no traffic" (the traffic-share check) or, with no stable requests,
+  leave the absolute SLO checks with nothing to tell a breach both arms share. So it stays
+  open until it holds both, or is ``LONGEST_WINDOW`` times its length: a canary that really gets
+  nothing is still caught, one window later (on the twin with staggered scrapes, a healthy
+  canary was rolled back for "received 0 of 1584 requests" in 2 of 600 seeds).
 - **Counter resets, new pods, scrape gaps** are ``canary.core.evidence``'s rules.
 - **Early looks**: a canary that is clearly failing must not wait for the settle time and a
   full window. So every tick also adds its counts to what the step served since its weight
@@ -53,6 +61,10 @@ from canary.model.status import RolloutStatus
 
 Key = tuple[str, str]
 """A Rollout: ``(namespace, name)``."""
+
+LONGEST_WINDOW = 2
+"""A window long enough but holding one arm's requests only, at a weight that sends both some,
+stays open until it is this many times as long (see the module's rules)."""
 
 JUDGED_PHASES = frozenset({"Progressing", "Paused", "WaitingApproval"})
 """The phases in which a Rollout's steps are judged, so its counts are measured."""
@@ -271,12 +283,26 @@ def advance(
         counts = tick if track.counts is None else _sum(track.counts, tick)
         started = track.window_since or now
         long_enough = max(plan.interval, state.settle)
-        if now - started >= long_enough and visible >= track.canary_ready:
+        if (
+            now - started >= long_enough
+            and visible >= track.canary_ready
+            and (
+                _both_served(counts, track.weight) or now - started >= LONGEST_WINDOW * long_enough
+            )
+        ):
             ready[key] = counts
             tracks[key] = replace(track, window_since=now, counts=None)
         else:
             tracks[key] = replace(track, window_since=started, counts=counts)
     return replace(state, baseline=baseline, baseline_at=now, tracks=tracks), ready
+
+
+def _both_served(counts: judge.Evidence, weight: int | None) -> bool:
+    """Whether a window holds both arms' requests, or needs not: at a weight that leaves one
+    arm no traffic (0 or 100%), or unknown."""
+    if weight is None or not 0 < weight < 100:
+        return True
+    return counts.canary.requests > 0 and counts.stable.requests > 0
 
 
 def early(state: State) -> dict[Key, judge.Evidence]:

@@ -99,3 +99,19 @@ def test_aa_early_looks_at_every_tick_fail_within_their_budget() -> None:
                 failed += 1
                 break
     assert failed <= judge.EARLY_SHARE * t.false_rollback_rate * seeds
+
+
+def test_counts_without_stables_requests_get_no_early_look_when_comparing() -> None:
+    """Prometheus scrapes each pod at its own moment, so a step's first counts may hold the
+    canary's requests and none of the stable's. On a service failing 8% on both arms against a
+    99% floor, the floor would judge the canary alone and fail a canary no worse than the stable
+    (7.2% of S9-92%-healthy on the twin with staggered scrapes): no look until stable's come.
+    Without ``compareWithStable`` the floor is the canary's alone, so the look is taken."""
+    noisy = judge.Evidence(judge.Arm(130, 13), judge.Arm(), canary_weight=20)
+    assert judge.evaluate_early(SLOS, noisy, 2) is None
+    alone = judge.Thresholds(min_requests=200, success_rate_min=99.0, compare_with_stable=False)
+    found = judge.evaluate_early(alone, noisy, 2)
+    assert found is not None
+    assert found.verdict is judge.Verdict.FAIL
+    with_stable = judge.Evidence(judge.Arm(130, 13), judge.Arm(520, 42), canary_weight=20)
+    assert judge.evaluate_early(SLOS, with_stable, 2) is None

@@ -1,5 +1,6 @@
 """The measuring rules, table-driven: settle after a weight change, windows at least a scrape
-long, every ready canary pod scraped, counter resets and scrape gaps counted once."""
+long, every ready canary pod scraped, both arms' requests in a window (or twice its length),
+counter resets and scrape gaps counted once."""
 
 from __future__ import annotations
 
@@ -91,6 +92,30 @@ CASES: dict[str, list[Report | Scrape]] = {
         Scrape(0, {"s1": 100, "c1": 10}),
         Scrape(15, {"s1": 200}),
         Scrape(20, {"s1": 250, "c1": 25}, expect=(15, 150)),
+    ],
+    "a window with stable's requests only (a canary scrape lost) waits for the canary's": [
+        Report(0, weight=10),
+        Scrape(0, {"s1": 100, "c1": 10}),
+        Scrape(15, {"s1": 200, "c1": 10}),
+        Scrape(20, {"s1": 250, "c1": 25}, expect=(15, 150)),
+    ],
+    "a window with the canary's requests only (a stable scrape lost) waits for stable's": [
+        Report(0, weight=10),
+        Scrape(0, {"s1": 100, "c1": 10}),
+        Scrape(15, {"s1": 100, "c1": 20}),
+        Scrape(20, {"s1": 250, "c1": 25}, expect=(15, 150)),
+    ],
+    "a canary that gets nothing is still judged, at twice the window": [
+        Report(0, weight=10),
+        Scrape(0, {"s1": 100, "c1": 10}),
+        Scrape(15, {"s1": 200, "c1": 10}),
+        Scrape(29, {"s1": 300, "c1": 10}),
+        Scrape(30, {"s1": 310, "c1": 10}, expect=(0, 210)),
+    ],
+    "at 100% a window of the canary's requests alone closes on time": [
+        Report(0, weight=100),
+        Scrape(0, {"s1": 100, "c1": 10}),
+        Scrape(15, {"s1": 100, "c1": 110}, expect=(100, 0)),
     ],
     "a new canary pod not yet scraped keeps the window open": [
         Report(0, weight=10, ready=2),

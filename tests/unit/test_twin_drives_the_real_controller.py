@@ -92,11 +92,11 @@ def test_recorded_measuring_inputs_replay_to_the_same_decisions() -> None:
         return recorded[-1]
 
     scenario = BY_KEY["S3-2x-0.5%"]
-    live = twin.run(scenario, 1, metrics=record)
+    live = twin.run(scenario, 10, metrics=record)
     assert live.phase == "RolledBack"
     assert max(d.step for d in live.trace) == 3  # it passed three steps before failing
     answers = recorded[0].answers
-    replayed = twin.run(scenario, 1, metrics=lambda _, clock: Replay(answers, clock))
+    replayed = twin.run(scenario, 10, metrics=lambda _, clock: Replay(answers, clock))
     assert replayed.trace == live.trace
     assert len(answers) > 10
 
