@@ -1,13 +1,17 @@
-"""Memory and time of the tick's counters query at N rollouts: the answer parsed whole (the
-client's ``custom_query``, as the controller did before) against streamed (``snapshot`` now).
+"""Memory and time of the tick's counters query at N rollouts: the answer parsed whole (as the
+client's ``custom_query`` did, as the controller did first; posted) against streamed
+(``snapshot``), and streamed when the query leaves out the buckets equal to ``+Inf``
+(``short``, the query now).
 
-Run: ``python -m bench.snapshot_memory [--n 1000] [--repeat 5]``. A loopback HTTP server
-answers ``/api/v1/query`` with the instant vector Prometheus gives the controller's query at
-``n`` rollouts as ``make bench-scale`` has them: one pod an arm, each with its two
-``classification`` series and 26 ``le`` buckets, in Prometheus' layout (``resultType`` before
-``result``, no gzip). Each variant runs in a fresh interpreter, which reads the answer once to
-warm up and then ``--repeat`` times, and reports the median wall time of a read, the
-interpreter's peak RSS (VmHWM) over its RSS before the first read, and, in a second pass of
+Run: ``python -m bench.snapshot_memory [--n 1000] [--repeat 5]``. A loopback HTTP server answers
+``/api/v1/query`` with the instant vector Prometheus gives the controller's query at ``n``
+rollouts as ``make bench-scale`` has them: one pod an arm, each with its two ``classification``
+series and 26 ``le`` buckets (``short``: those below the pod's slowest response, and ``+Inf``),
+in Prometheus' layout (``resultType`` before ``result``, no gzip). A pod's buckets are the
+counts of ``1000 + i`` requests whose latencies are log-normal with a 10 ms median and a 50 ms
+p99 (the mesh emulator's default). Each variant runs in a fresh interpreter, which reads the
+answer once to warm up and then ``--repeat`` times, and reports the median wall time of a read,
+the interpreter's peak RSS (VmHWM) over its RSS before the first read, and, in a second pass of
 ``--repeat`` reads under ``tracemalloc`` (after the RSS is taken: tracing costs memory of its
 own), the median of the peak bytes it counts during a read.
 """
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import subprocess
 import sys
@@ -30,7 +35,7 @@ from canary.core import evidence, promql
 from canary.model.linkerd import LATENCY_BUCKETS_MS
 from canary.ports import Arms
 
-VARIANTS = ("whole", "streamed")
+VARIANTS = ("whole", "streamed", "short")
 
 
 def arms(n: int, namespace: str = "scale") -> list[Arms]:
@@ -38,23 +43,37 @@ def arms(n: int, namespace: str = "scale") -> list[Arms]:
     return [Arms(namespace, f"app-{i}", f"app-{i}-canary") for i in range(n)]
 
 
-def answer(n: int) -> bytes:
-    """Prometheus' answer to the counters query of ``arms(n)``, one pod an arm."""
+def _below(bound_ms: float, median_ms: float = 10.0, p99_ms: float = 50.0) -> float:
+    """The share of log-normal latencies (``median_ms``, ``p99_ms``) at most ``bound_ms``."""
+    if math.isinf(bound_ms):
+        return 1.0
+    sigma = math.log(p99_ms / median_ms) / statistics.NormalDist().inv_cdf(0.99)
+    return statistics.NormalDist(math.log(median_ms), sigma).cdf(math.log(bound_ms))
+
+
+def answer(n: int, *, short: bool = False) -> bytes:
+    """Prometheus' answer to the counters query of ``arms(n)``, one pod an arm; ``short``:
+    without the buckets equal to the pod's ``+Inf`` bucket, as the query asks since it left
+    them out."""
     bounds = ["+Inf" if b == float("inf") else f"{b:g}" for b in LATENCY_BUCKETS_MS]
     samples = []
     for i, arm in enumerate(arms(n)):
         for j, deployment in enumerate((arm.stable, arm.canary)):
             pod = f"{deployment}-5d8f7c9b4-{i:05d}{j}"
             labels = {"deployment": deployment, "namespace": arm.namespace, "pod": pod}
-            for classification, value in (("failure", 3 + i % 7), ("success", 1000 + i)):
+            requests, failed = 1000 + i, 3 + i % 7
+            for classification, value in (("failure", failed), ("success", requests - failed)):
                 metric = {"classification": classification, **labels}
                 samples.append(
                     {"metric": dict(sorted(metric.items())), "value": [1.7e9, f"{value}"]}
                 )
-            for k, le in enumerate(bounds):
+            for le, bound in zip(bounds, LATENCY_BUCKETS_MS, strict=True):
+                value = round(requests * _below(bound))
+                if short and le != "+Inf" and value == requests:
+                    continue
                 metric = {**labels, "le": le}
                 samples.append(
-                    {"metric": dict(sorted(metric.items())), "value": [1.7e9, f"{k * 40}"]}
+                    {"metric": dict(sorted(metric.items())), "value": [1.7e9, f"{value}"]}
                 )
     body = {"status": "success", "data": {"resultType": "vector", "result": samples}}
     return json.dumps(body, separators=(",", ":")).encode()
@@ -97,7 +116,10 @@ def measure(variant: str, n: int, repeat: int, url: str) -> dict[str, float]:
         if variant == "whole":
             pairs = {(a.namespace, name) for a in targets for name in (a.stable, a.canary)}
             query = promql.counters_query(sorted(pairs))
-            return len(evidence.parse(metrics._prometheus.custom_query(query)))
+            # What the client's custom_query does (read whole, decode, parse), posted: a GET
+            # of the query at 1000 rollouts is longer than a URL may be.
+            reply = metrics._session.post(f"{url}/api/v1/query", data={"query": query})
+            return len(evidence.parse(json.loads(reply.content.decode())["data"]["result"]))
         return len(metrics.snapshot(targets))
 
     rss_before = _status_kb("VmRSS")
@@ -133,11 +155,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.variant:
         print(json.dumps(measure(args.variant, args.n, args.repeat, args.url)))
         return 0
-    body = answer(args.n)
-    httpd, url = serve(body)
-    rows = {}
-    try:
-        for variant in VARIANTS:
+    bodies = {variant: answer(args.n, short=variant == "short") for variant in VARIANTS}
+    read_back = [evidence.parse(json.loads(bodies[v])["data"]["result"]) for v in VARIANTS]
+    if any(snapshot != read_back[0] for snapshot in read_back):
+        raise SystemExit("the short answer reads back other counters than the whole one")
+    rows, sizes = {}, {}
+    for variant in VARIANTS:
+        httpd, url = serve(bodies[variant])
+        try:
             out = subprocess.run(
                 [
                     *(sys.executable, "-m", "bench.snapshot_memory"),
@@ -149,20 +174,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                 text=True,
             ).stdout
             rows[variant] = json.loads(out.splitlines()[-1])
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-    samples = args.n * 2 * (2 + len(LATENCY_BUCKETS_MS))
+        finally:
+            httpd.shutdown()
+            httpd.server_close()
+        result = json.loads(bodies[variant])["data"]["result"]
+        sizes[variant] = (len(result), len(bodies[variant]) / 1e6)
+    print(f"{args.n} rollouts; medians of {args.repeat} reads\n")
     print(
-        f"{args.n} rollouts, {samples} samples, {len(body) / 1e6:.1f} MB of JSON; "
-        f"medians of {args.repeat} reads\n"
+        "| answer read | samples | MB of JSON | pods | s a read | peak traced MB a read "
+        "| peak RSS over start, MB |"
     )
-    print("| answer read | pods | s a read | peak traced MB a read | peak RSS over start, MB |")
-    print("|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for variant, row in rows.items():
+        samples, megabytes = sizes[variant]
         print(
-            f"| {variant} | {row['pods']:.0f} | {row['seconds']:.3f} | {row['traced_mb']:.1f} | "
-            f"{row['hwm_mb']:.1f} |"
+            f"| {variant} | {samples} | {megabytes:.1f} | {row['pods']:.0f} | "
+            f"{row['seconds']:.3f} | {row['traced_mb']:.1f} | {row['hwm_mb']:.1f} |"
         )
     return 0
 

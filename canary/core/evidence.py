@@ -6,11 +6,14 @@ counters) once per tick. The adapter runs ONE instant query for every rollout at
     sum by (namespace, deployment, pod, classification) (response_total{direction="inbound"})
     or
     sum by (namespace, deployment, pod, le) (response_latency_ms_bucket{direction="inbound"})
+      < on (namespace, deployment, pod) group_left () <the same, le="+Inf" only>
+    or
+    <the same, le="+Inf" only>
 
-and hands the JSON ``result`` list (``[{"metric": {labels}, "value": [ts, "123"]}, ...]``) to
-:func:`parse`. :func:`advance` turns the previous tick's baseline and the new snapshot into the
-counts each Deployment served *between the two ticks*. The machine adds those to the current
-step's ``Arm``s.
+(``canary.core.promql.counters_query`` writes it) and hands the JSON ``result`` list
+(``[{"metric": {labels}, "value": [ts, "123"]}, ...]``) to :func:`parse`. :func:`advance` turns
+the previous tick's baseline and the new snapshot into the counts each Deployment served
+*between the two ticks*. The machine adds those to the current step's ``Arm``s.
 
 Why raw cumulative counters and not ``increase()``: ``increase()`` extrapolates to the window's
 edges and returns fractions, double-counts or loses requests at window boundaries, and hides
@@ -28,6 +31,9 @@ exactly once, with these rules:
   sum of them can overflow), unknown ``le`` bounds, samples that are not objects or lack the
   needed labels: ignored. A pod whose ``response_total`` samples are all missing is treated as
   absent.
+- **Missing buckets.** The query leaves out every bucket equal to the pod's ``+Inf`` bucket, so
+  buckets missing above the highest finite one present take the ``+Inf`` count; a bucket missing
+  between two present ones (no answer to canary's query has one) takes the value below it.
 
 Pure: no I/O, no clock.
 """
@@ -169,12 +175,18 @@ def parse(result: Iterable[Mapping[str, object]]) -> dict[PodKey, PodCounters]:
 
 
 def _cumulative(values: list[float | None] | None) -> tuple[int, ...]:
-    """Cumulative bucket counts with gaps filled from the bucket below, kept non-decreasing."""
+    """Cumulative bucket counts, kept non-decreasing: the buckets missing above the highest
+    finite one present hold the ``+Inf`` count (the query leaves out the buckets equal to it);
+    any other gap takes the bucket below."""
     if values is None:
         return ()
+    total, highest = values[-1], len(values) - 2
+    while highest >= 0 and values[highest] is None:
+        highest -= 1
     out: list[int] = []
     running = 0
-    for value in values:
+    for index, found in enumerate(values):
+        value = total if found is None and index > highest else found
         if value is not None:
             running = max(running, round(value))
         out.append(running)

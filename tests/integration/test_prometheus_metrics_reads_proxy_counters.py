@@ -6,13 +6,16 @@ listed for Prometheus with the target labels linkerd-viz's relabelling gives rea
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from collections.abc import Callable
 
 import pytest
+import requests
 
 from canary.adapters.metrics.prometheus import PrometheusMetrics
+from canary.core import promql
 from canary.core.evidence import PodCounters, PodKey
 from canary.errors import MetricsUnavailable
 from canary.ports import Arms
@@ -51,6 +54,22 @@ def test_snapshot_reads_every_rollouts_counters_in_one_query(
 
     eventually(scraped)
     metrics.close()
+    # Prometheus left out each pod's buckets equal to its +Inf bucket: web-1 answered all 90 in
+    # 10 ms, so of its 26 only the five below 10 ms (0) and +Inf came; web-2's 80 in 10 ms and 2
+    # in 50 ms add 10–40 ms (80 of 82).
+    pairs = [(ns1, "web"), (ns1, "web-canary"), (ns2, "api"), (ns2, "api-canary")]
+    reply = requests.post(
+        f"{cluster.prometheus_url}/api/v1/query",
+        data={"query": promql.counters_query(pairs)},
+        timeout=30,
+    )
+    reply.raise_for_status()
+    bounds: dict[str, list[float]] = {}
+    for sample in reply.json()["data"]["result"]:
+        if "le" in sample["metric"]:
+            bounds.setdefault(sample["metric"]["pod"], []).append(float(sample["metric"]["le"]))
+    assert sorted(bounds["web-1"]) == [1, 2, 3, 4, 5, math.inf]
+    assert sorted(bounds["web-2"]) == [1, 2, 3, 4, 5, 10, 20, 30, 40, math.inf]
 
 
 def test_value_answers_custom_queries(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from random import Random
 
 import pytest
 from hypothesis import given
@@ -148,7 +149,9 @@ def test_empty_result_gives_empty_snapshot_and_no_deltas() -> None:
 
 
 def test_bucket_gaps_and_float_bounds_are_understood() -> None:
-    """Prometheus 3 prints ``le="1.0"``; a missing bucket takes the value below it."""
+    """Prometheus 3 prints ``le="1.0"``; a missing bucket between two present ones takes the
+    value below it, and the buckets missing above the highest finite one present the ``+Inf``
+    count (the counters query leaves out the buckets equal to it)."""
     labels = {"namespace": "t", "deployment": "d", "pod": "a"}
     samples = [
         {"metric": labels | {"classification": "success"}, "value": [1, "4"]},
@@ -157,8 +160,55 @@ def test_bucket_gaps_and_float_bounds_are_understood() -> None:
         {"metric": labels | {"le": "+Inf"}, "value": [1, "4"]},
     ]
     counters = evidence.parse(samples)[PodKey("t", "d", "a")]
-    assert counters.buckets[:4] == (1, 1, 3, 3)
-    assert counters.buckets[-1] == 4
+    assert counters.buckets == (1, 1, 3, *(4,) * (len(LE) - 3))
+
+
+def test_without_an_inf_bucket_missing_buckets_take_the_value_below() -> None:
+    """An answer without the ``+Inf`` bucket (not canary's query's) has nothing to fill the top
+    from: every gap takes the bucket below, as a non-decreasing count must."""
+    labels = {"namespace": "t", "deployment": "d", "pod": "a"}
+    samples = [
+        {"metric": labels | {"classification": "success"}, "value": [1, "4"]},
+        {"metric": labels | {"le": "2"}, "value": [1, "2"]},
+        {"metric": labels | {"le": "5"}, "value": [1, "3"]},
+    ]
+    counters = evidence.parse(samples)[PodKey("t", "d", "a")]
+    assert counters.buckets == (0, 2, 2, 2, *(3,) * (len(LE) - 4))
+
+
+HISTOGRAMS = st.tuples(
+    st.lists(st.integers(0, 10**9), min_size=len(LE), max_size=len(LE)),
+    st.integers(0, len(LE) - 1),
+).map(lambda drawn: cumulative(dict(enumerate(drawn[0][: drawn[1] + 1]))))
+"""Cumulative buckets of a pod whose slowest response fell in a drawn bucket: every bucket
+from there up equals ``+Inf``, as a real service's do."""
+
+
+@given(st.lists(st.tuples(HISTOGRAMS, st.integers(0, 10**6)), min_size=1, max_size=4), st.randoms())
+def test_leaving_out_the_buckets_equal_to_inf_reads_the_same_counters(
+    pods: list[tuple[list[float], int]], random: Random
+) -> None:
+    """The counters query leaves out every bucket equal to the pod's ``+Inf`` bucket (all above
+    its slowest response); parsing that answer, in any order, gives exactly the counters the
+    whole answer gives."""
+    whole: list[dict[str, object]] = []
+    short: list[dict[str, object]] = []
+    for i, (le, drawn_failures) in enumerate(pods):
+        failed = min(drawn_failures, int(le[-1]))
+        samples = pod("podinfo", f"p{i}", le[-1] - failed, failed, le)
+        whole += samples
+        short += [s for s in samples if not _equal_to_inf(s, le[-1])]
+    random.shuffle(short)
+    assert (len(short) < len(whole)) == any(le[-2] == le[-1] for le, _ in pods)
+    assert evidence.parse(short) == evidence.parse(whole)
+
+
+def _equal_to_inf(sample: dict[str, object], inf: float) -> bool:
+    """Whether ``sample`` is a finite bucket holding ``inf`` (its pod's ``+Inf`` count)."""
+    labels, pair = sample["metric"], sample["value"]
+    assert isinstance(labels, dict)
+    assert isinstance(pair, list)
+    return labels.get("le") not in (None, "+Inf") and float(pair[1]) == inf
 
 
 def test_single_huge_tick_is_counted_exactly() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from datetime import timedelta
 
+import promql_parser
 import pytest
 
 from canary.core import promql
@@ -34,10 +35,15 @@ def test_counters_query_batches_every_rollout() -> None:
         [("ns2", "b"), ("ns1", "a"), ("ns1", "a-canary"), ("ns2", "b-canary"), ("ns1", "a")]
     )
     selectors = 'direction="inbound", namespace=~"ns1|ns2", deployment=~"a|a-canary|b|b-canary"'
+    pods = "namespace, deployment, pod"
+    total = f'response_latency_ms_bucket{{{selectors}, le="+Inf"}}'
     assert query == (
-        f"sum by (namespace, deployment, pod, classification) (response_total{{{selectors}}})"
-        f" or sum by (namespace, deployment, pod, le) (response_latency_ms_bucket{{{selectors}}})"
+        f"sum by ({pods}, classification) (response_total{{{selectors}}})"
+        f" or sum by ({pods}, le) (response_latency_ms_bucket{{{selectors}}})"
+        f" < on ({pods}) group_left () sum by ({pods}) ({total})"
+        f" or sum by ({pods}, le) ({total})"
     )
+    assert promql_parser.parse(query) is not None
 
 
 def test_counters_query_escapes_dots() -> None:
