@@ -21,8 +21,9 @@ with ``direction="inbound"`` and ``namespace=~``/``deployment=~`` alternations o
 rollout's names, regex-escaped, so one query per tick serves every rollout. A pod's buckets that
 already hold all its responses (equal to its ``+Inf`` bucket: every bucket above its slowest
 response) are left out, and the ``+Inf`` bucket kept: most of the 26 for a service answering in
-tens of milliseconds, so the answer is about half as long for Prometheus to write and the
-controller to read. ``canary.core.evidence.parse`` fills them back from the ``+Inf`` bucket.
+tens of milliseconds, so the answer is about half as long for the controller to read, for a
+little more of Prometheus' time (docs/benchmarks.md, "The buckets equal to ``+Inf`` left
+out"). ``canary.core.evidence.parse`` fills them back from the ``+Inf`` bucket.
 
 A custom metric query is written by a Rollout's author and its result lands in the Rollout's
 status, which its author can read; so :func:`confine` pins every series selector of it to the
