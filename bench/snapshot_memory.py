@@ -7,20 +7,19 @@ Run: ``python -m bench.snapshot_memory [--n 1000] [--repeat 5]``. A loopback HTT
 ``/api/v1/query`` with the instant vector Prometheus gives the controller's query at ``n``
 rollouts as ``make bench-scale`` has them: one pod an arm, each with its two ``classification``
 series and 26 ``le`` buckets (``short``: those below the pod's slowest response, and ``+Inf``),
-in Prometheus' layout (``resultType`` before ``result``, no gzip). A pod's buckets are the
-counts of ``1000 + i`` requests whose latencies are log-normal with a 10 ms median and a 50 ms
-p99 (the mesh emulator's default). Each variant runs in a fresh interpreter, which reads the
-answer once to warm up and then ``--repeat`` times, and reports the median wall time of a read,
-the interpreter's peak RSS (VmHWM) over its RSS before the first read, and, in a second pass of
-``--repeat`` reads under ``tracemalloc`` (after the RSS is taken: tracing costs memory of its
-own), the median of the peak bytes it counts during a read.
+in Prometheus' layout (``resultType`` before ``result``, no gzip). A pod's counters are about
+1000 requests the simulated mesh served with its default latencies (log-normal, 10 ms median, 50
+ms p99: the mesh emulator's unless annotated). Each variant runs in a fresh interpreter, which
+reads the answer once to warm up and then ``--repeat`` times, and reports the median wall time
+of a read, the interpreter's peak RSS (VmHWM) over its RSS before the first read, and, in a
+second pass of ``--repeat`` reads under ``tracemalloc`` (after the RSS is taken: tracing costs
+memory of its own), the median of the peak bytes it counts during a read.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import subprocess
 import sys
@@ -34,6 +33,7 @@ from canary.adapters.metrics.prometheus import PrometheusMetrics
 from canary.core import evidence, promql
 from canary.model.linkerd import LATENCY_BUCKETS_MS
 from canary.ports import Arms
+from canary.sim.traffic import Backend, Behaviour, Mesh
 
 VARIANTS = ("whole", "streamed", "short")
 
@@ -43,33 +43,32 @@ def arms(n: int, namespace: str = "scale") -> list[Arms]:
     return [Arms(namespace, f"app-{i}", f"app-{i}-canary") for i in range(n)]
 
 
-def _below(bound_ms: float, median_ms: float = 10.0, p99_ms: float = 50.0) -> float:
-    """The share of log-normal latencies (``median_ms``, ``p99_ms``) at most ``bound_ms``."""
-    if math.isinf(bound_ms):
-        return 1.0
-    sigma = math.log(p99_ms / median_ms) / statistics.NormalDist().inv_cdf(0.99)
-    return statistics.NormalDist(math.log(median_ms), sigma).cdf(math.log(bound_ms))
-
-
 def answer(n: int, *, short: bool = False) -> bytes:
-    """Prometheus' answer to the counters query of ``arms(n)``, one pod an arm; ``short``:
-    without the buckets equal to the pod's ``+Inf`` bucket, as the query asks since it left
-    them out."""
+    """Prometheus' answer to the counters query of ``arms(n)``, one pod an arm, each pod's
+    counters those of about 1000 requests served by the simulated mesh (``canary.sim.traffic``,
+    its default latencies, 0.5% failures; seeded); ``short``: without the buckets equal to the
+    pod's ``+Inf`` bucket, as the query asks since it left them out."""
     bounds = ["+Inf" if b == float("inf") else f"{b:g}" for b in LATENCY_BUCKETS_MS]
+    mesh = Mesh(seed=0)
     samples = []
     for i, arm in enumerate(arms(n)):
         for j, deployment in enumerate((arm.stable, arm.canary)):
             pod = f"{deployment}-5d8f7c9b4-{i:05d}{j}"
+            mesh.set_pod(pod, Behaviour(error_rate=0.005))
+            mesh.advance(10.0, 100.0, {pod: Backend(1.0, (pod,))})
+            served = mesh.inbound(pod)
             labels = {"deployment": deployment, "namespace": arm.namespace, "pod": pod}
-            requests, failed = 1000 + i, 3 + i % 7
-            for classification, value in (("failure", failed), ("success", requests - failed)):
+            for classification, value in (
+                ("failure", served.failures),
+                ("success", served.successes),
+            ):
                 metric = {"classification": classification, **labels}
                 samples.append(
                     {"metric": dict(sorted(metric.items())), "value": [1.7e9, f"{value}"]}
                 )
-            for le, bound in zip(bounds, LATENCY_BUCKETS_MS, strict=True):
-                value = round(requests * _below(bound))
-                if short and le != "+Inf" and value == requests:
+            buckets = served.latency_total.buckets
+            for le, value in zip(bounds, buckets, strict=True):
+                if short and le != "+Inf" and value == buckets[-1]:
                     continue
                 metric = {**labels, "le": le}
                 samples.append(
@@ -156,8 +155,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(measure(args.variant, args.n, args.repeat, args.url)))
         return 0
     bodies = {variant: answer(args.n, short=variant == "short") for variant in VARIANTS}
-    read_back = [evidence.parse(json.loads(bodies[v])["data"]["result"]) for v in VARIANTS]
-    if any(snapshot != read_back[0] for snapshot in read_back):
+    results = {variant: json.loads(body)["data"]["result"] for variant, body in bodies.items()}
+    if evidence.parse(results["short"]) != evidence.parse(results["whole"]):
         raise SystemExit("the short answer reads back other counters than the whole one")
     rows, sizes = {}, {}
     for variant in VARIANTS:
@@ -177,8 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             httpd.shutdown()
             httpd.server_close()
-        result = json.loads(bodies[variant])["data"]["result"]
-        sizes[variant] = (len(result), len(bodies[variant]) / 1e6)
+        sizes[variant] = (len(results[variant]), len(bodies[variant]) / 1e6)
     print(f"{args.n} rollouts; medians of {args.repeat} reads\n")
     print(
         "| answer read | samples | MB of JSON | pods | s a read | peak traced MB a read "

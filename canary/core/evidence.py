@@ -125,7 +125,7 @@ def _bound_index(le: str) -> int | None:
 def parse(result: Iterable[Mapping[str, object]]) -> dict[PodKey, PodCounters]:
     """A snapshot from the samples of the tick's query (Prometheus' instant-vector ``result``).
 
-    Runs once per sample of the tick's answer (56,000 at 1000 Rollouts), so it keys pods by
+    Runs once per sample of the tick's answer (about 28,000 at 1000 Rollouts), so it keys pods by
     their plain ``(namespace, deployment, pod)`` tuple and makes each ``PodKey`` once."""
     successes: dict[tuple[str, str, str], float] = {}
     failures: dict[tuple[str, str, str], float] = {}
