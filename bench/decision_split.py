@@ -6,9 +6,12 @@ failures and its query log, against the controller's log.
 first part further, with what only Prometheus knows:
 
 - **step start → 1st canary failure** in Prometheus (a sample's timestamp: the scrape);
-- **failures before the baseline**: the canary's failures already scraped when the first
-  counters query after the step's start was evaluated. That answer is only the Rollout's
-  baseline (``canary.core.measuring``: its first snapshot), so the tick never counts them;
+- **failures before the baseline**: the canary's failures already scraped when the query
+  whose answer was the Rollout's baseline was evaluated (``canary.core.measuring``: the first
+  snapshot since its pods were asked for), so the tick never counts them. The baseline is the
+  first of the unbroken run of queries asking for the canary's pods (:func:`baseline`): since
+  the Rollout is asked for from ``Initializing`` on, one taken before the step began, so
+  nothing lost; before that change (runs up to K2), the first query after the step's start;
 - for a Rollout an **early look** found failing: step start → the sample that brought the
   failures that look counted, and from that sample → the evaluation of the counters query
   whose answer the tick found failing (the next tick, or a later one);
@@ -118,6 +121,25 @@ class Split:
     processing: float | None
 
 
+RUN_GAP = 20.0
+"""Counters queries asking for a Rollout's pods less than this many seconds apart are taken as
+one unbroken run (the controller asks on every tick, seconds apart; a slow answer delays the
+next query by its own time, 12 s at most in runs K and K2)."""
+
+
+def baseline(asked: Sequence[Evaluation], start: float) -> Evaluation | None:
+    """The query whose answer was a Rollout's baseline for the step that began at ``start``,
+    among ``asked`` (the queries asking for its canary's pods, in order): the first of the run
+    that reaches the first query at or after ``start``, each within :data:`RUN_GAP` of the
+    one before (the controller keeps its baseline while it keeps asking)."""
+    at = next((i for i, e in enumerate(asked) if e.at >= start), None)
+    if at is None:
+        return None
+    while at > 0 and asked[at].at - asked[at - 1].at <= RUN_GAP:
+        at -= 1
+    return asked[at]
+
+
 def split(
     decision: scale.Decision, canary: str, evals: Sequence[Evaluation], counted: Series
 ) -> Split | None:
@@ -127,10 +149,11 @@ def split(
         return None
     start = decision.started.timestamp()
     found = start + decision.found
-    mine = [e for e in evals if canary in e.deployments and e.at >= start]
+    asked = [e for e in evals if canary in e.deployments]
+    mine = [e for e in asked if e.at >= start]
     first = next((t - start for t, v in counted if v > 0), None)
-    baseline = mine[0] if mine else None
-    lost = _last(counted, baseline.at) if baseline is not None else None
+    based = baseline(asked, start)
+    lost = _last(counted, based.at) if based is not None else None
     answered = [e for e in mine if e.answered <= found]
     last = answered[-1] if answered else None
     enough = to_evaluation = None

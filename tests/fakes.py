@@ -39,6 +39,8 @@ class FakeMetrics:
     pods: dict[evidence.PodKey, evidence.PodCounters] = field(default_factory=dict)
     values: dict[str, float | None] = field(default_factory=dict)
     available: bool = True
+    snapshots: list[tuple[Arms, ...]] = field(default_factory=list)
+    """The ``targets`` of every snapshot asked for, in order (answered or not)."""
 
     def _check(self) -> None:
         if not self.available:
@@ -46,6 +48,7 @@ class FakeMetrics:
 
     def snapshot(self, targets: Sequence[Arms]) -> evidence.Snapshot:
         """The counters of the pods of every arm in ``targets``."""
+        self.snapshots.append(tuple(targets))
         pairs = {(a.namespace, name) for a in targets for name in (a.stable, a.canary)}
         if not pairs:
             return {}

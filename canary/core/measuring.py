@@ -2,7 +2,7 @@
 
 The controller keeps one frozen :class:`State`. After each reconcile it calls
 :func:`reconciled` with what the reconciler learned (:class:`Reconciled`); on each measuring
-tick it asks :func:`judged` which Rollouts to query for, runs ONE Prometheus query, and calls
+tick it asks :func:`queried` which Rollouts to query for, runs ONE Prometheus query, and calls
 :func:`advance` with the snapshot, which returns the next state and, for each Rollout whose
 window is complete, the counts its two arms served since it was last judged. The rules:
 
@@ -21,6 +21,12 @@ window is complete, the counts its two arms served since it was last judged. The
   open until it holds both, or is ``LONGEST_WINDOW`` times its length: a canary that really gets
   nothing is still caught, one window later (on the twin with staggered scrapes, a healthy
   canary was rolled back for "received 0 of 1584 requests" in 2 of 600 seeds).
+- **A baseline before the first step**: the tick asks for a Rollout's pods from
+  ``Initializing`` on (:data:`WATCHED_PHASES`: the canary is being started, at weight 0), not
+  only once its steps are judged, so the counters are in hand before the first weight is set.
+  A Rollout first asked for once judged has no baseline: that first snapshot only becomes one,
+  and the canary failures Prometheus had already scraped by then were never counted (up to 10
+  at 100 req/s in runs K and K2 at N = 1000, docs/benchmarks.md).
 - **Counter resets, new pods, scrape gaps** are ``canary.core.evidence``'s rules.
 - **Early looks**: a canary that is clearly failing must not wait for the settle time and a
   full window. So every tick also adds its counts to what the step served since its weight
@@ -69,6 +75,10 @@ stays open until it is this many times as long (see the module's rules)."""
 JUDGED_PHASES = frozenset({"Progressing", "Paused", "WaitingApproval"})
 """The phases in which a Rollout's steps are judged, so its counts are measured."""
 
+WATCHED_PHASES = frozenset({"Initializing"})
+"""The phases before judging in which a Rollout's pods are asked for all the same: only to
+take the baseline its first step's counts are measured from."""
+
 SETTLE = timedelta(seconds=12)
 """The default settle time: Linkerd's Prometheus scrapes every 10 s."""
 
@@ -104,6 +114,8 @@ class Reconciled:
     weight_set: int | None = None
     canary_ready: int = 0
     look: Look | None = None
+    watched: bool = False
+    """Not judged yet, but about to be: its pods are asked for (:data:`WATCHED_PHASES`)."""
 
     @classmethod
     def of(
@@ -116,7 +128,8 @@ class Reconciled:
     ) -> Reconciled:
         """The report of a reconcile that left the Rollout in ``phase``."""
         judged = plan is not None and phase in JUDGED_PHASES
-        return cls(plan, judged, weight_set, canary_ready, look if judged else None)
+        watched = plan is not None and phase in WATCHED_PHASES
+        return cls(plan, judged, weight_set, canary_ready, look if judged else None, watched)
 
 
 @dataclass(frozen=True)
@@ -125,6 +138,8 @@ class Track:
 
     plan: Plan | None = None
     judged: bool = False
+    watched: bool = False
+    """Not judged, but its pods asked for: a baseline for its first step (the module's rules)."""
     canary_ready: int = 0
     weight: int | None = None
     settling_since: datetime | None = None
@@ -141,11 +156,12 @@ class Track:
     look: Look | None = None
     """The step and weight the last reconcile left the Rollout on (None: not reported)."""
     ticked: bool = False
-    """Whether a snapshot that asked for the Rollout's pods has come back since judging began.
-    Until then they were not asked for (the query asks for the judged Rollouts' pods only, and
-    one sent before judging began may come back after), so the first snapshot to hold them has
-    no baseline for them: it would hand their whole lifetime's counts (a stable pod's days of
-    requests) to the step. That first snapshot is the baseline."""
+    """Whether a snapshot that asked for the Rollout's pods has come back since they were
+    first asked for (while it was watched or judged, without a break). Until then they were not
+    asked for (the query asks for the watched and judged Rollouts' pods only, and one sent
+    before may come back after), so the first snapshot to hold them has no baseline for them:
+    it would hand their whole lifetime's counts (a stable pod's days of requests) to the step.
+    That first snapshot is the baseline."""
 
 
 @dataclass(frozen=True)
@@ -178,22 +194,25 @@ def reconciled(state: State, key: Key, report: Reconciled, now: datetime) -> Sta
             (namespace, report.plan.canary_deployment): key,
         }
         routes = {**routes, (namespace, report.plan.route_name): key}
+    was_asked = old.judged or old.watched
     if report.judged:
         track = replace(
             track,
             judged=True,
+            watched=False,
             settling_since=old.settling_since if old.judged else now,
-            ticked=old.ticked if old.judged else False,
+            ticked=old.ticked if was_asked else False,
         )
     else:
         track = replace(
             track,
             judged=False,
+            watched=report.watched,
             counts=None,
             window_since=None,
             early=None,
             early_fresh=False,
-            ticked=False,
+            ticked=old.ticked if was_asked and report.watched else False,
         )
     if report.weight_set is not None and old.weight != report.weight_set:
         # Counts served at the old weight must not be credited to the new step.
@@ -232,11 +251,21 @@ def route_owner(state: State, namespace: str, route: str) -> Key | None:
 
 
 def judged(state: State) -> dict[Key, Plan]:
-    """The Rollouts being judged, with their plans: what to measure on this tick."""
+    """The Rollouts being judged, with their plans."""
     return {
         key: track.plan
         for key, track in state.tracks.items()
         if track.judged and track.plan is not None
+    }
+
+
+def queried(state: State) -> dict[Key, Plan]:
+    """The Rollouts whose pods this tick's query asks for, with their plans: those being
+    judged, and those watched for a baseline before their first step."""
+    return {
+        key: track.plan
+        for key, track in state.tracks.items()
+        if (track.judged or track.watched) and track.plan is not None
     }
 
 
@@ -253,6 +282,9 @@ def advance(
     pods = Counter(pod.target for pod in snapshot)
     tracks = dict(state.tracks)
     ready: dict[Key, judge.Evidence] = {}
+    for key, track in state.tracks.items():
+        if track.watched and not track.ticked and key in asked:
+            tracks[key] = replace(track, ticked=True)  # the baseline for its first step
     for key, plan in judged(state).items():
         track = tracks[key]
         namespace = key[0]

@@ -547,18 +547,21 @@ class Controller:
     # -- measuring -------------------------------------------------------------------------
 
     def measure(self) -> None:
-        """One Prometheus query for every Rollout being judged; wake those whose window is
-        complete (``canary.core.measuring``) with the counts they served in it (a window
-        whose step the judge fails with it added goes first: ``measuring.failing_windows``),
-        and those whose new counts since their weight changed fail the early, fail-only look
-        (a look that passes would change nothing: it wakes no one). When Prometheus cannot be read
-        for ``OUTAGE_TICKS`` ticks in a row, every judged Rollout is told. Called by one
-        thread at a time (the scheduler's tick job)."""
+        """One Prometheus query for every Rollout being judged, and every one about to be
+        (``measuring.queried``: its baseline); wake those whose window is complete
+        (``canary.core.measuring``) with the counts they served in it (a window whose step the
+        judge fails with it added goes first: ``measuring.failing_windows``), and those whose
+        new counts since their weight changed fail the early, fail-only look (a look that
+        passes would change nothing: it wakes no one). When Prometheus cannot be read for
+        ``OUTAGE_TICKS`` ticks in a row, every judged Rollout is told. Called by one thread at
+        a time (the scheduler's tick job)."""
         with self._lock:
-            judged = measuring.judged(self._measuring)
-        if not judged:
+            before = self._measuring  # frozen: read outside the lock
+        queried = measuring.queried(before)
+        if not queried:
             return
-        arms = {Arms(ns, plan.target, plan.canary_deployment) for (ns, _), plan in judged.items()}
+        judged = measuring.judged(before)
+        arms = {Arms(ns, plan.target, plan.canary_deployment) for (ns, _), plan in queried.items()}
         try:
             snapshot = self._metrics.snapshot(sorted(arms, key=str))
         except MetricsUnavailable as error:
@@ -578,7 +581,7 @@ class Controller:
         now = self._clock.now()
         with self._lock:
             self._measuring, ready = measuring.advance(
-                self._measuring, snapshot, now, asked=judged.keys()
+                self._measuring, snapshot, now, asked=queried.keys()
             )
             state = self._measuring  # frozen: judged outside the lock
         plans = measuring.judged(state)

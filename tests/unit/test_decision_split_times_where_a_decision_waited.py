@@ -63,7 +63,7 @@ def test_an_early_look_is_split_from_its_start_to_the_ticks_log_line() -> None:
     counted = [(T + 8, 1.0), (T + 18, 3.0), (T + 28, 7.0), (T + 38, 10.0)]
     asked = frozenset({"app-1", "app-1-canary"})
     evals = [
-        ds.Evaluation(T - 3, T - 2, asked),  # before the step: not its baseline
+        ds.Evaluation(T - 30, T - 29, asked),  # long before the step: not its baseline
         ds.Evaluation(T + 12, T + 13, asked),
         ds.Evaluation(T + 22, T + 23, frozenset({"app-2-canary"})),  # not asked for
         ds.Evaluation(T + 27, T + 28.5, asked),  # before the 6th failure was scraped
@@ -79,6 +79,31 @@ def test_an_early_look_is_split_from_its_start_to_the_ticks_log_line() -> None:
         first=8.0, lost=1.0, enough=None, to_evaluation=None, executing=3.0, processing=1.5
     )
     assert ds.split(scale.Decision(40.0, started=START), "app-1-canary", evals, counted) is None
+
+
+def test_the_baseline_is_the_first_query_of_the_unbroken_run_asking_for_the_canary() -> None:
+    """Asked for from Initializing on, a Rollout's baseline was taken before its step began:
+    no failure is lost. A run broken by more than RUN_GAP (an earlier release's queries) is
+    not its baseline; nor is a query that did not ask for its canary."""
+    asked = frozenset({"app-1", "app-1-canary"})
+    watched = [
+        ds.Evaluation(T - 60, T - 59, asked),  # an earlier release's
+        ds.Evaluation(T - 7, T - 6, asked),
+        ds.Evaluation(T - 3, T - 2, asked),
+        ds.Evaluation(T + 12, T + 13, asked),
+        ds.Evaluation(T + 27, T + 28.5, asked),
+    ]
+    assert ds.baseline(watched, T) == watched[1]
+    assert ds.baseline(watched[:1] + watched[3:], T) == watched[3]
+    assert ds.baseline(watched[:3], T) is None  # never asked for after the step began
+    counted = [(T + 8, 1.0), (T + 18, 3.0), (T + 28, 7.0)]
+    decision = scale.Decision(40.0, 30.0, "early look", 1, START, 6)
+    part = ds.split(decision, "app-1-canary", watched, counted)
+    assert part is not None
+    assert (part.lost, part.enough) == (0.0, 28.0)  # 6 failures, all counted: held at +28 s
+    assert ds.split(decision, "app-1-canary", watched[:1] + watched[3:], counted) == ds.Split(
+        first=8.0, lost=1.0, enough=28.0, to_evaluation=None, executing=1.5, processing=1.5
+    )
 
 
 def test_the_account_gives_each_parts_median_p90_and_most() -> None:

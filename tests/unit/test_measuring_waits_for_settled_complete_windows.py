@@ -25,6 +25,12 @@ class Report:
     judged: bool = True
     weight: int | None = None
     ready: int = 1
+    phase: str | None = None
+    """The phase reported (None: Progressing when ``judged``, else Succeeded)."""
+
+    @property
+    def reported(self) -> str:
+        return self.phase or ("Progressing" if self.judged else "Succeeded")
 
 
 @dataclass(frozen=True)
@@ -169,9 +175,7 @@ def test_measuring_hands_out_complete_windows_only(steps: list[Report | Scrape])
     for step in steps:
         now = T0 + timedelta(seconds=step.at)
         if isinstance(step, Report):
-            report = measuring.Reconciled.of(
-                PLAN, "Progressing" if step.judged else "Succeeded", step.weight, step.ready
-            )
+            report = measuring.Reconciled.of(PLAN, step.reported, step.weight, step.ready)
             state = measuring.reconciled(state, KEY, report, now)
             continue
         asked = (KEY,) if step.asked else ()
@@ -182,19 +186,24 @@ def test_measuring_hands_out_complete_windows_only(steps: list[Report | Scrape])
 
 
 def test_only_judged_rollouts_with_a_plan_are_measured() -> None:
-    """A Rollout outside the judged phases, or gone, is not measured; its Deployments still
-    lead back to it."""
+    """A Rollout outside the judged phases, or gone, is not measured (while Initializing its
+    pods are asked for, for a baseline); its Deployments still lead back to it."""
     state = measuring.State()
     state = measuring.reconciled(state, KEY, measuring.Reconciled.of(PLAN, "Pending", None, 0), T0)
     assert measuring.judged(state) == {}
     assert measuring.owner(state, "t", "podinfo-canary") == KEY
     assert measuring.owner(state, "t", "podinfo") == KEY
     assert measuring.owner(state, "u", "podinfo") is None
+    assert measuring.queried(state) == {}
+    starting = measuring.Reconciled.of(PLAN, "Initializing", 0, 0)
+    state = measuring.reconciled(state, KEY, starting, T0)
+    assert measuring.judged(state) == {}  # not judged yet: only asked for, for a baseline
+    assert measuring.queried(state) == {KEY: PLAN}
     judged = measuring.Reconciled.of(PLAN, "Paused", None, 0)
     state = measuring.reconciled(state, KEY, judged, T0)
-    assert measuring.judged(state) == {KEY: PLAN}
+    assert measuring.judged(state) == measuring.queried(state) == {KEY: PLAN}
     state = measuring.reconciled(state, KEY, measuring.Reconciled(), T0)
-    assert measuring.judged(state) == {}
+    assert measuring.judged(state) == measuring.queried(state) == {}
     assert measuring.owner(state, "t", "podinfo") == KEY
 
 
@@ -249,6 +258,29 @@ EARLY: dict[str, list[Report | Scrape]] = {
         Scrape(5, {"s1": 38000, "c1": 16}),
         Scrape(10, {"s1": 38100, "c1": 21}, expect=(5, 100)),
     ],
+    "asked for while Initializing, the first step's first counts are offered at once": [
+        Report(0, judged=False, phase="Initializing", weight=0, ready=0),
+        Scrape(0, {"s1": 38000}),  # the baseline: no canary pod has served yet
+        Report(3, weight=5),
+        Scrape(5, {"s1": 38100, "c1": 16}, expect=(16, 100)),
+    ],
+    "a query sent before Initializing was asked then is still only the baseline": [
+        Report(0, judged=False, phase="Initializing", weight=0, ready=0),
+        Scrape(1, {}, asked=False),
+        Report(3, weight=5),
+        Scrape(5, {"s1": 38100, "c1": 16}),
+        Scrape(10, {"s1": 38200, "c1": 21}, expect=(5, 100)),
+    ],
+    "a Rollout that left Initializing for a phase not asked for has its baseline again": [
+        Report(0, judged=False, phase="Initializing", weight=0, ready=0),
+        Scrape(0, {"s1": 38000}),
+        Report(2, judged=False, phase="Pending"),  # the spec turned invalid: not asked for
+        Scrape(4, {}, asked=False),
+        Report(10, judged=False, phase="Initializing", weight=0, ready=0),
+        Report(11, weight=5),
+        Scrape(14, {"s1": 39000, "c1": 16}),  # the first since it was asked for again
+        Scrape(18, {"s1": 39100, "c1": 21}, expect=(5, 100)),
+    ],
     "nothing early once the Rollout is no longer judged": [
         Report(0, weight=10),
         Scrape(0, {"s1": 100, "c1": 10}),
@@ -268,9 +300,7 @@ def test_measuring_offers_early_counts_since_the_weight_changed(
     for step in steps:
         now = T0 + timedelta(seconds=step.at)
         if isinstance(step, Report):
-            report = measuring.Reconciled.of(
-                PLAN, "Progressing" if step.judged else "Succeeded", step.weight, step.ready
-            )
+            report = measuring.Reconciled.of(PLAN, step.reported, step.weight, step.ready)
             state = measuring.reconciled(state, KEY, report, now)
             continue
         asked = (KEY,) if step.asked else ()

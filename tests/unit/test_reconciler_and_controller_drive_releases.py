@@ -14,7 +14,7 @@ from canary.errors import InvalidSpec, Problem
 from canary.model.linkerd import LATENCY_BUCKETS_MS
 from canary.model.rollout import ROLLOUT_LABEL, Rollout, RolloutPolicy
 from canary.model.status import RolloutStatus
-from canary.ports import ROUTE, Change, Ref, WorkloadState
+from canary.ports import ROUTE, Arms, Change, Ref, WorkloadState
 from canary.runtime import reconciler as rec
 from canary.runtime.controller import Controller, WorkQueue
 from tests.fake_store import MemoryRolloutStore
@@ -352,6 +352,63 @@ def test_measuring_tick_batches_and_waits_for_the_new_weight() -> None:
     assert all(e is not None and e[1] is not None and "fake://" in str(e[1].error) for e in errors)
     assert world.route_weight() == 10
     assert ("podinfo-2", "StepAdvanced") in world.events.events
+
+
+def _initialized(*, asked: bool) -> tuple[World, Controller, FakeMetrics]:
+    """A Rollout reconciled to Initializing (its canary starting), its stable pod having
+    served 38,000 requests; with ``asked``, one tick while it initializes. Then brought to its
+    first step (10%), where its canary's first 20 requests all failed, and a tick."""
+    world, metrics = World(), FakeMetrics()
+    controller = Controller(
+        world.reconciler, world.store, metrics, world.clock, settle=timedelta(seconds=12)
+    )
+    controller.work(world.ref)
+    assert world.phase() == "Initializing"
+    metrics.pods = dict([_pod("t", "podinfo", "s1", 38000, 0)])
+    if asked:
+        controller.measure()
+    world.cluster.settle()
+    world.clock.advance(timedelta(seconds=2))
+    controller.work(world.ref)
+    assert (world.phase(), world.route_weight()) == ("Progressing", 10)
+    world.clock.advance(timedelta(seconds=2))
+    metrics.pods = dict(
+        [_pod("t", "podinfo", "s1", 38180, 0), _pod("t", "podinfo-canary", "c1", 20, 20)]
+    )
+    controller.measure()
+    return world, controller, metrics
+
+
+def test_a_rollout_is_asked_for_while_initializing_so_no_first_failure_is_lost() -> None:
+    """The tick asks for an initializing Rollout's pods: the baseline is taken before the first
+    weight is set, so the canary's first failures at its first step are counted on the first
+    tick after it, and the early look wakes the Rollout with all 20. A Rollout first asked for
+    once judged has no baseline: that tick's counts only become one (its stable pod's lifetime
+    of requests must not be credited to the step), and those 20 failures are never counted.
+    Prometheus unreachable while it initializes tells it nothing: it is not judged yet."""
+    world, controller, metrics = _initialized(asked=True)
+    arms = (Arms("t", "podinfo", "podinfo-canary"),)
+    assert metrics.snapshots == [arms, arms]
+    item = controller.queue.pop_due()
+    assert item is not None
+    assert item[0] == world.ref
+    assert item[1] is not None
+    assert item[1].early is not None
+    counted = item[1].early
+    assert (counted.canary.requests, counted.canary.failures) == (20, 20)
+    assert counted.stable.requests == 180
+
+    _, controller, _ = _initialized(asked=False)
+    assert controller.queue.pop_due() is None
+
+    world, metrics = World(), FakeMetrics(available=False)
+    controller = Controller(world.reconciler, world.store, metrics, world.clock)
+    controller.work(world.ref)
+    assert world.phase() == "Initializing"
+    for _ in range(3):
+        controller.measure()
+    assert metrics.snapshots == [arms] * 3
+    assert controller.queue.pop_due() is None
 
 
 def test_one_failed_tick_is_not_an_outage_and_its_counts_come_with_the_next() -> None:
