@@ -427,6 +427,7 @@ class Controller:
         self._watching: dict[Ref, tuple[str, str]] = {}
         self.reconciles = 0
         self._failed_ticks = 0  # measuring ticks in a row that could not read Prometheus
+        self._ticks = 0  # measuring ticks so far: whose turn it is (``measuring.queried``)
 
     # -- waking Rollouts -------------------------------------------------------------------
 
@@ -557,7 +558,8 @@ class Controller:
         a time (the scheduler's tick job)."""
         with self._lock:
             before = self._measuring  # frozen: read outside the lock
-        queried = measuring.queried(before)
+        self._ticks += 1
+        queried = measuring.queried(before, self._ticks)
         if not queried:
             return
         judged = measuring.judged(before)

@@ -4,6 +4,7 @@ counter resets and scrape gaps counted once."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -194,17 +195,42 @@ def test_only_judged_rollouts_with_a_plan_are_measured() -> None:
     assert measuring.owner(state, "t", "podinfo-canary") == KEY
     assert measuring.owner(state, "t", "podinfo") == KEY
     assert measuring.owner(state, "u", "podinfo") is None
-    assert measuring.queried(state) == {}
+    ticks = range(measuring.WATCH_EVERY)
+    assert [measuring.queried(state, tick) for tick in ticks] == [{}] * len(ticks)
     starting = measuring.Reconciled.of(PLAN, "Initializing", 0, 0)
     state = measuring.reconciled(state, KEY, starting, T0)
     assert measuring.judged(state) == {}  # not judged yet: only asked for, for a baseline
-    assert measuring.queried(state) == {KEY: PLAN}
+    asked = [measuring.queried(state, tick) for tick in ticks]
+    assert sorted(asked, key=len) == [{}] * (len(ticks) - 1) + [{KEY: PLAN}]  # on its turn
     judged = measuring.Reconciled.of(PLAN, "Paused", None, 0)
     state = measuring.reconciled(state, KEY, judged, T0)
-    assert measuring.judged(state) == measuring.queried(state) == {KEY: PLAN}
+    assert measuring.judged(state) == {KEY: PLAN}
+    assert [measuring.queried(state, tick) for tick in ticks] == [{KEY: PLAN}] * len(ticks)
     state = measuring.reconciled(state, KEY, measuring.Reconciled(), T0)
-    assert measuring.judged(state) == measuring.queried(state) == {}
+    assert measuring.judged(state) == {}
+    assert [measuring.queried(state, tick) for tick in ticks] == [{}] * len(ticks)
     assert measuring.owner(state, "t", "podinfo") == KEY
+
+
+def test_rollouts_watched_for_a_baseline_are_spread_over_the_ticks() -> None:
+    """300 Rollouts starting at once: over WATCH_EVERY ticks in a row each is asked for on
+    exactly one, about a fifth on each; a judged Rollout on every tick. Between its turns a
+    watched Rollout's pods stay in the baseline (they are forgotten after KEEP_ABSENT
+    snapshots without them)."""
+    state = measuring.State()
+    starting = measuring.Reconciled.of(PLAN, "Initializing", 0, 0)
+    keys = [("t", f"app-{i}") for i in range(300)]
+    for key in keys:
+        state = measuring.reconciled(state, key, starting, T0)
+    judged = ("u", "web")
+    state = measuring.reconciled(state, judged, measuring.Reconciled.of(PLAN, "Paused", 5, 1), T0)
+    for first in (0, 7):
+        ticks = [measuring.queried(state, tick) for tick in range(first, first + 5)]
+        assert all(judged in asked for asked in ticks)
+        turns = Counter(key for asked in ticks for key in asked if key != judged)
+        assert turns == Counter(keys)
+        assert all(40 <= len(asked) - 1 <= 80 for asked in ticks), [len(a) for a in ticks]
+    assert measuring.WATCH_EVERY == 5 < evidence.KEEP_ABSENT
 
 
 EARLY: dict[str, list[Report | Scrape]] = {
@@ -263,6 +289,14 @@ EARLY: dict[str, list[Report | Scrape]] = {
         Scrape(0, {"s1": 38000}),  # the baseline: no canary pod has served yet
         Report(3, weight=5),
         Scrape(5, {"s1": 38100, "c1": 16}, expect=(16, 100)),
+    ],
+    "watched on its turn only, the first step's first tick counts from its last turn": [
+        Report(0, judged=False, phase="Initializing", weight=0, ready=0),
+        Scrape(0, {"s1": 38000}),
+        Scrape(2, {}, asked=False),  # not its turn: its pods were not asked for
+        Scrape(4, {}, asked=False),
+        Report(5, weight=5),
+        Scrape(6, {"s1": 38150, "c1": 16}, expect=(16, 150)),
     ],
     "a query sent before Initializing was asked then is still only the baseline": [
         Report(0, judged=False, phase="Initializing", weight=0, ready=0),

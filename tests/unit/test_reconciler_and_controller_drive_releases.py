@@ -8,7 +8,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from canary.core import commands, evidence, history, judge, machine, vocabulary
+from canary.core import commands, evidence, history, judge, machine, measuring, vocabulary
 from canary.core import plan as plan_mod
 from canary.errors import InvalidSpec, Problem
 from canary.model.linkerd import LATENCY_BUCKETS_MS
@@ -356,8 +356,9 @@ def test_measuring_tick_batches_and_waits_for_the_new_weight() -> None:
 
 def _initialized(*, asked: bool) -> tuple[World, Controller, FakeMetrics]:
     """A Rollout reconciled to Initializing (its canary starting), its stable pod having
-    served 38,000 requests; with ``asked``, one tick while it initializes. Then brought to its
-    first step (10%), where its canary's first 20 requests all failed, and a tick."""
+    served 38,000 requests; with ``asked``, WATCH_EVERY ticks while it initializes (it is asked
+    for on one of them). Then brought to its first step (10%), where its canary's first 20
+    requests all failed, and a tick."""
     world, metrics = World(), FakeMetrics()
     controller = Controller(
         world.reconciler, world.store, metrics, world.clock, settle=timedelta(seconds=12)
@@ -366,7 +367,8 @@ def _initialized(*, asked: bool) -> tuple[World, Controller, FakeMetrics]:
     assert world.phase() == "Initializing"
     metrics.pods = dict([_pod("t", "podinfo", "s1", 38000, 0)])
     if asked:
-        controller.measure()
+        for _ in range(measuring.WATCH_EVERY):
+            controller.measure()
     world.cluster.settle()
     world.clock.advance(timedelta(seconds=2))
     controller.work(world.ref)
@@ -405,9 +407,9 @@ def test_a_rollout_is_asked_for_while_initializing_so_no_first_failure_is_lost()
     controller = Controller(world.reconciler, world.store, metrics, world.clock)
     controller.work(world.ref)
     assert world.phase() == "Initializing"
-    for _ in range(3):
+    for _ in range(2 * measuring.WATCH_EVERY):
         controller.measure()
-    assert metrics.snapshots == [arms] * 3
+    assert metrics.snapshots == [arms] * 2  # on its turns
     assert controller.queue.pop_due() is None
 
 
