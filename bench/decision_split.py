@@ -121,10 +121,12 @@ class Split:
     processing: float | None
 
 
-RUN_GAP = 20.0
+RUN_GAP = 60.0
 """Counters queries asking for a Rollout's pods less than this many seconds apart are taken as
-one unbroken run (the controller asks on every tick, seconds apart; a slow answer delays the
-next query by its own time, 12 s at most in runs K and K2)."""
+one unbroken run. The controller asks for a judged Rollout on every tick, and for one
+initializing on one tick in ``measuring.WATCH_EVERY`` (5): 5 ticks of 2 s, each held by
+answers of up to 12 s (runs K–L2), can pass 20 s: with 20 s, run L2's split had one bad
+Rollout lose 12 failures; with 40 s or 60 s, none."""
 
 
 def baseline(asked: Sequence[Evaluation], start: float) -> Evaluation | None:

@@ -63,7 +63,7 @@ def test_an_early_look_is_split_from_its_start_to_the_ticks_log_line() -> None:
     counted = [(T + 8, 1.0), (T + 18, 3.0), (T + 28, 7.0), (T + 38, 10.0)]
     asked = frozenset({"app-1", "app-1-canary"})
     evals = [
-        ds.Evaluation(T - 30, T - 29, asked),  # long before the step: not its baseline
+        ds.Evaluation(T - 90, T - 89, asked),  # long before the step: not its baseline
         ds.Evaluation(T + 12, T + 13, asked),
         ds.Evaluation(T + 22, T + 23, frozenset({"app-2-canary"})),  # not asked for
         ds.Evaluation(T + 27, T + 28.5, asked),  # before the 6th failure was scraped
@@ -87,7 +87,7 @@ def test_the_baseline_is_the_first_query_of_the_unbroken_run_asking_for_the_cana
     not its baseline; nor is a query that did not ask for its canary."""
     asked = frozenset({"app-1", "app-1-canary"})
     watched = [
-        ds.Evaluation(T - 60, T - 59, asked),  # an earlier release's
+        ds.Evaluation(T - 120, T - 119, asked),  # an earlier release's
         ds.Evaluation(T - 7, T - 6, asked),
         ds.Evaluation(T - 3, T - 2, asked),
         ds.Evaluation(T + 12, T + 13, asked),
