@@ -33,6 +33,17 @@ window is complete, the counts its two arms served since it was last judged. The
   counts from its last turn: the canary's share of that is all the step's (it had weight 0),
   the stable's a few seconds more (which the early look allows, ``judge.evaluate_early``; no
   window counts it, the settle time drops it).
+- **After Prometheus answered nothing** (a query failed, and a settle time or more passed
+  since the last answer): it may have been restarted, and then scrapes each pod again at its
+  own moment over the next scrape interval, so the first answers hold one arm's new counts
+  beside the other's from before. An open window keeps its counts (nothing was lost: counters
+  are cumulative) but starts its clock again at the first answer, so it is judged only once a
+  settled window's length has passed since, every pod scraped anew. Without this a window open
+  across the outage is already twice its length when the first answer comes, and judged on
+  the one arm's counts (the chaos test, seed 1920043565: a healthy canary at 20% rolled back
+  for "received 0 of 1158 requests" after Prometheus' restart; its next scrape, 3 s later,
+  held its 297). A failed query between answers less than a settle time apart restarts
+  nothing: Prometheus erring now and then must not hold windows open for good.
 - **Counter resets, new pods, scrape gaps** are ``canary.core.evidence``'s rules.
 - **Early looks**: a canary that is clearly failing must not wait for the settle time and a
   full window. So every tick also adds its counts to what the step served since its weight
@@ -189,6 +200,8 @@ class State:
     """``(namespace, Deployment)`` → the Rollout whose stable or canary Deployment it is."""
     routes: Mapping[tuple[str, str], Key] = field(default_factory=dict)
     """``(namespace, route)`` → the Rollout last planned to steer that route."""
+    unanswered: bool = False
+    """Whether a query failed since ``baseline`` was taken (the module's rules)."""
 
 
 def reconciled(state: State, key: Key, report: Reconciled, now: datetime) -> State:
@@ -283,6 +296,11 @@ def queried(state: State, tick: int) -> dict[Key, Plan]:
     }
 
 
+def unanswered(state: State) -> State:
+    """The state after a tick's query failed (Prometheus unreachable, or erring)."""
+    return state if state.unanswered else replace(state, unanswered=True)
+
+
 def _turn(key: Key) -> int:
     """The tick (modulo :data:`WATCH_EVERY`) on which a watched Rollout is asked for: spread
     by a stable hash of its key, the same in every process."""
@@ -299,6 +317,8 @@ def advance(
     ``asked``: the Rollouts whose pods the snapshot's query asked for; a Rollout judged since
     the query was sent gets nothing from it."""
     baseline, deltas = evidence.advance(state.baseline, snapshot)
+    began = state.baseline_at
+    resumed = state.unanswered and began is not None and now - began >= state.settle
     pods = Counter(pod.target for pod in snapshot)
     tracks = dict(state.tracks)
     ready: dict[Key, judge.Evidence] = {}
@@ -314,7 +334,6 @@ def advance(
         )
         visible = pods[(namespace, plan.canary_deployment)]
         since = track.settling_since
-        began = state.baseline_at
         if not track.ticked or (
             since is not None and began is not None and began < since - state.settle
         ):
@@ -333,7 +352,8 @@ def advance(
             tracks[key] = replace(track, window_since=now)
             continue
         counts = tick if track.counts is None else _sum(track.counts, tick)
-        started = track.window_since or now
+        # After an outage, its clock starts again (the module's rules): its counts stay.
+        started = now if resumed else track.window_since or now
         long_enough = max(plan.interval, state.settle)
         if (
             now - started >= long_enough
@@ -346,7 +366,8 @@ def advance(
             tracks[key] = replace(track, window_since=now, counts=None)
         else:
             tracks[key] = replace(track, window_since=started, counts=counts)
-    return replace(state, baseline=baseline, baseline_at=now, tracks=tracks), ready
+    state = replace(state, baseline=baseline, baseline_at=now, tracks=tracks, unanswered=False)
+    return state, ready
 
 
 def _both_served(counts: judge.Evidence, weight: int | None) -> bool:

@@ -2,9 +2,10 @@
 
 Wakes a Rollout on watch events (at once; a change of a Deployment wakes the Rollout releasing
 it, and the Succeeded one watching it for a reverted release), on its requeue time, and on the
-measuring tick, which runs ONE Prometheus query for every Rollout being judged and hands each
-its share: a completed window's counts, or an early look's that fails (the tick takes that look
-itself: one that does not fail would change nothing). The tick also judges each completed window
+measuring tick, which runs ONE Prometheus query for every Rollout being judged (and, on its turn,
+each one initializing: the baseline of its first step) and hands each judged one its share: a
+completed window's counts, or an early look's that fails (the tick takes that look itself: one
+that does not fail would change nothing). The tick also judges each completed window
 as its reconcile will (``canary.core.window``, with the steps the last reconcile reported): one
 that fails goes to the workers before the others. Several worker threads take Rollouts from the
 queue; the queue never hands out a Rollout that a worker is still reconciling (it is held back
@@ -554,8 +555,9 @@ class Controller:
         judge fails with it added goes first: ``measuring.failing_windows``), and those whose
         new counts since their weight changed fail the early, fail-only look (a look that
         passes would change nothing: it wakes no one). When Prometheus cannot be read for
-        ``OUTAGE_TICKS`` ticks in a row, every judged Rollout is told. Called by one thread at
-        a time (the scheduler's tick job)."""
+        ``OUTAGE_TICKS`` ticks in a row, every judged Rollout is told; a failed tick also makes
+        the windows open across a long outage wait for every pod's next scrape
+        (``measuring.unanswered``). Called by one thread at a time (the scheduler's tick job)."""
         with self._lock:
             before = self._measuring  # frozen: read outside the lock
         self._ticks += 1
@@ -568,6 +570,8 @@ class Controller:
             snapshot = self._metrics.snapshot(sorted(arms, key=str))
         except MetricsUnavailable as error:
             self._failed_ticks += 1
+            with self._lock:
+                self._measuring = measuring.unanswered(self._measuring)
             told = self._failed_ticks >= OUTAGE_TICKS
             log.warning(
                 "metrics_unavailable",

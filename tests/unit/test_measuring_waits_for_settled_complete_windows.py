@@ -47,6 +47,13 @@ class Scrape:
     judged)."""
 
 
+@dataclass(frozen=True)
+class Fail:
+    """At second ``at`` the tick's query failed (Prometheus unreachable)."""
+
+    at: int
+
+
 def _snapshot(pods: dict[str, int]) -> dict[evidence.PodKey, evidence.PodCounters]:
     """``{"s1": 100, "c1": 10}``: s-pods are stable's (podinfo), c-pods the canary's."""
     return {
@@ -57,7 +64,7 @@ def _snapshot(pods: dict[str, int]) -> dict[evidence.PodKey, evidence.PodCounter
     }
 
 
-CASES: dict[str, list[Report | Scrape]] = {
+CASES: dict[str, list[Report | Scrape | Fail]] = {
     "the first window is a full interval after the first scrape": [
         Report(0, weight=10),
         Scrape(0, {"s1": 100, "c1": 10}),
@@ -166,15 +173,40 @@ CASES: dict[str, list[Report | Scrape]] = {
         Scrape(60, {"s1": 600, "c1": 400}),
         Scrape(75, {"s1": 650, "c1": 450}, expect=(50, 50)),
     ],
+    "after Prometheus answered nothing, a window waits for every pod's next scrape": [
+        Report(0, weight=20),
+        Scrape(0, {"s1": 100, "c1": 20}),
+        Scrape(15, {"s1": 200, "c1": 40}, expect=(20, 100)),
+        Scrape(17, {"s1": 200, "c1": 45}),
+        # Prometheus restarted: no answer for 30 s, then stable's pod is scraped first.
+        *(Fail(at) for at in range(19, 47, 2)),
+        Scrape(47, {"s1": 450, "c1": 45}),
+        Scrape(50, {"s1": 460, "c1": 100}),
+        Scrape(61, {"s1": 520, "c1": 115}),
+        Scrape(62, {"s1": 520, "c1": 115}, expect=(75, 320)),
+    ],
+    "a failed query between answers a few seconds apart restarts no window": [
+        Report(0, weight=20),
+        Scrape(0, {"s1": 100, "c1": 20}),
+        Scrape(15, {"s1": 200, "c1": 40}, expect=(20, 100)),
+        Scrape(21, {"s1": 250, "c1": 50}),
+        Fail(23),
+        Scrape(25, {"s1": 260, "c1": 52}),
+        Fail(27),
+        Scrape(30, {"s1": 300, "c1": 60}, expect=(20, 100)),
+    ],
 }
 
 
 @pytest.mark.parametrize("steps", CASES.values(), ids=CASES.keys())
-def test_measuring_hands_out_complete_windows_only(steps: list[Report | Scrape]) -> None:
+def test_measuring_hands_out_complete_windows_only(steps: list[Report | Scrape | Fail]) -> None:
     """Each scrape hands the Rollout exactly the counts the table expects, or nothing."""
     state = measuring.State(settle=SETTLE)
     for step in steps:
         now = T0 + timedelta(seconds=step.at)
+        if isinstance(step, Fail):
+            state = measuring.unanswered(state)
+            continue
         if isinstance(step, Report):
             report = measuring.Reconciled.of(PLAN, step.reported, step.weight, step.ready)
             state = measuring.reconciled(state, KEY, report, now)
