@@ -250,6 +250,7 @@ class _Replay:
         self.began = stamp(entries[0]["at"])
         started = next((e for e in entries if e["kind"] == "started"), {})
         settle = timedelta(seconds=started.get("settle", measuring.SETTLE.total_seconds()))
+        tick = timedelta(seconds=started.get("tick", 2.0))
         self.clock = VirtualClock(self.began)
         self.world = _World.of(entries)
         self.noted: list[Entry] = []
@@ -267,7 +268,9 @@ class _Replay:
         )
         self.timed = _Timed(RecordingReconciler(reconciler, tape), self.clock)
         metrics = _TapeMetrics(self.world)
-        self.controller = Controller(self.timed, self.store, metrics, self.clock, settle=settle)
+        self.controller = Controller(
+            self.timed, self.store, metrics, self.clock, settle=settle, tick=tick
+        )
         self.pending: dict[str, tuple[datetime, Measurement | None, Any]] = {}
         self.differences: list[tuple[float, Any, Any]] = []
         self.reconciles = self.snapshots = self.deferred = 0

@@ -329,12 +329,13 @@ def _controller(
     clock: VirtualClock,
     *,
     settle: timedelta,
+    tick: timedelta,
     record: Callable[[str], object] | None,
 ) -> Controller:
     """The real controller and reconciler over the twin's ports (recorded with ``record``)."""
     if record is None:
         reconciler = Reconciler(store, workloads, {"HTTPRoute": router}, NoEvents(), clock)
-        return Controller(reconciler, store, provider, clock, settle=settle)
+        return Controller(reconciler, store, provider, clock, settle=settle, tick=tick)
     tape = Tape(record, clock)
     tape.note("started", settle=settle.total_seconds())
     recorded = Reconciler(
@@ -350,6 +351,7 @@ def _controller(
         RecordingMetrics(provider, tape),
         clock,
         settle=settle,
+        tick=tick,
     )
 
 
@@ -386,7 +388,7 @@ def run(
     router = TwinRouter(world, timers)
     provider = TwinMetrics(world) if metrics is None else metrics(world, clock)
     controller = _controller(
-        store, workloads, router, provider, clock, settle=settle, record=record
+        store, workloads, router, provider, clock, settle=settle, tick=tick, record=record
     )
     controller.on_change(Change("Rollout", NAMESPACE, ROLLOUT))
     tick_s = tick.total_seconds()

@@ -609,6 +609,7 @@ def _run(args: argparse.Namespace) -> int:
         clock,
         namespace=namespaces[0] if len(namespaces) == 1 else None,
         settle=args.settle,
+        tick=args.tick,
         on_result=lambda result, seconds: registry.observe_reconcile(
             seconds, result.error, result.finished
         ),

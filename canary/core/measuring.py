@@ -26,8 +26,9 @@ window is complete, the counts its two arms served since it was last judged. The
   only once its steps are judged, so the counters are in hand before the first weight is set.
   A Rollout first asked for once judged has no baseline: that first snapshot only becomes one,
   and the canary failures Prometheus had already scraped by then were never counted (up to 10
-  at 100 req/s in runs K and K2 at N = 1000, docs/benchmarks.md). A Rollout is watched on one
-  tick in :data:`WATCH_EVERY` (its own turn), so that many starting at once do not weigh on
+  at 100 req/s in runs K and K2 at N = 1000, docs/benchmarks.md). A Rollout is watched about
+  once per :data:`WATCH_SPAN` (on its own turn: one tick in :func:`watch_every`, 5 at the
+  default 2 s tick), so that many starting at once do not weigh on
   the query that judges the others; between its turns its pods' last counters stay in the
   baseline (``canary.core.evidence`` keeps an absent pod's), so its first step's first tick
   counts from its last turn: the canary's share of that is all the step's (it had weight 0),
@@ -41,7 +42,7 @@ window is complete, the counts its two arms served since it was last judged. The
   settled window's length has passed since, every pod scraped anew. Without this a window open
   across the outage is already twice its length when the first answer comes, and judged on
   the one arm's counts (the chaos test, seed 1920043565: a healthy canary at 20% rolled back
-  for "received 0 of 1158 requests" after Prometheus' restart; its next scrape, 3 s later,
+  for "received 0 of 1158 requests" after Prometheus' restart; its next scrape, 2 s later,
   held its 297). A failed query between answers less than a settle time apart restarts
   nothing: Prometheus erring now and then must not hold windows open for good.
 - **Counter resets, new pods, scrape gaps** are ``canary.core.evidence``'s rules.
@@ -97,10 +98,23 @@ WATCHED_PHASES = frozenset({"Initializing"})
 """The phases before judging in which a Rollout's pods are asked for all the same: only to
 take the baseline its first step's counts are measured from."""
 
-WATCH_EVERY = 5
-"""A watched Rollout is asked for on one tick in this many (10 s at the 2 s tick): at N = 1000
-in run L (docs/benchmarks.md), asked for on every tick, the Rollouts still initializing were
-60-75% of those the queries of the round's first three minutes asked for."""
+WATCH_SPAN = timedelta(seconds=10)
+"""How often a watched Rollout is asked for (:func:`watch_every` ticks): at N = 1000 in run L
+(docs/benchmarks.md), asked for on every 2 s tick, the Rollouts still initializing were 60-75%
+of those the queries of the round's first three minutes asked for. Counted in time, not ticks,
+so that a longer ``--tick`` does not leave a first step's baseline older."""
+
+
+def watch_every(tick: timedelta) -> int:
+    """On one tick in how many a watched Rollout is asked for, at the controller's ``tick``:
+    :data:`WATCH_SPAN` in ticks (every tick when the tick is that long or longer), and never so
+    many that its pods' counters would be forgotten between its turns
+    (``evidence.KEEP_ABSENT`` snapshots)."""
+    return max(1, min(round(WATCH_SPAN / tick), evidence.KEEP_ABSENT // 2))
+
+
+WATCH_EVERY = watch_every(timedelta(seconds=2))
+""":func:`watch_every` at the default 2 s tick (5)."""
 
 SETTLE = timedelta(seconds=12)
 """The default settle time: Linkerd's Prometheus scrapes every 10 s."""
@@ -284,15 +298,15 @@ def judged(state: State) -> dict[Key, Plan]:
     }
 
 
-def queried(state: State, tick: int) -> dict[Key, Plan]:
+def queried(state: State, tick: int, every: int = WATCH_EVERY) -> dict[Key, Plan]:
     """The Rollouts whose pods the query of the controller's ``tick``-th tick asks for, with
     their plans: those being judged, and those watched for a baseline before their first step
-    whose turn it is (one tick in :data:`WATCH_EVERY`)."""
+    whose turn it is (one tick in ``every``: :func:`watch_every` of the controller's tick)."""
     return {
         key: track.plan
         for key, track in state.tracks.items()
         if track.plan is not None
-        and (track.judged or (track.watched and _turn(key) == tick % WATCH_EVERY))
+        and (track.judged or (track.watched and _turn(key, every) == tick % every))
     }
 
 
@@ -301,10 +315,10 @@ def unanswered(state: State) -> State:
     return state if state.unanswered else replace(state, unanswered=True)
 
 
-def _turn(key: Key) -> int:
-    """The tick (modulo :data:`WATCH_EVERY`) on which a watched Rollout is asked for: spread
-    by a stable hash of its key, the same in every process."""
-    return zlib.crc32(f"{key[0]}/{key[1]}".encode()) % WATCH_EVERY
+def _turn(key: Key, every: int) -> int:
+    """The tick (modulo ``every``) on which a watched Rollout is asked for: spread by a stable
+    hash of its key, the same in every process."""
+    return zlib.crc32(f"{key[0]}/{key[1]}".encode()) % every
 
 
 def advance(

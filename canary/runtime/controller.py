@@ -407,6 +407,7 @@ class Controller:
         *,
         namespace: str | None = None,
         settle: timedelta = measuring.SETTLE,
+        tick: timedelta = timedelta(seconds=2),
         on_result: Callable[[Result, float], None] = lambda _result, _seconds: None,
         on_notify: Callable[[Ref, datetime], None] = lambda _ref, _due: None,
         on_wait: Callable[[float, str], None] = lambda _seconds, _work: None,
@@ -429,6 +430,7 @@ class Controller:
         self.reconciles = 0
         self._failed_ticks = 0  # measuring ticks in a row that could not read Prometheus
         self._ticks = 0  # measuring ticks so far: whose turn it is (``measuring.queried``)
+        self._watch_every = measuring.watch_every(tick)  # ``tick``: how often measure is called
 
     # -- waking Rollouts -------------------------------------------------------------------
 
@@ -561,7 +563,7 @@ class Controller:
         with self._lock:
             before = self._measuring  # frozen: read outside the lock
         self._ticks += 1
-        queried = measuring.queried(before, self._ticks)
+        queried = measuring.queried(before, self._ticks, self._watch_every)
         if not queried:
             return
         judged = measuring.judged(before)

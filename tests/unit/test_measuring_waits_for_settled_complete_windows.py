@@ -265,6 +265,26 @@ def test_rollouts_watched_for_a_baseline_are_spread_over_the_ticks() -> None:
     assert measuring.WATCH_EVERY == 5 < evidence.KEEP_ABSENT
 
 
+@pytest.mark.parametrize(
+    ("tick", "every"), [(2, 5), (1, 10), (5, 2), (3, 3), (10, 1), (15, 1), (60, 1), (0.1, 20)]
+)
+def test_a_watched_rollout_is_asked_for_about_every_ten_seconds_whatever_the_tick(
+    tick: float, every: int
+) -> None:
+    """The turn is counted in time: at a 15 s tick a watched Rollout is asked for on every
+    tick (its baseline would be 75 s old on one tick in five), at a 5 s tick on one in two; at
+    a very short tick never so seldom that its pods' counters are forgotten meanwhile."""
+    assert measuring.watch_every(timedelta(seconds=tick)) == every
+    assert every <= evidence.KEEP_ABSENT // 2
+    state = measuring.State()
+    starting = measuring.Reconciled.of(PLAN, "Initializing", 0, 0)
+    keys = [("t", f"app-{i}") for i in range(50)]
+    for key in keys:
+        state = measuring.reconciled(state, key, starting, T0)
+    ticks = [measuring.queried(state, n, every) for n in range(every)]
+    assert Counter(key for asked in ticks for key in asked) == Counter(keys)
+
+
 EARLY: dict[str, list[Report | Scrape]] = {
     "counts while settling are offered early, summed since the weight change": [
         Report(0, weight=10),

@@ -412,6 +412,15 @@ def test_a_rollout_is_asked_for_while_initializing_so_no_first_failure_is_lost()
     assert metrics.snapshots == [arms] * 2  # on its turns
     assert controller.queue.pop_due() is None
 
+    world, metrics = World(), FakeMetrics()
+    controller = Controller(
+        world.reconciler, world.store, metrics, world.clock, tick=timedelta(seconds=15)
+    )
+    controller.work(world.ref)
+    for _ in range(3):
+        controller.measure()
+    assert metrics.snapshots == [arms] * 3  # at a 15 s tick, on every one
+
 
 def test_one_failed_tick_is_not_an_outage_and_its_counts_come_with_the_next() -> None:
     """A tick that cannot read Prometheus, between two that can, tells no Rollout (it would
