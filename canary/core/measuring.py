@@ -34,17 +34,19 @@ window is complete, the counts its two arms served since it was last judged. The
   counts from its last turn: the canary's share of that is all the step's (it had weight 0),
   the stable's a few seconds more (which the early look allows, ``judge.evaluate_early``; no
   window counts it, the settle time drops it).
-- **After Prometheus answered nothing** (a query failed, and a settle time or more passed
-  since the last answer): it may have been restarted, and then scrapes each pod again at its
-  own moment over the next scrape interval, so the first answers hold one arm's new counts
-  beside the other's from before. An open window keeps its counts (nothing was lost: counters
-  are cumulative) but starts its clock again at the first answer, so it is judged only once a
-  settled window's length has passed since, every pod scraped anew. Without this a window open
-  across the outage is already twice its length when the first answer comes, and judged on
-  the one arm's counts (the chaos test, seed 1920043565: a healthy canary at 20% rolled back
-  for "received 0 of 1158 requests" after Prometheus' restart; its next scrape, 2 s later,
-  held its 297). A failed query between answers less than a settle time apart restarts
-  nothing: Prometheus erring now and then must not hold windows open for good.
+- **A new window after an outage** (the controller calls :func:`unanswered` once Prometheus
+  could not be read for ``OUTAGE_TICKS`` ticks in a row, when it tells the judged Rollouts):
+  Prometheus may have been restarted, and then scrapes each pod again only once its targets
+  are loaded and at the pod's own moment, up to 15 s after it first answers (5 s to load
+  them, a 10 s interval). So its first answers hold one arm's new counts beside the other's
+  from before the outage, and a window open across it would be judged on them: twice its
+  length by then, so judged on one arm's alone (the chaos test: healthy canaries at 20% rolled
+  back for "received 0 of 1158 requests", then, with the window's clock merely started again,
+  for "0 of 990": the canary pod's first scrape came 13 s after the first answer). The open
+  window ends there: its counts go to no window (the early look, summed since the weight
+  changed, keeps them), and a new one starts with the first answer's counts, under the rules
+  above: a settled length, and both arms' requests or twice its length. A single failed tick
+  is not an outage and ends nothing.
 - **Counter resets, new pods, scrape gaps** are ``canary.core.evidence``'s rules.
 - **Early looks**: a canary that is clearly failing must not wait for the settle time and a
   full window. So every tick also adds its counts to what the step served since its weight
@@ -215,7 +217,7 @@ class State:
     routes: Mapping[tuple[str, str], Key] = field(default_factory=dict)
     """``(namespace, route)`` → the Rollout last planned to steer that route."""
     unanswered: bool = False
-    """Whether a query failed since ``baseline`` was taken (the module's rules)."""
+    """Whether Prometheus was out (:func:`unanswered`) since ``baseline`` was taken."""
 
 
 def reconciled(state: State, key: Key, report: Reconciled, now: datetime) -> State:
@@ -311,7 +313,8 @@ def queried(state: State, tick: int, every: int = WATCH_EVERY) -> dict[Key, Plan
 
 
 def unanswered(state: State) -> State:
-    """The state after a tick's query failed (Prometheus unreachable, or erring)."""
+    """The state once Prometheus has been out (unreadable for ``OUTAGE_TICKS`` ticks in a
+    row): the judged Rollouts' open windows end at its next answer (the module's rules)."""
     return state if state.unanswered else replace(state, unanswered=True)
 
 
@@ -332,7 +335,6 @@ def advance(
     the query was sent gets nothing from it."""
     baseline, deltas = evidence.advance(state.baseline, snapshot)
     began = state.baseline_at
-    resumed = state.unanswered and began is not None and now - began >= state.settle
     pods = Counter(pod.target for pod in snapshot)
     tracks = dict(state.tracks)
     ready: dict[Key, judge.Evidence] = {}
@@ -365,9 +367,11 @@ def advance(
         if since is not None and now - since < state.settle:
             tracks[key] = replace(track, window_since=now)
             continue
-        counts = tick if track.counts is None else _sum(track.counts, tick)
-        # After an outage, its clock starts again (the module's rules): its counts stay.
-        started = now if resumed else track.window_since or now
+        if state.unanswered:  # after an outage, a new window (the module's rules)
+            counts, started = tick, now
+        else:
+            counts = tick if track.counts is None else _sum(track.counts, tick)
+            started = track.window_since or now
         long_enough = max(plan.interval, state.settle)
         if (
             now - started >= long_enough

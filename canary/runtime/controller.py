@@ -557,9 +557,9 @@ class Controller:
         judge fails with it added goes first: ``measuring.failing_windows``), and those whose
         new counts since their weight changed fail the early, fail-only look (a look that
         passes would change nothing: it wakes no one). When Prometheus cannot be read for
-        ``OUTAGE_TICKS`` ticks in a row, every judged Rollout is told; a failed tick also makes
-        the windows open across a long outage wait for every pod's next scrape
-        (``measuring.unanswered``). Called by one thread at a time (the scheduler's tick job)."""
+        ``OUTAGE_TICKS`` ticks in a row, every judged Rollout is told, and its open window ends
+        (``measuring.unanswered``: Prometheus may restart and scrape each pod anew at its own
+        moment). Called by one thread at a time (the scheduler's tick job)."""
         with self._lock:
             before = self._measuring  # frozen: read outside the lock
         self._ticks += 1
@@ -572,9 +572,10 @@ class Controller:
             snapshot = self._metrics.snapshot(sorted(arms, key=str))
         except MetricsUnavailable as error:
             self._failed_ticks += 1
-            with self._lock:
-                self._measuring = measuring.unanswered(self._measuring)
             told = self._failed_ticks >= OUTAGE_TICKS
+            if told:
+                with self._lock:
+                    self._measuring = measuring.unanswered(self._measuring)
             log.warning(
                 "metrics_unavailable",
                 error=str(error),
