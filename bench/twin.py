@@ -337,7 +337,7 @@ def _controller(
         reconciler = Reconciler(store, workloads, {"HTTPRoute": router}, NoEvents(), clock)
         return Controller(reconciler, store, provider, clock, settle=settle, tick=tick)
     tape = Tape(record, clock)
-    tape.note("started", settle=settle.total_seconds())
+    tape.note("started", tick=tick.total_seconds(), settle=settle.total_seconds())
     recorded = Reconciler(
         RecordingStore(store, tape),
         RecordingWorkloads(workloads, tape),

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Iterable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -191,6 +192,20 @@ def test_a_twin_run_recorded_like_the_live_controller_replays_exactly(key: str) 
     lines: list[str] = []
     run = twin.run(BY_KEY[key], 4, record=lines.append)
     result = replay.replay([json.loads(line) for line in lines])
+    assert replay.agree(result.live, result.replayed), replay.explain(result)
+    assert result.measurement_differences == []
+    assert statuses(result.live)[-1][0] == run.phase
+
+
+def test_a_twin_run_at_another_tick_replays_at_that_tick() -> None:
+    """The tape's first entry carries the tick, as the live controller's does: the replay
+    builds its controller with it (a watched Rollout's turn is counted from it)."""
+    lines: list[str] = []
+    run = twin.run(BY_KEY["S2-errors-10%"], 4, tick=timedelta(seconds=5), record=lines.append)
+    entries = [json.loads(line) for line in lines]
+    assert entries[0]["kind"] == "started"
+    assert entries[0]["tick"] == 5.0
+    result = replay.replay(entries)
     assert replay.agree(result.live, result.replayed), replay.explain(result)
     assert result.measurement_differences == []
     assert statuses(result.live)[-1][0] == run.phase
