@@ -16,7 +16,10 @@ times, ``PrometheusMetrics.snapshot`` as the tick calls it (streamed, parsed int
 counters) on that same answer, served again from this process (``bench.snapshot_memory.serve``)
 so that ``--at`` holds, with the
 CPU seconds of the calling thread: the median is the tick's own reading cost
-(``measuring.advance`` and the looks come after it and are not timed here).
+(``measuring.advance`` and the looks come after it and are not timed here). Last, ``--repeat``
+times each, Prometheus' own time (its ``stats``) for the whole query and for each of its two
+parts (``promql.totals_query``: the success/failure counters; ``promql.histogram_query``: the
+latency buckets), at the same evaluation time: what each part costs Prometheus.
 """
 
 from __future__ import annotations
@@ -77,7 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     query = promql.counters_query(
         sorted({(a.namespace, d) for a in targets for d in (a.stable, a.canary)})
     )
-    form = {"query": query, **({"time": str(args.at)} if args.at is not None else {})}
+    at = args.at if args.at is not None else time.time()
+    form = {"query": query, "time": str(at)}
     started = time.monotonic()
     with urllib.request.urlopen(
         f"{url}/api/v1/query", data=urllib.parse.urlencode(form).encode(), timeout=120
@@ -112,7 +116,46 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"counters: median {statistics.median(cpu):.2f} CPU s of {args.repeat} "
         f"({', '.join(f'{c:.2f}' for c in cpu)})"
     )
+    arms = sorted({(a.namespace, d) for a in targets for d in (a.stable, a.canary)})
+    print(parts_table(url, arms, at, args.repeat))
     return 0
+
+
+PARTS = (
+    ("the counters query (both parts)", promql.counters_query),
+    ("its counters part (`totals_query`)", promql.totals_query),
+    ("its histogram part (`histogram_query`)", promql.histogram_query),
+)
+
+
+def parts_table(url: str, arms: Sequence[tuple[str, str]], at: float, repeat: int) -> str:
+    """Prometheus' own time for the counters query and each of its parts over ``arms``,
+    evaluated at ``at``, ``repeat`` times each: medians, as a Markdown table."""
+    rows = [
+        "| query | series | MB | Prometheus' evaluation s (median) | of it preparing "
+        "(selecting series) | of it evaluating | the answer's wall time s (median) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, build in PARTS:
+        form = urllib.parse.urlencode({"query": build(arms), "time": str(at), "stats": "all"})
+        took: list[dict[str, float]] = []
+        walls: list[float] = []
+        for _ in range(repeat):
+            started = time.monotonic()
+            with urllib.request.urlopen(
+                f"{url}/api/v1/query", data=form.encode(), timeout=120
+            ) as r:
+                body = r.read()
+            walls.append(time.monotonic() - started)
+            data = json.loads(body)["data"]
+            took.append(data["stats"]["timings"])
+        median = {k: statistics.median(t[k] for t in took) for k in took[0]}
+        rows.append(
+            f"| {name} | {len(data['result'])} | {len(body) / 1e6:.2f} "
+            f"| {median['evalTotalTime']:.3f} | {median['queryPreparationTime']:.3f} "
+            f"| {median['innerEvalTime']:.3f} | {statistics.median(walls):.3f} |"
+        )
+    return "\n".join(rows)
 
 
 def _newest_namespace(url: str, n: int) -> str:

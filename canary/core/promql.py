@@ -81,23 +81,40 @@ def _alternation(names: Iterable[str]) -> str:
     return "|".join(name.replace(".", "\\\\.") for name in sorted(set(names)))
 
 
-def counters_query(targets: Sequence[tuple[str, str]]) -> str:
-    """The one query for the inbound counters of every ``(namespace, deployment)`` in
-    ``targets`` (which must not be empty)."""
+def _matchers(targets: Sequence[tuple[str, str]]) -> str:
     if not targets:
         raise ValueError("no targets to query")
     namespaces = _alternation(namespace_name(ns) for ns, _ in targets)
     deployments = _alternation(deployment_name(name) for _, name in targets)
-    selectors = f'direction="inbound", namespace=~"{namespaces}", deployment=~"{deployments}"'
-    pods = "namespace, deployment, pod"
+    return f'direction="inbound", namespace=~"{namespaces}", deployment=~"{deployments}"'
+
+
+_PODS = "namespace, deployment, pod"
+
+
+def totals_query(targets: Sequence[tuple[str, str]]) -> str:
+    """The counters query's first part: each pod's requests by classification (success,
+    failure)."""
+    return f"sum by ({_PODS}, classification) (response_total{{{_matchers(targets)}}})"
+
+
+def histogram_query(targets: Sequence[tuple[str, str]]) -> str:
+    """The counters query's second part: each pod's latency buckets, less those equal to its
+    ``+Inf`` bucket (``canary.core.evidence`` restores them), and the ``+Inf`` bucket."""
+    selectors = _matchers(targets)
     everything = f"response_latency_ms_bucket{{{selectors}}}"
     total = f'response_latency_ms_bucket{{{selectors}, le="+Inf"}}'
     return (
-        f"sum by ({pods}, classification) (response_total{{{selectors}}})"
-        f" or sum by ({pods}, le) ({everything})"
-        f" < on ({pods}) group_left () sum by ({pods}) ({total})"
-        f" or sum by ({pods}, le) ({total})"
+        f"sum by ({_PODS}, le) ({everything})"
+        f" < on ({_PODS}) group_left () sum by ({_PODS}) ({total})"
+        f" or sum by ({_PODS}, le) ({total})"
     )
+
+
+def counters_query(targets: Sequence[tuple[str, str]]) -> str:
+    """The one query for the inbound counters of every ``(namespace, deployment)`` in
+    ``targets`` (which must not be empty): :func:`totals_query` or :func:`histogram_query`."""
+    return f"{totals_query(targets)} or {histogram_query(targets)}"
 
 
 def duration(interval: timedelta) -> str:

@@ -58,18 +58,33 @@ def test_snapshot_reads_every_rollouts_counters_in_one_query(
     # 10 ms, so of its 26 only the five below 10 ms (0) and +Inf came; web-2's 80 in 10 ms and 2
     # in 50 ms add 10–40 ms (80 of 82).
     pairs = [(ns1, "web"), (ns1, "web-canary"), (ns2, "api"), (ns2, "api-canary")]
-    reply = requests.post(
-        f"{cluster.prometheus_url}/api/v1/query",
-        data={"query": promql.counters_query(pairs)},
-        timeout=30,
-    )
-    reply.raise_for_status()
+    at = time.time()
+    whole = _answer(cluster, promql.counters_query(pairs), at)
     bounds: dict[str, list[float]] = {}
-    for sample in reply.json()["data"]["result"]:
-        if "le" in sample["metric"]:
-            bounds.setdefault(sample["metric"]["pod"], []).append(float(sample["metric"]["le"]))
+    for labels in map(dict, whole):
+        if "le" in labels:
+            bounds.setdefault(labels["pod"], []).append(float(labels["le"]))
     assert sorted(bounds["web-1"]) == [1, 2, 3, 4, 5, math.inf]
     assert sorted(bounds["web-2"]) == [1, 2, 3, 4, 5, 10, 20, 30, 40, math.inf]
+    # Its two parts, asked for on their own at the same time (bench.tick_cost times each), are
+    # the whole answer between them: the counters from one, the buckets from the other.
+    totals = _answer(cluster, promql.totals_query(pairs), at)
+    histogram = _answer(cluster, promql.histogram_query(pairs), at)
+    assert {k: v for k, v in whole.items() if "classification" in dict(k)} == totals != {}
+    assert {k: v for k, v in whole.items() if "le" in dict(k)} == histogram != {}
+    assert len(whole) == len(totals) + len(histogram)
+
+
+def _answer(cluster: Cluster, query: str, at: float) -> dict[tuple[tuple[str, str], ...], str]:
+    """An instant query's answer at ``at``: each series' labels and value."""
+    reply = requests.post(
+        f"{cluster.prometheus_url}/api/v1/query", data={"query": query, "time": at}, timeout=30
+    )
+    reply.raise_for_status()
+    return {
+        tuple(sorted(sample["metric"].items())): sample["value"][1]
+        for sample in reply.json()["data"]["result"]
+    }
 
 
 def test_value_answers_custom_queries(

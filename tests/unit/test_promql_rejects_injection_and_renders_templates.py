@@ -46,6 +46,21 @@ def test_counters_query_batches_every_rollout() -> None:
     assert promql_parser.parse(query) is not None
 
 
+def test_counters_query_is_its_two_parts() -> None:
+    """The counters query is its counters part or its histogram part (``bench.tick_cost``
+    times each), each a query of its own."""
+    pairs = [("ns1", "a"), ("ns1", "a-canary")]
+    totals, histogram = promql.totals_query(pairs), promql.histogram_query(pairs)
+    assert promql.counters_query(pairs) == f"{totals} or {histogram}"
+    assert totals.startswith("sum by (namespace, deployment, pod, classification) (response_total{")
+    assert "response_total" not in histogram
+    assert "response_latency_ms_bucket" not in totals
+    assert promql_parser.parse(totals) is not None
+    assert promql_parser.parse(histogram) is not None
+    with pytest.raises(ValueError, match="no targets"):
+        promql.histogram_query([])
+
+
 def test_counters_query_escapes_dots() -> None:
     """A dot in a Deployment name matches only a dot (escaped for RE2 inside a PromQL string)."""
     query = promql.counters_query([("ns", "web.v2")])
