@@ -155,7 +155,10 @@ class OutboundWatches:
     The streams run on an asyncio loop in a thread of their own (``grpc.aio``); :meth:`follow`
     says which Services to watch, :meth:`answers` reads the latest answer of each, and
     ``changed`` is set whenever an answer changes. A stream that breaks is opened again after
-    ``retry`` seconds, doubling up to ``max_retry``; its last answer stays in force meanwhile."""
+    ``retry`` seconds, doubling up to ``max_retry``; its last answer stays in force meanwhile.
+    A break is logged (``outbound_policy_watch_broken``, each time), and so is the first answer
+    after it (``outbound_policy_watch_recovered``: how long it was broken, after how many
+    attempts)."""
 
     def __init__(
         self,
@@ -248,12 +251,21 @@ class OutboundWatches:
         namespace, service = key
         port, source_pod = asker
         delay = self._retry
+        broken: tuple[float, int] | None = None  # since when (loop time), attempts since
         while True:
             try:
                 async for policy in self._watch(_spec(namespace, service, port, source_pod)):
                     self._set(key, _answer(service, policy))
                     answered.set()
                     delay = self._retry
+                    if broken is not None:
+                        log.info(
+                            "outbound_policy_watch_recovered",
+                            service=f"{namespace}/{service}",
+                            broken_seconds=round(self._loop.time() - broken[0], 1),
+                            attempts=broken[1],
+                        )
+                        broken = None
                 reason = "the controller ended the stream"
             except grpc.aio.AioRpcError as error:
                 reason = f"{error.code().name}: {error.details()}"
@@ -263,7 +275,9 @@ class OutboundWatches:
                 error=reason,
                 retry_seconds=delay,
             )
+            broken = (self._loop.time(), 0) if broken is None else broken
             await asyncio.sleep(delay)
+            broken = (broken[0], broken[1] + 1)
             delay = min(2 * delay, self._max_retry)
 
     def _set(self, key: Service, backends: Backends) -> None:
