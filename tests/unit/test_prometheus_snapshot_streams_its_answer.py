@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+import time
 from collections.abc import Iterator
 from urllib.parse import parse_qs
 
@@ -216,3 +217,80 @@ def test_the_depth_guard_reads_nesting_as_the_lexer_does(text: bytes, cuts: list
         assert refused or deepest <= limit
     else:
         assert refused == (deepest > limit)
+
+
+class _Trickling:
+    """A loopback server whose answer (a valid, empty vector) comes one byte every 0.1 s:
+    HTTP/1.0 with a length and a close (http.client's response holds the socket), or HTTP/1.1
+    chunked and kept alive (urllib3's connection holds it, as with Prometheus)."""
+
+    BODY = _answer([])
+
+    def __init__(self, protocol: str) -> None:
+        self.ended = threading.Event()
+        server = self
+
+        class Handler(QuietHandler):
+            protocol_version = protocol
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                chunked = protocol == "HTTP/1.1"
+                if chunked:
+                    self.send_header("Transfer-Encoding", "chunked")
+                else:
+                    self.send_header("Content-Length", str(len(_Trickling.BODY)))
+                self.end_headers()
+                try:
+                    for byte in _Trickling.BODY:
+                        data = bytes([byte])
+                        self.wfile.write(b"1\r\n" + data + b"\r\n" if chunked else data)
+                        self.wfile.flush()
+                        time.sleep(0.1)
+                    if chunked:
+                        self.wfile.write(b"0\r\n\r\n")
+                except OSError:  # the client cut it
+                    pass
+                server.ended.set()
+
+        self._local = LocalServer(Handler, "127.0.0.1")
+        self.url = self._local.url
+
+    def close(self) -> None:
+        self._local.stop()
+
+
+@pytest.mark.parametrize("protocol", ["HTTP/1.0", "HTTP/1.1"])
+def test_an_answer_that_keeps_trickling_ends_at_the_deadline(protocol: str) -> None:
+    """requests' timeout bounds each read, not the answer: an answer whose every byte comes
+    within it (6.8 s for this one, at 0.1 s a byte) would hold the tick for as long as it lasts.
+    The snapshot's own deadline (its timeout, 1 s here) ends it: MetricsUnavailable, saying so,
+    at the deadline; and the same adapter answers the next query."""
+    assert len(_Trickling.BODY) * 0.1 > 5
+    server = _Trickling(protocol)
+    metrics = PrometheusMetrics(server.url, timeout=1)
+    try:
+        started = time.monotonic()
+        with pytest.raises(MetricsUnavailable, match="did not finish its answer within 1 s"):
+            metrics.snapshot(_arms(1))
+        assert 0.9 < time.monotonic() - started < 4.0  # the whole answer would take 6.8 s
+        assert server.ended.wait(5), "the server kept sending after the deadline"
+    finally:
+        metrics.close()
+        server.close()
+
+
+def test_an_answer_within_the_deadline_is_read_whole(
+    split_answer: tuple[_Server, list[dict[str, object]]],
+) -> None:
+    """The deadline cuts only an answer still coming at its end: one whose second half comes
+    after 1.5 s, within a 3 s deadline, is read whole."""
+    server, samples = split_answer
+    metrics = PrometheusMetrics(server.url, timeout=3)
+    threading.Timer(1.5, server.release.set).start()
+    try:
+        assert metrics.snapshot(_arms(100)) == evidence.parse(samples)
+    finally:
+        metrics.close()

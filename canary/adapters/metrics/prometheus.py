@@ -21,8 +21,11 @@ import ast
 import itertools
 import json
 import re
+import socket
+import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from types import TracebackType
 from typing import Any, Self
 
@@ -43,7 +46,9 @@ TIMEOUT_SECONDS = 30.0
 tick is coalesced, so a slow answer only delays the next tick, while one that times out is lost
 and the next tick asks Prometheus for the same work again. At 1000 Rollouts on a saturated
 2-core machine 12 of 122 counters queries took Prometheus 10-26 s by its own clock (run N3 in
-docs/benchmarks.md): each would have been a lost tick at 10 s."""
+docs/benchmarks.md): each would have been a lost tick at 10 s. For the counters query it bounds
+the whole answer (``_Watchdog``), not only each read of it; a custom query's (``value``, read
+by prometheus-api-client) is bounded read by read."""
 
 CONNECTIONS = 32
 """How many connections to Prometheus are kept open for reuse, at least. ``canary run`` asks
@@ -211,6 +216,7 @@ class PrometheusMetrics:
         """The samples of an instant ``query``, one at a time as its answer streams in (never
         the whole answer parsed at once). Raises MetricsUnavailable for an HTTP error or an
         answer that is not an instant vector, once it is known; ``_translated`` the rest."""
+        sent = time.monotonic()
         with self._session.post(
             f"{self.url}/api/v1/query",
             data={"query": query, **self._evaluation},
@@ -223,17 +229,31 @@ class PrometheusMetrics:
                     f"HTTP Status Code {response.status_code}", response.content
                 )
                 raise MetricsUnavailable(f"{what}: Prometheus at {self.url} answered {reason}")
-            samples, depth, shape = ijson.sendable_list(), _Depth(what, self.url), _Shape()
-            parser = ijson.items_coro(samples, "data.result.item", use_float=True)
-            for chunk in response.iter_content(CHUNK_BYTES):
-                depth.send(chunk)
-                shape.send(chunk)
-                parser.send(chunk)
-                yield from _checked(what, samples)
-                del samples[:]
-            parser.close()
+            watchdog = _Watchdog(response, self._timeout - (time.monotonic() - sent))
+            try:
+                yield from self._parsed(what, response)
+            except (OSError, ijson.JSONError, MetricsUnavailable) as error:
+                if watchdog.fired.is_set():
+                    raise MetricsUnavailable(
+                        f"{what}: Prometheus at {self.url} did not finish its answer within "
+                        f"{self._timeout:g} s"
+                    ) from error
+                raise
+            finally:
+                watchdog.cancel()
+
+    def _parsed(self, what: str, response: requests.Response) -> Iterator[dict[str, Any]]:
+        samples, depth, shape = ijson.sendable_list(), _Depth(what, self.url), _Shape()
+        parser = ijson.items_coro(samples, "data.result.item", use_float=True)
+        for chunk in response.iter_content(CHUNK_BYTES):
+            depth.send(chunk)
+            shape.send(chunk)
+            parser.send(chunk)
             yield from _checked(what, samples)
-            shape.check(what, self.url)
+            del samples[:]
+        parser.close()
+        yield from _checked(what, samples)
+        shape.check(what, self.url)
 
     def value(self, query: str) -> float | None:
         """The single number ``query`` returns; None for an empty result or NaN. Raises
@@ -243,6 +263,45 @@ class PrometheusMetrics:
     def close(self) -> None:
         """Release the HTTP connections."""
         self._prometheus.close()
+
+
+class _Watchdog:
+    """Ends a streamed answer at its deadline: requests' timeout bounds each read of the
+    socket, not the whole answer, so an answer that keeps coming slowly (a proxy trickling it, a
+    congested link) would hold the tick for as long as it lasts. At ``seconds`` (from now) the
+    socket is shut down, which wakes a read blocked on it; the read then fails, and ``fired``
+    says why. Cancelled when the answer ends first."""
+
+    def __init__(self, response: requests.Response, seconds: float) -> None:
+        self.fired = threading.Event()
+        self._response = response
+        self._timer = threading.Timer(max(seconds, 0.0), self._cut)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _cut(self) -> None:
+        self.fired.set()
+        sock = _socket(self._response)
+        if sock is not None:  # already closed if the answer ended as the deadline came
+            with suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
+def _socket(response: requests.Response) -> socket.socket | None:
+    """The socket an answer is read from: urllib3's connection's while it keeps it (HTTP/1.1
+    keep-alive), else the one http.client's response reads from (a connection that closes after
+    the answer hands it over). Private attributes of both, so a test pins them
+    (``test_an_answer_that_keeps_trickling_ends_at_the_deadline``)."""
+    raw = response.raw
+    sock = getattr(getattr(raw, "connection", None), "sock", None)
+    if sock is None:  # http.client's response: a BufferedReader over a SocketIO
+        sock = getattr(
+            getattr(getattr(getattr(raw, "_fp", None), "fp", None), "raw", None), "_sock", None
+        )
+    return sock if isinstance(sock, socket.socket) else None
 
 
 class _Depth:
