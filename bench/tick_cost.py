@@ -77,9 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     url = os.environ["PROMETHEUS_URL"]
     namespace = args.namespace or _newest_namespace(url, args.n)
     targets = snapshot_memory.arms(args.n, namespace)
-    query = promql.counters_query(
-        sorted({(a.namespace, d) for a in targets for d in (a.stable, a.canary)})
-    )
+    arms = sorted({(a.namespace, d) for a in targets for d in (a.stable, a.canary)})
+    query = promql.counters_query(arms)
     at = args.at if args.at is not None else time.time()
     form = {"query": query, "time": str(at)}
     started = time.monotonic()
@@ -116,7 +115,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"counters: median {statistics.median(cpu):.2f} CPU s of {args.repeat} "
         f"({', '.join(f'{c:.2f}' for c in cpu)})"
     )
-    arms = sorted({(a.namespace, d) for a in targets for d in (a.stable, a.canary)})
     print(parts_table(url, arms, at, args.repeat))
     return 0
 

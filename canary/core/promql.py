@@ -95,13 +95,20 @@ _PODS = "namespace, deployment, pod"
 def totals_query(targets: Sequence[tuple[str, str]]) -> str:
     """The counters query's first part: each pod's requests by classification (success,
     failure)."""
-    return f"sum by ({_PODS}, classification) (response_total{{{_matchers(targets)}}})"
+    return _totals(_matchers(targets))
 
 
 def histogram_query(targets: Sequence[tuple[str, str]]) -> str:
     """The counters query's second part: each pod's latency buckets, less those equal to its
     ``+Inf`` bucket (``canary.core.evidence`` restores them), and the ``+Inf`` bucket."""
-    selectors = _matchers(targets)
+    return _histogram(_matchers(targets))
+
+
+def _totals(selectors: str) -> str:
+    return f"sum by ({_PODS}, classification) (response_total{{{selectors}}})"
+
+
+def _histogram(selectors: str) -> str:
     everything = f"response_latency_ms_bucket{{{selectors}}}"
     total = f'response_latency_ms_bucket{{{selectors}, le="+Inf"}}'
     return (
@@ -113,8 +120,10 @@ def histogram_query(targets: Sequence[tuple[str, str]]) -> str:
 
 def counters_query(targets: Sequence[tuple[str, str]]) -> str:
     """The one query for the inbound counters of every ``(namespace, deployment)`` in
-    ``targets`` (which must not be empty): :func:`totals_query` or :func:`histogram_query`."""
-    return f"{totals_query(targets)} or {histogram_query(targets)}"
+    ``targets`` (which must not be empty): :func:`totals_query` or :func:`histogram_query`
+    (their matchers, a regex of every name, built once)."""
+    selectors = _matchers(targets)
+    return f"{_totals(selectors)} or {_histogram(selectors)}"
 
 
 def duration(interval: timedelta) -> str:

@@ -26,7 +26,7 @@ def _unavailable() -> grpc.aio.AioRpcError:
 
 def test_a_broken_watch_is_logged_and_so_is_its_recovery() -> None:
     """A stream answers, breaks, fails to reopen once, then answers again: two breaks logged,
-    then one recovery after two attempts; the answer stays in force throughout."""
+    then one recovery after two attempts; the Service's answer is there after it."""
     opened: list[object] = []
 
     def watch(spec: object) -> AsyncIterator[Any]:

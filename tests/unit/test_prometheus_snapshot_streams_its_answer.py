@@ -267,7 +267,7 @@ def test_an_answer_that_keeps_trickling_ends_at_the_deadline(protocol: str) -> N
     """requests' timeout bounds each read, not the answer: an answer whose every byte comes
     within it (6.8 s for this one, at 0.1 s a byte) would hold the tick for as long as it lasts.
     The snapshot's own deadline (its timeout, 1 s here) ends it: MetricsUnavailable, saying so,
-    at the deadline; and the same adapter answers the next query."""
+    at the deadline, and the server's writes fail soon after (its socket was shut down)."""
     assert len(_Trickling.BODY) * 0.1 > 5
     server = _Trickling(protocol)
     metrics = PrometheusMetrics(server.url, timeout=1)

@@ -198,8 +198,10 @@ def test_a_twin_run_recorded_like_the_live_controller_replays_exactly(key: str) 
 
 
 def test_a_twin_run_at_another_tick_replays_at_that_tick() -> None:
-    """The tape's first entry carries the tick, as the live controller's does: the replay
-    builds its controller with it (a watched Rollout's turn is counted from it)."""
+    """The tape's first entry carries the tick, as the live controller's does (the replay
+    builds its controller with it: a watched Rollout's turn is counted from it), and the run
+    replays to the same decisions. The twin's workloads are ready at once, so no Rollout is
+    watched and a replay at 2 s would agree too: the entry's field is what this pins."""
     lines: list[str] = []
     run = twin.run(BY_KEY["S2-errors-10%"], 4, tick=timedelta(seconds=5), record=lines.append)
     entries = [json.loads(line) for line in lines]
