@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict, deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -46,6 +46,7 @@ from canary.runtime.recording import (
     RecordingStore,
     RecordingWorkloads,
     Tape,
+    buckets_json,
     failed,
     pods_from,
     stamp,
@@ -182,12 +183,24 @@ class _TapeRouter:
 
 @dataclass
 class _TapeMetrics:
-    world: _World
+    """The tape's snapshots, in order: the clock at the time each was sent when the replay
+    asks (``_Replay._tick``), and at the time it was answered when it returns."""
 
-    def snapshot(self, targets: Sequence[Arms]) -> evidence.Snapshot:
+    world: _World
+    clock: VirtualClock
+
+    def snapshot(
+        self, targets: Sequence[Arms], buckets: Collection[Arms] | None = None
+    ) -> evidence.Snapshot:
         if not self.world.snapshots:
             raise Diverged("the replay queried Prometheus where the live controller did not")
         answer = self.world.snapshots.popleft()
+        if (asked := buckets_json(buckets)) != answer.get("buckets", asked):
+            raise Diverged(
+                f"the replay asked for the buckets of {asked}, the live controller for "
+                f"{answer['buckets']}"
+            )
+        self.clock.current = stamp(answer["at"])
         if "error" in answer:
             raise MetricsUnavailable(answer["error"])
         return pods_from(answer["pods"])
@@ -267,7 +280,7 @@ class _Replay:
             self.clock,
         )
         self.timed = _Timed(RecordingReconciler(reconciler, tape), self.clock)
-        metrics = _TapeMetrics(self.world)
+        metrics = _TapeMetrics(self.world, self.clock)
         self.controller = Controller(
             self.timed, self.store, metrics, self.clock, settle=settle, tick=tick
         )
@@ -305,7 +318,7 @@ class _Replay:
         )
 
     def _tick(self, e: Entry) -> None:
-        self.clock.current = stamp(e["at"])
+        self.clock.current = stamp(e.get("sent") or e["at"])
         before = len(self.world.snapshots)
         self.controller.measure()
         self.controller.ask_now()  # live, the askers did so meanwhile

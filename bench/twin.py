@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import heapq
 import logging
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -232,6 +232,10 @@ class TwinRouter:
                 self.timers.at(at, lambda: self.routes.accept(namespace, plan))
 
 
+def _pairs(targets: Iterable[Arms]) -> set[tuple[str, str]]:
+    return {(a.namespace, name) for a in targets for name in (a.stable, a.canary)}
+
+
 @dataclass
 class TwinMetrics:
     """``ports.MetricProvider``: the counters query answered from the newest scrape.
@@ -242,25 +246,35 @@ class TwinMetrics:
 
     world: World
     as_json: bool = False
-    _answer: tuple[float, frozenset[Arms], evidence.Snapshot] | None = None
-    """The last answer: the scrape's time, the targets asked for, the snapshot."""
+    _answer: tuple[float, frozenset[Arms], frozenset[Arms] | None, evidence.Snapshot] | None = None
+    """The last answer: the scrape's time, the targets and buckets asked for, the snapshot."""
 
-    def snapshot(self, targets: Sequence[Arms]) -> evidence.Snapshot:
-        """What Prometheus returns for the counters query now (the same answer, not worked
-        out again, until a newer scrape: the controller asks every tick)."""
+    def snapshot(
+        self, targets: Sequence[Arms], buckets: Collection[Arms] | None = None
+    ) -> evidence.Snapshot:
+        """What Prometheus returns for the counters query now, buckets only for ``buckets``
+        (None: all) (the same answer, not worked out again, until a newer scrape or other
+        targets: the controller asks every tick)."""
         scrape = self.world.latest(self.world.now)
         if scrape is None:
             return {}
         asked = frozenset(targets)
-        if self._answer is None or self._answer[:2] != (scrape[0], asked):
-            wanted = {(a.namespace, name) for a in asked for name in (a.stable, a.canary)}
+        with_buckets = None if buckets is None else frozenset(buckets)
+        if self._answer is None or self._answer[:3] != (scrape[0], asked, with_buckets):
+            wanted = _pairs(asked)
+            keep = wanted if with_buckets is None else _pairs(with_buckets)
             parsed = self.parse(scrape[1])
             self._answer = (
                 scrape[0],
                 asked,
-                {k: v for k, v in parsed.items() if k.target in wanted},
+                with_buckets,
+                {
+                    k: v if k.target in keep else replace(v, buckets=())
+                    for k, v in parsed.items()
+                    if k.target in wanted
+                },
             )
-        return self._answer[2]
+        return self._answer[3]
 
     def parse(self, pods: Mapping[str, Counters]) -> evidence.Snapshot:
         """The snapshot of one scrape."""

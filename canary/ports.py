@@ -7,7 +7,7 @@ against both the fake and the real adapter. Each port has at most four methods. 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -101,11 +101,14 @@ class Arms:
 class MetricProvider(Protocol):
     """Prometheus, read the way the Linkerd proxies report."""
 
-    def snapshot(self, targets: Sequence[Arms]) -> evidence.Snapshot:
+    def snapshot(
+        self, targets: Sequence[Arms], buckets: Collection[Arms] | None = None
+    ) -> evidence.Snapshot:
         """Cumulative inbound counters of every pod of both arms of every rollout in
         ``targets``, from ONE query (``evidence.advance`` turns two snapshots into per-tick
-        deltas). Raises MetricsUnavailable when Prometheus cannot answer, InvalidSpec for a
-        name that is not a Kubernetes name."""
+        deltas); latency buckets only for the rollouts in ``buckets`` (None: all of them),
+        the other pods' ``buckets`` empty. Raises MetricsUnavailable when Prometheus cannot
+        answer, InvalidSpec for a name that is not a Kubernetes name."""
 
     def value(self, query: str) -> float | None:
         """The single number a custom PromQL query returns, None when it returns nothing."""

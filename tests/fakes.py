@@ -17,8 +17,8 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from canary.core import evidence, promql
@@ -31,6 +31,10 @@ from canary.runtime.memory import MemoryRouter, VirtualClock
 Json = dict[str, Any]
 
 
+def _pairs(targets: Iterable[Arms]) -> set[tuple[str, str]]:
+    return {(a.namespace, name) for a in targets for name in (a.stable, a.canary)}
+
+
 @dataclass
 class FakeMetrics:
     """A ``MetricProvider`` whose pods' cumulative counters and query answers the test sets;
@@ -41,20 +45,31 @@ class FakeMetrics:
     available: bool = True
     snapshots: list[tuple[Arms, ...]] = field(default_factory=list)
     """The ``targets`` of every snapshot asked for, in order (answered or not)."""
+    bucketed: list[frozenset[Arms] | None] = field(default_factory=list)
+    """The ``buckets`` of every snapshot asked for, in order (None: all)."""
 
     def _check(self) -> None:
         if not self.available:
             raise MetricsUnavailable("cannot reach Prometheus at fake://")
 
-    def snapshot(self, targets: Sequence[Arms]) -> evidence.Snapshot:
-        """The counters of the pods of every arm in ``targets``."""
+    def snapshot(
+        self, targets: Sequence[Arms], buckets: Collection[Arms] | None = None
+    ) -> evidence.Snapshot:
+        """The counters of the pods of every arm in ``targets``, with buckets for those in
+        ``buckets`` (None: all)."""
         self.snapshots.append(tuple(targets))
-        pairs = {(a.namespace, name) for a in targets for name in (a.stable, a.canary)}
+        self.bucketed.append(None if buckets is None else frozenset(buckets))
+        pairs = _pairs(targets)
         if not pairs:
             return {}
-        promql.counters_query(sorted(pairs))  # the same InvalidSpec for a bad name
+        with_buckets = pairs if buckets is None else _pairs(buckets)
+        promql.counters_query(sorted(pairs), sorted(with_buckets))  # the same InvalidSpec
         self._check()
-        return {key: pod for key, pod in self.pods.items() if key.target in pairs}
+        return {
+            key: pod if key.target in with_buckets else replace(pod, buckets=())
+            for key, pod in self.pods.items()
+            if key.target in pairs
+        }
 
     def value(self, query: str) -> float | None:
         """The answer set for ``query``; None for any other."""

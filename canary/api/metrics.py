@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter as Tally
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 
 from prometheus_client import (
     CollectorRegistry,
@@ -358,11 +358,13 @@ class InstrumentedMetrics:
     def __init__(self, inner: MetricProvider, metrics: ControllerMetrics) -> None:
         self._inner, self._metrics = inner, metrics
 
-    def snapshot(self, targets: Sequence[Arms]) -> evidence.Snapshot:
+    def snapshot(
+        self, targets: Sequence[Arms], buckets: Collection[Arms] | None = None
+    ) -> evidence.Snapshot:
         """The wrapped provider's snapshot, timed and sized."""
         started = time.perf_counter()
         try:
-            found = self._inner.snapshot(targets)
+            found = self._inner.snapshot(targets, buckets)
             self._metrics.snapshot_rollouts.observe(len(targets))
             self._metrics.snapshot_series.observe(len(found))
             return found

@@ -31,6 +31,13 @@ exactly once, with these rules:
   sum of them can overflow), unknown ``le`` bounds, samples that are not objects or lack the
   needed labels: ignored. A pod whose ``response_total`` samples are all missing is treated as
   absent.
+- **Buckets not asked for.** The tick's query asks for the latency buckets of only some
+  Deployments (``canary.core.measuring.bucketed``: those whose window may begin or end on it),
+  so a pod may come with its requests and no buckets: it serves no buckets on that tick, and
+  its last buckets stay in the baseline, so that the next snapshot with them counts every
+  response since then, once. A pod whose baseline has no buckets (none asked for since it was
+  first seen) serves none either when they come: they become its baseline (they count its
+  lifetime). A counter reset without buckets drops the kept ones (they are from before it).
 - **Missing buckets.** The query leaves out every bucket equal to the pod's ``+Inf`` bucket, so
   buckets missing above the highest finite one present take the ``+Inf`` count; a bucket missing
   between two present ones (no answer to canary's query has one) takes the value below it.
@@ -203,7 +210,7 @@ def _delta(now: PodCounters, before: PodCounters | None) -> Arm:
         return _nothing(len(now.buckets))
     if before is None or now.went_down(before):
         return _arm(now.requests, now.failures, now.buckets)
-    cumulative = now.buckets
+    cumulative: tuple[int, ...] = ()  # buckets not asked for, or their baseline unknown
     if len(before.buckets) == len(now.buckets):
         cumulative = tuple(a - b for a, b in zip(now.buckets, before.buckets, strict=True))
     return _arm(now.requests - before.requests, now.failures - before.failures, cumulative)
@@ -240,8 +247,16 @@ def advance(
             continue
         arm = _delta(now, baseline.get(key))
         deltas[key.target] = deltas[key.target] + arm if key.target in deltas else arm
-    kept = {key: now if now.absent == 0 else replace(now, absent=0) for key, now in current.items()}
+    kept = {key: _kept(now, (baseline or {}).get(key)) for key, now in current.items()}
     for key, before in (baseline or {}).items():
         if key not in current and before.absent + 1 < KEEP_ABSENT:
             kept[key] = replace(before, absent=before.absent + 1)
     return kept, deltas
+
+
+def _kept(now: PodCounters, before: PodCounters | None) -> PodCounters:
+    """What the baseline keeps of a pod in the snapshot: its counters, with its last buckets
+    when the snapshot has none (not asked for) and its counters did not go down."""
+    if not now.buckets and before is not None and before.buckets and not now.went_down(before):
+        return replace(now, buckets=before.buckets, absent=0)
+    return now if now.absent == 0 else replace(now, absent=0)

@@ -47,6 +47,17 @@ window is complete, the counts its two arms served since it was last judged. The
   changed, keeps them), and a new one starts with the first answer's counts, under the rules
   above: a settled length, and both arms' requests or twice its length. A single failed tick
   is not an outage and ends nothing.
+- **Latency buckets near a window's ends only**: the buckets are nearly all of Prometheus'
+  work on the tick's query (1.800 of 1.835 s at N = 1000, docs/benchmarks.md), and a window
+  needs them only at its two ends. So :func:`bucketed` picks the Rollouts whose buckets the
+  query asks for: those whose window may begin (the settle time ends) or close (its length is
+  reached) by about when the answer is due, and any not yet judged on a settled window (watched,
+  first seen, after an outage); the others come with their requests and failures only
+  (``canary.core.evidence`` keeps their last buckets). A window begins only on a snapshot with
+  the Rollout's buckets (else it begins again on the next that has them) and closes only on
+  one, so its buckets span exactly its counts. Early looks see the buckets served since the
+  last snapshot that held them, when one does: a latency regression's early look waits for
+  those ticks (an error regression's does not).
 - **Counter resets, new pods, scrape gaps** are ``canary.core.evidence``'s rules.
 - **Early looks**: a canary that is clearly failing must not wait for the settle time and a
   full window. So every tick also adds its counts to what the step served since its weight
@@ -185,6 +196,9 @@ class Track:
     """When the weight last changed or judging began."""
     window_since: datetime | None = None
     """When the window now being counted began (None: not begun)."""
+    window_buckets: bool = True
+    """Whether the snapshot the open window counts from held the Rollout's latency buckets
+    (:func:`bucketed`): only then may the window close, on a snapshot that holds them too."""
     counts: judge.Evidence | None = None
     """What the arms served in the open window."""
     early: judge.Evidence | None = None
@@ -218,6 +232,8 @@ class State:
     """``(namespace, route)`` → the Rollout last planned to steer that route."""
     unanswered: bool = False
     """Whether Prometheus was out (:func:`unanswered`) since ``baseline`` was taken."""
+    pace: timedelta | None = None
+    """The time between the last two snapshots (None: fewer than two yet)."""
 
 
 def reconciled(state: State, key: Key, report: Reconciled, now: datetime) -> State:
@@ -312,6 +328,42 @@ def queried(state: State, tick: int, every: int = WATCH_EVERY) -> dict[Key, Plan
     }
 
 
+def bucketed(
+    state: State, queried: Collection[Key], now: datetime, tick: timedelta
+) -> frozenset[Key]:
+    """The Rollouts among ``queried`` whose latency buckets the query sent at ``now`` asks for
+    (the module's rules): every one but a judged Rollout whose open window began on a snapshot
+    with its buckets and can neither begin anew (its settle time ends) nor close (its length
+    is reached) by about when the answer is due: ``now`` and the time between the last two
+    snapshots (at least a tick; when queries are slower than the tick, about one's length).
+    Decided from the state and ``now`` alone, so a replay of the controller's tape, whose
+    snapshots carry when they were sent, asks for the same."""
+    last = state.baseline_at
+    if last is None or state.unanswered:
+        return frozenset(queried)
+    horizon = now + max(tick, state.pace or tick)
+    wanted: set[Key] = set()
+    for key in queried:
+        track = state.tracks.get(key)
+        if (
+            track is None
+            or track.plan is None
+            or not (track.judged and track.ticked and track.window_buckets)
+            or track.window_since is None
+            or _ends_between(track.settling_since, state.settle, last, horizon)
+            or track.window_since + max(track.plan.interval, state.settle) <= horizon
+        ):
+            wanted.add(key)
+    return frozenset(wanted)
+
+
+def _ends_between(
+    since: datetime | None, settle: timedelta, last: datetime, horizon: datetime
+) -> bool:
+    """Whether a settle time that began at ``since`` ends after ``last`` and by ``horizon``."""
+    return since is not None and last < since + settle <= horizon
+
+
 def unanswered(state: State) -> State:
     """The state once Prometheus has been out (unreadable for ``OUTAGE_TICKS`` ticks in a
     row): the judged Rollouts' open windows end at its next answer (the module's rules)."""
@@ -329,10 +381,13 @@ def advance(
     snapshot: evidence.Snapshot,
     now: datetime,
     asked: Collection[Key],
+    bucketed: Collection[Key] | None = None,
 ) -> tuple[State, dict[Key, judge.Evidence]]:
     """The next state, and the counts of every Rollout whose window ``snapshot`` completes.
     ``asked``: the Rollouts whose pods the snapshot's query asked for; a Rollout judged since
-    the query was sent gets nothing from it."""
+    the query was sent gets nothing from it. ``bucketed``: those whose latency buckets it asked
+    for (:func:`bucketed`; None: all asked)."""
+    has_buckets = asked if bucketed is None else bucketed
     baseline, deltas = evidence.advance(state.baseline, snapshot)
     began = state.baseline_at
     pods = Counter(pod.target for pod in snapshot)
@@ -344,6 +399,7 @@ def advance(
     for key, plan in judged(state).items():
         track = tracks[key]
         namespace = key[0]
+        fresh_buckets = key in has_buckets
         tick = judge.Evidence(
             canary=deltas.get((namespace, plan.canary_deployment), judge.Arm()),
             stable=deltas.get((namespace, plan.target), judge.Arm()),
@@ -358,14 +414,24 @@ def advance(
             # changed, so this tick's counts reach back into the previous step: credit them to
             # no look and no window.
             held = track.ticked or key in asked
-            tracks[key] = replace(track, window_since=now, early_fresh=False, ticked=held)
+            tracks[key] = replace(
+                track,
+                window_since=now,
+                window_buckets=fresh_buckets,
+                early_fresh=False,
+                ticked=held,
+            )
             continue
         early = tick if track.early is None else _sum(track.early, tick)
         grew = tick.canary.requests > 0 or tick.stable.requests > 0
         fresh = grew and early.canary.requests > 0 and visible >= track.canary_ready
         track = replace(track, early=early, early_fresh=fresh)
-        if since is not None and now - since < state.settle:
-            tracks[key] = replace(track, window_since=now)
+        if (since is not None and now - since < state.settle) or not (
+            track.window_buckets or state.unanswered
+        ):
+            # Settling, or the open window began on a snapshot without the Rollout's buckets:
+            # it begins (again) here.
+            tracks[key] = replace(track, window_since=now, window_buckets=fresh_buckets)
             continue
         if state.unanswered:  # after an outage, a new window (the module's rules)
             counts, started = tick, now
@@ -374,17 +440,26 @@ def advance(
             started = track.window_since or now
         long_enough = max(plan.interval, state.settle)
         if (
-            now - started >= long_enough
+            fresh_buckets
+            and now - started >= long_enough
             and visible >= track.canary_ready
             and (
                 _both_served(counts, track.weight) or now - started >= LONGEST_WINDOW * long_enough
             )
         ):
             ready[key] = counts
-            tracks[key] = replace(track, window_since=now, counts=None)
+            tracks[key] = replace(track, window_since=now, window_buckets=True, counts=None)
         else:
-            tracks[key] = replace(track, window_since=started, counts=counts)
-    state = replace(state, baseline=baseline, baseline_at=now, tracks=tracks, unanswered=False)
+            tracks[key] = replace(
+                track,
+                window_since=started,
+                window_buckets=track.window_buckets or fresh_buckets,
+                counts=counts,
+            )
+    pace = None if state.baseline_at is None else now - state.baseline_at
+    state = replace(
+        state, baseline=baseline, baseline_at=now, tracks=tracks, unanswered=False, pace=pace
+    )
     return state, ready
 
 

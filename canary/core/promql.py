@@ -18,7 +18,9 @@ them into per-tick deltas)::
     sum by (namespace, deployment, pod, le) (response_latency_ms_bucket{<selectors>, le="+Inf"})
 
 with ``direction="inbound"`` and ``namespace=~``/``deployment=~`` alternations of every active
-rollout's names, regex-escaped, so one query per tick serves every rollout. A pod's buckets that
+rollout's names, regex-escaped, so one query per tick serves every rollout; the buckets' part
+names only the rollouts whose latency buckets the tick needs (``canary.core.measuring.bucketed``:
+a window may begin or end), or is left out when none does. A pod's buckets that
 already hold all its responses (equal to its ``+Inf`` bucket: every bucket above its slowest
 response) are left out, and the ``+Inf`` bucket kept: most of the 26 for a service answering in
 tens of milliseconds, so the answer is about half as long for the controller to read, for a
@@ -118,12 +120,19 @@ def _histogram(selectors: str) -> str:
     )
 
 
-def counters_query(targets: Sequence[tuple[str, str]]) -> str:
+def counters_query(
+    targets: Sequence[tuple[str, str]], buckets: Sequence[tuple[str, str]] | None = None
+) -> str:
     """The one query for the inbound counters of every ``(namespace, deployment)`` in
-    ``targets`` (which must not be empty): :func:`totals_query` or :func:`histogram_query`
-    (their matchers, a regex of every name, built once)."""
+    ``targets`` (which must not be empty): :func:`totals_query` of them or
+    :func:`histogram_query` of ``buckets`` (those whose latency buckets are wanted; None:
+    every target; empty: the totals only)."""
     selectors = _matchers(targets)
-    return f"{_totals(selectors)} or {_histogram(selectors)}"
+    if buckets is None:
+        return f"{_totals(selectors)} or {_histogram(selectors)}"
+    if not buckets:
+        return _totals(selectors)
+    return f"{_totals(selectors)} or {_histogram(_matchers(buckets))}"
 
 
 def duration(interval: timedelta) -> str:

@@ -430,7 +430,8 @@ class Controller:
         self.reconciles = 0
         self._failed_ticks = 0  # measuring ticks in a row that could not read Prometheus
         self._ticks = 0  # measuring ticks so far: whose turn it is (``measuring.queried``)
-        self._watch_every = measuring.watch_every(tick)  # ``tick``: how often measure is called
+        self._tick = tick  # how often measure is called
+        self._watch_every = measuring.watch_every(tick)
 
     # -- waking Rollouts -------------------------------------------------------------------
 
@@ -553,7 +554,9 @@ class Controller:
     def measure(self) -> None:
         """One Prometheus query for every Rollout being judged, and every one about to be
         (``measuring.queried``: its baseline); wake those whose window is complete
-        (``canary.core.measuring``) with the counts they served in it (a window whose step the
+        (``canary.core.measuring``; the query asks for the latency buckets of those whose window
+        may begin or end on it only, ``measuring.bucketed``) with the counts they served in it
+        (a window whose step the
         judge fails with it added goes first: ``measuring.failing_windows``), and those whose
         new counts since their weight changed fail the early, fail-only look (a look that
         passes would change nothing: it wakes no one). When Prometheus cannot be read for
@@ -567,9 +570,14 @@ class Controller:
         if not queried:
             return
         judged = measuring.judged(before)
-        arms = {Arms(ns, plan.target, plan.canary_deployment) for (ns, _), plan in queried.items()}
+        bucketed = measuring.bucketed(before, queried.keys(), self._clock.now(), self._tick)
+        arms = {
+            key: Arms(key[0], plan.target, plan.canary_deployment) for key, plan in queried.items()
+        }
         try:
-            snapshot = self._metrics.snapshot(sorted(arms, key=str))
+            snapshot = self._metrics.snapshot(
+                sorted(set(arms.values()), key=str), [arms[key] for key in sorted(bucketed)]
+            )
         except MetricsUnavailable as error:
             self._failed_ticks += 1
             told = self._failed_ticks >= OUTAGE_TICKS
@@ -590,7 +598,7 @@ class Controller:
         now = self._clock.now()
         with self._lock:
             self._measuring, ready = measuring.advance(
-                self._measuring, snapshot, now, asked=queried.keys()
+                self._measuring, snapshot, now, asked=queried.keys(), bucketed=bucketed
             )
             state = self._measuring  # frozen: judged outside the lock
         plans = measuring.judged(state)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -86,6 +86,10 @@ class Tape:
             }
             self._write(json.dumps(entry, separators=(",", ":")))
 
+    def now(self) -> datetime:
+        """The time by the tape's clock."""
+        return self._clock.now()
+
     def first(self, kind: str, key: str) -> bool:
         """Whether ``(kind, key)`` is asked about for the first time (then it is remembered)."""
         with self._lock:
@@ -132,6 +136,11 @@ def pods_from(rows: Sequence[Sequence[Any]]) -> evidence.Snapshot:
     }
 
 
+def buckets_json(buckets: Collection[Arms] | None) -> list[str] | None:
+    """Whose latency buckets a snapshot asked for, as ``namespace/stable`` (None: all)."""
+    return None if buckets is None else sorted(f"{a.namespace}/{a.stable}" for a in buckets)
+
+
 class RecordingMetrics:
     """``MetricProvider`` that notes every answer of ``inner``."""
 
@@ -139,14 +148,18 @@ class RecordingMetrics:
         self._inner = inner
         self._tape = tape
 
-    def snapshot(self, targets: Sequence[Arms]) -> evidence.Snapshot:
-        """``inner``'s snapshot, noted (or its MetricsUnavailable, noted and raised)."""
+    def snapshot(
+        self, targets: Sequence[Arms], buckets: Collection[Arms] | None = None
+    ) -> evidence.Snapshot:
+        """``inner``'s snapshot, noted with whose buckets it asked for (or its
+        MetricsUnavailable, noted and raised)."""
+        asked, sent = buckets_json(buckets), self._tape.now().isoformat()
         try:
-            answer = self._inner.snapshot(targets)
+            answer = self._inner.snapshot(targets, buckets)
         except MetricsUnavailable as error:
-            self._tape.note("snapshot", error=str(error))
+            self._tape.note("snapshot", error=str(error), buckets=asked, sent=sent)
             raise
-        self._tape.note("snapshot", pods=pods_json(answer))
+        self._tape.note("snapshot", pods=pods_json(answer), buckets=asked, sent=sent)
         return answer
 
     def value(self, query: str) -> float | None:

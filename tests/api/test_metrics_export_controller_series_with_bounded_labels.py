@@ -3,7 +3,7 @@ prometheus_client's own parser; per-Rollout label sets exist only while a Rollou
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import timedelta
 
 import pytest
@@ -140,7 +140,9 @@ def test_reconciles_outcomes_and_durations_are_counted(served: Served) -> None:
 class Down:
     """A MetricProvider whose Prometheus is unreachable."""
 
-    def snapshot(self, targets: Sequence[Arms]) -> evidence.Snapshot:
+    def snapshot(
+        self, targets: Sequence[Arms], buckets: Collection[Arms] | None = None
+    ) -> evidence.Snapshot:
         raise MetricsUnavailable("connection refused")
 
     def value(self, query: str) -> float | None:
@@ -150,7 +152,9 @@ class Down:
 class Up:
     """A MetricProvider that answers at once."""
 
-    def snapshot(self, targets: Sequence[Arms]) -> evidence.Snapshot:
+    def snapshot(
+        self, targets: Sequence[Arms], buckets: Collection[Arms] | None = None
+    ) -> evidence.Snapshot:
         return {}
 
     def value(self, query: str) -> float | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 
@@ -98,6 +98,29 @@ def test_snapshot_holds_exactly_the_arms_asked_for(subject: Subject) -> None:
         key: pod.expected() for key, pod in pods.items() if key.deployment != "other"
     }
     eventually(lambda: dict(subject.metrics.snapshot(arms)) == wanted)
+
+
+def test_buckets_come_for_the_arms_asked_for_them_only(subject: Subject) -> None:
+    """Two Rollouts' arms asked for, the buckets of one: its pods come with their latency
+    buckets, the other's with their requests and failures and no buckets."""
+    ns = _ns()
+    pods = {
+        PodKey(ns, "web", "web-1"): Pod(10, 1),
+        PodKey(ns, "web-canary", "web-canary-1"): Pod(4, 0),
+        PodKey(ns, "api", "api-1"): Pod(7, 2),
+        PodKey(ns, "api-canary", "api-canary-1"): Pod(3, 1),
+    }
+    subject.serve(pods)
+    web, api = Arms(ns, "web", "web-canary"), Arms(ns, "api", "api-canary")
+    wanted: dict[PodKey, PodCounters] = {
+        key: pod.expected()
+        if key.deployment.startswith("web")
+        else replace(pod.expected(), buckets=())
+        for key, pod in pods.items()
+    }
+    assert all(c.buckets for k, c in wanted.items() if k.deployment.startswith("web"))
+    eventually(lambda: dict(subject.metrics.snapshot([web, api], [web])) == wanted)
+    assert all(not c.buckets for c in subject.metrics.snapshot([web, api], []).values())
 
 
 def test_a_name_that_is_not_a_kubernetes_name_is_invalid(subject: Subject) -> None:

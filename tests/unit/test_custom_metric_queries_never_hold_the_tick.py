@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -24,6 +24,7 @@ from canary.model.status import Condition
 from canary.ports import Ref
 from canary.runtime import reconciler as rec
 from canary.runtime.controller import ASKERS, Asking, Controller, _merge
+from canary.runtime.memory import VirtualClock
 from tests.fakes import FakeMetrics
 from tests.unit.fake_cluster import make_rollout
 from tests.unit.test_reconciler_and_controller_drive_releases import World, _pod
@@ -237,7 +238,7 @@ def test_the_replay_answers_custom_queries_by_query_not_in_tape_order() -> None:
         {"kind": "value", "at": "2026-01-01T00:00:01Z", "query": "b", "value": 2.0},
         {"kind": "value", "at": "2026-01-01T00:00:01Z", "query": "a", "value": 1.0},
     ]
-    metrics = replay._TapeMetrics(replay._World.of(tape))
+    metrics = replay._TapeMetrics(replay._World.of(tape), VirtualClock(datetime(2026, 1, 1)))
     assert (metrics.value("a"), metrics.value("b")) == (1.0, 2.0)
     with pytest.raises(replay.Diverged, match="'a'"):
         metrics.value("a")

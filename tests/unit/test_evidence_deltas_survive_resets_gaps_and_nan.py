@@ -219,15 +219,66 @@ def test_single_huge_tick_is_counted_exactly() -> None:
     assert deltas[STABLE] == Arm(requests=4_003_000_000_000 - 1, failures=3_000_000_000)
 
 
-def test_buckets_appearing_later_are_counted_whole() -> None:
-    """A pod first seen without a histogram, later with one, counts the histogram as new."""
+def test_buckets_first_seen_on_a_known_pod_are_its_baseline() -> None:
+    """A pod known without buckets (none asked for) that comes with them: they are its
+    lifetime's, so they become its baseline and the tick serves its requests only."""
     before = evidence.parse(pod("podinfo", "a", 5, 0))
     after = evidence.parse(pod("podinfo", "a", 9, 0, cumulative({2: 9})))
-    _, deltas = evidence.advance(before, after)
-    assert sum(deltas[STABLE].buckets) == 9
-    assert not after[PodKey("test", "podinfo", "a")].went_down(
-        before[PodKey("test", "podinfo", "a")]
+    kept, deltas = evidence.advance(before, after)
+    assert deltas[STABLE] == Arm(requests=4)
+    later = evidence.parse(pod("podinfo", "a", 12, 0, cumulative({2: 12})))
+    _, deltas = evidence.advance(kept, later)
+    assert deltas[STABLE] == Arm(requests=3, buckets=tuple(3 if i == 2 else 0 for i in range(26)))
+
+
+def test_a_pod_without_buckets_keeps_its_last_ones_until_they_come_again() -> None:
+    """A snapshot without a pod's buckets serves its requests; the next one with them serves
+    every response since the last, once."""
+    first = evidence.parse(pod("podinfo", "a", 5, 0, cumulative({2: 5})))
+    kept, deltas = evidence.advance(first, evidence.parse(pod("podinfo", "a", 9, 1)))
+    assert deltas[STABLE] == Arm(requests=5, failures=1)
+    assert kept[PodKey("test", "podinfo", "a")].buckets == tuple(cumulative({2: 5}))
+    _, deltas = evidence.advance(
+        kept, evidence.parse(pod("podinfo", "a", 11, 1, cumulative({2: 8, 3: 4})))
     )
+    assert deltas[STABLE].requests == 2
+    assert deltas[STABLE].buckets[2:4] == (3, 4)
+    assert sum(deltas[STABLE].buckets) == 12 - 5
+
+
+def test_a_reset_without_buckets_drops_the_kept_ones() -> None:
+    """The proxy restarted on a tick without its buckets: the kept ones are from before it,
+    so the next buckets are a baseline, and no request is counted twice."""
+    first = evidence.parse(pod("podinfo", "a", 50, 0, cumulative({2: 50})))
+    kept, deltas = evidence.advance(first, evidence.parse(pod("podinfo", "a", 3, 0)))
+    assert deltas[STABLE] == Arm(requests=3)
+    assert kept[PodKey("test", "podinfo", "a")].buckets == ()
+    _, deltas = evidence.advance(
+        kept, evidence.parse(pod("podinfo", "a", 7, 0, cumulative({2: 7})))
+    )
+    assert deltas[STABLE] == Arm(requests=4)
+
+
+@given(st.lists(st.tuples(st.integers(0, 50), st.booleans()), min_size=1, max_size=30))
+def test_buckets_asked_now_and_then_count_every_response_between_once(
+    ticks: list[tuple[int, bool]],
+) -> None:
+    """Asked for on some ticks only, a pod's buckets served add up to the responses between
+    the first and the last snapshot that held them, and its requests to all it served."""
+    total = 0
+    baseline = evidence.parse(pod("podinfo", "a", 0, 0, cumulative({1: 0})))
+    seen, asked_at = Arm(), [0]
+    for ok, asked in ticks:
+        total += ok
+        snap = evidence.parse(
+            pod("podinfo", "a", total, 0, cumulative({1: total}) if asked else None)
+        )
+        baseline, deltas = evidence.advance(baseline, snap)
+        seen = seen + deltas.get(STABLE, Arm())
+        if asked:
+            asked_at.append(total)
+    assert seen.requests == total
+    assert sum(seen.buckets) == asked_at[-1]
 
 
 @given(

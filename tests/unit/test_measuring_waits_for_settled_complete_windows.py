@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from canary.core import evidence, measuring
 from tests.unit.fake_cluster import T0, make_plan
@@ -45,6 +47,8 @@ class Scrape:
     asked: bool = True
     """Whether the snapshot's query asked for the Rollout's pods (False: sent before it was
     judged)."""
+    buckets: bool = True
+    """Whether it asked for their latency buckets (each request in one bucket)."""
 
 
 @dataclass(frozen=True)
@@ -54,14 +58,23 @@ class Fail:
     at: int
 
 
-def _snapshot(pods: dict[str, int]) -> dict[evidence.PodKey, evidence.PodCounters]:
-    """``{"s1": 100, "c1": 10}``: s-pods are stable's (podinfo), c-pods the canary's."""
+def _snapshot(
+    pods: dict[str, int], buckets: bool = False
+) -> dict[evidence.PodKey, evidence.PodCounters]:
+    """``{"s1": 100, "c1": 10}``: s-pods are stable's (podinfo), c-pods the canary's; with
+    ``buckets``, every request in the 4th bucket."""
     return {
         evidence.PodKey("t", "podinfo" if pod[0] == "s" else "podinfo-canary", pod): (
-            evidence.PodCounters(requests=requests)
+            evidence.PodCounters(
+                requests=requests, buckets=_cumulative(requests) if buckets else ()
+            )
         )
         for pod, requests in pods.items()
     }
+
+
+def _cumulative(requests: int) -> tuple[int, ...]:
+    return (0, 0, 0) + (requests,) * 23
 
 
 CASES: dict[str, list[Report | Scrape | Fail]] = {
@@ -194,6 +207,22 @@ CASES: dict[str, list[Report | Scrape | Fail]] = {
         Scrape(69, {"s1": 400, "c1": 40}),
         Scrape(70, {"s1": 410, "c1": 40}, expect=(0, 210)),
     ],
+    "a window closes only on a snapshot with its buckets": [
+        Report(0, weight=10),
+        Scrape(0, {"s1": 100, "c1": 10}),
+        Scrape(13, {"s1": 150, "c1": 15}, buckets=False),
+        Scrape(15, {"s1": 200, "c1": 20}, buckets=False),
+        Scrape(17, {"s1": 250, "c1": 25}, expect=(15, 150)),
+    ],
+    "a window begun on a snapshot without its buckets begins again on one with them": [
+        Report(0, weight=10),
+        Scrape(0, {"s1": 100, "c1": 10}),
+        Scrape(11, {"s1": 150, "c1": 15}, buckets=False),  # the settle's last snapshot
+        Scrape(13, {"s1": 170, "c1": 17}, buckets=False),
+        Scrape(14, {"s1": 180, "c1": 18}),
+        Scrape(28, {"s1": 300, "c1": 30}),
+        Scrape(29, {"s1": 310, "c1": 31}, expect=(13, 130)),
+    ],
 }
 
 
@@ -211,10 +240,14 @@ def test_measuring_hands_out_complete_windows_only(steps: list[Report | Scrape |
             state = measuring.reconciled(state, KEY, report, now)
             continue
         asked = (KEY,) if step.asked else ()
-        state, ready = measuring.advance(state, _snapshot(step.pods), now, asked)
+        bucketed = asked if step.buckets else ()
+        snapshot = _snapshot(step.pods, step.buckets)
+        state, ready = measuring.advance(state, snapshot, now, asked, bucketed)
         got = ready.get(KEY)
         counts = None if got is None else (got.canary.requests, got.stable.requests)
         assert counts == step.expect, f"at {step.at}s"
+        if got is not None:  # the window's buckets span exactly its counts
+            assert (sum(got.canary.buckets), sum(got.stable.buckets)) == counts
 
 
 def test_only_judged_rollouts_with_a_plan_are_measured() -> None:
@@ -428,3 +461,81 @@ def test_forgetting_a_deleted_rollout_drops_its_track_deployments_and_route() ->
     assert measuring.owner(state, "u", "podinfo") == other
     assert measuring.route_owner(state, "u", PLAN.route_name) == other
     assert set(state.tracks) == {other}
+
+
+@given(
+    gaps=st.lists(st.integers(1, 9), min_size=5, max_size=60),
+    served=st.lists(st.tuples(st.integers(0, 30), st.integers(0, 30)), min_size=60, max_size=60),
+    change_at=st.integers(0, 59),
+)
+def test_buckets_asked_for_by_the_rule_span_exactly_each_windows_counts(
+    gaps: list[int], served: list[tuple[int, int]], change_at: int
+) -> None:
+    """Ticks at random times, the weight changed once on the way, each query asking for the
+    buckets ``measuring.bucketed`` picks (the answer's time a second after it is sent): every
+    window handed out has exactly one bucketed response for each request it counts."""
+    state = measuring.State(settle=SETTLE)
+    state = measuring.reconciled(
+        state, KEY, measuring.Reconciled.of(PLAN, "Progressing", 10, 1), T0
+    )
+    at, canary, stable = T0, 0, 0
+    for index, gap in enumerate(gaps):
+        at += timedelta(seconds=gap)
+        if index == change_at:
+            report = measuring.Reconciled.of(PLAN, "Progressing", 50, 1)
+            state = measuring.reconciled(state, KEY, report, at)
+        wanted = measuring.bucketed(state, [KEY], at, timedelta(seconds=2))
+        canary, stable = canary + served[index][0], stable + served[index][1]
+        snapshot = _snapshot({"c1": canary, "s1": stable}, KEY in wanted)
+        state, ready = measuring.advance(state, snapshot, at + timedelta(seconds=1), [KEY], wanted)
+        if (got := ready.get(KEY)) is not None:
+            assert sum(got.canary.buckets) == got.canary.requests
+            assert sum(got.stable.buckets) == got.stable.requests
+
+
+def test_a_steady_rollout_s_buckets_are_asked_for_near_its_windows_ends_only() -> None:
+    """Every 2 s for 4 minutes at one weight (15 s windows): the buckets are asked for on
+    the ticks where a window may begin or end, and every window is still handed out."""
+    state = measuring.State(settle=SETTLE)
+    state = measuring.reconciled(
+        state, KEY, measuring.Reconciled.of(PLAN, "Progressing", 10, 1), T0
+    )
+    asked = windows = 0
+    for tick in range(1, 121):
+        at = T0 + timedelta(seconds=2 * tick)
+        wanted = measuring.bucketed(state, [KEY], at, timedelta(seconds=2))
+        asked += KEY in wanted
+        snapshot = _snapshot({"c1": 10 * tick, "s1": 90 * tick}, KEY in wanted)
+        state, ready = measuring.advance(state, snapshot, at, [KEY], wanted)
+        windows += KEY in ready
+    assert windows == 14  # the first at 26 s (settled at 10 s), then one every 16 s
+    assert asked <= 36, asked
+
+
+def test_buckets_are_asked_for_a_baseline_and_after_an_outage() -> None:
+    """A Rollout watched for its baseline, or judged but not yet seen, gets its buckets asked
+    for, and so does every Rollout after an outage (the next answer begins new windows)."""
+    state = measuring.State(settle=SETTLE)
+    watched, judged = ("t", "a"), KEY
+    state = measuring.reconciled(
+        state, watched, measuring.Reconciled.of(PLAN, "Initializing", None, 0), T0
+    )
+    assert measuring.bucketed(state, [watched, judged], T0, timedelta(seconds=2)) == {
+        watched,
+        judged,
+    }
+    state = measuring.reconciled(
+        state, judged, measuring.Reconciled.of(PLAN, "Progressing", 10, 1), T0
+    )
+    for second in range(0, 28, 2):
+        at = T0 + timedelta(seconds=second)
+        state, _ = measuring.advance(
+            state, _snapshot({"c1": second, "s1": 9 * second}, True), at, [judged]
+        )
+    later = T0 + timedelta(seconds=28)  # two seconds into a window (the first closed at 26 s)
+    assert measuring.bucketed(state, [watched, judged], later, timedelta(seconds=2)) == {watched}
+    outage = measuring.unanswered(state)
+    assert measuring.bucketed(outage, [watched, judged], later, timedelta(seconds=2)) == {
+        watched,
+        judged,
+    }

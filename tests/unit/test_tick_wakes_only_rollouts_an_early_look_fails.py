@@ -45,8 +45,9 @@ def _tick_twice(
     )
     metrics.pods = second
     controller.measure()
+    answered = metrics.snapshot(metrics.snapshots[-1], metrics.bucketed[-1])  # as the tick had it
     baseline, _ = evidence.advance(None, first)
-    _, deltas = evidence.advance(baseline, second)
+    _, deltas = evidence.advance(baseline, answered)
     counts = judge.Evidence(deltas[("t", "podinfo-canary")], deltas[("t", "podinfo")])
     return world, controller, counts
 

@@ -6,7 +6,7 @@ same decisions at the same virtual times."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -59,8 +59,10 @@ class Recording:
     clock: FakeClock
     answers: dict[datetime, evidence.Snapshot] = field(default_factory=dict)
 
-    def snapshot(self, targets: Sequence[Arms]) -> evidence.Snapshot:
-        out = self.inner.snapshot(targets)
+    def snapshot(
+        self, targets: Sequence[Arms], buckets: Collection[Arms] | None = None
+    ) -> evidence.Snapshot:
+        out = self.inner.snapshot(targets, buckets)
         self.answers[self.clock.now()] = out
         return out
 
@@ -75,7 +77,9 @@ class Replay:
     answers: dict[datetime, evidence.Snapshot]
     clock: FakeClock
 
-    def snapshot(self, targets: Sequence[Arms]) -> evidence.Snapshot:
+    def snapshot(
+        self, targets: Sequence[Arms], buckets: Collection[Arms] | None = None
+    ) -> evidence.Snapshot:
         return self.answers[self.clock.now()]
 
     def value(self, query: str) -> float | None:

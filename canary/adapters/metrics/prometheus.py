@@ -24,7 +24,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from types import TracebackType
 from typing import Any, Self
@@ -124,6 +124,11 @@ def _status_reason(status: str, body: bytes) -> str:
         return status
 
 
+def _pairs(targets: Iterable[Arms]) -> list[tuple[str, str]]:
+    """Every ``(namespace, Deployment)`` of both arms of ``targets``, sorted."""
+    return sorted({(a.namespace, name) for a in targets for name in (a.stable, a.canary)})
+
+
 class PrometheusMetrics:
     """Queries one Prometheus server over its HTTP API."""
 
@@ -198,14 +203,17 @@ class PrometheusMetrics:
         with self._translated(what):
             return self._prometheus.custom_query(query, params=self._evaluation)
 
-    def snapshot(self, targets: Sequence[Arms]) -> evidence.Snapshot:
+    def snapshot(
+        self, targets: Sequence[Arms], buckets: Collection[Arms] | None = None
+    ) -> evidence.Snapshot:
         """The cumulative inbound counters of every pod of both arms of every rollout in
-        ``targets``, from one query. Raises MetricsUnavailable when Prometheus cannot answer and
-        InvalidSpec for a name that is not a Kubernetes name."""
-        pairs = sorted({(a.namespace, name) for a in targets for name in (a.stable, a.canary)})
+        ``targets``, from one query, with latency buckets for those in ``buckets`` (None: all).
+        Raises MetricsUnavailable when Prometheus cannot answer and InvalidSpec for a name that
+        is not a Kubernetes name."""
+        pairs = _pairs(targets)
         if not pairs:
             return {}
-        query = promql.counters_query(pairs)
+        query = promql.counters_query(pairs, None if buckets is None else _pairs(buckets))
         with self._translated("counters query"):
             found = evidence.parse(self._samples("counters query", query))
         # The selector is a product of namespaces and names; keep only the pairs asked for.
