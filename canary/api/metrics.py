@@ -216,6 +216,13 @@ class ControllerMetrics:
             buckets=SIZE_BUCKETS,
             registry=reg,
         )
+        self.snapshot_bucketed = Histogram(
+            "canary_prometheus_snapshot_bucketed_rollouts",
+            "Rollouts whose latency buckets one snapshot query asked for (a window of theirs "
+            "may begin or close on it; the others' requests and failures only).",
+            buckets=SIZE_BUCKETS,
+            registry=reg,
+        )
         self.snapshot_series = Histogram(
             "canary_prometheus_snapshot_pods",
             "Pods (series of counters) one snapshot query answered with.",
@@ -366,6 +373,7 @@ class InstrumentedMetrics:
         try:
             found = self._inner.snapshot(targets, buckets)
             self._metrics.snapshot_rollouts.observe(len(targets))
+            self._metrics.snapshot_bucketed.observe(len(targets if buckets is None else buckets))
             self._metrics.snapshot_series.observe(len(found))
             return found
         except MetricsUnavailable:

@@ -166,6 +166,8 @@ def test_prometheus_queries_and_notifications_are_timed_and_counted(served: Serv
     metrics: ControllerMetrics = served.api.metrics
     assert InstrumentedMetrics(Up(), metrics).value("up") == 1.0
     assert InstrumentedMetrics(Up(), metrics).snapshot([]) == {}
+    web, api = Arms("shop", "web", "web-canary"), Arms("shop", "api", "api-canary")
+    assert InstrumentedMetrics(Up(), metrics).snapshot([web, api], [api]) == {}
     with pytest.raises(MetricsUnavailable):
         InstrumentedMetrics(Down(), metrics).snapshot([])
     with pytest.raises(MetricsUnavailable):
@@ -173,12 +175,14 @@ def test_prometheus_queries_and_notifications_are_timed_and_counted(served: Serv
     metrics.observe_delivery("slack", True)
     metrics.observe_delivery("webhook", False)
     samples = scrape(served.url)
-    assert samples["canary_prometheus_query_duration_seconds_count", labels(query="snapshot")] == 2
+    assert samples["canary_prometheus_query_duration_seconds_count", labels(query="snapshot")] == 3
     assert samples["canary_prometheus_query_duration_seconds_count", labels(query="value")] == 2
     assert samples["canary_prometheus_query_failures_total", labels(query="snapshot")] == 1
     assert samples["canary_prometheus_query_failures_total", labels(query="value")] == 1
     # Sized only when answered: one snapshot of no Rollouts and no pods.
-    assert samples["canary_prometheus_snapshot_rollouts_count", labels()] == 1
+    assert samples["canary_prometheus_snapshot_rollouts_count", labels()] == 2
+    assert samples["canary_prometheus_snapshot_rollouts_sum", labels()] == 2
+    assert samples["canary_prometheus_snapshot_bucketed_rollouts_sum", labels()] == 1
     assert samples["canary_prometheus_snapshot_pods_sum", labels()] == 0
     assert samples["canary_notification_deliveries_total", labels(type="slack", result="ok")] == 1
     assert (
